@@ -1,0 +1,115 @@
+"""The Python API for deploy scripts: load a spec, then plan, apply and inspect a target."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from functools import cached_property
+
+from multicloud import capabilities
+from multicloud.contract import Endpoint, EventSink, LogLine, Provider, ServiceStatus
+from multicloud.engine import ApplyResult, Engine
+from multicloud.errors import ApplyFailedError, CapabilityError
+from multicloud.lock import app_lock
+from multicloud.planner import Plan, plan
+from multicloud.registry import create_provider
+from multicloud.retry import RetryPolicy
+from multicloud.spec.models import Spec
+from multicloud.spec.targets import TargetSpec, read_secrets, target_spec
+
+
+class Deployment:
+    """One spec on one target. Methods return typed results and print nothing."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        target: str,
+        *,
+        provider: Provider | None = None,
+        environ: Mapping[str, str] | None = None,
+        on_event: EventSink | None = None,
+        concurrency: int = 4,
+        retry: RetryPolicy | None = None,
+        health_timeout: float = 300.0,
+    ) -> None:
+        self.spec = spec
+        self.target = target
+        self.target_spec: TargetSpec = target_spec(spec, target)
+        self._provider = provider
+        self._environ = environ
+        self.on_event = on_event
+        self.concurrency = concurrency
+        self.retry = retry
+        self.health_timeout = health_timeout
+
+    @cached_property
+    def provider(self) -> Provider:
+        """The target's provider, loaded from its plugin on first use."""
+        if self._provider is not None:
+            return self._provider
+        return create_provider(self.target_spec.provider, self.target_spec.settings)
+
+    @property
+    def app(self) -> str:
+        """The app's name, which labels everything it owns."""
+        return self.spec.name
+
+    def check(self) -> None:
+        """Raise CapabilityError if the target cannot run the spec; touches nothing."""
+        found = capabilities.violations(self.target_spec, self.provider.capabilities)
+        if found:
+            raise CapabilityError(self.target, self.provider.name, found)
+
+    def plan(self, *, destroy: bool = False, volumes: bool = False) -> Plan:
+        """Compare the spec with what exists and return the plan; changes nothing."""
+        if destroy:
+            desired = []
+        else:
+            self.check()
+            environ = os.environ if self._environ is None else self._environ
+            desired = self.provider.desired(self.target_spec, read_secrets(self.target_spec, environ))
+        observed = self.provider.observe(self.app)
+        return plan(self.app, self.target, desired, observed, delete_persistent=destroy and volumes)
+
+    def apply(self, planned: Plan | None = None) -> ApplyResult:
+        """Apply a plan (a fresh one when none is given) under the app lock; raise
+        ApplyFailedError carrying the result if any step failed. Steps re-read state first."""
+        with app_lock(self.app, self.target, "apply"):
+            return self._run(planned or self.plan())
+
+    def destroy(self, *, volumes: bool = False) -> ApplyResult:
+        """Delete everything the app owns on the target (volumes only when asked)."""
+        with app_lock(self.app, self.target, "destroy"):
+            return self._run(self.plan(destroy=True, volumes=volumes))
+
+    def status(self) -> list[ServiceStatus]:
+        """Replica counts and state per service."""
+        return self.provider.status(self.app)
+
+    def endpoints(self) -> list[Endpoint]:
+        """Where each exposed port is reached."""
+        return self.provider.endpoints(self.app)
+
+    def logs(self, service: str | None = None, *, follow: bool = False, tail: int | None = 100) -> Iterator[LogLine]:
+        """Log lines of one service or of all."""
+        return self.provider.logs(self.app, service, follow=follow, tail=tail)
+
+    def _run(self, planned: Plan) -> ApplyResult:
+        engine = Engine(
+            self.provider,
+            concurrency=self.concurrency,
+            retry=self.retry,
+            health_timeout=self.health_timeout,
+            emit=self.on_event,
+        )
+        result = engine.apply(planned)
+        if not result.ok:
+            failed = "; ".join(f"{s.key}: {s.error}" for s in result.failed)
+            error = ApplyFailedError(
+                f"{len(result.failed)} step(s) failed: {failed}",
+                hint="fix the cause and apply again; it resumes from what exists now",
+            )
+            error.result = result  # type: ignore[attr-defined]
+            raise error
+        return result

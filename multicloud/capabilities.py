@@ -1,0 +1,63 @@
+"""Checks a target spec against what a provider can run, before anything is touched."""
+
+from __future__ import annotations
+
+from multicloud.contract import Capabilities
+from multicloud.spec.targets import TargetSpec
+from multicloud.spec.units import format_memory
+
+RAW_TCP = ("tcp", "mqtt")
+
+
+def violations(spec: TargetSpec, caps: Capabilities) -> list[str]:
+    """Return each thing the target cannot do, with what to do instead; empty when it fits."""
+    found: list[str] = []
+    where = f"target {spec.target!r}"
+    for name, service in spec.services.items():
+        public = [p for p in service.ports if p.expose == "public"]
+        for port in public:
+            label = f"services.{name}.ports.{port.name} ({port.port}/{port.protocol})"
+            if port.protocol in RAW_TCP and not caps.raw_tcp_ingress:
+                instead = (
+                    "serve MQTT over WebSockets (protocol: mqtt-ws) for devices"
+                    if port.protocol == "mqtt"
+                    else "use an HTTP, gRPC or WebSocket port"
+                )
+                found.append(f"{label}: {where} has no raw TCP ingress; {instead}, or make it internal")
+            if port.protocol == "udp" and not caps.udp_ingress:
+                found.append(f"{label}: {where} cannot receive UDP; exclude this service on it")
+            if port.protocol == "mqtt-ws" and not caps.websockets:
+                found.append(f"{label}: {where} does not carry WebSockets; use protocol mqtt (TCP)")
+        limit = caps.max_public_ports_per_service
+        if limit is not None and len(public) > limit:
+            found.append(
+                f"services.{name}.ports: {where} exposes at most {limit} public port(s) per service; "
+                "make the others internal or split the service"
+            )
+        if not caps.internal_tcp:
+            for port in service.ports:
+                if port.expose == "internal" and port.protocol in (*RAW_TCP, "udp"):
+                    found.append(
+                        f"services.{name}.ports.{port.name}: {where} has no internal {port.protocol} "
+                        "networking between services; use HTTP or gRPC, or exclude the service"
+                    )
+        if service.volumes and not caps.volumes:
+            found.append(
+                f"services.{name}.volumes: {where} has no persistent volumes; exclude the service "
+                "on this target and use a managed store (targets.NAME.exclude plus a secret URL)"
+            )
+        if service.build is not None and not caps.build:
+            found.append(f"services.{name}.build: {where} cannot build images; give image: instead")
+        cpu, memory = service.resources.cpu, service.resources.memory
+        if caps.max_cpu is not None and cpu > caps.max_cpu:
+            found.append(f"services.{name}.resources.cpu: {cpu} exceeds {where}'s maximum of {caps.max_cpu}")
+        if caps.max_memory is not None and memory > caps.max_memory:
+            found.append(
+                f"services.{name}.resources.memory: {format_memory(memory)} exceeds "
+                f"{where}'s maximum of {format_memory(caps.max_memory)}"
+            )
+        if caps.max_replicas is not None and service.replicas > caps.max_replicas:
+            found.append(
+                f"services.{name}.replicas: {service.replicas} exceeds {where}'s maximum of {caps.max_replicas}"
+            )
+    return found

@@ -1,0 +1,147 @@
+"""The provider contract: what every target plugin implements, and the data it exchanges."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from multicloud.resources import Resource
+
+if TYPE_CHECKING:
+    from multicloud.planner import Change
+    from multicloud.spec.targets import TargetSpec
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a target can run; `plan` rejects a spec that asks for more, before touching it."""
+
+    raw_tcp_ingress: bool = True
+    udp_ingress: bool = True
+    http_ingress: bool = True
+    websockets: bool = True
+    internal_tcp: bool = True
+    volumes: bool = True
+    build: bool = True
+    max_cpu: float | None = None
+    max_memory: int | None = None
+    max_replicas: int | None = None
+    max_public_ports_per_service: int | None = None
+    request_timeout: float | None = None
+    notes: tuple[str, ...] = ()
+
+
+class HealthState(Enum):
+    """Where a resource stands after a change."""
+
+    HEALTHY = "healthy"
+    STARTING = "starting"
+    UNHEALTHY = "unhealthy"
+
+
+@dataclass(frozen=True)
+class Health:
+    """A resource's health with a reason a person can act on."""
+
+    state: HealthState
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a port of a service is reached: for devices (MQTT URL) or people (HTTP URL)."""
+
+    service: str
+    port: str
+    protocol: str
+    url: str
+    public: bool
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """Replica counts and state of one service as the target reports them."""
+
+    service: str
+    desired: int
+    running: int
+    healthy: int
+    state: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line a service printed."""
+
+    service: str
+    instance: str
+    message: str
+    timestamp: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress of an apply, for a display or a log."""
+
+    kind: str
+    resource: str
+    message: str
+    elapsed: float = 0.0
+
+
+EventSink = Callable[[Event], None]
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """A deployment target. Every method documents what a failure leaves behind.
+
+    Errors are raised as `multicloud.errors` types: RetryableError for transient
+    conditions (the engine retries), UserError for what the caller must fix,
+    FatalError for the rest; SDK exceptions are translated with `raise ... from exc`.
+    """
+
+    name: str
+    capabilities: Capabilities
+
+    def desired(self, spec: TargetSpec, secrets: Mapping[str, str]) -> list[Resource]:
+        """Render the resources a target spec needs. Pure: no I/O, same input → same output."""
+        ...
+
+    def observe(self, app: str) -> list[Resource]:
+        """Return every resource the app owns, found by labels or tags; reads only."""
+        ...
+
+    def read(self, app: str, key: str) -> Resource | None:
+        """Return one owned resource as it is now, or None; reads only."""
+        ...
+
+    def apply(self, app: str, change: Change, emit: EventSink) -> None:
+        """Carry out one create, update, replace or delete; a failure leaves labelled,
+        observable resources that the next apply converges."""
+        ...
+
+    def health(self, app: str, resource: Resource) -> Health:
+        """Report whether a resource has become healthy since it was applied; reads only."""
+        ...
+
+    def status(self, app: str) -> list[ServiceStatus]:
+        """Report replica counts and state per service; reads only."""
+        ...
+
+    def logs(
+        self, app: str, service: str | None, *, follow: bool = False, tail: int | None = 100
+    ) -> Iterator[LogLine]:
+        """Yield log lines of one service or all of them; reads only."""
+        ...
+
+    def endpoints(self, app: str) -> list[Endpoint]:
+        """Return where each exposed port is reached; reads only."""
+        ...
+
+
+ProviderFactory = Callable[[Mapping[str, Any]], Provider]

@@ -1,0 +1,192 @@
+"""The planner: a pure function of desired and observed resources to an ordered Plan."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from multicloud.resources import Resource
+
+
+class Action(Enum):
+    """What a step does to a resource."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"
+    NOOP = "no-op"
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One property that differs, and whether that difference forces a replacement."""
+
+    path: str
+    before: Any
+    after: Any
+    forces_replace: bool = False
+
+
+@dataclass(frozen=True)
+class Change:
+    """One step of a plan: a resource, what happens to it, and why."""
+
+    action: Action
+    key: str
+    before: Resource | None
+    after: Resource | None
+    fields: tuple[FieldChange, ...] = ()
+    requires: tuple[str, ...] = ()
+    reason: str = ""
+
+    @property
+    def resource(self) -> Resource:
+        """The resource this step is about (the desired one unless it is a delete)."""
+        found = self.after or self.before
+        assert found is not None
+        return found
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Ordered steps to take an app on a target from what exists to what is desired."""
+
+    app: str
+    target: str
+    changes: tuple[Change, ...]
+    kept: tuple[Resource, ...] = field(default=())
+
+    @property
+    def has_changes(self) -> bool:
+        """True when applying would change anything."""
+        return any(c.action is not Action.NOOP for c in self.changes)
+
+    def counts(self) -> dict[str, int]:
+        """Number of steps per action."""
+        result = {a.value: 0 for a in Action}
+        for change in self.changes:
+            result[change.action.value] += 1
+        return result
+
+
+def diff(desired: Resource | None, observed: Resource | None) -> Change:
+    """Compare one desired resource with what exists; both None is an error."""
+    if desired is None and observed is None:
+        raise ValueError("diff needs a desired or an observed resource")
+    if observed is None:
+        assert desired is not None
+        return Change(Action.CREATE, desired.key, None, desired, reason="does not exist")
+    if desired is None:
+        return Change(Action.DELETE, observed.key, observed, None, reason="no longer in the spec")
+    fields = tuple(_field_changes(desired.properties, observed.properties, desired.replace_on))
+    if not fields:
+        return Change(Action.NOOP, desired.key, observed, desired)
+    forced = [f.path for f in fields if f.forces_replace]
+    if forced:
+        reason = f"{', '.join(forced)} cannot change in place ({desired.replace_mode})"
+        return Change(Action.REPLACE, desired.key, observed, desired, fields, reason=reason)
+    return Change(Action.UPDATE, desired.key, observed, desired, fields, reason="changed in place")
+
+
+def plan(
+    app: str,
+    target: str,
+    desired: Sequence[Resource],
+    observed: Sequence[Resource],
+    *,
+    delete_persistent: bool = False,
+) -> Plan:
+    """Return the ordered plan from observed to desired; persistent resources are kept
+    unless `delete_persistent`. Pure: raises ValueError on duplicate or dangling keys."""
+    wanted = _index(desired, "desired")
+    existing = _index(observed, "observed")
+    for resource in desired:
+        for dep in resource.depends_on:
+            if dep not in wanted:
+                raise ValueError(f"{resource.key} depends on {dep}, which is not desired")
+    changes: dict[str, Change] = {}
+    for key in _topological(wanted):
+        changes[key] = diff(wanted[key], existing.get(key))
+    kept: list[Resource] = []
+    removed = {k: r for k, r in existing.items() if k not in wanted}
+    for key in reversed(_topological(removed)):
+        if removed[key].persistent and not delete_persistent:
+            kept.append(removed[key])
+        else:
+            changes[key] = diff(None, removed[key])
+    ordered = [_with_requires(c, changes, wanted, removed) for c in changes.values()]
+    return Plan(app, target, tuple(ordered), tuple(kept))
+
+
+def _with_requires(
+    change: Change, changes: Mapping[str, Change], wanted: Mapping[str, Resource], removed: Mapping[str, Resource]
+) -> Change:
+    if change.action is Action.DELETE:
+        dependents = [k for k, r in removed.items() if change.key in r.depends_on and k in changes]
+        requires = tuple(sorted(dependents))
+    else:
+        deps = wanted[change.key].depends_on
+        requires = tuple(d for d in deps if changes[d].action is not Action.NOOP)
+    if requires == change.requires:
+        return change
+    return Change(change.action, change.key, change.before, change.after, change.fields, requires, change.reason)
+
+
+def _index(resources: Sequence[Resource], what: str) -> dict[str, Resource]:
+    index: dict[str, Resource] = {}
+    for resource in resources:
+        if resource.key in index:
+            raise ValueError(f"{what} resources contain {resource.key} twice")
+        index[resource.key] = resource
+    return index
+
+
+def _topological(resources: Mapping[str, Resource]) -> list[str]:
+    """Order keys so dependencies come first; ties keep a stable, sorted order."""
+    order: list[str] = []
+    done: set[str] = set()
+    visiting: set[str] = set()
+
+    def visit(key: str) -> None:
+        if key in done:
+            return
+        if key in visiting:
+            raise ValueError(f"dependency cycle through {key}")
+        visiting.add(key)
+        for dep in sorted(resources[key].depends_on):
+            if dep in resources:
+                visit(dep)
+        visiting.discard(key)
+        done.add(key)
+        order.append(key)
+
+    for key in sorted(resources):
+        visit(key)
+    return order
+
+
+def _field_changes(
+    desired: Mapping[str, Any], observed: Mapping[str, Any], replace_on: frozenset[str]
+) -> Iterator[FieldChange]:
+    for name in sorted(set(desired) | set(observed)):
+        before, after = observed.get(name), desired.get(name)
+        if before != after:
+            forces = name in replace_on
+            for path, old, new in _leaf_diffs(name, before, after):
+                yield FieldChange(path, old, new, forces)
+
+
+def _leaf_diffs(path: str, before: Any, after: Any) -> Iterator[tuple[str, Any, Any]]:
+    if isinstance(before, Mapping) and isinstance(after, Mapping):
+        for key in sorted(set(before) | set(after), key=str):
+            if before.get(key) != after.get(key):
+                yield from _leaf_diffs(f"{path}.{key}", before.get(key), after.get(key))
+    elif isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        for i, (old, new) in enumerate(zip(before, after, strict=True)):
+            if old != new:
+                yield from _leaf_diffs(f"{path}[{i}]", old, new)
+    else:
+        yield path, before, after

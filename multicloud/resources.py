@@ -1,0 +1,96 @@
+"""Provider-neutral resources, the unit that plans diff and the engine applies."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ReplaceMode = Literal["create-before-delete", "delete-before-create"]
+
+
+@dataclass(frozen=True, eq=False)
+class Sensitive:
+    """A secret-bearing value: compared and shown by digest, its value never printed."""
+
+    digest: str
+    value: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, value: str) -> Sensitive:
+        """Wrap a plaintext value; the digest is what plans compare and labels may carry."""
+        digest = hashlib.sha256(b"multicloud-sensitive:" + value.encode()).hexdigest()[:32]
+        return cls(digest=digest, value=value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sensitive) and other.digest == self.digest
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
+
+    def __str__(self) -> str:
+        return "(sensitive)"
+
+    def reveal(self) -> str:
+        """Return the plaintext; raise if this value was read back (digest only)."""
+        if self.value is None:
+            raise ValueError("this sensitive value was observed, not given; its value is unknown")
+        return self.value
+
+
+SENSITIVE_KEY = "$sensitive"
+
+
+def to_jsonable(value: Any) -> Any:
+    """Return a JSON-ready copy of a property value, secrets replaced by their digests."""
+    if isinstance(value, Sensitive):
+        return {SENSITIVE_KEY: value.digest}
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def from_jsonable(value: Any) -> Any:
+    """Invert to_jsonable: digests come back as Sensitive values without plaintext."""
+    if isinstance(value, dict):
+        if set(value) == {SENSITIVE_KEY}:
+            return Sensitive(digest=str(value[SENSITIVE_KEY]))
+        return {k: from_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_jsonable(v) for v in value]
+    return value
+
+
+def fingerprint(properties: Mapping[str, Any]) -> str:
+    """Return a short stable hash of properties (secrets by digest), for labels and tags."""
+    canonical = json.dumps(to_jsonable(properties), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One provider-native thing an app owns, as desired or as observed.
+
+    `properties` is what plans compare and show (JSON-like, secrets as Sensitive).
+    `replace_on` names the top-level properties whose change needs a new resource.
+    `payload` carries provider data for apply (never compared, printed or serialised).
+    """
+
+    kind: str
+    name: str
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+    replace_on: frozenset[str] = frozenset()
+    replace_mode: ReplaceMode = "delete-before-create"
+    persistent: bool = False
+    service: str | None = None
+    payload: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def key(self) -> str:
+        """The resource's identity within an app: `kind/name`."""
+        return f"{self.kind}/{self.name}"

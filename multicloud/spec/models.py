@@ -1,0 +1,262 @@
+"""The spec's shape: pydantic v2 models, strict about unknown fields."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PrivateAttr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from multicloud.spec.units import format_memory, parse_memory, parse_duration
+
+NAME_PATTERN = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+IDENTIFIER_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
+MemorySize = Annotated[
+    int,
+    BeforeValidator(parse_memory),
+    PlainSerializer(format_memory, return_type=str, when_used="json"),
+    Field(gt=0, json_schema_extra={"examples": ["512Mi", "1Gi"]}),
+]
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+PortProtocol = Literal["http", "grpc", "tcp", "udp", "mqtt", "mqtt-ws"]
+Exposure = Literal["public", "internal"]
+
+
+def _scalar_to_str(value: Any) -> Any:
+    """Render YAML scalars (8080, true) as the strings a process environment holds."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+EnvValue = Annotated[str, BeforeValidator(_scalar_to_str)]
+
+
+def _split_command(value: Any) -> Any:
+    """Accept a command as a list of arguments or as one shell-quoted string."""
+    if isinstance(value, str):
+        try:
+            return shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"cannot split command into arguments: {exc}") from exc
+    return value
+
+
+Command = Annotated[list[str], BeforeValidator(_split_command), Field(min_length=1)]
+
+
+class Model(BaseModel):
+    """Base: unknown fields are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Build(Model):
+    """Build an image from a context directory (relative to the spec file)."""
+
+    context: str
+    dockerfile: str = "Dockerfile"
+    args: dict[str, EnvValue] = Field(default_factory=dict)
+    target: str | None = None
+
+
+class Port(Model):
+    """A port the service listens on; `expose: public` makes it reachable from outside."""
+
+    name: Name
+    port: int = Field(ge=1, le=65535)
+    protocol: PortProtocol = "tcp"
+    expose: Exposure = "internal"
+
+
+class Resources(Model):
+    """CPU (in cores) and memory (bytes, written like 512Mi) for each replica."""
+
+    cpu: float = Field(default=0.25, gt=0, le=64)
+    memory: MemorySize = 512 * 1024 * 1024
+
+
+class HealthCheck(Model):
+    """Exactly one of http (a path), tcp (a port) or command, with timing."""
+
+    http: str | None = Field(default=None, pattern=r"^/")
+    port: int | None = Field(default=None, ge=1, le=65535, description="port for http checks")
+    tcp: int | None = Field(default=None, ge=1, le=65535)
+    command: Command | None = None
+    interval: Duration = 10.0
+    timeout: Duration = 5.0
+    retries: int = Field(default=3, ge=1, le=100)
+    start_period: Duration = 0.0
+
+    @model_validator(mode="after")
+    def _exactly_one_probe(self) -> HealthCheck:
+        probes = [name for name in ("http", "tcp", "command") if getattr(self, name) is not None]
+        if len(probes) != 1:
+            found = ", ".join(probes) or "none"
+            raise ValueError(f"give exactly one of http, tcp or command (found: {found})")
+        if self.port is not None and self.http is None:
+            raise ValueError("port applies only to http checks; for tcp give the port as tcp: N")
+        return self
+
+
+def _volume_short_form(value: Any) -> Any:
+    """Accept "name:/path" and "name:/path:ro" as well as the mapping form."""
+    if isinstance(value, str):
+        parts = value.split(":")
+        if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+            raise ValueError("a volume is written NAME:/path or NAME:/path:ro")
+        return {"source": parts[0], "target": parts[1], "read_only": parts[2:] == ["ro"]}
+    return value
+
+
+class VolumeMount(Model):
+    """A named volume (declared under top-level `volumes`) mounted at an absolute path."""
+
+    source: Identifier
+    target: str = Field(pattern=r"^/")
+    read_only: bool = False
+
+
+def _build_short_form(value: Any) -> Any:
+    return {"context": value} if isinstance(value, str) else value
+
+
+class Service(Model):
+    """One containerised service: what to run and how it is reached."""
+
+    image: str | None = None
+    build: Annotated[Build | None, BeforeValidator(_build_short_form)] = None
+    command: Command | None = None
+    entrypoint: Command | None = None
+    ports: list[Port] = Field(default_factory=list)
+    env: dict[str, EnvValue] = Field(default_factory=dict)
+    secrets: list[Identifier] = Field(default_factory=list, description="mounted at /run/secrets/NAME")
+    resources: Resources = Field(default_factory=Resources)
+    replicas: int = Field(default=1, ge=0, le=1000)
+    healthcheck: HealthCheck | None = None
+    depends_on: list[Name] = Field(default_factory=list)
+    volumes: list[Annotated[VolumeMount, BeforeValidator(_volume_short_form)]] = Field(
+        default_factory=list
+    )
+    user: str | None = None
+    read_only: bool = False
+
+    @model_validator(mode="after")
+    def _image_or_build(self) -> Service:
+        if (self.image is None) == (self.build is None):
+            raise ValueError("give exactly one of image or build")
+        return self
+
+    @field_validator("ports")
+    @classmethod
+    def _unique_ports(cls, ports: list[Port]) -> list[Port]:
+        names = [p.name for p in ports]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"port names must be unique (repeated: {', '.join(dup)})")
+        numbers = [(p.port, p.protocol == "udp") for p in ports]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("two ports use the same number and transport")
+        return ports
+
+    def port(self, name: str | None = None) -> Port | None:
+        """Return the named port, or the first port when no name is given."""
+        if name is None:
+            return self.ports[0] if self.ports else None
+        return next((p for p in self.ports if p.name == name), None)
+
+
+class Secret(Model):
+    """Where a secret's value comes from at plan time: an environment variable or a file."""
+
+    from_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    from_file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Secret:
+        if (self.from_env is None) == (self.from_file is None):
+            raise ValueError("give exactly one of from_env or from_file")
+        return self
+
+
+class Volume(Model):
+    """A named volume; its data survives updates and, by default, destroy."""
+
+
+def _none_to_empty(value: Any) -> Any:
+    return {} if value is None else value
+
+
+TARGET_RESERVED = ("provider", "overrides", "exclude")
+
+
+class Target(BaseModel):
+    """A deployment target: a provider name, its settings, and per-target changes."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    provider: str = Field(min_length=1)
+    overrides: dict[Name, dict[str, Any]] = Field(
+        default_factory=dict, description="per-service fields that replace the base ones"
+    )
+    exclude: list[Name] = Field(
+        default_factory=list, description="services that do not run on this target"
+    )
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The provider settings: every key other than provider, overrides and exclude."""
+        return dict(self.model_extra or {})
+
+
+class Spec(Model):
+    """A whole application: services, secrets, volumes and the targets it deploys to."""
+
+    name: Name
+    services: dict[Name, Service] = Field(min_length=1)
+    secrets: dict[Identifier, Secret] = Field(default_factory=dict)
+    volumes: dict[Identifier, Annotated[Volume, BeforeValidator(_none_to_empty)]] = Field(
+        default_factory=dict
+    )
+    targets: dict[Name, Target] = Field(default_factory=dict)
+
+    _source: SourceMap | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> SourceMap:
+        """Where the spec came from, for error messages and relative paths."""
+        return self._source or SourceMap(path="<memory>", base_dir=".", marks={})
+
+
+class SourceMap:
+    """The file a spec was read from and the line and column of every field in it."""
+
+    def __init__(self, path: str, base_dir: str, marks: dict[tuple[str | int, ...], Mark]) -> None:
+        self.path = path
+        self.base_dir = base_dir
+        self.marks = marks
+
+    def locate(self, path: tuple[str | int, ...]) -> Mark:
+        """Return the line and column of a field, or of its nearest ancestor that exists."""
+        for end in range(len(path), -1, -1):
+            mark = self.marks.get(tuple(path[:end]))
+            if mark is not None:
+                return mark
+        return (1, 1)
+
+
+Mark = tuple[int, int]

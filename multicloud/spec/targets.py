@@ -1,0 +1,110 @@
+"""A spec as one target sees it: overrides applied, excluded services removed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from multicloud.errors import TargetError
+from multicloud.spec.models import Secret, Service, Spec, Volume
+
+MERGED_FIELDS = ("env", "resources", "build")
+
+
+def merge_override(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Return base with override applied: env, resources and build merge key by key."""
+    merged = dict(base)
+    for key, value in override.items():
+        if key in MERGED_FIELDS and isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def services_for(spec: Spec, target: str) -> dict[str, Service]:
+    """Return the services that run on a target, with its overrides applied."""
+    config = spec.targets[target]
+    excluded = set(config.exclude)
+    services: dict[str, Service] = {}
+    for name, service in spec.services.items():
+        if name in excluded:
+            continue
+        override = config.overrides.get(name)
+        if override:
+            base = service.model_dump(exclude_unset=True)
+            service = Service.model_validate(merge_override(base, override))
+        if any(dep in excluded for dep in service.depends_on):
+            deps = [d for d in service.depends_on if d not in excluded]
+            service = service.model_copy(update={"depends_on": deps})
+        services[name] = service
+    return services
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """Everything a provider needs to render desired resources for one target."""
+
+    app: str
+    target: str
+    provider: str
+    settings: Mapping[str, Any]
+    services: Mapping[str, Service]
+    secrets: Mapping[str, Secret]
+    volumes: Mapping[str, Volume]
+    base_dir: str = "."
+    excluded: frozenset[str] = field(default_factory=frozenset)
+
+    def used_secrets(self) -> list[str]:
+        """Names of the secrets some service on this target uses, in spec order."""
+        from multicloud.spec.placeholders import SecretRef, references
+
+        used: set[str] = set()
+        for service in self.services.values():
+            used.update(service.secrets)
+            for value in [*service.env.values(), *(service.command or []), *(service.entrypoint or [])]:
+                used.update(r.name for r in references(value) if isinstance(r, SecretRef))
+        return [name for name in self.secrets if name in used]
+
+
+def target_spec(spec: Spec, target: str) -> TargetSpec:
+    """Resolve a spec for one named target; raise TargetError for an unknown name."""
+    if target not in spec.targets:
+        known = ", ".join(spec.targets) or "none; add a `targets:` section"
+        raise TargetError(f"unknown target {target!r} (targets in {spec.source.path}: {known})")
+    config = spec.targets[target]
+    return TargetSpec(
+        app=spec.name,
+        target=target,
+        provider=config.provider,
+        settings=config.settings,
+        services=services_for(spec, target),
+        secrets=spec.secrets,
+        volumes=spec.volumes,
+        base_dir=spec.source.base_dir,
+        excluded=frozenset(config.exclude),
+    )
+
+
+def read_secrets(spec: TargetSpec, environ: Mapping[str, str]) -> dict[str, str]:
+    """Read the values of the secrets this target uses; raise TargetError naming what is missing."""
+    values: dict[str, str] = {}
+    missing: list[str] = []
+    for name in spec.used_secrets():
+        secret = spec.secrets[name]
+        if secret.from_env is not None:
+            if secret.from_env in environ:
+                values[name] = environ[secret.from_env]
+            else:
+                missing.append(f"secret {name!r}: environment variable {secret.from_env} is not set")
+        elif secret.from_file is not None:
+            path = Path(spec.base_dir, secret.from_file)
+            try:
+                values[name] = path.read_text(encoding="utf-8").rstrip("\n")
+            except OSError as exc:
+                missing.append(f"secret {name!r}: cannot read {path}: {exc.strerror}")
+    if missing:
+        raise TargetError("missing secret values:\n  " + "\n  ".join(missing))
+    return values

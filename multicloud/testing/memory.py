@@ -1,0 +1,234 @@
+"""A stateful in-memory provider: a fake cloud that keeps state and behaves like one.
+
+State lives in a `MemoryCloud` (in process, or in a JSON file so separate CLI runs share
+it). Tests inject failures and slow health, and read the call log to count mutations.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from multicloud.addressing import URL_SCHEMES, DirectAddressing, resolve_service
+from multicloud.contract import Capabilities, Endpoint, EventSink, Health, HealthState, LogLine, ServiceStatus
+from multicloud.errors import MulticloudError, UserError
+from multicloud.planner import Action, Change
+from multicloud.resources import Resource, from_jsonable, to_jsonable
+from multicloud.spec.models import Service
+from multicloud.spec.targets import TargetSpec
+from multicloud.spec.units import format_memory
+
+MUTATING = frozenset({"create", "update", "replace", "delete"})
+
+
+@dataclass
+class Injection:
+    """A failure to raise on the next calls of `method` for `key`."""
+
+    error: MulticloudError
+    times: int = 1
+
+
+@dataclass
+class MemoryCloud:
+    """The fake cloud's state: resources per app, call log, injected faults."""
+
+    path: str | None = None
+    health_polls: int = 0
+    apps: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    faults: dict[tuple[str, str], Injection] = field(default_factory=dict)
+    unhealthy: set[str] = field(default_factory=set)
+    logs: dict[str, list[str]] = field(default_factory=dict)
+    _polls: dict[str, int] = field(default_factory=dict)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def inject(self, method: str, key: str, error: MulticloudError, times: int = 1) -> None:
+        """Make the next `times` calls of method ('read', 'apply'...) on key raise error."""
+        self.faults[(method, key)] = Injection(error, times)
+
+    def mutations(self) -> list[tuple[str, str]]:
+        """The calls that changed state, in order."""
+        return [c for c in self.calls if c[0] in MUTATING]
+
+    @contextmanager
+    def session(self, write: bool) -> Iterator[dict[str, dict[str, dict[str, Any]]]]:
+        """Yield the state (loaded from the file if any), saving it after a write."""
+        with self._lock:
+            if self.path is None:
+                yield self.apps
+                return
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                with os.fdopen(os.dup(fd), "r", encoding="utf-8") as handle:
+                    text = handle.read()
+                self.apps = json.loads(text) if text.strip() else {}
+                yield self.apps
+                if write:
+                    tmp = f"{self.path}.tmp"
+                    with open(tmp, "w", encoding="utf-8") as handle:
+                        json.dump(self.apps, handle, sort_keys=True)
+                    os.replace(tmp, self.path)
+            finally:
+                os.close(fd)
+
+    def record(self, method: str, key: str) -> None:
+        """Log a call, raising an injected fault for it if one is armed."""
+        self.calls.append((method, key))
+        fault = self.faults.get((method, key)) or self.faults.get((method, "*"))
+        if fault is not None and fault.times > 0:
+            fault.times -= 1
+            raise fault.error
+
+
+_SHARED: dict[str, MemoryCloud] = {}
+
+
+class MemoryProvider:
+    """Provider `memory`: every service becomes a `service/NAME` resource in a MemoryCloud."""
+
+    name = "memory"
+
+    def __init__(self, settings: Mapping[str, Any] | None = None, *, cloud: MemoryCloud | None = None) -> None:
+        settings = dict(settings or {})
+        unknown = set(settings) - {"state_file", "max_replicas", "raw_tcp_ingress"}
+        if unknown:
+            raise UserError(f"unknown memory provider setting(s): {', '.join(sorted(unknown))}")
+        path = settings.get("state_file")
+        self.cloud = cloud or _SHARED.setdefault(str(path), MemoryCloud(path=path))
+        self.capabilities = Capabilities(
+            max_replicas=settings.get("max_replicas"),
+            raw_tcp_ingress=bool(settings.get("raw_tcp_ingress", True)),
+        )
+
+    def desired(self, spec: TargetSpec, secrets: Mapping[str, str]) -> list[Resource]:
+        """One network, one resource per volume and per service. Pure."""
+        address = DirectAddressing(spec.services, host=lambda name: f"{name}.{spec.app}.internal")
+        resources = [Resource("network", spec.app, {"app": spec.app})]
+        resources += [Resource("volume", v, {"app": spec.app}, persistent=True) for v in spec.volumes]
+        for name, service in spec.services.items():
+            resolved = resolve_service(service, address, secrets)
+            deps = ("network/" + spec.app, *(f"service/{d}" for d in service.depends_on))
+            deps += tuple(f"volume/{m.source}" for m in service.volumes)
+            resources.append(
+                Resource(
+                    "service",
+                    name,
+                    _service_properties(service, resolved.env, resolved.command),
+                    depends_on=deps,
+                    replace_on=frozenset({"image", "build", "command", "ports", "volumes", "user"}),
+                    replace_mode="create-before-delete",
+                    service=name,
+                )
+            )
+        return resources
+
+    def observe(self, app: str) -> list[Resource]:
+        """Every resource stored for the app."""
+        self.cloud.record("observe", app)
+        with self.cloud.session(write=False) as apps:
+            return [_resource(key, entry) for key, entry in sorted(apps.get(app, {}).items())]
+
+    def read(self, app: str, key: str) -> Resource | None:
+        """One stored resource, or None."""
+        self.cloud.record("read", key)
+        with self.cloud.session(write=False) as apps:
+            entry = apps.get(app, {}).get(key)
+            return _resource(key, entry) if entry else None
+
+    def apply(self, app: str, change: Change, emit: EventSink) -> None:
+        """Store, replace or drop one resource; a failure leaves the state as before."""
+        self.cloud.record("apply", change.key)
+        self.cloud.record(change.action.value, change.key)
+        with self.cloud.session(write=True) as apps:
+            owned = apps.setdefault(app, {})
+            if change.action is Action.DELETE:
+                owned.pop(change.key, None)
+                return
+            resource = change.resource
+            previous = owned.get(change.key, {})
+            revision = int(previous.get("revision", 0)) + (0 if change.action is Action.UPDATE else 1)
+            owned[change.key] = {
+                "properties": to_jsonable(dict(resource.properties)),
+                "service": resource.service,
+                "persistent": resource.persistent,
+                "revision": revision,
+                "instance": f"{resource.name}-{revision}",
+            }
+            self.cloud._polls[change.key] = 0
+        self.cloud.logs.setdefault(f"{app}/{change.key}", []).append(f"{change.action.value}: revision {revision}")
+
+    def health(self, app: str, resource: Resource) -> Health:
+        """Starting for the configured number of polls, then healthy (or injected unhealthy)."""
+        self.cloud.record("health", resource.key)
+        if resource.key in self.cloud.unhealthy:
+            return Health(HealthState.UNHEALTHY, "injected failure")
+        polls = self.cloud._polls.get(resource.key, 0) + 1
+        self.cloud._polls[resource.key] = polls
+        if polls <= self.cloud.health_polls:
+            return Health(HealthState.STARTING, f"poll {polls} of {self.cloud.health_polls}")
+        return Health(HealthState.HEALTHY)
+
+    def status(self, app: str) -> list[ServiceStatus]:
+        """Every service as running all its replicas."""
+        statuses = []
+        for resource in self.observe(app):
+            if resource.kind == "service":
+                replicas = int(resource.properties.get("replicas", 1))
+                statuses.append(ServiceStatus(resource.name, replicas, replicas, replicas, "running"))
+        return statuses
+
+    def logs(self, app: str, service: str | None, *, follow: bool = False, tail: int | None = 100) -> Iterator[LogLine]:
+        """The provider's own record of what happened to each service."""
+        for key, lines in sorted(self.cloud.logs.items()):
+            owner, _, resource_key = key.partition("/")
+            kind, _, name = resource_key.partition("/")
+            if owner == app and kind == "service" and service in (None, name):
+                for line in lines[-tail:] if tail else lines:
+                    yield LogLine(name, f"{name}-0", line)
+
+    def endpoints(self, app: str) -> list[Endpoint]:
+        """A URL per port: public ones on a fake public host, internal ones on the app's."""
+        found = []
+        for resource in self.observe(app):
+            for port in resource.properties.get("ports", []) if resource.kind == "service" else []:
+                public = port["expose"] == "public"
+                host = f"{resource.name}.{app}.{'memory.example' if public else 'internal'}"
+                url = f"{URL_SCHEMES[port['protocol']]}://{host}:{port['port']}"
+                found.append(Endpoint(resource.name, port["name"], port["protocol"], url, public))
+        return found
+
+
+def _service_properties(service: Service, env: Mapping[str, Any], command: Any) -> dict[str, Any]:
+    return {
+        "image": service.image,
+        "build": service.build.model_dump() if service.build else None,
+        "command": command,
+        "env": dict(env),
+        "ports": [p.model_dump() for p in service.ports],
+        "replicas": service.replicas,
+        "cpu": service.resources.cpu,
+        "memory": format_memory(service.resources.memory),
+        "volumes": [m.model_dump() for m in service.volumes],
+        "user": service.user,
+        "secrets": list(service.secrets),
+    }
+
+
+def _resource(key: str, entry: Mapping[str, Any]) -> Resource:
+    kind, _, name = key.partition("/")
+    return Resource(
+        kind,
+        name,
+        from_jsonable(entry["properties"]),
+        persistent=bool(entry.get("persistent")),
+        service=entry.get("service"),
+        payload={"revision": entry.get("revision"), "instance": entry.get("instance")},
+    )
