@@ -124,7 +124,8 @@ class Engine:
             return step
 
         def on_retry(number: int, exc: RetryableError, wait_s: float) -> None:
-            self._event("retry", change.key, f"attempt {number} failed ({exc.message}); retrying in {wait_s:.1f}s", started)
+            message = f"attempt {number} failed ({exc.message}); retrying in {wait_s:.1f}s"
+            self._event("retry", change.key, message, started)
 
         try:
             step, _ = call_with_retries(attempt, self.retry, on_retry=on_retry, sleep=self.sleep, rng=self._rng)

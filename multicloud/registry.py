@@ -43,7 +43,7 @@ def load_factory(name: str, group: str = PROVIDERS_GROUP) -> Any:
         known = ", ".join(p.name for p in available(group)) or "none"
         raise ProviderNotFoundError(
             f"no provider named {name!r} is installed (installed: {known})",
-            hint=f"install the plugin that provides it, e.g. `pip install multicloud-{name.split('-')[0]}`",
+            hint=f"install the plugin that provides it, e.g. `pip install multicloud-{name.split('-', maxsplit=1)[0]}`",
         )
     try:
         return matches[0].load()

@@ -122,9 +122,8 @@ def _data_path(loc: Iterable[str | int], data: Any) -> FieldPath:
     path: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if (isinstance(node, dict) and part in node) or in_list:
             node = node[part]
         elif isinstance(part, str) and ("[" in part or part[:1].isupper()):
             continue

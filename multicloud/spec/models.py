@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from multicloud.spec.units import format_memory, parse_memory, parse_duration
+from multicloud.spec.units import format_memory, parse_duration, parse_memory
 
 NAME_PATTERN = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]

@@ -8,7 +8,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from multicloud.spec.models import TARGET_RESERVED, Service, Spec
-from multicloud.spec.targets import merge_override
 from multicloud.spec.placeholders import (
     PlaceholderSyntaxError,
     Reference,
@@ -16,6 +15,7 @@ from multicloud.spec.placeholders import (
     ServiceRef,
     references,
 )
+from multicloud.spec.targets import merge_override
 
 FieldPath = tuple[str | int, ...]
 Finding = tuple[FieldPath, str]
@@ -141,7 +141,8 @@ def _check_excluded_refs(spec: Spec, target_name: str) -> list[Finding]:
     excluded = set(target.exclude)
     found: list[Finding] = []
     for name, service in services_for(spec, target_name).items():
-        where: FieldPath = ("targets", target_name, "overrides", name) if name in target.overrides else ("services", name)
+        overridden = name in target.overrides
+        where: FieldPath = ("targets", target_name, "overrides", name) if overridden else ("services", name)
         for field_path, text in _placeholder_fields(service):
             for ref in references(text):
                 if isinstance(ref, ServiceRef) and ref.service in excluded:

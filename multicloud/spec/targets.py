@@ -29,13 +29,13 @@ def services_for(spec: Spec, target: str) -> dict[str, Service]:
     config = spec.targets[target]
     excluded = set(config.exclude)
     services: dict[str, Service] = {}
-    for name, service in spec.services.items():
+    for name, base in spec.services.items():
         if name in excluded:
             continue
         override = config.overrides.get(name)
+        service = base
         if override:
-            base = service.model_dump(exclude_unset=True)
-            service = Service.model_validate(merge_override(base, override))
+            service = Service.model_validate(merge_override(base.model_dump(exclude_unset=True), override))
         if any(dep in excluded for dep in service.depends_on):
             deps = [d for d in service.depends_on if d not in excluded]
             service = service.model_copy(update={"depends_on": deps})

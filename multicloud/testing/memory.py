@@ -45,7 +45,6 @@ class MemoryCloud:
     calls: list[tuple[str, str]] = field(default_factory=list)
     faults: dict[tuple[str, str], Injection] = field(default_factory=dict)
     unhealthy: set[str] = field(default_factory=set)
-    logs: dict[str, list[str]] = field(default_factory=dict)
     _polls: dict[str, int] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -161,9 +160,9 @@ class MemoryProvider:
                 "persistent": resource.persistent,
                 "revision": revision,
                 "instance": f"{resource.name}-{revision}",
+                "log": [*previous.get("log", []), f"{change.action.value}: revision {revision}"][-100:],
             }
             self.cloud._polls[change.key] = 0
-        self.cloud.logs.setdefault(f"{app}/{change.key}", []).append(f"{change.action.value}: revision {revision}")
 
     def health(self, app: str, resource: Resource) -> Health:
         """Starting for the configured number of polls, then healthy (or injected unhealthy)."""
@@ -187,12 +186,11 @@ class MemoryProvider:
 
     def logs(self, app: str, service: str | None, *, follow: bool = False, tail: int | None = 100) -> Iterator[LogLine]:
         """The provider's own record of what happened to each service."""
-        for key, lines in sorted(self.cloud.logs.items()):
-            owner, _, resource_key = key.partition("/")
-            kind, _, name = resource_key.partition("/")
-            if owner == app and kind == "service" and service in (None, name):
+        for resource in self.observe(app):
+            if resource.kind == "service" and service in (None, resource.name):
+                lines = resource.payload["log"]
                 for line in lines[-tail:] if tail else lines:
-                    yield LogLine(name, f"{name}-0", line)
+                    yield LogLine(resource.name, resource.payload["instance"], line)
 
     def endpoints(self, app: str) -> list[Endpoint]:
         """A URL per port: public ones on a fake public host, internal ones on the app's."""
@@ -230,5 +228,5 @@ def _resource(key: str, entry: Mapping[str, Any]) -> Resource:
         from_jsonable(entry["properties"]),
         persistent=bool(entry.get("persistent")),
         service=entry.get("service"),
-        payload={"revision": entry.get("revision"), "instance": entry.get("instance")},
+        payload={"revision": entry.get("revision"), "instance": entry.get("instance"), "log": entry.get("log", [])},
     )

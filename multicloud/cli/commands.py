@@ -1,0 +1,225 @@
+"""The CLI's commands: each loads the spec, calls the Python API and prints the result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from multicloud.errors import MulticloudError, UserError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch to a command; print errors plainly and return the exit code."""
+    handler = HANDLERS[args.command]
+    try:
+        return handler(args)
+    except MulticloudError as exc:
+        _error(str(exc))
+        detailed = getattr(args, "detailed_exitcode", False)
+        return 1 if detailed else exc.exit_code
+    except KeyboardInterrupt:
+        _error("interrupted; the next apply resumes from what exists now")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:
+        if os.environ.get("MULTICLOUD_DEBUG"):
+            raise
+        _error(f"internal error: {type(exc).__name__}: {exc} (set MULTICLOUD_DEBUG=1 for the traceback)")
+        return 1
+
+
+def _error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+def _deployment(args: argparse.Namespace, **options: Any) -> Any:
+    from multicloud.api import Deployment
+    from multicloud.spec import load
+
+    spec = load(args.file)
+    target = args.target
+    if target is None:
+        if len(spec.targets) != 1:
+            known = ", ".join(spec.targets) or "none"
+            raise UserError(f"say which target with --target (targets in {args.file}: {known})")
+        target = next(iter(spec.targets))
+    return Deployment(spec, target, **options)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from multicloud.spec import load
+
+    spec = load(args.file)
+    checked = ""
+    if args.target:
+        _deployment(args).check()
+        checked = f"; target {args.target!r} can run it"
+    if args.output == "json":
+        _print_json({"valid": True, "app": spec.name, "services": list(spec.services), "targets": list(spec.targets)})
+    else:
+        print(f"{args.file}: valid ({spec.name}: {len(spec.services)} services, "
+              f"targets: {', '.join(spec.targets) or 'none'}){checked}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from multicloud.render import plan_json, plan_text
+
+    planned = _deployment(args).plan(destroy=args.destroy)
+    if args.output == "json":
+        _print_json(plan_json(planned))
+    else:
+        print(plan_text(planned, verbose=args.verbose))
+    return 2 if args.detailed_exitcode and planned.has_changes else 0
+
+
+def cmd_apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
+    from multicloud.cli.progress import progress_sink
+    from multicloud.render import plan_json, plan_text
+
+    quiet = args.output == "json"
+    deployment = _deployment(
+        args,
+        on_event=progress_sink(sys.stderr if quiet else sys.stdout),
+        concurrency=args.concurrency,
+        health_timeout=args.health_timeout,
+    )
+    planned = deployment.plan(destroy=destroy, volumes=getattr(args, "volumes", False))
+    if not quiet:
+        print(plan_text(planned))
+    if not planned.has_changes:
+        if quiet:
+            _print_json({"plan": plan_json(planned), "steps": []})
+        return 0
+    if not args.yes:
+        _confirm("destroy" if destroy else "apply")
+    from multicloud.errors import ApplyFailedError
+
+    try:
+        result = deployment.destroy(volumes=args.volumes) if destroy else deployment.apply(planned)
+    except ApplyFailedError as exc:
+        if quiet and hasattr(exc, "result"):
+            _print_json({"plan": plan_json(planned), "steps": _steps_json(exc.result)})
+        raise
+    if quiet:
+        _print_json({"plan": plan_json(planned), "steps": _steps_json(result)})
+    else:
+        verb = "Destroy" if destroy else "Apply"
+        print(f"{verb} complete: {result.changed} changed, {len(result.steps) - result.changed} already as desired.")
+        if not destroy:
+            _print_endpoints(deployment.endpoints(), public_only=True)
+    return 0
+
+
+def _steps_json(result: Any) -> list[dict[str, Any]]:
+    return [
+        {"resource": s.key, "action": s.action.value, "outcome": s.outcome, "attempts": s.attempts,
+         "seconds": round(s.seconds, 3), "error": str(s.error) if s.error else None}
+        for s in result.steps
+    ]
+
+
+def _confirm(verb: str) -> None:
+    if not sys.stdin.isatty():
+        raise UserError(f"{verb} needs confirmation: pass --yes (standard input is not a terminal)")
+    answer = input(f"Do you want to {verb} these changes? Only 'yes' is accepted: ")
+    if answer.strip() != "yes":
+        raise UserError(f"{verb} cancelled; nothing was changed")
+
+
+def cmd_destroy(args: argparse.Namespace) -> int:
+    return cmd_apply(args, destroy=True)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    statuses = _deployment(args).status()
+    if args.output == "json":
+        _print_json([s.__dict__ for s in statuses])
+        return 0
+    if not statuses:
+        print("nothing deployed")
+        return 0
+    print(f"{'SERVICE':20} {'STATE':12} {'RUNNING':>8} {'HEALTHY':>8}  DETAIL")
+    for s in statuses:
+        running, healthy = f"{s.running}/{s.desired}", f"{s.healthy}/{s.desired}"
+        print(f"{s.service:20} {s.state:12} {running:>8} {healthy:>8}  {s.detail}")
+    return 0
+
+
+def cmd_endpoints(args: argparse.Namespace) -> int:
+    endpoints = _deployment(args).endpoints()
+    if args.output == "json":
+        _print_json([e.__dict__ for e in endpoints])
+    else:
+        _print_endpoints(endpoints, public_only=False)
+    return 0
+
+
+def _print_endpoints(endpoints: list[Any], *, public_only: bool) -> None:
+    shown = [e for e in endpoints if e.public or not public_only]
+    if not shown:
+        if not public_only:
+            print("no endpoints (nothing deployed, or no ports)")
+        return
+    print("Endpoints:")
+    for e in shown:
+        scope = "public" if e.public else "internal"
+        print(f"  {e.service}.{e.port:12} {e.url}  ({e.protocol}, {scope})")
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    deployment = _deployment(args)
+    if args.service and args.service not in deployment.target_spec.services:
+        known = ", ".join(deployment.target_spec.services)
+        raise UserError(f"no service {args.service!r} on target {deployment.target!r} (services: {known})")
+    for line in deployment.logs(args.service, follow=args.follow, tail=args.tail):
+        stamp = f"{line.timestamp.isoformat(timespec='seconds')} " if line.timestamp else ""
+        print(f"{line.instance} | {stamp}{line.message}", flush=args.follow)
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from multicloud.spec.models import Spec
+
+    schema = Spec.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "multicloud spec (multicloud.yaml)"
+    _print_json(schema)
+    return 0
+
+
+def cmd_providers(args: argparse.Namespace) -> int:
+    from multicloud.registry import EMULATORS_GROUP, available
+
+    providers = available()
+    emulators = {p.name for p in available(EMULATORS_GROUP)}
+    if args.output == "json":
+        _print_json([{**p.__dict__, "emulator": p.name.split("-")[0] in emulators} for p in providers])
+        return 0
+    for p in providers:
+        print(f"{p.name:16} {p.distribution} {p.version}  ({p.value})")
+    return 0
+
+
+HANDLERS: dict[str, Handler] = {
+    "validate": cmd_validate,
+    "plan": cmd_plan,
+    "apply": cmd_apply,
+    "destroy": cmd_destroy,
+    "status": cmd_status,
+    "endpoints": cmd_endpoints,
+    "logs": cmd_logs,
+    "schema": cmd_schema,
+    "providers": cmd_providers,
+}

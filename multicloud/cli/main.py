@@ -1,0 +1,108 @@
+"""`multicloud` command line: argument parsing only; commands import what they need lazily."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from multicloud import __version__
+
+EPILOG = """\
+examples:
+  multicloud validate                         check multicloud.yaml
+  multicloud plan --target local              show what apply would change
+  multicloud apply --target aws --yes         deploy without a prompt (CI)
+  multicloud endpoints --target local         where devices and people connect
+  multicloud destroy --target local --yes     remove everything the app owns
+
+exit codes: 0 success, 1 failure, 2 invalid input (spec, settings or arguments);
+plan --detailed-exitcode: 0 no changes, 1 error, 2 changes present.
+"""
+
+
+def _common(parser: argparse.ArgumentParser, *, target: bool = True, output: bool = True) -> None:
+    parser.add_argument(
+        "-f", "--file", default=os.environ.get("MULTICLOUD_FILE", "multicloud.yaml"),
+        help="spec file (default: multicloud.yaml, or $MULTICLOUD_FILE)",
+    )
+    if target:
+        parser.add_argument(
+            "-t", "--target", default=os.environ.get("MULTICLOUD_TARGET"),
+            help="target name from the spec's targets (or $MULTICLOUD_TARGET); "
+            "may be omitted when the spec has exactly one",
+        )
+    if output:
+        parser.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
+
+
+def _apply_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument("--concurrency", type=int, default=4, metavar="N", help="steps run at once (default 4)")
+    parser.add_argument(
+        "--health-timeout", type=float, default=300.0, metavar="SECONDS",
+        help="how long each step waits for health (default 300)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser for every command."""
+    parser = argparse.ArgumentParser(
+        prog="multicloud",
+        description="Deploy one container spec to AWS ECS Fargate, Azure Container Instances, "
+        "Google Cloud Run or a local Docker engine.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"multicloud {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = commands.add_parser("validate", help="check a spec (and, with --target, that the target can run it)")
+    _common(p)
+    p = commands.add_parser("plan", help="show what apply would create, update, replace or delete")
+    _common(p)
+    p.add_argument("--detailed-exitcode", action="store_true", help="exit 0 no changes, 2 changes, 1 error")
+    p.add_argument("--destroy", action="store_true", help="plan the removal of everything the app owns")
+    p.add_argument("-v", "--verbose", action="store_true", help="show every property of new resources")
+    p = commands.add_parser("apply", help="make the target match the spec (shows the plan first)")
+    _common(p)
+    _apply_options(p)
+    p = commands.add_parser("destroy", help="remove everything the app owns on the target")
+    _common(p)
+    _apply_options(p)
+    p.add_argument("--volumes", action="store_true", help="also delete named volumes and their data")
+    p = commands.add_parser("status", help="replica counts and state per service")
+    _common(p)
+    p = commands.add_parser("endpoints", help="where each exposed port is reached (e.g. the MQTT URL)")
+    _common(p)
+    p = commands.add_parser("logs", help="print a service's logs (all services if none is named)")
+    _common(p, output=False)
+    p.add_argument("service", nargs="?", help="service name")
+    p.add_argument("--follow", action="store_true", help="keep printing new lines")
+    p.add_argument("--tail", type=int, default=100, metavar="N", help="lines of history per service (default 100)")
+    p = commands.add_parser("schema", help="print the spec's JSON Schema (for editor completion)")
+    p = commands.add_parser("providers", help="list installed provider plugins")
+    p.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code (errors are printed, never raised as tracebacks)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    from multicloud.cli.commands import run
+
+    return run(args)
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()
