@@ -5,9 +5,7 @@ Names are imported on first use so that `multicloud --help` stays fast.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
-
+TYPE_CHECKING = False
 __version__ = "0.1.0"
 
 _EXPORTS = {
@@ -26,6 +24,8 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from multicloud.api import Deployment
     from multicloud.contract import Capabilities, Provider
     from multicloud.engine import ApplyResult
@@ -53,5 +53,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
+        from importlib import import_module
+
         return getattr(import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'multicloud' has no attribute {name!r}")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from collections.abc import Sequence
 
 from multicloud import __version__
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
 
 EPILOG = """\
 examples:
@@ -48,12 +51,21 @@ def _apply_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser for every command."""
+    import argparse
+
+    class Formatter(argparse.RawDescriptionHelpFormatter):
+        """Help at a fixed width: measuring the terminal would import shutil on every start."""
+
+        def __init__(self, prog: str) -> None:
+            super().__init__(prog, width=int(os.environ.get("COLUMNS", "100")), max_help_position=30)
+            self._action_max_length = 16
+
     parser = argparse.ArgumentParser(
         prog="multicloud",
         description="Deploy one container spec to AWS ECS Fargate, Azure Container Instances, "
         "Google Cloud Run or a local Docker engine.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=Formatter,
     )
     parser.add_argument("--version", action="version", version=f"multicloud {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -87,8 +99,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+HELP_FILE = os.path.join(os.path.dirname(__file__), "help.txt")
+FAST_PATHS = (["--help"], ["-h"], ["--version"])
+
+
+def render_help() -> str:
+    """The top-level help exactly as argparse renders it (at the fixed width)."""
+    return build_parser().format_help()
+
+
+def _fast_path(argv: Sequence[str]) -> bool:
+    """Answer --help and --version without building the parser; False if the cached help is stale."""
+    if list(argv) == ["--version"]:
+        print(f"multicloud {__version__}")
+        return True
+    if "COLUMNS" in os.environ:
+        return False
+    try:
+        with open(HELP_FILE, encoding="utf-8") as handle:
+            sys.stdout.write(handle.read())
+    except OSError:
+        return False
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code (errors are printed, never raised as tracebacks)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if list(argv) in FAST_PATHS and _fast_path(argv):
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -105,4 +144,8 @@ def entry() -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--write-help"]:  # maintainers: refresh the cached top-level help
+        with open(HELP_FILE, "w", encoding="utf-8") as out:
+            out.write(render_help())
+        sys.exit(0)
     entry()
