@@ -113,7 +113,8 @@ class Provider(Protocol):
         ...
 
     def observe(self, app: str) -> list[Resource]:
-        """Return every resource the app owns, found by labels or tags; reads only."""
+        """Return every resource the app owns, found by labels or tags, each with the
+        `depends_on` it was applied with (so deletes run dependents first); reads only."""
         ...
 
     def read(self, app: str, key: str) -> Resource | None:

@@ -103,6 +103,9 @@ class ProviderContract:
         deployment = self.deployment(contract_spec(app, contract_service), provider)
         first = deployment.apply()
         assert first.ok and first.changed > 0
+        desired = provider.desired(deployment.target_spec, {"token": SECRET_VALUE})
+        observed = {r.key: set(r.depends_on) for r in provider.observe(app)}
+        assert observed == {r.key: set(r.depends_on) for r in desired}, "observe must return what apply made, with depends_on"
         assert not deployment.plan().has_changes, plan_text(deployment.plan())
         again = deployment.apply()
         assert again.changed == 0

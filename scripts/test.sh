@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The test command (README): sets up everything the tests need on a fresh machine, then
+# runs the whole suite (core + providers) against real services. Extra args go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+if [[ ${MULTICLOUD_SKIP_ENGINE:-0} != 1 ]]; then
+  if [[ $(id -u) -eq 0 ]]; then
+    scripts/setup-engine.sh
+  else
+    sudo scripts/setup-engine.sh
+  fi
+fi
+set +e
+.venv/bin/pytest "$@"
+status=$?
+set -e
+if [[ $status -eq 5 ]]; then
+  echo "test: pytest collected no tests; that is a failure here" >&2
+  exit 1
+fi
+exit $status
