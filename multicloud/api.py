@@ -9,7 +9,7 @@ from functools import cached_property
 from multicloud import capabilities
 from multicloud.contract import Endpoint, EventSink, LogLine, Provider, ServiceStatus
 from multicloud.engine import ApplyResult, Engine
-from multicloud.errors import ApplyFailedError, CapabilityError
+from multicloud.errors import ApplyFailedError, CapabilityError, Problem, SettingsError, SpecError
 from multicloud.lock import app_lock
 from multicloud.planner import Plan, plan
 from multicloud.registry import create_provider
@@ -48,7 +48,13 @@ class Deployment:
         """The target's provider, loaded from its plugin on first use."""
         if self._provider is not None:
             return self._provider
-        return create_provider(self.target_spec.provider, self.target_spec.settings)
+        try:
+            return create_provider(self.target_spec.provider, self.target_spec.settings)
+        except SettingsError as exc:
+            path = ("targets", self.target, *exc.field.split("."))
+            line, column = self.spec.source.locate(path)
+            problem = Problem(self.spec.source.path, line, column, ".".join(map(str, path)), exc.detail)
+            raise SpecError([problem]) from exc
 
     @property
     def app(self) -> str:

@@ -75,6 +75,15 @@ class TargetError(UserError):
     """An unknown target, a bad target setting or a missing secret value."""
 
 
+class SettingsError(UserError):
+    """A provider rejected one of its target settings; `field` names the setting."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.detail = message
+
+
 class ProviderNotFoundError(UserError):
     """No installed plugin provides the requested provider name."""
 

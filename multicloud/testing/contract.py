@@ -105,7 +105,8 @@ class ProviderContract:
         assert first.ok and first.changed > 0
         desired = provider.desired(deployment.target_spec, {"token": SECRET_VALUE})
         observed = {r.key: set(r.depends_on) for r in provider.observe(app)}
-        assert observed == {r.key: set(r.depends_on) for r in desired}, "observe must return what apply made, with depends_on"
+        expected = {r.key: set(r.depends_on) for r in desired}
+        assert observed == expected, "observe must return what apply made, with its depends_on"
         assert not deployment.plan().has_changes, plan_text(deployment.plan())
         again = deployment.apply()
         assert again.changed == 0

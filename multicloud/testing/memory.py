@@ -17,7 +17,7 @@ from typing import Any
 
 from multicloud.addressing import URL_SCHEMES, DirectAddressing, resolve_service
 from multicloud.contract import Capabilities, Endpoint, EventSink, Health, HealthState, LogLine, ServiceStatus
-from multicloud.errors import MulticloudError, UserError
+from multicloud.errors import MulticloudError, SettingsError
 from multicloud.planner import Action, Change
 from multicloud.resources import Resource, from_jsonable, to_jsonable
 from multicloud.spec.models import Service
@@ -97,9 +97,10 @@ class MemoryProvider:
 
     def __init__(self, settings: Mapping[str, Any] | None = None, *, cloud: MemoryCloud | None = None) -> None:
         settings = dict(settings or {})
-        unknown = set(settings) - {"state_file", "max_replicas", "raw_tcp_ingress"}
-        if unknown:
-            raise UserError(f"unknown memory provider setting(s): {', '.join(sorted(unknown))}")
+        for key in settings:
+            if key not in ("state_file", "max_replicas", "raw_tcp_ingress"):
+                raise SettingsError(key, "unknown setting for the memory provider (known: state_file, "
+                                    "max_replicas, raw_tcp_ingress)")
         path = settings.get("state_file")
         self.cloud = cloud or _SHARED.setdefault(str(path), MemoryCloud(path=path))
         self.capabilities = Capabilities(
