@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
+from multicloud.spec.messages import describe
 from multicloud.spec.models import TARGET_RESERVED, Service, Spec
 from multicloud.spec.placeholders import (
     PlaceholderSyntaxError,
@@ -15,20 +17,21 @@ from multicloud.spec.placeholders import (
     ServiceRef,
     references,
 )
-from multicloud.spec.targets import merge_override
+from multicloud.spec.targets import MERGED_FIELDS, apply_override, merge_override
 
 FieldPath = tuple[str | int, ...]
 Finding = tuple[FieldPath, str]
 
 
-def check_references(spec: Spec, data: dict[str, Any]) -> list[Finding]:
+def check_references(spec: Spec) -> list[Finding]:
     """Return every cross-reference problem in a shape-valid spec, with its field path."""
     findings: list[Finding] = []
     for name, service in spec.services.items():
         findings += _check_service(spec, name, service, ("services", name))
-    findings += _check_cycles(spec)
+    findings += _check_cycles(spec.services, lambda name: ("services", name))
+    base = list(findings)
     for target_name, target in spec.targets.items():
-        findings += _check_target(spec, data, target_name)
+        findings += _check_target(spec, target_name, base)
         if target.provider in TARGET_RESERVED:
             findings.append((("targets", target_name, "provider"), "not a provider name"))
     return findings
@@ -87,73 +90,128 @@ def _check_ref(spec: Spec, ref: Reference) -> str | None:
     return None
 
 
-def _check_cycles(spec: Spec) -> list[Finding]:
+def find_cycles(graph: Mapping[str, Sequence[str]]) -> list[list[str]]:
+    """Return each dependency cycle found by a depth-first walk, as names from the start of
+    the cycle back to it (`[a, b, a]`). Iterative, so long chains cannot exhaust the stack."""
     state: dict[str, int] = {}
-    found: list[Finding] = []
-
-    def visit(name: str, trail: list[str]) -> None:
-        state[name] = 1
-        for dep in spec.services[name].depends_on:
-            if dep not in spec.services or dep == name:
+    cycles: list[list[str]] = []
+    for root in graph:
+        if root in state:
+            continue
+        state[root] = 1
+        trail = [root]
+        stack = [iter(graph[root])]
+        while stack:
+            dep = next(stack[-1], None)
+            if dep is None:
+                state[trail.pop()] = 2
+                stack.pop()
+            elif dep not in graph or dep == trail[-1]:
                 continue
-            if state.get(dep) == 1:
-                cycle = [*trail[trail.index(dep) :], dep] if dep in trail else [name, dep]
-                found.append((("services", name, "depends_on"), "dependency cycle: " + " -> ".join(cycle)))
+            elif state.get(dep) == 1:
+                cycles.append([*trail[trail.index(dep) :], dep])
             elif dep not in state:
-                visit(dep, [*trail, dep])
-        state[name] = 2
+                state[dep] = 1
+                trail.append(dep)
+                stack.append(iter(graph[dep]))
+    return cycles
 
-    for name in spec.services:
-        if name not in state:
-            visit(name, [name])
+
+def _check_cycles(services: Mapping[str, Service], where: Callable[[str], FieldPath]) -> list[Finding]:
+    """Report each dependency cycle once, at the depends_on entry that closes it."""
+    found: list[Finding] = []
+    for cycle in find_cycles({name: s.depends_on for name, s in services.items()}):
+        last, closing = cycle[-2], cycle[-1]
+        index = services[last].depends_on.index(closing)
+        found.append(((*where(last), "depends_on", index), "dependency cycle: " + " -> ".join(cycle)))
     return found
 
 
-def _check_target(spec: Spec, data: dict[str, Any], target_name: str) -> list[Finding]:
+def _check_target(spec: Spec, target_name: str, base_findings: list[Finding]) -> list[Finding]:
+    """Check a target's exclude and overrides, and the services as that target sees them."""
     target = spec.targets[target_name]
     at: FieldPath = ("targets", target_name)
     found: list[Finding] = []
     for i, name in enumerate(target.exclude):
         if name not in spec.services:
             found.append(((*at, "exclude", i), f"unknown service {name!r}{_known(spec.services)}"))
-    for name, override in target.overrides.items():
+    for name in target.overrides:
         if name not in spec.services:
             found.append(((*at, "overrides", name), f"unknown service {name!r}{_known(spec.services)}"))
-            continue
-        base = data["services"][name]
-        try:
-            merged = Service.model_validate(merge_override(base, override))
-        except ValidationError as exc:
-            for error in exc.errors():
-                loc = error["loc"]
-                path = (*at, "overrides", name, *loc) if loc and loc[0] in override else ("services", name, *loc)
-                found.append((path, error["msg"].removeprefix("Value error, ")))
-            continue
-        found += _check_service(spec, name, merged, (*at, "overrides", name))
-    found += _check_excluded_refs(spec, target_name)
-    return found
-
-
-def _check_excluded_refs(spec: Spec, target_name: str) -> list[Finding]:
-    from multicloud.spec.targets import services_for
-
-    target = spec.targets[target_name]
     excluded = set(target.exclude)
-    found: list[Finding] = []
-    for name, service in services_for(spec, target_name).items():
-        overridden = name in target.overrides
-        where: FieldPath = ("targets", target_name, "overrides", name) if overridden else ("services", name)
+    view: dict[str, Service] = {}
+    for name, service in spec.services.items():
+        if name in excluded:
+            continue
+        override = target.overrides.get(name) or {}
+        place = _override_locator(at, name, override)
+        try:
+            merged = apply_override(service, override)
+        except ValidationError as exc:
+            merged_data = merge_override(service.model_dump(exclude_unset=True), override)
+            wrapped = {"services": {name: merged_data}}
+            for error in exc.errors():
+                path, message = describe({**error, "loc": ("services", name, *error["loc"])}, wrapped)
+                found.append((place(path[2:]), message))
+            continue
+        if override:
+            for path, message in _check_service(spec, name, merged, ("services", name)):
+                finding = (place(path[2:]), message)
+                if finding not in base_findings:
+                    found.append(finding)
+        view[name] = merged
+    for name, service in view.items():
+        place = _override_locator(at, name, target.overrides.get(name) or {})
         for field_path, text in _placeholder_fields(service):
-            for ref in references(text):
+            for ref in _safe_references(text):
                 if isinstance(ref, ServiceRef) and ref.service in excluded:
-                    found.append(
-                        (
-                            (*where, *field_path),
-                            f"refers to service {ref.service!r}, which target {target_name!r} excludes; "
-                            f"override this field under targets.{target_name}.overrides.{name}",
-                        )
+                    message = (
+                        f"refers to service {ref.service!r}, which target {target_name!r} excludes; "
+                        f"override this field under targets.{target_name}.overrides.{name}"
                     )
+                    found.append((place(field_path), message))
+    overrides_deps = any("depends_on" in o for o in target.overrides.values())
+    if overrides_deps and not any(m.startswith("dependency cycle") for _, m in base_findings):
+        graph = {
+            n: s.model_copy(update={"depends_on": [d for d in s.depends_on if d in view]})
+            for n, s in view.items()
+        }
+        for cycle in find_cycles({n: s.depends_on for n, s in graph.items()}):
+            edges = list(itertools.pairwise(cycle))
+            changed = [e for e in edges if "depends_on" in target.overrides.get(e[0], {})]
+            owner, dep = (changed or edges)[-1]
+            place = _override_locator(at, owner, target.overrides.get(owner) or {})
+            index = graph[owner].depends_on.index(dep)
+            message = f"dependency cycle: {' -> '.join(cycle)} (on target {target_name!r})"
+            found.append((place(("depends_on", index)), message))
     return found
+
+
+def _override_locator(at: FieldPath, name: str, override: Mapping[str, Any]) -> Callable[[FieldPath], FieldPath]:
+    """Map a path inside a merged service to where the file sets it: the target's override
+    when the override gives that field (or that key, for merged fields), else the base service."""
+
+    def place(inner: FieldPath) -> FieldPath:
+        if not override:
+            return ("services", name, *inner)
+        if not inner:
+            return (*at, "overrides", name)
+        head = inner[0]
+        if isinstance(head, str) and head in override:
+            value = override[head]
+            if head not in MERGED_FIELDS or len(inner) == 1 or not isinstance(value, Mapping) or inner[1] in value:
+                return (*at, "overrides", name, *inner)
+        return ("services", name, *inner)
+
+    return place
+
+
+def _safe_references(text: str) -> list[Reference]:
+    """The references in a text, or none when it is malformed (that is reported elsewhere)."""
+    try:
+        return list(references(text))
+    except PlaceholderSyntaxError:
+        return []
 
 
 def _known(names: Any) -> str:

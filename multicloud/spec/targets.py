@@ -24,6 +24,15 @@ def merge_override(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict
     return merged
 
 
+def apply_override(service: Service, override: Mapping[str, Any]) -> Service:
+    """Return a service with a target's override applied; raise pydantic's ValidationError
+    when the result is not a valid service. Short forms in the base (`build: ./dir`) merge
+    as their long form."""
+    if not override:
+        return service
+    return Service.model_validate(merge_override(service.model_dump(exclude_unset=True), override))
+
+
 def services_for(spec: Spec, target: str) -> dict[str, Service]:
     """Return the services that run on a target, with its overrides applied."""
     config = spec.targets[target]
@@ -32,10 +41,7 @@ def services_for(spec: Spec, target: str) -> dict[str, Service]:
     for name, base in spec.services.items():
         if name in excluded:
             continue
-        override = config.overrides.get(name)
-        service = base
-        if override:
-            service = Service.model_validate(merge_override(base.model_dump(exclude_unset=True), override))
+        service = apply_override(base, config.overrides.get(name) or {})
         if any(dep in excluded for dep in service.depends_on):
             deps = [d for d in service.depends_on if d not in excluded]
             service = service.model_copy(update={"depends_on": deps})

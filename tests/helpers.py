@@ -1,0 +1,77 @@
+"""Helpers shared by the core tests (plain functions, imported explicitly)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from multicloud.errors import Problem, SpecError
+from multicloud.spec import Spec, loads
+
+SKETCH = textwrap.dedent(
+    """\
+    name: iot-backend
+    services:
+      broker:
+        build: ./services/broker          # or image: registry/name:tag
+        ports:
+          - {name: mqtt, port: 1883, protocol: mqtt, expose: public}
+          - {name: mqtt-ws, port: 8080, protocol: mqtt-ws, expose: public}
+        resources: {cpu: 0.5, memory: 512Mi}
+        healthcheck: {tcp: 1883}
+      ingestion:
+        build: ./services/ingestion
+        replicas: 2
+        env: {MQTT_HOST: "${services.broker.host}", DATABASE_URL: "${secrets.database_url}"}
+        depends_on: [broker, db]
+      db:
+        image: postgres:16
+        ports: [{name: pg, port: 5432}]
+        volumes: ["pgdata:/var/lib/postgresql/data"]
+    secrets:
+      database_url: {from_env: DATABASE_URL}
+    volumes:
+      pgdata:
+    targets:
+      local: {provider: docker}
+      aws:   {provider: aws-ecs, region: eu-west-1}
+      azure: {provider: azure-aci, subscription_id: "...", resource_group: iot, location: westeurope}
+      gcp:   {provider: gcp-cloudrun, project: my-proj, region: europe-west1}
+    """
+)
+
+
+def spec(text: str) -> Spec:
+    """Load dedented spec text."""
+    return loads(textwrap.dedent(text), file="multicloud.yaml")
+
+
+def problems(text: str) -> list[Problem]:
+    """The problems a dedented spec text has; fail if it loads."""
+    with pytest.raises(SpecError) as caught:
+        loads(textwrap.dedent(text), file="multicloud.yaml")
+    return caught.value.problems
+
+
+def problem(text: str) -> Problem:
+    """The one problem a dedented spec text has."""
+    found = problems(text)
+    assert len(found) == 1, "\n".join(map(str, found))
+    return found[0]
+
+
+def where(text: str, needle: str, nth: int = 0) -> tuple[int, int]:
+    """1-based (line, column) of the nth occurrence of needle in the dedented text."""
+    text = textwrap.dedent(text)
+    index = -1
+    for _ in range(nth + 1):
+        index = text.index(needle, index + 1)
+    line = text.count("\n", 0, index) + 1
+    column = index - (text.rfind("\n", 0, index) + 1) + 1
+    return line, column
+
+
+def at(found: Problem) -> tuple[int, int]:
+    """A problem's (line, column)."""
+    return found.line, found.column
