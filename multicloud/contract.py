@@ -146,3 +146,22 @@ class Provider(Protocol):
 
 
 ProviderFactory = Callable[[Mapping[str, Any]], Provider]
+
+
+@dataclass(frozen=True)
+class RunningEmulator:
+    """A started emulator: where it listens and the environment a client needs to use it."""
+
+    name: str
+    endpoint: str
+    environment: Mapping[str, str]
+    stop: Callable[[], None]
+
+
+@runtime_checkable
+class Emulator(Protocol):
+    """A local stand-in for a cloud's control plane, registered under `multicloud.emulators`."""
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> RunningEmulator:
+        """Start serving in the background; port 0 picks a free one."""
+        ...

@@ -10,7 +10,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from multicloud.contract import Event, EventSink, HealthState, Provider
+from multicloud.contract import Event, EventSink, Health, HealthState, Provider
 from multicloud.errors import FatalError, HealthTimeoutError, MulticloudError, ProviderError, RetryableError
 from multicloud.planner import Action, Change, Plan, diff
 from multicloud.resources import Resource
@@ -86,12 +86,14 @@ class Engine:
         """Run every step whose requirements succeeded; independent steps run concurrently.
         A failed step blocks only its dependents; what was done stays done for the next run."""
         pending = {c.key: c for c in plan.changes if c.action is not Action.NOOP}
+        steps = set(pending)
         results: dict[str, StepResult] = {}
         running: dict[Future[StepResult], str] = {}
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="multicloud-step") as pool:
             while pending or running:
                 for key, change in list(pending.items()):
-                    states = [results[r].outcome if r in results else None for r in change.requires]
+                    # a requirement that is not a step of this apply (a no-op) is already met
+                    states = [results[r].outcome if r in results else None for r in change.requires if r in steps]
                     if any(s in ("failed", "blocked") for s in states):
                         results[key] = StepResult(key, change.action, "blocked")
                         self._event("blocked", key, "not attempted: a step it depends on failed")
@@ -100,12 +102,22 @@ class Engine:
                         running[pool.submit(self._step, plan.app, change)] = key
                         del pending[key]
                 if not running:
+                    self._fail_unschedulable(pending, results)
                     continue
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     results[running.pop(future)] = future.result()
         order = [c.key for c in plan.changes if c.key in results]
         return ApplyResult(plan.app, plan.target, tuple(results[k] for k in order))
+
+    def _fail_unschedulable(self, pending: dict[str, Change], results: dict[str, StepResult]) -> None:
+        """Nothing runs yet steps remain: their requirements wait on each other. Fail them
+        rather than wait forever (a planner-made plan never has such a cycle)."""
+        for key, change in pending.items():
+            error = FatalError(f"{key}: its required steps form a cycle ({', '.join(change.requires)})")
+            results[key] = StepResult(key, change.action, "failed", error=error)
+            self._event("failed", key, str(error))
+        pending.clear()
 
     def _step(self, app: str, change: Change) -> StepResult:
         started = time.monotonic()
@@ -151,7 +163,10 @@ class Engine:
         interval = 0.05
         last = ""
         while True:
-            health = self.provider.health(app, resource)
+            try:
+                health = self.provider.health(app, resource)
+            except RetryableError as exc:  # a failed poll is not an unhealthy resource
+                health = Health(HealthState.STARTING, f"health check failed ({exc.message}); polling again")
             if health.state is HealthState.HEALTHY:
                 return
             if health.state is HealthState.UNHEALTHY:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from multicloud.resources import Resource
+from multicloud.resources import Resource, to_jsonable
 
 
 class Action(Enum):
@@ -112,21 +112,42 @@ def plan(
         changes[key] = diff(wanted[key], existing.get(key))
     kept: list[Resource] = []
     removed = {k: r for k, r in existing.items() if k not in wanted}
-    for key in reversed(_topological(removed)):
+    # Observed dependencies may be stale or even circular; deletes follow one fixed order.
+    delete_order = list(reversed(_topological(removed, strict=False)))
+    for key in delete_order:
         if removed[key].persistent and not delete_persistent:
             kept.append(removed[key])
         else:
             changes[key] = diff(None, removed[key])
-    ordered = [_with_requires(c, changes, wanted, removed) for c in changes.values()]
+    position = {key: i for i, key in enumerate(delete_order)}
+    users: dict[str, list[str]] = {}
+    for key, resource in existing.items():
+        for dep in resource.depends_on:
+            users.setdefault(dep, []).append(key)
+    ordered = [_with_requires(c, changes, wanted, users, position) for c in changes.values()]
     return Plan(app, target, tuple(ordered), tuple(kept))
 
 
 def _with_requires(
-    change: Change, changes: Mapping[str, Change], wanted: Mapping[str, Resource], removed: Mapping[str, Resource]
+    change: Change,
+    changes: Mapping[str, Change],
+    wanted: Mapping[str, Resource],
+    users: Mapping[str, list[str]],
+    position: Mapping[str, int],
 ) -> Change:
+    """Set what a step waits for. A delete waits for the deletes of what used it (earlier in
+    the delete order) and for the changes of desired resources that used it until now."""
     if change.action is Action.DELETE:
-        dependents = [k for k, r in removed.items() if change.key in r.depends_on and k in changes]
-        requires = tuple(sorted(dependents))
+        here = position[change.key]
+        requires = tuple(
+            sorted(
+                user
+                for user in users.get(change.key, ())
+                if user in changes
+                and changes[user].action is not Action.NOOP
+                and (user in wanted or position[user] < here)
+            )
+        )
     else:
         deps = wanted[change.key].depends_on
         requires = tuple(d for d in deps if changes[d].action is not Action.NOOP)
@@ -144,28 +165,38 @@ def _index(resources: Sequence[Resource], what: str) -> dict[str, Resource]:
     return index
 
 
-def _topological(resources: Mapping[str, Resource]) -> list[str]:
-    """Order keys so dependencies come first; ties keep a stable, sorted order."""
+def _topological(resources: Mapping[str, Resource], *, strict: bool = True) -> list[str]:
+    """Order keys so dependencies come first; ties keep a stable, sorted order. A cycle raises
+    ValueError when `strict`, else the edge that closes it is ignored. Iterative, so long
+    dependency chains cannot exhaust the stack."""
     order: list[str] = []
     done: set[str] = set()
     visiting: set[str] = set()
-
-    def visit(key: str) -> None:
-        if key in done:
-            return
-        if key in visiting:
-            raise ValueError(f"dependency cycle through {key}")
-        visiting.add(key)
-        for dep in sorted(resources[key].depends_on):
-            if dep in resources:
-                visit(dep)
-        visiting.discard(key)
-        done.add(key)
-        order.append(key)
-
-    for key in sorted(resources):
-        visit(key)
+    for root in sorted(resources):
+        if root in done:
+            continue
+        visiting.add(root)
+        stack = [(root, iter(sorted(resources[root].depends_on)))]
+        while stack:
+            key, deps = stack[-1]
+            dep = next(deps, None)
+            if dep is None:
+                stack.pop()
+                visiting.discard(key)
+                done.add(key)
+                order.append(key)
+            elif dep in visiting:
+                if strict:
+                    raise ValueError(f"dependency cycle through {dep}")
+            elif dep in resources and dep not in done:
+                visiting.add(dep)
+                stack.append((dep, iter(sorted(resources[dep].depends_on))))
     return order
+
+
+def _same(before: Any, after: Any) -> bool:
+    """Equal as JSON would store them: a tuple equals a list, secrets compare by digest."""
+    return bool(before == after) or to_jsonable(before) == to_jsonable(after)
 
 
 def _field_changes(
@@ -173,7 +204,7 @@ def _field_changes(
 ) -> Iterator[FieldChange]:
     for name in sorted(set(desired) | set(observed)):
         before, after = observed.get(name), desired.get(name)
-        if before != after:
+        if not _same(before, after):
             forces = name in replace_on
             for path, old, new in _leaf_diffs(name, before, after):
                 yield FieldChange(path, old, new, forces)
@@ -182,11 +213,11 @@ def _field_changes(
 def _leaf_diffs(path: str, before: Any, after: Any) -> Iterator[tuple[str, Any, Any]]:
     if isinstance(before, Mapping) and isinstance(after, Mapping):
         for key in sorted(set(before) | set(after), key=str):
-            if before.get(key) != after.get(key):
+            if not _same(before.get(key), after.get(key)):
                 yield from _leaf_diffs(f"{path}.{key}", before.get(key), after.get(key))
-    elif isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+    elif isinstance(before, list | tuple) and isinstance(after, list | tuple) and len(before) == len(after):
         for i, (old, new) in enumerate(zip(before, after, strict=True)):
-            if old != new:
+            if not _same(old, new):
                 yield from _leaf_diffs(f"{path}[{i}]", old, new)
     else:
         yield path, before, after

@@ -199,16 +199,50 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_emulate(args: argparse.Namespace) -> int:
+    import shlex
+    import signal
+    import threading
+
+    from multicloud.contract import Emulator
+    from multicloud.errors import PluginError
+    from multicloud.registry import EMULATORS_GROUP, load_factory
+
+    factory = load_factory(args.cloud, EMULATORS_GROUP)
+    emulator = factory()
+    if not isinstance(emulator, Emulator):
+        raise PluginError(f"emulator plugin {args.cloud!r} does not follow the Emulator contract")
+    running = emulator.start(host=args.host, port=args.port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"# {running.name} emulator listening on {running.endpoint}; Ctrl-C stops it", flush=True)
+    for key, value in running.environment.items():
+        print(f"export {key}={shlex.quote(value)}", flush=True)
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        running.stop()
+    return 0
+
+
 def cmd_providers(args: argparse.Namespace) -> int:
     from multicloud.registry import EMULATORS_GROUP, available
 
     providers = available()
-    emulators = {p.name for p in available(EMULATORS_GROUP)}
+    emulators = available(EMULATORS_GROUP)
     if args.output == "json":
-        _print_json([{**p.__dict__, "emulator": p.name.split("-")[0] in emulators} for p in providers])
+        _print_json({"providers": [p.__dict__ for p in providers], "emulators": [e.__dict__ for e in emulators]})
         return 0
+    print("providers:")
     for p in providers:
-        print(f"{p.name:16} {p.distribution} {p.version}  ({p.value})")
+        print(f"  {p.name:16} {p.distribution} {p.version}  ({p.value})")
+    print("emulators (multicloud emulate NAME):")
+    for e in emulators or []:
+        print(f"  {e.name:16} {e.distribution} {e.version}  ({e.value})")
+    if not emulators:
+        print("  none installed")
     return 0
 
 
@@ -221,5 +255,6 @@ HANDLERS: dict[str, Handler] = {
     "endpoints": cmd_endpoints,
     "logs": cmd_logs,
     "schema": cmd_schema,
+    "emulate": cmd_emulate,
     "providers": cmd_providers,
 }
