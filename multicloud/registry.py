@@ -38,17 +38,18 @@ def available(group: str = PROVIDERS_GROUP) -> list[PluginInfo]:
 
 def load_factory(name: str, group: str = PROVIDERS_GROUP) -> Any:
     """Import the plugin registered under `name`; raise by name if missing or broken."""
+    kind = "emulator" if group == EMULATORS_GROUP else "provider"
     matches = [ep for ep in metadata.entry_points(group=group) if ep.name == name]
     if not matches:
         known = ", ".join(p.name for p in available(group)) or "none"
         raise ProviderNotFoundError(
-            f"no provider named {name!r} is installed (installed: {known})",
+            f"no {kind} named {name!r} is installed (installed: {known})",
             hint=f"install the plugin that provides it, e.g. `pip install multicloud-{name.split('-', maxsplit=1)[0]}`",
         )
     try:
         return matches[0].load()
     except Exception as exc:
-        raise PluginError(f"provider plugin {name!r} ({matches[0].value}) failed to load: {exc}") from exc
+        raise PluginError(f"{kind} plugin {name!r} ({matches[0].value}) failed to load: {exc}") from exc
 
 
 def create_provider(name: str, settings: Mapping[str, Any]) -> Provider:
