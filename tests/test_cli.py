@@ -108,7 +108,9 @@ def test_target_must_be_named_when_ambiguous(spec_file: Path, capsys: pytest.Cap
     assert code == 2 and "unknown target 'nope'" in err
 
 
-def test_missing_secret_is_named(spec_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_secret_is_named(
+    spec_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("CLI_TOKEN")
     code, _, err = run(capsys, "plan", "-f", str(spec_file))
     assert code == 2 and "environment variable CLI_TOKEN is not set" in err
@@ -137,10 +139,12 @@ def test_capability_violation_says_what_to_do(tmp_path: Path, capsys: pytest.Cap
 
 def test_apply_without_yes_refuses_when_not_a_terminal(spec_file: Path) -> None:
     exe = os.path.join(os.path.dirname(sys.executable), "multicloud")
-    done = subprocess.run([exe, "apply", "-f", str(spec_file)], stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    command = [exe, "apply", "-f", str(spec_file)]
+    done = subprocess.run(command, check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     assert done.returncode == 2
     assert "pass --yes" in done.stderr
-    assert not (spec_file.parent / "state.json").exists() or "clidemo" not in (spec_file.parent / "state.json").read_text()
+    state = spec_file.parent / "state.json"
+    assert not state.exists() or "clidemo" not in state.read_text()
 
 
 def test_schema_is_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
