@@ -85,16 +85,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
-    from multicloud.cli.progress import progress_sink
+    from multicloud.cli.progress import progress
+    from multicloud.errors import ApplyFailedError
     from multicloud.render import plan_json, plan_text
 
     quiet = args.output == "json"
-    deployment = _deployment(
-        args,
-        on_event=progress_sink(sys.stderr if quiet else sys.stdout),
-        concurrency=args.concurrency,
-        health_timeout=args.health_timeout,
-    )
+    deployment = _deployment(args, concurrency=args.concurrency, health_timeout=args.health_timeout)
     planned = deployment.plan(destroy=destroy, volumes=getattr(args, "volumes", False))
     if not quiet:
         print(plan_text(planned))
@@ -104,10 +100,10 @@ def cmd_apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
         return 0
     if not args.yes:
         _confirm("destroy" if destroy else "apply")
-    from multicloud.errors import ApplyFailedError
-
     try:
-        result = deployment.destroy(volumes=args.volumes) if destroy else deployment.apply(planned)
+        with progress(sys.stderr if quiet else sys.stdout) as sink:
+            deployment.on_event = sink
+            result = deployment.destroy(volumes=args.volumes) if destroy else deployment.apply(planned)
     except ApplyFailedError as exc:
         if quiet and hasattr(exc, "result"):
             _print_json({"plan": plan_json(planned), "steps": _steps_json(exc.result)})

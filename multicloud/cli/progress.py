@@ -1,30 +1,52 @@
-"""Progress of an apply: coloured lines on a terminal (rich), plain lines otherwise."""
+"""Progress of an apply: a live rich display on a terminal, plain lines otherwise."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 from multicloud.contract import Event, EventSink
 
 STYLES = {"done": "green", "failed": "bold red", "retry": "yellow", "blocked": "red", "skipped": "dim"}
+FINISHED = ("done", "failed", "blocked", "skipped")
 
 
-def progress_sink(stream: TextIO) -> EventSink:
-    """Return an event sink writing one line per event to stream."""
-    if stream.isatty():
-        from rich.console import Console
+@contextmanager
+def progress(stream: TextIO) -> Iterator[EventSink]:
+    """Yield an event sink: on a TTY a spinner naming the steps in flight above coloured
+    lines; otherwise one plain line per event (for CI logs)."""
+    if not stream.isatty():
+        yield _plain(stream)
+        return
+    from rich.console import Console
 
-        console = Console(file=stream, highlight=False)
+    console = Console(file=stream, highlight=False)
+    running: dict[str, str] = {}
+    finished = 0
+    with console.status("applying", spinner="dots") as status:
 
-        def rich_sink(event: Event) -> None:
+        def sink(event: Event) -> None:
+            nonlocal finished
+            if event.kind == "start":
+                running[event.resource] = event.message
+            elif event.kind in FINISHED:
+                running.pop(event.resource, None)
+                finished += 1
+            elif event.resource in running:
+                running[event.resource] = event.message
             style = STYLES.get(event.kind, "")
-            text = f"[{event.elapsed:6.1f}s] {event.resource}: {event.message}"
-            console.print(text, style=style, markup=False)
+            if event.kind not in ("start", "waiting"):
+                console.print(f"[{event.elapsed:6.1f}s] {event.resource}: {event.message}", style=style, markup=False)
+            in_flight = ", ".join(sorted(running)) or "finishing"
+            status.update(f"{finished} step(s) finished; in progress: {in_flight}")
 
-        return rich_sink
+        yield sink
 
-    def plain_sink(event: Event) -> None:
+
+def _plain(stream: TextIO) -> EventSink:
+    def sink(event: Event) -> None:
         stream.write(f"[{event.elapsed:6.1f}s] {event.resource}: {event.kind}: {event.message}\n")
         stream.flush()
 
-    return plain_sink
+    return sink
