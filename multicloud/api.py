@@ -7,9 +7,9 @@ from collections.abc import Iterator, Mapping
 from functools import cached_property
 
 from multicloud import capabilities
-from multicloud.contract import Endpoint, EventSink, LogLine, Provider, ServiceStatus
+from multicloud.contract import Endpoint, EventSink, LogLine, Provider, ServiceStatus, SupportsRollback
 from multicloud.engine import ApplyResult, Engine
-from multicloud.errors import ApplyFailedError, CapabilityError, Problem, SettingsError, SpecError
+from multicloud.errors import ApplyFailedError, CapabilityError, Problem, SettingsError, SpecError, UserError
 from multicloud.lock import app_lock
 from multicloud.planner import Plan, plan
 from multicloud.registry import create_provider
@@ -100,6 +100,17 @@ class Deployment:
     def logs(self, service: str | None = None, *, follow: bool = False, tail: int | None = 100) -> Iterator[LogLine]:
         """Log lines of one service or of all."""
         return self.provider.logs(self.app, service, follow=follow, tail=tail)
+
+    def rollback(self, service: str) -> str:
+        """Return a service to its previous revision (providers that keep revisions)."""
+        if service not in self.target_spec.services:
+            known = ", ".join(self.target_spec.services)
+            raise UserError(f"no service {service!r} on target {self.target!r} (services: {known})")
+        provider = self.provider
+        if not isinstance(provider, SupportsRollback):
+            raise UserError(f"target {self.target!r} ({provider.name}) keeps no revisions to roll back to")
+        with app_lock(self.app, self.target, "rollback"):
+            return provider.rollback(self.app, service)
 
     def _run(self, planned: Plan) -> ApplyResult:
         engine = Engine(

@@ -24,6 +24,8 @@ def violations(spec: TargetSpec, caps: Capabilities) -> list[str]:
                     else "use an HTTP, gRPC or WebSocket port"
                 )
                 found.append(f"{label}: {where} has no raw TCP ingress; {instead}, or make it internal")
+            if port.protocol in ("http", "grpc") and not caps.http_ingress:
+                found.append(f"{label}: {where} has no public HTTP ingress; make the port internal")
             if port.protocol == "udp" and not caps.udp_ingress:
                 found.append(f"{label}: {where} cannot receive UDP; exclude this service on it")
             if port.protocol == "mqtt-ws" and not caps.websockets:

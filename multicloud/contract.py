@@ -165,3 +165,13 @@ class Emulator(Protocol):
     def start(self, host: str = "127.0.0.1", port: int = 0) -> RunningEmulator:
         """Start serving in the background; port 0 picks a free one."""
         ...
+
+
+@runtime_checkable
+class SupportsRollback(Protocol):
+    """A provider that keeps previous revisions can return a service to the one before."""
+
+    def rollback(self, app: str, service: str) -> str:
+        """Point the service back at its previous revision; return a one-line account of
+        what changed. Raises UserError when there is no previous revision."""
+        ...

@@ -91,6 +91,7 @@ class Engine:
         running: dict[Future[StepResult], str] = {}
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="multicloud-step") as pool:
             while pending or running:
+                progressed = False
                 for key, change in list(pending.items()):
                     # a requirement that is not a step of this apply (a no-op) is already met
                     states = [results[r].outcome if r in results else None for r in change.requires if r in steps]
@@ -98,11 +99,14 @@ class Engine:
                         results[key] = StepResult(key, change.action, "blocked")
                         self._event("blocked", key, "not attempted: a step it depends on failed")
                         del pending[key]
+                        progressed = True
                     elif all(s in ("done", "skipped") for s in states):
                         running[pool.submit(self._step, plan.app, change)] = key
                         del pending[key]
+                        progressed = True
                 if not running:
-                    self._fail_unschedulable(pending, results)
+                    if not progressed:
+                        self._fail_unschedulable(pending, results)
                     continue
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:

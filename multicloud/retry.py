@@ -23,7 +23,8 @@ class RetryPolicy:
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         """Full-jitter delay before retry number `attempt` (1-based)."""
-        return rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+        growth = 2.0 ** min(attempt - 1, 64)  # capped: many attempts must not overflow a float
+        return rng.uniform(0, min(self.max_delay, self.base_delay * growth))
 
 
 def call_with_retries(

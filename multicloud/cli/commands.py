@@ -138,6 +138,11 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     return cmd_apply(args, destroy=True)
 
 
+def cmd_rollback(args: argparse.Namespace) -> int:
+    print(_deployment(args).rollback(args.service))
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     statuses = _deployment(args).status()
     if args.output == "json":
@@ -247,6 +252,7 @@ HANDLERS: dict[str, Handler] = {
     "plan": cmd_plan,
     "apply": cmd_apply,
     "destroy": cmd_destroy,
+    "rollback": cmd_rollback,
     "status": cmd_status,
     "endpoints": cmd_endpoints,
     "logs": cmd_logs,
