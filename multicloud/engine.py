@@ -115,13 +115,14 @@ class Engine:
         return ApplyResult(plan.app, plan.target, tuple(results[k] for k in order))
 
     def _fail_unschedulable(self, pending: dict[str, Change], results: dict[str, StepResult]) -> None:
-        """Nothing runs yet steps remain: their requirements wait on each other. Fail them
-        rather than wait forever (a planner-made plan never has such a cycle)."""
-        for key, change in pending.items():
-            error = FatalError(f"{key}: its required steps form a cycle ({', '.join(change.requires)})")
-            results[key] = StepResult(key, change.action, "failed", error=error)
-            self._event("failed", key, str(error))
-        pending.clear()
+        """Nothing runs yet steps remain, so their requirements wait on each other (a planner-made
+        plan never does this). Fail the first such step rather than wait forever; the steps
+        behind it are then blocked as usual."""
+        key, change = next(iter(pending.items()))
+        error = FatalError(f"{key}: its required steps form a cycle ({', '.join(change.requires)})")
+        results[key] = StepResult(key, change.action, "failed", error=error)
+        self._event("failed", key, str(error))
+        del pending[key]
 
     def _step(self, app: str, change: Change) -> StepResult:
         started = time.monotonic()

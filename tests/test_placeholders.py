@@ -1,0 +1,147 @@
+"""Placeholders resolve per target; secret-bearing values become Sensitive and never show."""
+
+from __future__ import annotations
+
+import pytest
+
+from multicloud.addressing import DirectAddressing, resolve_service
+from multicloud.resources import Sensitive, from_jsonable, to_jsonable
+from multicloud.spec import loads, target_spec
+from multicloud.spec.placeholders import (
+    PlaceholderSyntaxError,
+    SecretRef,
+    ServiceRef,
+    parse_reference,
+    references,
+    resolve,
+)
+
+SPEC = """\
+name: iot
+services:
+  broker:
+    image: mosquitto
+    ports:
+      - {name: mqtt, port: 1883, protocol: mqtt, expose: public}
+      - {name: mqtt-ws, port: 8080, protocol: mqtt-ws, expose: public}
+  api:
+    image: api
+    ports: [{name: http, port: 8000, protocol: http}, {name: rpc, port: 9000, protocol: grpc}]
+  ingest:
+    image: ingest
+    command: [ingest, --broker, "${services.broker.url}", "--token=${secrets.token}"]
+    env:
+      HOST: "${services.broker.host}"
+      PORT: "${services.broker.port}"
+      WS_PORT: "${services.broker.port.mqtt-ws}"
+      URL: "${services.broker.url}"
+      WS_URL: "${services.broker.url.mqtt-ws}"
+      API: "${services.api.url}"
+      RPC: "${services.api.url.rpc}"
+      DB: "postgres://app:${secrets.db_password}@db:5432/app"
+      PRICE: "$$5 and $${services.api.host}"
+      PLAIN: hello
+secrets:
+  token: {from_env: TOKEN}
+  db_password: {from_env: DB_PASSWORD}
+targets:
+  t: {provider: memory}
+"""
+SECRETS = {"token": "tok-SECRET-1", "db_password": "pw-SECRET-2"}
+
+
+@pytest.fixture
+def resolved():
+    view = target_spec(loads(SPEC), "t")
+    address = DirectAddressing(view.services, host=lambda name: f"{name}.iot.internal")
+    return resolve_service(view.services["ingest"], address, SECRETS)
+
+
+def test_host_port_and_named_port(resolved):
+    assert resolved.env["HOST"] == "broker.iot.internal"
+    assert resolved.env["PORT"] == "1883"  # the first port when none is named
+    assert resolved.env["WS_PORT"] == "8080"
+
+
+def test_urls_take_their_scheme_from_the_protocol(resolved):
+    assert resolved.env["URL"] == "mqtt://broker.iot.internal:1883"
+    assert resolved.env["WS_URL"] == "ws://broker.iot.internal:8080/mqtt"
+    assert resolved.env["API"] == "http://api.iot.internal:8000"
+    assert resolved.env["RPC"] == "grpc://api.iot.internal:9000"
+
+
+def test_escapes_and_plain_values(resolved):
+    assert resolved.env["PRICE"] == "$5 and ${services.api.host}"
+    assert resolved.env["PLAIN"] == "hello"
+
+
+def test_command_arguments_resolve(resolved):
+    assert resolved.command is not None
+    assert resolved.command[:3] == ["ingest", "--broker", "mqtt://broker.iot.internal:1883"]
+    token = resolved.command[3]
+    assert isinstance(token, Sensitive)
+    assert token.reveal() == "--token=tok-SECRET-1"
+
+
+def test_secrets_become_sensitive_and_never_show(resolved):
+    db = resolved.env["DB"]
+    assert isinstance(db, Sensitive)
+    assert db.reveal() == "postgres://app:pw-SECRET-2@db:5432/app"
+    for shown in (str(db), repr(db), f"{db}", f"{db!r}", repr(resolved), str(resolved.env), repr(to_jsonable(db))):
+        assert "SECRET" not in shown, shown
+    assert str(db) == "(sensitive)"
+
+
+def test_sensitive_compares_by_digest():
+    a, b, c = Sensitive.of("x"), Sensitive.of("x"), Sensitive.of("y")
+    assert a == b and hash(a) == hash(b)
+    assert a != c
+    assert a != "x"
+    observed = from_jsonable(to_jsonable({"env": {"K": a}}))
+    assert observed == {"env": {"K": a}}
+    restored = observed["env"]["K"]
+    assert isinstance(restored, Sensitive) and restored.value is None
+    with pytest.raises(ValueError, match="observed, not given"):
+        restored.reveal()
+
+
+def test_resolve_only_calls_secrets_for_secret_references():
+    asked: list[str] = []
+
+    def secret(name: str) -> str:
+        asked.append(name)
+        return "s3cr3t"
+
+    assert resolve("no placeholders", lambda ref: "h", secret) == "no placeholders"
+    value = resolve("a ${secrets.x} b", lambda ref: "h", secret)
+    assert isinstance(value, Sensitive) and value.reveal() == "a s3cr3t b"
+    assert asked == ["x"]
+
+
+@pytest.mark.parametrize(
+    ("body", "ref"),
+    [
+        ("secrets.db", SecretRef("db")),
+        ("services.web.host", ServiceRef("web", "host")),
+        ("services.web.port", ServiceRef("web", "port")),
+        ("services.web.port.admin", ServiceRef("web", "port", "admin")),
+        ("services.web.url.admin", ServiceRef("web", "url", "admin")),
+        (" services.web.url ", ServiceRef("web", "url")),
+    ],
+)
+def test_parse_reference(body, ref):
+    assert parse_reference(body) == ref
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["", "secrets", "secrets.", "secrets.a.b", "services.web", "services.web.ip", "services.web.host.x", "env.HOME"],
+)
+def test_malformed_references(body):
+    with pytest.raises(PlaceholderSyntaxError):
+        parse_reference(body)
+
+
+def test_references_lists_every_placeholder_but_not_escapes():
+    text = "$${secrets.no} ${secrets.a}:${services.b.port.x} $$"
+    assert list(references(text)) == [SecretRef("a"), ServiceRef("b", "port", "x")]
