@@ -1,0 +1,126 @@
+"""Content hashes of build contexts, so an unchanged context keeps its image tag."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from multicloud.errors import UserError
+
+
+def context_hash(context: Path, dockerfile: str, args: Mapping[str, str], target: str | None) -> str:
+    """Hash what a build sees: files not excluded by .dockerignore (path, exec bit, bytes),
+    the Dockerfile, build args and target. Reads files only; raises UserError if unreadable."""
+    if not context.is_dir():
+        raise UserError(f"build context {context} is not a directory")
+    dockerfile_path = Path(dockerfile) if os.path.isabs(dockerfile) else context / dockerfile
+    if not dockerfile_path.is_file():
+        raise UserError(f"Dockerfile {dockerfile_path} does not exist")
+    digest = hashlib.sha256()
+    rules = _ignore_rules(context)
+    try:
+        for rel in _files(context, rules):
+            digest.update(_entry(context / rel, rel))
+        digest.update(b"dockerfile\0" + dockerfile.encode() + b"\0" + _sha(dockerfile_path).encode())
+    except OSError as exc:
+        raise UserError(f"cannot read build context {context}: {exc}") from exc
+    for key in sorted(args):
+        digest.update(f"arg\0{key}\0{args[key]}\0".encode())
+    digest.update(f"target\0{target or ''}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _entry(path: Path, rel: str) -> bytes:
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode):
+        body = "link:" + os.readlink(path)
+    else:
+        body = ("x:" if info.st_mode & 0o111 else "f:") + _sha(path)
+    return f"{rel}\0{body}\0".encode()
+
+
+def _sha(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _files(root: Path, rules: list[tuple[re.Pattern[str], bool]]) -> Iterator[str]:
+    """Yield context-relative paths of regular files and links that the build would send."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        base = os.path.relpath(dirpath, root)
+        for name in sorted(filenames):
+            rel = name if base == "." else f"{base}/{name}"
+            if not _ignored(rel, rules):
+                yield rel
+        for name in list(dirnames):
+            path = Path(dirpath, name)
+            rel = name if base == "." else f"{base}/{name}"
+            if path.is_symlink():
+                dirnames.remove(name)
+                if not _ignored(rel, rules):
+                    yield rel
+
+
+def _ignore_rules(context: Path) -> list[tuple[re.Pattern[str], bool]]:
+    """Parse .dockerignore into (pattern, excluded?) rules; the last match wins."""
+    path = context / ".dockerignore"
+    if not path.is_file():
+        return []
+    rules = []
+    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        pattern = os.path.normpath(line.lstrip("!").strip().lstrip("/"))
+        if pattern == ".":
+            continue
+        rules.append((re.compile(_glob_regex(pattern)), not negate))
+    return rules
+
+
+def _glob_regex(pattern: str) -> str:
+    """Go filepath.Match syntax plus `**`, matching a path or any directory above it."""
+    out = ""
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if pattern.startswith("**", i):
+            out += ".*"
+            i += 2
+            if pattern.startswith("/", i):
+                out += "/?"
+                i += 1
+            continue
+        if char == "*":
+            out += "[^/]*"
+        elif char == "?":
+            out += "[^/]"
+        elif char == "[":
+            end = pattern.find("]", i)
+            if end == -1:
+                out += re.escape(char)
+            else:
+                body = pattern[i + 1 : end].replace("\\", "\\\\")
+                out += "[" + ("^" + body[1:] if body.startswith("!") else body) + "]"
+                i = end
+        else:
+            out += re.escape(char)
+        i += 1
+    return f"^{out}(/.*)?$"
+
+
+def _ignored(rel: str, rules: list[tuple[re.Pattern[str], bool]]) -> bool:
+    excluded = False
+    for pattern, exclude in rules:
+        if pattern.match(rel):
+            excluded = exclude
+    return excluded

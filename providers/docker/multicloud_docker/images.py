@@ -1,0 +1,114 @@
+"""Images: build `build:` services (skipped when the content tag exists), find `image:` ones."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from multicloud.errors import ProviderError, UserError
+from multicloud.resources import Resource
+from multicloud_docker import labels as L
+from multicloud_docker.client import NotFoundError, guard
+
+BUILD_TIMEOUT = 3600
+Say = Callable[[str], None]
+
+
+def image_exists(api: Any, ref: str) -> bool:
+    """True when the engine has an image under this reference."""
+    try:
+        with guard(f"inspecting image {ref}"):
+            api.inspect_image(ref)
+    except NotFoundError:
+        return False
+    return True
+
+
+def build(api: Any, app: str, resource: Resource, say: Say) -> None:
+    """Build and tag a service image unless its content tag exists, then untag older builds
+    of the service. A failed build leaves the older tags (and the containers using them)."""
+    tag = str(resource.properties["tag"])
+    if image_exists(api, tag):
+        say(f"{tag} already built")
+    else:
+        say(f"building {tag}")
+        payload = resource.payload or {}
+        image_labels = L.owned(app, resource.key, resource.properties)
+        props = resource.properties
+        with guard(f"building {tag}"):
+            stream = api.build(
+                path=payload["context"],
+                dockerfile=payload.get("dockerfile") or props.get("dockerfile"),
+                tag=tag,
+                buildargs=dict(props.get("args") or {}),
+                target=props.get("target"),
+                labels=image_labels,
+                rm=True,
+                forcerm=True,
+                decode=True,
+                timeout=BUILD_TIMEOUT,
+            )
+            log: list[str] = []
+            for chunk in stream:
+                if "error" in chunk:
+                    detail = "\n".join(line for line in log[-15:] if line.strip())
+                    raise ProviderError(f"building {tag} failed: {str(chunk['error']).strip()}\n{detail}".rstrip())
+                text = str(chunk.get("stream") or "")
+                log.extend(text.splitlines())
+                if text.startswith("Step ") and " : LABEL " not in text:
+                    say(text.strip())
+        say(f"built {tag}")
+    remove_tags(api, app, resource.key, keep=tag, say=say)
+
+
+def remove_tags(api: Any, app: str, key: str, keep: str | None, say: Say) -> None:
+    """Untag every build of a service image except `keep`; images still used by a container
+    lose only their tag. A failure leaves the remaining tags, which the next apply prunes."""
+    service = key.partition("/")[2]
+    repository = L.image_repository(app, service) + ":"
+    with guard(f"listing images of {key}"):
+        found = api.images(filters=L.selector(app, key))
+    for image in found:
+        for tag in image.get("RepoTags") or []:
+            if tag.startswith(repository) and tag != keep:
+                try:
+                    with guard(f"removing image tag {tag}"):
+                        api.remove_image(tag, force=True)
+                    say(f"removed {tag}")
+                except NotFoundError:
+                    pass
+
+
+def ensure_pulled(api: Any, ref: str, say: Say) -> None:
+    """Pull an `image:` reference only if the engine lacks it; offline, raise UserError."""
+    if image_exists(api, ref):
+        return
+    say(f"pulling {ref}")
+    repository, tag = _split(ref)
+    try:
+        with guard(f"pulling image {ref}"):
+            api.pull(repository, tag=tag)
+    except Exception as exc:
+        raise UserError(
+            f"image {ref} is not on the Docker host and pulling it failed: {exc}",
+            hint="this machine may be offline: build or load the image locally (docker build -t / docker load), "
+            "or give the service build: instead of image:",
+        ) from exc
+    if not image_exists(api, ref):
+        raise UserError(f"image {ref} is still missing after a pull")
+
+
+def require_built(api: Any, ref: str) -> None:
+    """Raise ProviderError when a built image vanished between its build and its use."""
+    if not image_exists(api, ref):
+        raise ProviderError(f"image {ref} is missing; apply again to rebuild it")
+
+
+def _split(ref: str) -> tuple[str, str | None]:
+    """Split an image reference into repository and tag (digests stay in the repository)."""
+    if "@" in ref:
+        return ref, None
+    head, _, last = ref.rpartition(":")
+    if head and "/" not in last:
+        return head, last
+    return ref, "latest"

@@ -1,0 +1,184 @@
+"""Provider `docker`: a spec on a local (or DOCKER_HOST) Docker engine.
+
+One bridge network per app (services reach each other by name), one container per
+replica, named volumes, images built from `build:` contexts. Everything created carries
+`multicloud.*` labels, which are the only record: observe() finds the app by labels alone
+and nothing unlabelled is ever touched. The SDK is imported only by `client.py`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from multicloud.contract import (
+    Capabilities,
+    Endpoint,
+    Event,
+    EventSink,
+    Health,
+    HealthState,
+    LogLine,
+    ServiceStatus,
+)
+from multicloud.errors import ProviderError, UserError
+from multicloud.planner import Action, Change
+from multicloud.resources import Resource
+from multicloud.spec.targets import TargetSpec
+from multicloud_docker import converge, images, observe, views
+from multicloud_docker import labels as L
+from multicloud_docker.client import ClientFactory, ConflictError, NotFoundError, default_factory, guard
+from multicloud_docker.containers import readiness
+from multicloud_docker.desired import desired as render_desired
+from multicloud_docker.settings import DockerSettings, parse_settings
+
+
+class DockerProvider:
+    """The `docker` provider; holds settings and a lazily built engine client."""
+
+    name = "docker"
+
+    def __init__(
+        self, settings: Mapping[str, Any] | None = None, *, client_factory: ClientFactory | None = None
+    ) -> None:
+        self.settings: DockerSettings = parse_settings(dict(settings or {}))
+        self._factory = client_factory or default_factory(self.settings.host)
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self.capabilities = Capabilities(
+            build=self.settings.build,
+            notes=(
+                "public ports are published on the Docker host "
+                f"({self.settings.bind_address}, shown as {self.settings.public_host})",
+                "a service with a fixed host port is replaced stop-then-start; others roll without downtime",
+            ),
+        )
+
+    @property
+    def api(self) -> Any:
+        """The engine client, built on first use (this is where the SDK gets imported)."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._factory()
+            return self._client
+
+    def desired(self, spec: TargetSpec, secrets: Mapping[str, str]) -> list[Resource]:
+        """Network, volumes, images and services for the spec; no engine calls."""
+        return render_desired(spec, secrets, self.settings)
+
+    def observe(self, app: str) -> list[Resource]:
+        """Everything labelled with the app: four list calls, no changes."""
+        return observe.observe_all(self.api, app)
+
+    def read(self, app: str, key: str) -> Resource | None:
+        """One owned resource as it is now (one list call), or None."""
+        return observe.read_one(self.api, app, key)
+
+    def apply(self, app: str, change: Change, emit: EventSink) -> None:
+        """Create, update, replace or delete one resource. Each step is idempotent and starts
+        from what exists, so a failure or a kill leaves labelled objects the next apply converges."""
+
+        def say(message: str) -> None:
+            emit(Event("progress", change.key, message))
+
+        resource = change.resource
+        kind = resource.kind
+        if kind == "service":
+            if change.action is Action.DELETE:
+                stop = int(resource.properties.get("stop_timeout", self.settings.stop_timeout))
+                converge.delete_service(self.api, app, change.key, stop, say)
+            else:
+                converge.converge(self.api, app, resource, self.settings.rollout_timeout, say)
+        elif kind == "image":
+            if change.action is Action.DELETE:
+                images.remove_tags(self.api, app, change.key, keep=None, say=say)
+            else:
+                images.build(self.api, app, resource, say)
+        elif kind in ("network", "volume"):
+            if change.action in (Action.DELETE, Action.REPLACE):
+                self._remove(app, kind, change.key, say)
+            if change.action is not Action.DELETE:
+                self._create(app, kind, resource, say)
+        else:
+            raise ProviderError(f"docker provider cannot apply {change.key}: unknown kind {kind!r}")
+
+    def health(self, app: str, resource: Resource) -> Health:
+        """Healthy when every desired replica runs the desired spec and passes its health check
+        (or, without one, has run a second); unhealthy when one exited or crash-loops."""
+        if resource.kind != "service":
+            exists = self.read(app, resource.key) is not None
+            return Health(HealthState.HEALTHY if exists else HealthState.STARTING, "" if exists else "not found yet")
+        digest = L.spec_hash(resource.properties)
+        count = int(resource.properties[L.SCALE_PROPERTY])
+        found = observe.replicas(self.api, app, resource.key)
+        mine = [r for r in found if r.spec_hash == digest and 1 <= r.index <= count]
+        if len({r.index for r in mine}) < count:
+            return Health(HealthState.STARTING, f"{len(mine)} of {count} replicas exist")
+        waiting = []
+        for replica in mine:
+            verdict = readiness(self.api, replica.id)
+            if verdict.failed:
+                return Health(HealthState.UNHEALTHY, f"{verdict.message}; see `multicloud logs {resource.name}`")
+            if not verdict.ready:
+                waiting.append(verdict.message)
+        if waiting:
+            return Health(HealthState.STARTING, "; ".join(waiting))
+        return Health(HealthState.HEALTHY, f"{count} of {count} replicas healthy")
+
+    def status(self, app: str) -> list[ServiceStatus]:
+        """Replica counts and state per service; reads only."""
+        return views.status(self.api, app)
+
+    def logs(self, app: str, service: str | None, *, follow: bool = False, tail: int | None = 100) -> Iterator[LogLine]:
+        """Log lines of the app's containers, oldest first; reads only."""
+        return views.logs(self.api, app, service, follow, tail)
+
+    def endpoints(self, app: str) -> list[Endpoint]:
+        """host:port URLs of public ports and service-name URLs of internal ones; reads only."""
+        return views.endpoints(self.api, app, self.settings.public_host)
+
+    def _create(self, app: str, kind: str, resource: Resource, say: Any) -> None:
+        """Create a network or volume under its fixed name; refuse one that exists unlabelled."""
+        name = str(resource.properties["name"])
+        labels = L.owned(app, resource.key, resource.properties)
+        if kind == "network":
+            with guard(f"looking up network {name}"):
+                clash = [n for n in self.api.networks(names=[name]) if n.get("Name") == name]
+            if clash:
+                raise _not_ours("network", name, clash[0].get("Labels"))
+            try:
+                with guard(f"creating network {name}"):
+                    driver = resource.properties["driver"]
+                    self.api.create_network(name, driver=driver, labels=labels, check_duplicate=True)
+            except ConflictError as exc:
+                raise UserError(f"network {name} exists and is not owned by app {app!r}") from exc
+        else:
+            with guard(f"creating volume {name}"):
+                made = self.api.create_volume(name, driver=resource.properties["driver"], labels=labels)
+            if (made.get("Labels") or {}).get(L.RESOURCE) != resource.key:
+                raise _not_ours("volume", name, made.get("Labels"))
+        say(f"created {kind} {name}")
+
+    def _remove(self, app: str, kind: str, key: str, say: Any) -> None:
+        """Remove every labelled network or volume of a key; gone already counts as done."""
+        current = self.read(app, key)
+        for ident in (current.payload or {}).get("ids", []) if current else []:
+            try:
+                with guard(f"removing {kind} {ident[:24]}"):
+                    if kind == "network":
+                        self.api.remove_network(ident)
+                    else:
+                        self.api.remove_volume(ident)
+            except NotFoundError:
+                continue
+            say(f"removed {kind} {ident[:24]}")
+
+
+def _not_ours(kind: str, name: str, found_labels: Mapping[str, str] | None) -> UserError:
+    owner = (found_labels or {}).get(L.APP)
+    whose = f"app {owner!r}" if owner else "something other than multicloud"
+    return UserError(
+        f"a {kind} named {name} already exists and belongs to {whose}; multicloud does not touch it",
+        hint=f"remove or rename that {kind}, or rename the app",
+    )

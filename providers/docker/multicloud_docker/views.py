@@ -1,0 +1,173 @@
+"""Read-only views of a running app: status per service, logs, endpoints."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from multicloud.addressing import URL_SCHEMES
+from multicloud.contract import Endpoint, LogLine, ServiceStatus
+from multicloud.errors import UserError
+from multicloud_docker import labels as L
+from multicloud_docker.client import guard
+from multicloud_docker.observe import Replica, replicas, service_resource
+
+_END = object()
+
+
+def status(api: Any, app: str) -> list[ServiceStatus]:
+    """Desired, running and healthy replica counts per service, from one container list."""
+    result = []
+    for name, group in _by_service(replicas(api, app)).items():
+        desired = _int(group[-1].labels.get(L.REPLICAS), 1)
+        running = sum(1 for r in group if r.live)
+        healthy = sum(1 for r in group if _healthy(r))
+        if running == 0:
+            state = "stopped"
+        elif healthy >= desired and len(group) == desired:
+            state = "running"
+        elif any("(unhealthy)" in r.status or r.state == "restarting" for r in group):
+            state = "unhealthy"
+        elif healthy < desired:
+            state = "starting"
+        else:
+            state = "converging"
+        detail = "; ".join(f"{r.name}: {r.state} ({r.status})" for r in group if not _healthy(r))
+        result.append(ServiceStatus(name, desired, running, healthy, state, detail))
+    return result
+
+
+def endpoints(api: Any, app: str, public_host: str) -> list[Endpoint]:
+    """One endpoint per exposed port: host:port on the engine's host for public ports (one
+    per replica when the engine picked the port), service-name URLs for internal ones."""
+    found: list[Endpoint] = []
+    for name, group in _by_service(replicas(api, app)).items():
+        resource = service_resource(name, group)
+        if resource is None:
+            continue
+        for port in resource.properties.get("ports") or []:
+            scheme = URL_SCHEMES.get(port["protocol"], "tcp")
+            path = "/mqtt" if port["protocol"] == "mqtt-ws" else ""
+            if port.get("expose") != "public":
+                url = f"{scheme}://{name}:{port['port']}{path}"
+                found.append(Endpoint(name, port["name"], port["protocol"], url, False))
+                continue
+            for host_port in _host_ports(group, port):
+                url = f"{scheme}://{public_host}:{host_port}{path}"
+                found.append(Endpoint(name, port["name"], port["protocol"], url, True))
+    return found
+
+
+def logs(api: Any, app: str, service: str | None, follow: bool, tail: int | None) -> Iterator[LogLine]:
+    """Log lines of every container of the app or of one service, oldest first; with follow,
+    interleaved as they arrive until every container's stream ends."""
+    group = [r for r in replicas(api, app) if service in (None, r.service)]
+    if not group:
+        what = f"service {service!r} of app {app!r}" if service else f"app {app!r}"
+        raise UserError(f"no containers found for {what}", hint="run `multicloud status` to see what is deployed")
+    if not follow:
+        lines = [line for r in group for line in _read(api, r, tail)]
+        lines.sort(key=lambda line: line.timestamp or datetime.min)
+        yield from lines
+        return
+    yield from _follow(api, group, tail)
+
+
+def _read(api: Any, replica: Replica, tail: int | None) -> list[LogLine]:
+    with guard(f"reading logs of {replica.name}"):
+        raw = api.logs(replica.id, stdout=True, stderr=True, timestamps=True, tail=tail if tail else "all")
+    return [_line(replica, text) for text in raw.decode("utf-8", "replace").splitlines()]
+
+
+def _follow(api: Any, group: Sequence[Replica], tail: int | None) -> Iterator[LogLine]:
+    lines: queue.Queue[object] = queue.Queue(maxsize=10000)
+
+    def pump(replica: Replica) -> None:
+        try:
+            with guard(f"following logs of {replica.name}"):
+                stream = api.logs(
+                    replica.id,
+                    stdout=True,
+                    stderr=True,
+                    timestamps=True,
+                    stream=True,
+                    follow=True,
+                    tail=tail if tail else "all",
+                )
+                pending = b""
+                for chunk in stream:
+                    pending += chunk
+                    *complete, pending = pending.split(b"\n")
+                    for text in complete:
+                        lines.put(_line(replica, text.decode("utf-8", "replace")))
+        except Exception as exc:  # reported as a line: one dead stream must not end the others
+            lines.put(LogLine(replica.service, _instance(replica), f"(log stream ended: {exc})"))
+        finally:
+            lines.put(_END)
+
+    for replica in group:
+        threading.Thread(target=pump, args=(replica,), daemon=True, name=f"logs-{replica.name}").start()
+    open_streams = len(group)
+    while open_streams:
+        item = lines.get()
+        if item is _END:
+            open_streams -= 1
+        elif isinstance(item, LogLine):
+            yield item
+
+
+def _line(replica: Replica, text: str) -> LogLine:
+    stamp, _, message = text.partition(" ")
+    when = _parse_time(stamp)
+    return LogLine(replica.service, _instance(replica), message if when else text, when)
+
+
+def _instance(replica: Replica) -> str:
+    return f"{replica.service}-{replica.index}"
+
+
+def _parse_time(text: str) -> datetime | None:
+    if not text.endswith("Z") or "T" not in text:
+        return None
+    head, _, fraction = text[:-1].partition(".")
+    try:
+        return datetime.fromisoformat(f"{head}.{(fraction + '000000')[:6]}+00:00")
+    except ValueError:
+        return None
+
+
+def _host_ports(group: Sequence[Replica], port: dict[str, Any]) -> list[int]:
+    if port.get("host_port"):
+        return [int(port["host_port"])]
+    transport = "udp" if port["protocol"] == "udp" else "tcp"
+    found = {
+        int(p["PublicPort"])
+        for r in group
+        if r.live
+        for p in r.ports
+        if p.get("PrivatePort") == port["port"] and p.get("Type") == transport and p.get("PublicPort")
+    }
+    return sorted(found)
+
+
+def _by_service(found: Sequence[Replica]) -> dict[str, list[Replica]]:
+    groups: dict[str, list[Replica]] = {}
+    for replica in found:
+        groups.setdefault(replica.service, []).append(replica)
+    return dict(sorted(groups.items()))
+
+
+def _healthy(replica: Replica) -> bool:
+    """Running and, if it has a health check, passing it (from the list's status text)."""
+    text = replica.status
+    return replica.state == "running" and "(health:" not in text and "(unhealthy)" not in text
+
+
+def _int(text: str | None, default: int) -> int:
+    try:
+        return int(text or default)
+    except ValueError:
+        return default
