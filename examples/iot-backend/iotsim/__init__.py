@@ -1,0 +1,1 @@
+"""Device simulator library: a registry API client and MQTT devices that publish telemetry."""

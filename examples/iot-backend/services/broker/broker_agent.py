@@ -1,0 +1,308 @@
+"""Broker agent: renders mosquitto's config, follows the auth credential feed and coalesces reloads."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Service accounts: env var holding the password -> (username, ACL lines). Device ids cannot
+# start with "_", so these names never collide with a device's.
+SERVICE_ACCOUNTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "INGESTION_MQTT_PASSWORD": ("_ingestion", ("topic read devices/+/telemetry",)),
+    "REGISTRY_MQTT_PASSWORD": ("_registry", ("topic write devices/+/commands",)),
+}
+DEVICE_ACL = (
+    "# every device: publish under its own prefix, subscribe to its own command topic",
+    "pattern write devices/%u/#",
+    "pattern read devices/%u/commands",
+)
+PBKDF2_ITERATIONS = 101  # mosquitto_passwd's default; passwords are random 192-bit tokens
+
+
+def log(message: str) -> None:
+    """Print one line to stdout, prefixed so it stands apart from mosquitto's lines."""
+    print(f"broker-agent: {message}", flush=True)
+
+
+def env_secret(name: str) -> str | None:
+    """Read a secret from NAME, or from the file named by NAME_FILE, or /run/secrets/<name>."""
+    value = os.environ.get(name)
+    if value:
+        return value
+    path = os.environ.get(f"{name}_FILE") or f"/run/secrets/{name.lower()}"
+    try:
+        return Path(path).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """Return mosquitto's `$7$` PBKDF2-SHA512 hash of a password."""
+    salt = salt or secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PBKDF2_ITERATIONS)
+    return f"$7${PBKDF2_ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the agent reads from its environment."""
+
+    state_dir: Path
+    mqtt_port: int
+    ws_port: int
+    tls_port: int
+    auth_url: str
+    feed_token: str | None
+    reload_interval: float
+    max_queued: int
+    services: dict[str, str] = field(default_factory=dict)
+
+    @staticmethod
+    def from_env() -> Settings:
+        """Build settings from environment variables (ports 0 disable a listener)."""
+        services = {}
+        for var, (user, _acl) in SERVICE_ACCOUNTS.items():
+            password = env_secret(var)
+            if password:
+                services[user] = password
+        return Settings(
+            state_dir=Path(os.environ.get("BROKER_STATE_DIR", "/var/lib/mosquitto")),
+            mqtt_port=int(os.environ.get("MQTT_PORT") or 0),
+            ws_port=int(os.environ.get("WS_PORT") or 0),
+            tls_port=int(os.environ.get("MQTTS_PORT") or 0),
+            auth_url=os.environ.get("AUTH_URL", "").rstrip("/"),
+            feed_token=env_secret("BROKER_FEED_TOKEN"),
+            reload_interval=float(os.environ.get("RELOAD_INTERVAL_MS", "250")) / 1000,
+            max_queued=int(os.environ.get("MAX_QUEUED_MESSAGES", "1000000")),
+            services=services,
+        )
+
+
+def render_config(s: Settings) -> str:
+    """Return mosquitto.conf for these settings."""
+    lines = [
+        "per_listener_settings false",
+        "allow_anonymous false",
+        f"password_file {s.state_dir / 'passwd'}",
+        f"acl_file {s.state_dir / 'acl'}",
+        "persistence true",
+        f"persistence_location {s.state_dir}/",
+        "autosave_interval 30",
+        "max_inflight_messages 0",
+        f"max_queued_messages {s.max_queued}",
+        "max_queued_bytes 0",
+        "set_tcp_nodelay true",
+        "log_dest stdout",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        "log_type information",
+        "log_timestamp_format %Y-%m-%dT%H:%M:%S",
+    ]
+    if s.mqtt_port:
+        lines += [f"listener {s.mqtt_port}", "protocol mqtt"]
+    if s.ws_port:
+        lines += [f"listener {s.ws_port}", "protocol websockets"]
+    if s.tls_port:
+        lines += [
+            f"listener {s.tls_port}",
+            "protocol mqtt",
+            f"certfile {s.state_dir / 'tls.crt'}",
+            f"keyfile {s.state_dir / 'tls.key'}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def render_acl(s: Settings) -> str:
+    """Return the ACL file: per-service rules, then the per-device pattern."""
+    lines: list[str] = []
+    for user, acl in SERVICE_ACCOUNTS.values():
+        if user in s.services:
+            lines += [f"user {user}", *acl, ""]
+    return "\n".join([*lines, *DEVICE_ACL]) + "\n"
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+    """Replace a file in one rename so mosquitto never reads half of it."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    tmp.replace(path)
+
+
+class PasswordFile:
+    """Device and service hashes; rewrites the password file and SIGHUPs at most once per interval."""
+
+    def __init__(self, path: Path, services: dict[str, str], interval: float) -> None:
+        self.path = path
+        self.version = 0
+        self.on_reload: Callable[[int], None] | None = None
+        self.services = {user: hash_password(pw) for user, pw in services.items()}
+        self.devices: dict[str, str] = {}
+        self.interval = interval
+        self.pid: int | None = None
+        self._dirty = threading.Event()
+        self._lock = threading.Lock()
+        self.reloads = 0
+
+    def load_existing(self) -> None:
+        """Keep the devices of a previous run (a restart while auth is down still admits them)."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except OSError:
+            return
+        for line in text.splitlines():
+            user, _, digest = line.partition(":")
+            if user and digest and not user.startswith("_"):
+                self.devices[user] = digest
+
+    def apply(self, version: int, reset: bool, upsert: dict[str, str], delete: list[str]) -> None:
+        """Apply one feed response; a reset replaces every device."""
+        with self._lock:
+            self.version = version
+            if reset:
+                self.devices = {}
+            self.devices.update({u: h for u, h in upsert.items() if not u.startswith("_")})
+            for user in delete:
+                self.devices.pop(user, None)
+        self._dirty.set()
+
+    def write(self) -> tuple[int, int]:
+        """Write the file now; return (device entries, credential version) it holds."""
+        with self._lock:
+            rows = [f"{u}:{h}" for u, h in self.services.items()]
+            rows += [f"{u}:{h}" for u, h in self.devices.items()]
+            count, version = len(self.devices), self.version
+        write_atomic(self.path, "\n".join(rows) + "\n")
+        return count, version
+
+    def run_reloader(self) -> None:
+        """Coalesce changes: write and SIGHUP at most once per interval, forever."""
+        last = 0.0
+        while True:
+            self._dirty.wait()
+            pause = last + self.interval - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            self._dirty.clear()
+            count, version = self.write()
+            if self.pid is not None:
+                os.kill(self.pid, signal.SIGHUP)
+                self.reloads += 1
+            last = time.monotonic()
+            if self.on_reload is not None:
+                time.sleep(0.02)  # mosquitto reloads in its next loop turn, within milliseconds
+                self.on_reload(version)
+            if self.reloads % 50 == 1:
+                log(f"reloaded credentials ({count} devices, {self.reloads} reloads)")
+
+
+def follow_feed(s: Settings, passwords: PasswordFile) -> None:
+    """Long-poll the auth service's credential feed forever, applying each change set."""
+    if not s.auth_url or not s.feed_token:
+        log("AUTH_URL or BROKER_FEED_TOKEN unset: devices cannot connect, only service accounts")
+        return
+    version, epoch, backoff = 0, "", 0.5
+    while True:
+        query = urllib.parse.urlencode({"after": version, "epoch": epoch, "wait": 25})
+        try:
+            body = call_auth(s, f"/v1/broker/credentials?{query}", 40.0)
+        except (OSError, ValueError) as exc:
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            log(f"credential feed unavailable ({reason}); retrying in {backoff:.1f} s")
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+            continue
+        backoff = 0.5
+        reset = bool(body.get("reset"))
+        upsert, delete = body.get("upsert") or {}, body.get("delete") or []
+        if reset or upsert or delete:
+            passwords.apply(int(body["version"]), reset, upsert, delete)
+        if reset:
+            log(f"credential snapshot: {len(upsert)} devices at version {body['version']}")
+        version, epoch = int(body["version"]), str(body.get("epoch", ""))
+
+
+def call_auth(s: Settings, path: str, timeout: float, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Call the auth service with the feed token and return its JSON answer."""
+    if not s.auth_url.startswith(("http://", "https://")):
+        raise ValueError(f"AUTH_URL must be an http(s) URL, not {s.auth_url!r}")
+    request = urllib.request.Request(  # noqa: S310 (scheme checked above)
+        f"{s.auth_url}{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {s.feed_token}", "Content-Type": "application/json"},
+        method="GET" if body is None else "POST",
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        answer: dict[str, Any] = json.load(response)
+    return answer
+
+
+def report_applied(s: Settings, version: int) -> None:
+    """Tell auth which credential version mosquitto has loaded (best effort)."""
+    try:
+        call_auth(s, "/v1/broker/applied", 5.0, {"version": version})
+    except (OSError, ValueError) as exc:
+        log(f"could not report applied version {version}: {exc}")
+
+
+def prepare(s: Settings) -> Path:
+    """Write config, ACL, TLS material and the initial password file; return the config path."""
+    s.state_dir.mkdir(parents=True, exist_ok=True)
+    conf = s.state_dir / "mosquitto.conf"
+    if s.tls_port:
+        cert, key = env_secret("MQTT_TLS_CERT"), env_secret("MQTT_TLS_KEY")
+        if not cert or not key:
+            sys.exit("broker-agent: MQTTS_PORT needs MQTT_TLS_CERT and MQTT_TLS_KEY (PEM)")
+        write_atomic(s.state_dir / "tls.crt", cert + "\n")
+        write_atomic(s.state_dir / "tls.key", key + "\n")
+    write_atomic(conf, render_config(s))
+    write_atomic(s.state_dir / "acl", render_acl(s))
+    return conf
+
+
+def main() -> int:
+    """Start mosquitto under the agent and keep its credentials in step with auth."""
+    s = Settings.from_env()
+    if not (s.mqtt_port or s.ws_port or s.tls_port):
+        sys.exit("broker-agent: set at least one of MQTT_PORT, WS_PORT, MQTTS_PORT")
+    conf = prepare(s)
+    passwords = PasswordFile(s.state_dir / "passwd", s.services, s.reload_interval)
+    passwords.load_existing()
+    passwords.write()
+    log(f"service accounts: {', '.join(sorted(s.services)) or 'none'}; listeners: "
+        f"mqtt={s.mqtt_port or '-'} ws={s.ws_port or '-'} mqtts={s.tls_port or '-'}")
+    # stdbuf: line-buffer mosquitto's stdout so its log reaches `docker logs` at once
+    child = subprocess.Popen(["stdbuf", "-oL", "mosquitto", "-c", str(conf)])
+    passwords.pid = child.pid
+    if s.auth_url and s.feed_token:
+        passwords.on_reload = lambda version: report_applied(s, version)
+
+    def forward(signum: int, _frame: object) -> None:
+        child.send_signal(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, forward)
+    threading.Thread(target=passwords.run_reloader, name="reloader", daemon=True).start()
+    threading.Thread(target=follow_feed, args=(s, passwords), name="feed", daemon=True).start()
+    return child.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The telemetry payload schema and its validation; the device id comes from the topic only.
+
+A payload is a JSON object, at most 1 KiB:
+    {"seq": 17, "ts": 1732800000.25, "temperature": 21.5, "humidity": 40.0, "battery": 87}
+- seq (required): integer 0 ≤ seq < 2**63, unique per device (the message id; redeliveries with
+  the same seq are stored once)
+- ts (required): Unix seconds (number) when the device took the reading, 2000-01-01 ≤ ts < 2100-01-01
+- temperature (required): °C, -100 ≤ t ≤ 200
+- humidity (optional): %, 0 ≤ h ≤ 100;  battery (optional): %, 0 ≤ b ≤ 100
+Other keys are rejected.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+MAX_BYTES = 1024
+TS_MIN, TS_MAX = 946_684_800.0, 4_102_444_800.0
+ALLOWED = frozenset({"seq", "ts", "temperature", "humidity", "battery"})
+TOPIC_DEVICE = re.compile(r"^devices/([a-z0-9][a-z0-9-]{0,62})/telemetry$")
+
+
+class Rejected(ValueError):
+    """A message that is not a valid reading; `reason` is the metric label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def _number(body: dict[str, object], key: str, low: float, high: float, required: bool) -> float | None:
+    value = body.get(key)
+    if value is None:
+        if required:
+            raise Rejected("schema", f"{key} is required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise Rejected("schema", f"{key} must be a number in [{low}, {high}]")
+    return float(value)
+
+
+def device_of(topic: str) -> str:
+    """Return the device id in `devices/<id>/telemetry`, or raise Rejected."""
+    match = TOPIC_DEVICE.match(topic)
+    if match is None:
+        raise Rejected("topic", "topic is not devices/<id>/telemetry")
+    return match.group(1)
+
+
+def copy_line(device_id: str, payload: bytes, received_at: float) -> tuple[str, float]:
+    """Validate a payload; return its row as a line of PostgreSQL COPY text format, and its ts."""
+    if len(payload) > MAX_BYTES:
+        raise Rejected("too_large", f"payload over {MAX_BYTES} bytes")
+    try:
+        body = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Rejected("json", "payload is not JSON") from exc
+    if not isinstance(body, dict):
+        raise Rejected("schema", "payload is not a JSON object")
+    extra = body.keys() - ALLOWED
+    if extra:
+        raise Rejected("schema", f"unknown keys: {', '.join(sorted(extra))[:100]}")
+    seq = body.get("seq")
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**63:
+        raise Rejected("schema", "seq must be an integer in [0, 2**63)")
+    ts = _number(body, "ts", TS_MIN, TS_MAX, True) or 0.0
+    temperature = _number(body, "temperature", -100.0, 200.0, True)
+    humidity = _number(body, "humidity", 0.0, 100.0, False)
+    battery = _number(body, "battery", 0.0, 100.0, False)
+    fields = (device_id, str(seq), repr(ts), repr(temperature), _opt(humidity), _opt(battery), repr(received_at))
+    return "\t".join(fields) + "\n", ts
+
+
+def _opt(value: float | None) -> str:
+    return "\\N" if value is None else repr(value)

@@ -1,0 +1,75 @@
+"""Configuration from environment variables; secrets may also come from NAME_FILE or /run/secrets."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def secret(name: str) -> str | None:
+    """Read a secret from NAME, the file named by NAME_FILE, or /run/secrets/<name in lower case>."""
+    value = os.environ.get(name)
+    if value:
+        return value
+    path = os.environ.get(f"{name}_FILE") or f"/run/secrets/{name.lower()}"
+    try:
+        return Path(path).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def number(name: str, default: float) -> float:
+    """Read a numeric setting."""
+    return float(os.environ.get(name) or default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What ingestion reads from its environment."""
+
+    mqtt_url: str
+    mqtt_username: str
+    mqtt_password: str
+    client_id: str
+    share_group: str
+    topic: str
+    session_expiry: int
+    receive_maximum: int
+    ca_file: str | None
+    database_url: str
+    batch_max_rows: int
+    batch_max_seconds: float
+    drain_seconds: float
+    port: int
+
+    @property
+    def subscription(self) -> str:
+        """The shared subscription filter."""
+        return f"$share/{self.share_group}/{self.topic}"
+
+    @staticmethod
+    def from_env() -> Settings:
+        """Build settings from the environment; exit naming (never printing) a missing secret."""
+        mqtt_url, password, database_url = os.environ.get("MQTT_URL"), secret("INGESTION_MQTT_PASSWORD"), secret(
+            "DATABASE_URL"
+        )
+        if not (mqtt_url and password and database_url):
+            raise SystemExit("ingestion: MQTT_URL, INGESTION_MQTT_PASSWORD and DATABASE_URL must be set")
+        return Settings(
+            mqtt_url=mqtt_url,
+            mqtt_username=os.environ.get("MQTT_USERNAME", "_ingestion"),
+            mqtt_password=password,
+            client_id=os.environ.get("MQTT_CLIENT_ID") or f"ingestion-{socket.gethostname()}",
+            share_group=os.environ.get("MQTT_SHARE_GROUP", "ingestion"),
+            topic=os.environ.get("MQTT_TOPIC", "devices/+/telemetry"),
+            session_expiry=int(number("MQTT_SESSION_EXPIRY", 3600)),
+            receive_maximum=int(number("MQTT_RECEIVE_MAXIMUM", 10000)),
+            ca_file=os.environ.get("MQTT_CA_FILE") or None,
+            database_url=database_url,
+            batch_max_rows=int(number("BATCH_MAX_ROWS", 2000)),
+            batch_max_seconds=number("BATCH_MAX_MS", 10) / 1000,
+            drain_seconds=number("DRAIN_SECONDS", 8),
+            port=int(number("PORT", 8000)),
+        )

@@ -1,0 +1,16 @@
+"""Run the registry under uvicorn on $PORT."""
+
+import uvicorn
+
+from registry_service.settings import Settings
+
+if __name__ == "__main__":
+    settings = Settings.from_env()
+    uvicorn.run(
+        "registry_service.app:app",
+        host=settings.host,
+        port=settings.port,
+        access_log=settings.access_log,
+        log_level="info",
+        loop="uvloop",
+    )

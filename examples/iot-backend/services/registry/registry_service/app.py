@@ -1,0 +1,297 @@
+"""HTTP API of the device registry (public, OpenAPI at /docs): every route needs an operator token."""
+
+# ruff: noqa: B008  (FastAPI declares parameters with Depends()/Query() defaults)
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel
+
+from registry_service.auth_client import AuthClient
+from registry_service.commands import CommandPublisher
+from registry_service.db import make_pool, migrate
+from registry_service.settings import Settings
+
+log = logging.getLogger("registry")
+DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+READING_COLUMNS = ("device_id", "seq", "ts", "temperature", "humidity", "battery", "received_at")
+
+
+class State:
+    """Process-wide objects, created at start-up."""
+
+    settings: Settings
+    pool: Any
+    auth: AuthClient
+    commands: CommandPublisher | None = None
+
+
+state = State()
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    """Migrate the schema and open the pool and the auth client."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    state.settings = Settings.from_env()
+    await asyncio.to_thread(migrate, state.settings.database_url)
+    state.pool = make_pool(state.settings.database_url)
+    await state.pool.open()
+    state.auth = AuthClient(state.settings.auth_url, state.settings.token_cache_seconds)
+    if state.settings.mqtt_url and state.settings.mqtt_password:
+        state.commands = CommandPublisher(state.settings.mqtt_url, state.settings.mqtt_password)
+    log.info("registry ready (commands %s)", "enabled" if state.commands else "disabled: no MQTT_URL/password")
+    yield
+    if state.commands:
+        state.commands.close()
+    await state.auth.close()
+    await state.pool.close()
+
+
+app = FastAPI(
+    title="iot-backend device registry",
+    version="1.0",
+    description="Register devices (MQTT credentials are returned once), inspect them and their readings, "
+    "decommission them. Every route needs `Authorization: Bearer <operator token>`.",
+    lifespan=lifespan,
+)
+
+
+class NewDevice(BaseModel):
+    """Request body to register a device; the id is generated when omitted."""
+
+    id: str | None = None
+    name: str = ""
+    metadata: dict[str, Any] = {}
+
+
+class Command(BaseModel):
+    """A command for a device, published as JSON to `devices/<id>/commands`."""
+
+    command: str
+    args: dict[str, Any] = {}
+
+
+class Operator(BaseModel):
+    """The caller, as auth knows them."""
+
+    name: str
+    admin: bool
+    token: str
+
+
+async def operator(request: Request) -> Operator:
+    """Dependency: the bearer token must be a valid operator token (checked by auth)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    principal = await state.auth.verify(token.strip())
+    return Operator(name=principal["name"], admin=principal["admin"], token=token.strip())
+
+
+def device_row(row: tuple[Any, ...]) -> dict[str, Any]:
+    """Shape a devices row (with last_seen) for the API."""
+    keys = ("id", "name", "metadata", "status", "created_at", "decommissioned_at", "last_seen")
+    return dict(zip(keys, row, strict=True))
+
+
+DEVICE_SELECT = (
+    "SELECT d.id, d.name, d.metadata, d.status, d.created_at, d.decommissioned_at, s.last_seen"
+    " FROM devices d LEFT JOIN device_last_seen s ON s.device_id = d.id"
+)
+DEVICE_SELECT_NO_SEEN = (
+    "SELECT id, name, metadata, status, created_at, decommissioned_at, NULL::timestamptz FROM devices d"
+)
+
+
+async def query_devices(where: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """Select devices with last seen (ingestion's table may not exist yet on a fresh database)."""
+    async with state.pool.connection() as conn:
+        try:
+            return await (await conn.execute(f"{DEVICE_SELECT} {where}", params)).fetchall()
+        except psycopg.errors.UndefinedTable:
+            await conn.rollback()
+            return await (await conn.execute(f"{DEVICE_SELECT_NO_SEEN} {where}", params)).fetchall()
+
+
+@app.get("/healthz", tags=["ops"])
+async def healthz() -> dict[str, str]:
+    """Healthy when the database answers."""
+    try:
+        async with state.pool.connection(timeout=2.0) as conn:
+            await conn.execute("SELECT 1")
+    except Exception as exc:
+        raise HTTPException(503, f"database unavailable: {type(exc).__name__}") from exc
+    return {"status": "ok"}
+
+
+@app.post("/devices", status_code=201, tags=["devices"])
+async def register_device(
+    body: NewDevice,
+    wait_active: float = Query(0.0, ge=0, le=30, description="seconds to wait until the broker accepts the device"),
+    who: Operator = Depends(operator),
+) -> dict[str, Any]:
+    """Register a device and return its MQTT credentials. The password is shown only this once."""
+    device_id = body.id or f"dev-{secrets.token_hex(5)}"
+    if not DEVICE_ID.match(device_id):
+        raise HTTPException(422, "device id must match ^[a-z0-9][a-z0-9-]{0,62}$")
+    async with state.pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            "INSERT INTO devices (id, name, metadata) VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING"
+            " RETURNING created_at",
+            (device_id, body.name, Jsonb(body.metadata)),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise HTTPException(409, f"device {device_id!r} exists (ids are never reused)")
+        credentials = await state.auth.issue(device_id, who.token)  # an error rolls the insert back
+    active = None
+    if wait_active > 0:
+        status = await state.auth.broker_status(who.token, credentials["version"], wait_active)
+        active = status["applied"] >= credentials["version"]
+    log.info("registered device %s by %s", device_id, who.name)
+    return {
+        "id": device_id,
+        "name": body.name,
+        "status": "active",
+        "created_at": row[0],
+        "active_on_broker": active,
+        "mqtt": {
+            "username": credentials["username"],
+            "password": credentials["password"],
+            "telemetry_topic": f"devices/{device_id}/telemetry",
+            "command_topic": f"devices/{device_id}/commands",
+        },
+    }
+
+
+@app.get("/devices", tags=["devices"])
+async def list_devices(
+    status: str | None = Query(None, description="active or decommissioned"),
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+    _: Operator = Depends(operator),
+) -> list[dict[str, Any]]:
+    """List devices with their status and last seen time."""
+    if status not in (None, "active", "decommissioned"):
+        raise HTTPException(422, "status must be active or decommissioned")
+    where, params = ("WHERE d.status = %s", (status,)) if status else ("", ())
+    rows = await query_devices(f"{where} ORDER BY d.created_at, d.id LIMIT %s OFFSET %s", (*params, limit, offset))
+    return [device_row(r) for r in rows]
+
+
+@app.get("/devices/{device_id}", tags=["devices"])
+async def get_device(device_id: str, _: Operator = Depends(operator)) -> dict[str, Any]:
+    """One device: status, created, decommissioned and last seen."""
+    rows = await query_devices("WHERE d.id = %s", (device_id,))
+    if not rows:
+        raise HTTPException(404, "no such device")
+    return device_row(rows[0])
+
+
+async def select_readings(where: list[str], params: list[Any], limit: int) -> list[dict[str, Any]]:
+    """Run a readings query, newest first; an empty list when ingestion has not created the table yet."""
+    sql = (  # conditions are constants from time_filters; values go as parameters
+        f"SELECT {', '.join(READING_COLUMNS)} FROM readings"  # noqa: S608
+        f" {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY ts DESC, seq DESC LIMIT %s"
+    )
+    async with state.pool.connection() as conn:
+        try:
+            rows = await (await conn.execute(sql, (*params, limit))).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []
+    return [dict(zip(READING_COLUMNS, r, strict=True)) for r in rows]
+
+
+def time_filters(since: datetime | None, until: datetime | None) -> tuple[list[str], list[Any]]:
+    """SQL conditions for a [since, until) window on the device timestamp."""
+    where, params = [], []
+    if since is not None:
+        where.append("ts >= %s")
+        params.append(since)
+    if until is not None:
+        where.append("ts < %s")
+        params.append(until)
+    return where, params
+
+
+@app.get("/devices/{device_id}/readings", tags=["readings"])
+async def device_readings(
+    device_id: str,
+    since: datetime | None = Query(None, description="ISO 8601 or Unix seconds; inclusive"),
+    until: datetime | None = Query(None, description="ISO 8601 or Unix seconds; exclusive"),
+    limit: int = Query(100, ge=1, le=10000),
+    _: Operator = Depends(operator),
+) -> list[dict[str, Any]]:
+    """A device's recent readings, newest first, optionally within a time window."""
+    where, params = time_filters(since, until)
+    return await select_readings(["device_id = %s", *where], [device_id, *params], limit)
+
+
+@app.get("/readings", tags=["readings"])
+async def recent_readings(
+    since: datetime | None = Query(None, description="ISO 8601 or Unix seconds; inclusive"),
+    until: datetime | None = Query(None, description="ISO 8601 or Unix seconds; exclusive"),
+    limit: int = Query(100, ge=1, le=10000),
+    _: Operator = Depends(operator),
+) -> list[dict[str, Any]]:
+    """Recent readings of every device, newest first."""
+    where, params = time_filters(since, until)
+    return await select_readings(where, params, limit)
+
+
+@app.delete("/devices/{device_id}", tags=["devices"])
+async def decommission_device(
+    device_id: str,
+    wait: float = Query(5.0, ge=0, le=30, description="seconds to wait until the broker refuses the device"),
+    who: Operator = Depends(operator),
+) -> dict[str, Any]:
+    """Decommission a device: revoke its credentials; the broker refuses it and drops its connection."""
+    async with state.pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            "UPDATE devices SET status = 'decommissioned', decommissioned_at = coalesce(decommissioned_at, now())"
+            " WHERE id = %s RETURNING decommissioned_at",
+            (device_id,),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise HTTPException(404, "no such device")
+        revoked = await state.auth.revoke(device_id, who.token)
+    enforced = None
+    if wait > 0:
+        status = await state.auth.broker_status(who.token, revoked["version"], wait)
+        enforced = status["applied"] >= revoked["version"]
+    log.info("decommissioned device %s by %s", device_id, who.name)
+    return {"id": device_id, "status": "decommissioned", "decommissioned_at": row[0], "enforced_by_broker": enforced}
+
+
+@app.post("/devices/{device_id}/commands", status_code=202, tags=["devices"])
+async def send_command(device_id: str, body: Command, _: Operator = Depends(operator)) -> dict[str, Any]:
+    """Publish a command to the device's command topic (QoS 1)."""
+    if state.commands is None:
+        raise HTTPException(503, "commands are disabled (MQTT_URL or REGISTRY_MQTT_PASSWORD not set)")
+    rows = await query_devices("WHERE d.id = %s AND d.status = 'active'", (device_id,))
+    if not rows:
+        raise HTTPException(404, "no such active device")
+    try:
+        await asyncio.to_thread(state.commands.publish, device_id, {"command": body.command, "args": body.args})
+    except (OSError, TimeoutError) as exc:
+        raise HTTPException(503, f"broker unavailable ({type(exc).__name__})") from exc
+    return {"id": device_id, "topic": f"devices/{device_id}/commands", "published": True}
+
+
+@app.get("/broker/status", tags=["ops"])
+async def broker_status(who: Operator = Depends(operator)) -> dict[str, Any]:
+    """The latest credential version and the one the broker has loaded."""
+    return await state.auth.broker_status(who.token)
