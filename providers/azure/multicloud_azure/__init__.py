@@ -1,0 +1,1 @@
+"""multicloud provider for Azure Container Instances, and its ARM emulator."""

@@ -1,0 +1,187 @@
+"""The only module that imports the Azure SDK: builds a ContainerInstanceManagementClient and
+translates azure-core errors into multicloud's, once, at this boundary."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from multicloud.errors import (
+    BackendUnavailableError,
+    MulticloudError,
+    ProviderError,
+    RetryableError,
+    UserError,
+)
+from multicloud_azure.api import AciApi, Json
+from multicloud_azure.settings import TOKEN_ENV, AzureSettings
+
+RETRYABLE_CONFLICTS = {"Conflict", "AnotherOperationInProgress", "OperationNotAllowed", "ResourceBusy"}
+
+
+class StaticTokenCredential:
+    """A bearer token taken as given (MULTICLOUD_AZURE_TOKEN): for emulators and CI."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        """Return the token, valid for an hour from now."""
+        from azure.core.credentials import AccessToken
+
+        return AccessToken(self._token, int(time.time()) + 3600)
+
+
+def credential(settings: AzureSettings) -> Any:
+    """The static token from MULTICLOUD_AZURE_TOKEN when set, else DefaultAzureCredential."""
+    token = os.environ.get(TOKEN_ENV)
+    if token:
+        return StaticTokenCredential(token)
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+def make_client(settings: AzureSettings) -> AciApi:
+    """Build the SDK client for the settings' endpoint, CA bundle, polling and retries."""
+    from azure.mgmt.containerinstance import ContainerInstanceManagementClient
+
+    client = ContainerInstanceManagementClient(
+        credential(settings),
+        settings.subscription_id,
+        base_url=settings.arm_endpoint,
+        credential_scopes=[f"{settings.arm_endpoint}/.default"],
+        polling_interval=settings.poll_interval,
+        connection_verify=settings.ca_bundle or True,
+        retry_total=settings.http_retries,
+        retry_backoff_factor=0.5,
+        retry_backoff_max=20,
+    )
+    return SdkAciApi(client, settings)
+
+
+class SdkAciApi:
+    """AciApi over the real ContainerInstanceManagementClient."""
+
+    def __init__(self, client: Any, settings: AzureSettings) -> None:
+        self._client = client
+        self._settings = settings
+        self._rg = settings.resource_group
+
+    def get_group(self, name: str) -> Json | None:
+        """GET one group; None on 404."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with _translated(f"reading container group {name!r}", self._settings):
+            try:
+                return _json(self._client.container_groups.get(self._rg, name))
+            except ResourceNotFoundError:
+                return None
+
+    def list_groups(self) -> list[Json]:
+        """List the resource group's groups, following nextLink."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with _translated(f"listing container groups in {self._rg!r}", self._settings):
+            try:
+                return [_json(g) for g in self._client.container_groups.list_by_resource_group(self._rg)]
+            except ResourceNotFoundError as exc:
+                if _code(exc) == "ResourceGroupNotFound":
+                    return []
+                raise
+
+    def put_group(self, name: str, body: Mapping[str, Any]) -> Json:
+        """PUT a group from REST JSON (through the SDK's model) and wait for the LRO."""
+        from azure.mgmt.containerinstance.models import ContainerGroup
+
+        with _translated(f"creating or updating container group {name!r}", self._settings):
+            model = ContainerGroup.deserialize(dict(body))
+            poller = self._client.container_groups.begin_create_or_update(self._rg, name, model)
+            return _json(poller.result())
+
+    def delete_group(self, name: str) -> None:
+        """DELETE a group and wait; a 404 is success."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with _translated(f"deleting container group {name!r}", self._settings):
+            try:
+                self._client.container_groups.begin_delete(self._rg, name).result()
+            except ResourceNotFoundError:
+                return
+
+    def restart_group(self, name: str) -> None:
+        """POST restart and wait."""
+        with _translated(f"restarting container group {name!r}", self._settings):
+            self._client.container_groups.begin_restart(self._rg, name).result()
+
+    def container_logs(self, group: str, container: str, tail: int | None) -> str:
+        """GET the container's logs."""
+        with _translated(f"reading logs of {group}/{container}", self._settings):
+            logs = self._client.containers.list_logs(self._rg, group, container, tail=tail)
+            return str(logs.content or "")
+
+
+def _json(model: Any) -> Json:
+    result: Json = model.serialize(keep_readonly=True)
+    return result
+
+
+def _code(exc: Any) -> str:
+    error = getattr(exc, "error", None)
+    return str(getattr(error, "code", "") or "")
+
+
+@contextmanager
+def _translated(what: str, settings: AzureSettings) -> Iterator[None]:
+    """Turn azure-core and azure-identity errors into multicloud errors (raise ... from)."""
+    from azure.core.exceptions import (
+        AzureError,
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    try:
+        yield
+    except MulticloudError:
+        raise
+    except ClientAuthenticationError as exc:
+        raise UserError(
+            f"Azure rejected the credentials while {what}: {_message(exc)}",
+            hint=f"log in (az login) for DefaultAzureCredential, or set {TOKEN_ENV} to a bearer token",
+        ) from exc
+    except HttpResponseError as exc:
+        raise _from_status(what, exc.status_code or 0, _code(exc), _message(exc)) from exc
+    except ServiceRequestError as exc:
+        raise BackendUnavailableError(
+            f"cannot reach ARM at {settings.arm_endpoint} while {what}: {exc}",
+            hint="check the target's arm_endpoint and ca_bundle (for the emulator: `multicloud emulate azure`)",
+        ) from exc
+    except ServiceResponseError as exc:
+        raise RetryableError(f"ARM connection failed while {what}: {exc}") from exc
+    except AzureError as exc:
+        raise ProviderError(f"Azure error while {what}: {exc}") from exc
+
+
+def _from_status(what: str, status: int, code: str, message: str) -> MulticloudError:
+    text = f"{what}: {status} {code}: {message}".rstrip(": ")
+    if status == 429 or status >= 500 or (status == 409 and code in RETRYABLE_CONFLICTS):
+        return RetryableError(text)
+    if status == 409 and code == "InvalidContainerGroupUpdate":
+        return ProviderError(text, hint="the group must be deleted and recreated; run plan to see the replace")
+    if status == 404 and code == "ResourceGroupNotFound":
+        return UserError(text, hint="create the resource group first (az group create) or fix resource_group")
+    if status in (400, 403, 404, 409):
+        return UserError(text)
+    return ProviderError(text)
+
+
+def _message(exc: Any) -> str:
+    error = getattr(exc, "error", None)
+    message = getattr(error, "message", None) or getattr(exc, "message", None) or str(exc)
+    return str(message).splitlines()[0]
+

@@ -1,0 +1,171 @@
+"""The desired container group of an app: checks ACI's limits at plan time, renders the
+PUT body (secrets included, kept in the payload only) and the resources the plan compares."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from multicloud.addressing import DirectAddressing, resolve_service
+from multicloud.errors import CapabilityError
+from multicloud.resources import Resource, fingerprint, to_jsonable
+from multicloud.spec.placeholders import SecretRef, references
+from multicloud.spec.targets import TargetSpec
+from multicloud_azure import mapping, tags, views
+from multicloud_azure.api import Json
+from multicloud_azure.settings import AzureSettings
+
+PROVIDER = "azure-aci"
+MAX_CPU = 4.0
+MAX_MEMORY_GB = 16.0
+MAX_CONTAINERS = 60
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """A rendered container group: its name, the PUT body (with secret values: never shown)
+    and the properties per resource key that a matching group projects to."""
+
+    name: str
+    body: Json = field(repr=False)
+    spec_hash: str
+    properties: Mapping[str, Any] = field(repr=False)
+
+    def matches(self, current: Mapping[str, Any] | None) -> bool:
+        """True when an existing group (a GET) already is this plan, so no PUT is needed."""
+        if current is None or current["properties"].get("provisioningState") in ("Failed", "Deleting"):
+            return False
+        seen = {r.key: to_jsonable(dict(r.properties)) for r in views.resources(current)}
+        return seen == self.properties
+
+
+def render(spec: TargetSpec, settings: AzureSettings, secrets: Mapping[str, str]) -> tuple[GroupPlan, list[Resource]]:
+    """Render one group holding every service; raise CapabilityError listing each thing ACI
+    cannot run, with what to do instead. Pure: reads only the environment for the registry."""
+    check(spec, settings)
+    address = DirectAddressing(spec.services, host=lambda _name: "localhost")
+    name = settings.group_name(spec.app)
+    containers: list[Json] = []
+    volumes: list[Json] = []
+    all_tags: dict[str, str] = {tags.APP: spec.app, tags.LAYOUT: settings.layout}
+    public_ports: list[Json] = []
+    for service_name, service in spec.services.items():
+        if service.replicas == 0:
+            continue
+        resolved = resolve_service(service, address, secrets)
+        item, volume, meta = mapping.container(service_name, service, resolved, secrets)
+        containers.append(item)
+        if volume is not None:
+            volumes.append(volume)
+        tags.put_json(all_tags, tags.container_key(service_name), meta)
+        public_ports += [
+            {"port": p.port, "protocol": mapping.transport(p.protocol)} for p in service.ports if p.expose == "public"
+        ]
+    props: Json = {
+        "sku": "Standard",
+        "osType": "Linux",
+        "restartPolicy": settings.restart_policy,
+        "containers": containers,
+    }
+    if public_ports:
+        ip: Json = {"type": "Public", "ports": public_ports}
+        label = dns_label(settings, spec.app, name)
+        if label:
+            ip["dnsNameLabel"] = label
+        props["ipAddress"] = ip
+    if volumes:
+        props["volumes"] = volumes
+    if settings.registry is not None:
+        password = settings.registry.password()
+        props["imageRegistryCredentials"] = [
+            {"server": settings.registry.server, "username": settings.registry.username, "password": password.reveal()}
+        ]
+        tags.put_json(all_tags, tags.GROUP_META, {"r": tags.encode_digest(password)})
+    body: Json = {"location": settings.location, "tags": all_tags, "properties": props}
+    if not containers:
+        return GroupPlan(name, body, "", {}), []
+    body["name"] = name
+    projected = views.resources(body)
+    properties = {r.key: to_jsonable(dict(r.properties)) for r in projected}
+    spec_hash = fingerprint(properties)
+    all_tags[tags.SPEC] = spec_hash
+    del body["name"]
+    if len(all_tags) > tags.MAX_TAGS:
+        raise CapabilityError(spec.target, PROVIDER, [
+            f"the group's metadata needs {len(all_tags)} tags but ARM allows {tags.MAX_TAGS}; "
+            "use fewer secret values or services per group"
+        ])
+    plan = GroupPlan(name, body, spec_hash, properties)
+    return plan, [_with_payload(r, plan) for r in projected]
+
+
+def _with_payload(resource: Resource, plan: GroupPlan) -> Resource:
+    return Resource(
+        resource.kind, resource.name, resource.properties, resource.depends_on, resource.replace_on,
+        resource.replace_mode, resource.persistent, resource.service, plan,
+    )
+
+
+def dns_label(settings: AzureSettings, app: str, group: str) -> str | None:
+    """The DNS name label: the setting, else the group name plus a short hash of where it
+    runs (labels are unique per region), else None when the setting is false."""
+    if settings.dns_label is False:
+        return None
+    if isinstance(settings.dns_label, str):
+        return settings.dns_label
+    suffix = hashlib.sha256(f"{settings.subscription_id}/{settings.resource_group}/{group}".encode()).hexdigest()[:6]
+    base = group if group[0].isalpha() else f"g{group}"
+    return f"{base[:56].rstrip('-')}-{suffix}"
+
+
+def check(spec: TargetSpec, settings: AzureSettings) -> None:
+    """Raise CapabilityError with every reason one ACI group cannot hold these services."""
+    found: list[str] = []
+    target = spec.target
+    owners: dict[tuple[int, str], str] = {}
+    cpu = memory = 0.0
+    running = [(n, s) for n, s in spec.services.items() if s.replicas > 0]
+    for name, service in running:
+        if service.replicas > 1:
+            found.append(
+                f"services.{name}.replicas: {service.replicas} replicas cannot run on ACI: a container group is one "
+                f"instance and ACI has no replica count. Set targets.{target}.overrides.{name}.replicas: 1, or run "
+                "the copies as separate apps (or on Azure Container Apps) behind a load balancer"
+            )
+        for port in service.ports:
+            key = (port.port, mapping.transport(port.protocol))
+            if key in owners:
+                found.append(
+                    f"services.{name}.ports.{port.name}: port {port.port}/{key[1]} is also used by {owners[key]}; "
+                    "the containers of one ACI group share one IP and ACI cannot remap ports, so give one of them "
+                    f"another port (targets.{target}.overrides)"
+                )
+            else:
+                owners[key] = f"services.{name}.ports.{port.name}"
+        cpu += service.resources.cpu
+        memory += mapping.memory_gb(service.resources.memory)
+        arguments = [*(service.command or []), *(service.entrypoint or [])]
+        if any(isinstance(r, SecretRef) for a in arguments for r in references(a)):
+            found.append(
+                f"services.{name}.command: ACI has no secure command arguments; pass the secret in env instead"
+            )
+        if service.user is not None or service.read_only:
+            found.append(
+                f"services.{name}: user and read_only cannot be set on ACI containers; drop them for this target "
+                f"(targets.{target}.overrides.{name})"
+            )
+        check_ = service.healthcheck
+        if check_ is not None and check_.http is not None and check_.port is None and not service.ports:
+            found.append(f"services.{name}.healthcheck: an http check needs a port (healthcheck.port)")
+    if len(running) > MAX_CONTAINERS:
+        found.append(f"services: ACI allows {MAX_CONTAINERS} containers per group ({len(running)} given)")
+    if cpu > MAX_CPU + 1e-9 or memory > MAX_MEMORY_GB + 1e-9:
+        found.append(
+            f"services: together they request {cpu:g} CPU and {memory:g} GB, over ACI's {MAX_CPU:g} CPU and "
+            f"{MAX_MEMORY_GB:g} GB per container group; lower resources per service, or exclude some services "
+            f"on target {target!r}"
+        )
+    if found:
+        raise CapabilityError(target, PROVIDER, found)

@@ -1,0 +1,347 @@
+"""The emulator's state: container groups, long-running operations, faults and a request log.
+
+Kept apart from HTTP handling (moto's models/responses split). Time moves lazily: every read
+works out from the clock what a group looks like now, so there are no background threads.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from multicloud_azure.emulator.validation import ArmError, validate_group, validate_update
+
+RESOURCE_TYPE = "Microsoft.ContainerInstance/containerGroups"
+
+
+@dataclass
+class Fault:
+    """An injected failure: the next `times` matching requests get `status` (or are slowed)."""
+
+    status: int = 500
+    times: int = 1
+    method: str | None = None
+    path_contains: str | None = None
+    retry_after: float | None = None
+    delay: float = 0.0
+    code: str = ""
+
+    def matches(self, method: str, path: str) -> bool:
+        """True when this fault applies to a request."""
+        return (self.method is None or self.method == method) and (
+            self.path_contains is None or self.path_contains in path
+        )
+
+
+@dataclass
+class Operation:
+    """A long-running operation as Azure-AsyncOperation reports it."""
+
+    id: str
+    kind: str
+    group: tuple[str, str, str]
+    location: str
+    started: float
+    done_at: float
+    failed: str | None = None
+
+
+@dataclass
+class Group:
+    """One container group as stored: the PUT body (secure values included) and its history."""
+
+    subscription: str
+    resource_group: str
+    name: str
+    body: dict[str, Any]
+    ready_at: float
+    state: str = "Creating"
+    deleting_until: float | None = None
+    stopped: bool = False
+    started_wall: str = ""
+    restarts: dict[str, int] = field(default_factory=dict)
+    logs: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class RequestRecord:
+    """One request the emulator answered."""
+
+    method: str
+    path: str
+    status: int
+    at: float
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class AciBackend:
+    """ACI control-plane state for every subscription and resource group, thread-safe."""
+
+    def __init__(
+        self, *, token: str | None = None, op_seconds: float = 0.05, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.token = token
+        self.op_seconds = op_seconds
+        self.clock = clock
+        self.page_size = 100
+        self.groups: dict[tuple[str, str, str], Group] = {}
+        self.operations: dict[str, Operation] = {}
+        self.faults: list[Fault] = []
+        self.requests: list[RequestRecord] = []
+        self.lock = threading.RLock()
+
+    # --- test controls ---------------------------------------------------------------------
+
+    def inject(self, fault: Fault) -> None:
+        """Arm a fault for the next matching requests."""
+        with self.lock:
+            self.faults.append(fault)
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        """Return and consume the first armed fault matching a request, if any."""
+        with self.lock:
+            for fault in self.faults:
+                if fault.times > 0 and fault.matches(method, path):
+                    fault.times -= 1
+                    return fault
+            self.faults = [f for f in self.faults if f.times > 0]
+            return None
+
+    def record(self, method: str, path: str, status: int) -> None:
+        """Log an answered request."""
+        with self.lock:
+            self.requests.append(RequestRecord(method, path, status, self.clock()))
+
+    def count(self, method: str, path_contains: str = "") -> int:
+        """How many requests of a method (on paths containing a text) were answered."""
+        with self.lock:
+            return sum(1 for r in self.requests if r.method == method and path_contains in r.path)
+
+    def reset(self) -> None:
+        """Forget every group, operation, fault and request."""
+        with self.lock:
+            self.groups.clear()
+            self.operations.clear()
+            self.faults.clear()
+            self.requests.clear()
+
+    def append_log(self, subscription: str, resource_group: str, name: str, container: str, line: str) -> None:
+        """Make a container print a line (what `container logs` returns)."""
+        with self.lock:
+            group = self._live(subscription, resource_group, name)
+            group.logs.setdefault(container, []).append(line)
+
+    # --- ARM operations ----------------------------------------------------------------------
+
+    def put(self, sub: str, rg: str, name: str, body: Mapping[str, Any]) -> tuple[int, dict[str, Any], Operation]:
+        """Create or update a group; return (201 or 200, its view, the operation)."""
+        validate_group(name, body)
+        with self.lock:
+            now = self.clock()
+            existing = self._find(sub, rg, name)
+            if existing is not None and existing.deleting_until is not None:
+                raise ArmError(409, "Conflict", f"The container group '{name}' is being deleted; try again later.")
+            if existing is not None and existing.ready_at > now:
+                raise ArmError(
+                    409, "AnotherOperationInProgress",
+                    f"Another operation on container group '{name}' is in progress; try again later.",
+                )
+            self._check_dns_label(sub, rg, name, body)
+            stored = copy.deepcopy(dict(body))
+            stored["location"] = _location(stored["location"])
+            if existing is not None:
+                validate_update(name, existing.body, stored)
+                existing.body, existing.state, existing.ready_at = stored, "Updating", now + self.op_seconds
+                existing.stopped, existing.restarts = False, {}
+                group, status, kind = existing, 200, "update"
+            else:
+                group = Group(sub, rg, name, stored, ready_at=now + self.op_seconds)
+                self.groups[(sub, rg, name)] = group
+                status, kind = 201, "create"
+            group.started_wall = _now_iso()
+            for container in stored["properties"]["containers"]:
+                line = f"[emulator] container {container['name']} started from {container['properties']['image']}"
+                group.logs.setdefault(container["name"], []).append(line)
+            op = self._operation(kind, group, now)
+            return status, self.view(group), op
+
+    def get(self, sub: str, rg: str, name: str) -> dict[str, Any]:
+        """Return a group's view; 404 when it does not exist."""
+        with self.lock:
+            return self.view(self._live(sub, rg, name))
+
+    def list(self, sub: str, rg: str | None) -> list[dict[str, Any]]:
+        """Views of every group in a subscription, or in one of its resource groups."""
+        with self.lock:
+            found = [g for g in self.groups.values() if g.subscription == sub and rg in (None, g.resource_group)]
+            found.sort(key=lambda g: (g.resource_group, g.name))
+            return [self.view(g) for g in found if self._alive(g)]
+
+    def delete(self, sub: str, rg: str, name: str) -> Operation | None:
+        """Start deleting a group; None when there is nothing to delete (ARM answers 204)."""
+        with self.lock:
+            group = self._find(sub, rg, name)
+            if group is None or not self._alive(group):
+                return None
+            now = self.clock()
+            if group.deleting_until is None:
+                group.deleting_until = now + self.op_seconds
+                group.state = "Deleting"
+            return self._operation("delete", group, now)
+
+    def restart(self, sub: str, rg: str, name: str) -> Operation:
+        """Restart every container of a group in place."""
+        with self.lock:
+            group = self._live(sub, rg, name)
+            now = self.clock()
+            group.ready_at, group.state, group.stopped = now + self.op_seconds, "Updating", False
+            for container in group.body["properties"]["containers"]:
+                group.restarts[container["name"]] = group.restarts.get(container["name"], 0) + 1
+            return self._operation("restart", group, now)
+
+    def start(self, sub: str, rg: str, name: str) -> Operation:
+        """Start a stopped group."""
+        with self.lock:
+            group = self._live(sub, rg, name)
+            now = self.clock()
+            group.ready_at, group.state, group.stopped = now + self.op_seconds, "Updating", False
+            return self._operation("start", group, now)
+
+    def stop(self, sub: str, rg: str, name: str) -> None:
+        """Stop every container of a group at once (not a long-running operation)."""
+        with self.lock:
+            self._live(sub, rg, name).stopped = True
+
+    def logs(self, sub: str, rg: str, name: str, container: str, tail: int | None) -> str:
+        """A container's log as ACI returns it: one string."""
+        with self.lock:
+            group = self._live(sub, rg, name)
+            if container not in {c["name"] for c in group.body["properties"]["containers"]}:
+                message = f"The container '{container}' of group '{name}' was not found."
+                raise ArmError(404, "ContainerNotFound", message)
+            lines = group.logs.get(container, [])
+            lines = lines[-tail:] if tail else lines
+            return "".join(line + "\n" for line in lines)
+
+    def operation(self, sub: str, op_id: str) -> tuple[Operation, str]:
+        """An operation and its status now: InProgress, Succeeded or Failed."""
+        with self.lock:
+            op = self.operations.get(op_id)
+            if op is None or op.group[0] != sub:
+                raise ArmError(404, "OperationNotFound", f"The operation '{op_id}' was not found.")
+            if op.failed:
+                return op, "Failed"
+            return op, ("Succeeded" if self.clock() >= op.done_at else "InProgress")
+
+    # --- views -------------------------------------------------------------------------------
+
+    def view(self, group: Group) -> dict[str, Any]:
+        """What GET returns: the stored body without secrets, plus read-only state."""
+        now = self.clock()
+        ready = now >= group.ready_at
+        body = copy.deepcopy(group.body)
+        props = body["properties"]
+        provisioning = group.state if not ready or group.state == "Deleting" else "Succeeded"
+        props["provisioningState"] = provisioning
+        props.setdefault("sku", "Standard")
+        props.setdefault("restartPolicy", "Always")
+        for registry in props.get("imageRegistryCredentials") or []:
+            registry.pop("password", None)
+        for volume in props.get("volumes") or []:
+            if "secret" in volume:
+                volume["secret"] = {}
+        state = "Stopped" if group.stopped else ("Running" if ready else "Pending")
+        for container in props["containers"]:
+            cprops = container["properties"]
+            for var in cprops.get("environmentVariables") or []:
+                var.pop("secureValue", None)
+            cprops["instanceView"] = self._container_view(group, container["name"], state)
+        props["instanceView"] = {"state": state, "events": []}
+        ip = props.get("ipAddress")
+        if ip is not None:
+            ip["ip"] = _fake_ip(group) if ip.get("type") == "Public" else "10.0.0.4"
+            if ip.get("dnsNameLabel"):
+                ip["fqdn"] = f"{ip['dnsNameLabel']}.{body['location']}.azurecontainer.io"
+        return {
+            "id": _resource_id(group.subscription, group.resource_group, group.name),
+            "name": group.name,
+            "type": RESOURCE_TYPE,
+            **body,
+        }
+
+    def _container_view(self, group: Group, name: str, state: str) -> dict[str, Any]:
+        if state == "Running":
+            current: dict[str, Any] = {"state": "Running", "startTime": group.started_wall, "detailStatus": ""}
+        elif state == "Stopped":
+            current = {"state": "Terminated", "exitCode": 0, "detailStatus": "Stopped"}
+        else:
+            current = {"state": "Waiting", "detailStatus": "ContainerCreating"}
+        return {"restartCount": group.restarts.get(name, 0), "currentState": current, "events": []}
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _operation(self, kind: str, group: Group, now: float) -> Operation:
+        op = Operation(
+            uuid.uuid4().hex, kind, (group.subscription, group.resource_group, group.name),
+            group.body["location"], now, now + self.op_seconds,
+        )
+        self.operations[op.id] = op
+        return op
+
+    def _find(self, sub: str, rg: str, name: str) -> Group | None:
+        group = self.groups.get((sub, rg, name))
+        if group is not None and group.deleting_until is not None and self.clock() >= group.deleting_until:
+            del self.groups[(sub, rg, name)]
+            return None
+        return group
+
+    def _alive(self, group: Group) -> bool:
+        return group.deleting_until is None or self.clock() < group.deleting_until
+
+    def _live(self, sub: str, rg: str, name: str) -> Group:
+        group = self._find(sub, rg, name)
+        if group is None:
+            raise ArmError(
+                404, "ResourceNotFound",
+                f"The Resource '{RESOURCE_TYPE}/{name}' under resource group '{rg}' was not found.",
+            )
+        return group
+
+    def _check_dns_label(self, sub: str, rg: str, name: str, body: Mapping[str, Any]) -> None:
+        label = ((body.get("properties") or {}).get("ipAddress") or {}).get("dnsNameLabel")
+        if not label:
+            return
+        location = _location(str(body["location"]))
+        for key, other in list(self.groups.items()):
+            if key == (sub, rg, name) or self._find(*key) is None:
+                continue
+            other_ip = other.body["properties"].get("ipAddress") or {}
+            if other_ip.get("dnsNameLabel") == label and other.body["location"] == location:
+                raise ArmError(
+                    409, "DnsNameLabelNotAvailable",
+                    f"The DNS name label '{label}' in container group '{name}' not available. "
+                    "Try using a different label.",
+                )
+
+
+def _location(value: str) -> str:
+    return value.replace(" ", "").lower()
+
+
+def _resource_id(sub: str, rg: str, name: str) -> str:
+    return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{RESOURCE_TYPE}/{name}"
+
+
+def _fake_ip(group: Group) -> str:
+    digest = hashlib.sha256(f"{group.subscription}/{group.resource_group}/{group.name}".encode()).digest()
+    return f"20.{digest[0]}.{digest[1]}.{max(1, digest[2])}"

@@ -1,0 +1,265 @@
+"""HTTP handling of the emulator: ARM routes, bearer auth, fault injection, LRO headers."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from multicloud_azure.emulator.models import AciBackend, Fault, Operation
+from multicloud_azure.emulator.validation import ArmError
+
+API_VERSIONS = ("2023-05-01",)
+PROVIDER = "providers/Microsoft.ContainerInstance"
+_SUB = r"^/subscriptions/(?P<sub>[^/]+)"
+_GROUPS = _SUB + r"/resourceGroups/(?P<rg>[^/]+)/" + PROVIDER + "/containerGroups"
+ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+    (m, re.compile(p + "$", re.IGNORECASE), h)
+    for m, p, h in [
+        ("GET", _SUB + "/" + PROVIDER + "/containerGroups", "list_subscription"),
+        ("GET", _GROUPS, "list_group"),
+        ("GET", _GROUPS + "/(?P<name>[^/]+)", "get"),
+        ("PUT", _GROUPS + "/(?P<name>[^/]+)", "put"),
+        ("DELETE", _GROUPS + "/(?P<name>[^/]+)", "delete"),
+        ("PATCH", _GROUPS + "/(?P<name>[^/]+)", "patch"),
+        ("POST", _GROUPS + "/(?P<name>[^/]+)/(?P<action>restart|start|stop)", "action"),
+        ("GET", _GROUPS + "/(?P<name>[^/]+)/containers/(?P<container>[^/]+)/logs", "logs"),
+        ("GET", _SUB + "/" + PROVIDER + "/locations/(?P<loc>[^/]+)/operations/(?P<op>[^/]+)", "op_status"),
+        ("GET", _SUB + "/" + PROVIDER + "/locations/(?P<loc>[^/]+)/operationResults/(?P<op>[^/]+)", "op_result"),
+    ]
+]
+STATUS_CODES = {429: "TooManyRequests", 500: "InternalServerError", 503: "ServiceUnavailable", 409: "Conflict"}
+
+Reply = tuple[int, Any, dict[str, str]]
+
+
+class ArmHandler(BaseHTTPRequestHandler):
+    """One request against the emulated ARM endpoint; state lives in `server.backend`."""
+
+    protocol_version = "HTTP/1.1"
+    server: ArmServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet; the backend keeps a request log instead."""
+
+    def do_GET(self) -> None:
+        """Serve a GET."""
+        self._serve("GET")
+
+    def do_PUT(self) -> None:
+        """Serve a PUT."""
+        self._serve("PUT")
+
+    def do_DELETE(self) -> None:
+        """Serve a DELETE."""
+        self._serve("DELETE")
+
+    def do_POST(self) -> None:
+        """Serve a POST."""
+        self._serve("POST")
+
+    def do_PATCH(self) -> None:
+        """Serve a PATCH."""
+        self._serve("PATCH")
+
+    def _serve(self, method: str) -> None:
+        url = urlsplit(self.path)
+        path, query = unquote(url.path), {k: v[-1] for k, v in parse_qs(url.query).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        backend = self.server.backend
+        try:
+            self._authenticate()
+            if path.startswith("/_emulator/"):
+                status, body, headers = self._control(method, path, raw)
+            else:
+                fault = backend.take_fault(method, path)
+                if fault is not None:
+                    self._fault(fault)
+                status, body, headers = self._route(method, path, query, raw)
+        except ArmError as exc:
+            status, body, headers = exc.status, exc.body(), exc.headers
+        except (ValueError, KeyError, TypeError) as exc:
+            status, body, headers = 400, ArmError(400, "InvalidRequestContent", f"invalid request: {exc}").body(), {}
+        backend.record(method, path, status)
+        self._send(status, body, headers)
+
+    def _authenticate(self) -> None:
+        header = self.headers.get("Authorization") or ""
+        challenge = {"WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/common", '
+                     'error="invalid_token", error_description="The authentication failed"'}
+        if not header.startswith("Bearer ") or not header[7:].strip():
+            raise ArmError(
+                401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.",
+                headers=challenge,
+            )
+        expected = self.server.backend.token
+        if expected is not None and header[7:].strip() != expected:
+            raise ArmError(401, "InvalidAuthenticationToken", "The access token is invalid.", headers=challenge)
+
+    def _fault(self, fault: Fault) -> None:
+        if fault.delay:
+            time.sleep(fault.delay)
+        if fault.status and fault.status < 400:
+            return
+        headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+        code = fault.code or STATUS_CODES.get(fault.status, "InjectedFault")
+        raise ArmError(fault.status, code, f"injected fault ({fault.status} {code})", headers=headers)
+
+    def _route(self, method: str, path: str, query: dict[str, str], raw: bytes) -> Reply:
+        version = query.get("api-version")
+        if version is None:
+            raise ArmError(
+                400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required."
+            )
+        if version not in API_VERSIONS:
+            raise ArmError(
+                400, "InvalidApiVersionParameter",
+                f"The api-version '{version}' is invalid. The supported versions are '{', '.join(API_VERSIONS)}'.",
+            )
+        for route_method, pattern, handler in ROUTES:
+            match = pattern.match(path)
+            if match and route_method == method:
+                args = match.groupdict()
+                result: Reply = getattr(self, "_h_" + handler)(query=query, raw=raw, **args)
+                return result
+        if any(p.match(path) for _, p, _ in ROUTES):
+            raise ArmError(405, "MethodNotAllowed", f"The method {method} is not allowed on {path}.")
+        raise ArmError(404, "InvalidResourceType", f"No route for {method} {path} in the emulator.")
+
+    # --- ARM handlers ------------------------------------------------------------------------
+
+    def _h_list_subscription(self, *, sub: str, query: dict[str, str], raw: bytes) -> Reply:
+        return self._page(self.server.backend.list(sub, None), query, self.path)
+
+    def _h_list_group(self, *, sub: str, rg: str, query: dict[str, str], raw: bytes) -> Reply:
+        return self._page(self.server.backend.list(sub, rg), query, self.path)
+
+    def _h_get(self, *, sub: str, rg: str, name: str, query: dict[str, str], raw: bytes) -> Reply:
+        return 200, self.server.backend.get(sub, rg, name), {}
+
+    def _h_put(self, *, sub: str, rg: str, name: str, query: dict[str, str], raw: bytes) -> Reply:
+        body = json.loads(raw or b"{}")
+        status, view, op = self.server.backend.put(sub, rg, name, body)
+        return status, view, self._lro_headers(op, location=False)
+
+    def _h_patch(self, *, sub: str, rg: str, name: str, query: dict[str, str], raw: bytes) -> Reply:
+        backend = self.server.backend
+        tags = json.loads(raw or b"{}").get("tags")
+        with backend.lock:
+            backend.get(sub, rg, name)
+            group = backend.groups[(sub, rg, name)]
+            if tags is not None:
+                group.body["tags"] = dict(tags)
+            return 200, backend.view(group), {}
+
+    def _h_delete(self, *, sub: str, rg: str, name: str, query: dict[str, str], raw: bytes) -> Reply:
+        op = self.server.backend.delete(sub, rg, name)
+        if op is None:
+            return 204, None, {}
+        return 202, None, self._lro_headers(op, location=True)
+
+    def _h_action(self, *, sub: str, rg: str, name: str, action: str, query: dict[str, str], raw: bytes) -> Reply:
+        backend = self.server.backend
+        if action == "stop":
+            backend.stop(sub, rg, name)
+            return 204, None, {}
+        op = backend.restart(sub, rg, name) if action == "restart" else backend.start(sub, rg, name)
+        return (204 if action == "restart" else 202), None, self._lro_headers(op, location=True)
+
+    def _h_logs(self, *, sub: str, rg: str, name: str, container: str, query: dict[str, str], raw: bytes) -> Reply:
+        tail = int(query["tail"]) if "tail" in query else None
+        return 200, {"content": self.server.backend.logs(sub, rg, name, container, tail)}, {}
+
+    def _h_op_status(self, *, sub: str, loc: str, op: str, query: dict[str, str], raw: bytes) -> Reply:
+        operation, status = self.server.backend.operation(sub, op)
+        body: dict[str, Any] = {"id": self.path.split("?")[0], "name": op, "status": status}
+        if status == "Failed":
+            body["error"] = {"code": "OperationFailed", "message": operation.failed}
+        headers = self._retry_headers(operation) if status == "InProgress" else {}
+        return 200, body, headers
+
+    def _h_op_result(self, *, sub: str, loc: str, op: str, query: dict[str, str], raw: bytes) -> Reply:
+        operation, status = self.server.backend.operation(sub, op)
+        if status == "InProgress":
+            return 202, None, {**self._lro_headers(operation, location=True)}
+        return 204, None, {}
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _page(self, items: list[dict[str, Any]], query: dict[str, str], path: str) -> Reply:
+        start = int(query.get("$skiptoken", "0"))
+        size = self.server.backend.page_size
+        body: dict[str, Any] = {"value": items[start : start + size]}
+        if start + size < len(items):
+            base = path.split("?", maxsplit=1)[0]
+            body["nextLink"] = f"{self._base()}{base}?api-version={query['api-version']}&$skiptoken={start + size}"
+        return 200, body, {}
+
+    def _base(self) -> str:
+        return f"https://{self.headers.get('Host') or self.server.host_header}"
+
+    def _lro_headers(self, op: Operation, *, location: bool) -> dict[str, str]:
+        prefix = f"{self._base()}/subscriptions/{op.group[0]}/{PROVIDER}/locations/{op.location}"
+        headers = {"Azure-AsyncOperation": f"{prefix}/operations/{op.id}?api-version={API_VERSIONS[0]}"}
+        if location:
+            headers["Location"] = f"{prefix}/operationResults/{op.id}?api-version={API_VERSIONS[0]}"
+        return {**headers, **self._retry_headers(op)}
+
+    def _retry_headers(self, op: Operation) -> dict[str, str]:
+        """Tell pollers how long the operation has left (ms), so none sleeps a default 30 s."""
+        remaining = max(op.done_at - self.server.backend.clock(), 0.0)
+        return {"retry-after-ms": str(max(int(remaining * 1000) + 1, 10))}
+
+    def _control(self, method: str, path: str, raw: bytes) -> Reply:
+        backend = self.server.backend
+        data = json.loads(raw or b"{}")
+        if method == "POST" and path == "/_emulator/faults":
+            backend.inject(Fault(**data))
+            return 204, None, {}
+        if method == "POST" and path == "/_emulator/reset":
+            backend.reset()
+            return 204, None, {}
+        if method == "POST" and path == "/_emulator/settings":
+            backend.op_seconds = float(data.get("op_seconds", backend.op_seconds))
+            backend.page_size = int(data.get("page_size", backend.page_size))
+            return 204, None, {}
+        if method == "GET" and path == "/_emulator/requests":
+            with backend.lock:
+                records = [r.__dict__ for r in backend.requests]
+            return 200, {"requests": records}, {}
+        raise ArmError(404, "NotFound", f"no emulator control {method} {path}")
+
+    def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
+        data = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        if data:
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-ms-request-id", f"emu-{time.monotonic_ns()}")
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if data:
+            self.wfile.write(data)
+
+
+class ArmServer(ThreadingHTTPServer):
+    """A threaded HTTP(S) server bound to one AciBackend."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], backend: AciBackend, wrap: Callable[[Any], Any] | None) -> None:
+        super().__init__(address, ArmHandler)
+        self.backend = backend
+        self.host_header = f"{address[0]}:{self.server_address[1]}"
+        if wrap is not None:
+            self.socket = wrap(self.socket)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Ignore clients that hang up mid-request (and TLS handshakes that fail)."""

@@ -1,0 +1,109 @@
+"""From a spec service to an ACI container definition (ARM REST JSON) and its tag metadata."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from multicloud.addressing import ResolvedService
+from multicloud.resources import Sensitive
+from multicloud.spec.models import HealthCheck, Service
+from multicloud_azure.api import Json
+from multicloud_azure.tags import encode_digest
+
+SECRETS_PATH = "/run/secrets"
+GIB = 1024**3
+
+
+def memory_gb(size: int) -> float:
+    """Bytes to ACI's memoryInGB, rounded up to the 0.1 GB steps ACI accepts."""
+    return math.ceil(size / GIB * 10 - 1e-9) / 10
+
+
+def transport(protocol: str) -> str:
+    """ACI's port protocol for a spec protocol: UDP for udp, TCP for everything else."""
+    return "UDP" if protocol == "udp" else "TCP"
+
+
+def secrets_volume(service: str) -> str:
+    """The name of the secret volume that holds a service's secret files."""
+    name = f"secrets-{service}"
+    return name if len(name) <= 63 else "secrets-" + hashlib.sha256(service.encode()).hexdigest()[:12]
+
+
+def container(
+    name: str, service: Service, resolved: ResolvedService, secrets: Mapping[str, str]
+) -> tuple[Json, Json | None, Json]:
+    """Return (container JSON, secret volume JSON or None, metadata for the tags). Secret
+    values go into secureValue / the secret volume only; the metadata holds their digests."""
+    env: list[Json] = []
+    secure: list[str] = []
+    for key, value in resolved.env.items():
+        if isinstance(value, Sensitive):
+            env.append({"name": key, "secureValue": value.reveal()})
+            secure.append(encode_digest(value))
+        else:
+            env.append({"name": key, "value": value})
+    props: Json = {
+        "image": service.image,
+        "resources": {
+            "requests": {"cpu": round(service.resources.cpu, 2), "memoryInGB": memory_gb(service.resources.memory)}
+        },
+        "ports": [{"port": p.port, "protocol": transport(p.protocol)} for p in service.ports],
+        "environmentVariables": env,
+    }
+    command = [*(resolved.entrypoint or []), *(resolved.command or [])]
+    if command:
+        props["command"] = [str(a) for a in command]
+    if service.healthcheck is not None:
+        liveness, readiness = probes(service, service.healthcheck)
+        if liveness is not None:
+            props["livenessProbe"] = liveness
+        props["readinessProbe"] = readiness
+    meta: Json = {"p": [[p.port, transport(p.protocol), p.name, p.protocol] for p in service.ports]}
+    if secure:
+        meta["s"] = secure
+    volume: Json | None = None
+    if service.secrets:
+        files = {s: base64.b64encode(secrets[s].encode()).decode() for s in service.secrets}
+        volume = {"name": secrets_volume(name), "secret": files}
+        props["volumeMounts"] = [{"name": volume["name"], "mountPath": SECRETS_PATH, "readOnly": True}]
+        meta["f"] = {s: encode_digest(Sensitive.of(secrets[s])) for s in service.secrets}
+    return {"name": name, "properties": props}, volume, meta
+
+
+def probes(service: Service, check: HealthCheck) -> tuple[Json | None, Json]:
+    """(liveness, readiness) probes for a health check. ACI probes are exec or httpGet only:
+    a tcp check becomes a readiness-only exec probe (`nc -z`), so a missing nc never restarts."""
+    timing: Json = {
+        "periodSeconds": max(1, round(check.interval)),
+        "timeoutSeconds": max(1, round(check.timeout)),
+        "failureThreshold": check.retries,
+        "initialDelaySeconds": round(check.start_period),
+    }
+    if check.http is not None:
+        port = check.port or (service.ports[0].port if service.ports else 80)
+        probe: Json = {"httpGet": {"path": check.http, "port": port, "scheme": "http"}, **timing}
+        return probe, dict(probe)
+    if check.command is not None:
+        probe = {"exec": {"command": list(check.command)}, **timing}
+        return probe, dict(probe)
+    return None, {"exec": {"command": ["/bin/sh", "-c", f"nc -z 127.0.0.1 {check.tcp}"]}, **timing}
+
+
+def plain(values: list[str | Sensitive] | None) -> bool:
+    """True when no argument carries a secret (ACI has no secure command arguments)."""
+    return not any(isinstance(v, Sensitive) for v in values or [])
+
+
+def requests_of(body: Mapping[str, Any]) -> tuple[float, float]:
+    """Total (cpu, memoryInGB) a group body requests."""
+    cpu = memory = 0.0
+    for item in body["properties"]["containers"]:
+        req = item["properties"]["resources"]["requests"]
+        cpu += float(req["cpu"])
+        memory += float(req["memoryInGB"])
+    return cpu, memory

@@ -1,0 +1,273 @@
+"""Provider `azure-aci`: an app's services as the containers of one ACI container group."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from multicloud.addressing import URL_SCHEMES
+from multicloud.contract import Capabilities, Endpoint, Event, EventSink, Health, HealthState, LogLine, ServiceStatus
+from multicloud.errors import ProviderError
+from multicloud.planner import Action, Change
+from multicloud.resources import Resource
+from multicloud.spec.targets import TargetSpec
+from multicloud_azure import desired, tags, views
+from multicloud_azure.api import AciApi, ClientFactory, Json
+from multicloud_azure.desired import GroupPlan
+from multicloud_azure.settings import AzureSettings, parse_settings
+
+CAPABILITIES = Capabilities(
+    raw_tcp_ingress=True,
+    udp_ingress=True,
+    http_ingress=True,
+    websockets=True,
+    internal_tcp=True,
+    volumes=False,
+    build=False,
+    max_cpu=desired.MAX_CPU,
+    max_memory=int(desired.MAX_MEMORY_GB * 1024**3),
+    notes=(
+        "all services run in one container group and share localhost; ports must be unique across services",
+        "replicas > 1 cannot run in one group: the plan says what to do",
+        "any change restarts every container of the group; cpu, memory and restart policy recreate it",
+        "build: is not supported; give image: (e.g. pushed to an Azure Container Registry)",
+    ),
+)
+
+
+class AzureAciProvider:
+    """Renders, observes and applies one container group per app (layout `group`)."""
+
+    name = "azure-aci"
+    capabilities = CAPABILITIES
+
+    def __init__(self, settings: Mapping[str, Any], *, client_factory: ClientFactory | None = None) -> None:
+        self.settings: AzureSettings = parse_settings(settings)
+        self._factory = client_factory
+        self._client: AciApi | None = None
+        self._client_lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._rendered: dict[str, GroupPlan] = {}
+
+    @property
+    def client(self) -> AciApi:
+        """The ARM client, built on first use (importing the Azure SDK only then)."""
+        with self._client_lock:
+            if self._client is None:
+                if self._factory is None:
+                    from multicloud_azure.client import make_client
+
+                    self._client = make_client(self.settings)
+                else:
+                    self._client = self._factory(self.settings)
+            return self._client
+
+    # --- plan ---------------------------------------------------------------------------------
+
+    def desired(self, spec: TargetSpec, secrets: Mapping[str, str]) -> list[Resource]:
+        """The app's containers and their group; raises CapabilityError for what ACI cannot
+        run. Remembers the rendering so a later container removal can re-send the group."""
+        plan, resources = desired.render(spec, self.settings, secrets)
+        self._rendered[plan.name] = plan
+        return resources
+
+    def observe(self, app: str) -> list[Resource]:
+        """Groups tagged with the app: the current one with its containers; any other (a
+        renamed group) as a bare group resource, so the plan deletes it."""
+        primary = self.settings.group_name(app)
+        found: list[Resource] = []
+        for group in self.client.list_groups():
+            if (group.get("tags") or {}).get(tags.APP) != app or _deleting(group):
+                continue
+            found += views.resources(group, primary=group["name"] == primary, payload=group)
+        return found
+
+    def read(self, app: str, key: str) -> Resource | None:
+        """One resource as it is now: a group by name, or a container of the app's group."""
+        kind, _, name = key.partition("/")
+        group = self.client.get_group(name if kind == "group" else self.settings.group_name(app))
+        if group is None or _deleting(group) or (group.get("tags") or {}).get(tags.APP) != app:
+            return None
+        primary = kind != "group" or name == self.settings.group_name(app)
+        return next((r for r in views.resources(group, primary=primary, payload=group) if r.key == key), None)
+
+    # --- apply --------------------------------------------------------------------------------
+
+    def apply(self, app: str, change: Change, emit: EventSink) -> None:
+        """Carry out one step by PUTting the whole rendered group (ARM has no per-container
+        call). Serialised per group. A failure leaves the group as ARM left it (tagged, so
+        the next plan sees it); a failed replace may leave no group, which apply recreates."""
+        resource = change.resource
+        group_name = resource.name if resource.kind == "group" else self.settings.group_name(app)
+        with self._lock(group_name):
+            if change.action is Action.DELETE:
+                if resource.kind == "group":
+                    self._delete(group_name, resource.key, emit)
+                else:
+                    self._remove_container(group_name, resource.name, resource.key, emit)
+                return
+            plan = change.after.payload if change.after is not None else None
+            if not isinstance(plan, GroupPlan):
+                raise ProviderError(f"{change.key}: the change carries no rendered group; plan again and apply")
+            current = self.client.get_group(group_name)
+            if plan.matches(current):
+                emit(Event("progress", change.key, f"group {group_name} already as rendered; no PUT"))
+                return
+            if change.action is Action.REPLACE and current is not None and not _deleting(current):
+                self._delete(group_name, change.key, emit, why=change.reason)
+            self._put(plan, change.key, emit, existed=current is not None and change.action is not Action.REPLACE)
+
+    def _put(self, plan: GroupPlan, key: str, emit: EventSink, *, existed: bool) -> None:
+        count = len(plan.body["properties"]["containers"])
+        verb = f"updating group {plan.name} in place: all {count} container(s) restart" if existed else (
+            f"creating group {plan.name} with {count} container(s)"
+        )
+        emit(Event("progress", key, verb))
+        self.client.put_group(plan.name, plan.body)
+
+    def _delete(self, name: str, key: str, emit: EventSink, *, why: str = "") -> None:
+        emit(Event("progress", key, f"deleting group {name}" + (f" ({why})" if why else "")))
+        self.client.delete_group(name)
+
+    def _remove_container(self, group_name: str, container: str, key: str, emit: EventSink) -> None:
+        """PUT the group without one container: the rendered group when this process has one
+        without it, else the current group minus it when that loses no secret (ARM never
+        returns secure values); otherwise raise, leaving the group as it is."""
+        current = self.client.get_group(group_name)
+        names = [c["name"] for c in (current or {}).get("properties", {}).get("containers") or []]
+        if current is None or _deleting(current) or container not in names:
+            return
+        plan = self._rendered.get(group_name)
+        rendered = plan is not None and views.group_key(group_name) in plan.properties
+        if plan is not None and rendered and f"container/{container}" not in plan.properties:
+            if not plan.matches(current):
+                self._put(plan, key, emit, existed=True)
+            return
+        if len(names) == 1:
+            self._delete(group_name, key, emit, why=f"{container} was its last container")
+            return
+        body = _without(current, container)
+        if _holds_secrets(body):
+            raise ProviderError(
+                f"{key}: cannot remove {container} from group {group_name} without re-sending the other "
+                "containers' secure values, which ARM never returns",
+                hint="run `multicloud apply` with the spec (it renders them), or destroy the app",
+            )
+        emit(Event("progress", key, f"updating group {group_name} without {container}: all containers restart"))
+        self.client.put_group(group_name, body)
+
+    def _lock(self, group: str) -> threading.Lock:
+        with self._client_lock:
+            return self._locks.setdefault(group, threading.Lock())
+
+    # --- reports ------------------------------------------------------------------------------
+
+    def health(self, app: str, resource: Resource) -> Health:
+        """Healthy once the group is provisioned and the container runs; unhealthy when the
+        group failed or a container that will not be restarted has stopped."""
+        name = resource.name if resource.kind == "group" else self.settings.group_name(app)
+        group = self.client.get_group(name)
+        if group is None:
+            return Health(HealthState.UNHEALTHY, f"group {name} does not exist")
+        provisioning = str(group["properties"].get("provisioningState") or "Pending")
+        if provisioning == "Failed":
+            return Health(HealthState.UNHEALTHY, f"group {name} failed to provision; see `multicloud logs`")
+        if provisioning != "Succeeded":
+            return Health(HealthState.STARTING, f"group {name} is {provisioning.lower()}")
+        if resource.kind == "group":
+            return Health(HealthState.HEALTHY)
+        state, detail, restarts = views.container_state(group, resource.name)
+        if state == "Running":
+            return Health(HealthState.HEALTHY)
+        if state == "Terminated" and group["properties"].get("restartPolicy") != "Always":
+            return Health(HealthState.UNHEALTHY, f"{resource.name} terminated ({detail or 'no detail'})")
+        return Health(HealthState.STARTING, f"{resource.name} is {state.lower()} {detail} (restarts: {restarts})")
+
+    def status(self, app: str) -> list[ServiceStatus]:
+        """Each container: running and healthy when ACI reports it Running in a provisioned group."""
+        group = self._group(app)
+        if group is None:
+            return []
+        provisioning = str(group["properties"].get("provisioningState") or "")
+        result = []
+        for item in group["properties"].get("containers") or []:
+            state, detail, restarts = views.container_state(group, item["name"])
+            running = int(state == "Running")
+            healthy = int(running == 1 and provisioning == "Succeeded")
+            text = f"group {group['name']} {provisioning}; restarts {restarts}" + (f"; {detail}" if detail else "")
+            result.append(ServiceStatus(item["name"], 1, running, healthy, state.lower(), text))
+        return result
+
+    def logs(
+        self, app: str, service: str | None, *, follow: bool = False, tail: int | None = 100
+    ) -> Iterator[LogLine]:
+        """Container logs from ACI; `follow` polls every 2 s for new lines until interrupted."""
+        group = self._group(app)
+        if group is None:
+            return
+        names = [c["name"] for c in group["properties"].get("containers") or [] if service in (None, c["name"])]
+        seen: dict[str, int] = {}
+        while True:
+            for name in names:
+                lines = self.client.container_logs(group["name"], name, None if follow else tail).splitlines()
+                start = seen.get(name, max(0, len(lines) - tail) if (follow and tail) else 0)
+                for line in lines[start:]:
+                    yield LogLine(name, f"{group['name']}/{name}", line)
+                seen[name] = len(lines)
+            if not follow:
+                return
+            time.sleep(2.0)
+
+    def endpoints(self, app: str) -> list[Endpoint]:
+        """Public ports at the group's DNS name (or IP); internal ones at localhost in the group."""
+        group = self._group(app)
+        if group is None:
+            return []
+        host = views.public_host(group)
+        found = []
+        for resource in views.resources(group):
+            for port in resource.properties.get("ports", []) if resource.kind == "container" else []:
+                public = bool(port["public"]) and host is not None
+                scheme = URL_SCHEMES.get(port["protocol"], "tcp")
+                path = "/mqtt" if port["protocol"] == "mqtt-ws" else ""
+                url = f"{scheme}://{host if public else 'localhost'}:{port['port']}{path}"
+                found.append(Endpoint(resource.name, port["name"], port["protocol"], url, public))
+        return found
+
+    def _group(self, app: str) -> Json | None:
+        group = self.client.get_group(self.settings.group_name(app))
+        if group is None or _deleting(group) or (group.get("tags") or {}).get(tags.APP) != app:
+            return None
+        return group
+
+
+def _deleting(group: Mapping[str, Any]) -> bool:
+    return bool(group["properties"].get("provisioningState") == "Deleting")
+
+
+def _without(group: Mapping[str, Any], container: str) -> Json:
+    props = dict(group["properties"])
+    props["containers"] = [c for c in props["containers"] if c["name"] != container]
+    kept = {(int(p["port"]), str(p.get("protocol") or "TCP")) for c in props["containers"]
+            for p in c["properties"].get("ports") or []}
+    ip = props.get("ipAddress")
+    if ip:
+        ports = [p for p in ip.get("ports") or [] if (int(p["port"]), str(p.get("protocol") or "TCP")) in kept]
+        props["ipAddress"] = {**ip, "ports": ports} if ports else None
+    mounted = {m["name"] for c in props["containers"] for m in c["properties"].get("volumeMounts") or []}
+    props["volumes"] = [v for v in props.get("volumes") or [] if v["name"] in mounted] or None
+    group_tags = {k: v for k, v in (group.get("tags") or {}).items() if not k.startswith(tags.container_key(container))}
+    group_tags.pop(tags.SPEC, None)
+    return {"location": group["location"], "tags": group_tags, "properties": props}
+
+
+def _holds_secrets(body: Mapping[str, Any]) -> bool:
+    props = body["properties"]
+    env = [v for c in props["containers"] for v in c["properties"].get("environmentVariables") or []]
+    return bool(
+        any(v.get("value") is None for v in env)
+        or any("secret" in v for v in props.get("volumes") or [])
+        or bool(props.get("imageRegistryCredentials"))
+    )

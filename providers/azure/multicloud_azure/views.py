@@ -1,0 +1,148 @@
+"""ARM container-group JSON seen as multicloud resources: one `container/NAME` per container
+and one `group/NAME`. Both desired (projected from the body about to be PUT) and observed
+(projected from GET) go through these functions, so an unchanged group diffs as equal."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from multicloud.resources import Resource, Sensitive
+from multicloud_azure import tags
+from multicloud_azure.api import Json
+from multicloud_azure.mapping import SECRETS_PATH, secrets_volume
+
+GROUP_REPLACE_ON = frozenset({"location", "os_type", "restart_policy", "sku"})
+CONTAINER_REPLACE_ON = frozenset({"cpu", "memory_gb"})
+
+
+def group_key(name: str) -> str:
+    """The resource key of a container group."""
+    return f"group/{name}"
+
+
+def resources(group: Mapping[str, Any], *, primary: bool = True, payload: Any = None) -> list[Resource]:
+    """Every resource a group holds: its containers (when primary) then the group itself,
+    which depends on them (so a destroy deletes the group once, containers go with it)."""
+    props = group["properties"]
+    all_tags: Mapping[str, str] = group.get("tags") or {}
+    containers: list[Resource] = []
+    if primary:
+        public = {(int(p["port"]), str(p.get("protocol") or "TCP").upper()) for p in _ip(props).get("ports") or []}
+        mounted = {v["name"] for v in props.get("volumes") or [] if "secret" in v}
+        for item in props.get("containers") or []:
+            meta = tags.get_json(all_tags, tags.container_key(item["name"]))
+            containers.append(
+                Resource(
+                    "container",
+                    item["name"],
+                    container_properties(item, public, mounted, meta),
+                    replace_on=CONTAINER_REPLACE_ON,
+                    replace_mode="delete-before-create",
+                    service=item["name"],
+                    payload=payload,
+                )
+            )
+    group_resource = Resource(
+        "group",
+        str(group["name"]),
+        group_properties(group, tags.get_json(all_tags, tags.GROUP_META)),
+        depends_on=tuple(sorted(c.key for c in containers)),
+        replace_on=GROUP_REPLACE_ON,
+        replace_mode="delete-before-create",
+        payload=payload,
+    )
+    return [*containers, group_resource]
+
+
+def group_properties(group: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[str, Any]:
+    """What the plan compares for the group itself."""
+    props = group["properties"]
+    ip = _ip(props)
+    registry = None
+    for cred in props.get("imageRegistryCredentials") or []:
+        digest = meta.get("r")
+        registry = {
+            "server": cred.get("server"),
+            "username": cred.get("username"),
+            "password": tags.decode_digest(digest) if isinstance(digest, str) else None,
+        }
+    return {
+        "location": str(group.get("location", "")).replace(" ", "").lower(),
+        "os_type": props.get("osType"),
+        "restart_policy": props.get("restartPolicy") or "Always",
+        "sku": props.get("sku") or "Standard",
+        "ip": {"type": ip.get("type"), "dns_label": ip.get("dnsNameLabel")} if ip else None,
+        "registry": registry,
+    }
+
+
+def container_properties(
+    item: Mapping[str, Any], public: set[tuple[int, str]], secret_volumes: set[str], meta: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What the plan compares for one container; secure values come back as digests from the
+    tag metadata (ARM never returns them)."""
+    props = item["properties"]
+    digests = [tags.decode_digest(d) for d in meta.get("s") or [] if isinstance(d, str)]
+    env: dict[str, str | Sensitive | None] = {}
+    for var in props.get("environmentVariables") or []:
+        if var.get("value") is not None:
+            env[var["name"]] = var["value"]
+        else:
+            env[var["name"]] = digests.pop(0) if digests else None
+    names = {(int(p[0]), str(p[1])): (str(p[2]), str(p[3])) for p in meta.get("p") or [] if len(p) == 4}
+    ports = []
+    for port in props.get("ports") or []:
+        key = (int(port["port"]), str(port.get("protocol") or "TCP").upper())
+        name, protocol = names.get(key, (f"{key[0]}-{key[1].lower()}", key[1].lower()))
+        ports.append({"name": name, "port": key[0], "protocol": protocol, "public": key in public})
+    requests = (props.get("resources") or {}).get("requests") or {}
+    mounts = [m for m in props.get("volumeMounts") or [] if m.get("name") in secret_volumes]
+    files = meta.get("f") or {}
+    secret_files: dict[str, Sensitive] | None = None
+    if any(m.get("name") == secrets_volume(item["name"]) and m.get("mountPath") == SECRETS_PATH for m in mounts):
+        secret_files = {k: tags.decode_digest(v) for k, v in sorted(files.items()) if isinstance(v, str)}
+    return {
+        "image": props.get("image"),
+        "command": list(props["command"]) if props.get("command") else None,
+        "env": env,
+        "ports": ports,
+        "cpu": float(requests.get("cpu") or 0),
+        "memory_gb": float(requests.get("memoryInGB") or 0),
+        "liveness": _probe(props.get("livenessProbe")),
+        "readiness": _probe(props.get("readinessProbe")),
+        "secret_files": secret_files,
+    }
+
+
+def _probe(probe: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not probe:
+        return None
+    keys = ("exec", "httpGet", "initialDelaySeconds", "periodSeconds", "failureThreshold", "successThreshold",
+            "timeoutSeconds")
+    return {k: probe[k] for k in keys if probe.get(k) is not None}
+
+
+def _ip(props: Mapping[str, Any]) -> Json:
+    ip = props.get("ipAddress")
+    return dict(ip) if isinstance(ip, Mapping) else {}
+
+
+def container_state(group: Mapping[str, Any], name: str) -> tuple[str, str, int]:
+    """(state, detail, restart count) of one container from a GET, ('Missing', ...) if absent."""
+    for item in group["properties"].get("containers") or []:
+        if item["name"] == name:
+            view = item["properties"].get("instanceView") or {}
+            current = view.get("currentState") or {}
+            return str(current.get("state") or "Waiting"), str(current.get("detailStatus") or ""), int(
+                view.get("restartCount") or 0
+            )
+    return "Missing", f"no container {name} in group {group.get('name')}", 0
+
+
+def public_host(group: Mapping[str, Any]) -> str | None:
+    """The group's FQDN, else its public IP, else None."""
+    ip = _ip(group["properties"])
+    if ip.get("type") != "Public":
+        return None
+    return ip.get("fqdn") or ip.get("ip")
