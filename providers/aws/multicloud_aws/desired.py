@@ -1,0 +1,227 @@
+"""Render a target spec as AWS resources: pure, no I/O, same input gives the same output."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from multicloud.addressing import DirectAddressing, resolve_service
+from multicloud.errors import UserError
+from multicloud.resources import Resource, Sensitive
+from multicloud.spec.models import HealthCheck, Service
+from multicloud.spec.placeholders import SecretRef, parse_reference
+from multicloud_aws import names
+from multicloud_aws.fargate import fargate_size
+from multicloud_aws.settings import AwsSettings
+
+DEFAULT = "default"
+_WHOLE_SECRET = re.compile(r"^\$\{\s*(secrets\.[A-Za-z][A-Za-z0-9_-]*)\s*\}$")
+_SM_UNSAFE = re.compile(r"[^A-Za-z0-9/_+=.@-]")
+
+
+def namespace_name(app: str, settings: AwsSettings) -> str:
+    """The Cloud Map namespace services find each other in."""
+    return settings.namespace or names.namespace(app)
+
+
+def cluster_name(app: str, settings: AwsSettings) -> str:
+    """The ECS cluster: the one named in settings, else one named after the app."""
+    return settings.cluster or app
+
+
+def render(app: str, services: Mapping[str, Service], settings: AwsSettings, secrets: Mapping[str, str],
+           base_dir: str = ".") -> list[Resource]:
+    """Every resource the app needs on ECS; raises UserError for what Fargate cannot run."""
+    _check_public_ports(services)
+    ns = namespace_name(app, settings)
+    address = DirectAddressing(services, host=lambda name: f"{name}.{ns}")
+    shared: list[Resource] = [
+        Resource("log-group", app, {"name": names.log_group(app), "retention_days": settings.log_retention_days}),
+        Resource("namespace", app, {"name": ns}, replace_on=frozenset({"name"})),
+    ]
+    if settings.cluster is None:
+        shared.append(Resource("cluster", app, {"name": app}, replace_on=frozenset({"name"})))
+    if settings.execution_role_arn is None:
+        shared.append(Resource("role", app, {"name": names.role(app), "secrets": names.secret(app, "*")}))
+    if not settings.security_groups:
+        public = sorted({f"{_transport(p.protocol)}/{p.port}" for s in services.values() for p in s.ports
+                         if p.expose == "public"})
+        props = {"name": names.security_group(app), "vpc": settings.vpc or DEFAULT, "public": public}
+        shared.append(Resource("security-group", app, props, replace_on=frozenset({"name", "vpc"})))
+    if any(p.expose == "public" for s in services.values() for p in s.ports):
+        props = {"name": names.load_balancer(app), "scheme": "internet-facing",
+                 "subnets": list(settings.subnets) or DEFAULT}
+        shared.append(Resource("load-balancer", app, props, replace_on=frozenset({"name", "scheme", "subnets"})))
+    secret_resources: dict[str, Resource] = {}
+    for name in _used_secrets(services):
+        if name not in secrets:
+            raise UserError(f"secret {name!r} has no value")
+        secret_resources[name] = Resource(
+            "secret", name, {"name": names.secret(app, name), "value": Sensitive.of(secrets[name])})
+    per_service: list[Resource] = []
+    for name, service in services.items():
+        per_service += _service_resources(app, name, service, settings, address, secrets, secret_resources,
+                                          ns, base_dir)
+    return shared + sorted(secret_resources.values(), key=lambda r: r.key) + per_service
+
+
+def _service_resources(app: str, name: str, service: Service, settings: AwsSettings, address: DirectAddressing,
+                       secrets: Mapping[str, str], secret_resources: dict[str, Resource], ns: str,
+                       base_dir: str) -> list[Resource]:
+    resolved = resolve_service(service, address, secrets)
+    for field, args in (("command", resolved.command), ("entrypoint", resolved.entrypoint)):
+        if args and any(isinstance(a, Sensitive) for a in args):
+            raise UserError(
+                f"services.{name}.{field}: a secret in {field} would be stored in plain text in the task "
+                "definition; pass it through env instead (it becomes a Secrets Manager reference)")
+    env: dict[str, str] = {}
+    env_secrets: dict[str, str] = {}
+    for key, value in resolved.env.items():
+        if not isinstance(value, Sensitive):
+            env[key] = value
+            continue
+        whole = _WHOLE_SECRET.match(service.env[key])
+        if whole:
+            ref = parse_reference(whole.group(1))
+            assert isinstance(ref, SecretRef)
+            env_secrets[key] = f"secret/{ref.name}"
+        else:
+            own = Resource("secret", f"{name}.{key}",
+                           {"name": names.env_secret(app, name, _SM_UNSAFE.sub("-", key)), "value": value},
+                           service=name)
+            secret_resources[own.name] = own
+            env_secrets[key] = own.key
+    for secret in service.secrets:
+        env_secrets.setdefault(secret, f"secret/{secret}")
+    cpu, memory = fargate_size(name, service.resources.cpu, service.resources.memory)
+    resources: list[Resource] = [
+        Resource("discovery", name, {"name": name, "namespace": ns, "ttl": 10}, depends_on=(f"namespace/{app}",),
+                 replace_on=frozenset({"name", "namespace"}), service=name),
+    ]
+    balancers = []
+    for port in service.ports:
+        if port.expose != "public":
+            continue
+        key = f"port/{name}.{port.name}"
+        props = {"target_group": names.target_group(app, name, port.name), "protocol": _transport(port.protocol).upper(),
+                 "port": port.port, "vpc": settings.vpc or DEFAULT}
+        resources.append(Resource("port", f"{name}.{port.name}", props, depends_on=(f"load-balancer/{app}",),
+                                  replace_on=frozenset(props), service=name))
+        balancers.append({"target": key, "port": port.port})
+    image: Any = service.image
+    if service.build is not None:
+        repo = Resource("repository", name, {"name": names.repository(app, name)}, replace_on=frozenset({"name"}),
+                        service=name)
+        resources.append(repo)
+        image = {"build": service.build.context, "dockerfile": service.build.dockerfile,
+                 "args": dict(sorted(service.build.args.items())), "target": service.build.target,
+                 "repository": repo.key, "base_dir": base_dir}
+    task = {
+        "family": names.family(app, name),
+        "cpu": cpu,
+        "memory": memory,
+        "image": image,
+        "command": resolved.command,
+        "entrypoint": resolved.entrypoint,
+        "env": dict(sorted(env.items())),
+        "secrets": dict(sorted(env_secrets.items())),
+        "ports": [{"name": p.name, "port": p.port, "protocol": p.protocol} for p in service.ports],
+        "health": _health(service),
+        "user": service.user,
+        "read_only": service.read_only,
+        "execution_role": settings.execution_role_arn or f"role/{app}",
+        "task_role": settings.task_role_arn,
+        "log_group": names.log_group(app),
+    }
+    props = {
+        "cluster": cluster_name(app, settings),
+        "task": task,
+        "replicas": service.replicas,
+        "network": {
+            "subnets": list(settings.subnets) or DEFAULT,
+            "security_groups": list(settings.security_groups) or [f"security-group/{app}"],
+            "public_ip": settings.assign_public_ip,
+        },
+        "load_balancers": balancers,
+        "discovery": f"discovery/{name}",
+        "after": sorted(service.depends_on),
+    }
+    resources.append(Resource("service", name, props, depends_on=service_depends_on(app, props, settings),
+                              replace_on=frozenset({"cluster", "load_balancers", "discovery"}),
+                              replace_mode="delete-before-create", service=name))
+    return resources
+
+
+def service_depends_on(app: str, props: Mapping[str, Any], settings: AwsSettings) -> tuple[str, ...]:
+    """What an ECS service needs first, derived from its properties (so observe agrees)."""
+    task = props.get("task") or {}
+    deps = {f"log-group/{app}", str(props.get("discovery"))}
+    if settings.cluster is None:
+        deps.add(f"cluster/{app}")
+    if str(task.get("execution_role", "")).startswith("role/"):
+        deps.add(task["execution_role"])
+    deps.update(g for g in (props.get("network") or {}).get("security_groups", []) if g.startswith("security-group/"))
+    deps.update((task.get("secrets") or {}).values())
+    deps.update(b["target"] for b in props.get("load_balancers") or [])
+    image = task.get("image")
+    if isinstance(image, Mapping) and "repository" in image:
+        deps.add(str(image["repository"]))
+    deps.update(f"service/{d}" for d in props.get("after") or [])
+    return tuple(sorted(deps))
+
+
+def _health(service: Service) -> dict[str, Any] | None:
+    """ECS container health check; tcp checks are left to the NLB (images seldom ship a probe)."""
+    check: HealthCheck | None = service.healthcheck
+    if check is None or check.tcp is not None:
+        return None
+    if check.http is not None:
+        port = check.port or (service.ports[0].port if service.ports else 80)
+        url = f"http://localhost:{port}{check.http}"
+        command = ["CMD-SHELL", f"curl -fsS -o /dev/null {url} || wget -q -O /dev/null {url} || exit 1"]
+    else:
+        command = ["CMD", *(check.command or [])]
+    return {
+        "command": command,
+        "interval": _clamp(check.interval, 5, 300),
+        "timeout": _clamp(check.timeout, 2, 60),
+        "retries": _clamp(check.retries, 1, 10),
+        "start_period": _clamp(check.start_period, 0, 300),
+    }
+
+
+def _clamp(value: float, low: int, high: int) -> int:
+    return max(low, min(high, int(round(value))))
+
+
+def _transport(protocol: str) -> str:
+    return "udp" if protocol == "udp" else "tcp"
+
+
+def _used_secrets(services: Mapping[str, Service]) -> list[str]:
+    """Top-level secrets referenced whole (`${secrets.x}`) or listed under a service's secrets."""
+    used: set[str] = set()
+    for service in services.values():
+        used.update(service.secrets)
+        for value in service.env.values():
+            whole = _WHOLE_SECRET.match(value)
+            if whole:
+                used.add(whole.group(1).split(".", 1)[1])
+    return sorted(used)
+
+
+def _check_public_ports(services: Mapping[str, Service]) -> None:
+    """One NLB serves the app: a public port number can be used by one service only."""
+    seen: dict[tuple[int, str], str] = {}
+    for name, service in services.items():
+        for port in service.ports:
+            if port.expose != "public":
+                continue
+            slot = (port.port, _transport(port.protocol))
+            if slot in seen:
+                raise UserError(
+                    f"services.{name}.ports.{port.name}: public port {port.port} is also public on "
+                    f"{seen[slot]!r}; on aws-ecs one load balancer serves the app, so public port numbers "
+                    "must differ (change one, or make it internal)")
+            seen[slot] = f"{name}.{port.name}"

@@ -1,0 +1,112 @@
+"""The `aws` emulator: moto with multicloud's gaps filled (see multicloud_aws.gaps), served
+over HTTP (`AwsEmulator().start()`, `multicloud emulate aws`) or in process (`in_process()`).
+
+moto is imported only when an emulator starts; install it with `multicloud-aws[emulator]`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from multicloud.contract import RunningEmulator
+from multicloud.errors import BackendUnavailableError
+
+REGION = "us-east-1"
+ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+"""Credentials and region a client of the emulator uses (moto accepts any)."""
+
+
+def _require_moto() -> None:
+    try:
+        import moto  # noqa: F401
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "the aws emulator needs moto", hint="pip install 'multicloud-aws[emulator]'") from exc
+
+
+class AwsEmulator:
+    """Registered under `multicloud.emulators` as `aws`."""
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> RunningEmulator:
+        """Serve moto (gaps filled) on host:port in a background thread; port 0 picks one."""
+        _require_moto()
+        from moto.server import ThreadedMotoServer
+
+        from multicloud_aws import gaps
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        gaps.install()
+        server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+        try:
+            server.start()
+        except Exception:
+            gaps.uninstall()
+            raise
+        bound_host, bound_port = server.get_host_and_port()
+        shown = "127.0.0.1" if bound_host in ("0.0.0.0", "") else bound_host
+        endpoint = f"http://{shown}:{bound_port}"
+        stopped: list[bool] = []
+
+        def stop() -> None:
+            if not stopped:
+                stopped.append(True)
+                server.stop()
+                gaps.uninstall()
+
+        return RunningEmulator(name="aws", endpoint=endpoint,
+                               environment={"AWS_ENDPOINT_URL": endpoint, **ENVIRONMENT}, stop=stop)
+
+
+@contextmanager
+def in_process() -> Iterator[None]:
+    """moto's in-process mock (`mock_aws`) with the gaps filled: boto3 clients made inside
+    the block talk to it without any network."""
+    _require_moto()
+    from moto import mock_aws
+
+    from multicloud_aws import gaps
+
+    saved = {k: os.environ.get(k) for k in ENVIRONMENT}
+    os.environ.update(ENVIRONMENT)
+    gaps.install()
+    try:
+        with mock_aws():
+            yield
+    finally:
+        gaps.uninstall()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def client_factory(endpoint: str | None, *, region: str = REGION, hook: Any = None) -> Any:
+    """A client factory for the emulator at `endpoint` (None: in process), with test
+    credentials; `hook(event_name, **kwargs)` is registered on every client for
+    'before-call.*.*' (to count calls)."""
+    from multicloud_aws.clients import default_factory
+
+    for key, value in ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
+    base = default_factory(region, None, endpoint)
+    hooked: set[int] = set()
+
+    def make(service: str) -> Any:
+        client = base(service)
+        if hook is not None and id(client) not in hooked:
+            hooked.add(id(client))
+            client.meta.events.register("before-call.*.*", hook)
+        return client
+
+    return make

@@ -1,0 +1,235 @@
+"""What moto's control plane lacks for multicloud, filled in by patching its backends while
+an emulator runs (installed once, removed when the last emulator stops):
+
+- ECS services run: after create/update, running == desired and the primary deployment
+  is COMPLETED on the new revision (moto keeps runningCount 0); deleted services and
+  clusters go away (moto keeps them INACTIVE, still listed by the tagging API);
+- each "task" gets an IP that is registered in the service's NLB target groups and as a
+  Cloud Map instance, and writes one line to its awslogs stream;
+- register_task_definition rejects cpu/memory pairs Fargate does not accept;
+- the tagging API pages by ResourcesPerPage alone when TagsPerPage is not given;
+- faults (throttling, 5xx) can be injected per operation.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from multicloud_aws.fargate import allowed_pairs, is_valid
+
+_lock = threading.RLock()
+_installed = 0
+_originals: list[tuple[Any, str, Any]] = []
+_addresses = itertools.count(10)
+_faults: dict[tuple[str, str], Fault] = {}
+
+
+@dataclass
+class Fault:
+    """An error to answer the next `times` calls of an operation with."""
+
+    code: str
+    message: str
+    status: int
+    times: int
+
+
+def inject(service: str, operation: str, code: str = "ThrottlingException", *, times: int = 1,
+           status: int = 400, message: str = "Rate exceeded (injected by the multicloud emulator)") -> None:
+    """Make the next `times` calls of e.g. ("ecs", "CreateService") fail with this error."""
+    with _lock:
+        _faults[(service, operation)] = Fault(code, message, status, times)
+
+
+def clear_faults() -> None:
+    """Forget every injected fault."""
+    with _lock:
+        _faults.clear()
+
+
+def install() -> None:
+    """Patch moto (idempotent, reference counted)."""
+    global _installed
+    with _lock:
+        _installed += 1
+        if _installed > 1:
+            return
+        from moto.core.responses import BaseResponse
+        from moto.ecs.models import EC2ContainerServiceBackend
+        from moto.resourcegroupstaggingapi.models import ResourceGroupsTaggingAPIBackend
+
+        _patch(EC2ContainerServiceBackend, "create_service", _after(_deployed))
+        _patch(EC2ContainerServiceBackend, "update_service", _after(_deployed))
+        _patch(EC2ContainerServiceBackend, "delete_service", _after(_deleted))
+        _patch(EC2ContainerServiceBackend, "delete_cluster", _after(_cluster_deleted))
+        _patch(EC2ContainerServiceBackend, "register_task_definition", _before_register)
+        _patch(ResourceGroupsTaggingAPIBackend, "get_resources", _get_resources)
+        _patch(BaseResponse, "call_action", _call_action)
+
+
+def uninstall() -> None:
+    """Undo install() when its last user is done."""
+    global _installed
+    with _lock:
+        _installed = max(0, _installed - 1)
+        if _installed == 0:
+            while _originals:
+                owner, name, original = _originals.pop()
+                setattr(owner, name, original)
+            _faults.clear()
+
+
+def _patch(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
+    original = getattr(owner, name)
+    _originals.append((owner, name, original))
+    setattr(owner, name, make(original))
+
+
+def _after(hook: Callable[[Any, Any], None]) -> Callable[[Any], Any]:
+    def make(original: Any) -> Any:
+        def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
+            result = original(self, *args, **kwargs)
+            hook(self, result)
+            return result
+
+        return patched
+
+    return make
+
+
+def _deployed(backend: Any, service: Any) -> None:
+    """The service reached a steady state: its tasks run, get IPs, register and log."""
+    from moto.core.utils import utcnow
+
+    desired = int(service.desired_count or 0)
+    service.running_count, service.pending_count = desired, 0
+    now = utcnow()
+    deployment = service.deployments[0] if service.deployments else {"id": "ecs-svc/0", "createdAt": now}
+    deployment.update({"status": "PRIMARY", "desiredCount": desired, "runningCount": desired, "pendingCount": 0,
+                       "rolloutState": "COMPLETED", "taskDefinition": service.task_definition, "updatedAt": now,
+                       "rolloutStateReason": f"ECS deployment {deployment['id']} completed."})
+    service.deployments = [deployment]
+    service.events.insert(0, {"id": f"{time.time_ns()}", "createdAt": now,
+                              "message": f"(service {service.name}) has reached a steady state."})
+    del service.events[20:]
+    addresses = [str(ipaddress.IPv4Address("10.0.0.0") + next(_addresses)) for _ in range(desired)]
+    _register(backend, service, addresses)
+    _log_start(backend, service, addresses)
+
+
+def _deleted(backend: Any, service: Any) -> None:
+    """A deleted service is gone (moto keeps it INACTIVE, visible to tags and lists)."""
+    _register(backend, service, [])
+    for key, value in list(backend.services.items()):
+        if value is service:
+            del backend.services[key]
+
+
+def _cluster_deleted(backend: Any, cluster: Any) -> None:
+    """A deleted cluster is gone (moto keeps it INACTIVE, visible to the tagging API)."""
+    backend.clusters.pop(cluster.name, None)
+
+
+def _register(backend: Any, service: Any, addresses: list[str]) -> None:
+    """Point the service's target groups and Cloud Map service at exactly these addresses."""
+    from moto.elbv2.models import elbv2_backends
+    from moto.servicediscovery.models import servicediscovery_backends
+
+    account, region = backend.account_id, backend.region_name
+    elbv2 = elbv2_backends[account][region]
+    for balancer in service.load_balancers or []:
+        group = elbv2.target_groups.get(balancer.get("targetGroupArn"))
+        if group is None:
+            continue
+        old = [{"Id": t["Id"], "Port": t.get("Port")} for t in group.targets.values()]
+        if old:
+            group.deregister(old)
+        if addresses:
+            group.register([{"Id": a, "Port": balancer.get("containerPort")} for a in addresses])
+    discovery = servicediscovery_backends[account][region]
+    for registry in service.service_registries or []:
+        service_id = str(registry.get("registryArn", "")).rsplit("/", 1)[-1]
+        try:
+            known = discovery.get_service(service_id)
+        except Exception:
+            continue
+        for instance in list(known.instances):
+            discovery.deregister_instance(service_id, instance.instance_id)
+        for address in addresses:
+            task = address.replace(".", "-")
+            discovery.register_instance(service_id, f"task-{task}", task, {"AWS_INSTANCE_IPV4": address})
+
+
+def _log_start(backend: Any, service: Any, addresses: list[str]) -> None:
+    """Write one line per emulated task to its awslogs stream, so logs can be read back."""
+    from moto.logs.models import logs_backends
+
+    try:
+        definition = backend.describe_task_definition(service.task_definition)
+    except Exception:
+        return
+    container = (definition.container_definitions or [{}])[0]
+    options = (container.get("logConfiguration") or {}).get("options") or {}
+    group, prefix = options.get("awslogs-group"), options.get("awslogs-stream-prefix")
+    logs = logs_backends[backend.account_id][backend.region_name]
+    if not group or not prefix or group not in logs.groups:
+        return
+    for address in addresses:
+        stream = f"{prefix}/{container.get('name')}/{address.replace('.', '')}"
+        if stream not in logs.groups[group].streams:
+            logs.create_log_stream(group, stream)
+        message = f"emulated task {address} started from {container.get('image')}"
+        logs.put_log_events(group, stream, [{"timestamp": int(time.time() * 1000), "message": message}])
+
+
+def _before_register(original: Any) -> Any:
+    def patched(self: Any, family: str, *args: Any, **kwargs: Any) -> Any:
+        from moto.ecs.exceptions import EcsClientException
+
+        compat = kwargs.get("requires_compatibilities") or []
+        cpu, memory = kwargs.get("cpu"), kwargs.get("memory")
+        if "FARGATE" in compat:
+            if not (str(cpu).isdigit() and str(memory).isdigit() and is_valid(int(str(cpu)), int(str(memory)))):
+                raise EcsClientException(
+                    f"No Fargate configuration exists for given values: {cpu} CPU, {memory} memory. "
+                    f"Allowed pairs: {allowed_pairs()}")
+        return original(self, family, *args, **kwargs)
+
+    return patched
+
+
+def _get_resources(original: Any) -> Any:
+    def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("tags_per_page") == 100:  # moto's default: AWS pages by ResourcesPerPage alone
+            kwargs["tags_per_page"] = 1_000_000
+        return original(self, *args, **kwargs)
+
+    return patched
+
+
+def _call_action(original: Any) -> Any:
+    def patched(self: Any) -> Any:
+        if _faults:
+            action = self._get_action()
+            with _lock:
+                fault = _faults.get((self.service_name, action))
+                if fault is not None and fault.times > 0:
+                    fault.times -= 1
+                else:
+                    fault = None
+            if fault is not None:
+                from moto.core.responses import ActionResult
+                from moto.core.exceptions import ServiceException
+
+                status, headers, body = self.serialized(ActionResult(ServiceException(fault.code, fault.message)))
+                headers["status"] = fault.status
+                return fault.status, headers, body
+        return original(self)
+
+    return patched

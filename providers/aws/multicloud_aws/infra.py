@@ -1,0 +1,346 @@
+"""Create, update and delete the app's shared objects: log group, role, security group,
+cluster, Cloud Map, NLB ports, secrets and repositories. Each step is idempotent: a
+failure leaves tagged objects that the next apply finds and finishes; the spec-hash tag is
+written last, so an object carrying it is complete."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from multicloud.errors import ProviderError, RetryableError, UserError
+from multicloud.planner import Action, Change
+from multicloud.resources import Resource, Sensitive, fingerprint
+from multicloud_aws import names
+from multicloud_aws.clients import NotFoundError, error_code, guard
+from multicloud_aws.context import Context
+from multicloud_aws.lookups import (
+    cloud_map_service,
+    load_balancer_arn,
+    namespace_id,
+    security_group_id,
+    target_group_arn,
+)
+
+Handler = Callable[[Context, str, Change], None]
+
+
+def tag_hash(ctx: Context, kind: str, arn_or_name: str, resource: Resource) -> None:
+    """Write the spec-hash tag that certifies an object as complete."""
+    value = {names.TAG_HASH: fingerprint(resource.properties)}
+    with guard(f"tagging {resource.key}"):
+        if kind == "log-group":
+            ctx.client("logs").tag_resource(resourceArn=arn_or_name, tags=value)
+        elif kind == "role":
+            ctx.client("iam").tag_role(RoleName=arn_or_name, Tags=names.tag_list(value))
+        elif kind == "security-group":
+            ctx.client("ec2").create_tags(Resources=[arn_or_name], Tags=names.tag_list(value))
+        else:
+            ctx.client("elbv2").add_tags(ResourceArns=[arn_or_name], Tags=names.tag_list(value))
+
+
+def log_group(ctx: Context, app: str, change: Change) -> None:
+    """Create the log group, set its retention; delete it with its logs."""
+    client = ctx.client("logs")
+    name = names.log_group(app)
+    if change.action is Action.DELETE:
+        with guard(f"deleting log group {name}"):
+            _ignore_missing(lambda: client.delete_log_group(logGroupName=name))
+        return
+    resource = change.resource
+    with guard(f"creating log group {name}"):
+        try:
+            client.create_log_group(logGroupName=name, tags=names.tags(app, resource.key))
+        except Exception as exc:
+            if error_code(exc) != "ResourceAlreadyExistsException":
+                raise
+        client.put_retention_policy(logGroupName=name, retentionInDays=resource.properties["retention_days"])
+        arn = client.describe_log_groups(logGroupNamePrefix=name)["logGroups"][0]["arn"].removesuffix(":*")
+    tag_hash(ctx, "log-group", arn, resource)
+
+
+def role(ctx: Context, app: str, change: Change) -> None:
+    """Create the task execution role with an inline policy: pull images, write logs, read
+    the app's secrets; delete it."""
+    client = ctx.client("iam")
+    name = names.role(app)
+    if change.action is Action.DELETE:
+        with guard(f"deleting role {name}"):
+            _ignore_missing(lambda: client.delete_role_policy(RoleName=name, PolicyName="multicloud"))
+            _ignore_missing(lambda: client.delete_role(RoleName=name))
+        return
+    resource = change.resource
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                     "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]}
+    secrets = f"arn:{ctx.partition}:secretsmanager:{ctx.region}:*:secret:{resource.properties['secrets']}"
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Resource": "*", "Action": [
+            "ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer",
+            "ecr:BatchGetImage", "logs:CreateLogStream", "logs:PutLogEvents"]},
+        {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secrets}]}
+    with guard(f"creating role {name}"):
+        try:
+            client.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust),
+                               Description=f"multicloud task execution role of {app}",
+                               Tags=names.tag_list(names.tags(app, resource.key)))
+        except Exception as exc:
+            if error_code(exc) != "EntityAlreadyExists":
+                raise
+            tags = names.tag_dict(client.get_role(RoleName=name)["Role"].get("Tags"))
+            if tags.get(names.TAG_APP) != app:
+                raise UserError(f"IAM role {name} exists and is not multicloud's for {app}",
+                                hint="delete it, or give the target an `execution_role_arn`") from exc
+        client.put_role_policy(RoleName=name, PolicyName="multicloud", PolicyDocument=json.dumps(policy))
+    tag_hash(ctx, "role", name, resource)
+
+
+def security_group(ctx: Context, app: str, change: Change) -> None:
+    """Create the app's security group: all traffic from itself, public ports from anywhere."""
+    client = ctx.client("ec2")
+    if change.action is Action.DELETE:
+        group = security_group_id(ctx, app)
+        if group:
+            with guard(f"deleting security group {group}"):
+                _ignore_missing(lambda: client.delete_security_group(GroupId=group))
+        return
+    resource = change.resource
+    group = security_group_id(ctx, app)
+    with guard(f"creating security group {names.security_group(app)}"):
+        if group is None:
+            group = client.create_security_group(
+                GroupName=names.security_group(app), Description=f"multicloud app {app}", VpcId=ctx.vpc(),
+                TagSpecifications=[{"ResourceType": "security-group",
+                                    "Tags": names.tag_list(names.tags(app, resource.key))}])["GroupId"]
+        current = client.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]["IpPermissions"]
+        wanted = [{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group}]}]
+        for entry in resource.properties["public"]:
+            protocol, port = entry.split("/")
+            wanted.append({"IpProtocol": protocol, "FromPort": int(port), "ToPort": int(port),
+                           "IpRanges": [{"CidrIp": "0.0.0.0/0"}]})
+        have = {_rule_key(p) for p in current}
+        add = [p for p in wanted if _rule_key(p) not in have]
+        drop = [_clean_rule(p) for p in current if _rule_key(p) not in {_rule_key(w) for w in wanted}]
+        if add:
+            client.authorize_security_group_ingress(GroupId=group, IpPermissions=add)
+        if drop:
+            client.revoke_security_group_ingress(GroupId=group, IpPermissions=drop)
+    tag_hash(ctx, "security-group", group, resource)
+
+
+def _rule_key(rule: Mapping[str, Any]) -> tuple[Any, ...]:
+    sources = tuple(sorted([r["CidrIp"] for r in rule.get("IpRanges", [])] +
+                           [g["GroupId"] for g in rule.get("UserIdGroupPairs", [])]))
+    return rule["IpProtocol"], rule.get("FromPort"), rule.get("ToPort"), sources
+
+
+def _clean_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
+    cleaned = {k: rule[k] for k in ("IpProtocol", "FromPort", "ToPort") if k in rule}
+    cleaned["IpRanges"] = [{"CidrIp": r["CidrIp"]} for r in rule.get("IpRanges", [])]
+    cleaned["UserIdGroupPairs"] = [{"GroupId": g["GroupId"]} for g in rule.get("UserIdGroupPairs", [])]
+    return cleaned
+
+
+def cluster(ctx: Context, app: str, change: Change) -> None:
+    """Create the app's ECS cluster (refusing one of the same name that is not the app's)."""
+    client = ctx.client("ecs")
+    name = str(change.resource.properties["name"])
+    if change.action is Action.DELETE:
+        with guard(f"deleting cluster {name}"):
+            _ignore_missing(lambda: client.delete_cluster(cluster=name))
+        return
+    with guard(f"creating cluster {name}"):
+        found = client.describe_clusters(clusters=[name], include=["TAGS"]).get("clusters", [])
+        active = [c for c in found if c.get("status") == "ACTIVE"]
+        if active and names.tag_dict(active[0].get("tags")).get(names.TAG_APP) != app:
+            raise UserError(f"ECS cluster {name} exists and is not multicloud's for {app}",
+                            hint=f"set the target's `cluster: {name}` to deploy into it")
+        client.create_cluster(clusterName=name, tags=names.tag_list(names.tags(app, change.resource.key), lower=True),
+                              settings=[{"name": "containerInsights", "value": "enabled"}])
+
+
+def namespace(ctx: Context, app: str, change: Change) -> None:
+    """Create the Cloud Map private DNS namespace in the VPC; delete it."""
+    client = ctx.client("servicediscovery")
+    current = namespace_id(ctx, app)
+    if change.action is Action.DELETE:
+        if current:
+            with guard("deleting the Cloud Map namespace"):
+                _wait_operation(ctx, _ignore_missing(lambda: client.delete_namespace(Id=current)))
+        return
+    if current:
+        return
+    name = str(change.resource.properties["name"])
+    with guard(f"creating Cloud Map namespace {name}"):
+        started = client.create_private_dns_namespace(
+            Name=name, Vpc=ctx.vpc(), Description=names.marker(app),
+            Tags=names.tag_list(names.tags(app, change.resource.key)))
+        _wait_operation(ctx, started)
+
+
+def _wait_operation(ctx: Context, started: Any, timeout: float = 300.0) -> None:
+    """Poll a Cloud Map operation until it succeeds; raise when it fails or takes too long."""
+    if not started or "OperationId" not in started:
+        return
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while True:
+        operation = ctx.client("servicediscovery").get_operation(OperationId=started["OperationId"])["Operation"]
+        if operation["Status"] == "SUCCESS":
+            return
+        if operation["Status"] == "FAIL":
+            raise ProviderError(f"Cloud Map operation failed: {operation.get('ErrorMessage', '')}")
+        if time.monotonic() > deadline:
+            raise RetryableError("Cloud Map operation still running; the next apply resumes it")
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
+def discovery(ctx: Context, app: str, change: Change) -> None:
+    """Create a Cloud Map service (A records, multivalue) for a spec service; update its TTL."""
+    client = ctx.client("servicediscovery")
+    resource = change.resource
+    found = cloud_map_service(ctx, app, resource.name)
+    if change.action is Action.DELETE:
+        if found:
+            with guard(f"deleting Cloud Map service {resource.name}"):
+                _ignore_missing(lambda: client.delete_service(Id=found["Id"]))
+        return
+    records = {"RoutingPolicy": "MULTIVALUE", "DnsRecords": [{"Type": "A", "TTL": resource.properties["ttl"]}]}
+    with guard(f"creating Cloud Map service {resource.name}"):
+        if found is None:
+            ns = namespace_id(ctx, app)
+            if ns is None:
+                raise RetryableError("the Cloud Map namespace does not exist yet")
+            client.create_service(Name=resource.name, NamespaceId=ns, DnsConfig=records,
+                                  Description=names.marker(app), HealthCheckCustomConfig={"FailureThreshold": 1},
+                                  Tags=names.tag_list(names.tags(app, resource.key, resource.name)))
+        else:
+            client.update_service(Id=found["Id"], Service={"DnsConfig": {"DnsRecords": records["DnsRecords"]}})
+
+
+def load_balancer(ctx: Context, app: str, change: Change) -> None:
+    """Create the app's internet-facing NLB; delete it (its listeners go with it)."""
+    client = ctx.client("elbv2")
+    name = names.load_balancer(app)
+    if change.action is Action.DELETE:
+        arn = load_balancer_arn(ctx, app)
+        if arn:
+            with guard(f"deleting load balancer {name}"):
+                _ignore_missing(lambda: client.delete_load_balancer(LoadBalancerArn=arn))
+        return
+    resource = change.resource
+    with guard(f"creating load balancer {name}"):
+        created = client.create_load_balancer(
+            Name=name, Type="network", Scheme=resource.properties["scheme"], Subnets=ctx.subnets(),
+            Tags=names.tag_list(names.tags(app, resource.key)))["LoadBalancers"][0]
+    tag_hash(ctx, "load-balancer", created["LoadBalancerArn"], resource)
+
+
+def port(ctx: Context, app: str, change: Change) -> None:
+    """Create a public port: an `ip` target group and a listener on the NLB forwarding to it."""
+    client = ctx.client("elbv2")
+    resource = change.resource
+    props = resource.properties
+    if change.action is Action.DELETE:
+        arn = target_group_arn(ctx, str(props["target_group"]))
+        if arn:
+            with guard(f"deleting target group {props['target_group']}"):
+                for listener in _listeners(ctx, app):
+                    if any(a.get("TargetGroupArn") == arn for a in listener.get("DefaultActions", [])):
+                        _ignore_missing(lambda arn=listener["ListenerArn"]: client.delete_listener(ListenerArn=arn))
+                _ignore_missing(lambda: client.delete_target_group(TargetGroupArn=arn))
+        return
+    lb = load_balancer_arn(ctx, app)
+    if lb is None:
+        raise RetryableError("the app's load balancer does not exist yet")
+    with guard(f"creating target group {props['target_group']}"):
+        group = client.create_target_group(
+            Name=props["target_group"], Protocol=props["protocol"], Port=props["port"], VpcId=ctx.vpc(),
+            TargetType="ip", HealthCheckProtocol="TCP",
+            Tags=names.tag_list(names.tags(app, resource.key, resource.service)))["TargetGroups"][0]
+        action = [{"Type": "forward", "TargetGroupArn": group["TargetGroupArn"]}]
+        existing = [x for x in _listeners(ctx, app) if x["Port"] == props["port"] and x["Protocol"] == props["protocol"]]
+        if existing:
+            client.modify_listener(ListenerArn=existing[0]["ListenerArn"], DefaultActions=action)
+        else:
+            client.create_listener(LoadBalancerArn=lb, Protocol=props["protocol"], Port=props["port"],
+                                   DefaultActions=action)
+    tag_hash(ctx, "port", group["TargetGroupArn"], resource)
+
+
+def _listeners(ctx: Context, app: str) -> list[dict[str, Any]]:
+    lb = load_balancer_arn(ctx, app)
+    if lb is None:
+        return []
+    with guard("listing the load balancer's listeners"):
+        return list(ctx.client("elbv2").describe_listeners(LoadBalancerArn=lb)["Listeners"])
+
+
+def secret(ctx: Context, app: str, change: Change) -> None:
+    """Store a secret value in Secrets Manager, tagged with its digest (never its value);
+    delete it without a recovery window, so the name can be reused at once."""
+    client = ctx.client("secretsmanager")
+    resource = change.resource
+    name = str(resource.properties["name"])
+    if change.action is Action.DELETE:
+        with guard(f"deleting secret {name}"):
+            _ignore_missing(lambda: client.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True))
+        return
+    value = resource.properties["value"]
+    assert isinstance(value, Sensitive)
+    tags = names.tags(app, resource.key, resource.service, **{names.TAG_DIGEST: value.digest})
+    with guard(f"storing secret {name}"):
+        try:
+            client.create_secret(Name=name, SecretString=value.reveal(), Tags=names.tag_list(tags),
+                                 Description=f"multicloud app {app}")
+        except Exception as exc:
+            if error_code(exc) != "ResourceExistsException":
+                raise
+            client.put_secret_value(SecretId=name, SecretString=value.reveal())
+            client.tag_resource(SecretId=name, Tags=names.tag_list(tags))
+
+
+def repository(ctx: Context, app: str, change: Change) -> None:
+    """Create a service's ECR repository; delete it with its images."""
+    client = ctx.client("ecr")
+    name = str(change.resource.properties["name"])
+    if change.action is Action.DELETE:
+        with guard(f"deleting repository {name}"):
+            _ignore_missing(lambda: client.delete_repository(repositoryName=name, force=True))
+        return
+    with guard(f"creating repository {name}"):
+        try:
+            client.create_repository(repositoryName=name, imageScanningConfiguration={"scanOnPush": True},
+                                     tags=names.tag_list(names.tags(app, change.resource.key, change.resource.service)))
+        except Exception as exc:
+            if error_code(exc) != "RepositoryAlreadyExistsException":
+                raise
+
+
+def _ignore_missing(call: Callable[[], Any]) -> Any:
+    """Run a delete-like call; an object already gone is success."""
+    try:
+        return call()
+    except Exception as exc:
+        if isinstance(exc, NotFoundError) or error_code(exc).endswith(("NotFound", "NotFoundException", "NoSuchEntity")):
+            return None
+        if error_code(exc) in ("NoSuchEntity", "ResourceNotFoundException", "ClusterNotFoundException",
+                               "NamespaceNotFound", "ServiceNotFound", "RepositoryNotFoundException"):
+            return None
+        raise
+
+
+HANDLERS: dict[str, Handler] = {
+    "log-group": log_group,
+    "role": role,
+    "security-group": security_group,
+    "cluster": cluster,
+    "namespace": namespace,
+    "discovery": discovery,
+    "load-balancer": load_balancer,
+    "port": port,
+    "secret": secret,
+    "repository": repository,
+}

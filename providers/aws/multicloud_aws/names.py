@@ -1,0 +1,107 @@
+"""Names of the AWS objects an app owns, and the tags that mark them as the app's."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+
+TAG_APP = "multicloud:app"
+TAG_KEY = "multicloud:resource"
+TAG_SERVICE = "multicloud:service"
+TAG_HASH = "multicloud:spec-hash"
+TAG_DIGEST = "multicloud:value-digest"
+TAG_TASK_HASH = "multicloud:task-hash"
+TAG_TASK_REVISION = "multicloud:task-revision"
+TAG_AFTER = "multicloud:after"
+MARKER_PREFIX = "multicloud:"
+"""Cloud Map objects carry `multicloud:APP` as their description, found without tag reads."""
+
+
+def short(name: str, limit: int, *identity: str) -> str:
+    """`name` when it fits in `limit`, else its head plus a hash of `identity` (or of name)."""
+    if len(name) <= limit and not identity:
+        return name
+    digest = hashlib.sha256("\0".join(identity or (name,)).encode()).hexdigest()[:6]
+    head = name[: limit - 7].rstrip("-_")
+    return f"{head}-{digest}"
+
+
+def family(app: str, service: str) -> str:
+    """Task definition family (and ECS service name): `APP_SERVICE` (names never hold `_`)."""
+    return f"{app}_{service}"
+
+
+def load_balancer(app: str) -> str:
+    """The app's NLB: at most 32 characters, letters, digits and hyphens."""
+    return short(f"mc-{app}", 32)
+
+
+def target_group(app: str, service: str, port: str) -> str:
+    """A public port's target group: 32 characters at most, unique per (app, service, port)."""
+    return short(f"{service}-{port}", 32, app, service, port)
+
+
+def role(app: str) -> str:
+    """The app's task execution role (IAM names hold 64 characters)."""
+    return short(f"multicloud-{app}-exec", 64)
+
+
+def security_group(app: str) -> str:
+    """The app's security group name."""
+    return f"multicloud-{app}"
+
+
+def log_group(app: str) -> str:
+    """The app's CloudWatch log group."""
+    return f"/multicloud/{app}"
+
+
+def secret(app: str, name: str) -> str:
+    """Secrets Manager name of a top-level secret."""
+    return f"multicloud/{app}/{name}"
+
+
+def env_secret(app: str, service: str, variable: str) -> str:
+    """Secrets Manager name of an env value that embeds a secret in other text."""
+    return f"multicloud/{app}/{service}/{variable}"
+
+
+def repository(app: str, service: str) -> str:
+    """ECR repository of a built service."""
+    return f"multicloud/{app}/{service}"
+
+
+def namespace(app: str) -> str:
+    """Default Cloud Map private DNS namespace."""
+    return f"{app}.internal"
+
+
+def marker(app: str) -> str:
+    """The description that marks a Cloud Map namespace or service as the app's."""
+    return f"{MARKER_PREFIX}{app}"
+
+
+def tags(app: str, key: str, service: str | None = None, **extra: str) -> dict[str, str]:
+    """The tags every object of the app carries: app, resource key, service; never secrets."""
+    found = {TAG_APP: app, TAG_KEY: key}
+    if service:
+        found[TAG_SERVICE] = service
+    found.update(extra)
+    return found
+
+
+def tag_list(values: Mapping[str, str], *, lower: bool = False) -> list[dict[str, str]]:
+    """Tags as AWS lists them: [{Key, Value}] or, for ECS, [{key, value}]."""
+    k, v = ("key", "value") if lower else ("Key", "Value")
+    return [{k: key, v: value} for key, value in values.items()]
+
+
+def tag_dict(items: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
+    """Tags from either AWS list form back to a dict."""
+    found: dict[str, str] = {}
+    for item in items or ():
+        key = item.get("Key", item.get("key"))
+        value = item.get("Value", item.get("value"))
+        if key is not None:
+            found[key] = value or ""
+    return found

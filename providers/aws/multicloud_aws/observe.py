@@ -1,0 +1,265 @@
+"""Find what an app owns on AWS, by tags and markers, with properties comparable to desired.
+
+Reads for a whole app: one tagging-API page per 100 objects, one describe_services per 10
+services, one list each for Cloud Map namespaces, Cloud Map services and ECR repositories,
+and get_role for a created execution role. A tagged object whose spec-hash tag matches
+what `desired` rendered in this process is rebuilt from that; any other is described.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from multicloud.resources import Resource, Sensitive
+from multicloud_aws import names
+from multicloud_aws.clients import NotFoundError, guard
+from multicloud_aws.context import Context, chunks, one
+from multicloud_aws.desired import DEFAULT, service_depends_on
+from multicloud_aws.taskdef import read_task
+
+STATIC_DEPS = {"port": "load-balancer", "discovery": "namespace"}
+
+
+class Seen:
+    """Everything found for one app, indexed for the lookups services need."""
+
+    def __init__(self, app: str) -> None:
+        self.app = app
+        self.resources: dict[str, Resource] = {}
+        self.arns: dict[str, str] = {}
+        self.keys_by_arn: dict[str, str] = {}
+        self.services: dict[str, dict[str, str]] = {}
+        self.security_group_ids: dict[str, str] = {}
+        self.registries: dict[str, str] = {}
+
+    def add(self, kind: str, name: str, props: dict[str, Any], *, arn: str = "", service: str | None = None,
+            depends_on: tuple[str, ...] = ()) -> None:
+        """Record one observed resource."""
+        if not depends_on and kind in STATIC_DEPS:
+            depends_on = (f"{STATIC_DEPS[kind]}/{self.app}",)
+        resource = Resource(kind, name, props, depends_on=depends_on, service=service, payload={"arn": arn})
+        self.resources[resource.key] = resource
+        if arn:
+            self.arns[resource.key] = arn
+            self.keys_by_arn[arn] = resource.key
+
+
+def observe(ctx: Context, app: str) -> Seen:
+    """Every resource the app owns, with its properties and depends_on; reads only."""
+    seen = Seen(app)
+    for arn, tags in ctx.tagged(app):
+        key = tags.get(names.TAG_KEY, "")
+        kind, _, name = key.partition("/")
+        if not name:
+            continue
+        service = tags.get(names.TAG_SERVICE) or None
+        if kind == "service":
+            seen.services[arn] = tags
+        elif kind == "secret":
+            props = {"name": arn.split(":secret:", 1)[-1][:-7], "value": Sensitive(digest=tags.get(names.TAG_DIGEST, ""))}
+            seen.add(kind, name, props, arn=arn, service=service)
+        elif kind == "cluster":
+            seen.add(kind, name, {"name": arn.rsplit("/", 1)[-1]}, arn=arn)
+        elif kind in READERS:
+            if kind == "security-group":
+                seen.security_group_ids[arn.rsplit("/", 1)[-1]] = key
+            props = ctx.recall(tags.get(names.TAG_HASH))
+            if props is None:
+                props = READERS[kind](ctx, app, arn)
+            if props is not None:
+                seen.add(kind, name, dict(props), arn=arn, service=service)
+    _cloud_map(ctx, app, seen)
+    _role(ctx, app, seen)
+    _repositories(ctx, app, seen)
+    _services(ctx, app, seen)
+    return seen
+
+
+def _cloud_map(ctx: Context, app: str, seen: Seen) -> None:
+    client = ctx.client("servicediscovery")
+    with guard("listing Cloud Map namespaces"):
+        namespaces = [n for page in client.get_paginator("list_namespaces").paginate(
+            Filters=[{"Name": "TYPE", "Values": ["DNS_PRIVATE"], "Condition": "EQ"}]) for n in page["Namespaces"]]
+    ours = [n for n in namespaces if n.get("Description") == names.marker(app)]
+    for namespace in ours[:1]:
+        seen.add("namespace", app, {"name": namespace["Name"]}, arn=namespace["Arn"])
+        seen.arns["namespace-id"] = namespace["Id"]
+        with guard(f"listing the Cloud Map services of {namespace['Name']}"):
+            pages = client.get_paginator("list_services").paginate(
+                Filters=[{"Name": "NAMESPACE_ID", "Values": [namespace["Id"]], "Condition": "EQ"}])
+            listed = [s for page in pages for s in page["Services"]]
+        for entry in listed:
+            if entry.get("Description") != names.marker(app):
+                continue
+            ttl = (one(entry, "DnsConfig", "DnsRecords") or [{}])[0].get("TTL")
+            props = {"name": entry["Name"], "namespace": namespace["Name"], "ttl": ttl}
+            seen.add("discovery", entry["Name"], props, arn=entry["Arn"], service=entry["Name"])
+            seen.registries[entry["Arn"]] = f"discovery/{entry['Name']}"
+
+
+def _role(ctx: Context, app: str, seen: Seen) -> None:
+    if ctx.settings.execution_role_arn:
+        return
+    try:
+        with guard("reading the execution role"):
+            role = ctx.client("iam").get_role(RoleName=names.role(app))["Role"]
+    except NotFoundError:
+        return
+    tags = names.tag_dict(role.get("Tags"))
+    if tags.get(names.TAG_APP) != app:
+        return
+    props = ctx.recall(tags.get(names.TAG_HASH)) or read_role(ctx, app, role["Arn"])
+    if props is not None:
+        seen.add("role", app, dict(props), arn=role["Arn"])
+
+
+def _repositories(ctx: Context, app: str, seen: Seen) -> None:
+    prefix = names.repository(app, "")
+    with guard("listing ECR repositories"):
+        repos = [r for page in ctx.client("ecr").get_paginator("describe_repositories").paginate()
+                 for r in page["repositories"]]
+    for repo in repos:
+        name = str(repo["repositoryName"])
+        if name.startswith(prefix) and "/" not in name[len(prefix):]:
+            service = name[len(prefix):]
+            seen.add("repository", service, {"name": name}, arn=repo["repositoryArn"], service=service)
+            seen.arns[f"repository-uri/{service}"] = repo["repositoryUri"]
+
+
+def _services(ctx: Context, app: str, seen: Seen) -> None:
+    by_cluster: dict[str, list[str]] = {}
+    for arn in seen.services:
+        by_cluster.setdefault(cluster_of(arn, ctx, app), []).append(arn)
+    for cluster, arns in sorted(by_cluster.items()):
+        for batch in chunks(sorted(arns), 10):
+            with guard(f"describing ECS services in {cluster}"):
+                found = ctx.client("ecs").describe_services(cluster=cluster, services=batch, include=["TAGS"])
+            for described in found.get("services", []):
+                if described.get("status") != "ACTIVE":
+                    continue
+                tags = names.tag_dict(described.get("tags")) or seen.services.get(described["serviceArn"], {})
+                add_service(ctx, app, seen, described, tags)
+
+
+def cluster_of(service_arn: str, ctx: Context, app: str) -> str:
+    """The cluster of a service ARN (long form arn:...:service/CLUSTER/NAME)."""
+    parts = service_arn.split(":", 5)[-1].split("/")
+    return parts[1] if len(parts) == 3 else (ctx.settings.cluster or app)
+
+
+def add_service(ctx: Context, app: str, seen: Seen, described: dict[str, Any], tags: dict[str, str]) -> None:
+    """Rebuild a `service/NAME` resource from describe_services output and its tags."""
+    name = tags.get(names.TAG_SERVICE) or str(described["serviceName"])
+    task_arn = str(described.get("taskDefinition", ""))
+    task = None
+    if task_arn.rsplit(":", 1)[-1] == tags.get(names.TAG_TASK_REVISION):
+        task = ctx.recall(tags.get(names.TAG_TASK_HASH))
+    if task is None and task_arn:
+        with guard(f"describing task definition {task_arn}"):
+            definition = ctx.client("ecs").describe_task_definition(taskDefinition=task_arn)["taskDefinition"]
+        task = read_task(app, definition, lambda arn: role_key(ctx, app, arn), lambda image: image_spec(seen, image))
+    network = one(described, "networkConfiguration", "awsvpcConfiguration") or {}
+    groups = [seen.security_group_ids.get(g, g) for g in network.get("securityGroups", [])]
+    registries = [seen.registries.get(r["registryArn"], r["registryArn"]) for r in described.get("serviceRegistries", [])]
+    props = {
+        "cluster": described["clusterArn"].rsplit("/", 1)[-1],
+        "task": task,
+        "replicas": described.get("desiredCount", 0),
+        "network": {
+            "subnets": sorted(network.get("subnets", [])) if ctx.settings.subnets else DEFAULT,
+            "security_groups": sorted(groups),
+            "public_ip": network.get("assignPublicIp") == "ENABLED",
+        },
+        "load_balancers": [{"target": seen.keys_by_arn.get(b["targetGroupArn"], b["targetGroupArn"]),
+                            "port": b["containerPort"]} for b in described.get("loadBalancers", [])],
+        "discovery": registries[0] if registries else None,
+        "after": sorted(tags.get(names.TAG_AFTER, "").split()),
+    }
+    seen.add("service", name, props, arn=described["serviceArn"], service=name,
+             depends_on=service_depends_on(app, props, ctx.settings))
+
+
+def role_key(ctx: Context, app: str, arn: str) -> str:
+    """`role/APP` for the app's own execution role, else the ARN."""
+    if not ctx.settings.execution_role_arn and arn.endswith(f":role/{names.role(app)}"):
+        return f"role/{app}"
+    return arn
+
+
+def image_spec(seen: Seen, image: str) -> Any:
+    """The spec form of a running image: the image itself (builds are matched by tag)."""
+    return image
+
+
+def read_log_group(ctx: Context, app: str, arn: str) -> dict[str, Any] | None:
+    """A log group's properties, described."""
+    name = arn.split(":log-group:", 1)[-1].removesuffix(":*")
+    with guard(f"describing log group {name}"):
+        groups = ctx.client("logs").describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+    match = [g for g in groups if g["logGroupName"] == name]
+    return {"name": name, "retention_days": match[0].get("retentionInDays")} if match else None
+
+
+def read_security_group(ctx: Context, app: str, arn: str) -> dict[str, Any] | None:
+    """A security group's properties, described (public = ports open to 0.0.0.0/0)."""
+    group_id = arn.rsplit("/", 1)[-1]
+    with guard(f"describing security group {group_id}"):
+        groups = ctx.client("ec2").describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
+    if not groups:
+        return None
+    group = groups[0]
+    public = sorted({f"{p['IpProtocol']}/{p['FromPort']}" for p in group.get("IpPermissions", [])
+                     if any(r.get("CidrIp") == "0.0.0.0/0" for r in p.get("IpRanges", []))})
+    vpc = DEFAULT if not ctx.settings.vpc and group["VpcId"] == ctx.vpc() else group["VpcId"]
+    return {"name": group["GroupName"], "vpc": vpc, "public": public}
+
+
+def read_load_balancer(ctx: Context, app: str, arn: str) -> dict[str, Any] | None:
+    """An NLB's properties, described."""
+    with guard("describing the load balancer"):
+        found = ctx.client("elbv2").describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"]
+    if not found:
+        return None
+    subnets = sorted(z["SubnetId"] for z in found[0].get("AvailabilityZones", []))
+    return {"name": found[0]["LoadBalancerName"], "scheme": found[0]["Scheme"],
+            "subnets": subnets if ctx.settings.subnets else DEFAULT}
+
+
+def read_port(ctx: Context, app: str, arn: str) -> dict[str, Any] | None:
+    """A public port's target group, described; None-like when its listener is missing."""
+    with guard("describing a target group"):
+        found = ctx.client("elbv2").describe_target_groups(TargetGroupArns=[arn])["TargetGroups"]
+    if not found:
+        return None
+    group = found[0]
+    vpc = DEFAULT if not ctx.settings.vpc and group["VpcId"] == ctx.vpc() else group["VpcId"]
+    listening = bool(group.get("LoadBalancerArns"))
+    return {"target_group": group["TargetGroupName"], "protocol": group["Protocol"] if listening else "(no listener)",
+            "port": group["Port"], "vpc": vpc}
+
+
+def read_role(ctx: Context, app: str, arn: str) -> dict[str, Any] | None:
+    """The execution role's properties: its name and the secrets its policy opens."""
+    name = arn.rsplit("/", 1)[-1]
+    try:
+        with guard(f"reading the policy of role {name}"):
+            document = ctx.client("iam").get_role_policy(RoleName=name, PolicyName="multicloud")["PolicyDocument"]
+    except NotFoundError:
+        return {"name": name, "secrets": None}
+    if isinstance(document, str):
+        import json
+        from urllib.parse import unquote
+
+        document = json.loads(unquote(document))
+    resources = [s.get("Resource") for s in document.get("Statement", []) if "secretsmanager:GetSecretValue" in
+                 (s.get("Action") if isinstance(s.get("Action"), list) else [s.get("Action")])]
+    secret = str(resources[0]).split(":secret:", 1)[-1] if resources else None
+    return {"name": name, "secrets": secret}
+
+
+READERS: dict[str, Any] = {
+    "log-group": read_log_group,
+    "security-group": read_security_group,
+    "load-balancer": read_load_balancer,
+    "port": read_port,
+}

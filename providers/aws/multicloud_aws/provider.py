@@ -1,0 +1,109 @@
+"""Provider `aws-ecs`: an app on ECS Fargate behind one NLB, found by its tags."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from multicloud.contract import Capabilities, Endpoint, EventSink, Health, HealthState, LogLine, ServiceStatus
+from multicloud.errors import ProviderError
+from multicloud.planner import Change
+from multicloud.resources import Resource
+from multicloud.spec.targets import TargetSpec
+from multicloud_aws import infra, reports, services
+from multicloud_aws.clients import ClientFactory, default_factory
+from multicloud_aws.context import Context
+from multicloud_aws.desired import cluster_name, render
+from multicloud_aws.fargate import FARGATE_MEMORY, MIB
+from multicloud_aws.lookups import load_balancer_arn
+from multicloud_aws.observe import observe
+from multicloud_aws.settings import parse_settings
+
+CAPABILITIES = Capabilities(
+    raw_tcp_ingress=True,
+    udp_ingress=True,
+    http_ingress=True,
+    websockets=True,
+    internal_tcp=True,
+    volumes=False,
+    build=True,
+    max_cpu=16.0,
+    max_memory=FARGATE_MEMORY[16384][-1] * MIB,
+    notes=(
+        "public ports share one Network Load Balancer per app: public port numbers must differ across services",
+        "HTTP ports are plain TCP listeners on that NLB (no TLS termination, no path routing)",
+        "task cpu/memory round up to Fargate's allowed pairs",
+        "tasks have no persistent volumes; use a managed store and a secret URL",
+    ),
+)
+
+
+class AwsEcsProvider:
+    """Deploys each service as an ECS Fargate service; see docs/providers/aws.md."""
+
+    name = "aws-ecs"
+    capabilities = CAPABILITIES
+
+    def __init__(self, settings: Mapping[str, Any] | None = None, *, client_factory: ClientFactory | None = None) -> None:
+        self.settings = parse_settings(dict(settings or {}))
+        factory = client_factory or default_factory(
+            self.settings.region, self.settings.profile, self.settings.endpoint_url)
+        self.ctx = Context(self.settings, factory)
+
+    def desired(self, spec: TargetSpec, secrets: Mapping[str, str]) -> list[Resource]:
+        """Render the app's resources; raises UserError for what Fargate cannot run. No I/O."""
+        resources = render(spec.app, spec.services, self.settings, secrets, spec.base_dir)
+        self.ctx.remember(resources)
+        return resources
+
+    def observe(self, app: str) -> list[Resource]:
+        """Every resource the app owns, found by tags and Cloud Map markers; reads only."""
+        return sorted(observe(self.ctx, app).resources.values(), key=lambda r: r.key)
+
+    def read(self, app: str, key: str) -> Resource | None:
+        """One owned resource as it is now (from a fresh observe), or None; reads only."""
+        return observe(self.ctx, app).resources.get(key)
+
+    def apply(self, app: str, change: Change, emit: EventSink) -> None:
+        """Carry out one step; a failure leaves tagged objects the next apply converges."""
+        kind = change.resource.kind
+        if kind == "service":
+            services.apply_service(self.ctx, app, change)
+        elif kind in infra.HANDLERS:
+            infra.HANDLERS[kind](self.ctx, app, change)
+        else:
+            raise ProviderError(f"aws-ecs has no handler for {change.key}")
+
+    def health(self, app: str, resource: Resource) -> Health:
+        """Services: healthy when their rollout completed with all tasks running; the NLB
+        when active; everything else as soon as it exists."""
+        if resource.kind == "service":
+            return services.service_health(self.ctx, str(resource.properties["cluster"]), resource.name)
+        if resource.kind == "load-balancer":
+            arn = load_balancer_arn(self.ctx, app)
+            if arn is None:
+                return Health(HealthState.STARTING, "load balancer not visible yet")
+            found = self.ctx.client("elbv2").describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"]
+            state = found[0]["State"]["Code"]
+            if state == "failed":
+                return Health(HealthState.UNHEALTHY, found[0]["State"].get("Reason", "load balancer failed"))
+            if state != "active":
+                return Health(HealthState.STARTING, f"load balancer {state}")
+        return Health(HealthState.HEALTHY)
+
+    def status(self, app: str) -> list[ServiceStatus]:
+        """Desired/running tasks, rollout state and the latest event per service; reads only."""
+        return reports.status(self.ctx, app, observe(self.ctx, app))
+
+    def logs(self, app: str, service: str | None, *, follow: bool = False, tail: int | None = 100) -> Iterator[LogLine]:
+        """CloudWatch lines of one service or all; follow polls for new ones; reads only."""
+        return reports.logs(self.ctx, app, service, follow=follow, tail=tail)
+
+    def endpoints(self, app: str) -> list[Endpoint]:
+        """Public ports at the NLB's DNS name, internal ones at their Cloud Map name; reads only."""
+        return reports.endpoints(self.ctx, app, observe(self.ctx, app))
+
+    def rollback(self, app: str, service: str) -> str:
+        """Point a service at its previous task definition revision; return that revision.
+        The next apply rolls forward to the spec again. Raises UserError with nothing to roll to."""
+        return services.rollback(self.ctx, app, cluster_name(app, self.settings), service)
