@@ -1,7 +1,8 @@
 """Spec health checks as Docker health checks that work without curl in the image.
 
 tcp and http checks run under /bin/sh and use the first tool the image has: curl or wget
-(http), bash's /dev/tcp, nc, python3 or perl. An image with none of them (distroless)
+(http), bash's /dev/tcp, nc (tcp), python3 or perl (tcp); the cheap ones come first
+because a probe runs inside the container's CPU quota. An image with none of them (distroless)
 needs a `command:` check instead; docs/providers/docker.md says so.
 """
 
@@ -69,9 +70,9 @@ def http_script(port: int, path: str, timeout: float) -> str:
     return _first_tool(
         ("curl", f"curl -fsS -o /dev/null --max-time {wait} {url}"),
         ("wget", f"wget -q -O /dev/null -T {wait} {url}"),
-        ("python3", f"python3 -c {shlex.quote(python)} {url} {wait}"),
         ("bash", f"bash -c {shlex.quote(raw)} _ {shlex.quote(path)}"),
-        missing="curl, wget, python3 or bash",
+        ("python3", f"python3 -c {shlex.quote(python)} {url} {wait}"),
+        missing="curl, wget, bash or python3",
     )
 
 

@@ -115,6 +115,7 @@ def three_service_spec(
                 "env": {"SERVICE_NAME": "web", "UPSTREAM": "${services.api.url}/upstream", "GREETING": greeting},
                 "healthcheck": HTTP_CHECK,
                 "depends_on": ["api"],
+                "resources": {"cpu": 1},
             },
             "api": {
                 "image": APP_IMAGE,
@@ -134,6 +135,7 @@ def three_service_spec(
                 "env": {"SERVICE_NAME": "store"},
                 "healthcheck": {"tcp": 8080, "interval": "0.5s", "retries": 40},
                 "volumes": ["data:/data"],
+                "resources": {"cpu": 1},
                 "secrets": ["token"],
             },
         },
