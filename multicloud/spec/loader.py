@@ -7,6 +7,7 @@ escapes as a traceback.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +128,9 @@ class _Builder:
         """Construct a scalar; a tag that cannot read its text (`!!int abc`) is a problem."""
         try:
             return self.loader.construct_object(node, deep=True)
-        except (ValueError, TypeError, OverflowError) as exc:
+        except yaml.YAMLError:
+            raise
+        except Exception as exc:  # PyYAML's constructors raise whatever int(), b64decode()... raise
             raise self.fail(node, path, f"cannot read {node.tag} value {node.value!r}: {exc}") from None
 
     def _mapping(self, node: yaml.MappingNode, path: FieldPath) -> dict[str, Any]:
@@ -157,10 +160,19 @@ def _problem(source: SourceMap, path: FieldPath, message: str) -> Problem:
     return Problem(source.path, line, column, _dotted(path), message)
 
 
+_PLAIN_KEY = re.compile(r"^[^\s.\[\]'\"]+$")
+
+
 def _dotted(path: FieldPath) -> str:
+    """A field path as people write it: services.web.ports[0]; odd keys quoted: env['A B']."""
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif not _PLAIN_KEY.match(part):
+            text += f"[{part!r}]" if text else repr(part)
+        else:
+            text += f".{part}" if text else part
     return text
 
 

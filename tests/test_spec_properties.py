@@ -1,0 +1,288 @@
+"""Property tests: whatever text or data a spec holds, loading gives a Spec or a SpecError
+whose every problem names file, line, column and (but for whole-document problems) a field.
+Never any other exception, never a traceback."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from multicloud.errors import MulticloudError, SpecError
+from multicloud.spec import Spec, loads, read_secrets, target_spec
+from multicloud.testing import MemoryCloud, MemoryProvider
+from tests.helpers import SKETCH
+
+FILE = "props/multicloud.yaml"
+BOUNDED = settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+# Problems about the document as a whole rather than one field.
+DOCUMENT_LEVEL = (
+    "YAML syntax: ",
+    "the file is empty",
+    "the spec must be a mapping",
+    "keys must be plain names",
+    "cannot read ",
+    "the YAML tag ",
+    "nested more than ",
+    "an alias refers ",
+    "the document expands ",
+)
+
+RICH = """\
+name: shop
+services:
+  db:
+    image: postgres:16
+    ports: [{name: pg, port: 5432}]
+    env: {POSTGRES_PASSWORD: "${secrets.pw}"}
+    volumes: ["data:/var/lib/postgresql/data:ro"]
+    healthcheck: {command: pg_isready, interval: 5s, retries: 3}
+  api:
+    build: {context: ./api, dockerfile: Dockerfile, args: {V: 1}}
+    command: serve --port 8080
+    ports: [{name: http, port: 8080, protocol: http, expose: public}]
+    env: {DB: "${services.db.host}:${services.db.port.pg}", URL: "${services.web.url}", COST: "$$5"}
+    resources: {cpu: 1, memory: 1Gi}
+    replicas: 2
+    depends_on: [db]
+    secrets: [pw]
+    user: "1000"
+    read_only: true
+    healthcheck: {http: /health, port: 8080}
+  web:
+    image: web:1
+    ports: [{name: http, port: 80, protocol: http, expose: public}]
+secrets:
+  pw: {from_env: PW}
+volumes:
+  data:
+targets:
+  local: {provider: memory}
+  cloud:
+    provider: memory
+    exclude: [db]
+    overrides:
+      api: {env: {DB: db.example.com}, resources: {memory: 2Gi}, depends_on: []}
+"""
+
+
+def check_outcome(text: str) -> Spec | None:
+    """Load text; assert the result is a Spec or a well-formed SpecError."""
+    try:
+        loaded = loads(text, file=FILE)
+    except SpecError as error:
+        assert error.problems, "a SpecError carries at least one problem"
+        last_line = text.count("\n") + text.count("\r") + 2
+        rendered = str(error)
+        for problem in error.problems:
+            assert problem.file == FILE
+            assert 1 <= problem.line <= last_line, problem
+            assert problem.column >= 1, problem
+            assert problem.message, problem
+            if not problem.message.startswith(DOCUMENT_LEVEL):
+                assert problem.field, f"no field named in: {problem}"
+            assert f"{FILE}:{problem.line}:{problem.column}: " in rendered
+        assert "Traceback" not in rendered
+        return None
+    assert isinstance(loaded, Spec)
+    exercise(loaded)
+    return loaded
+
+
+def exercise(loaded: Spec) -> None:
+    """A spec that loads must also resolve for each of its targets and render resources."""
+    for name in loaded.targets:
+        view = target_spec(loaded, name)  # never a pydantic error for a spec that loaded
+        environ = {s.from_env: "value" for s in loaded.secrets.values() if s.from_env}
+        try:
+            secrets = read_secrets(view, environ)
+        except MulticloudError:
+            continue  # from_file secrets that do not exist here
+        if view.provider == "memory":
+            MemoryProvider(cloud=MemoryCloud()).desired(view, secrets)
+
+
+# --- random text ---------------------------------------------------------------------------
+
+TOKENS = st.sampled_from(
+    [
+        "name:",
+        "services:",
+        "image:",
+        "build:",
+        "ports:",
+        "env:",
+        "targets:",
+        "secrets:",
+        "volumes:",
+        "depends_on:",
+        "overrides:",
+        "exclude:",
+        "provider:",
+        "replicas:",
+        "resources:",
+        "healthcheck:",
+        "web",
+        "db",
+        "x",
+        "1883",
+        "-1",
+        "0.5",
+        "512Mi",
+        "true",
+        "null",
+        "~",
+        "''",
+        '"',
+        "'",
+        "${services.db.host}",
+        "${secrets.pw}",
+        "${",
+        "}",
+        "$$",
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        "- ",
+        "? ",
+        "&a",
+        "*a",
+        "<<:",
+        "!!int",
+        "!!str",
+        "!!python/name:os.system",
+        "---",
+        "...",
+        "#",
+        "%YAML 1.1",
+        "\n",
+        "\n  ",
+        "\n    ",
+        "\t",
+        " ",
+        "é",
+        "名前",
+        "\u200b",
+        "\x00",
+        "\ufeff",
+        "\r\n",
+    ]
+)
+
+
+@BOUNDED
+@given(st.text(max_size=200))
+@example("")
+@example("\x00")
+@example("name: app\nservices:\n  a: &x [*x]\n")
+@example("[" * 200)
+@example("!!int")
+@example("a: !!float\nb: !!timestamp 2001-02-30\nc: !!binary '%%'")
+def test_random_text(text):
+    check_outcome(text)
+
+
+@BOUNDED
+@given(st.lists(TOKENS, max_size=40).map("".join))
+def test_random_yamlish_text(text):
+    check_outcome(text)
+
+
+@BOUNDED
+@given(st.integers(0, len(RICH) - 1), st.integers(0, 5), st.text(max_size=4))
+def test_edits_of_valid_text(position, cut, insert):
+    check_outcome(RICH[:position] + insert + RICH[position + cut :])
+
+
+# --- random mutations of a valid spec ------------------------------------------------------
+
+VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+    | st.sampled_from(["web", "db", "512Mi", "10s", "${services.db.host}", "${secrets.pw}", "${bad", "a:/b:ro"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+FIELD_NAMES = st.sampled_from(
+    ["name", "image", "build", "ports", "env", "replicas", "depends_on", "volumes", "provider", "port", "imagee"]
+) | st.text(max_size=8)
+MUTATIONS = st.lists(
+    st.tuples(st.integers(0, 10**6), st.sampled_from(["set", "delete", "add", "rename", "wrap"]), VALUES, FIELD_NAMES),
+    min_size=1,
+    max_size=4,
+)
+
+
+def paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path to a value inside nested dicts and lists."""
+    found = [prefix]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += paths(value, (*prefix, i))
+    return found
+
+
+def mutate(data: dict[str, Any], mutations: list[tuple[int, str, Any, str]]) -> Any:
+    """Apply deterministic mutations: each picks a path by index and changes it."""
+    root: Any = copy.deepcopy(data)
+    for index, action, value, name in mutations:
+        every = paths(root)
+        path = every[index % len(every)]
+        if not path:
+            if action == "set":
+                root = value
+            elif isinstance(root, dict):
+                root[name] = value
+            continue
+        parent = root
+        for part in path[:-1]:
+            parent = parent[part]
+        last = path[-1]
+        if action == "set":
+            parent[last] = value
+        elif action == "delete":
+            del parent[last]
+        elif action == "wrap":
+            parent[last] = [parent[last]]
+        elif action == "add" and isinstance(parent[last], dict):
+            parent[last][name] = value
+        elif action == "rename" and isinstance(parent, dict):
+            parent[name] = parent.pop(last)
+        else:
+            parent[last] = {name: parent[last]}
+    return root
+
+
+BASES = [yaml.safe_load(SKETCH), yaml.safe_load(RICH)]
+DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+@BOUNDED
+@given(st.sampled_from(BASES), MUTATIONS, st.booleans())
+def test_mutated_specs(base, mutations, flow):
+    data = mutate(base, mutations)
+    text = yaml.dump(data, Dumper=DUMPER, sort_keys=False, allow_unicode=True, default_flow_style=flow, width=60)
+    check_outcome(text)
+
+
+def test_the_bases_are_valid():
+    assert check_outcome(SKETCH) is not None
+    assert check_outcome(RICH) is not None
