@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from multicloud_azure.emulator import AzureEmulator, EmulatorHandle
 from multicloud_azure.provider import AzureAciProvider
 
@@ -70,3 +69,47 @@ def make_provider(settings: dict[str, Any]) -> Callable[..., AzureAciProvider]:
         return AzureAciProvider({**settings, **overrides})
 
     return make
+
+
+IOT_SECRETS = {
+    "IOT_DB_PASSWORD": "db-pw-Zq81",
+    "IOT_ADMIN_TOKEN": "admin-token-Kp02",
+    "IOT_BROKER_FEED_TOKEN": "feed-token-Wm33",
+    "IOT_INGESTION_MQTT_PASSWORD": "ingest-pw-Yt44",
+    "IOT_REGISTRY_MQTT_PASSWORD": "registry-pw-Rb55",
+    "IOT_DATABASE_URL": "postgresql://iot:db-pw-Zq81@iot-db.postgres.database.azure.com:5432/iot",
+}
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "iot-backend" / "multicloud.yaml"
+
+
+@pytest.fixture
+def iot_secrets() -> dict[str, str]:
+    """Values for the IoT example's secrets (markers to search output for)."""
+    return dict(IOT_SECRETS)
+
+
+@pytest.fixture
+def iot(settings: dict[str, Any]) -> dict[str, Any]:
+    """The IoT example's spec as a dict, its azure target on the emulator (see iot_spec_dict)."""
+    return iot_spec_dict(settings)
+
+
+def iot_spec_dict(settings: dict[str, Any]) -> dict[str, Any]:
+    """The IoT example with its azure target pointed at the emulator and made to fit one ACI
+    group: one ingestion replica and a distinct port per HTTP service (the group shares one IP)."""
+    import yaml
+
+    data: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    azure = data["targets"]["azure"]
+    azure.update({k: v for k, v in settings.items()})
+    overrides = azure.setdefault("overrides", {})
+    overrides.setdefault("ingestion", {})["replicas"] = 1
+    for name, port in (("auth", 8001), ("registry", 8002)):
+        service = overrides.setdefault(name, {})
+        expose = data["services"][name]["ports"][0]["expose"]
+        service["ports"] = [{"name": "http", "port": port, "protocol": "http", "expose": expose}]
+        service.setdefault("env", {})["PORT"] = port
+        if "healthcheck" in data["services"][name]:
+            service["healthcheck"] = {**data["services"][name]["healthcheck"], "port": port}
+    data["targets"] = {"azure": azure}
+    return data
