@@ -1,0 +1,1 @@
+"""multicloud provider for Google Cloud Run, and its emulator."""

@@ -1,0 +1,42 @@
+"""What the provider needs from Cloud Run, as plain dicts: the seam tests and SDKs plug into."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from multicloud_gcp.settings import GcpSettings
+
+Body = dict[str, Any]
+"""A Cloud Run v2 resource in protobuf JSON form with proto field names (snake_case)."""
+
+
+class CloudRunApi(Protocol):
+    """Cloud Run Admin API v2 calls; errors arrive already translated to multicloud.errors."""
+
+    def get_service(self, name: str) -> Body | None:
+        """Return the service, or None when it does not exist; reads only."""
+        ...
+
+    def list_services(self, parent: str) -> list[Body]:
+        """Return every service under projects/P/locations/R (all pages); reads only."""
+        ...
+
+    def create_service(self, parent: str, service_id: str, body: Body) -> Body:
+        """Create a service and wait for its operation; a failure may leave it reconciling."""
+        ...
+
+    def update_service(self, body: Body) -> Body:
+        """Replace a service's configuration and wait; a failure may leave it reconciling."""
+        ...
+
+    def delete_service(self, name: str) -> None:
+        """Delete a service and wait; a missing service is not an error."""
+        ...
+
+    def list_revisions(self, service: str) -> list[Body]:
+        """Return the revisions of a service, newest first; reads only."""
+        ...
+
+
+ClientFactory = Callable[[GcpSettings], CloudRunApi]

@@ -1,0 +1,231 @@
+"""The client factory: the one module that imports google-cloud-run and google-auth, lazily.
+
+Every google.api_core / google.auth exception is translated here, once, with `raise ... from`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from multicloud.errors import BackendUnavailableError, ProviderError, RetryableError, UserError
+from multicloud_gcp.api import Body, CloudRunApi
+from multicloud_gcp.settings import GcpSettings
+
+T = TypeVar("T")
+RETRYABLE = (
+    "ServiceUnavailable",
+    "TooManyRequests",
+    "ResourceExhausted",
+    "Aborted",
+    "DeadlineExceeded",
+    "InternalServerError",
+    "GatewayTimeout",
+    "BadGateway",
+    "Conflict",
+    "AlreadyExists",
+    "RetryError",
+)
+USER = (
+    "InvalidArgument",
+    "BadRequest",
+    "FailedPrecondition",
+    "PermissionDenied",
+    "Forbidden",
+    "Unauthenticated",
+    "Unauthorized",
+    "OutOfRange",
+)
+
+
+def translate(exc: Exception, what: str, settings: GcpSettings) -> Exception:
+    """Map an SDK or transport exception to the multicloud error a caller acts on."""
+    name = type(exc).__name__
+    message = getattr(exc, "message", None) or str(exc)
+    endpoint = settings.api_endpoint or "run.googleapis.com"
+    unreachable = (
+        "failed to connect" in message.lower()
+        or "connection refused" in message.lower()
+        or name in ("ConnectionError", "ConnectTimeout", "DefaultCredentialsError", "TransportError")
+    )
+    if unreachable:
+        hint = (
+            "start the emulator (`multicloud emulate gcp`) or fix api_endpoint"
+            if settings.emulated
+            else "check network access and credentials (`gcloud auth application-default login`)"
+        )
+        return BackendUnavailableError(f"{what}: Cloud Run at {endpoint} cannot be reached: {message}", hint=hint)
+    if name in RETRYABLE or any(base.__name__ in RETRYABLE for base in type(exc).__mro__):
+        return RetryableError(f"{what}: {name}: {message}")
+    if name in USER or any(base.__name__ in USER for base in type(exc).__mro__):
+        return UserError(f"{what}: Cloud Run refused it: {message}")
+    return ProviderError(f"{what}: {name}: {message}")
+
+
+class GoogleCloudRunApi:
+    """CloudRunApi over the unmodified run_v2.ServicesClient and RevisionsClient."""
+
+    def __init__(self, settings: GcpSettings) -> None:
+        from google.api_core import exceptions
+
+        self.settings = settings
+        self._exceptions = exceptions
+        with self._translated("connect"):
+            self._services, self._revisions = _clients(settings)
+
+    @contextmanager
+    def _translated(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except (RetryableError, UserError, ProviderError):
+            raise
+        except Exception as exc:
+            raise translate(exc, what, self.settings) from exc
+
+    def _wait(self, operation: Any) -> Body:
+        from google.api_core.future.polling import POLLING_PREDICATE
+        from google.api_core.retry import Retry
+
+        polling = Retry(
+            predicate=POLLING_PREDICATE,
+            initial=self.settings.poll_interval,
+            maximum=1.0,
+            multiplier=1.5,
+            timeout=self.settings.operation_timeout,
+        )
+        return _body(operation.result(timeout=self.settings.operation_timeout, polling=polling))
+
+    def get_service(self, name: str) -> Body | None:
+        """Return the service, or None when it does not exist; reads only."""
+        with self._translated(f"get {name}"):
+            try:
+                return _body(self._services.get_service(name=name))
+            except self._exceptions.NotFound:
+                return None
+
+    def list_services(self, parent: str) -> list[Body]:
+        """Return every service under the parent (all pages); reads only."""
+        with self._translated(f"list services in {parent}"):
+            return [_body(s) for s in self._services.list_services(parent=parent)]
+
+    def create_service(self, parent: str, service_id: str, body: Body) -> Body:
+        """Create a service and wait for its operation; a failure may leave it reconciling."""
+        from google.cloud import run_v2
+
+        with self._translated(f"create {service_id}"):
+            request = run_v2.CreateServiceRequest(parent=parent, service_id=service_id, service=_message(body))
+            return self._wait(self._services.create_service(request=request))
+
+    def update_service(self, body: Body) -> Body:
+        """Replace a service's configuration and wait; a failure may leave it reconciling."""
+        from google.cloud import run_v2
+
+        with self._translated(f"update {body.get('name')}"):
+            request = run_v2.UpdateServiceRequest(service=_message(body))
+            return self._wait(self._services.update_service(request=request))
+
+    def delete_service(self, name: str) -> None:
+        """Delete a service and wait; a missing service is not an error."""
+        with self._translated(f"delete {name}"):
+            try:
+                self._wait(self._services.delete_service(name=name))
+            except self._exceptions.NotFound:
+                return
+
+    def list_revisions(self, service: str) -> list[Body]:
+        """Return the revisions of a service, newest first; reads only."""
+        with self._translated(f"list revisions of {service}"):
+            found = [_body(r) for r in self._revisions.list_revisions(parent=service)]
+        return sorted(found, key=lambda r: r.get("create_time", ""), reverse=True)
+
+
+def default_client_factory(settings: GcpSettings) -> CloudRunApi:
+    """Build the SDK-backed client for a target's settings (nothing is called yet)."""
+    return GoogleCloudRunApi(settings)
+
+
+def _clients(settings: GcpSettings) -> tuple[Any, Any]:
+    """Build ServicesClient and RevisionsClient: REST or gRPC, to Google or to an emulator."""
+    from google.api_core.client_options import ClientOptions
+    from google.cloud import run_v2
+
+    if settings.emulated and settings.transport == "grpc":
+        import grpc
+        from google.cloud.run_v2.services.revisions.transports import RevisionsGrpcTransport
+        from google.cloud.run_v2.services.services.transports import ServicesGrpcTransport
+
+        target = str(settings.api_endpoint).removeprefix("http://").rstrip("/")
+        channel = grpc.insecure_channel(target)
+        return (
+            run_v2.ServicesClient(transport=ServicesGrpcTransport(channel=channel)),
+            run_v2.RevisionsClient(transport=RevisionsGrpcTransport(channel=channel)),
+        )
+    options = ClientOptions(api_endpoint=settings.api_endpoint) if settings.api_endpoint else None
+    credentials = _credentials(settings)
+    make: Callable[..., Any]
+    clients = []
+    for make in (run_v2.ServicesClient, run_v2.RevisionsClient):
+        clients.append(make(credentials=credentials, transport=settings.transport, client_options=options))
+    return clients[0], clients[1]
+
+
+def _credentials(settings: GcpSettings) -> Any:
+    """Anonymous, a service-account key file, or Application Default Credentials."""
+    if settings.credentials == "anonymous":
+        from google.auth.credentials import AnonymousCredentials
+
+        return AnonymousCredentials()  # type: ignore[no-untyped-call]
+    if settings.credentials == "default":
+        import google.auth
+
+        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+        return credentials
+    from google.oauth2 import service_account
+
+    return service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
+        settings.credentials, scopes=["https://www.googleapis.com/auth/cloud-platform"]
+    )
+
+
+def _message(body: Body) -> Any:
+    """A run_v2.Service from its JSON form."""
+    from google.cloud import run_v2
+    from google.protobuf import json_format
+
+    pb = json_format.ParseDict(body, run_v2.Service.pb()(), ignore_unknown_fields=False)
+    return run_v2.Service.wrap(pb)
+
+
+def _body(message: Any) -> Body:
+    """The JSON form (proto field names) of a proto-plus message."""
+    from google.protobuf import json_format
+
+    pb = type(message).pb(message)
+    result: Body = _renamed(json_format.MessageToDict(pb, preserving_proto_field_name=True))
+    return result
+
+
+def _renamed(value: Any) -> Any:
+    """Undo proto-plus's renaming of fields that shadow Python names (`type_` back to `type`)."""
+    if isinstance(value, dict):
+        return {("type" if k == "type_" else k): _renamed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_renamed(v) for v in value]
+    return value
+
+
+def proto_modules() -> dict[str, Any]:
+    """The protobuf classes the emulator's gRPC server (de)serialises, imported on demand."""
+    from google.cloud import run_v2
+    from google.longrunning import operations_pb2
+    from google.protobuf import empty_pb2, json_format
+    from google.rpc import status_pb2
+
+    return {
+        "run_v2": run_v2,
+        "operations_pb2": operations_pb2,
+        "empty_pb2": empty_pb2,
+        "json_format": json_format,
+        "status_pb2": status_pb2,
+    }

@@ -1,0 +1,225 @@
+"""Spec → Cloud Run services: one service per spec service, checked against Cloud Run's rules. Pure."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from multicloud.addressing import resolve_service
+from multicloud.errors import CapabilityError
+from multicloud.resources import Resource, Sensitive, fingerprint
+from multicloud.spec.models import HealthCheck, Port, Service
+from multicloud.spec.targets import TargetSpec
+from multicloud.spec.units import format_memory
+from multicloud_gcp import limits
+from multicloud_gcp.addressing import CloudRunAddressing, service_id
+from multicloud_gcp.api import Body
+from multicloud_gcp.mapping import (
+    APP_LABEL,
+    DEPENDS_ANNOTATION,
+    DIGESTS_ANNOTATION,
+    PORT_ANNOTATION,
+    SERVICE_LABEL,
+    SPEC_LABEL,
+    summarize,
+)
+from multicloud_gcp.settings import GcpSettings
+
+WHOLE_SECRET = re.compile(r"^\$\{\s*secrets\.([A-Za-z][A-Za-z0-9_-]*)\s*\}$")
+PROVIDER = "gcp-cloudrun"
+
+
+def desired_services(spec: TargetSpec, secrets: Mapping[str, str], settings: GcpSettings) -> list[Resource]:
+    """Render one `service/NAME` resource per spec service; raise CapabilityError listing
+    every way the spec breaks Cloud Run's rules (before any call is made)."""
+    address = CloudRunAddressing(spec.app, spec.services, settings.region, settings.project_number)
+    problems: list[str] = []
+    resources = []
+    for name, service in spec.services.items():
+        found = _problems(spec.app, name, service, settings)
+        problems += found
+        if found:
+            continue
+        body = service_body(spec, name, secrets, settings, address=address)
+        properties = summarize(body)
+        body["labels"][SPEC_LABEL] = fingerprint(properties)
+        resources.append(
+            Resource("service", name, properties, depends_on=_depends(service), service=name, payload=body)
+        )
+    if problems:
+        raise CapabilityError(spec.target, PROVIDER, problems)
+    return resources
+
+
+def _depends(service: Service) -> tuple[str, ...]:
+    return tuple(f"service/{d}" for d in service.depends_on)
+
+
+def _problems(app: str, name: str, service: Service, settings: GcpSettings) -> list[str]:
+    """Every Cloud Run rule this service breaks, each with what to do instead."""
+    where = f"services.{name}"
+    found: list[str] = []
+    problem = limits.service_id_problem(service_id(app, name))
+    if problem:
+        found.append(f"{where}: the Cloud Run name APP-SERVICE is {problem}; shorten the app or service name")
+    if len(service.ports) > 1:
+        found.append(
+            f"{where}.ports: Cloud Run serves exactly one port per service ({len(service.ports)} given); keep "
+            "one HTTP, gRPC or mqtt-ws port with targets.TARGET.overrides, or split the service"
+        )
+    cpu, memory = service.resources.cpu, service.resources.memory
+    websocket = any(p.protocol == "mqtt-ws" for p in service.ports)
+    if websocket and cpu < 1:
+        found.append(
+            f"{where}.resources.cpu: {cpu} is below 1, where Cloud Run serves one request - one device's "
+            "WebSocket - per instance; give the broker cpu: 1 or more"
+        )
+    concurrency, cpu_idle, gen1 = _cpu_mode(service, settings)
+    found += [
+        f"{where}.resources: {p}"
+        for p in limits.resource_problems(cpu, memory, concurrency=concurrency, cpu_idle=cpu_idle, gen1=gen1)
+    ]
+    check = service.healthcheck
+    if check is not None:
+        if check.command is not None:
+            found.append(f"{where}.healthcheck: Cloud Run probes are HTTP or TCP, not commands; use http: or tcp:")
+        probe_port = check.port or check.tcp
+        serving = service.ports[0].port if service.ports else 8080
+        if probe_port is not None and probe_port != serving:
+            found.append(
+                f"{where}.healthcheck: Cloud Run probes only the serving port {serving} (not {probe_port}); "
+                "override the health check for this target"
+            )
+    for key, text in service.env.items():
+        if "${secrets." in text and not WHOLE_SECRET.match(text):
+            found.append(
+                f"{where}.env.{key}: on Cloud Run a secret is a Secret Manager reference, so it must be the "
+                'whole value ("${secrets.NAME}"); put the composed value in the secret instead'
+            )
+    for args in (service.command or [], service.entrypoint or []):
+        if any("${secrets." in a for a in args):
+            found.append(f"{where}: secrets cannot appear in command or entrypoint on Cloud Run; pass them in env")
+    if len(service.secrets) > 1:
+        found.append(
+            f"{where}.secrets: Cloud Run mounts one secret per directory, so at most one secret file "
+            "per service at /run/secrets; pass the others as env (${secrets.NAME})"
+        )
+    return found
+
+
+def _cpu_mode(service: Service, settings: GcpSettings) -> tuple[int, bool, bool]:
+    """(concurrency, cpu_idle, first-generation) for a service, as Cloud Run requires for its CPU."""
+    if service.resources.cpu < 1:
+        return 1, True, True
+    always_on = not service.ports or any(p.protocol == "mqtt-ws" for p in service.ports)
+    return settings.concurrency, not always_on, False
+
+
+def secret_path(name: str, settings: GcpSettings) -> str:
+    """The Secret Manager secret a spec secret refers to: `secret_names` or the same name."""
+    return settings.secret_names.get(name, name)
+
+
+def service_body(
+    spec: TargetSpec,
+    name: str,
+    secrets: Mapping[str, str],
+    settings: GcpSettings,
+    *,
+    address: CloudRunAddressing,
+) -> Body:
+    """The Cloud Run v2 Service (protobuf JSON, proto field names) for one spec service."""
+    service = spec.services[name]
+    resolved = resolve_service(service, address, secrets)
+    digests: dict[str, str] = {}
+    env: list[dict[str, Any]] = []
+    for key, raw in service.env.items():
+        match = WHOLE_SECRET.match(raw)
+        value = resolved.env[key]
+        if match:
+            assert isinstance(value, Sensitive)
+            digests[key] = value.digest
+            ref = {"secret": secret_path(match.group(1), settings), "version": "latest"}
+            env.append({"name": key, "value_source": {"secret_key_ref": ref}})
+        else:
+            env.append({"name": key, "value": str(value)})
+    concurrency, cpu_idle, gen1 = _cpu_mode(service, settings)
+    container: dict[str, Any] = {
+        "image": service.image,
+        "command": [str(a) for a in resolved.entrypoint or []],
+        "args": [str(a) for a in resolved.command or []],
+        "env": env,
+        "resources": {
+            "limits": {
+                "cpu": limits.format_cpu(service.resources.cpu),
+                "memory": format_memory(service.resources.memory),
+            },
+            "cpu_idle": cpu_idle,
+        },
+    }
+    port = service.ports[0] if service.ports else None
+    if port is not None:
+        container["ports"] = [{"name": "h2c" if port.protocol == "grpc" else "http1", "container_port": port.port}]
+    if service.healthcheck is not None:
+        container.update(_probes(service.healthcheck))
+    volumes = []
+    for secret in service.secrets:
+        digests[f"file:{secret}"] = Sensitive.of(secrets[secret]).digest if secret in secrets else "unknown"
+        item = {"path": secret, "version": "latest"}
+        volumes.append({"name": "secrets", "secret": {"secret": secret_path(secret, settings), "items": [item]}})
+        container["volume_mounts"] = [{"name": "secrets", "mount_path": "/run/secrets"}]
+    websocket = port is not None and port.protocol == "mqtt-ws"
+    minimum = max(service.replicas, 1) if websocket else service.replicas
+    maximum = max(minimum, settings.max_instances or minimum, 1)
+    labels = {APP_LABEL: spec.app, SERVICE_LABEL: name}
+    template: dict[str, Any] = {
+        "labels": dict(labels),
+        "annotations": {DIGESTS_ANNOTATION: json.dumps(digests, sort_keys=True)} if digests else {},
+        "scaling": {"min_instance_count": minimum, "max_instance_count": maximum},
+        "timeout": f"{settings.websocket_timeout if websocket else settings.request_timeout}s",
+        "max_instance_request_concurrency": concurrency,
+        "session_affinity": websocket,
+        "execution_environment": "EXECUTION_ENVIRONMENT_GEN1" if gen1 else "EXECUTION_ENVIRONMENT_GEN2",
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if settings.service_account:
+        template["service_account"] = settings.service_account
+    public = port is not None and port.expose == "public"
+    return {
+        "name": f"{settings.parent}/services/{service_id(spec.app, name)}",
+        "labels": labels,
+        "annotations": {
+            DEPENDS_ANNOTATION: ",".join(_depends(service)),
+            **({PORT_ANNOTATION: f"{port.name}/{port.protocol}"} if port else {}),
+        },
+        "ingress": "INGRESS_TRAFFIC_ALL" if public else "INGRESS_TRAFFIC_INTERNAL_ONLY",
+        "invoker_iam_disabled": public,
+        "template": template,
+        "traffic": [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}],
+    }
+
+
+def _probes(check: HealthCheck) -> dict[str, Any]:
+    """Startup (and, for HTTP, liveness) probes from a health check, within Cloud Run's bounds."""
+    period = min(max(1, round(check.interval)), 240)
+    timing = {
+        "period_seconds": period,
+        "timeout_seconds": min(max(1, round(check.timeout)), period),
+        "failure_threshold": check.retries,
+    }
+    if check.http is not None:
+        action = {"http_get": {"path": check.http, **({"port": check.port} if check.port else {})}}
+        startup = {**timing, "initial_delay_seconds": min(round(check.start_period), 240), **action}
+        return {"startup_probe": startup, "liveness_probe": {**timing, **action}}
+    port = {"port": check.tcp} if check.tcp else {}
+    return {
+        "startup_probe": {**timing, "initial_delay_seconds": min(round(check.start_period), 240), "tcp_socket": port}
+    }
+
+
+def public_port(service: Service) -> Port | None:
+    """The service's public port, if any."""
+    return next((p for p in service.ports if p.expose == "public"), None)

@@ -1,0 +1,353 @@
+"""The emulated Cloud Run control plane: services, revisions and operations, apart from any transport.
+
+Every method takes and returns camelCase JSON dicts (the REST wire form) and raises ApiError;
+the REST and gRPC front ends only convert. State is kept in memory (moto style).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from multicloud_gcp.emulator import validate
+from multicloud_gcp.emulator.faults import ApiError, Faults
+from multicloud_gcp.settings import EMULATOR_PROJECT_NUMBER
+
+SERVICE_TYPE = "type.googleapis.com/google.cloud.run.v2.Service"
+MUTATING = frozenset({"CreateService", "UpdateService", "DeleteService"})
+REVISION_FIELDS = (
+    "scaling",
+    "containers",
+    "volumes",
+    "timeout",
+    "serviceAccount",
+    "maxInstanceRequestConcurrency",
+    "sessionAffinity",
+    "executionEnvironment",
+    "labels",
+    "annotations",
+    "vpcAccess",
+)
+Json = dict[str, Any]
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _condition(kind: str, state: str, message: str = "") -> Json:
+    found = {"type": kind, "state": state, "lastTransitionTime": _now()}
+    if state == "CONDITION_FAILED":
+        found.update(message=message, severity="ERROR")
+    elif message:
+        found["message"] = message
+    return found
+
+
+class CloudRunModel:
+    """Services, revisions and long-running operations of every project and region."""
+
+    def __init__(self, project_number: str = EMULATOR_PROJECT_NUMBER, known_secrets: set[str] | None = None) -> None:
+        self.project_number = project_number
+        self.known_secrets = known_secrets
+        self.services: dict[str, Json] = {}
+        self.revisions: dict[str, Json] = {}
+        self.operations: dict[str, Json] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.faults = Faults()
+        self._pending: dict[str, tuple[float, Callable[[], Json]]] = {}
+        self._lock = threading.RLock()
+        self._counter = 0
+
+    # --- bookkeeping ---------------------------------------------------------------------
+
+    def mutations(self) -> list[tuple[str, str]]:
+        """The requests that changed (or tried to change) state, in order."""
+        return [r for r in self.requests if r[0] in MUTATING]
+
+    def call(self, method: str, resource: str, handler: Callable[[], Json]) -> Json:
+        """Record a request, raise an injected fault for it, settle due operations, run it."""
+        with self._lock:
+            self.requests.append((method, resource))
+        if self.faults.request_delay:
+            time.sleep(self.faults.request_delay)
+        self.faults.check(method)
+        with self._lock:
+            self._settle()
+            return handler()
+
+    def _settle(self) -> None:
+        """Finish every operation whose time has come."""
+        now = time.monotonic()
+        for name, (due, finish) in list(self._pending.items()):
+            if due <= now:
+                del self._pending[name]
+                self._complete(name, finish)
+
+    def _complete(self, name: str, finish: Callable[[], Json]) -> None:
+        operation = self.operations[name]
+        try:
+            operation["response"] = {"@type": SERVICE_TYPE, **finish()}
+        except ApiError as exc:
+            operation["error"] = exc.status_json()
+        operation["done"] = True
+
+    def _operation(self, parent: str, service: Json, finish: Callable[[], Json]) -> Json:
+        """Start an operation; done at once unless operations are slowed."""
+        name = f"{parent}/operations/{uuid.uuid4()}"
+        self.operations[name] = {
+            "name": name,
+            "metadata": {"@type": SERVICE_TYPE, **copy.deepcopy(service)},
+            "done": False,
+        }
+        delay = self.faults.operation_delay
+        if delay > 0:
+            self._pending[name] = (time.monotonic() + delay, finish)
+        else:
+            self._complete(name, finish)
+        return copy.deepcopy(self.operations[name])
+
+    def _tick(self) -> int:
+        self._counter += 1
+        return self._counter
+
+    # --- services ------------------------------------------------------------------------
+
+    def _service(self, name: str) -> Json:
+        found = self.services.get(name)
+        if found is None:
+            raise ApiError("NOT_FOUND", f"Resource '{name}' was not found")
+        return found
+
+    def _revision_names(self, service: str) -> set[str]:
+        return {r.rsplit("/", 1)[-1] for r, body in self.revisions.items() if body["service"] == service}
+
+    def create_service(self, parent: str, service_id: str, body: Json, validate_only: bool = False) -> Json:
+        """Create a service and its first revision; returns the operation."""
+        validate.check_service_id(service_id)
+        name = f"{parent}/services/{service_id}"
+        if name in self.services:
+            raise ApiError("ALREADY_EXISTS", f"Resource '{name}' already exists.")
+        validate.check_service(body, set())
+        if validate_only:
+            return {"name": f"{parent}/operations/validate", "done": True}
+        region = parent.rsplit("/", 1)[-1]
+        host = f"{service_id}-{self.project_number}.{region}.run.app"
+        stamp = _now()
+        service = {
+            **copy.deepcopy(body),
+            "name": name,
+            "uid": str(uuid.uuid4()),
+            "generation": "1",
+            "createTime": stamp,
+            "updateTime": stamp,
+            "creator": "emulator@multicloud.local",
+            "lastModifier": "emulator@multicloud.local",
+            "uri": f"https://{host}",
+            "urls": [f"https://{host}"],
+        }
+        service.setdefault("ingress", "INGRESS_TRAFFIC_ALL")
+        service.setdefault("traffic", [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}])
+        self.services[name] = service
+        self._roll_out(service, new_revision=True)
+        return self._operation(parent, service, lambda: self._become_ready(name))
+
+    def get_service(self, name: str) -> Json:
+        """Return one service."""
+        return copy.deepcopy(self._service(name))
+
+    def list_services(self, parent: str, page_size: int = 0, page_token: str = "") -> Json:
+        """Return one page of the services under a parent, by name."""
+        names = sorted(n for n in self.services if n.startswith(parent + "/services/"))
+        return self._page(names, self.services, "services", page_size, page_token)
+
+    def update_service(self, body: Json, allow_missing: bool = False, validate_only: bool = False) -> Json:
+        """Change a service; a changed template makes a new revision. Returns the operation."""
+        name = str(body.get("name", ""))
+        if name not in self.services:
+            if not allow_missing:
+                raise ApiError("NOT_FOUND", f"Resource '{name}' was not found")
+            parent, _, service_id = name.rpartition("/services/")
+            return self.create_service(parent, service_id, {k: v for k, v in body.items() if k != "name"})
+        current = self.services[name]
+        if body.get("etag") and body["etag"] != current.get("etag"):
+            raise ApiError("ABORTED", f"Etag mismatch for '{name}': the service changed since it was read.")
+        validate.check_service(body, self._revision_names(name))
+        if validate_only:
+            return {"name": f"{name.rpartition('/services/')[0]}/operations/validate", "done": True}
+        changed_template = _canonical(body.get("template")) != _canonical(current.get("template"))
+        for key in (
+            "labels",
+            "annotations",
+            "ingress",
+            "template",
+            "traffic",
+            "scaling",
+            "invokerIamDisabled",
+            "description",
+            "launchStage",
+            "binaryAuthorization",
+            "customAudiences",
+            "defaultUriDisabled",
+        ):
+            if key in body:
+                current[key] = copy.deepcopy(body[key])
+            else:
+                current.pop(key, None)
+        current.setdefault("traffic", [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}])
+        current["generation"] = str(int(current["generation"]) + 1)
+        current["updateTime"] = _now()
+        self._roll_out(current, new_revision=changed_template)
+        return self._operation(name.rpartition("/services/")[0], current, lambda: self._become_ready(name))
+
+    def delete_service(self, name: str, validate_only: bool = False) -> Json:
+        """Delete a service and its revisions (when its operation completes). Returns the operation."""
+        service = self._service(name)
+        if validate_only:
+            return {"name": f"{name.rpartition('/services/')[0]}/operations/validate", "done": True}
+        service["reconciling"] = True
+        service["deleteTime"] = _now()
+
+        def finish() -> Json:
+            gone = self.services.pop(name, None) or service
+            for revision in [r for r, body in self.revisions.items() if body["service"] == name]:
+                del self.revisions[revision]
+            return copy.deepcopy(gone)
+
+        return self._operation(name.rpartition("/services/")[0], service, finish)
+
+    def _roll_out(self, service: Json, new_revision: bool) -> None:
+        """Mark a service reconciling; create a revision when its template changed."""
+        name = service["name"]
+        service_id = name.rsplit("/", 1)[-1]
+        if new_revision:
+            index = len([r for r in self.revisions.values() if r["service"] == name]) + 1
+            suffix = hashlib.sha256(f"{name}{self._tick()}".encode()).hexdigest()[:3]
+            short = (service.get("template") or {}).get("revision") or f"{service_id}-{index:05d}-{suffix}"
+            template = service.get("template") or {}
+            revision = {key: copy.deepcopy(template[key]) for key in REVISION_FIELDS if key in template}
+            revision.update(
+                {
+                    "name": f"{name}/revisions/{short}",
+                    "uid": str(uuid.uuid4()),
+                    "generation": "1",
+                    "service": name,
+                    "createTime": _now(),
+                    "reconciling": True,
+                    "conditions": [_condition("Ready", "CONDITION_RECONCILING")],
+                }
+            )
+            self.revisions[revision["name"]] = revision
+            service["latestCreatedRevision"] = revision["name"]
+        service["reconciling"] = True
+        service["etag"] = f'"{uuid.uuid4().hex[:16]}"'
+        service["terminalCondition"] = _condition("Ready", "CONDITION_RECONCILING", "Deploying revision.")
+        service["conditions"] = [
+            _condition("ConfigurationsReady", "CONDITION_RECONCILING"),
+            _condition("RoutesReady", "CONDITION_RECONCILING"),
+        ]
+
+    def _missing_secret(self, service: Json) -> str | None:
+        if self.known_secrets is None:
+            return None
+        for container in (service.get("template") or {}).get("containers") or []:
+            for env in container.get("env") or []:
+                secret = ((env.get("valueSource") or {}).get("secretKeyRef") or {}).get("secret")
+                if secret and str(secret).rsplit("/", 1)[-1] not in self.known_secrets:
+                    return str(secret)
+        return None
+
+    def _become_ready(self, name: str) -> Json:
+        """Finish a rollout: the latest revision serves (or fails), traffic is resolved."""
+        service = self._service(name)
+        revision = self.revisions.get(service.get("latestCreatedRevision", ""), {})
+        service["reconciling"] = False
+        service["observedGeneration"] = service["generation"]
+        missing = self._missing_secret(service)
+        if missing:
+            message = (
+                f"Revision '{revision.get('name', '').rsplit('/', 1)[-1]}' is not ready and cannot serve "
+                f"traffic. Secret {missing}/versions/latest was not found"
+            )
+            service["terminalCondition"] = _condition("Ready", "CONDITION_FAILED", message)
+            revision.update(reconciling=False, conditions=[_condition("Ready", "CONDITION_FAILED", message)])
+            raise ApiError("FAILED_PRECONDITION", message)
+        revision.update(reconciling=False, conditions=[_condition("Ready", "CONDITION_SUCCEEDED")])
+        service["latestReadyRevision"] = revision.get("name", service.get("latestReadyRevision", ""))
+        service["terminalCondition"] = _condition("Ready", "CONDITION_SUCCEEDED")
+        service["conditions"] = [
+            _condition("ConfigurationsReady", "CONDITION_SUCCEEDED"),
+            _condition("RoutesReady", "CONDITION_SUCCEEDED"),
+        ]
+        latest = service["latestReadyRevision"].rsplit("/", 1)[-1]
+        service["trafficStatuses"] = [
+            {**t, **({"revision": latest} if t.get("type") == "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST" else {})}
+            for t in service.get("traffic") or []
+        ]
+        return copy.deepcopy(service)
+
+    # --- revisions and operations --------------------------------------------------------
+
+    def get_revision(self, name: str) -> Json:
+        """Return one revision."""
+        if name not in self.revisions:
+            raise ApiError("NOT_FOUND", f"Resource '{name}' was not found")
+        return copy.deepcopy(self.revisions[name])
+
+    def list_revisions(self, parent: str, page_size: int = 0, page_token: str = "") -> Json:
+        """Return one page of a service's revisions, newest first."""
+        self._service(parent)
+        names = [r for r, body in self.revisions.items() if body["service"] == parent][::-1]
+        return self._page(names, self.revisions, "revisions", page_size, page_token)
+
+    def get_operation(self, name: str) -> Json:
+        """Return an operation as it is now."""
+        if name not in self.operations:
+            raise ApiError("NOT_FOUND", f"Operation '{name}' was not found")
+        return copy.deepcopy(self.operations[name])
+
+    def wait_operation(self, name: str, timeout: float = 60.0) -> Json:
+        """Block (outside the lock) until an operation is done or the timeout passes."""
+        deadline = time.monotonic() + min(timeout, 60.0)
+        while True:
+            with self._lock:
+                self._settle()
+                operation = self.get_operation(name)
+            if operation.get("done") or time.monotonic() >= deadline:
+                return operation
+            time.sleep(0.01)
+
+    def list_operations(self, parent: str, page_size: int = 0, page_token: str = "") -> Json:
+        """Return one page of the operations under projects/P/locations/R."""
+        names = [n for n in self.operations if n.startswith(parent + "/operations/")]
+        return self._page(names, self.operations, "operations", page_size, page_token)
+
+    def delete_operation(self, name: str) -> Json:
+        """Forget an operation."""
+        self.get_operation(name)
+        del self.operations[name]
+        self._pending.pop(name, None)
+        return {}
+
+    @staticmethod
+    def _page(names: list[str], source: dict[str, Json], key: str, page_size: int, token: str) -> Json:
+        size = page_size if 0 < page_size <= 1000 else 100
+        try:
+            start = int(token) if token else 0
+        except ValueError:
+            raise ApiError("INVALID_ARGUMENT", f"Invalid page token {token!r}") from None
+        page: Json = {key: [copy.deepcopy(source[n]) for n in names[start : start + size]]}
+        if start + size < len(names):
+            page["nextPageToken"] = str(start + size)
+        return page
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value or {}, sort_keys=True)

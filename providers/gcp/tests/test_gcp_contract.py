@@ -1,0 +1,15 @@
+"""The provider contract suite, against the Cloud Run emulator over REST and over gRPC."""
+
+from __future__ import annotations
+
+import pytest
+from multicloud_gcp.emulator import RunningCloudRun
+from multicloud_gcp.provider import CloudRunProvider
+
+from multicloud.testing.contract import ProviderContract
+
+
+class TestCloudRunContract(ProviderContract):
+    @pytest.fixture
+    def provider(self, cloudrun: RunningCloudRun, transport: str) -> CloudRunProvider:
+        return CloudRunProvider(cloudrun.settings(transport))

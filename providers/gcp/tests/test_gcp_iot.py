@@ -1,0 +1,141 @@
+"""The IoT backend on the emulated Cloud Run, with the unmodified run_v2 clients over REST and gRPC."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from multicloud_gcp.emulator import RunningCloudRun
+from multicloud_gcp.provider import CloudRunProvider
+
+from multicloud.api import Deployment
+from multicloud.errors import CapabilityError
+from multicloud.planner import Action
+from multicloud.render import plan_text
+from multicloud.spec import Spec, spec_from_dict
+
+Deploy = Callable[..., Deployment]
+PARENT = "projects/demo-project/locations/europe-west1"
+
+
+def test_iot_backend_applies_and_the_broker_is_served_over_websockets(
+    cloudrun: RunningCloudRun, gcp: CloudRunProvider, iot_spec: Spec, deploy: Deploy, iot_env: dict[str, str]
+) -> None:
+    deployment = deploy(iot_spec, gcp)
+    planned = deployment.plan()
+    assert {c.key for c in planned.changes} == {f"service/{s}" for s in ("broker", "auth", "registry", "ingestion")}
+    result = deployment.apply(planned)
+    assert result.ok and result.changed == 4
+    services = cloudrun.model.services
+    broker = services[f"{PARENT}/services/iot-backend-broker"]
+    template = broker["template"]
+    assert template["containers"][0]["ports"] == [{"name": "http1", "containerPort": 8080}]
+    assert template["sessionAffinity"] is True and template["timeout"] == "3600s"
+    assert template["scaling"]["minInstanceCount"] >= 1
+    assert broker["ingress"] == "INGRESS_TRAFFIC_ALL"
+    auth = services[f"{PARENT}/services/iot-backend-auth"]
+    assert auth["ingress"] == "INGRESS_TRAFFIC_INTERNAL_ONLY"
+    ingestion = services[f"{PARENT}/services/iot-backend-ingestion"]
+    env = {e["name"]: e for e in ingestion["template"]["containers"][0]["env"]}
+    assert env["MQTT_URL"]["value"] == "wss://iot-backend-broker-123456789012.europe-west1.run.app/mqtt"
+    assert env["DATABASE_URL"]["valueSource"]["secretKeyRef"] == {"secret": "database_url", "version": "latest"}
+    assert not any(value in str(services) for value in iot_env.values()), "secret values never reach Cloud Run"
+    endpoints = {(e.service, e.protocol): e.url for e in deployment.endpoints()}
+    assert endpoints[("broker", "mqtt-ws")] == "wss://iot-backend-broker-123456789012.europe-west1.run.app/mqtt"
+    assert endpoints[("registry", "http")].startswith("https://iot-backend-registry-")
+    assert not deployment.plan().has_changes
+    statuses = {s.service: s for s in deployment.status()}
+    assert statuses["ingestion"].desired == 2 and statuses["broker"].state == "ready"
+    assert "traffic iot-backend-broker-00001" in statuses["broker"].detail
+
+
+def test_reapply_makes_no_mutating_call(
+    cloudrun: RunningCloudRun, gcp: CloudRunProvider, iot_spec: Spec, deploy: Deploy
+) -> None:
+    deployment = deploy(iot_spec, gcp)
+    deployment.apply()
+    before = len(cloudrun.model.mutations())
+    again = deployment.apply()
+    assert again.changed == 0
+    assert cloudrun.model.mutations()[before:] == []
+
+
+def test_changing_one_service_makes_one_new_revision_and_rollback_moves_traffic_back(
+    cloudrun: RunningCloudRun, gcp: CloudRunProvider, iot_spec: Spec, deploy: Deploy
+) -> None:
+    spec = iot_spec
+    deploy(spec, gcp).apply()
+    revisions_before = set(cloudrun.model.revisions)
+    data = spec.model_dump(exclude_unset=True)
+    registry_override = data["targets"]["gcp"]["overrides"].setdefault("registry", {})
+    registry_override.setdefault("env", {})["RELEASE"] = "2"
+    changed = deploy(spec_from_dict(data), gcp)
+    planned = changed.plan()
+    acted = [c for c in planned.changes if c.action is not Action.NOOP]
+    assert [(c.key, c.action) for c in acted] == [("service/registry", Action.UPDATE)], plan_text(planned)
+    before = len(cloudrun.model.mutations())
+    changed.apply(planned)
+    assert [m[0] for m in cloudrun.model.mutations()[before:]] == ["UpdateService"]
+    new = set(cloudrun.model.revisions) - revisions_before
+    assert len(new) == 1 and "iot-backend-registry-00002" in new.pop()
+    registry = f"{PARENT}/services/iot-backend-registry"
+    assert cloudrun.model.services[registry]["trafficStatuses"][0]["revision"].startswith("iot-backend-registry-00002")
+    message = changed.rollback("registry")
+    assert "to iot-backend-registry-00001" in message
+    traffic = cloudrun.model.services[registry]["trafficStatuses"]
+    assert [(t["revision"][:26], t["percent"]) for t in traffic] == [("iot-backend-registry-00001", 100)]
+    assert "iot-backend-registry-00001" in {s.service: s for s in changed.status()}["registry"].detail
+    assert not changed.plan().has_changes, "a rollback holds until the service changes again"
+    with pytest.raises(Exception, match="no revision before"):
+        changed.rollback("registry")
+
+
+def test_destroy_leaves_no_labelled_service(
+    cloudrun: RunningCloudRun, gcp: CloudRunProvider, iot_spec: Spec, deploy: Deploy
+) -> None:
+    deployment = deploy(iot_spec, gcp)
+    deployment.apply()
+    deployment.destroy()
+    labelled = [s for s in cloudrun.model.services.values() if s.get("labels", {}).get("multicloud-app")]
+    assert labelled == []
+    assert gcp.observe("iot-backend") == []
+
+
+def test_raw_tcp_port_fails_at_plan_before_any_call(
+    cloudrun: RunningCloudRun, gcp: CloudRunProvider, iot_spec: Spec, deploy: Deploy
+) -> None:
+    spec = iot_spec.model_dump(exclude_unset=True)
+    spec["targets"]["gcp"]["overrides"].pop("broker")
+    with pytest.raises(CapabilityError) as caught:
+        deploy(spec_from_dict(spec), gcp).plan()
+    text = str(caught.value)
+    assert "services.broker.ports.mqtt (1883/mqtt)" in text and "no raw TCP ingress" in text
+    assert "protocol: mqtt-ws" in text
+    assert cloudrun.model.requests == []
+
+
+def test_injected_unavailable_is_retried_and_converges(
+    cloudrun: RunningCloudRun, gcp: CloudRunProvider, iot_spec: Spec, deploy: Deploy
+) -> None:
+    cloudrun.model.faults.fail("CreateService", "UNAVAILABLE", times=2)
+    cloudrun.model.faults.fail("UpdateService", "RESOURCE_EXHAUSTED", times=1)
+    events: list[str] = []
+    deployment = deploy(iot_spec, gcp)
+    deployment.on_event = lambda e: events.append(e.kind)
+    result = deployment.apply()
+    assert result.ok and result.changed == 4
+    assert events.count("retry") == 2
+    assert not deployment.plan().has_changes
+
+
+def test_slow_operations_are_waited_for_without_a_second_per_poll(
+    cloudrun: RunningCloudRun, gcp: CloudRunProvider, iot_spec: Spec, deploy: Deploy
+) -> None:
+    import time
+
+    cloudrun.model.faults.slow_operations(0.3)
+    deployment = deploy(iot_spec, gcp)
+    started = time.monotonic()
+    assert deployment.apply().ok
+    assert time.monotonic() - started < 4.0  # 4 services, 2 waves, 0.3 s each; the default poll waits 1 s+
+    assert all(not s["reconciling"] for s in cloudrun.model.services.values())
