@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from multicloud.errors import UserError
 from multicloud.resources import Resource, to_jsonable
 
 
@@ -100,7 +101,8 @@ def plan(
     delete_persistent: bool = False,
 ) -> Plan:
     """Return the ordered plan from observed to desired; persistent resources are kept
-    unless `delete_persistent`. Pure: raises ValueError on duplicate or dangling keys."""
+    unless `delete_persistent`, which also allows replacing them (otherwise that raises
+    UserError). Pure: raises ValueError on duplicate or dangling keys and desired cycles."""
     wanted = _index(desired, "desired")
     existing = _index(observed, "observed")
     for resource in desired:
@@ -110,6 +112,8 @@ def plan(
     changes: dict[str, Change] = {}
     for key in _topological(wanted):
         changes[key] = diff(wanted[key], existing.get(key))
+    if not delete_persistent:
+        _refuse_replacing_persistent(changes.values())
     kept: list[Resource] = []
     removed = {k: r for k, r in existing.items() if k not in wanted}
     # Observed dependencies may be stale or even circular; deletes follow one fixed order.
@@ -126,6 +130,21 @@ def plan(
             users.setdefault(dep, []).append(key)
     ordered = [_with_requires(c, changes, wanted, users, position) for c in changes.values()]
     return Plan(app, target, tuple(ordered), tuple(kept))
+
+
+def _refuse_replacing_persistent(changes: Iterable[Change]) -> None:
+    """A replacement deletes what a persistent resource holds: refuse it unless asked."""
+    doomed = [
+        c
+        for c in changes
+        if c.action is Action.REPLACE and (c.resource.persistent or (c.before is not None and c.before.persistent))
+    ]
+    if doomed:
+        lines = "; ".join(f"{c.key} ({c.reason})" for c in doomed)
+        raise UserError(
+            f"persistent resources would be replaced, deleting their data: {lines}",
+            hint="revert the change, or destroy with volumes and apply again to start them empty",
+        )
 
 
 def _with_requires(

@@ -496,3 +496,32 @@ def test_capability_violations_fail_the_plan(cloud):
     assert "services.cache.ports.redis (6379/tcp): target 'test' has no raw TCP ingress" in message
     assert "services.web.replicas: 3 exceeds target 'test''s maximum of 1" in message
     assert cloud.calls == []
+
+
+def test_rendered_plans_of_a_deployment_never_contain_a_secret(cloud):
+    from multicloud.render import plan_json, plan_text
+
+    first = deployment(cloud).plan()
+    deployment(cloud).apply(first)
+    rotated = Deployment(
+        loads(SPEC), "test", provider=MemoryProvider(cloud=cloud), environ={"DB_PASSWORD": SECRET + "-2"}, retry=FAST
+    ).plan()
+    for planned in (first, rotated):
+        for text in (
+            json.dumps(plan_json(planned)),
+            plan_text(planned),
+            plan_text(planned, verbose=True),
+            repr(planned),
+        ):
+            assert SECRET not in text
+    assert "~ env.DB_URL: (sensitive value) -> (sensitive value)" in plan_text(rotated)
+
+
+def test_progress_events_tell_the_story(cloud):
+    events = []
+    deployment(cloud, on_event=events.append).apply()
+    by_resource: dict[str, list[str]] = {}
+    for event in events:
+        by_resource.setdefault(event.resource, []).append(event.kind)
+    assert set(by_resource) == ALL
+    assert all(kinds[0] == "start" and kinds[-1] == "done" for kinds in by_resource.values())

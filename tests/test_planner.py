@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from multicloud.errors import UserError
 from multicloud.planner import Action, FieldChange, diff, plan
 from multicloud.render import plan_json, plan_text
 from multicloud.resources import Resource, Sensitive, from_jsonable, to_jsonable
@@ -277,3 +278,15 @@ def test_plan_json_shape():
         "fields": [{"path": "replicas", "before": 1, "after": 2, "forces_replacement": False}],
     }
     json.dumps(data)
+
+
+def test_replacing_a_persistent_resource_is_refused_unless_asked():
+    desired = Resource("volume", "data", {"size": 20}, replace_on=frozenset({"size"}), persistent=True)
+    with pytest.raises(UserError) as caught:
+        plan("app", "t", [desired], [observed(VOL)])
+    assert "volume/data (size cannot change in place (delete-before-create))" in str(caught.value)
+    assert "deleting their data" in str(caught.value)
+    allowed = plan("app", "t", [desired], [observed(VOL)], delete_persistent=True)
+    assert actions(allowed) == {"volume/data": "replace"}
+    grown = Resource("volume", "data", {"size": 20}, persistent=True)  # an in-place change is fine
+    assert actions(plan("app", "t", [grown], [observed(VOL)])) == {"volume/data": "update"}
