@@ -1,0 +1,174 @@
+"""Target settings, plan-time rendering details and import cost of the azure-aci provider."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from multicloud_azure.emulator import EmulatorHandle
+from multicloud_azure.mapping import memory_gb
+from multicloud_azure.provider import AzureAciProvider
+from multicloud_azure.settings import parse_settings
+
+from multicloud.api import Deployment
+from multicloud.contract import Event
+from multicloud.errors import ProviderError, SettingsError, SpecError
+from multicloud.planner import Action, Change
+from multicloud.render import plan_text
+from multicloud.spec import load, spec_from_dict
+from multicloud.spec.targets import target_spec
+
+BASE = {"subscription_id": "s", "resource_group": "rg", "location": "West Europe"}
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"region": "x"}, "region"),
+        ({"subscription_id": ""}, "subscription_id"),
+        ({"resource_group": "bad/rg"}, "resource_group"),
+        ({"dns_label": "9-starts-with-digit"}, "dns_label"),
+        ({"dns_label": "abc"}, "dns_label"),
+        ({"restart_policy": "sometimes"}, "restart_policy"),
+        ({"arm_endpoint": "http://insecure.example"}, "arm_endpoint"),
+        ({"ca_bundle": "/no/such/file.pem"}, "ca_bundle"),
+        ({"layout": "mesh"}, "layout"),
+        ({"registry": {"server": "r.azurecr.io"}}, "registry.username"),
+        ({"poll_interval": -1}, "poll_interval"),
+    ],
+)
+def test_bad_settings_name_the_field(settings: dict[str, Any], field: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        parse_settings({**BASE, **settings}, environ={})
+    assert caught.value.field == field
+
+
+def test_settings_defaults_and_environment_fallbacks(tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("x")
+    env = {"MULTICLOUD_AZURE_ARM_ENDPOINT": "https://127.0.0.1:8443/", "MULTICLOUD_AZURE_CA_BUNDLE": str(bundle)}
+    parsed = parse_settings({**BASE, "restart_policy": "on-failure"}, environ=env)
+    assert parsed.location == "westeurope" and parsed.restart_policy == "OnFailure"
+    assert parsed.arm_endpoint == "https://127.0.0.1:8443" and parsed.ca_bundle == str(bundle)
+    assert parse_settings(BASE, environ={}).arm_endpoint == "https://management.azure.com"
+    assert parsed.group_name("iot") == "iot"
+
+
+def test_a_bad_setting_is_reported_at_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "multicloud.yaml"
+    path.write_text(
+        textwrap.dedent("""\
+        name: app
+        services:
+          web: {image: nginx}
+        targets:
+          azure:
+            provider: azure-aci
+            subscription_id: s
+            resource_group: rg
+            location: westeurope
+            restart_policy: sometimes
+        """)
+    )
+    with pytest.raises(SpecError) as caught:
+        Deployment(load(str(path)), "azure", environ={}).provider  # noqa: B018 - building it is the test
+    assert f"{path}:10:" in str(caught.value) and "restart_policy" in str(caught.value)
+
+
+def test_sdk_is_imported_only_when_a_client_is_built() -> None:
+    code = (
+        "import sys, multicloud_azure.provider, multicloud_azure.emulator;"
+        "from multicloud_azure.provider import AzureAciProvider;"
+        "AzureAciProvider({'subscription_id': 's', 'resource_group': 'rg', 'location': 'x'});"
+        "print(sorted(m for m in sys.modules if m.startswith('azure')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_memory_is_rounded_up_to_aci_steps() -> None:
+    assert memory_gb(512 * 1024**2) == 0.5
+    assert memory_gb(300 * 1024**2) == 0.3
+    assert memory_gb(1024**3) == 1.0
+    assert memory_gb(1) == 0.1
+
+
+def spec_with(services: dict[str, Any], **target: Any) -> Any:
+    return spec_from_dict(
+        {
+            "name": "unit",
+            "services": services,
+            "secrets": {f"s{i}": {"from_env": f"S{i}"} for i in range(40)},
+            "targets": {"azure": {"provider": "azure-aci", **BASE, **target}},
+        }
+    )
+
+
+def test_zero_replicas_leave_the_service_out() -> None:
+    spec = spec_with({"a": {"image": "x"}, "b": {"image": "y", "replicas": 0}})
+    resources = AzureAciProvider(BASE).desired(target_spec(spec, "azure"), {})
+    assert sorted(r.key for r in resources) == ["container/a", "group/unit"]
+
+
+def test_many_secrets_fit_in_chunked_tags(make_provider: Callable[..., AzureAciProvider]) -> None:
+    env = {f"SECRET_{i}": f"${{secrets.s{i}}}" for i in range(40)}
+    spec = spec_with({"a": {"image": "x", "env": env}, "b": {"image": "y", "secrets": ["s1", "s2"]}})
+    values = {f"S{i}": f"value-{i}" for i in range(40)}
+    provider = make_provider()
+    deployment = Deployment(spec, "azure", provider=provider, environ=values)
+    deployment.apply()
+    group = provider.client.get_group("unit")
+    assert group is not None
+    assert "multicloud-c-a.3" in group["tags"] and all(len(v) <= 256 for v in group["tags"].values())
+    assert not deployment.plan().has_changes
+    values["S7"] = "changed"
+    planned = Deployment(spec, "azure", provider=provider, environ=values).plan()
+    acted = [(c.key, [f.path for f in c.fields]) for c in planned.changes if c.action is not Action.NOOP]
+    assert acted == [("container/a", ["env.SECRET_7"])]
+    assert "changed" not in plan_text(planned, verbose=True)
+
+
+def test_registry_credentials_are_sent_and_compared_by_digest(
+    make_provider: Callable[..., AzureAciProvider], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = {"server": "iot.azurecr.io", "username": "puller", "password_env": "ACR_PASSWORD"}
+    spec = spec_with({"a": {"image": "iot.azurecr.io/a:1"}})
+    provider = make_provider(registry=registry)
+    with pytest.raises(SettingsError, match="ACR_PASSWORD is not set"):
+        Deployment(spec, "azure", provider=provider, environ={}).plan()
+    monkeypatch.setenv("ACR_PASSWORD", "pull-Secret-9")
+    deployment = Deployment(spec, "azure", provider=provider, environ={})
+    deployment.apply()
+    group = provider.client.get_group("unit")
+    assert group is not None
+    assert group["properties"]["imageRegistryCredentials"] == [{"server": "iot.azurecr.io", "username": "puller"}]
+    assert not deployment.plan().has_changes
+    monkeypatch.setenv("ACR_PASSWORD", "rotated")
+    planned = Deployment(spec, "azure", provider=make_provider(registry=registry), environ={}).plan()
+    assert [(c.key, c.action) for c in planned.changes if c.action is not Action.NOOP] == [
+        ("group/unit", Action.UPDATE)
+    ]
+
+
+def test_removing_a_container_needs_the_rendered_group_when_others_hold_secrets(
+    arm: EmulatorHandle, make_provider: Callable[..., AzureAciProvider]
+) -> None:
+    spec = spec_with({"a": {"image": "x", "env": {"T": "${secrets.s0}"}}, "b": {"image": "y"}})
+    Deployment(spec, "azure", provider=make_provider(), environ={"S0": "v"}).apply()
+    fresh = make_provider()
+    observed = {r.key: r for r in fresh.observe("unit")}
+    change = Change(Action.DELETE, "container/b", observed["container/b"], None)
+    events: list[Event] = []
+    with pytest.raises(ProviderError, match="secure values"):
+        fresh.apply("unit", change, events.append)
+    assert {c["name"] for c in fresh.client.get_group("unit")["properties"]["containers"]} == {"a", "b"}  # type: ignore[index]
+    plain = spec_with({"a": {"image": "x"}, "b": {"image": "y"}})
+    Deployment(plain, "azure", provider=make_provider(), environ={}).apply()
+    fresh = make_provider()
+    fresh.apply("unit", change, events.append)
+    assert [c["name"] for c in fresh.client.get_group("unit")["properties"]["containers"]] == ["a"]  # type: ignore[index]
