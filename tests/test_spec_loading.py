@@ -724,3 +724,15 @@ def test_complex_keys_are_refused():
     found = problem("name: app\nservices:\n  ? [a, b]\n  : {image: x}\n")
     assert found.message == "keys must be plain names"
     assert found.field == "services"
+
+
+def test_references_are_checked_against_the_ports_a_target_overrides():
+    text = (
+        TARGETS_BASE
+        + "  aws:\n    provider: aws-ecs\n    overrides:\n      db:\n        ports: [{name: sql, port: 5432}]\n"
+    )
+    text = text.replace("MODE: dev", "DB_PORT: '${services.db.port.pg}'")
+    found = problem(text)
+    assert found.field == "services.web.env.DB_PORT"
+    assert found.message == ("service 'db' has no port named 'pg' (ports: sql) (on target 'aws', after its overrides)")
+    assert at(found) == where(text, "DB_PORT")

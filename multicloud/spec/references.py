@@ -61,7 +61,7 @@ def _check_service(spec: Spec, name: str, service: Service, at: FieldPath) -> li
         except PlaceholderSyntaxError as exc:
             found.append(((*at, *field_path), str(exc)))
             continue
-        found += [((*at, *field_path), msg) for ref in refs if (msg := _check_ref(spec, ref))]
+        found += [((*at, *field_path), msg) for ref in refs if (msg := _check_ref(spec.services, spec.secrets, ref))]
     return found
 
 
@@ -73,14 +73,15 @@ def _placeholder_fields(service: Service) -> Iterator[tuple[FieldPath, str]]:
             yield (field, i), arg
 
 
-def _check_ref(spec: Spec, ref: Reference) -> str | None:
+def _check_ref(services: Mapping[str, Service], secrets: Mapping[str, Any], ref: Reference) -> str | None:
+    """What is wrong with a reference among these services and secrets, or None."""
     if isinstance(ref, SecretRef):
-        if ref.name not in spec.secrets:
-            return f"${{secrets.{ref.name}}}: unknown secret{_known(spec.secrets)}"
+        if ref.name not in secrets:
+            return f"${{secrets.{ref.name}}}: unknown secret{_known(secrets)}"
         return None
-    target = spec.services.get(ref.service)
+    target = services.get(ref.service)
     if target is None:
-        return f"${{services.{ref.service}...}}: unknown service{_known(spec.services)}"
+        return f"${{services.{ref.service}...}}: unknown service{_known(services)}"
     if ref.attribute in ("port", "url"):
         if not target.ports:
             return f"${{services.{ref.service}.{ref.attribute}}}: service {ref.service!r} has no ports"
@@ -170,6 +171,12 @@ def _check_target(spec: Spec, target_name: str, base_findings: list[Finding]) ->
                         f"override this field under targets.{target_name}.overrides.{name}"
                     )
                     found.append((place(field_path), message))
+                elif isinstance(ref, ServiceRef) and ref.service in view:
+                    # the target's overrides may have changed the ports this refers to
+                    problem = _check_ref(view, spec.secrets, ref)
+                    finding = (place(field_path), problem or "")
+                    if problem and finding not in base_findings and finding not in found:
+                        found.append((finding[0], f"{problem} (on target {target_name!r}, after its overrides)"))
     overrides_deps = any("depends_on" in o for o in target.overrides.values())
     if overrides_deps and not any(m.startswith("dependency cycle") for _, m in base_findings):
         graph = {
