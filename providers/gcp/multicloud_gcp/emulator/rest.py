@@ -137,6 +137,13 @@ def control(model: CloudRunModel, verb: str, path: str, body: Any) -> Any:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (killed mid-request) is not an emulator error."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
     def __init__(self, address: tuple[str, int], model: CloudRunModel) -> None:
         super().__init__(address, _Handler)
         self.model = model

@@ -1,0 +1,72 @@
+"""`multicloud apply` killed with SIGKILL mid-apply against the emulator; the next apply converges."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+from multicloud_gcp.emulator import RunningCloudRun
+from multicloud_gcp.provider import CloudRunProvider
+
+from multicloud.api import Deployment
+from multicloud.spec import Spec, load
+
+CLI = [sys.executable, "-m", "multicloud.cli.main"]
+
+
+def _write_spec(spec: Spec, settings: dict[str, str], path: Path) -> Path:
+    data = spec.model_dump(mode="json", exclude_unset=True)
+    data["targets"] = {"gcp": {**data["targets"]["gcp"], **settings}}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_kill_9_mid_apply_then_apply_converges(
+    cloudrun: RunningCloudRun,
+    iot_spec: Spec,
+    iot_env: dict[str, str],
+    tmp_path: Path,
+    deploy: Callable[..., Deployment],
+) -> None:
+    cloudrun.model.faults.slow_operations(1.0)
+    spec_file = _write_spec(iot_spec, cloudrun.settings("rest"), tmp_path / "multicloud.yaml")
+    env = {**os.environ, **iot_env, "MULTICLOUD_STATE_DIR": str(tmp_path / "state")}
+    process = subprocess.Popen(
+        [*CLI, "apply", "-f", str(spec_file), "-t", "gcp", "-y"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not cloudrun.model.mutations() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert cloudrun.model.mutations(), "the apply never reached Cloud Run"
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    created = {m[1] for m in cloudrun.model.mutations()}
+    assert 0 < len(cloudrun.model.services) < 4, f"killed mid-apply: {created}"
+    assert any(s["reconciling"] for s in cloudrun.model.services.values()), "an operation was in flight"
+
+    cloudrun.model.faults.slow_operations(0.05)
+    provider = CloudRunProvider(cloudrun.settings("grpc"))
+    deployment = deploy(load(spec_file), provider)
+    result = deployment.apply()
+    assert result.ok
+    assert len(cloudrun.model.services) == 4
+    assert not deployment.plan().has_changes
+    deadline = time.monotonic() + 10  # what the killed apply started finishes on Cloud Run's side
+    while {s.state for s in deployment.status()} != {"ready"} and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert {s.service: s.state for s in deployment.status()} == dict.fromkeys(
+        ("auth", "broker", "ingestion", "registry"), "ready"
+    )

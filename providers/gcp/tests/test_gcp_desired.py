@@ -1,0 +1,167 @@
+"""Plan-time mapping and Cloud Run's rules: pure, no emulator and no SDK needed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from multicloud_gcp.provider import CloudRunProvider
+
+from multicloud.errors import CapabilityError, SettingsError
+from multicloud.registry import EMULATORS_GROUP, available, create_provider
+from multicloud.spec import spec_from_dict, target_spec
+
+SETTINGS = {"project": "demo-project", "region": "europe-west1", "project_number": "42424242"}
+
+
+def render(services: dict[str, Any], app: str = "shop", **settings: Any) -> dict[str, Any]:
+    spec = spec_from_dict(
+        {
+            "name": app,
+            "services": services,
+            "secrets": {"db": {"from_env": "DB"}},
+            "targets": {"gcp": {"provider": "gcp-cloudrun"}},
+        }
+    )
+    provider = CloudRunProvider({**SETTINGS, **settings})
+    resources = provider.desired(target_spec(spec, "gcp"), {"db": "postgres://secret"})
+    return {r.name: r for r in resources}
+
+
+def problems(services: dict[str, Any], app: str = "shop") -> str:
+    with pytest.raises(CapabilityError) as caught:
+        render(services, app)
+    return str(caught.value)
+
+
+def test_mapping_of_a_public_http_service() -> None:
+    api = render(
+        {
+            "api": {
+                "image": "x:1",
+                "replicas": 2,
+                "resources": {"cpu": 2, "memory": "1Gi"},
+                "ports": [{"name": "web", "port": 8000, "protocol": "http", "expose": "public"}],
+                "env": {"DB": "${secrets.db}", "SELF": "${services.api.url}"},
+                "healthcheck": {"http": "/healthz", "interval": "5s", "retries": 4},
+            }
+        }
+    )["api"]
+    body = api.payload
+    assert body["name"] == "projects/demo-project/locations/europe-west1/services/shop-api"
+    assert body["ingress"] == "INGRESS_TRAFFIC_ALL" and body["invoker_iam_disabled"] is True
+    assert body["labels"]["multicloud-app"] == "shop" and len(body["labels"]["multicloud-spec"]) == 16
+    template = body["template"]
+    assert template["scaling"] == {"min_instance_count": 2, "max_instance_count": 2}
+    assert template["max_instance_request_concurrency"] == 80
+    container = template["containers"][0]
+    assert container["resources"]["limits"] == {"cpu": "2", "memory": "1Gi"}
+    assert container["ports"] == [{"name": "http1", "container_port": 8000}]
+    assert container["startup_probe"]["http_get"] == {"path": "/healthz"}
+    assert container["liveness_probe"]["period_seconds"] == 5 and container["liveness_probe"]["failure_threshold"] == 4
+    env = {e["name"]: e for e in container["env"]}
+    assert env["DB"] == {"name": "DB", "value_source": {"secret_key_ref": {"secret": "db", "version": "latest"}}}
+    assert env["SELF"]["value"] == "https://shop-api-42424242.europe-west1.run.app"
+    assert "postgres://secret" not in repr(api) and "postgres://secret" not in str(body)
+    assert str(api.properties["env"]["DB"]) == "(sensitive)"
+
+
+def test_fractional_cpu_gets_cloud_runs_required_mode_and_internal_ingress() -> None:
+    worker = render({"worker": {"image": "x:1"}})["worker"].payload
+    assert worker["ingress"] == "INGRESS_TRAFFIC_INTERNAL_ONLY" and worker["invoker_iam_disabled"] is False
+    template = worker["template"]
+    assert template["max_instance_request_concurrency"] == 1
+    assert template["execution_environment"] == "EXECUTION_ENVIRONMENT_GEN1"
+    assert template["containers"][0]["resources"] == {"limits": {"cpu": "250m", "memory": "512Mi"}, "cpu_idle": True}
+
+
+def test_secret_names_setting_points_at_another_secret() -> None:
+    spec = {"api": {"image": "x:1", "env": {"DB": "${secrets.db}"}}}
+    api = render(spec, secret_names={"db": "projects/other/secrets/shop-db"})["api"].payload
+    ref = api["template"]["containers"][0]["env"][0]["value_source"]["secret_key_ref"]
+    assert ref["secret"] == "projects/other/secrets/shop-db"
+
+
+@pytest.mark.parametrize(
+    ("service", "expected"),
+    [
+        (
+            {"ports": [{"name": "a", "port": 80, "protocol": "http"}, {"name": "b", "port": 81, "protocol": "http"}]},
+            "exactly one port",
+        ),
+        ({"resources": {"cpu": 3}}, "only 1, 2, 4, 6 or 8"),
+        ({"resources": {"cpu": 1, "memory": "8Gi"}}, "outside 128Mi..4Gi"),
+        ({"resources": {"cpu": 0.25, "memory": "1Gi"}}, "needs at least 0.5 cpu"),
+        ({"healthcheck": {"command": ["true"]}}, "not commands"),
+        (
+            {"ports": [{"name": "h", "port": 80, "protocol": "http"}], "healthcheck": {"tcp": 81}},
+            "only the serving port",
+        ),
+        ({"env": {"URL": "postgres://u:${secrets.db}@h/d"}}, "must be the whole value"),
+        ({"command": ["run", "--password=${secrets.db}"]}, "cannot appear in command"),
+        ({"ports": [{"name": "ws", "port": 8080, "protocol": "mqtt-ws", "expose": "public"}]}, "one device's"),
+    ],
+)
+def test_cloud_run_rules_are_plan_errors_with_the_fix(service: dict[str, Any], expected: str) -> None:
+    assert expected in problems({"svc": {"image": "x:1", **service}})
+
+
+def test_service_names_longer_than_cloud_run_allows() -> None:
+    text = problems({"a-rather-long-service-name": {"image": "x:1"}}, app="a-very-long-application-name")
+    assert "fewer than 50 characters" in text and "shorten the app or service name" in text
+
+
+def test_urls_need_the_project_number_outside_the_emulator() -> None:
+    spec = spec_from_dict(
+        {
+            "name": "shop",
+            "services": {
+                "a": {"image": "x", "ports": [{"name": "h", "port": 80, "protocol": "http"}]},
+                "b": {"image": "x", "env": {"A": "${services.a.url}"}},
+            },
+            "targets": {"gcp": {"provider": "gcp-cloudrun"}},
+        }
+    )
+    provider = CloudRunProvider({"project": "demo-project", "region": "europe-west1"})
+    with pytest.raises(SettingsError) as caught:
+        provider.desired(target_spec(spec, "gcp"), {})
+    assert caught.value.field == "project_number"
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"region": "europe-west1"}, "project"),
+        ({**SETTINGS, "zone": "x"}, "zone"),
+        ({**SETTINGS, "transport": "soap"}, "transport"),
+        ({**SETTINGS, "project_number": "abc"}, "project_number"),
+        ({**SETTINGS, "request_timeout": "2h"}, "request_timeout"),
+        ({**SETTINGS, "region": "Europe"}, "region"),
+    ],
+)
+def test_bad_settings_name_the_setting(settings: dict[str, Any], field: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        create_provider("gcp-cloudrun", settings)
+    assert caught.value.field == field
+
+
+def test_registered_as_provider_and_emulator() -> None:
+    assert "gcp-cloudrun" in {p.name for p in available()}
+    assert "gcp" in {e.name for e in available(EMULATORS_GROUP)}
+
+
+def test_planning_imports_no_google_sdk() -> None:
+    code = (
+        "import sys\n"
+        "from multicloud.spec import spec_from_dict, target_spec\n"
+        "from multicloud.registry import create_provider\n"
+        "p = create_provider('gcp-cloudrun', {'project': 'demo-project', 'region': 'europe-west1', "
+        "'project_number': '1234567'})\n"
+        "s = spec_from_dict({'name': 'a', 'services': {'b': {'image': 'x'}}, 'targets': {'g': {'provider': 'p'}}})\n"
+        "p.desired(target_spec(s, 'g'), {})\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(('google', 'grpc')))\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
