@@ -96,15 +96,20 @@ class Context:
                 self._subnets = sorted(str(s["SubnetId"]) for s in defaults)
             return list(self._subnets)
 
-    def tagged(self, app: str) -> Iterator[tuple[str, dict[str, str]]]:
-        """(ARN, tags) of every object tagged with the app, through the tagging API."""
+    def tagged(self, app: str, *, key: str | None = None,
+               types: list[str] | None = None) -> Iterator[tuple[str, dict[str, str]]]:
+        """(ARN, tags) of every object tagged with the app (and resource key), through the
+        tagging API."""
         client = self.client("resourcegroupstaggingapi")
+        filters = [{"Key": names.TAG_APP, "Values": [app]}]
+        if key:
+            filters.append({"Key": names.TAG_KEY, "Values": [key]})
         token = ""
         while True:
             with guard(f"listing the resources tagged {names.TAG_APP}={app}"):
                 page = client.get_resources(
-                    TagFilters=[{"Key": names.TAG_APP, "Values": [app]}],
-                    ResourceTypeFilters=TAGGED_TYPES,
+                    TagFilters=filters,
+                    ResourceTypeFilters=types or TAGGED_TYPES,
                     ResourcesPerPage=100,
                     PaginationToken=token,
                 )

@@ -7,6 +7,7 @@ an emulator runs (installed once, removed when the last emulator stops):
 - each "task" gets an IP that is registered in the service's NLB target groups and as a
   Cloud Map instance, and writes one line to its awslogs stream;
 - register_task_definition rejects cpu/memory pairs Fargate does not accept;
+- a VPC holds several private DNS namespaces (moto allows one);
 - the tagging API pages by ResourcesPerPage alone when TagsPerPage is not given;
 - faults (throttling, 5xx) can be injected per operation.
 """
@@ -63,6 +64,7 @@ def install() -> None:
         from moto.core.responses import BaseResponse
         from moto.ecs.models import EC2ContainerServiceBackend
         from moto.resourcegroupstaggingapi.models import ResourceGroupsTaggingAPIBackend
+        from moto.servicediscovery.models import ServiceDiscoveryBackend
 
         _patch(EC2ContainerServiceBackend, "create_service", _after(_deployed))
         _patch(EC2ContainerServiceBackend, "update_service", _after(_deployed))
@@ -70,6 +72,7 @@ def install() -> None:
         _patch(EC2ContainerServiceBackend, "delete_cluster", _after(_cluster_deleted))
         _patch(EC2ContainerServiceBackend, "register_task_definition", _before_register)
         _patch(ResourceGroupsTaggingAPIBackend, "get_resources", _get_resources)
+        _patch(ServiceDiscoveryBackend, "create_private_dns_namespace", _create_namespace)
         _patch(BaseResponse, "call_action", _call_action)
 
 
@@ -209,6 +212,25 @@ def _get_resources(original: Any) -> Any:
         if kwargs.get("tags_per_page") == 100:  # moto's default: AWS pages by ResourcesPerPage alone
             kwargs["tags_per_page"] = 1_000_000
         return original(self, *args, **kwargs)
+
+    return patched
+
+
+def _create_namespace(original: Any) -> Any:
+    def patched(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        from moto.servicediscovery.exceptions import ConflictingDomainExists
+
+        vpc = kwargs.get("vpc", args[2] if len(args) > 2 else None)
+        with _lock:  # moto allows one namespace per VPC; AWS one per name and VPC
+            if any(n.vpc == vpc and n.name == name for n in self.namespaces.values()):
+                raise ConflictingDomainExists(vpc)
+            hidden = {k: n for k, n in self.namespaces.items() if n.vpc == vpc}
+            for key in hidden:
+                del self.namespaces[key]
+            try:
+                return original(self, name, *args, **kwargs)
+            finally:
+                self.namespaces.update(hidden)
 
     return patched
 

@@ -44,10 +44,36 @@ class Seen:
             self.keys_by_arn[arn] = resource.key
 
 
-def observe(ctx: Context, app: str) -> Seen:
-    """Every resource the app owns, with its properties and depends_on; reads only."""
+TAGGED_KINDS = {"service", "secret", "cluster", *("log-group", "security-group", "load-balancer", "port")}
+SERVICE_CONTEXT = ["ecs:service", "ec2:security-group", "elasticloadbalancing:targetgroup"]
+
+
+def observe(ctx: Context, app: str, key: str | None = None) -> Seen:
+    """Every resource the app owns (or, given a key, what reading that one needs), with its
+    properties and depends_on; reads only."""
     seen = Seen(app)
-    for arn, tags in ctx.tagged(app):
+    only = key.partition("/")[0] if key else None
+    if only is None or only in TAGGED_KINDS:
+        _tagged(ctx, app, seen, key)
+    if only in (None, "namespace", "discovery", "service"):
+        _cloud_map(ctx, app, seen)
+    if only in (None, "role"):
+        _role(ctx, app, seen)
+    if only in (None, "repository"):
+        _repositories(ctx, app, seen)
+    if only in (None, "service"):
+        if key:
+            seen.services = {a: t for a, t in seen.services.items() if t.get(names.TAG_KEY) == key}
+        _services(ctx, app, seen)
+    return seen
+
+
+def _tagged(ctx: Context, app: str, seen: Seen, key: str | None) -> None:
+    if key is None or key.startswith("service/"):
+        found = ctx.tagged(app, types=SERVICE_CONTEXT if key else None)
+    else:
+        found = ctx.tagged(app, key=key)
+    for arn, tags in found:
         key = tags.get(names.TAG_KEY, "")
         kind, _, name = key.partition("/")
         if not name:
@@ -68,11 +94,6 @@ def observe(ctx: Context, app: str) -> Seen:
                 props = READERS[kind](ctx, app, arn)
             if props is not None:
                 seen.add(kind, name, dict(props), arn=arn, service=service)
-    _cloud_map(ctx, app, seen)
-    _role(ctx, app, seen)
-    _repositories(ctx, app, seen)
-    _services(ctx, app, seen)
-    return seen
 
 
 def _cloud_map(ctx: Context, app: str, seen: Seen) -> None:

@@ -61,8 +61,8 @@ class AwsEcsProvider:
         return sorted(observe(self.ctx, app).resources.values(), key=lambda r: r.key)
 
     def read(self, app: str, key: str) -> Resource | None:
-        """One owned resource as it is now (from a fresh observe), or None; reads only."""
-        return observe(self.ctx, app).resources.get(key)
+        """One owned resource as it is now, or None; reads only what that kind needs."""
+        return observe(self.ctx, app, key).resources.get(key)
 
     def apply(self, app: str, change: Change, emit: EventSink) -> None:
         """Carry out one step; a failure leaves tagged objects the next apply converges."""

@@ -1,0 +1,98 @@
+"""Fixtures for the aws-ecs tests: one moto server per session (gaps filled by
+multicloud_aws.gaps, through the `aws_emulator` fixture of our pytest plugin), real boto3
+clients pointed at it, and a counter of every API call they make."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from multicloud.api import Deployment
+from multicloud.contract import RunningEmulator
+from multicloud.retry import RetryPolicy
+from multicloud_aws import gaps
+from multicloud_aws.emulator import client_factory
+from multicloud_aws.provider import AwsEcsProvider
+
+READ_PREFIXES = ("Describe", "List", "Get", "Discover")
+
+
+@pytest.fixture(autouse=True)
+def _state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keep locks in a tmp directory, never in ~."""
+    state = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("MULTICLOUD_STATE_DIR", str(state))
+    return state
+
+
+@dataclass
+class Calls:
+    """Every AWS API call made through hooked clients, as (service, operation)."""
+
+    made: list[tuple[str, str]] = field(default_factory=list)
+
+    def hook(self, event_name: str, **_: Any) -> None:
+        """botocore 'before-call.SERVICE.OPERATION' handler."""
+        _, service, operation = event_name.split(".", 2)
+        self.made.append((service, operation))
+
+    def reads(self) -> list[tuple[str, str]]:
+        """Calls that only read."""
+        return [c for c in self.made if c[1].startswith(READ_PREFIXES)]
+
+    def mutations(self) -> list[tuple[str, str]]:
+        """Calls that change something."""
+        return [c for c in self.made if not c[1].startswith(READ_PREFIXES)]
+
+    def clear(self) -> None:
+        """Forget what was counted."""
+        self.made.clear()
+
+
+@pytest.fixture
+def calls() -> Calls:
+    """A fresh call counter."""
+    return Calls()
+
+
+@pytest.fixture
+def aws(aws_emulator: RunningEmulator) -> Iterator[RunningEmulator]:
+    """The session's emulator with no faults left over from another test."""
+    gaps.clear_faults()
+    yield aws_emulator
+    gaps.clear_faults()
+
+
+@pytest.fixture
+def make_provider(aws: RunningEmulator, calls: Calls) -> Callable[..., AwsEcsProvider]:
+    """Build providers whose clients talk to the emulator and are counted in `calls`."""
+
+    def make(**settings: Any) -> AwsEcsProvider:
+        settings.setdefault("region", "us-east-1")
+        return AwsEcsProvider(settings, client_factory=client_factory(aws.endpoint, hook=calls.hook))
+
+    return make
+
+
+@pytest.fixture
+def app_name() -> str:
+    """A fresh app name, so tests never see each other's objects."""
+    return f"t-{uuid.uuid4().hex[:8]}"
+
+
+def deployment(spec: Any, provider: AwsEcsProvider, environ: dict[str, str], target: str = "aws") -> Deployment:
+    """A Deployment with fast retries, for tests."""
+    return Deployment(spec, target, provider=provider, environ=environ,
+                      retry=RetryPolicy(attempts=6, base_delay=0.05, max_delay=0.5), health_timeout=30)
+
+
+def tagged(provider: AwsEcsProvider, app: str) -> list[str]:
+    """ARNs of everything still tagged with the app, by the tagging API (every type)."""
+    client = provider.ctx.client("resourcegroupstaggingapi")
+    found = client.get_resources(TagFilters=[{"Key": "multicloud:app", "Values": [app]}])
+    return sorted(r["ResourceARN"] for r in found["ResourceTagMappingList"])
