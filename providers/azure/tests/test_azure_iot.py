@@ -53,7 +53,7 @@ def raw_get(arm: EmulatorHandle, path: str) -> str:
 
 
 def test_example_as_written_is_rejected_with_what_to_do(
-    deployment: Deploy, iot_secrets: dict[str, str], make_provider: Callable[..., AzureAciProvider], iot: dict[str, Any]
+    deployment: Deploy, make_provider: Callable[..., AzureAciProvider], iot: dict[str, Any]
 ) -> None:
     data = iot
     data["targets"]["azure"]["overrides"]["ingestion"]["replicas"] = 2
@@ -141,7 +141,6 @@ def test_iot_backend_runs_in_one_group(
 
 def test_env_change_restarts_the_group_in_place(
     deployment: Deploy,
-    iot_secrets: dict[str, str],
     arm: EmulatorHandle,
     make_provider: Callable[..., AzureAciProvider],
     iot: dict[str, Any],
@@ -164,7 +163,6 @@ def test_env_change_restarts_the_group_in_place(
 
 def test_cpu_change_is_a_replace_of_the_whole_group(
     deployment: Deploy,
-    iot_secrets: dict[str, str],
     arm: EmulatorHandle,
     make_provider: Callable[..., AzureAciProvider],
     iot: dict[str, Any],
@@ -186,7 +184,7 @@ def test_cpu_change_is_a_replace_of_the_whole_group(
 
 
 def test_restart_policy_change_replaces_the_group(
-    deployment: Deploy, iot_secrets: dict[str, str], make_provider: Callable[..., AzureAciProvider], iot: dict[str, Any]
+    deployment: Deploy, make_provider: Callable[..., AzureAciProvider], iot: dict[str, Any]
 ) -> None:
     provider = make_provider()
     deployment(iot, provider).apply()
