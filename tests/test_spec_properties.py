@@ -286,3 +286,49 @@ def test_mutated_specs(base, mutations, flow):
 def test_the_bases_are_valid():
     assert check_outcome(SKETCH) is not None
     assert check_outcome(RICH) is not None
+
+
+# --- random specs built from parts that refer to each other --------------------------------
+
+NAMES = ["a", "b", "c"]
+PORTS = {
+    "http": {"name": "http", "port": 80, "protocol": "http"},
+    "ws": {"name": "ws", "port": 81, "protocol": "mqtt-ws"},
+}
+REFERENCES = st.sampled_from(
+    [f"${{services.{n}.{attr}}}" for n in [*NAMES, "z"] for attr in ("host", "port", "url")]
+    + [f"${{services.{n}.url.{p}}}" for n in NAMES for p in [*PORTS, "nope"]]
+    + ["${secrets.s1}", "${secrets.s2}", "plain", "$$", "${oops"]
+)
+PARTS = {
+    "ports": st.lists(st.sampled_from(sorted(PORTS)), unique=True, max_size=2).map(lambda ns: [PORTS[n] for n in ns]),
+    "env": st.dictionaries(st.sampled_from(["K1", "K2"]), REFERENCES, max_size=2),
+    "depends_on": st.lists(st.sampled_from([*NAMES, "z"]), unique=True, max_size=2),
+    "secrets": st.lists(st.sampled_from(["s1", "s2"]), unique=True, max_size=1),
+    "volumes": st.lists(st.sampled_from(["v1:/data", "v2:/data:ro"]), unique=True, max_size=1),
+    "replicas": st.sampled_from([1, 2, "x"]),
+}
+SERVICE = st.fixed_dictionaries({"image": st.just("x")}, optional=PARTS)
+OVERRIDE = st.fixed_dictionaries({}, optional={**PARTS, "build": st.just("./b"), "image": st.just("y")})
+TARGET = st.fixed_dictionaries(
+    {"provider": st.just("memory")},
+    optional={
+        "exclude": st.lists(st.sampled_from(NAMES), unique=True, max_size=2),
+        "overrides": st.dictionaries(st.sampled_from(NAMES), OVERRIDE, max_size=2),
+    },
+)
+WOVEN = st.fixed_dictionaries(
+    {
+        "name": st.just("woven"),
+        "services": st.dictionaries(st.sampled_from(NAMES), SERVICE, min_size=1, max_size=3),
+        "secrets": st.dictionaries(st.sampled_from(["s1"]), st.just({"from_env": "S1"})),
+        "volumes": st.dictionaries(st.sampled_from(["v1"]), st.none()),
+        "targets": st.dictionaries(st.sampled_from(["t1", "t2"]), TARGET, max_size=2),
+    }
+)
+
+
+@BOUNDED
+@given(WOVEN)
+def test_specs_that_load_render_on_every_target(data):
+    check_outcome(yaml.dump(data, Dumper=DUMPER, sort_keys=False))
