@@ -86,7 +86,6 @@ def create_replica(api: Any, app: str, resource: Resource, index: int) -> str:
             ports=[(p["port"], _transport(p)) for p in ports],
             volumes=[SECRETS_DIR] if secrets else None,
             healthcheck=healthcheck.docker_healthcheck(props["healthcheck"]),
-            stop_timeout=int(props.get("stop_timeout", 10)),
             host_config=host_config,
             networking_config=networking,
         )

@@ -18,18 +18,19 @@ from multicloud_docker.observe import Replica, replicas, split
 Say = Callable[[str], None]
 
 
-def converge(api: Any, app: str, resource: Resource, rollout_timeout: float, say: Say) -> None:
+def converge(api: Any, app: str, resource: Resource, timeouts: tuple[float, int], say: Say) -> None:
     """Make replicas 1..N run the desired spec hash, one container each, and remove the rest.
 
     Rolling (create-before-delete): per index, start the new replica, wait until it is
     healthy if an old one still serves there, then remove the old. Fixed host ports
     (delete-before-create): remove every stale container first, then create. A failure
     leaves labelled containers; a new replica that never became healthy is left stopped
-    (for its logs) while the old one keeps serving, and the next apply converges again."""
+    (for its logs) while the old one keeps serving, and the next apply converges again.
+    `timeouts` is (seconds a new replica gets to become healthy, seconds a stop waits)."""
     props = resource.properties
     digest = L.spec_hash(props)
     count = int(props[L.SCALE_PROPERTY])
-    stop_timeout = int(props.get("stop_timeout", 10))
+    rollout_timeout, stop_timeout = timeouts
     group = replicas(api, app, resource.key)
     good, stale = split(group, digest)
     for index in [i for i in good if i > count]:
@@ -77,7 +78,7 @@ def remove_all(api: Any, found: Sequence[Replica], stop_timeout: int, say: Say) 
         return
 
     def one(replica: Replica) -> None:
-        remove(api, replica.id, replica.name, _stop_timeout(replica, stop_timeout))
+        remove(api, replica.id, replica.name, stop_timeout)
         say(f"removed {replica.name}")
 
     with ThreadPoolExecutor(max_workers=min(4, len(found)), thread_name_prefix="multicloud-docker-rm") as pool:
@@ -99,9 +100,3 @@ def _ensure_image(api: Any, app: str, resource: Resource, say: Say) -> None:
         images.require_built(api, ref)
     else:
         images.ensure_pulled(api, ref, say)
-
-
-def _stop_timeout(replica: Replica, default: int) -> int:
-    """A stale container stops with the timeout it was created with (its labels say)."""
-    value = L.decode(replica.labels.get(L.PROPERTIES)).get("stop_timeout", default)
-    return value if isinstance(value, int) else default

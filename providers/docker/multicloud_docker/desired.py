@@ -132,7 +132,6 @@ def service_properties(context: Context, name: str, service: Service, image_ref:
             "privileged": False,
             "init": settings.init,
         },
-        "stop_timeout": settings.stop_timeout,
         SCALE_PROPERTY: service.replicas,
     }
 
@@ -147,8 +146,12 @@ def publish_plan(spec: TargetSpec, settings: DockerSettings) -> HostPorts:
             continue
         service = spec.services.get(service_name)
         port = service.port(port_name) if service else None
-        if port is None:
-            problems.append(f"publish.{key}: no service {service_name!r} with a port {port_name!r}")
+        if service is None:
+            known = ", ".join(spec.services)
+            problems.append(f"publish.{key}: there is no service {service_name!r} (services: {known})")
+        elif port is None:
+            known = ", ".join(p.name for p in service.ports) or "none"
+            problems.append(f"publish.{key}: service {service_name!r} has no port {port_name!r} (ports: {known})")
         elif port.expose != "public":
             problems.append(f"publish.{key}: the port is internal; set expose: public to publish it")
     result: HostPorts = {}

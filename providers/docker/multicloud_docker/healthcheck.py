@@ -65,7 +65,8 @@ def http_script(port: int, path: str, timeout: float) -> str:
     raw = (
         f"exec 3<>/dev/tcp/127.0.0.1/{port} || exit 1; "
         'printf "GET %s HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n" "$1" >&3; '
-        'read -r _ code _ <&3; case "$code" in 2??|3??) exit 0;; esac; exit 1'
+        "read -r _ code _ <&3; while read -r _ <&3; do :; done; "
+        'case "$code" in 2??|3??) exit 0;; esac; exit 1'
     )
     return _first_tool(
         ("curl", f"curl -fsS -o /dev/null --max-time {wait} {url}"),

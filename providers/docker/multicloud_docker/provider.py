@@ -86,10 +86,10 @@ class DockerProvider:
         kind = resource.kind
         if kind == "service":
             if change.action is Action.DELETE:
-                stop = int(resource.properties.get("stop_timeout", self.settings.stop_timeout))
-                converge.delete_service(self.api, app, change.key, stop, say)
+                converge.delete_service(self.api, app, change.key, self.settings.stop_timeout, say)
             else:
-                converge.converge(self.api, app, resource, self.settings.rollout_timeout, say)
+                timeouts = (self.settings.rollout_timeout, self.settings.stop_timeout)
+                converge.converge(self.api, app, resource, timeouts, say)
         elif kind == "image":
             if change.action is Action.DELETE:
                 images.remove_tags(self.api, app, change.key, keep=None, say=say)

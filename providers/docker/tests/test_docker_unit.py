@@ -1,0 +1,288 @@
+"""Docker provider behaviour that needs no engine: settings, desired(), labels, health
+probes, build-context hashing, observe's reading of containers, error translation."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from docker_helpers import APP_CONTEXT, SECRET, three_service_spec
+from multicloud_docker import healthcheck
+from multicloud_docker import labels as L
+from multicloud_docker.buildctx import context_hash
+from multicloud_docker.client import ConflictError, NotFoundError, translate
+from multicloud_docker.observe import STALE_PROPERTY, Replica, service_resource
+from multicloud_docker.provider import DockerProvider
+from multicloud_docker.settings import DEFAULT_CAPABILITIES, parse_settings
+
+from multicloud.errors import (
+    BackendUnavailableError,
+    RetryableError,
+    SettingsError,
+    TargetError,
+    UserError,
+)
+from multicloud.resources import Sensitive
+from multicloud.spec import spec_from_dict
+from multicloud.spec.targets import target_spec
+
+
+def render(data: dict[str, Any], settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    spec = target_spec(spec_from_dict(data, base_dir="/"), "local")
+    provider = DockerProvider(spec.settings if settings is None else settings)
+    return {r.key: r for r in provider.desired(spec, {"token": SECRET})}
+
+
+# --- import cost and settings ------------------------------------------------------------
+
+
+def test_provider_and_desired_never_import_the_sdk() -> None:
+    code = (
+        "import sys, json\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from docker_helpers import three_service_spec\n"
+        "from multicloud.spec import spec_from_dict\n"
+        "from multicloud.spec.targets import target_spec\n"
+        "from multicloud_docker.provider import DockerProvider\n"
+        "spec = target_spec(spec_from_dict(three_service_spec('lazy', 18080), base_dir='/'), 'local')\n"
+        "DockerProvider(spec.settings).desired(spec, {'token': 'x'})\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('docker', 'requests'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_settings_defaults_and_validation() -> None:
+    settings = parse_settings({})
+    assert settings.bind_address == "0.0.0.0" and settings.capabilities == DEFAULT_CAPABILITIES
+    remote = parse_settings({"host": "tcp://10.1.2.3:2375", "capabilities": ["cap_chown"], "publish": {"a.b": 0}})
+    assert remote.public_host == "10.1.2.3" and remote.capabilities == ("CHOWN",) and remote.publish == {"a.b": 0}
+    with pytest.raises(SettingsError) as caught:
+        parse_settings({"port_ofset": 1})
+    assert caught.value.field == "port_ofset" and "port_offset" in str(caught.value)
+    for bad in ({"build": "yes"}, {"publish": {"web": 80}}, {"bind_address": "everywhere"}, {"capabilities": ["ALL"]}):
+        with pytest.raises(SettingsError) as caught:
+            parse_settings(bad)
+        assert caught.value.field == next(iter(bad))
+    with pytest.raises(SettingsError):
+        DockerProvider({"host": "docker.sock"})
+
+
+# --- desired -------------------------------------------------------------------------------
+
+
+def test_desired_resources_modes_and_properties() -> None:
+    found = render(three_service_spec("pure", 18080))
+    assert sorted(found) == [
+        "image/web",
+        "network/pure",
+        "service/api",
+        "service/store",
+        "service/web",
+        "volume/data",
+    ]
+    web, api, store = found["service/web"], found["service/api"], found["service/store"]
+    assert web.replace_mode == "delete-before-create"  # fixed host port
+    assert api.replace_mode == "create-before-delete"  # rolls
+    assert api.replace_on == frozenset(api.properties) - {"replicas"}
+    assert web.properties["image"] == found["image/web"].properties["tag"]
+    assert web.properties["env"]["UPSTREAM"] == "http://api:8080/upstream"  # service name = host
+    assert isinstance(api.properties["env"]["TOKEN"], Sensitive)
+    assert store.properties["secrets"] == {"token": Sensitive.of(SECRET)}
+    assert web.properties["ports"][0]["host_port"] == 18080 and api.properties["ports"][0]["host_port"] is None
+    assert set(web.depends_on) == {"network/pure", "image/web", "service/api"}
+    assert set(store.depends_on) == {"network/pure", "volume/data"}
+    assert found["volume/data"].persistent and found["volume/data"].properties["name"] == "pure_data"
+
+
+def test_labels_round_trip_exactly_and_hold_no_secret() -> None:
+    for resource in render(three_service_spec("pure", 18080)).values():
+        props = {k: v for k, v in resource.properties.items() if k != "replicas"}
+        text = L.encode(props)
+        assert SECRET not in text
+        assert L.decode(text) == props
+
+
+def test_publish_remaps_offsets_and_refuses_what_cannot_work() -> None:
+    data = three_service_spec("pure", 18080)
+    offset = render(data, {"port_offset": 1000})
+    assert offset["service/web"].properties["ports"][0]["host_port"] == 9080
+    engine_picked = render(data, {"publish": {"web.http": 0}})
+    assert engine_picked["service/web"].replace_mode == "create-before-delete"
+    problems = {
+        "has no port .nope.": {"publish": {"web.nope": 1}},
+        "no service .nope.": {"publish": {"nope.http": 1}},
+        "internal": {"publish": {"api.http": 1}},
+        "not a port": {"port_offset": 60000},
+    }
+    for needle, settings in problems.items():
+        with pytest.raises(TargetError, match=needle):
+            render(data, settings)
+    data["services"]["web"]["replicas"] = 2
+    with pytest.raises(TargetError, match="cannot share host port 18080"):
+        render(data)
+    data["services"]["web"]["replicas"] = 1
+    data["services"]["store"]["ports"][0]["expose"] = "public"
+    with pytest.raises(TargetError, match="already published by"):
+        render(data, {"publish": {"web.http": 9000, "store.http": 9000}})
+
+
+def test_zero_replicas_means_no_service_and_no_dependency_on_it() -> None:
+    data = three_service_spec("pure", 18080)
+    data["services"]["api"]["replicas"] = 0
+    found = render(data)
+    assert "service/api" not in found and "service/api" not in found["service/web"].depends_on
+
+
+def test_build_context_hash_follows_content_and_dockerignore(tmp_path: Path) -> None:
+    context = tmp_path / "ctx"
+    shutil.copytree(APP_CONTEXT, context)
+    first = context_hash(context, "Dockerfile", {}, None)
+    assert context_hash(context, "Dockerfile", {}, None) == first
+    (context / ".dockerignore").write_text("*.log\ncache/**\n!cache/keep.txt\n")
+    ignored = context_hash(context, "Dockerfile", {}, None)
+    (context / "debug.log").write_text("x")
+    (context / "cache").mkdir()
+    (context / "cache" / "junk").write_text("x")
+    assert context_hash(context, "Dockerfile", {}, None) == ignored
+    (context / "cache" / "keep.txt").write_text("x")
+    assert context_hash(context, "Dockerfile", {}, None) != ignored
+    assert context_hash(context, "Dockerfile", {"A": "1"}, None) != context_hash(context, "Dockerfile", {}, None)
+    with pytest.raises(UserError, match="does not exist"):
+        context_hash(context, "Missing.Dockerfile", {}, None)
+
+
+# --- observe -------------------------------------------------------------------------------
+
+
+def replica(index: int, digest: str, state: str = "running", created: int = 1, props: Any = None) -> Replica:
+    labels = {L.SPEC_HASH: digest, L.PROPERTIES: L.encode(props or {"image": digest}), L.DEPENDS_ON: "network/a"}
+    name = f"a_svc_{index}_{digest[:8]}"
+    return Replica(f"id-{name}-{created}", name, "svc", index, digest, state, "", created, labels)
+
+
+def test_observe_reports_a_converged_service_exactly() -> None:
+    found = service_resource("svc", [replica(1, "h1"), replica(2, "h1")])
+    assert found is not None
+    assert found.properties == {"image": "h1", "replicas": 2} and found.depends_on == ("network/a",)
+
+
+def test_observe_makes_every_unconverged_state_differ_from_desired() -> None:
+    mid_roll = service_resource("svc", [replica(1, "new", created=3), replica(1, "old"), replica(2, "old")])
+    assert mid_roll is not None and mid_roll.properties["image"] == "old"  # the hash most replicas run
+    assert mid_roll.properties[STALE_PROPERTY] == ["a_svc_1_new"]
+    half_created = service_resource("svc", [replica(1, "h1"), replica(2, "h1", state="created")])
+    assert half_created is not None and half_created.properties["replicas"] == 1
+    assert half_created.properties[STALE_PROPERTY] == ["a_svc_2_h1"]
+    all_dead = service_resource("svc", [replica(1, "h1", state="exited")])
+    assert all_dead is not None and all_dead.properties["replicas"] == 0
+
+
+# --- health probes ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def http_port() -> Iterator[int]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/ok" else 503)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield int(server.server_address[1])
+    server.shutdown()
+
+
+def run_probe(script: str, tool: str, tmp_path: Path) -> int:
+    """Run a probe under /bin/sh with only `tool` on PATH; return its exit status."""
+    bin_dir = tmp_path / f"bin-{tool}"
+    bin_dir.mkdir(exist_ok=True)
+    target = sys.executable if tool == "python3" else shutil.which(tool)
+    if target is None:
+        pytest.skip(f"{tool} is not installed on this machine")
+    link = bin_dir / tool
+    if not link.exists():
+        link.symlink_to(target)
+    env = {"PATH": str(bin_dir)}
+    return subprocess.run(["/bin/sh", "-c", script], check=False, env=env, capture_output=True, timeout=30).returncode
+
+
+@pytest.mark.parametrize("tool", ["curl", "wget", "bash", "python3"])
+def test_http_probe_works_with_any_one_tool(tool: str, http_port: int, tmp_path: Path) -> None:
+    assert run_probe(healthcheck.http_script(http_port, "/ok", 3), tool, tmp_path) == 0
+    assert run_probe(healthcheck.http_script(http_port, "/broken", 3), tool, tmp_path) != 0
+
+
+@pytest.mark.parametrize("tool", ["bash", "python3", "perl"])
+def test_tcp_probe_works_with_any_one_tool(tool: str, http_port: int, tmp_path: Path) -> None:
+    assert run_probe(healthcheck.tcp_script(http_port, 3), tool, tmp_path) == 0
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    assert run_probe(healthcheck.tcp_script(closed, 3), tool, tmp_path) != 0
+
+
+def test_probe_without_any_tool_says_what_is_missing(tmp_path: Path) -> None:
+    result = subprocess.run(
+        ["/bin/sh", "-c", healthcheck.tcp_script(1, 1)],
+        check=False,
+        env={"PATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0 and "use a command: check" in result.stderr
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def api_error(status: int, explanation: str) -> Exception:
+    import requests
+    from docker import errors
+
+    response = requests.Response()
+    response.status_code = status
+    return errors.APIError("engine said no", response=response, explanation=explanation)
+
+
+def test_sdk_errors_become_multicloud_errors() -> None:
+    import requests
+
+    assert isinstance(translate(api_error(404, "no such container"), "x"), NotFoundError)
+    conflict = translate(api_error(409, "removal already in progress"), "x")
+    assert isinstance(conflict, ConflictError) and isinstance(conflict, RetryableError)
+    assert isinstance(translate(api_error(500, "driver failed"), "x"), RetryableError)
+    port = translate(api_error(500, "Bind for 0.0.0.0:80 failed: port is already allocated"), "starting web")
+    assert isinstance(port, UserError) and "publish" in str(port)
+    down = translate(requests.exceptions.ConnectionError("refused"), "listing")
+    assert isinstance(down, BackendUnavailableError) and "dockerd" in str(down)
+    assert translate(KeyError("not an SDK error"), "x") is None
+
+
+def test_unreachable_engine_is_a_clear_error(tmp_path: Path) -> None:
+    provider = DockerProvider({"host": f"unix://{tmp_path}/no-engine.sock"})
+    with pytest.raises(BackendUnavailableError) as caught:
+        provider.observe("anything")
+    assert "setup-engine.sh" in str(caught.value) and "dockerd" in str(caught.value)
+
+
+def test_provider_is_registered_under_its_entry_point() -> None:
+    from multicloud.registry import available, create_provider
+
+    assert "docker" in {p.name for p in available()}
+    provider = create_provider("docker", {"stop_timeout": 3})
+    assert provider.name == "docker" and isinstance(provider, DockerProvider)
+    assert os.environ.get("MULTICLOUD_STATE_DIR")  # the autouse fixture keeps state in tmp
