@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from multicloud.errors import LockHeldError
+from multicloud.errors import LockHeldError, UserError
 
 
 def state_dir() -> Path:
@@ -29,10 +29,16 @@ def app_lock(app: str, target: str, operation: str) -> Iterator[None]:
     """Hold the app/target lock for the block; raise LockHeldError naming the holder.
     The kernel releases the lock when the holder dies, so a killed apply never wedges it."""
     directory = state_dir() / "locks"
-    directory.mkdir(parents=True, exist_ok=True)
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{app}.{target}")
     path = directory / f"{safe}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise UserError(
+            f"cannot create the lock file {path}: {exc.strerror}",
+            hint="set MULTICLOUD_STATE_DIR to a writable directory",
+        ) from exc
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

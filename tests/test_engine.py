@@ -20,6 +20,7 @@ from multicloud.errors import (
     ProviderError,
     RetryableError,
     TargetError,
+    UserError,
 )
 from multicloud.lock import app_lock
 from multicloud.planner import Action, plan
@@ -525,3 +526,12 @@ def test_progress_events_tell_the_story(cloud):
         by_resource.setdefault(event.resource, []).append(event.kind)
     assert set(by_resource) == ALL
     assert all(kinds[0] == "start" and kinds[-1] == "done" for kinds in by_resource.values())
+
+
+def test_an_unusable_state_dir_is_a_user_error(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory", encoding="utf-8")
+    monkeypatch.setenv("MULTICLOUD_STATE_DIR", str(blocker / "state"))
+    with pytest.raises(UserError, match="cannot create the lock file") as caught, app_lock("shop", "test", "apply"):
+        pass
+    assert "MULTICLOUD_STATE_DIR" in str(caught.value)
