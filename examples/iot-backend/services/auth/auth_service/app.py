@@ -10,8 +10,6 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -37,8 +35,7 @@ class State:
 state = State()
 
 
-@asynccontextmanager
-async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+async def startup() -> None:
     """Migrate the schema, open the pool and start listening for changes."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     state.settings = Settings.from_env()
@@ -48,12 +45,16 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     state.notifier = feed.Notifier(state.settings.database_url)
     state.notifier.start()
     log.info("auth ready")
-    yield
+
+
+async def shutdown() -> None:
+    """Stop listening and close the pool."""
     await state.notifier.stop()
     await state.pool.close()
 
 
-app = FastAPI(title="iot-backend auth", version="1.0", lifespan=lifespan)
+# on_startup/on_shutdown rather than lifespan: Debian's FastAPI 0.92 has no lifespan parameter.
+app = FastAPI(title="iot-backend auth", version="1.0", on_startup=[startup], on_shutdown=[shutdown])
 
 
 class Principal(BaseModel):

@@ -8,8 +8,6 @@ import asyncio
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -40,8 +38,7 @@ class State:
 state = State()
 
 
-@asynccontextmanager
-async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+async def startup() -> None:
     """Migrate the schema and open the pool and the auth client."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     state.settings = Settings.from_env()
@@ -52,7 +49,10 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     if state.settings.mqtt_url and state.settings.mqtt_password:
         state.commands = CommandPublisher(state.settings.mqtt_url, state.settings.mqtt_password)
     log.info("registry ready (commands %s)", "enabled" if state.commands else "disabled: no MQTT_URL/password")
-    yield
+
+
+async def shutdown() -> None:
+    """Close the MQTT client, the auth client and the pool."""
     if state.commands:
         state.commands.close()
     await state.auth.close()
@@ -64,7 +64,8 @@ app = FastAPI(
     version="1.0",
     description="Register devices (MQTT credentials are returned once), inspect them and their readings, "
     "decommission them. Every route needs `Authorization: Bearer <operator token>`.",
-    lifespan=lifespan,
+    on_startup=[startup],  # not lifespan: Debian's FastAPI 0.92 has no lifespan parameter
+    on_shutdown=[shutdown],
 )
 
 

@@ -1,0 +1,229 @@
+"""Runs the IoT stack on the local engine with plain `docker build` / `docker run` (test helper)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+EXAMPLE = Path(__file__).resolve().parents[1]
+SERVICES = ("db", "auth", "broker", "ingestion", "registry")
+IMAGE_PREFIX = "iot-backend-test"
+
+
+def docker(*args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 120) -> str:
+    """Run a docker CLI command and return its stdout."""
+    result = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        raise RuntimeError(f"docker {' '.join(args[:3])} failed: {result.stderr.strip()[-2000:]}")
+    return result.stdout.strip()
+
+
+def build_images(services: tuple[str, ...] = SERVICES) -> dict[str, str]:
+    """Build every service image (Docker's layer cache makes repeats quick); return name -> tag."""
+    tags = {}
+    for name in services:
+        tag = f"{IMAGE_PREFIX}/{name}:latest"
+        docker("build", "-q", "-t", tag, str(EXAMPLE / "services" / name), timeout=1800)
+        tags[name] = tag
+    return tags
+
+
+def new_secrets() -> dict[str, str]:
+    """Fresh random secrets, URL-safe (the database password goes inside a URL)."""
+    names = ("db_password", "admin_token", "broker_feed_token", "ingestion_mqtt_password", "registry_mqtt_password")
+    return {name: secrets.token_urlsafe(18) for name in names}
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class DockerStack:
+    """One running copy of the stack on its own user-defined network, published on 127.0.0.1."""
+
+    images: dict[str, str]
+    ingestion_replicas: int = 2
+    prefix: str = field(default_factory=lambda: f"iotbe-{secrets.token_hex(3)}")
+    secrets: dict[str, str] = field(default_factory=new_secrets)
+    ports: dict[str, int] = field(default_factory=dict)
+    containers: list[str] = field(default_factory=list)
+
+    @property
+    def network(self) -> str:
+        """The user-defined network's name."""
+        return self.prefix
+
+    @property
+    def api_url(self) -> str:
+        """The registry's URL from the host."""
+        return f"http://127.0.0.1:{self.ports['registry']}"
+
+    @property
+    def mqtt_url(self) -> str:
+        """The broker's MQTT (TCP) URL from the host."""
+        return f"mqtt://127.0.0.1:{self.ports['mqtt']}"
+
+    @property
+    def ws_url(self) -> str:
+        """The broker's MQTT-over-WebSockets URL from the host."""
+        return f"ws://127.0.0.1:{self.ports['ws']}/mqtt"
+
+    @property
+    def admin_token(self) -> str:
+        """The bootstrap operator token."""
+        return self.secrets["admin_token"]
+
+    def name(self, service: str, replica: int = 1) -> str:
+        """A container's name."""
+        return f"{self.prefix}-{service}-{replica}"
+
+    def database_url(self) -> str:
+        """The services' database URL (inside the network)."""
+        return f"postgresql://iot:{self.secrets['db_password']}@db:5432/iot"
+
+    def _run(self, service: str, env: dict[str, str], publish: dict[int, int], replica: int = 1,
+             volumes: dict[str, str] | None = None) -> None:
+        name = self.name(service, replica)
+        args = ["run", "-d", "--name", name, "--hostname", name, "--network", self.network,
+                "--network-alias", service, "--label", f"iot-backend-test={self.prefix}"]
+        for host_port, container_port in publish.items():
+            args += ["-p", f"127.0.0.1:{host_port}:{container_port}"]
+        for volume, target in (volumes or {}).items():
+            args += ["-v", f"{self.prefix}-{volume}:{target}"]
+        for key in env:
+            args += ["-e", key]  # values travel in the environment, never on the command line
+        docker(*args, self.images[service], env={**os.environ, **env})
+        self.containers.append(name)
+
+    def env(self, service: str) -> dict[str, str]:
+        """The environment of a service, as the spec gives it on the local target."""
+        s = self.secrets
+        common = {"DATABASE_URL": self.database_url()}
+        return {
+            "db": {"POSTGRES_PASSWORD": s["db_password"]},
+            "auth": {**common, "ADMIN_TOKEN": s["admin_token"], "BROKER_FEED_TOKEN": s["broker_feed_token"]},
+            "broker": {"AUTH_URL": "http://auth:8000", "BROKER_FEED_TOKEN": s["broker_feed_token"],
+                       "INGESTION_MQTT_PASSWORD": s["ingestion_mqtt_password"],
+                       "REGISTRY_MQTT_PASSWORD": s["registry_mqtt_password"]},
+            "ingestion": {**common, "MQTT_URL": "mqtt://broker:1883",
+                          "INGESTION_MQTT_PASSWORD": s["ingestion_mqtt_password"]},
+            "registry": {**common, "AUTH_URL": "http://auth:8000", "MQTT_URL": "mqtt://broker:1883",
+                         "REGISTRY_MQTT_PASSWORD": s["registry_mqtt_password"]},
+        }[service]
+
+    def start(self) -> DockerStack:
+        """Create the network and every container, then wait until the stack answers."""
+        docker("network", "create", "--label", f"iot-backend-test={self.prefix}", self.network)
+        self.ports = {"registry": free_port(), "mqtt": free_port(), "ws": free_port()}
+        self._run("db", self.env("db"), {}, volumes={"pgdata": "/var/lib/postgresql/data"})
+        self._run("auth", self.env("auth"), {})
+        self._run("broker", self.env("broker"), {self.ports["mqtt"]: 1883, self.ports["ws"]: 8080},
+                  volumes={"broker": "/var/lib/mosquitto"})
+        for replica in range(1, self.ingestion_replicas + 1):
+            self.ports[f"ingestion-{replica}"] = port = free_port()
+            self._run("ingestion", self.env("ingestion"), {port: 8000}, replica=replica)
+        self._run("registry", self.env("registry"), {self.ports["registry"]: 8000})
+        self.wait_healthy()
+        return self
+
+    def wait_healthy(self, timeout: float = 120.0) -> None:
+        """Wait until the registry and every ingestion replica answer /healthz with 200."""
+        urls = [f"{self.api_url}/healthz"] + [self.metrics_url(r).replace("/metrics", "/healthz")
+                                              for r in range(1, self.ingestion_replicas + 1)]
+        deadline = time.monotonic() + timeout
+        for url in urls:
+            while not self._ok(url):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{url} not healthy after {timeout} s\n{self.logs()}")
+                time.sleep(0.3)
+        while not self.ingestion_connected(timeout=0):  # the broker admits the service account
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"ingestion not connected to the broker\n{self.logs()}")
+            time.sleep(0.2)
+
+    @staticmethod
+    def _ok(url: str) -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (test URL)
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def metrics_url(self, replica: int = 1) -> str:
+        """An ingestion replica's /metrics URL from the host."""
+        return f"http://127.0.0.1:{self.ports[f'ingestion-{replica}']}/metrics"
+
+    def health(self, replica: int = 1) -> dict[str, object]:
+        """An ingestion replica's /healthz body (status 503 included)."""
+        url = self.metrics_url(replica).replace("/metrics", "/healthz")
+        try:
+            with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 (test URL)
+                body: dict[str, object] = json.load(response)
+        except urllib.error.HTTPError as exc:
+            body = json.load(exc)
+        return body
+
+    def ingestion_connected(self, timeout: float = 30.0) -> bool:
+        """True once every running ingestion replica reports an MQTT connection."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if all(self.health(r).get("mqtt_connected") for r in range(1, self.ingestion_replicas + 1)
+                       if self.running(self.name("ingestion", r))):
+                    return True
+            except OSError:
+                pass
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+
+    def metric(self, name: str, replica: int = 1, labels: str = "") -> float:
+        """One sample of an ingestion replica's metrics (0 when absent)."""
+        with urllib.request.urlopen(self.metrics_url(replica), timeout=3) as response:  # noqa: S310
+            text = response.read().decode()
+        wanted = f"{name}{{{labels}}}" if labels else name
+        for line in text.splitlines():
+            key, _, value = line.rpartition(" ")
+            if key == wanted:
+                return float(value)
+        return 0.0
+
+    def running(self, container: str) -> bool:
+        """Whether a container is running."""
+        return docker("inspect", "-f", "{{.State.Running}}", container, check=False) == "true"
+
+    def psql(self, sql: str) -> str:
+        """Run SQL in the db container (tests only) and return the unaligned output."""
+        return docker("exec", "-e", "PGPASSWORD", self.name("db"), "psql", "-h", "127.0.0.1", "-U", "iot", "-d",
+                      "iot", "-At", "-c", sql, env={**os.environ, "PGPASSWORD": self.secrets["db_password"]})
+
+    def logs(self, tail: int = 30) -> str:
+        """The last lines of every container's log (secrets are never logged by the services)."""
+        out = []
+        for name in self.containers:
+            result = subprocess.run(["docker", "logs", "--tail", str(tail), name], capture_output=True, text=True,
+                                    check=False)
+            out.append(f"--- {name}\n{result.stdout}{result.stderr}")
+        return "\n".join(out)
+
+    def stop(self) -> None:
+        """Remove every container, the volumes and the network."""
+        if self.containers:
+            docker("rm", "-f", "-v", *self.containers, check=False)
+        for volume in ("pgdata", "broker"):
+            docker("volume", "rm", "-f", f"{self.prefix}-{volume}", check=False)
+        docker("network", "rm", self.network, check=False)
