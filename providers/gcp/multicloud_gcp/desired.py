@@ -101,6 +101,8 @@ def _problems(app: str, name: str, service: Service, settings: GcpSettings) -> l
     for args in (service.command or [], service.entrypoint or []):
         if any("${secrets." in a for a in args):
             found.append(f"{where}: secrets cannot appear in command or entrypoint on Cloud Run; pass them in env")
+    if service.user is not None or service.read_only:
+        found.append(f"{where}: Cloud Run sets neither the user nor a read-only root filesystem; drop user/read_only")
     if len(service.secrets) > 1:
         found.append(
             f"{where}.secrets: Cloud Run mounts one secret per directory, so at most one secret file "

@@ -101,6 +101,7 @@ def test_secret_names_setting_points_at_another_secret() -> None:
         ),
         ({"env": {"URL": "postgres://u:${secrets.db}@h/d"}}, "must be the whole value"),
         ({"command": ["run", "--password=${secrets.db}"]}, "cannot appear in command"),
+        ({"user": "1000"}, "neither the user"),
         ({"ports": [{"name": "ws", "port": 8080, "protocol": "mqtt-ws", "expose": "public"}]}, "one device's"),
     ],
 )
