@@ -85,14 +85,26 @@ def app_name() -> str:
     return f"t-{uuid.uuid4().hex[:8]}"
 
 
-def deployment(spec: Any, provider: AwsEcsProvider, environ: dict[str, str], target: str = "aws") -> Deployment:
+def _deployment(spec: Any, provider: AwsEcsProvider, environ: dict[str, str], target: str = "aws") -> Deployment:
     """A Deployment with fast retries, for tests."""
     return Deployment(spec, target, provider=provider, environ=environ,
                       retry=RetryPolicy(attempts=6, base_delay=0.05, max_delay=0.5), health_timeout=30)
 
 
-def tagged(provider: AwsEcsProvider, app: str) -> list[str]:
+def _tagged(provider: AwsEcsProvider, app: str) -> list[str]:
     """ARNs of everything still tagged with the app, by the tagging API (every type)."""
     client = provider.ctx.client("resourcegroupstaggingapi")
     found = client.get_resources(TagFilters=[{"Key": "multicloud:app", "Values": [app]}])
     return sorted(r["ResourceARN"] for r in found["ResourceTagMappingList"])
+
+
+@pytest.fixture
+def deploy() -> Callable[..., Deployment]:
+    """deploy(spec, provider, environ, target="aws"): a Deployment with fast retries."""
+    return _deployment
+
+
+@pytest.fixture
+def tagged() -> Callable[[AwsEcsProvider, str], list[str]]:
+    """tagged(provider, app): ARNs of everything still tagged with the app (every type)."""
+    return _tagged

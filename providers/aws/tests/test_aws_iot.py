@@ -1,0 +1,128 @@
+"""The IoT example applied to the emulated AWS: what it creates, that a re-apply is free,
+that secrets stay secret, and that destroy leaves nothing tagged."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from multicloud.render import plan_json, plan_text
+from multicloud.spec import spec_from_dict
+from multicloud_aws.fargate import is_valid
+from multicloud_aws.provider import AwsEcsProvider
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "iot-backend" / "multicloud.yaml"
+SECRETS = {
+    "IOT_DB_PASSWORD": "db-pw-Zq81x",
+    "IOT_ADMIN_TOKEN": "admin-tok-Hh29s",
+    "IOT_BROKER_FEED_TOKEN": "feed-tok-Pp11a",
+    "IOT_INGESTION_MQTT_PASSWORD": "ing-pw-Kk02b",
+    "IOT_REGISTRY_MQTT_PASSWORD": "reg-pw-Jj73c",
+    "IOT_DATABASE_URL": "postgresql://iot:db-pw-Zq81x@db.example.internal:5432/iot",
+}
+
+
+def iot_spec(app: str) -> Any:
+    """The example spec under another name, its aws services running pushed images (the
+    emulator's ECR has no registry to push builds to)."""
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["name"] = app
+    overrides = data["targets"]["aws"].setdefault("overrides", {})
+    for name in data["services"]:
+        if name not in data["targets"]["aws"].get("exclude", []):
+            overrides.setdefault(name, {}).update({"build": None, "image": f"registry.example.com/iot/{name}:1.0"})
+    return spec_from_dict(data)
+
+
+@pytest.fixture
+def iot(make_provider: Callable[..., AwsEcsProvider], app_name: str, deploy: Any) -> Any:
+    provider = make_provider(region="us-east-1")
+    deployed = deploy(iot_spec(app_name), provider, SECRETS)
+    yield deployed
+    deployed.destroy()
+
+
+def test_iot_backend_on_emulated_aws(iot: Any, calls: Any) -> None:
+    provider: AwsEcsProvider = iot.provider
+    app = iot.app
+    planned = iot.plan()
+    shown = plan_text(planned, verbose=True) + json.dumps(plan_json(planned), default=str)
+    assert not any(value in shown for value in SECRETS.values())
+    assert iot.apply(planned).ok
+
+    ecs = provider.ctx.client("ecs")
+    cluster = ecs.describe_clusters(clusters=[app])["clusters"][0]
+    assert cluster["status"] == "ACTIVE"
+    described = ecs.describe_services(cluster=app, services=["auth", "broker", "ingestion", "registry"])["services"]
+    assert {s["serviceName"]: s["desiredCount"] for s in described} == {
+        "auth": 1, "broker": 1, "ingestion": 2, "registry": 1}
+    assert all(s["runningCount"] == s["desiredCount"] and s["launchType"] == "FARGATE" for s in described)
+    for service in described:
+        task = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+        assert task["requiresCompatibilities"] == ["FARGATE"] and task["networkMode"] == "awsvpc"
+        assert is_valid(int(task["cpu"]), int(task["memory"]))
+        container = task["containerDefinitions"][0]
+        assert container["logConfiguration"]["options"]["awslogs-group"] == f"/multicloud/{app}"
+        assert not any(v in json.dumps(container) for v in SECRETS.values())
+        assert all(s["valueFrom"].startswith("arn:aws:secretsmanager:") for s in container.get("secrets", []))
+    broker = next(s for s in described if s["serviceName"] == "broker")
+    assert {b["containerPort"] for b in broker["loadBalancers"]} == {1883, 8080}
+    ingestion = next(s for s in described if s["serviceName"] == "ingestion")
+    names = {s["name"] for s in ecs.describe_task_definition(taskDefinition=ingestion["taskDefinition"])
+             ["taskDefinition"]["containerDefinitions"][0]["secrets"]}
+    assert names == {"INGESTION_MQTT_PASSWORD", "DATABASE_URL"}
+
+    elb = provider.ctx.client("elbv2")
+    lb = elb.describe_load_balancers(Names=[f"mc-{app}"])["LoadBalancers"][0]
+    assert lb["Type"] == "network" and lb["Scheme"] == "internet-facing"
+    listeners = {x["Port"]: x for x in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]}
+    assert set(listeners) == {1883, 8080, 8000} and listeners[1883]["Protocol"] == "TCP"
+    mqtt_group = listeners[1883]["DefaultActions"][0]["TargetGroupArn"]
+    group = elb.describe_target_groups(TargetGroupArns=[mqtt_group])["TargetGroups"][0]
+    assert group["TargetType"] == "ip" and group["Port"] == 1883
+    assert len(elb.describe_target_health(TargetGroupArn=mqtt_group)["TargetHealthDescriptions"]) == 1
+
+    cloud_map = provider.ctx.client("servicediscovery")
+    namespace = next(n for n in cloud_map.list_namespaces()["Namespaces"] if n["Name"] == f"{app}.internal")
+    registered = cloud_map.list_services(Filters=[{"Name": "NAMESPACE_ID", "Values": [namespace["Id"]]}])["Services"]
+    assert {s["Name"] for s in registered} == {"auth", "broker", "ingestion", "registry"}
+    found = cloud_map.discover_instances(NamespaceName=f"{app}.internal", ServiceName="ingestion")["Instances"]
+    assert len(found) == 2
+    groups = provider.ctx.client("logs").describe_log_groups(logGroupNamePrefix=f"/multicloud/{app}")["logGroups"]
+    assert groups[0]["retentionInDays"] == 30
+
+    everything = provider.ctx.client("resourcegroupstaggingapi").get_resources(
+        TagFilters=[{"Key": "multicloud:app", "Values": [app]}])["ResourceTagMappingList"]
+    assert not any(v in json.dumps(everything) for v in SECRETS.values())
+    status = iot.status()
+    assert {s.service: (s.running, s.desired) for s in status}["ingestion"] == (2, 2)
+    assert not any(v in repr(status) for v in SECRETS.values())
+    mqtt = next(e for e in iot.endpoints() if e.port == "mqtt")
+    assert mqtt.public and mqtt.url == f"mqtt://{lb['DNSName']}:1883"
+
+    assert not iot.plan().has_changes, plan_text(iot.plan())
+    calls.clear()
+    again = iot.apply()
+    assert again.changed == 0
+    assert calls.mutations() == []
+    assert len(calls.reads()) <= 10, calls.reads()
+
+
+def test_destroy_leaves_nothing_tagged(make_provider: Callable[..., AwsEcsProvider], app_name: str, deploy: Any,
+                                       tagged: Any) -> None:
+    provider = make_provider()
+    deployed = deploy(iot_spec(app_name), provider, SECRETS)
+    deployed.apply()
+    assert tagged(provider, app_name)
+    deployed.destroy()
+    assert tagged(provider, app_name) == []
+    assert provider.observe(app_name) == []
+    spaces = provider.ctx.client("servicediscovery").list_namespaces()["Namespaces"]
+    assert not [n for n in spaces if n["Name"] == f"{app_name}.internal"]
+    revisions = provider.ctx.client("ecs").list_task_definitions(familyPrefix=f"{app_name}_")["taskDefinitionArns"]
+    assert revisions == []
