@@ -349,20 +349,25 @@ def test_a_failed_health_poll_is_polled_again(cloud):
 
 
 class SlowProvider(MemoryProvider):
-    """A memory provider whose applies take a moment, counting how many overlap."""
+    """A memory provider whose applies linger until `expected` overlap (or a second passes),
+    counting the most that ever ran at once."""
 
-    def __init__(self, cloud: MemoryCloud) -> None:
+    def __init__(self, cloud: MemoryCloud, expected: int) -> None:
         super().__init__(cloud=cloud)
+        self.expected = expected
         self.active = 0
         self.peak = 0
-        self._count = threading.Lock()
+        self._count = threading.Condition()
 
     def apply(self, app, change, emit):
         with self._count:
             self.active += 1
             self.peak = max(self.peak, self.active)
+            self._count.notify_all()
+            if change.key.startswith("service/"):  # 12 of them: whole batches of 1 or 3
+                self._count.wait_for(lambda: self.active >= self.expected, timeout=1.0)
         try:
-            time.sleep(0.02)
+            time.sleep(0.005)
             super().apply(app, change, emit)
         finally:
             with self._count:
@@ -378,7 +383,7 @@ WIDE = (
 
 @pytest.mark.parametrize("limit", [1, 3])
 def test_concurrency_is_bounded(cloud, limit):
-    provider = SlowProvider(cloud)
+    provider = SlowProvider(cloud, expected=limit)
     deploy = Deployment(loads(WIDE), "test", provider=provider, environ={}, concurrency=limit, retry=FAST)
     result = deploy.apply()
     assert result.ok and result.changed == 13
