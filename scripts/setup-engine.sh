@@ -1,58 +1,47 @@
 #!/usr/bin/env bash
-# Idempotently prepare the local Docker engine on a Debian bookworm host (run as root):
-# install docker.io + debootstrap, start dockerd without systemd, and build a local stand-in
-# for debian:bookworm-slim (Docker Hub is unreachable). See DESIGN.md "This machine and CI".
+# Usage: scripts/setup-engine.sh [--check | --verify | --help]     (run as root; idempotent)
+# Prepares the local Docker engine on a Debian bookworm host without systemd or Docker Hub:
+# installs docker.io, debootstrap and $MULTICLOUD_APT_EXTRA; starts dockerd (extra flags from
+# $MULTICLOUD_DOCKERD_FLAGS, log $MULTICLOUD_DOCKERD_LOG or /var/log/multicloud-dockerd.log);
+# builds a stand-in debian:bookworm-slim with debootstrap. See DESIGN.md "This machine and CI".
+#   --check   report only; exit 1 unless the engine answers and the image exists
+#   --verify  run the container smoke test even when nothing had to change
 set -euo pipefail
 
 IMAGE=debian:bookworm-slim
 LOG=${MULTICLOUD_DOCKERD_LOG:-/var/log/multicloud-dockerd.log}
+APT_LOG=/var/log/multicloud-setup-apt.log
 CA=/etc/ssl/certs/ca-certificates.crt
+LOCK=/run/lock/multicloud-setup-engine.lock
 TMP_PREFIX=/var/tmp/multicloud-rootfs.
 ROOTFS="" SMOKE="" CHANGED=0
 
 say() { printf 'setup-engine: %s\n' "$*"; }
 die() { printf 'setup-engine: ERROR: %s\n' "$*" >&2; exit 1; }
-usage() {
-  cat <<EOF
-Usage: ${0##*/} [--check | --verify | --help]
-Install docker.io and debootstrap, start dockerd and build a local $IMAGE (idempotent).
-  --check   report only; exit 1 unless the engine answers and $IMAGE exists
-  --verify  run the container/network smoke test even when nothing changed
-Env: MULTICLOUD_APT_EXTRA      extra Debian packages to install (space-separated)
-     MULTICLOUD_DOCKERD_LOG    dockerd log (default /var/log/multicloud-dockerd.log)
-     MULTICLOUD_DOCKERD_FLAGS  extra dockerd flags (e.g. --storage-driver=vfs)
-EOF
-}
 engine_up() { timeout 10 docker info >/dev/null 2>&1; }
 image_ok() { docker image inspect "$IMAGE" >/dev/null 2>&1; }
+engine_desc() { docker info -f 'server {{.ServerVersion}}, storage {{.Driver}}'; }
 
-mode=setup
 case ${1:-} in
-  --check) mode=check ;;
-  --verify) mode=verify ;;
-  -h | --help) usage; exit 0 ;;
-  '') ;;
-  *) usage >&2; exit 2 ;;
+  --check)
+    engine_up || { say "engine: not answering"; exit 1; }
+    say "engine: up ($(engine_desc))"
+    image_ok || { say "image $IMAGE: missing"; exit 1; }
+    say "image $IMAGE: present"; exit 0 ;;
+  -h | --help) sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
+  --verify | '') ;;
+  *) die "unknown argument '$1' (try --help)" ;;
 esac
-if [[ $mode == check ]]; then
-  engine_up || { say "engine: not answering"; exit 1; }
-  say "engine: up ($(docker info -f 'server {{.ServerVersion}}, storage {{.Driver}}'))"
-  image_ok || { say "image $IMAGE: missing"; exit 1; }
-  say "image $IMAGE: present"; exit 0
-fi
 [[ $(id -u) -eq 0 ]] || die "must run as root"
-exec 9>/run/lock/multicloud-setup-engine.lock
-flock -w 900 9 || die "another setup-engine run holds /run/lock/multicloud-setup-engine.lock"
+exec 9>"$LOCK"
+flock -w 900 9 || die "another run holds $LOCK"
 
-rm_tree() { # unmount anything debootstrap left mounted below $1, then delete it
+rm_tree() { # unmount whatever a killed debootstrap left mounted below $1, then delete it
   findmnt -rn -o TARGET | grep -F "$1/" | sort -r | xargs -r -n1 umount -l || true
   rm -rf --one-file-system "$1" "$1.log"
 }
 cleanup() {
-  if [[ -n $SMOKE ]]; then
-    docker rm -f "$SMOKE" >/dev/null 2>&1 || true
-    docker network rm "$SMOKE" >/dev/null 2>&1 || true
-  fi
+  if [[ -n $SMOKE ]]; then docker rm -f "$SMOKE" >/dev/null 2>&1 || true; docker network rm "$SMOKE" >/dev/null 2>&1 || true; fi
   if [[ -n $ROOTFS ]]; then rm_tree "$ROOTFS"; fi
 }
 trap cleanup EXIT
@@ -64,8 +53,8 @@ done
 apt_get() {
   local i
   for i in 1 2 3 4; do
-    DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=60 "$@" && return 0
-    say "apt-get $1 failed (attempt $i/4), retrying in 10 s"; sleep 10
+    DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=60 "$@" >>"$APT_LOG" 2>&1 && return 0
+    tail -n 3 "$APT_LOG" >&2; say "apt-get $1 failed (attempt $i/4, log $APT_LOG), retrying in 10 s"; sleep 10
   done
   die "apt-get $* failed"
 }
@@ -76,26 +65,25 @@ for p in docker.io debootstrap "${extra[@]}"; do
 done
 if ((${#missing[@]})); then
   say "installing ${missing[*]}"
-  apt_get update >/dev/null
-  apt_get install -y --no-install-recommends "${missing[@]}" >/dev/null
+  apt_get update
+  apt_get install -y --no-install-recommends "${missing[@]}"
 fi
 
-# 2. dockerd (no systemd here: start it directly and wait for it to answer)
-start_dockerd() {
-  say "starting dockerd ${*:-(default flags)} (log: $LOG)"
-  nohup dockerd "$@" >>"$LOG" 2>&1 </dev/null &
-  local pid=$! _
-  for _ in $(seq 60); do
-    engine_up && return 0
-    kill -0 "$pid" 2>/dev/null || return 1
-    sleep 1
-  done
-  kill "$pid" 2>/dev/null || true; wait "$pid" || true; return 1
+# 2. dockerd: no systemd here, so start it directly; fall back on flags only when the log says so
+wait_engine() { # until `docker info` answers (0) or dockerd pid $1 exits / 60 s pass (1)
+  local _
+  for _ in $(seq 60); do engine_up && return 0; kill -0 "$1" 2>/dev/null || return 1; sleep 1; done
+  return 1
 }
-if ! engine_up && pgrep -x dockerd >/dev/null; then
-  say "dockerd is running but not answering yet; waiting up to 60 s"
-  for _ in $(seq 60); do engine_up && break; sleep 1; done
-  engine_up || die "dockerd runs but 'docker info' does not answer; see $LOG"
+start_dockerd() {
+  say "starting dockerd ${*:-(default flags)}, log $LOG"
+  nohup dockerd "$@" >>"$LOG" 2>&1 </dev/null 9>&- & # 9>&-: dockerd must not inherit our lock
+  wait_engine $! && return 0
+  kill $! 2>/dev/null || true; return 1
+}
+if ! engine_up && pid=$(pgrep -xo dockerd); then # e.g. started moments ago by someone else
+  say "dockerd (pid $pid) runs but does not answer yet; waiting up to 60 s"
+  wait_engine "$pid" || die "dockerd (pid $pid) runs but 'docker info' does not answer (log: $LOG)"
 fi
 if ! engine_up; then
   read -ra flags <<<"${MULTICLOUD_DOCKERD_FLAGS:-}"
@@ -107,27 +95,24 @@ if ! engine_up; then
         say "iptables (nft) failed; switching to iptables-legacy"
         update-alternatives --set iptables /usr/sbin/iptables-legacy >/dev/null
         update-alternatives --set ip6tables /usr/sbin/ip6tables-legacy >/dev/null
-      else
-        say "WARNING: iptables unusable; --iptables=false (containers lose NAT egress)"; flags+=(--iptables=false)
-      fi
+      else say "WARNING: no usable iptables; --iptables=false (no NAT egress)"; flags+=(--iptables=false); fi
     elif grep -qiE 'overlay|graphdriver|storage.driver' <<<"$new" && [[ " ${flags[*]} " != *vfs* ]]; then
-      say "overlay2 storage failed; falling back to --storage-driver=vfs"; flags+=(--storage-driver=vfs)
+      say "overlay2 failed; falling back to --storage-driver=vfs"; flags+=(--storage-driver=vfs)
     else
-      tail -n 25 "$LOG" >&2; die "dockerd did not answer within 60 s (log above: $LOG)"
+      tail -n 25 "$LOG" >&2; die "dockerd did not answer within 60 s (log: $LOG)"
     fi
   done
   CHANGED=1
 fi
-say "engine up: $(docker info -f 'server {{.ServerVersion}}, storage {{.Driver}}')"
+say "engine up: $(engine_desc)"
 
 # 3. stand-in base image
-apt_uri() { # first enabled host apt source URI serving suite $1, else $2
+apt_uri() { # URI of the host's first enabled apt source for suite $1, else $2
   local u="" f
   for f in /etc/apt/sources.list.d/*.sources; do
-    [[ -f $f ]] && u=$(awk -v s="$1" 'function fl() { if (!ok && u != "" && (" " su " ") ~ (" " s " ") && en != "no") { print u; ok = 1 } u = su = en = "" }
+    [[ -z $u && -f $f ]] && u=$(awk -v s="$1" 'function fl() { if (!ok && u != "" && su ~ (" " s " ") && en != "no") { print u; ok = 1 }; u = su = en = "" }
       FNR == 1 || /^[ \t]*$/ { fl() } tolower($1) == "uris:" { u = $2 } tolower($1) == "enabled:" { en = tolower($2) }
-      tolower($1) == "suites:" { $1 = ""; su = $0 " " } END { fl() }' "$f" | head -n1)
-    [[ -n $u ]] && break
+      tolower($1) == "suites:" { $1 = ""; su = $0 " " } END { fl() }' "$f")
   done
   for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
     [[ -z $u && -f $f ]] && u=$(awk -v s="$1" '$1 == "deb" { i = 2; if ($2 ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
@@ -136,26 +121,27 @@ apt_uri() { # first enabled host apt source URI serving suite $1, else $2
   echo "${u:-$2}"
 }
 build_image() {
-  local mirror security f p ok
+  local mirror f p ok
   mirror=$(apt_uri bookworm http://deb.debian.org/debian)
-  security=$(apt_uri bookworm-security http://deb.debian.org/debian-security)
   ROOTFS=$(mktemp -d "${TMP_PREFIX}XXXXXX")
   say "building $IMAGE: debootstrap --variant=minbase bookworm from $mirror"
   debootstrap --variant=minbase bookworm "$ROOTFS" "$mirror" >"$ROOTFS.log" 2>&1 ||
     { tail -n 20 "$ROOTFS.log" >&2; die "debootstrap failed"; }
-  install -D -m 644 "$CA" "$ROOTFS$CA" # TLS for pip/apt inside builds (custom CAs included)
-  mkdir -p "$ROOTFS/usr/local/share/ca-certificates" # survive update-ca-certificates in builds
-  cp /usr/local/share/ca-certificates/*.crt "$ROOTFS/usr/local/share/ca-certificates/" 2>/dev/null || true
+  install -D -m 644 "$CA" "$ROOTFS$CA" # TLS (incl. this host's custom CAs) for pip/apt in builds
+  # keep custom CAs when a build installs ca-certificates (its update-ca-certificates rewrites $CA)
+  install -m 644 -D -t "$ROOTFS/usr/local/share/ca-certificates" /usr/local/share/ca-certificates/*.crt 2>/dev/null || true
   rm -f "$ROOTFS/etc/apt/sources.list"
   printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n' \
-    "$mirror" "bookworm bookworm-updates" "$security" bookworm-security >"$ROOTFS/etc/apt/sources.list.d/debian.sources"
+    "$mirror" "bookworm bookworm-updates" "$(apt_uri bookworm-security http://deb.debian.org/debian-security)" \
+    bookworm-security >"$ROOTFS/etc/apt/sources.list.d/debian.sources"
   printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\nAcquire::Languages "none";\n' \
-    >"$ROOTFS/etc/apt/apt.conf.d/90multicloud-slim"
+    >"$ROOTFS/etc/apt/apt.conf.d/docker-slim"
   p='"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true";'
   printf 'DPkg::Post-Invoke { %s };\nAPT::Update::Post-Invoke { %s };\nDir::Cache::pkgcache "";\nDir::Cache::srcpkgcache "";\n' \
     "$p" "$p" >"$ROOTFS/etc/apt/apt.conf.d/docker-clean"
-  printf 'path-exclude %s\n' '/usr/share/doc/*' '/usr/share/man/*' '/usr/share/info/*' '/usr/share/locale/*' >"$ROOTFS/etc/dpkg/dpkg.cfg.d/docker-slim"
-  printf 'path-include /usr/share/doc/*/copyright\npath-include /usr/share/locale/locale.alias\n' >>"$ROOTFS/etc/dpkg/dpkg.cfg.d/docker-slim"
+  printf 'path-exclude /usr/share/%s/*\n' doc man info locale >"$ROOTFS/etc/dpkg/dpkg.cfg.d/docker-slim"
+  printf 'path-include /usr/share/%s\n' 'doc/*/copyright' locale/locale.alias >>"$ROOTFS/etc/dpkg/dpkg.cfg.d/docker-slim"
+  find "$ROOTFS"/usr/share/{doc,man,info,locale} -type f ! -name copyright ! -name locale.alias -delete 2>/dev/null || true
   for f in /etc/pip.conf /etc/xdg/pip/pip.conf; do # copy only if every file it names exists in the image
     [[ -f $f ]] || continue
     ok=1
@@ -170,24 +156,25 @@ build_image() {
 }
 if image_ok; then say "image $IMAGE present"; else build_image; CHANGED=1; say "image $IMAGE built"; fi
 
-# 4. smoke test: alias DNS on a user network, a published port from the host, egress to the mirror
+# 4. smoke test (after any change, or --verify): alias DNS on a user network, egress, published port
 smoke_test() {
-  local host port out _
-  host=$(apt_uri bookworm http://deb.debian.org/debian | sed -E 's#^[a-z]+://([^/:]+).*#\1#')
+  local url hp port out _
+  url=$(apt_uri bookworm http://deb.debian.org/debian); hp=${url#*://}; hp=${hp%%/*}
+  if [[ $hp != *:* && $url == https:* ]]; then hp+=:443; elif [[ $hp != *:* ]]; then hp+=:80; fi
   SMOKE=multicloud-smoke-$$
   docker network create "$SMOKE" >/dev/null
-  docker run -d --name "$SMOKE" --network "$SMOKE" --network-alias smoke-web -p 127.0.0.1::8080 "$IMAGE" perl -MIO::Socket::INET \
-    -e '$s = IO::Socket::INET->new(LocalPort => 8080, Listen => 5, ReuseAddr => 1) or die $!; while ($c = $s->accept) { print $c "smoke-ok\n"; close $c }' >/dev/null
+  docker run -d --name "$SMOKE" --network "$SMOKE" --network-alias smoke-web -p 127.0.0.1::8080 "$IMAGE" perl -MIO::Socket::INET -e \
+    '$s = IO::Socket::INET->new(LocalPort => 8080, Listen => 5, ReuseAddr => 1) or die $!; while ($c = $s->accept) { print $c "smoke-ok\n"; close $c }' >/dev/null
   out=$(docker run --rm --network "$SMOKE" "$IMAGE" perl -MIO::Socket::INET -e 'for (1 .. 20) { $c = IO::Socket::INET->new("smoke-web:8080") and last; sleep 1 }
-    $c or die "alias: $@\n"; print <$c>; IO::Socket::INET->new(PeerAddr => "$ARGV[0]:80", Timeout => 10) or die "egress to $ARGV[0]: $@\n"' "$host" 2>&1) ||
+    $c or die "alias smoke-web: $@\n"; print <$c>; IO::Socket::INET->new(PeerAddr => $ARGV[0], Timeout => 10) or die "egress: $@\n"' "$hp" 2>&1) ||
     die "container networking failed: $out"
-  port=$(docker port "$SMOKE" 8080/tcp | head -n1 | sed 's/.*://')
+  port=$(docker port "$SMOKE" 8080/tcp | head -n1); port=${port##*:}
   for _ in $(seq 20); do
-    out=$(timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"; cat <&3' _ "$port" 2>/dev/null) || true
+    out=$(exec 3<>"/dev/tcp/127.0.0.1/$port" && timeout 5 cat <&3) 2>/dev/null || true
     [[ $out == smoke-ok ]] && break; sleep 0.5
   done
   [[ $out == smoke-ok ]] || die "published port 127.0.0.1:$port not reachable from the host"
-  say "smoke test ok (network alias, published port 127.0.0.1:$port, egress to $host)"
+  say "smoke test ok: network alias, egress to $hp, published port 127.0.0.1:$port"
 }
-if ((CHANGED)) || [[ $mode == verify ]]; then smoke_test; fi
+if ((CHANGED)) || [[ ${1:-} == --verify ]]; then smoke_test; fi
 say "ready"
