@@ -123,10 +123,9 @@ class Deployment:
         result = engine.apply(planned)
         if not result.ok:
             failed = "; ".join(f"{s.key}: {s.error}" for s in result.failed)
-            error = ApplyFailedError(
+            raise ApplyFailedError(
                 f"{len(result.failed)} step(s) failed: {failed}",
                 hint="fix the cause and apply again; it resumes from what exists now",
+                result=result,
             )
-            error.result = result  # type: ignore[attr-defined]
-            raise error
         return result

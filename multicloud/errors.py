@@ -10,6 +10,7 @@ Providers translate SDK errors into these at their boundary with ``raise ... fro
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class MulticloudError(Exception):
@@ -120,6 +121,10 @@ class HealthTimeoutError(FatalError):
 
 class ApplyFailedError(FatalError):
     """One or more plan steps failed; the next apply starts from what now exists."""
+
+    def __init__(self, message: str, *, hint: str | None = None, result: Any = None) -> None:
+        super().__init__(message, hint=hint)
+        self.result = result
 
 
 class BackendUnavailableError(UserError):

@@ -105,7 +105,7 @@ def cmd_apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
             deployment.on_event = sink
             result = deployment.destroy(volumes=args.volumes) if destroy else deployment.apply(planned)
     except ApplyFailedError as exc:
-        if quiet and hasattr(exc, "result"):
+        if quiet and exc.result is not None:
             _print_json({"plan": plan_json(planned), "steps": _steps_json(exc.result)})
         raise
     if quiet:

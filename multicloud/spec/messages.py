@@ -113,6 +113,8 @@ def _is_name_field(loc: tuple[str | int, ...]) -> bool:
 
 
 def _name_message(loc: tuple[str | int, ...], value: Any) -> str:
+    if "env" in loc[-3:-1]:
+        return f"{short(value)} is not a valid environment variable name: use letters, digits, '_', '.' and '-'"
     if loc[:1] in (("secrets",), ("volumes",)) or "secrets" in loc[-2:] or loc[-1:] == ("source",):
         rule = "letters, digits, '_' and '-', starting with a letter"
     else:

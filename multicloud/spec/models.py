@@ -44,6 +44,7 @@ def _scalar_to_str(value: Any) -> Any:
 
 
 EnvValue = Annotated[str, BeforeValidator(_scalar_to_str)]
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")]
 
 
 def _split_command(value: Any) -> Any:
@@ -143,7 +144,7 @@ class Service(Model):
     command: Command | None = None
     entrypoint: Command | None = None
     ports: list[Port] = Field(default_factory=list)
-    env: dict[str, EnvValue] = Field(default_factory=dict)
+    env: dict[EnvName, EnvValue] = Field(default_factory=dict)
     secrets: list[Identifier] = Field(default_factory=list, description="mounted at /run/secrets/NAME")
     resources: Resources = Field(default_factory=Resources)
     replicas: int = Field(default=1, ge=0, le=1000)
