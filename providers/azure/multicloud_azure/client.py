@@ -168,6 +168,11 @@ def _translated(what: str, settings: AzureSettings) -> Iterator[None]:
 
 
 def _from_status(what: str, status: int, code: str, message: str) -> MulticloudError:
+    if status < 400:  # a long-running operation that ended Failed
+        return ProviderError(
+            f"{what}: the operation failed: {message}",
+            hint="`multicloud status` and `multicloud logs` show why; the next apply redeploys the group",
+        )
     text = f"{what}: {status} {code}: {message}".rstrip(": ")
     if status == 429 or status >= 500 or (status == 409 and code in RETRYABLE_CONFLICTS):
         return RetryableError(text)

@@ -35,7 +35,7 @@ class GroupPlan:
 
     def matches(self, current: Mapping[str, Any] | None) -> bool:
         """True when an existing group (a GET) already is this plan, so no PUT is needed."""
-        if current is None or current["properties"].get("provisioningState") in ("Failed", "Deleting"):
+        if current is None or current["properties"].get("provisioningState") == "Deleting":
             return False
         seen = {r.key: to_jsonable(dict(r.properties)) for r in views.resources(current)}
         return seen == self.properties

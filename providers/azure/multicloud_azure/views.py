@@ -74,6 +74,7 @@ def group_properties(group: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[
         "sku": props.get("sku") or "Standard",
         "ip": {"type": ip.get("type"), "dns_label": ip.get("dnsNameLabel")} if ip else None,
         "registry": registry,
+        "failed": props.get("provisioningState") == "Failed",
     }
 
 

@@ -173,3 +173,26 @@ def test_kill_during_replace_then_apply_converges(
     group = deployment.provider.client.get_group("iot-backend")  # type: ignore[attr-defined]
     broker = next(c for c in group["properties"]["containers"] if c["name"] == "broker")
     assert broker["properties"]["resources"]["requests"]["cpu"] == 1.0
+
+
+def test_failed_provisioning_is_reported_then_redeployed(
+    arm: EmulatorHandle,
+    make_provider: Callable[..., AzureAciProvider],
+    iot: dict[str, Any],
+    iot_secrets: dict[str, str],
+) -> None:
+    from multicloud.errors import ApplyFailedError
+    from multicloud.planner import Action
+
+    arm.backend.fail_next_operations("InaccessibleImage: the image cannot be pulled", times=20)
+    deployment = make_deployment(iot, make_provider(), iot_secrets, attempts=2)
+    with pytest.raises(ApplyFailedError) as caught:
+        deployment.apply()
+    assert "InaccessibleImage" in str(caught.value)
+    arm.backend.failures.clear()
+    planned = deployment.plan()
+    acted = [(c.key, c.action, [f.path for f in c.fields]) for c in planned.changes if c.action is not Action.NOOP]
+    assert acted == [("group/iot-backend", Action.UPDATE, ["failed"])]
+    assert deployment.apply(planned).ok
+    wait_healthy(deployment)
+    assert not deployment.plan().has_changes

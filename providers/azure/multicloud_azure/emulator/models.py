@@ -64,6 +64,7 @@ class Group:
     ready_at: float
     state: str = "Creating"
     deleting_until: float | None = None
+    failure: str | None = None
     stopped: bool = False
     started_wall: str = ""
     restarts: dict[str, int] = field(default_factory=dict)
@@ -97,6 +98,7 @@ class AciBackend:
         self.groups: dict[tuple[str, str, str], Group] = {}
         self.operations: dict[str, Operation] = {}
         self.faults: list[Fault] = []
+        self.failures: list[str] = []
         self.requests: list[RequestRecord] = []
         self.lock = threading.RLock()
 
@@ -117,6 +119,11 @@ class AciBackend:
             self.faults = [f for f in self.faults if f.times > 0]
             return None
 
+    def fail_next_operations(self, message: str, times: int = 1) -> None:
+        """Make the next `times` create/update operations end Failed (provisioningState Failed)."""
+        with self.lock:
+            self.failures += [message] * times
+
     def record(self, method: str, path: str, status: int) -> None:
         """Log an answered request."""
         with self.lock:
@@ -133,6 +140,7 @@ class AciBackend:
             self.groups.clear()
             self.operations.clear()
             self.faults.clear()
+            self.failures.clear()
             self.requests.clear()
 
     def append_log(self, subscription: str, resource_group: str, name: str, container: str, line: str) -> None:
@@ -169,10 +177,12 @@ class AciBackend:
                 self.groups[(sub, rg, name)] = group
                 status, kind = 201, "create"
             group.started_wall = _now_iso()
+            group.failure = self.failures.pop(0) if self.failures else None
             for container in stored["properties"]["containers"]:
                 line = f"[emulator] container {container['name']} started from {container['properties']['image']}"
                 group.logs.setdefault(container["name"], []).append(line)
             op = self._operation(kind, group, now)
+            op.failed = group.failure
             return status, self.view(group), op
 
     def get(self, sub: str, rg: str, name: str) -> dict[str, Any]:
@@ -239,9 +249,9 @@ class AciBackend:
             op = self.operations.get(op_id)
             if op is None or op.group[0] != sub:
                 raise ArmError(404, "OperationNotFound", f"The operation '{op_id}' was not found.")
-            if op.failed:
-                return op, "Failed"
-            return op, ("Succeeded" if self.clock() >= op.done_at else "InProgress")
+            if self.clock() < op.done_at:
+                return op, "InProgress"
+            return op, ("Failed" if op.failed else "Succeeded")
 
     # --- views -------------------------------------------------------------------------------
 
@@ -251,7 +261,9 @@ class AciBackend:
         ready = now >= group.ready_at
         body = copy.deepcopy(group.body)
         props = body["properties"]
-        provisioning = group.state if not ready or group.state == "Deleting" else "Succeeded"
+        provisioning = group.state if not ready or group.state == "Deleting" else (
+            "Failed" if group.failure else "Succeeded"
+        )
         props["provisioningState"] = provisioning
         props.setdefault("sku", "Standard")
         props.setdefault("restartPolicy", "Always")
@@ -260,7 +272,7 @@ class AciBackend:
         for volume in props.get("volumes") or []:
             if "secret" in volume:
                 volume["secret"] = {}
-        state = "Stopped" if group.stopped else ("Running" if ready else "Pending")
+        state = "Stopped" if group.stopped else ("Running" if ready and not group.failure else "Pending")
         for container in props["containers"]:
             cprops = container["properties"]
             for var in cprops.get("environmentVariables") or []:
@@ -285,7 +297,7 @@ class AciBackend:
         elif state == "Stopped":
             current = {"state": "Terminated", "exitCode": 0, "detailStatus": "Stopped"}
         else:
-            current = {"state": "Waiting", "detailStatus": "ContainerCreating"}
+            current = {"state": "Waiting", "detailStatus": group.failure or "ContainerCreating"}
         return {"restartCount": group.restarts.get(name, 0), "currentState": current, "events": []}
 
     # --- internals ---------------------------------------------------------------------------
