@@ -10,7 +10,7 @@ from typing import Any
 from multicloud.addressing import resolve_service
 from multicloud.errors import CapabilityError
 from multicloud.resources import Resource, Sensitive, fingerprint
-from multicloud.spec.models import HealthCheck, Port, Service
+from multicloud.spec.models import HealthCheck, Service
 from multicloud.spec.targets import TargetSpec
 from multicloud.spec.units import format_memory
 from multicloud_gcp import limits
@@ -162,10 +162,11 @@ def service_body(
         },
     }
     port = service.ports[0] if service.ports else None
-    if port is not None:
-        container["ports"] = [{"name": "h2c" if port.protocol == "grpc" else "http1", "container_port": port.port}]
-    if service.healthcheck is not None:
-        container.update(_probes(service.healthcheck))
+    # explicit even where Cloud Run has defaults (port 8080, a TCP startup probe), so that what
+    # Cloud Run returns compares equal and removing a health check removes its probes
+    serving = port.port if port is not None else 8080
+    container["ports"] = [{"name": "h2c" if port and port.protocol == "grpc" else "http1", "container_port": serving}]
+    container.update(_probes(service.healthcheck, serving) if service.healthcheck else _default_probe(serving))
     volumes = []
     for secret in service.secrets:
         digests[f"file:{secret}"] = Sensitive.of(secrets[secret]).digest if secret in secrets else "unknown"
@@ -204,7 +205,13 @@ def service_body(
     }
 
 
-def _probes(check: HealthCheck) -> dict[str, Any]:
+def _default_probe(port: int) -> dict[str, Any]:
+    """Cloud Run's own default: a TCP startup probe on the serving port."""
+    probe = {"tcp_socket": {"port": port}, "timeout_seconds": 240, "period_seconds": 240, "failure_threshold": 1}
+    return {"startup_probe": probe}
+
+
+def _probes(check: HealthCheck, serving: int) -> dict[str, Any]:
     """Startup (and, for HTTP, liveness) probes from a health check, within Cloud Run's bounds."""
     period = min(max(1, round(check.interval)), 240)
     timing = {
@@ -213,15 +220,10 @@ def _probes(check: HealthCheck) -> dict[str, Any]:
         "failure_threshold": check.retries,
     }
     if check.http is not None:
-        action = {"http_get": {"path": check.http, **({"port": check.port} if check.port else {})}}
+        action = {"http_get": {"path": check.http, "port": check.port or serving}}
         startup = {**timing, "initial_delay_seconds": min(round(check.start_period), 240), **action}
         return {"startup_probe": startup, "liveness_probe": {**timing, **action}}
-    port = {"port": check.tcp} if check.tcp else {}
+    port = {"port": check.tcp or serving}
     return {
         "startup_probe": {**timing, "initial_delay_seconds": min(round(check.start_period), 240), "tcp_socket": port}
     }
-
-
-def public_port(service: Service) -> Port | None:
-    """The service's public port, if any."""
-    return next((p for p in service.ports if p.expose == "public"), None)

@@ -46,10 +46,13 @@ def owner(body: Body) -> tuple[str, str] | None:
     return (app, service) if app and service else None
 
 
-def summarize(body: Body) -> dict[str, Any]:
-    """The properties a plan compares, from a service body (sent or observed)."""
+def summarize(body: Body, *, own_account: bool = True) -> dict[str, Any]:
+    """The properties a plan compares, from a service body (sent or observed); the service
+    account only when multicloud sets it (`own_account`), else Cloud Run's default is not drift."""
     body = canonical(body)
     template = body.get("template", {})
+    if not own_account:
+        template.pop("service_account", None)
     container = (template.get("containers") or [{}])[0]
     digests = json.loads((template.get("annotations") or {}).get(DIGESTS_ANNOTATION, "{}"))
     env: dict[str, Any] = {}
@@ -93,7 +96,7 @@ def summarize(body: Body) -> dict[str, Any]:
     return {k: v for k, v in summary.items() if v is not None}
 
 
-def resource_of(body: Body) -> Resource | None:
+def resource_of(body: Body, *, own_account: bool = True) -> Resource | None:
     """The Resource an observed service stands for, or None when multicloud does not own it."""
     found = owner(body)
     if found is None:
@@ -102,7 +105,7 @@ def resource_of(body: Body) -> Resource | None:
     return Resource(
         "service",
         found[1],
-        summarize(body),
+        summarize(body, own_account=own_account),
         depends_on=tuple(d for d in depends.split(",") if d),
         service=found[1],
         payload=body,

@@ -74,7 +74,8 @@ class CloudRunProvider:
 
     def observe(self, app: str) -> list[Resource]:
         """Every Cloud Run service labelled with the app; reads only."""
-        found = [resource_of(body) for body in self._owned(app)]
+        own = self.settings.service_account is not None
+        found = [resource_of(body, own_account=own) for body in self._owned(app)]
         return sorted((r for r in found if r is not None), key=lambda r: r.key)
 
     def read(self, app: str, key: str) -> Resource | None:
@@ -85,7 +86,7 @@ class CloudRunProvider:
         body = self.client.get_service(self._name(app, name))
         if body is None or owner(body) != (app, name):
             return None
-        return resource_of(body)
+        return resource_of(body, own_account=self.settings.service_account is not None)
 
     def apply(self, app: str, change: Change, emit: EventSink) -> None:
         """Create, update (a new revision; traffic back to the latest) or delete one service and

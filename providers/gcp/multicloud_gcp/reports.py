@@ -31,7 +31,6 @@ OUTPUT_ONLY = (
     "etag",
     "satisfies_pzs",
 )
-PROTOCOLS = {"h2c": "grpc"}
 
 
 def health_of(body: Body | None) -> Health:
@@ -106,9 +105,11 @@ def endpoints_of(body: Body) -> list[Endpoint]:
     ports = container.get("ports") or []
     if not found or not uri or not ports:
         return []
+    exposed = (body.get("annotations") or {}).get(PORT_ANNOTATION)
+    if not exposed:  # a service without a spec port (Cloud Run's default 8080) has no endpoint
+        return []
     public = body.get("ingress", "INGRESS_TRAFFIC_ALL") == "INGRESS_TRAFFIC_ALL"
-    default = f"http/{PROTOCOLS.get(ports[0].get('name', ''), 'http')}"
-    name, _, protocol = str((body.get("annotations") or {}).get(PORT_ANNOTATION, default)).partition("/")
+    name, _, protocol = str(exposed).partition("/")
     url = f"wss://{str(uri).removeprefix('https://')}/mqtt" if protocol == "mqtt-ws" else str(uri)
     return [Endpoint(found[1], name, protocol, url, public)]
 

@@ -46,9 +46,9 @@ def test_kill_9_mid_apply_then_apply_converges(
     )
     try:
         deadline = time.monotonic() + 60
-        while not cloudrun.model.mutations() and time.monotonic() < deadline:
+        while not cloudrun.model.services and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert cloudrun.model.mutations(), "the apply never reached Cloud Run"
+        assert cloudrun.model.services, "the apply never reached Cloud Run"
         os.kill(process.pid, signal.SIGKILL)
     finally:
         process.wait(timeout=30)

@@ -59,7 +59,7 @@ def test_mapping_of_a_public_http_service() -> None:
     container = template["containers"][0]
     assert container["resources"]["limits"] == {"cpu": "2", "memory": "1Gi"}
     assert container["ports"] == [{"name": "http1", "container_port": 8000}]
-    assert container["startup_probe"]["http_get"] == {"path": "/healthz"}
+    assert container["startup_probe"]["http_get"] == {"path": "/healthz", "port": 8000}
     assert container["liveness_probe"]["period_seconds"] == 5 and container["liveness_probe"]["failure_threshold"] == 4
     env = {e["name"]: e for e in container["env"]}
     assert env["DB"] == {"name": "DB", "value_source": {"secret_key_ref": {"secret": "db", "version": "latest"}}}
@@ -74,7 +74,10 @@ def test_fractional_cpu_gets_cloud_runs_required_mode_and_internal_ingress() -> 
     template = worker["template"]
     assert template["max_instance_request_concurrency"] == 1
     assert template["execution_environment"] == "EXECUTION_ENVIRONMENT_GEN1"
-    assert template["containers"][0]["resources"] == {"limits": {"cpu": "250m", "memory": "512Mi"}, "cpu_idle": True}
+    container = template["containers"][0]
+    assert container["resources"] == {"limits": {"cpu": "250m", "memory": "512Mi"}, "cpu_idle": True}
+    assert container["ports"] == [{"name": "http1", "container_port": 8080}], "Cloud Run's default, explicit"
+    assert container["startup_probe"]["tcp_socket"] == {"port": 8080}
 
 
 def test_secret_names_setting_points_at_another_secret() -> None:
