@@ -18,6 +18,7 @@ import ipaddress
 import itertools
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,12 @@ def inject(service: str, operation: str, code: str = "ThrottlingException", *, t
     """Make the next `times` calls of e.g. ("ecs", "CreateService") fail with this error."""
     with _lock:
         _faults[(service, operation)] = Fault(code, message, status, times)
+
+
+def pending_faults() -> int:
+    """How many injected failures have not been served yet."""
+    with _lock:
+        return sum(f.times for f in _faults.values())
 
 
 def clear_faults() -> None:
@@ -249,7 +256,10 @@ def _call_action(original: Any) -> Any:
                 from moto.core.responses import ActionResult
                 from moto.core.exceptions import ServiceException
 
-                status, headers, body = self.serialized(ActionResult(ServiceException(fault.code, fault.message)))
+                injected = type("InjectedFault", (ServiceException,), {"__module__": __name__})
+                with warnings.catch_warnings():  # moto warns that the code is not in the model
+                    warnings.simplefilter("ignore")
+                    status, headers, body = self.serialized(ActionResult(injected(fault.code, fault.message)))
                 headers["status"] = fault.status
                 return fault.status, headers, body
         return original(self)

@@ -1,0 +1,125 @@
+"""Pure mapping rules: Fargate sizes, settings, plan-time errors, and import cost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from multicloud.api import Deployment
+from multicloud.errors import SettingsError, SpecError, UserError
+from multicloud.spec import spec_from_dict
+from multicloud.spec.targets import target_spec
+from multicloud_aws.fargate import FARGATE_MEMORY, fargate_size, is_valid
+from multicloud_aws.provider import AwsEcsProvider
+
+GI = 1024**3
+
+
+@pytest.mark.parametrize(("cpu", "memory", "expected"), [
+    (0.25, 512 * 1024**2, (256, 512)),
+    (0.25, 100 * 1024**2, (256, 512)),
+    (0.3, 1 * GI, (512, 1024)),
+    (1, 512 * 1024**2, (1024, 2048)),
+    (2, 5 * GI + 1, (2048, 6144)),
+    (8, 20 * GI, (8192, 20480)),
+    (16, 120 * GI, (16384, 122880)),
+])
+def test_requests_round_up_to_an_allowed_pair(cpu: float, memory: int, expected: tuple[int, int]) -> None:
+    assert fargate_size("s", cpu, memory) == expected
+    assert is_valid(*expected)
+
+
+@pytest.mark.parametrize(("cpu", "memory", "says"), [
+    (0.25, 4 * GI, "raise resources.cpu to 0.5"),
+    (32, 1 * GI, "largest task"),
+    (16, 200 * GI, "lower the memory"),
+])
+def test_impossible_requests_name_the_allowed_pairs(cpu: float, memory: int, says: str) -> None:
+    with pytest.raises(UserError) as caught:
+        fargate_size("api", cpu, memory)
+    assert says in str(caught.value)
+    assert "cpu 0.25: 512Mi, 1Gi, 2Gi" in str(caught.value)
+    assert "cpu 16: 32Gi-120Gi in 8Gi steps" in str(caught.value)
+
+
+def test_every_listed_pair_is_valid() -> None:
+    assert sum(len(m) for m in FARGATE_MEMORY.values()) == 3 + 4 + 7 + 13 + 23 + 12 + 12
+
+
+def _spec(service: dict[str, Any], **target: Any) -> Any:
+    return spec_from_dict({"name": "mapping", "services": {"api": {"image": "x:1", **service}},
+                           "targets": {"aws": {"provider": "aws-ecs", "region": "eu-west-1", **target}}})
+
+
+def test_invalid_fargate_size_is_a_plan_time_error() -> None:
+    provider = AwsEcsProvider({"region": "eu-west-1"}, client_factory=_no_calls)
+    deployment = Deployment(_spec({"resources": {"cpu": 0.25, "memory": "8Gi"}}), "aws", provider=provider,
+                            environ={})
+    with pytest.raises(UserError) as caught:
+        deployment.plan()
+    assert "Fargate" in str(caught.value) and "cpu 0.5: 1Gi-4Gi in 1Gi steps" in str(caught.value)
+
+
+def test_unknown_setting_names_the_key() -> None:
+    with pytest.raises(SettingsError) as caught:
+        AwsEcsProvider({"regoin": "eu-west-1"})
+    assert caught.value.field == "regoin" and "did you mean 'region'" in str(caught.value)
+    with pytest.raises(SettingsError) as bad:
+        AwsEcsProvider({"log_retention_days": 42})
+    assert bad.value.field == "log_retention_days"
+
+
+def test_bad_setting_is_reported_at_its_line() -> None:
+    spec = _spec({}, subnets=["not-a-subnet"])
+    with pytest.raises(SpecError) as caught:
+        Deployment(spec, "aws", environ={}).provider  # noqa: B018
+    assert "targets.aws.subnets" in str(caught.value)
+
+
+def test_secret_in_command_and_shared_public_port_are_refused() -> None:
+    provider = AwsEcsProvider({"region": "eu-west-1"}, client_factory=_no_calls)
+    spec = spec_from_dict({"name": "m", "secrets": {"t": {"from_env": "T"}},
+                           "services": {"api": {"image": "x", "command": ["run", "${secrets.t}"]}},
+                           "targets": {"aws": {"provider": "aws-ecs"}}})
+    with pytest.raises(UserError, match="plain text"):
+        provider.desired(target_spec(spec, "aws"), {"t": "v"})
+    port = {"name": "http", "port": 80, "protocol": "http", "expose": "public"}
+    spec = spec_from_dict({"name": "m", "services": {"a": {"image": "x", "ports": [port]},
+                                                     "b": {"image": "x", "ports": [port]}},
+                           "targets": {"aws": {"provider": "aws-ecs"}}})
+    with pytest.raises(UserError, match="public port 80"):
+        provider.desired(target_spec(spec, "aws"), {})
+
+
+def test_embedded_secret_becomes_its_own_secret() -> None:
+    provider = AwsEcsProvider({"region": "eu-west-1"}, client_factory=_no_calls)
+    spec = spec_from_dict({"name": "m", "secrets": {"pw": {"from_env": "PW"}},
+                           "services": {"api": {"image": "x", "env": {"URL": "pg://u:${secrets.pw}@db/x",
+                                                                      "PW": "${secrets.pw}"}}},
+                           "targets": {"aws": {"provider": "aws-ecs"}}})
+    resources = {r.key: r for r in provider.desired(target_spec(spec, "aws"), {"pw": "hunter2"})}
+    task = resources["service/api"].properties["task"]
+    assert task["env"] == {} and task["secrets"] == {"PW": "secret/pw", "URL": "secret/api.URL"}
+    assert resources["secret/api.URL"].properties["name"] == "multicloud/m/api/URL"
+    assert "hunter2" not in repr(resources)
+
+
+def test_importing_the_provider_and_rendering_loads_no_sdk() -> None:
+    code = (
+        "import sys\n"
+        "from multicloud_aws.provider import AwsEcsProvider\n"
+        "from multicloud.spec import spec_from_dict\n"
+        "from multicloud.spec.targets import target_spec\n"
+        "s = spec_from_dict({'name': 'x', 'services': {'a': {'image': 'i'}}, 'targets': {'t': {'provider': 'aws-ecs'}}})\n"
+        "AwsEcsProvider({'region': 'eu-west-1'}).desired(target_spec(s, 't'), {})\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore', 'moto')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def _no_calls(service: str) -> Any:
+    raise AssertionError(f"no AWS call expected (asked for a {service} client)")
