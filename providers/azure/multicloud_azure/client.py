@@ -125,11 +125,13 @@ class SdkAciApi:
 
 
 def _json(model: Any) -> Json:
+    """The REST JSON (camelCase, read-only fields included) of an SDK model."""
     result: Json = model.serialize(keep_readonly=True)
     return result
 
 
 def _code(exc: Any) -> str:
+    """ARM's error code of an azure-core error, or ''."""
     error = getattr(exc, "error", None)
     return str(getattr(error, "code", "") or "")
 
@@ -168,6 +170,7 @@ def _translated(what: str, settings: AzureSettings) -> Iterator[None]:
 
 
 def _from_status(what: str, status: int, code: str, message: str) -> MulticloudError:
+    """The multicloud error for an ARM status and code: retry, fix the input, or give up."""
     if status < 400:  # a long-running operation that ended Failed
         return ProviderError(
             f"{what}: the operation failed: {message}",
@@ -186,6 +189,7 @@ def _from_status(what: str, status: int, code: str, message: str) -> MulticloudE
 
 
 def _message(exc: Any) -> str:
+    """The first line of ARM's error message (never a secret: ARM does not echo secure values)."""
     error = getattr(exc, "error", None)
     message = getattr(error, "message", None) or getattr(exc, "message", None) or str(exc)
     return str(message).splitlines()[0]

@@ -102,6 +102,7 @@ def render(spec: TargetSpec, settings: AzureSettings, secrets: Mapping[str, str]
 
 
 def _with_payload(resource: Resource, plan: GroupPlan) -> Resource:
+    """A copy of a projected resource carrying the rendered group for apply."""
     return Resource(
         resource.kind, resource.name, resource.properties, resource.depends_on, resource.replace_on,
         resource.replace_mode, resource.persistent, resource.service, plan,

@@ -120,6 +120,7 @@ class AzureAciProvider:
             self._put(plan, change.key, emit, existed=current is not None and change.action is not Action.REPLACE)
 
     def _put(self, plan: GroupPlan, key: str, emit: EventSink, *, existed: bool) -> None:
+        """PUT the rendered group and wait; a failure leaves whatever ARM kept (tagged, observable)."""
         count = len(plan.body["properties"]["containers"])
         verb = f"updating group {plan.name} in place: all {count} container(s) restart" if existed else (
             f"creating group {plan.name} with {count} container(s)"
@@ -128,6 +129,7 @@ class AzureAciProvider:
         self.client.put_group(plan.name, plan.body)
 
     def _delete(self, name: str, key: str, emit: EventSink, *, why: str = "") -> None:
+        """DELETE a group and wait; a failure leaves it deleting or in place, seen by the next plan."""
         emit(Event("progress", key, f"deleting group {name}" + (f" ({why})" if why else "")))
         self.client.delete_group(name)
 
@@ -159,6 +161,7 @@ class AzureAciProvider:
         self.client.put_group(group_name, body)
 
     def _lock(self, group: str) -> threading.Lock:
+        """The lock serialising changes to one group within this process."""
         with self._client_lock:
             return self._locks.setdefault(group, threading.Lock())
 
@@ -237,6 +240,7 @@ class AzureAciProvider:
         return found
 
     def _group(self, app: str) -> Json | None:
+        """The app's current group from GET, or None when absent, being deleted or not the app's."""
         group = self.client.get_group(self.settings.group_name(app))
         if group is None or _deleting(group) or (group.get("tags") or {}).get(tags.APP) != app:
             return None
@@ -244,10 +248,12 @@ class AzureAciProvider:
 
 
 def _deleting(group: Mapping[str, Any]) -> bool:
+    """True when ARM is deleting the group."""
     return bool(group["properties"].get("provisioningState") == "Deleting")
 
 
 def _without(group: Mapping[str, Any], container: str) -> Json:
+    """A PUT body of a (GET) group without one container, its public ports and volumes."""
     props = dict(group["properties"])
     props["containers"] = [c for c in props["containers"] if c["name"] != container]
     kept = {(int(p["port"]), str(p.get("protocol") or "TCP")) for c in props["containers"]
@@ -264,6 +270,7 @@ def _without(group: Mapping[str, Any], container: str) -> Json:
 
 
 def _holds_secrets(body: Mapping[str, Any]) -> bool:
+    """True when a GET-derived body lacks write-only values it would need."""
     props = body["properties"]
     env = [v for c in props["containers"] for v in c["properties"].get("environmentVariables") or []]
     return bool(

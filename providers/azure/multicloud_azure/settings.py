@@ -99,6 +99,7 @@ def parse_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = N
 
 
 def _dns_label(value: Any) -> str | bool:
+    """Check the dns_label setting: true (derived), false (none) or a valid label."""
     if value is True or value is False:
         return value
     if not isinstance(value, str) or not DNS_LABEL.match(value) or "--" in value:
@@ -111,6 +112,7 @@ def _dns_label(value: Any) -> str | bool:
 
 
 def _choice(raw: Mapping[str, Any], key: str, default: str, allowed: tuple[str, ...]) -> str:
+    """A setting that must be one of a few values."""
     value = raw.get(key, default)
     if value not in allowed:
         raise SettingsError(key, f"must be one of {', '.join(allowed)} (got {value!r})")
@@ -118,6 +120,7 @@ def _choice(raw: Mapping[str, Any], key: str, default: str, allowed: tuple[str, 
 
 
 def _restart_policy(value: Any) -> str:
+    """ACI's restart policy for always / on-failure / never."""
     policy = RESTART_POLICIES.get(str(value).lower()) if isinstance(value, str) else None
     if policy is None:
         raise SettingsError("restart_policy", "must be always, on-failure or never")
@@ -125,12 +128,14 @@ def _restart_policy(value: Any) -> str:
 
 
 def _endpoint(value: Any) -> str:
+    """An https base URL without a trailing slash."""
     if not isinstance(value, str) or not re.match(r"^https://[^/\s]+/?$", value):
         raise SettingsError("arm_endpoint", "must be an https:// base URL such as https://management.azure.com")
     return value.rstrip("/")
 
 
 def _ca_bundle(value: Any) -> str | None:
+    """A PEM file path that exists, or None."""
     if value is None:
         return None
     if not isinstance(value, str) or not os.path.isfile(value):
@@ -139,6 +144,7 @@ def _ca_bundle(value: Any) -> str | None:
 
 
 def _registry(value: Any) -> Registry | None:
+    """The registry setting: server, username and the variable holding the password."""
     if value is None:
         return None
     if not isinstance(value, Mapping) or set(value) - {"server", "username", "password_env"}:
@@ -150,6 +156,7 @@ def _registry(value: Any) -> Registry | None:
 
 
 def _number(raw: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
+    """A number setting within bounds."""
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         raise SettingsError(key, f"must be a number from {low:g} to {high:g}")

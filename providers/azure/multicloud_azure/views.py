@@ -117,6 +117,7 @@ def container_properties(
 
 
 def _probe(probe: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The compared fields of a probe, or None."""
     if not probe:
         return None
     keys = ("exec", "httpGet", "initialDelaySeconds", "periodSeconds", "failureThreshold", "successThreshold",
@@ -125,6 +126,7 @@ def _probe(probe: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _ip(props: Mapping[str, Any]) -> Json:
+    """A group's ipAddress, or {}."""
     ip = props.get("ipAddress")
     return dict(ip) if isinstance(ip, Mapping) else {}
 

@@ -65,6 +65,7 @@ class AzureEmulator:
             context.load_cert_chain(cert.cert_file, cert.key_file)
 
             def wrap(sock: Any) -> Any:
+                """Serve TLS on the listening socket; handshakes happen in the handler threads."""
                 return context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
 
             server = ArmServer((host, port), backend, wrap)
@@ -77,6 +78,7 @@ class AzureEmulator:
         endpoint = f"https://{shown_host}:{server.server_address[1]}"
 
         def stop() -> None:
+            """Shut the server down and remove the certificate directory."""
             server.shutdown()
             server.server_close()
             thread.join(timeout=5)

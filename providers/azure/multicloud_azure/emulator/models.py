@@ -82,6 +82,7 @@ class RequestRecord:
 
 
 def _now_iso() -> str:
+    """Wall-clock time as ARM writes it."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -292,6 +293,7 @@ class AciBackend:
         }
 
     def _container_view(self, group: Group, name: str, state: str) -> dict[str, Any]:
+        """A container's instanceView for a group state."""
         if state == "Running":
             current: dict[str, Any] = {"state": "Running", "startTime": group.started_wall, "detailStatus": ""}
         elif state == "Stopped":
@@ -303,6 +305,7 @@ class AciBackend:
     # --- internals ---------------------------------------------------------------------------
 
     def _operation(self, kind: str, group: Group, now: float) -> Operation:
+        """Record a new long-running operation on a group, done after op_seconds."""
         op = Operation(
             uuid.uuid4().hex, kind, (group.subscription, group.resource_group, group.name),
             group.body["location"], now, now + self.op_seconds,
@@ -311,6 +314,7 @@ class AciBackend:
         return op
 
     def _find(self, sub: str, rg: str, name: str) -> Group | None:
+        """A group by key, forgetting it once its deletion has finished; None if absent."""
         group = self.groups.get((sub, rg, name))
         if group is not None and group.deleting_until is not None and self.clock() >= group.deleting_until:
             del self.groups[(sub, rg, name)]
@@ -318,9 +322,11 @@ class AciBackend:
         return group
 
     def _alive(self, group: Group) -> bool:
+        """True until a group's deletion has finished."""
         return group.deleting_until is None or self.clock() < group.deleting_until
 
     def _live(self, sub: str, rg: str, name: str) -> Group:
+        """A group by key; raise ARM's 404 ResourceNotFound when absent."""
         group = self._find(sub, rg, name)
         if group is None:
             raise ArmError(
@@ -330,6 +336,7 @@ class AciBackend:
         return group
 
     def _check_dns_label(self, sub: str, rg: str, name: str, body: Mapping[str, Any]) -> None:
+        """Raise 409 DnsNameLabelNotAvailable when another group in the region has the label."""
         label = ((body.get("properties") or {}).get("ipAddress") or {}).get("dnsNameLabel")
         if not label:
             return
@@ -347,13 +354,16 @@ class AciBackend:
 
 
 def _location(value: str) -> str:
+    """A location as ARM normalises it ('West Europe' -> 'westeurope')."""
     return value.replace(" ", "").lower()
 
 
 def _resource_id(sub: str, rg: str, name: str) -> str:
+    """The ARM resource id of a container group."""
     return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{RESOURCE_TYPE}/{name}"
 
 
 def _fake_ip(group: Group) -> str:
+    """A stable made-up public IP for a group."""
     digest = hashlib.sha256(f"{group.subscription}/{group.resource_group}/{group.name}".encode()).digest()
     return f"20.{digest[0]}.{digest[1]}.{max(1, digest[2])}"

@@ -67,6 +67,7 @@ class ArmHandler(BaseHTTPRequestHandler):
         self._serve("PATCH")
 
     def _serve(self, method: str) -> None:
+        """Answer one request: auth, faults, routing; ARM errors become ARM error bodies."""
         url = urlsplit(self.path)
         path, query = unquote(url.path), {k: v[-1] for k, v in parse_qs(url.query).items()}
         length = int(self.headers.get("Content-Length") or 0)
@@ -89,6 +90,7 @@ class ArmHandler(BaseHTTPRequestHandler):
         self._send(status, body, headers)
 
     def _authenticate(self) -> None:
+        """Raise 401 unless the request carries the emulator's bearer token."""
         header = self.headers.get("Authorization") or ""
         challenge = {"WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/common", '
                      'error="invalid_token", error_description="The authentication failed"'}
@@ -102,6 +104,7 @@ class ArmHandler(BaseHTTPRequestHandler):
             raise ArmError(401, "InvalidAuthenticationToken", "The access token is invalid.", headers=challenge)
 
     def _fault(self, fault: Fault) -> None:
+        """Delay and/or fail a request as an injected fault says."""
         if fault.delay:
             time.sleep(fault.delay)
         if fault.status and fault.status < 400:
@@ -111,6 +114,7 @@ class ArmHandler(BaseHTTPRequestHandler):
         raise ArmError(fault.status, code, f"injected fault ({fault.status} {code})", headers=headers)
 
     def _route(self, method: str, path: str, query: dict[str, str], raw: bytes) -> Reply:
+        """Check api-version and dispatch to the handler of the matching route."""
         version = query.get("api-version")
         if version is None:
             raise ArmError(
@@ -134,20 +138,25 @@ class ArmHandler(BaseHTTPRequestHandler):
     # --- ARM handlers ------------------------------------------------------------------------
 
     def _h_list_subscription(self, *, sub: str, query: dict[str, str], raw: bytes) -> Reply:
+        """List every group of a subscription."""
         return self._page(self.server.backend.list(sub, None), query, self.path)
 
     def _h_list_group(self, *, sub: str, rg: str, query: dict[str, str], raw: bytes) -> Reply:
+        """List the groups of a resource group."""
         return self._page(self.server.backend.list(sub, rg), query, self.path)
 
     def _h_get(self, *, sub: str, rg: str, name: str, query: dict[str, str], raw: bytes) -> Reply:
+        """Return one group."""
         return 200, self.server.backend.get(sub, rg, name), {}
 
     def _h_put(self, *, sub: str, rg: str, name: str, query: dict[str, str], raw: bytes) -> Reply:
+        """Create or update a group: 201/200 with Azure-AsyncOperation."""
         body = json.loads(raw or b"{}")
         status, view, op = self.server.backend.put(sub, rg, name, body)
         return status, view, self._lro_headers(op, location=False)
 
     def _h_patch(self, *, sub: str, rg: str, name: str, query: dict[str, str], raw: bytes) -> Reply:
+        """Replace a group's tags (the only field ACI's PATCH updates)."""
         backend = self.server.backend
         tags = json.loads(raw or b"{}").get("tags")
         with backend.lock:
@@ -158,12 +167,14 @@ class ArmHandler(BaseHTTPRequestHandler):
             return 200, backend.view(group), {}
 
     def _h_delete(self, *, sub: str, rg: str, name: str, query: dict[str, str], raw: bytes) -> Reply:
+        """Start deleting a group (202 with LRO headers), or 204 when there is none."""
         op = self.server.backend.delete(sub, rg, name)
         if op is None:
             return 204, None, {}
         return 202, None, self._lro_headers(op, location=True)
 
     def _h_action(self, *, sub: str, rg: str, name: str, action: str, query: dict[str, str], raw: bytes) -> Reply:
+        """restart (204 + LRO), start (202 + LRO) or stop (204) a group."""
         backend = self.server.backend
         if action == "stop":
             backend.stop(sub, rg, name)
@@ -172,10 +183,12 @@ class ArmHandler(BaseHTTPRequestHandler):
         return (204 if action == "restart" else 202), None, self._lro_headers(op, location=True)
 
     def _h_logs(self, *, sub: str, rg: str, name: str, container: str, query: dict[str, str], raw: bytes) -> Reply:
+        """Return a container's logs as {'content': ...}."""
         tail = int(query["tail"]) if "tail" in query else None
         return 200, {"content": self.server.backend.logs(sub, rg, name, container, tail)}, {}
 
     def _h_op_status(self, *, sub: str, loc: str, op: str, query: dict[str, str], raw: bytes) -> Reply:
+        """The Azure-AsyncOperation status document of an operation."""
         operation, status = self.server.backend.operation(sub, op)
         body: dict[str, Any] = {"id": self.path.split("?")[0], "name": op, "status": status}
         if status == "Failed":
@@ -184,6 +197,7 @@ class ArmHandler(BaseHTTPRequestHandler):
         return 200, body, headers
 
     def _h_op_result(self, *, sub: str, loc: str, op: str, query: dict[str, str], raw: bytes) -> Reply:
+        """The Location poll of an operation: 202 while running, 204 when done."""
         operation, status = self.server.backend.operation(sub, op)
         if status == "InProgress":
             return 202, None, {**self._lro_headers(operation, location=True)}
@@ -192,6 +206,7 @@ class ArmHandler(BaseHTTPRequestHandler):
     # --- helpers -----------------------------------------------------------------------------
 
     def _page(self, items: list[dict[str, Any]], query: dict[str, str], path: str) -> Reply:
+        """One page of a list, with nextLink when more remain."""
         start = int(query.get("$skiptoken", "0"))
         size = self.server.backend.page_size
         body: dict[str, Any] = {"value": items[start : start + size]}
@@ -201,9 +216,11 @@ class ArmHandler(BaseHTTPRequestHandler):
         return 200, body, {}
 
     def _base(self) -> str:
+        """The https base URL clients used to reach us."""
         return f"https://{self.headers.get('Host') or self.server.host_header}"
 
     def _lro_headers(self, op: Operation, *, location: bool) -> dict[str, str]:
+        """Azure-AsyncOperation (and Location) headers for an operation."""
         prefix = f"{self._base()}/subscriptions/{op.group[0]}/{PROVIDER}/locations/{op.location}"
         headers = {"Azure-AsyncOperation": f"{prefix}/operations/{op.id}?api-version={API_VERSIONS[0]}"}
         if location:
@@ -216,6 +233,7 @@ class ArmHandler(BaseHTTPRequestHandler):
         return {"retry-after-ms": str(max(int(remaining * 1000) + 1, 10))}
 
     def _control(self, method: str, path: str, raw: bytes) -> Reply:
+        """The test controls under /_emulator/: faults, reset, settings, request log."""
         backend = self.server.backend
         data = json.loads(raw or b"{}")
         if method == "POST" and path == "/_emulator/faults":
@@ -235,6 +253,7 @@ class ArmHandler(BaseHTTPRequestHandler):
         raise ArmError(404, "NotFound", f"no emulator control {method} {path}")
 
     def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
+        """Write a JSON response with its headers."""
         data = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
         if data:

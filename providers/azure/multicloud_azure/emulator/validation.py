@@ -94,6 +94,7 @@ def validate_group(name: str, body: Mapping[str, Any]) -> None:
 def _validate_container(
     group: str, name: str, props: Mapping[str, Any], volumes: set[str], ports: dict[tuple[int, str], str]
 ) -> tuple[float, float]:
+    """Check one container; return its (cpu, memoryInGB) and record its ports."""
     if not props.get("image"):
         raise bad("ContainerImageRequired", f"The image of container '{name}' in group '{group}' is required.")
     requests = (props.get("resources") or {}).get("requests") or {}
@@ -143,6 +144,7 @@ def _validate_container(
 
 
 def _validate_volumes(volumes: list[Mapping[str, Any]]) -> set[str]:
+    """Check volume names and secret contents; return the names."""
     names: set[str] = set()
     for volume in volumes:
         vname = str(volume.get("name", ""))
@@ -158,6 +160,7 @@ def _validate_volumes(volumes: list[Mapping[str, Any]]) -> set[str]:
 
 
 def _validate_ip(group: str, ip: Mapping[str, Any] | None, ports: Mapping[tuple[int, str], str]) -> None:
+    """Check the IP address: type, exposed ports, DNS label."""
     if ip is None:
         return
     if ip.get("type") not in ("Public", "Private"):
@@ -203,10 +206,12 @@ def validate_update(name: str, before: Mapping[str, Any], after: Mapping[str, An
 
 
 def _place(body: Mapping[str, Any]) -> str:
+    """A body's location, normalised."""
     return str(body.get("location", "")).replace(" ", "").lower()
 
 
 def _norm(value: Any) -> Any:
+    """A JSON value with Nones dropped and numbers as floats, for comparisons."""
     if value is None:
         return None
     if isinstance(value, Mapping):
