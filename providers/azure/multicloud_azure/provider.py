@@ -9,7 +9,7 @@ from typing import Any
 
 from multicloud.addressing import URL_SCHEMES
 from multicloud.contract import Capabilities, Endpoint, Event, EventSink, Health, HealthState, LogLine, ServiceStatus
-from multicloud.errors import ProviderError
+from multicloud.errors import ProviderError, UserError
 from multicloud.planner import Action, Change
 from multicloud.resources import Resource
 from multicloud.spec.targets import TargetSpec
@@ -106,12 +106,13 @@ class AzureAciProvider:
                 if resource.kind == "group":
                     self._delete(group_name, resource.key, emit)
                 else:
-                    self._remove_container(group_name, resource.name, resource.key, emit)
+                    self._remove_container(app, group_name, resource.name, emit)
                 return
             plan = change.after.payload if change.after is not None else None
             if not isinstance(plan, GroupPlan):
                 raise ProviderError(f"{change.key}: the change carries no rendered group; plan again and apply")
             current = self.client.get_group(group_name)
+            _check_owner(current, app, group_name)
             if plan.matches(current):
                 emit(Event("progress", change.key, f"group {group_name} already as rendered; no PUT"))
                 return
@@ -133,7 +134,7 @@ class AzureAciProvider:
         emit(Event("progress", key, f"deleting group {name}" + (f" ({why})" if why else "")))
         self.client.delete_group(name)
 
-    def _remove_container(self, group_name: str, container: str, key: str, emit: EventSink) -> None:
+    def _remove_container(self, app: str, group_name: str, container: str, emit: EventSink) -> None:
         """PUT the group without one container: the rendered group when this process has one
         without it, else the current group minus it when that loses no secret (ARM never
         returns secure values); otherwise raise, leaving the group as it is."""
@@ -141,6 +142,8 @@ class AzureAciProvider:
         names = [c["name"] for c in (current or {}).get("properties", {}).get("containers") or []]
         if current is None or _deleting(current) or container not in names:
             return
+        _check_owner(current, app, group_name)
+        key = f"container/{container}"
         plan = self._rendered.get(group_name)
         rendered = plan is not None and views.group_key(group_name) in plan.properties
         if plan is not None and rendered and f"container/{container}" not in plan.properties:
@@ -245,6 +248,20 @@ class AzureAciProvider:
         if group is None or _deleting(group) or (group.get("tags") or {}).get(tags.APP) != app:
             return None
         return group
+
+
+def _check_owner(group: Mapping[str, Any] | None, app: str, name: str) -> None:
+    """Raise UserError when a group of that name exists but another app (or nobody) owns it;
+    nothing is touched then."""
+    if group is None:
+        return
+    owner = (group.get("tags") or {}).get(tags.APP)
+    if owner != app:
+        whose = f"app {owner!r}" if owner else "no multicloud app (it has no multicloud-app tag)"
+        raise UserError(
+            f"container group {name!r} already exists and belongs to {whose}; multicloud will not overwrite it",
+            hint="set the target's `group:` setting to another name, or delete that group yourself",
+        )
 
 
 def _deleting(group: Mapping[str, Any]) -> bool:

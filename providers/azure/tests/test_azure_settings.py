@@ -172,3 +172,31 @@ def test_removing_a_container_needs_the_rendered_group_when_others_hold_secrets(
     fresh = make_provider()
     fresh.apply("unit", change, events.append)
     assert [c["name"] for c in fresh.client.get_group("unit")["properties"]["containers"]] == ["a"]  # type: ignore[index]
+
+
+def test_a_group_of_the_same_name_not_ours_is_never_overwritten(
+    make_provider: Callable[..., AzureAciProvider],
+) -> None:
+    from multicloud.errors import ApplyFailedError
+
+    provider = make_provider()
+    foreign = {
+        "location": "westeurope",
+        "tags": {"owner": "someone"},
+        "properties": {
+            "osType": "Linux",
+            "containers": [
+                {
+                    "name": "theirs",
+                    "properties": {"image": "theirs:1", "resources": {"requests": {"cpu": 1.0, "memoryInGB": 1.0}}},
+                }
+            ],
+        },
+    }
+    provider.client.put_group("unit", foreign)
+    spec = spec_with({"a": {"image": "x"}})
+    with pytest.raises(ApplyFailedError, match="belongs to no multicloud app"):
+        Deployment(spec, "azure", provider=provider, environ={}).apply()
+    group = provider.client.get_group("unit")
+    assert group is not None and [c["name"] for c in group["properties"]["containers"]] == ["theirs"]
+    assert provider.observe("unit") == []
