@@ -44,7 +44,6 @@ def create_replica(api: Any, app: str, resource: Resource, index: int) -> str:
             L.SERVICE: resource.name,
             L.REPLICA: str(index),
             L.SPEC_HASH: digest,
-            L.REPLICAS: str(props.get(L.SCALE_PROPERTY, 1)),
             L.DEPENDS_ON: ",".join(resource.depends_on),
         },
     )
@@ -62,7 +61,7 @@ def create_replica(api: Any, app: str, resource: Resource, index: int) -> str:
             restart_policy={"Name": "unless-stopped"},
             cap_drop=list(security["cap_drop"]),
             cap_add=list(security["cap_add"]) or None,
-            security_opt=["no-new-privileges:true"] if security["no_new_privileges"] else None,
+            security_opt=["no-new-privileges"] if security["no_new_privileges"] else None,
             privileged=bool(security["privileged"]),
             init=bool(security["init"]),
             read_only=bool(props["read_only"]),

@@ -15,7 +15,6 @@ REPLICA = "multicloud.replica"
 RESOURCE = "multicloud.resource"
 SPEC_HASH = "multicloud.spec-hash"
 PROPERTIES = "multicloud.properties"
-REPLICAS = "multicloud.replicas"
 DEPENDS_ON = "multicloud.depends-on"
 
 SCALE_PROPERTY = "replicas"

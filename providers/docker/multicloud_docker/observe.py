@@ -82,20 +82,25 @@ def split(group: Sequence[Replica], spec_hash: str) -> tuple[dict[int, Replica],
     return good, stale
 
 
+def dominant(group: Sequence[Replica]) -> Replica:
+    """The newest container of the spec hash most running containers have (ties: newest)."""
+    live = Counter(r.spec_hash for r in group if r.live)
+    newest = {r.spec_hash: r for r in group}
+    return newest[max(newest, key=lambda h: (live[h], newest[h].created))]
+
+
 def service_resource(name: str, group: Sequence[Replica]) -> Resource | None:
     """A service as it runs: the properties of its dominant spec hash, the count of its
     serving replicas, and any other containers under `stale_containers`."""
     if not group:
         return None
-    live = Counter(r.spec_hash for r in group if r.live)
-    newest = {r.spec_hash: r for r in group}
-    dominant = max(newest, key=lambda h: (live[h], newest[h].created))
-    good, stale = split(group, dominant)
-    props = L.decode(newest[dominant].labels.get(L.PROPERTIES))
+    lead = dominant(group)
+    good, stale = split(group, lead.spec_hash)
+    props = L.decode(lead.labels.get(L.PROPERTIES))
     props[L.SCALE_PROPERTY] = len(good)
     if stale:
         props[STALE_PROPERTY] = sorted(r.name for r in stale)
-    depends = tuple(k for k in newest[dominant].labels.get(L.DEPENDS_ON, "").split(",") if k)
+    depends = tuple(k for k in lead.labels.get(L.DEPENDS_ON, "").split(",") if k)
     return Resource(
         "service", name, props, depends_on=depends, service=name, payload={"containers": [r.id for r in group]}
     )

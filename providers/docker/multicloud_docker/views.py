@@ -11,18 +11,19 @@ from typing import Any
 from multicloud.addressing import URL_SCHEMES
 from multicloud.contract import Endpoint, LogLine, ServiceStatus
 from multicloud.errors import UserError
-from multicloud_docker import labels as L
 from multicloud_docker.client import guard
-from multicloud_docker.observe import Replica, replicas, service_resource
+from multicloud_docker.observe import Replica, dominant, replicas, service_resource
 
 _END = object()
 
 
 def status(api: Any, app: str) -> list[ServiceStatus]:
-    """Desired, running and healthy replica counts per service, from one container list."""
+    """Replica counts per service from one container list. Labels cannot change after a
+    scale-down, so `desired` is inferred: the highest replica index of the current spec."""
     result = []
     for name, group in _by_service(replicas(api, app)).items():
-        desired = _int(group[-1].labels.get(L.REPLICAS), 1)
+        lead = dominant(group)
+        desired = max(r.index for r in group if r.spec_hash == lead.spec_hash)
         running = sum(1 for r in group if r.live)
         healthy = sum(1 for r in group if _healthy(r))
         if running == 0:
@@ -164,10 +165,3 @@ def _healthy(replica: Replica) -> bool:
     """Running and, if it has a health check, passing it (from the list's status text)."""
     text = replica.status
     return replica.state == "running" and "(health:" not in text and "(unhealthy)" not in text
-
-
-def _int(text: str | None, default: int) -> int:
-    try:
-        return int(text or default)
-    except ValueError:
-        return default

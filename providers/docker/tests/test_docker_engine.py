@@ -60,7 +60,7 @@ def test_apply_three_services_then_reapply_makes_no_mutating_call(engine: Any, a
     api_box = engine.inspect_container(groups["api"][0]["Id"])
     host = api_box["HostConfig"]
     assert api_box["Config"]["User"] == "1000" and host["ReadonlyRootfs"] and not host["Privileged"]
-    assert host["CapDrop"] == ["ALL"] and "no-new-privileges:true" in host["SecurityOpt"]
+    assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges"]
     assert host["NanoCpus"] == 500_000_000 and host["Memory"] == 128 * 1024 * 1024
     assert "8080/tcp" not in (host.get("PortBindings") or {})  # internal ports are not published
 
@@ -126,6 +126,8 @@ def test_rolling_replace_scale_and_repair(engine: Any, app: str) -> None:
     down.apply()
     indices = [c["Labels"]["multicloud.replica"] for c in containers_by_service(engine, app)["api"]]
     assert indices == ["1"] and ids(engine, app)["api"] <= grown
+    api_status = next(s for s in down.status() if s.service == "api")
+    assert (api_status.desired, api_status.running, api_status.state) == (1, 1, "running")
 
     # repair: a half-created replica (created, never started) and a stray extra replica
     api_box = containers_by_service(engine, app)["api"][0]
