@@ -200,3 +200,46 @@ def test_a_group_of_the_same_name_not_ours_is_never_overwritten(
     group = provider.client.get_group("unit")
     assert group is not None and [c["name"] for c in group["properties"]["containers"]] == ["theirs"]
     assert provider.observe("unit") == []
+
+
+def test_arm_errors_are_translated_once_at_the_client(make_provider: Callable[..., AzureAciProvider]) -> None:
+    from multicloud.errors import UserError
+
+    client = make_provider(http_retries=0).client
+
+    def group(cpu: float, name: str = "plain") -> dict[str, Any]:
+        return {
+            "location": "westeurope",
+            "properties": {
+                "osType": "Linux",
+                "containers": [
+                    {
+                        "name": "a",
+                        "properties": {"image": "x", "resources": {"requests": {"cpu": cpu, "memoryInGB": 1.0}}},
+                    }
+                ],
+            },
+        }
+
+    with pytest.raises(UserError, match="400 ContainerGroupNameInvalid"):
+        client.put_group("Not_Valid", group(1.0))
+    client.put_group("plain", group(1.0))
+    with pytest.raises(ProviderError, match="409 InvalidContainerGroupUpdate") as caught:
+        client.put_group("plain", group(2.0))
+    assert caught.value.hint and "recreated" in caught.value.hint
+    assert isinstance(caught.value.__cause__, Exception) and type(caught.value.__cause__).__module__.startswith("azure")
+    client.delete_group("plain")
+    client.delete_group("plain")  # absent: fine
+    assert client.get_group("plain") is None
+
+
+def test_throttling_beyond_the_sdk_retries_is_retryable(
+    arm: EmulatorHandle, make_provider: Callable[..., AzureAciProvider]
+) -> None:
+    from multicloud_azure.emulator import Fault
+
+    from multicloud.errors import RetryableError
+
+    arm.backend.inject(Fault(status=429, times=1, method="GET", retry_after=0))
+    with pytest.raises(RetryableError, match="429 TooManyRequests"):
+        make_provider(http_retries=0).observe("unit")
