@@ -138,7 +138,8 @@ class CloudRunProvider:
         revisions = [r["name"] for r in self.client.list_revisions(name)]
         serving = reports.serving_revision(body)
         if serving not in revisions or revisions.index(serving) + 1 >= len(revisions):
-            raise UserError(f"service {service!r} has no revision before {serving or 'the current one'}")
+            current = serving.rsplit("/", 1)[-1] or "the current one"
+            raise UserError(f"service {service!r} has no revision before {current} to roll back to")
         previous = revisions[revisions.index(serving) + 1]
         short = previous.rsplit("/", 1)[-1]
         body["traffic"] = [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": short, "percent": 100}]
