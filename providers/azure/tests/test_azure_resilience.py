@@ -131,6 +131,28 @@ def wait_healthy(deployment: Deployment, timeout: float = 20) -> None:
         time.sleep(0.1)
 
 
+def kill_mid_apply_then_converge(
+    arm: EmulatorHandle,
+    provider: AzureAciProvider,
+    iot: dict[str, Any],
+    secrets: dict[str, str],
+    tmp_path: Path,
+    method: str,
+) -> Deployment:
+    """SIGKILL a CLI apply of the spec (operations slowed to 2 s) right after its first `method`
+    request, then apply in process at normal speed; assert it converges and return it."""
+    spec = tmp_path / "multicloud.yaml"
+    spec.write_text(yaml.safe_dump(iot), encoding="utf-8")
+    arm.backend.op_seconds = 2.0
+    assert run_cli_until(arm, spec, secrets, method) == 1
+    arm.backend.op_seconds = 0.02
+    deployment = make_deployment(iot, provider, secrets, attempts=12)
+    deployment.apply()
+    wait_healthy(deployment)
+    assert not deployment.plan().has_changes
+    return deployment
+
+
 @pytest.mark.slow
 def test_kill_during_create_then_apply_converges(
     arm: EmulatorHandle,
@@ -139,16 +161,9 @@ def test_kill_during_create_then_apply_converges(
     iot_secrets: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    spec = tmp_path / "multicloud.yaml"
-    spec.write_text(yaml.safe_dump(iot), encoding="utf-8")
-    arm.backend.op_seconds = 3.0
-    assert run_cli_until(arm, spec, iot_secrets, "PUT") == 1
-    arm.backend.op_seconds = 0.02
-    deployment = make_deployment(iot, make_provider(), iot_secrets, attempts=10)
-    deployment.apply()
-    wait_healthy(deployment)
-    assert not deployment.plan().has_changes
-    assert [g["name"] for g in deployment.provider.client.list_groups()] == ["iot-backend"]  # type: ignore[attr-defined]
+    provider = make_provider()
+    kill_mid_apply_then_converge(arm, provider, iot, iot_secrets, tmp_path, "PUT")
+    assert [g["name"] for g in provider.client.list_groups()] == ["iot-backend"]
 
 
 @pytest.mark.slow
@@ -159,18 +174,12 @@ def test_kill_during_replace_then_apply_converges(
     iot_secrets: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    make_deployment(iot, make_provider(), iot_secrets).apply()
+    provider = make_provider()
+    make_deployment(iot, provider, iot_secrets).apply()
     iot["targets"]["azure"]["overrides"]["broker"]["resources"] = {"cpu": 1.0, "memory": "1Gi"}
-    spec = tmp_path / "multicloud.yaml"
-    spec.write_text(yaml.safe_dump(iot), encoding="utf-8")
-    arm.backend.op_seconds = 2.0
-    assert run_cli_until(arm, spec, iot_secrets, "DELETE") == 1
-    arm.backend.op_seconds = 0.02
-    deployment = make_deployment(iot, make_provider(), iot_secrets, attempts=12)
-    deployment.apply()
-    wait_healthy(deployment)
-    assert not deployment.plan().has_changes
-    group = deployment.provider.client.get_group("iot-backend")  # type: ignore[attr-defined]
+    kill_mid_apply_then_converge(arm, provider, iot, iot_secrets, tmp_path, "DELETE")
+    group = provider.client.get_group("iot-backend")
+    assert group is not None
     broker = next(c for c in group["properties"]["containers"] if c["name"] == "broker")
     assert broker["properties"]["resources"]["requests"]["cpu"] == 1.0
 
