@@ -76,6 +76,7 @@ class GoogleCloudRunApi:
 
     @contextmanager
     def _translated(self, what: str) -> Iterator[None]:
+        """Translate any SDK exception raised in the block (once, `raise ... from`)."""
         try:
             yield
         except (RetryableError, UserError, ProviderError):
@@ -84,6 +85,7 @@ class GoogleCloudRunApi:
             raise translate(exc, what, self.settings) from exc
 
     def _wait(self, operation: Any) -> Body:
+        """Wait for an operation with a short first poll; raise its translated error if it failed."""
         from google.api_core.future.polling import POLLING_PREDICATE
         from google.api_core.retry import Retry
 

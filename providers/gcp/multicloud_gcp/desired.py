@@ -54,6 +54,7 @@ def desired_services(spec: TargetSpec, secrets: Mapping[str, str], settings: Gcp
 
 
 def _depends(service: Service) -> tuple[str, ...]:
+    """The resource keys of a service's dependencies."""
     return tuple(f"service/{d}" for d in service.depends_on)
 
 

@@ -63,6 +63,7 @@ class CloudRunProvider:
         return self._client
 
     def _name(self, app: str, service: str) -> str:
+        """The full Cloud Run name of an app's service."""
         return f"{self.settings.parent}/services/{service_id(app, service)}"
 
     def desired(self, spec: TargetSpec, secrets: Mapping[str, str]) -> list[Resource]:
@@ -70,6 +71,7 @@ class CloudRunProvider:
         return desired_services(spec, secrets, self.settings)
 
     def _owned(self, app: str) -> list[Body]:
+        """The bodies of every service labelled with the app."""
         return [b for b in self.client.list_services(self.settings.parent) if (owner(b) or ("",))[0] == app]
 
     def observe(self, app: str) -> list[Resource]:

@@ -62,6 +62,7 @@ class GcpSettings:
 
 
 def _int(settings: Mapping[str, Any], key: str, low: int, high: int) -> int | None:
+    """A whole-number setting within bounds, or None; SettingsError otherwise."""
     value = settings.get(key)
     if value is None:
         return None
@@ -71,6 +72,7 @@ def _int(settings: Mapping[str, Any], key: str, low: int, high: int) -> int | No
 
 
 def _seconds(settings: Mapping[str, Any], key: str, high: float) -> float | None:
+    """A duration setting in seconds within bounds, or None; SettingsError otherwise."""
     from multicloud.spec.units import parse_duration
 
     value = settings.get(key)

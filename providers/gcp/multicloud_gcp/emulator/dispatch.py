@@ -32,6 +32,7 @@ METHODS = {
 
 
 def _seconds(value: Any) -> float:
+    """Seconds from a protobuf JSON duration such as '30s'."""
     return float(str(value or "60s").removesuffix("s"))
 
 

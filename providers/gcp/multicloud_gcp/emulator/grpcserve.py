@@ -17,6 +17,8 @@ CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
 def _handler(model: CloudRunModel, method: str) -> Callable[[Any, grpc.ServicerContext], Any]:
+    """A gRPC behaviour for one method: JSON in, dispatch, protobuf out; ApiError aborts with details."""
+
     def handle(request: Any, context: grpc.ServicerContext) -> Any:
         try:
             return protos.from_json(method, dispatch(model, method, protos.to_json(request)))

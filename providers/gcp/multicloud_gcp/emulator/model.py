@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from multicloud_gcp.emulator import validate
+from multicloud_gcp.emulator.defaults import fill_defaults
 from multicloud_gcp.emulator.faults import ApiError, Faults
 from multicloud_gcp.settings import EMULATOR_PROJECT_NUMBER
 
@@ -39,10 +40,12 @@ Json = dict[str, Any]
 
 
 def _now() -> str:
+    """Now, as an RFC 3339 timestamp."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _condition(kind: str, state: str, message: str = "") -> Json:
+    """A Cloud Run condition in JSON form."""
     found = {"type": kind, "state": state, "lastTransitionTime": _now()}
     if state == "CONDITION_FAILED":
         found.update(message=message, severity="ERROR")
@@ -92,6 +95,7 @@ class CloudRunModel:
                 self._complete(name, finish)
 
     def _complete(self, name: str, finish: Callable[[], Json]) -> None:
+        """Finish an operation with the service as its response, or with the error finishing raised."""
         operation = self.operations[name]
         try:
             operation["response"] = {"@type": SERVICE_TYPE, **finish()}
@@ -115,18 +119,21 @@ class CloudRunModel:
         return copy.deepcopy(self.operations[name])
 
     def _tick(self) -> int:
+        """A counter that makes revision suffixes unique."""
         self._counter += 1
         return self._counter
 
     # --- services ------------------------------------------------------------------------
 
     def _service(self, name: str) -> Json:
+        """The stored service, or NOT_FOUND."""
         found = self.services.get(name)
         if found is None:
             raise ApiError("NOT_FOUND", f"Resource '{name}' was not found")
         return found
 
     def _revision_names(self, service: str) -> set[str]:
+        """Short names of a service's revisions."""
         return {r.rsplit("/", 1)[-1] for r, body in self.revisions.items() if body["service"] == service}
 
     def create_service(self, parent: str, service_id: str, body: Json, validate_only: bool = False) -> Json:
@@ -153,7 +160,7 @@ class CloudRunModel:
             "uri": f"https://{host}",
             "urls": [f"https://{host}"],
         }
-        _fill_defaults(service, self.project_number)
+        fill_defaults(service, self.project_number)
         service.setdefault("ingress", "INGRESS_TRAFFIC_ALL")
         service.setdefault("traffic", [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}])
         self.services[name] = service
@@ -184,7 +191,7 @@ class CloudRunModel:
         if validate_only:
             return {"name": f"{name.rpartition('/services/')[0]}/operations/validate", "done": True}
         body = copy.deepcopy(body)
-        _fill_defaults(body, self.project_number)
+        fill_defaults(body, self.project_number)
         changed_template = _canonical(body.get("template")) != _canonical(current.get("template"))
         for key in (
             "labels",
@@ -219,6 +226,7 @@ class CloudRunModel:
         service["deleteTime"] = _now()
 
         def finish() -> Json:
+            """Remove the service and its revisions; return what was deleted."""
             gone = self.services.pop(name, None) or service
             for revision in [r for r, body in self.revisions.items() if body["service"] == name]:
                 del self.revisions[revision]
@@ -258,6 +266,7 @@ class CloudRunModel:
         ]
 
     def _missing_secret(self, service: Json) -> str | None:
+        """The first referenced secret not in known_secrets (None when secrets are not checked)."""
         if self.known_secrets is None:
             return None
         for container in (service.get("template") or {}).get("containers") or []:
@@ -341,6 +350,7 @@ class CloudRunModel:
 
     @staticmethod
     def _page(names: list[str], source: dict[str, Json], key: str, page_size: int, token: str) -> Json:
+        """One page of named items and the token of the next; INVALID_ARGUMENT for a bad token."""
         size = page_size if 0 < page_size <= 1000 else 100
         try:
             start = int(token) if token else 0
@@ -352,40 +362,6 @@ class CloudRunModel:
         return page
 
 
-def _fill_defaults(service: Json, project_number: str) -> None:
-    """Fill in what Cloud Run defaults, as it returns it: service account, timeout, concurrency,
-    max instances, the ingress container's port 8080 and TCP startup probe, probe timings, limits."""
-    template = service.setdefault("template", {})
-    template.setdefault("serviceAccount", f"{project_number}-compute@developer.gserviceaccount.com")
-    template.setdefault("timeout", "300s")
-    template.setdefault("maxInstanceRequestConcurrency", 80)
-    template.setdefault("scaling", {}).setdefault("maxInstanceCount", 100)
-    containers = template.get("containers") or []
-    for index, container in enumerate(containers):
-        limits = container.setdefault("resources", {}).setdefault("limits", {})
-        limits.setdefault("cpu", "1000m")
-        limits.setdefault("memory", "512Mi")
-        ingress = bool(container.get("ports")) or (index == 0 and not any(c.get("ports") for c in containers))
-        if not ingress:
-            continue
-        if not container.get("ports"):
-            container["ports"] = [{"name": "http1", "containerPort": 8080}]
-        port = container["ports"][0].setdefault("containerPort", 8080)
-        container["ports"][0].setdefault("name", "http1")
-        container.setdefault(
-            "startupProbe", {"timeoutSeconds": 240, "periodSeconds": 240, "failureThreshold": 1, "tcpSocket": {}}
-        )
-        for kind in ("startupProbe", "livenessProbe"):
-            probe = container.get(kind)
-            if probe is None:
-                continue
-            probe.setdefault("periodSeconds", 10)
-            probe.setdefault("timeoutSeconds", 1)
-            probe.setdefault("failureThreshold", 3)
-            for action in ("httpGet", "tcpSocket", "grpc"):
-                if action in probe:
-                    probe[action].setdefault("port", port)
-
-
 def _canonical(value: Any) -> str:
+    """A stable text form of a JSON value, for comparing templates."""
     return json.dumps(value or {}, sort_keys=True)

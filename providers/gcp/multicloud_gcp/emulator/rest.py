@@ -34,6 +34,7 @@ BOOLEANS = ("validateOnly", "allowMissing", "showDeleted")
 
 
 def _query(text: str) -> dict[str, Any]:
+    """Query parameters as request fields (booleans parsed, system parameters dropped)."""
     found: dict[str, Any] = {}
     for key, values in parse_qs(text).items():
         if key.startswith("$") or key in ("updateMask",):
@@ -56,6 +57,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: requests are recorded in the model instead."""
 
     def _send(self, status: int, payload: Any) -> None:
+        """Write a JSON response."""
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
@@ -64,6 +66,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _body(self) -> Any:
+        """The request's JSON body ({} when empty); INVALID_ARGUMENT when it is not JSON."""
         length = int(self.headers.get("Content-Length") or 0)
         if not length:
             return {}
@@ -73,6 +76,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError("INVALID_ARGUMENT", f"Invalid JSON payload received. {exc}") from exc
 
     def _handle(self, verb: str) -> None:
+        """Route a request to the control API or an API method; errors become Google error bodies."""
         parts = urlsplit(self.path)
         try:
             body = self._body()

@@ -25,6 +25,7 @@ def check_service_id(service_id: str) -> None:
 
 
 def _seconds(text: str) -> float:
+    """Seconds from a protobuf JSON duration such as '300s'."""
     return float(str(text).removesuffix("s") or 0)
 
 
