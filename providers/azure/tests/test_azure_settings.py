@@ -243,3 +243,23 @@ def test_throttling_beyond_the_sdk_retries_is_retryable(
     arm.backend.inject(Fault(status=429, times=1, method="GET", retry_after=0))
     with pytest.raises(RetryableError, match="429 TooManyRequests"):
         make_provider(http_retries=0).observe("unit")
+
+
+def test_status_and_logs_follow_what_aci_reports(
+    arm: EmulatorHandle, make_provider: Callable[..., AzureAciProvider], resource_group: str
+) -> None:
+    provider = make_provider()
+    spec = spec_with({"a": {"image": "x"}, "b": {"image": "y"}})
+    deployment = Deployment(spec, "azure", provider=provider, environ={})
+    deployment.apply()
+    sub = provider.settings.subscription_id
+    arm.backend.append_log(sub, resource_group, "unit", "a", "first")
+    assert [(line.service, line.message) for line in deployment.logs("a", tail=1)] == [("a", "first")]
+    follow = deployment.logs("a", follow=True, tail=1)
+    assert next(follow).message == "first"
+    arm.backend.append_log(sub, resource_group, "unit", "a", "second")
+    assert next(follow).message == "second"
+    follow.close()
+    arm.backend.stop(sub, resource_group, "unit")
+    status = {s.service: s for s in deployment.status()}
+    assert status["a"].state == "terminated" and status["a"].running == 0 and status["a"].desired == 1
