@@ -139,3 +139,39 @@ def test_slow_operations_are_waited_for_without_a_second_per_poll(
     assert deployment.apply().ok
     assert time.monotonic() - started < 4.0  # 4 services, 2 waves, 0.3 s each; the default poll waits 1 s+
     assert all(not s["reconciling"] for s in cloudrun.model.services.values())
+
+
+def test_a_changed_secret_value_rolls_new_revisions_of_its_users_only(
+    cloudrun: RunningCloudRun, gcp: CloudRunProvider, iot_spec: Spec, deploy: Deploy, iot_env: dict[str, str]
+) -> None:
+    deploy(iot_spec, gcp, env=iot_env).apply()
+    revisions = set(cloudrun.model.revisions)
+    secret = iot_spec.secrets["database_url"].from_env
+    assert secret is not None
+    changed = deploy(iot_spec, gcp, env={**iot_env, secret: "postgres://rotated"})
+    planned = changed.plan()
+    touched = sorted(c.resource.name for c in planned.changes if c.action is Action.UPDATE)
+    users = sorted(
+        name
+        for name, service in changed.target_spec.services.items()
+        if any("${secrets.database_url}" in v for v in service.env.values())
+    )
+    assert touched == users and users, plan_text(planned)
+    assert "postgres://rotated" not in plan_text(planned, verbose=True)
+    changed.apply(planned)
+    assert len(set(cloudrun.model.revisions) - revisions) == len(users)
+    assert "postgres://rotated" not in str(cloudrun.model.services)
+
+
+def test_service_account_setting_is_applied_and_compared(
+    cloudrun: RunningCloudRun, provider_for: Callable[..., CloudRunProvider], iot_spec: Spec, deploy: Deploy
+) -> None:
+    account = "iot-run@demo-project.iam.gserviceaccount.com"
+    deployment = deploy(iot_spec, provider_for("grpc", service_account=account))
+    deployment.apply()
+    assert {s["template"]["serviceAccount"] for s in cloudrun.model.services.values()} == {account}
+    assert not deployment.plan().has_changes
+    other = "iot-run-2@demo-project.iam.gserviceaccount.com"
+    changed = deploy(iot_spec, provider_for("rest", service_account=other)).plan()
+    assert {f.path for c in changed.changes for f in c.fields} == {"service_account"}
+    assert not deploy(iot_spec, provider_for("rest")).plan().has_changes, "unset: whatever account is there"
