@@ -36,10 +36,14 @@ def emulator() -> Iterator[EmulatorHandle]:
 def arm(emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorHandle]:
     """The emulator with its token in the environment, fresh faults and normal speed."""
     monkeypatch.setenv("MULTICLOUD_AZURE_TOKEN", emulator.token)
-    emulator.backend.faults.clear()
-    emulator.backend.op_seconds = 0.02
+    backend = emulator.backend
+    backend.faults.clear()
+    backend.failures.clear()
+    backend.op_seconds, backend.page_size = 0.02, 100
     yield emulator
-    emulator.backend.faults.clear()
+    backend.faults.clear()
+    backend.failures.clear()
+    backend.op_seconds, backend.page_size = 0.02, 100
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -170,22 +170,29 @@ def test_dns_labels_are_unique_per_region(client: ContainerInstanceManagementCli
 
 
 def test_put_is_a_long_running_operation_as_arm_does_it(arm: EmulatorHandle, resource_group: str) -> None:
-    arm.backend.op_seconds = 0.3
-    status, headers, created = https(arm, "PUT", f"{group_path(resource_group, 'lro')}?{API}", body(container("a")))
+    arm.backend.op_seconds = 1.0
+    path = f"{group_path(resource_group, 'lro')}?{API}"
+    status, headers, created = https(arm, "PUT", path, body(container("a")))
     assert status == 201 and created["properties"]["provisioningState"] == "Creating"
     operation = headers["Azure-AsyncOperation"]
     assert "/providers/Microsoft.ContainerInstance/locations/westeurope/operations/" in operation
-    path = operation.removeprefix(arm.endpoint)
-    assert https(arm, "GET", path)[2]["status"] == "InProgress"
-    time.sleep(0.35)
-    assert https(arm, "GET", path)[2]["status"] == "Succeeded"
-    assert https(arm, "GET", f"{group_path(resource_group, 'lro')}?{API}")[2]["properties"]["provisioningState"] == (
-        "Succeeded"
-    )
-    status, headers, _ = https(arm, "DELETE", f"{group_path(resource_group, 'lro')}?{API}")
+    assert 0 < int(headers["retry-after-ms"]) <= 1001
+    status_path = operation.removeprefix(arm.endpoint)
+    assert https(arm, "GET", status_path)[2]["status"] == "InProgress"
+    wait_for(lambda: https(arm, "GET", status_path)[2]["status"] == "Succeeded")
+    assert https(arm, "GET", path)[2]["properties"]["provisioningState"] == "Succeeded"
+    status, headers, _ = https(arm, "DELETE", path)
     assert status == 202 and "Location" in headers and "Azure-AsyncOperation" in headers
-    time.sleep(0.35)
-    assert https(arm, "DELETE", f"{group_path(resource_group, 'lro')}?{API}")[0] == 204
+    assert https(arm, "GET", headers["Location"].removeprefix(arm.endpoint))[0] == 202
+    wait_for(lambda: https(arm, "DELETE", path)[0] == 204)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll until condition holds; fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
 
 
 def test_secure_values_are_never_returned(
