@@ -52,6 +52,14 @@ class RegistryClient:
         result: dict[str, Any] = self.call("POST", "/devices", body, wait_active=wait_active or None)
         return result
 
+    def register_many(
+        self, device_ids: list[str], name: str = "", wait_active: float = 0.0
+    ) -> list[dict[str, Any]]:
+        """Register up to 1,000 devices in one call (all or none); answers hold their passwords."""
+        body = {"devices": [{"id": device_id, "name": name} for device_id in device_ids]}
+        result: list[dict[str, Any]] = self.call("POST", "/devices/bulk", body, wait_active=wait_active or None)
+        return result
+
     def device(self, device_id: str) -> dict[str, Any]:
         """Get one device (status, last seen)."""
         result: dict[str, Any] = self.call("GET", f"/devices/{device_id}")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+import socket
 import threading
 import time
 import urllib.parse
@@ -24,6 +26,14 @@ def parse_broker(url: str) -> tuple[str, int, str, bool, str]:
     ws = parts.scheme in ("ws", "wss")
     port = parts.port or DEFAULT_PORTS[parts.scheme]
     return parts.hostname, port, "websockets" if ws else "tcp", parts.scheme in ("mqtts", "wss"), parts.path or "/mqtt"
+
+
+def no_delay(client: mqtt.Client) -> None:
+    """Disable Nagle's algorithm on the client's TCP socket (paho leaves it on)."""
+    sock = client.socket()
+    raw = getattr(sock, "_socket", sock)  # the TCP socket under paho's WebSocket wrapper
+    with contextlib.suppress(AttributeError, OSError):
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 @dataclass
@@ -73,6 +83,7 @@ class Device:
         if reason.is_failure:
             self._refused = str(reason)
         else:
+            no_delay(client)
             client.subscribe(f"devices/{self.device_id}/commands", qos=1)
             self._connected.set()
 

@@ -150,13 +150,19 @@ class DockerStack:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{url} not healthy after {timeout} s\n{self.logs()}")
                 time.sleep(0.3)
+        status = urllib.request.Request(f"{self.api_url}/broker/status",  # noqa: S310
+                                        headers={"Authorization": f"Bearer {self.admin_token}"})
+        while not self._ok(status):  # the registry reaches auth and auth has the broker's feed
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"registry cannot reach auth\n{self.logs()}")
+            time.sleep(0.3)
         while not self.ingestion_connected(timeout=0):  # the broker admits the service account
             if time.monotonic() > deadline:
                 raise TimeoutError(f"ingestion not connected to the broker\n{self.logs()}")
             time.sleep(0.2)
 
     @staticmethod
-    def _ok(url: str) -> bool:
+    def _ok(url: str | urllib.request.Request) -> bool:
         try:
             with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (test URL)
                 return bool(response.status == 200)

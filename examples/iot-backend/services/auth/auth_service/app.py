@@ -30,6 +30,7 @@ class State:
     settings: Settings
     pool: Any
     notifier: feed.Notifier
+    writer: feed.CredentialWriter
 
 
 state = State()
@@ -44,11 +45,14 @@ async def startup() -> None:
     await state.pool.open()
     state.notifier = feed.Notifier(state.settings.database_url)
     state.notifier.start()
+    state.writer = feed.CredentialWriter(state.pool)
+    state.writer.start()
     log.info("auth ready")
 
 
 async def shutdown() -> None:
-    """Stop listening and close the pool."""
+    """Stop listening and writing, and close the pool."""
+    await state.writer.stop()
     await state.notifier.stop()
     await state.pool.close()
 
@@ -179,24 +183,40 @@ def check_device_id(device_id: str) -> None:
         raise HTTPException(422, "device id must match ^[a-z0-9][a-z0-9-]{0,62}$")
 
 
+class DeviceIds(BaseModel):
+    """Request body to create credentials for many devices at once."""
+
+    device_ids: list[str]
+
+
+async def issue_many(device_ids: list[str]) -> list[dict[str, Any]]:
+    """Create credentials for new devices, all or none; passwords are returned once, hashes kept."""
+    for device_id in device_ids:
+        check_device_id(device_id)
+    passwords = {device_id: new_device_password() for device_id in device_ids}
+    try:
+        versions = await state.writer.issue([(d, mosquitto_hash(pw)) for d, pw in passwords.items()])
+    except KeyError as exc:
+        raise HTTPException(409, f"already have (or had) credentials; ids are never reused: {exc.args[0]}") from None
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return [
+        {"device_id": d, "username": d, "password": pw, "version": versions[d]} for d, pw in passwords.items()
+    ]
+
+
 @app.post("/v1/devices/{device_id}/credentials", status_code=201)
 async def issue_credentials(device_id: str, _: Principal = Depends(operator)) -> dict[str, Any]:
     """Create a device's MQTT credentials; the password is returned once, only its hash is kept."""
-    check_device_id(device_id)
-    password = new_device_password()
-    hashed = mosquitto_hash(password)
-    async with state.pool.connection() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (feed.WRITE_LOCK,))
-        cur = await conn.execute(
-            "INSERT INTO device_credentials (device_id, password_hash, version)"
-            " VALUES (%s, %s, nextval('credential_version')) ON CONFLICT (device_id) DO NOTHING RETURNING version",
-            (device_id, hashed),
-        )
-        row = await cur.fetchone()
-        if row is None:
-            raise HTTPException(409, "device already has (or had) credentials; device ids are never reused")
-        await conn.execute(f"NOTIFY {feed.CHANNEL}")
-    return {"device_id": device_id, "username": device_id, "password": password, "version": row[0]}
+    return (await issue_many([device_id]))[0]
+
+
+@app.post("/v1/devices/credentials", status_code=201)
+async def issue_credentials_bulk(body: DeviceIds, _: Principal = Depends(operator)) -> list[dict[str, Any]]:
+    """Create credentials for up to 1,000 devices in one transaction (all or none)."""
+    if not 1 <= len(body.device_ids) <= 1000:
+        raise HTTPException(422, "give 1 to 1000 device ids")
+    return await issue_many(body.device_ids)
 
 
 @app.delete("/v1/devices/{device_id}/credentials")
@@ -235,6 +255,7 @@ async def credential_feed(after: int = 0, epoch: str = "", wait: float = 25.0) -
         if body["upsert"] or body["delete"] or left <= 0:
             return {**body, "epoch": current}
         await state.notifier.wait(left)
+        await asyncio.sleep(0.05)  # let a burst of registrations land: one answer, not one per device
 
 
 @app.post("/v1/broker/applied", dependencies=[Depends(broker_feed)])
@@ -245,7 +266,7 @@ async def broker_applied(body: Applied) -> dict[str, int]:
             "UPDATE auth_meta SET value = greatest(value::bigint, %s)::text WHERE key = 'broker_applied'",
             (body.version,),
         )
-        await conn.execute(f"NOTIFY {feed.CHANNEL}")
+        await conn.execute(f"NOTIFY {feed.APPLIED_CHANNEL}")
     return {"applied": body.version}
 
 
@@ -260,4 +281,4 @@ async def broker_status(
         left = deadline - time.monotonic()
         if applied >= min_applied or left <= 0:
             return {"version": version, "applied": applied, "in_sync": applied >= version}
-        await state.notifier.wait(min(left, 0.5))
+        await state.notifier.wait(min(left, 0.5), feed.APPLIED_CHANNEL)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,6 +21,14 @@ from ingestion_service.payload import Rejected, copy_line, device_of
 from ingestion_service.settings import Settings
 
 log = logging.getLogger("ingestion")
+
+
+def no_delay(client: mqtt.Client) -> None:
+    """Disable Nagle's algorithm: acks and publishes are small and latency matters (paho leaves it on)."""
+    sock = client.socket()
+    raw = getattr(sock, "_socket", sock)  # the TCP socket under paho's WebSocket wrapper
+    with contextlib.suppress(AttributeError, OSError):
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 @dataclass
@@ -92,6 +102,7 @@ class Consumer:
         with self.cond:
             self.generation += 1
             self.connected, self.disconnected_since = True, None
+        no_delay(client)
         metrics.CONNECTS.inc()
         metrics.CONNECTED.set(1)
         present = getattr(flags, "session_present", False)

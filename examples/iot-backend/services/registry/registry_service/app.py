@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import secrets
@@ -75,6 +76,12 @@ class NewDevice(BaseModel):
     id: str | None = None
     name: str = ""
     metadata: dict[str, Any] = {}
+
+
+class NewDevices(BaseModel):
+    """Request body to register up to 1,000 devices in one call."""
+
+    devices: list[NewDevice]
 
 
 class Command(BaseModel):
@@ -168,13 +175,55 @@ async def register_device(
         "status": "active",
         "created_at": row[0],
         "active_on_broker": active,
-        "mqtt": {
-            "username": credentials["username"],
-            "password": credentials["password"],
-            "telemetry_topic": f"devices/{device_id}/telemetry",
-            "command_topic": f"devices/{device_id}/commands",
-        },
+        "mqtt": mqtt_block(device_id, credentials["password"]),
     }
+
+
+def mqtt_block(device_id: str, password: str) -> dict[str, str]:
+    """The MQTT part of a registration answer."""
+    return {
+        "username": device_id,
+        "password": password,
+        "telemetry_topic": f"devices/{device_id}/telemetry",
+        "command_topic": f"devices/{device_id}/commands",
+    }
+
+
+@app.post("/devices/bulk", status_code=201, tags=["devices"])
+async def register_devices(
+    body: NewDevices,
+    wait_active: float = Query(0.0, ge=0, le=30, description="seconds to wait until the broker accepts them"),
+    who: Operator = Depends(operator),
+) -> list[dict[str, Any]]:
+    """Register up to 1,000 devices at once (all or none); each answer holds its password, shown once."""
+    if not 1 <= len(body.devices) <= 1000:
+        raise HTTPException(422, "give 1 to 1000 devices")
+    ids = [d.id or f"dev-{secrets.token_hex(5)}" for d in body.devices]
+    bad = [i for i in ids if not DEVICE_ID.match(i)]
+    if bad or len(set(ids)) != len(ids):
+        raise HTTPException(422, f"device ids must be unique and match ^[a-z0-9][a-z0-9-]{{0,62}}$: {bad[:5]}")
+    async with state.pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            "INSERT INTO devices (id, name, metadata)"
+            " SELECT i, n, m::jsonb FROM unnest(%s::text[], %s::text[], %s::text[]) AS t(i, n, m)"
+            " ON CONFLICT (id) DO NOTHING RETURNING id, created_at",
+            (ids, [d.name for d in body.devices], [json.dumps(d.metadata) for d in body.devices]),
+        )
+        created = {row[0]: row[1] for row in await cur.fetchall()}
+        if len(created) != len(ids):
+            taken = sorted(set(ids) - set(created))
+            raise HTTPException(409, f"devices exist (ids are never reused): {taken[:5]}")
+        credentials = await state.auth.issue_many(ids, who.token)  # an error rolls the inserts back
+    active = None
+    if wait_active > 0:
+        top = max(c["version"] for c in credentials)
+        active = (await state.auth.broker_status(who.token, top, wait_active))["applied"] >= top
+    log.info("registered %d devices by %s", len(ids), who.name)
+    return [
+        {"id": c["device_id"], "name": d.name, "status": "active", "created_at": created[c["device_id"]],
+         "active_on_broker": active, "mqtt": mqtt_block(c["device_id"], c["password"])}
+        for c, d in zip(credentials, body.devices, strict=True)
+    ]
 
 
 @app.get("/devices", tags=["devices"])

@@ -22,7 +22,7 @@ class AuthClient:
         """Close the HTTP client."""
         await self.http.aclose()
 
-    async def _call(self, method: str, path: str, token: str, **kwargs: Any) -> dict[str, Any]:
+    async def _call(self, method: str, path: str, token: str, **kwargs: Any) -> Any:
         try:
             response = await self.http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
         except httpx.HTTPError as exc:
@@ -34,8 +34,7 @@ class AuthClient:
                 detail = response.text
             status = response.status_code if response.status_code < 500 else 502
             raise HTTPException(status, detail, headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
-        result: dict[str, Any] = response.json()
-        return result
+        return response.json()
 
     async def verify(self, token: str) -> dict[str, Any]:
         """Return the token's principal; valid answers are cached for `cache_seconds`."""
@@ -53,6 +52,11 @@ class AuthClient:
     async def issue(self, device_id: str, token: str) -> dict[str, Any]:
         """Create a device's credentials (the password comes back once)."""
         return await self._call("POST", f"/v1/devices/{device_id}/credentials", token)
+
+    async def issue_many(self, device_ids: list[str], token: str) -> list[dict[str, Any]]:
+        """Create credentials for many devices at once (all or none)."""
+        result: Any = await self._call("POST", "/v1/devices/credentials", token, json={"device_ids": device_ids})
+        return list(result)
 
     async def revoke(self, device_id: str, token: str) -> dict[str, Any]:
         """Revoke a device's credentials."""
