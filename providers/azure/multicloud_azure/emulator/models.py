@@ -212,21 +212,22 @@ class AciBackend:
 
     def restart(self, sub: str, rg: str, name: str) -> Operation:
         """Restart every container of a group in place."""
-        with self.lock:
-            group = self._live(sub, rg, name)
-            now = self.clock()
-            group.ready_at, group.state, group.stopped = now + self.op_seconds, "Updating", False
-            for container in group.body["properties"]["containers"]:
-                group.restarts[container["name"]] = group.restarts.get(container["name"], 0) + 1
-            return self._operation("restart", group, now)
+        return self._run(sub, rg, name, "restart")
 
     def start(self, sub: str, rg: str, name: str) -> Operation:
         """Start a stopped group."""
+        return self._run(sub, rg, name, "start")
+
+    def _run(self, sub: str, rg: str, name: str, kind: str) -> Operation:
+        """(Re)start a group's containers: Updating until the operation ends; restart counts."""
         with self.lock:
             group = self._live(sub, rg, name)
             now = self.clock()
             group.ready_at, group.state, group.stopped = now + self.op_seconds, "Updating", False
-            return self._operation("start", group, now)
+            if kind == "restart":
+                for container in group.body["properties"]["containers"]:
+                    group.restarts[container["name"]] = group.restarts.get(container["name"], 0) + 1
+            return self._operation(kind, group, now)
 
     def stop(self, sub: str, rg: str, name: str) -> None:
         """Stop every container of a group at once (not a long-running operation)."""
