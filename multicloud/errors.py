@@ -93,7 +93,12 @@ class ProviderNotFoundError(UserError):
 
 
 class RetryableError(MulticloudError):
-    """A transient failure (throttling, a busy resource, a network blip); retrying may work."""
+    """A transient failure (throttling, a busy resource, a network blip); retrying may work.
+    `retry_after` (seconds) is the backend's own advice, e.g. an HTTP Retry-After header."""
+
+    def __init__(self, message: str, *, hint: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
 
 
 class LockHeldError(RetryableError):

@@ -46,6 +46,8 @@ def call_with_retries(
             if attempt >= policy.attempts:
                 raise
             wait = policy.delay(attempt, rng)
+            if exc.retry_after is not None:
+                wait = max(wait, min(exc.retry_after, policy.max_delay))
             if on_retry is not None:
                 on_retry(attempt, exc, wait)
             sleep(wait)

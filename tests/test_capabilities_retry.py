@@ -181,3 +181,21 @@ def test_blocked_chains_are_blocked_not_failed_whatever_their_order():
     planned = Plan("app", "t", (_create("c", "thing/b"), _create("b", "thing/a"), _create("a")))
     result = Engine(MemoryProvider(cloud=cloud), sleep=lambda s: None).apply(planned)
     assert {s.key: s.outcome for s in result.steps} == {"thing/a": "failed", "thing/b": "blocked", "thing/c": "blocked"}
+
+
+def test_retry_after_advice_is_honoured_up_to_the_cap() -> None:
+    from multicloud.errors import RetryableError
+    from multicloud.retry import RetryPolicy, call_with_retries
+
+    waits: list[float] = []
+    failures = [RetryableError("throttled", retry_after=3.0), RetryableError("throttled", retry_after=99.0)]
+
+    def operation() -> str:
+        if failures:
+            raise failures.pop(0)
+        return "ok"
+
+    policy = RetryPolicy(attempts=3, base_delay=0.0, max_delay=10.0)
+    result, attempts = call_with_retries(operation, policy, sleep=waits.append)
+    assert (result, attempts) == ("ok", 3)
+    assert waits == [3.0, 10.0]
