@@ -61,12 +61,12 @@ def render(app: str, services: Mapping[str, Service], settings: AwsSettings, sec
             "secret", name, {"name": names.secret(app, name), "value": Sensitive.of(secrets[name])})
     per_service: list[Resource] = []
     for name, service in services.items():
-        per_service += _service_resources(app, name, service, settings, address, secrets, secret_resources,
-                                          ns, base_dir)
+        per_service += _service_resources(app, name, service, settings=settings, address=address, secrets=secrets,
+                                          secret_resources=secret_resources, ns=ns, base_dir=base_dir)
     return shared + sorted(secret_resources.values(), key=lambda r: r.key) + per_service
 
 
-def _service_resources(app: str, name: str, service: Service, settings: AwsSettings, address: DirectAddressing,
+def _service_resources(app: str, name: str, service: Service, *, settings: AwsSettings, address: DirectAddressing,
                        secrets: Mapping[str, str], secret_resources: dict[str, Resource], ns: str,
                        base_dir: str) -> list[Resource]:
     resolved = resolve_service(service, address, secrets)
@@ -104,8 +104,8 @@ def _service_resources(app: str, name: str, service: Service, settings: AwsSetti
         if port.expose != "public":
             continue
         key = f"port/{name}.{port.name}"
-        props = {"target_group": names.target_group(app, name, port.name), "protocol": _transport(port.protocol).upper(),
-                 "port": port.port, "vpc": settings.vpc or DEFAULT}
+        props = {"target_group": names.target_group(app, name, port.name),
+                 "protocol": _transport(port.protocol).upper(), "port": port.port, "vpc": settings.vpc or DEFAULT}
         resources.append(Resource("port", f"{name}.{port.name}", props, depends_on=(f"load-balancer/{app}",),
                                   replace_on=frozenset(props), service=name))
         balancers.append({"target": key, "port": port.port})
@@ -192,7 +192,7 @@ def _health(service: Service) -> dict[str, Any] | None:
 
 
 def _clamp(value: float, low: int, high: int) -> int:
-    return max(low, min(high, int(round(value))))
+    return max(low, min(high, round(value)))
 
 
 def _transport(protocol: str) -> str:

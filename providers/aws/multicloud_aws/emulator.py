@@ -6,6 +6,7 @@ moto is imported only when an emulator starts; install it with `multicloud-aws[e
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from collections.abc import Iterator
@@ -53,7 +54,7 @@ class AwsEmulator:
             gaps.uninstall()
             raise
         bound_host, bound_port = server.get_host_and_port()
-        shown = "127.0.0.1" if bound_host in ("0.0.0.0", "") else bound_host
+        shown = "127.0.0.1" if not bound_host or ipaddress.ip_address(bound_host).is_unspecified else bound_host
         endpoint = f"http://{shown}:{bound_port}"
         stopped: list[bool] = []
 

@@ -41,7 +41,7 @@ def fargate_size(service: str, cpu: float, memory_bytes: int) -> tuple[int, int]
     """Map a request (cores, bytes) to the smallest allowed (cpu units, memory MiB) that holds
     it: cpu rounds up to a Fargate size, memory up to that size's next step (at least its
     minimum). Raises UserError naming the allowed pairs when no pair with that cpu fits."""
-    units = max(1, int(round(cpu * 1024)))
+    units = max(1, round(cpu * 1024))
     memory = -(-memory_bytes // MIB)
     sizes = [c for c in FARGATE_MEMORY if c >= units]
     where = f"services.{service}.resources"

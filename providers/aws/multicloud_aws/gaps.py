@@ -26,7 +26,7 @@ from typing import Any
 from multicloud_aws.fargate import allowed_pairs, is_valid
 
 _lock = threading.RLock()
-_installed = 0
+_state = {"installed": 0}
 _originals: list[tuple[Any, str, Any]] = []
 _addresses = itertools.count(10)
 _faults: dict[tuple[str, str], Fault] = {}
@@ -63,10 +63,9 @@ def clear_faults() -> None:
 
 def install() -> None:
     """Patch moto (idempotent, reference counted)."""
-    global _installed
     with _lock:
-        _installed += 1
-        if _installed > 1:
+        _state["installed"] += 1
+        if _state["installed"] > 1:
             return
         from moto.core.responses import BaseResponse
         from moto.ecs.models import EC2ContainerServiceBackend
@@ -81,14 +80,15 @@ def install() -> None:
         _patch(ResourceGroupsTaggingAPIBackend, "get_resources", _get_resources)
         _patch(ServiceDiscoveryBackend, "create_private_dns_namespace", _create_namespace)
         _patch(BaseResponse, "call_action", _call_action)
+        # moto warns when an injected code is not in the service model; that is the point
+        warnings.filterwarnings("ignore", message=r"Exception\(InjectedFault\)", category=UserWarning)
 
 
 def uninstall() -> None:
     """Undo install() when its last user is done."""
-    global _installed
     with _lock:
-        _installed = max(0, _installed - 1)
-        if _installed == 0:
+        _state["installed"] = max(0, _state["installed"] - 1)
+        if _state["installed"] == 0:
             while _originals:
                 owner, name, original = _originals.pop()
                 setattr(owner, name, original)
@@ -165,10 +165,9 @@ def _register(backend: Any, service: Any, addresses: list[str]) -> None:
     discovery = servicediscovery_backends[account][region]
     for registry in service.service_registries or []:
         service_id = str(registry.get("registryArn", "")).rsplit("/", 1)[-1]
-        try:
-            known = discovery.get_service(service_id)
-        except Exception:
+        if service_id not in discovery.services:
             continue
+        known = discovery.get_service(service_id)
         for instance in list(known.instances):
             discovery.deregister_instance(service_id, instance.instance_id)
         for address in addresses:
@@ -204,11 +203,11 @@ def _before_register(original: Any) -> Any:
 
         compat = kwargs.get("requires_compatibilities") or []
         cpu, memory = kwargs.get("cpu"), kwargs.get("memory")
-        if "FARGATE" in compat:
-            if not (str(cpu).isdigit() and str(memory).isdigit() and is_valid(int(str(cpu)), int(str(memory)))):
-                raise EcsClientException(
-                    f"No Fargate configuration exists for given values: {cpu} CPU, {memory} memory. "
-                    f"Allowed pairs: {allowed_pairs()}")
+        valid = str(cpu).isdigit() and str(memory).isdigit() and is_valid(int(str(cpu)), int(str(memory)))
+        if "FARGATE" in compat and not valid:
+            raise EcsClientException(
+                f"No Fargate configuration exists for given values: {cpu} CPU, {memory} memory. "
+                f"Allowed pairs: {allowed_pairs()}")
         return original(self, family, *args, **kwargs)
 
     return patched
@@ -230,7 +229,7 @@ def _create_namespace(original: Any) -> Any:
         vpc = kwargs.get("vpc", args[2] if len(args) > 2 else None)
         with _lock:  # moto allows one namespace per VPC; AWS one per name and VPC
             if any(n.vpc == vpc and n.name == name for n in self.namespaces.values()):
-                raise ConflictingDomainExists(vpc)
+                raise ConflictingDomainExists(str(vpc))
             hidden = {k: n for k, n in self.namespaces.items() if n.vpc == vpc}
             for key in hidden:
                 del self.namespaces[key]
@@ -253,13 +252,11 @@ def _call_action(original: Any) -> Any:
                 else:
                     fault = None
             if fault is not None:
-                from moto.core.responses import ActionResult
                 from moto.core.exceptions import ServiceException
+                from moto.core.responses import ActionResult
 
                 injected = type("InjectedFault", (ServiceException,), {"__module__": __name__})
-                with warnings.catch_warnings():  # moto warns that the code is not in the model
-                    warnings.simplefilter("ignore")
-                    status, headers, body = self.serialized(ActionResult(injected(fault.code, fault.message)))
+                _, headers, body = self.serialized(ActionResult(injected(fault.code, fault.message)))
                 headers["status"] = fault.status
                 return fault.status, headers, body
         return original(self)

@@ -14,7 +14,7 @@ from multicloud.errors import ProviderError, RetryableError, UserError
 from multicloud.planner import Action, Change
 from multicloud.resources import Resource, Sensitive, fingerprint
 from multicloud_aws import names
-from multicloud_aws.clients import NotFoundError, error_code, guard
+from multicloud_aws.clients import NOT_FOUND_CODES, NotFoundError, error_code, guard
 from multicloud_aws.context import Context
 from multicloud_aws.lookups import (
     cloud_map_service,
@@ -114,7 +114,7 @@ def security_group(ctx: Context, app: str, change: Change) -> None:
                 TagSpecifications=[{"ResourceType": "security-group",
                                     "Tags": names.tag_list(names.tags(app, resource.key))}])["GroupId"]
         current = client.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]["IpPermissions"]
-        wanted = [{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group}]}]
+        wanted: list[dict[str, Any]] = [{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group}]}]
         for entry in resource.properties["public"]:
             protocol, port = entry.split("/")
             wanted.append({"IpProtocol": protocol, "FromPort": int(port), "ToPort": int(port),
@@ -249,7 +249,7 @@ def port(ctx: Context, app: str, change: Change) -> None:
             with guard(f"deleting target group {props['target_group']}"):
                 for listener in _listeners(ctx, app):
                     if any(a.get("TargetGroupArn") == arn for a in listener.get("DefaultActions", [])):
-                        _ignore_missing(lambda arn=listener["ListenerArn"]: client.delete_listener(ListenerArn=arn))
+                        _delete_listener(client, str(listener["ListenerArn"]))
                 _ignore_missing(lambda: client.delete_target_group(TargetGroupArn=arn))
         return
     lb = load_balancer_arn(ctx, app)
@@ -261,13 +261,18 @@ def port(ctx: Context, app: str, change: Change) -> None:
             TargetType="ip", HealthCheckProtocol="TCP",
             Tags=names.tag_list(names.tags(app, resource.key, resource.service)))["TargetGroups"][0]
         action = [{"Type": "forward", "TargetGroupArn": group["TargetGroupArn"]}]
-        existing = [x for x in _listeners(ctx, app) if x["Port"] == props["port"] and x["Protocol"] == props["protocol"]]
+        slot = (props["port"], props["protocol"])
+        existing = [x for x in _listeners(ctx, app) if (x["Port"], x["Protocol"]) == slot]
         if existing:
             client.modify_listener(ListenerArn=existing[0]["ListenerArn"], DefaultActions=action)
         else:
             client.create_listener(LoadBalancerArn=lb, Protocol=props["protocol"], Port=props["port"],
                                    DefaultActions=action)
     tag_hash(ctx, "port", group["TargetGroupArn"], resource)
+
+
+def _delete_listener(client: Any, arn: str) -> None:
+    _ignore_missing(lambda: client.delete_listener(ListenerArn=arn))
 
 
 def _listeners(ctx: Context, app: str) -> list[dict[str, Any]]:
@@ -324,10 +329,8 @@ def _ignore_missing(call: Callable[[], Any]) -> Any:
     try:
         return call()
     except Exception as exc:
-        if isinstance(exc, NotFoundError) or error_code(exc).endswith(("NotFound", "NotFoundException", "NoSuchEntity")):
-            return None
-        if error_code(exc) in ("NoSuchEntity", "ResourceNotFoundException", "ClusterNotFoundException",
-                               "NamespaceNotFound", "ServiceNotFound", "RepositoryNotFoundException"):
+        code = error_code(exc)
+        if isinstance(exc, NotFoundError) or code in NOT_FOUND_CODES or code.endswith("NotFound"):
             return None
         raise
 

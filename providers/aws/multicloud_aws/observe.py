@@ -82,7 +82,8 @@ def _tagged(ctx: Context, app: str, seen: Seen, key: str | None) -> None:
         if kind == "service":
             seen.services[arn] = tags
         elif kind == "secret":
-            props = {"name": arn.split(":secret:", 1)[-1][:-7], "value": Sensitive(digest=tags.get(names.TAG_DIGEST, ""))}
+            digest = Sensitive(digest=tags.get(names.TAG_DIGEST, ""))
+            props = {"name": arn.split(":secret:", 1)[-1][:-7], "value": digest}
             seen.add(kind, name, props, arn=arn, service=service)
         elif kind == "cluster":
             seen.add(kind, name, {"name": arn.rsplit("/", 1)[-1]}, arn=arn)
@@ -181,7 +182,8 @@ def add_service(ctx: Context, app: str, seen: Seen, described: dict[str, Any], t
         task = read_task(app, definition, lambda arn: role_key(ctx, app, arn), lambda image: image_spec(seen, image))
     network = one(described, "networkConfiguration", "awsvpcConfiguration") or {}
     groups = [seen.security_group_ids.get(g, g) for g in network.get("securityGroups", [])]
-    registries = [seen.registries.get(r["registryArn"], r["registryArn"]) for r in described.get("serviceRegistries", [])]
+    registries = [seen.registries.get(r["registryArn"], r["registryArn"])
+                  for r in described.get("serviceRegistries", [])]
     props = {
         "cluster": described["clusterArn"].rsplit("/", 1)[-1],
         "task": task,

@@ -44,7 +44,8 @@ class AwsEcsProvider:
     name = "aws-ecs"
     capabilities = CAPABILITIES
 
-    def __init__(self, settings: Mapping[str, Any] | None = None, *, client_factory: ClientFactory | None = None) -> None:
+    def __init__(self, settings: Mapping[str, Any] | None = None, *,
+                 client_factory: ClientFactory | None = None) -> None:
         self.settings = parse_settings(dict(settings or {}))
         factory = client_factory or default_factory(
             self.settings.region, self.settings.profile, self.settings.endpoint_url)

@@ -37,7 +37,7 @@ def status(ctx: Context, app: str, seen: Seen) -> list[ServiceStatus]:
 def _status(service: dict[str, Any]) -> ServiceStatus:
     desired, running = int(service.get("desiredCount", 0)), int(service.get("runningCount", 0))
     deployments = service.get("deployments", [])
-    primary = next((d for d in deployments if d.get("status") == "PRIMARY"), {})
+    primary: dict[str, Any] = next((d for d in deployments if d.get("status") == "PRIMARY"), {})
     rollout = str(primary.get("rolloutState", "COMPLETED"))
     if rollout == "FAILED":
         state = "failed"

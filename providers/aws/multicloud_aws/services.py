@@ -98,7 +98,7 @@ def ensure_revision(ctx: Context, app: str, service: str, task: Mapping[str, Any
         from multicloud_aws.build import build_and_push
 
         image = build_and_push(ctx, app, service, image)
-    request = register_request(app, service, task, ctx.region, str(image), arn_of)
+    request = register_request(app, service, task, region=ctx.region, image=str(image), arn_of=arn_of)
     with guard(f"registering task definition {family}"):
         registered = client.register_task_definition(**request)["taskDefinition"]["taskDefinitionArn"]
     _prune(ctx, family)
@@ -182,13 +182,13 @@ def service_health(ctx: Context, cluster: str, service: str) -> Health:
     current = _describe(ctx, cluster, service)
     if current is None:
         return Health(HealthState.STARTING, "service not visible yet")
-    primary = next((d for d in current.get("deployments", []) if d.get("status") == "PRIMARY"), {})
+    primary: dict[str, Any] = next((d for d in current.get("deployments", []) if d.get("status") == "PRIMARY"), {})
     desired, running = int(current.get("desiredCount", 0)), int(current.get("runningCount", 0))
     state = primary.get("rolloutState", "COMPLETED")
     if state == "FAILED":
         events = "; ".join(e.get("message", "") for e in current.get("events", [])[:3])
-        return Health(HealthState.UNHEALTHY, f"deployment failed and rolled back: {primary.get('rolloutStateReason', '')}"
-                      f" {events}".strip())
+        reason = primary.get("rolloutStateReason", "")
+        return Health(HealthState.UNHEALTHY, f"deployment failed and rolled back: {reason} {events}".strip())
     if state == "COMPLETED" and running >= desired:
         return Health(HealthState.HEALTHY)
     return Health(HealthState.STARTING, f"{running}/{desired} tasks running, rollout {state.lower()}")
@@ -209,7 +209,7 @@ def rollback(ctx: Context, app: str, cluster: str, service: str) -> str:
     older = [a for a in arns if a.split("/")[-1].rsplit(":", 1)[0] == family and int(a.rsplit(":", 1)[-1]) < number]
     if not older:
         raise UserError(f"service {service!r} has no revision before {number} to roll back to")
-    target = older[0]
+    target = str(older[0])
     with guard(f"rolling {service} back to {target}"):
         tags = names.tag_dict(client.describe_task_definition(taskDefinition=target, include=["TAGS"]).get("tags"))
         client.update_service(cluster=cluster, service=service, taskDefinition=target)

@@ -19,7 +19,7 @@ def task_hash(task: Mapping[str, Any]) -> str:
     return fingerprint(task)
 
 
-def register_request(app: str, service: str, task: Mapping[str, Any], region: str, image: str,
+def register_request(app: str, service: str, task: Mapping[str, Any], *, region: str, image: str,
                      arn_of: Callable[[str], str]) -> dict[str, Any]:
     """The register_task_definition arguments for a task; `arn_of` turns resource keys
     (secret/x, role/app) into ARNs, `image` is the reference to run (a digest for builds)."""

@@ -9,11 +9,12 @@ import os
 import signal
 import sys
 
+from multicloud_aws.emulator import client_factory
+from multicloud_aws.provider import AwsEcsProvider
+
 from multicloud.api import Deployment
 from multicloud.retry import RetryPolicy
 from multicloud.testing.contract import SECRET_VALUE, contract_spec
-from multicloud_aws.emulator import client_factory
-from multicloud_aws.provider import AwsEcsProvider
 
 READS = ("Describe", "List", "Get", "Discover")
 

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from multicloud_aws import gaps
+from multicloud_aws.emulator import client_factory
+from multicloud_aws.provider import AwsEcsProvider
 
 from multicloud.api import Deployment
 from multicloud.contract import RunningEmulator
 from multicloud.retry import RetryPolicy
-from multicloud_aws import gaps
-from multicloud_aws.emulator import client_factory
-from multicloud_aws.provider import AwsEcsProvider
 
 READ_PREFIXES = ("Describe", "List", "Get", "Discover")
 

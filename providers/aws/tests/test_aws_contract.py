@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from multicloud_aws.provider import AwsEcsProvider
 
 from multicloud.testing.contract import ProviderContract
-from multicloud_aws.provider import AwsEcsProvider
 
 
 class TestAwsEcsContract(ProviderContract):

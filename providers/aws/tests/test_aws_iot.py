@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 import yaml
+from multicloud_aws.fargate import is_valid
+from multicloud_aws.provider import AwsEcsProvider
 
 from multicloud.render import plan_json, plan_text
 from multicloud.spec import spec_from_dict
-from multicloud_aws.fargate import is_valid
-from multicloud_aws.provider import AwsEcsProvider
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "iot-backend" / "multicloud.yaml"
 SECRETS = {

@@ -7,13 +7,13 @@ import sys
 from typing import Any
 
 import pytest
+from multicloud_aws.fargate import FARGATE_MEMORY, fargate_size, is_valid
+from multicloud_aws.provider import AwsEcsProvider
 
 from multicloud.api import Deployment
 from multicloud.errors import SettingsError, SpecError, UserError
 from multicloud.spec import spec_from_dict
 from multicloud.spec.targets import target_spec
-from multicloud_aws.fargate import FARGATE_MEMORY, fargate_size, is_valid
-from multicloud_aws.provider import AwsEcsProvider
 
 GI = 1024**3
 
@@ -113,7 +113,8 @@ def test_importing_the_provider_and_rendering_loads_no_sdk() -> None:
         "from multicloud_aws.provider import AwsEcsProvider\n"
         "from multicloud.spec import spec_from_dict\n"
         "from multicloud.spec.targets import target_spec\n"
-        "s = spec_from_dict({'name': 'x', 'services': {'a': {'image': 'i'}}, 'targets': {'t': {'provider': 'aws-ecs'}}})\n"
+        "s = spec_from_dict({'name': 'x', 'services': {'a': {'image': 'i'}},\n"
+        "                    'targets': {'t': {'provider': 'aws-ecs'}}})\n"
         "AwsEcsProvider({'region': 'eu-west-1'}).desired(target_spec(s, 't'), {})\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore', 'moto')))\n"
     )

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from multicloud_aws import gaps
+from multicloud_aws.provider import AwsEcsProvider
 
 from multicloud.planner import Action
 from multicloud.render import plan_text
 from multicloud.testing.contract import SECRET_VALUE, contract_spec
-from multicloud_aws import gaps
-from multicloud_aws.provider import AwsEcsProvider
 
 SERVICE = {"image": "registry.example.com/contract/app:1"}
 ENV = {"CONTRACT_TOKEN": SECRET_VALUE}

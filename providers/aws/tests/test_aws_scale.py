@@ -1,0 +1,29 @@
+"""50 services: a no-op re-apply makes no mutating call and at most 10 reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from multicloud_aws.provider import AwsEcsProvider
+
+from bench.aws_apply import spec
+
+
+@pytest.mark.slow
+def test_noop_reapply_of_50_services_reads_little(make_provider: Callable[..., AwsEcsProvider], app_name: str,
+                                                  deploy: Any, calls: Any, tagged: Any) -> None:
+    provider = make_provider()
+    deployment = deploy(spec(app_name, 50), provider, {"TOKEN": "scale-token"})
+    deployment.concurrency = 8
+    try:
+        assert deployment.apply().ok
+        calls.clear()
+        assert deployment.apply().changed == 0
+        assert calls.mutations() == []
+        assert len(calls.reads()) <= 10, calls.reads()
+        assert ("ecs", "DescribeServices") in calls.reads()
+    finally:
+        deployment.destroy()
+    assert tagged(provider, app_name) == []
