@@ -191,6 +191,12 @@ def service_body(
     }
     if settings.service_account:
         template["service_account"] = settings.service_account
+    if settings.vpc_network:
+        interface = {
+            "network": settings.vpc_network,
+            **({"subnetwork": settings.vpc_subnet} if settings.vpc_subnet else {}),
+        }
+        template["vpc_access"] = {"network_interfaces": [interface], "egress": "ALL_TRAFFIC"}
     public = port is not None and port.expose == "public"
     return {
         "name": f"{settings.parent}/services/{service_id(spec.app, name)}",
@@ -200,7 +206,7 @@ def service_body(
             **({PORT_ANNOTATION: f"{port.name}/{port.protocol}"} if port else {}),
         },
         "ingress": "INGRESS_TRAFFIC_ALL" if public else "INGRESS_TRAFFIC_INTERNAL_ONLY",
-        "invoker_iam_disabled": public,
+        "invoker_iam_disabled": public or (port is not None and settings.internal_auth == "none"),
         "template": template,
         "traffic": [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}],
     }

@@ -83,6 +83,7 @@ def summarize(body: Body, *, own_account: bool = True) -> dict[str, Any]:
         "exposed": (body.get("annotations") or {}).get(PORT_ANNOTATION),
         "ingress": body.get("ingress", "INGRESS_TRAFFIC_ALL"),
         "unauthenticated": bool(body.get("invoker_iam_disabled")),
+        "vpc_access": template.get("vpc_access"),
         "cpu": resources.get("limits", {}).get("cpu"),
         "memory": resources.get("limits", {}).get("memory"),
         "cpu_idle": bool(resources.get("cpu_idle")),

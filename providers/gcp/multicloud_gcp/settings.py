@@ -28,6 +28,9 @@ KNOWN = (
     "secret_names",
     "operation_timeout",
     "poll_interval",
+    "vpc_network",
+    "vpc_subnet",
+    "internal_auth",
 )
 
 
@@ -49,6 +52,9 @@ class GcpSettings:
     secret_names: Mapping[str, str] = field(default_factory=dict)
     operation_timeout: float = 600.0
     poll_interval: float = 0.05
+    vpc_network: str | None = None
+    vpc_subnet: str | None = None
+    internal_auth: str = "none"
 
     @property
     def emulated(self) -> bool:
@@ -119,6 +125,15 @@ def parse_settings(settings: Mapping[str, Any]) -> GcpSettings:
     account = settings.get("service_account")
     if account is not None and (not isinstance(account, str) or "@" not in account):
         raise SettingsError("service_account", f"must be a service account e-mail (got {account!r})")
+    vpc = {key: settings.get(key) for key in ("vpc_network", "vpc_subnet")}
+    for key, value in vpc.items():
+        if value is not None and (not isinstance(value, str) or not value):
+            raise SettingsError(key, "must be a VPC network or subnetwork name (or its full resource path)")
+    if vpc["vpc_subnet"] and not vpc["vpc_network"]:
+        raise SettingsError("vpc_subnet", "needs vpc_network as well")
+    internal_auth = settings.get("internal_auth", "none")
+    if internal_auth not in ("none", "iam"):
+        raise SettingsError("internal_auth", f"must be none (ingress limits callers) or iam (got {internal_auth!r})")
     return GcpSettings(
         project=project,
         region=region,
@@ -134,4 +149,7 @@ def parse_settings(settings: Mapping[str, Any]) -> GcpSettings:
         secret_names={str(k): str(v) for k, v in names.items()},
         operation_timeout=_seconds(settings, "operation_timeout", 86400) or 600.0,
         poll_interval=_seconds(settings, "poll_interval", 60) or 0.05,
+        vpc_network=vpc["vpc_network"],
+        vpc_subnet=vpc["vpc_subnet"],
+        internal_auth=str(internal_auth),
     )

@@ -169,3 +169,15 @@ def test_planning_imports_no_google_sdk() -> None:
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_internal_services_are_reached_through_the_vpc() -> None:
+    services = {"auth": {"image": "x:1", "ports": [{"name": "http", "port": 8000, "protocol": "http"}]}}
+    auth = render(services, vpc_network="iot-vpc", vpc_subnet="iot-run")["auth"].payload
+    assert auth["ingress"] == "INGRESS_TRAFFIC_INTERNAL_ONLY" and auth["invoker_iam_disabled"] is True
+    assert auth["template"]["vpc_access"] == {
+        "network_interfaces": [{"network": "iot-vpc", "subnetwork": "iot-run"}],
+        "egress": "ALL_TRAFFIC",
+    }
+    guarded = render(services, internal_auth="iam")["auth"].payload
+    assert guarded["invoker_iam_disabled"] is False and "vpc_access" not in guarded["template"]
