@@ -89,7 +89,8 @@ def logs(ctx: Context, app: str, service: str | None, *, follow: bool, tail: int
     if service:
         kwargs["logStreamNamePrefix"] = f"{service}/"
     seen_ids: set[str] = set()
-    events = _events(client, kwargs)
+    prefix = kwargs.get("logStreamNamePrefix", "")
+    events = [e for e in _events(client, kwargs) if str(e.get("logStreamName", "")).startswith(prefix)]
     if tail:
         events = events[-tail:]
     last = 0
@@ -100,7 +101,7 @@ def logs(ctx: Context, app: str, service: str | None, *, follow: bool, tail: int
     while follow:
         time.sleep(FOLLOW_INTERVAL)
         for event in _events(client, {**kwargs, "startTime": last}):
-            if event["eventId"] in seen_ids:
+            if event["eventId"] in seen_ids or not str(event.get("logStreamName", "")).startswith(prefix):
                 continue
             seen_ids.add(event["eventId"])
             last = max(last, int(event["timestamp"]))

@@ -102,6 +102,8 @@ def test_iot_backend_on_emulated_aws(iot: Any, calls: Any) -> None:
     status = iot.status()
     assert {s.service: (s.running, s.desired) for s in status}["ingestion"] == (2, 2)
     assert not any(v in repr(status) for v in SECRETS.values())
+    lines = list(iot.logs("ingestion"))
+    assert len(lines) == 2 and all(line.service == "ingestion" for line in lines)
     mqtt = next(e for e in iot.endpoints() if e.port == "mqtt")
     assert mqtt.public and mqtt.url == f"mqtt://{lb['DNSName']}:1883"
 
