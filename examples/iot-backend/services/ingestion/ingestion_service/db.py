@@ -23,7 +23,8 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (device_id, seq)
     );
     CREATE INDEX readings_device_ts ON readings (device_id, ts DESC);
-    CREATE INDEX readings_ts ON readings (ts DESC);
+    -- BRIN: rows arrive roughly in ts order; a tiny index that costs almost nothing per insert
+    CREATE INDEX readings_ts ON readings USING brin (ts);
     CREATE TABLE device_last_seen (
         device_id text PRIMARY KEY,
         last_seen timestamptz NOT NULL
