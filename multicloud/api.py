@@ -51,10 +51,13 @@ class Deployment:
         try:
             return create_provider(self.target_spec.provider, self.target_spec.settings)
         except SettingsError as exc:
-            path = ("targets", self.target, *exc.field.split("."))
-            line, column = self.spec.source.locate(path)
-            problem = Problem(self.spec.source.path, line, column, ".".join(map(str, path)), exc.detail)
-            raise SpecError([problem]) from exc
+            raise self._located(exc) from exc
+
+    def _located(self, error: SettingsError) -> SpecError:
+        """Turn a provider's complaint about a target setting into a spec error at its line."""
+        path = ("targets", self.target, *error.field.split("."))
+        line, column = self.spec.source.locate(path)
+        return SpecError([Problem(self.spec.source.path, line, column, ".".join(path), error.detail)])
 
     @property
     def app(self) -> str:
@@ -74,7 +77,10 @@ class Deployment:
         else:
             self.check()
             environ = os.environ if self._environ is None else self._environ
-            desired = self.provider.desired(self.target_spec, read_secrets(self.target_spec, environ))
+            try:
+                desired = self.provider.desired(self.target_spec, read_secrets(self.target_spec, environ))
+            except SettingsError as exc:
+                raise self._located(exc) from exc
         observed = self.provider.observe(self.app)
         return plan(self.app, self.target, desired, observed, delete_persistent=destroy and volumes)
 

@@ -147,6 +147,8 @@ class Engine:
         try:
             step, _ = call_with_retries(attempt, self.retry, on_retry=on_retry, sleep=self.sleep, rng=self._rng)
             if step.action is Action.NOOP:
+                if change.after is not None:  # done by an earlier, interrupted apply: may still be starting
+                    self._wait_healthy(app, change.after, started)
                 self._event("skipped", change.key, "already as desired", started)
                 return StepResult(change.key, change.action, "skipped", attempts, time.monotonic() - started)
             if step.after is not None:
