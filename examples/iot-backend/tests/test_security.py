@@ -97,3 +97,10 @@ def test_decommissioned_device_is_disconnected_and_cannot_connect(stack: DockerS
     with pytest.raises(ConnectRefused):
         Device(device.device_id, password, stack.mqtt_url).connect()
     assert api.device(device.device_id)["status"] == "decommissioned"
+
+
+def test_secrets_never_appear_in_logs(stack: DockerStack) -> None:
+    logs = stack.logs(tail=100000)
+    assert "--- " in logs
+    for name, value in stack.secrets.items():
+        assert value not in logs, f"secret {name} found in a container log"
