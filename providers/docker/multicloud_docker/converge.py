@@ -40,19 +40,22 @@ def converge(api: Any, app: str, resource: Resource, timeouts: tuple[float, int]
         _ensure_image(api, app, resource, say)
     if resource.replace_mode == "delete-before-create":
         remove_all(api, stale, stop_timeout, say)
-        for index in missing:
-            _create(api, app, resource, index, say)
+        _create_many(api, app, resource, missing, say)
         return
     by_index: dict[int, list[Replica]] = {}
     for replica in stale:
         by_index.setdefault(replica.index, []).append(replica)
-    for index in missing:
+    serving = {i for i in missing if any(r.live for r in by_index.get(i, []))}
+    fresh = [i for i in missing if i not in serving]  # nothing serves there: no need to roll
+    remove_all(api, [r for i in fresh for r in by_index.pop(i, [])], stop_timeout, say)
+    _create_many(api, app, resource, fresh, say)
+    for index in sorted(serving):
         old = by_index.pop(index, [])
         name = L.container_name(app, resource.name, index, digest)
         remove_all(api, [r for r in old if r.name == name], stop_timeout, say)
         old = [r for r in old if r.name != name]
         ident = _create(api, app, resource, index, say)
-        if any(r.live for r in old):
+        if old:
             say(f"waiting for {name} to become healthy before removing the replica it replaces")
             verdict = wait_ready(api, ident, rollout_timeout)
             if not verdict.ready:
@@ -83,6 +86,19 @@ def remove_all(api: Any, found: Sequence[Replica], stop_timeout: int, say: Say) 
 
     with ThreadPoolExecutor(max_workers=min(4, len(found)), thread_name_prefix="multicloud-docker-rm") as pool:
         futures = [pool.submit(one, r) for r in found]
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise errors[0]  # type: ignore[misc]
+
+
+def _create_many(api: Any, app: str, resource: Resource, indices: Sequence[int], say: Say) -> None:
+    """Create replicas concurrently; raise the first failure after trying all."""
+    if len(indices) <= 1:
+        for index in indices:
+            _create(api, app, resource, index, say)
+        return
+    with ThreadPoolExecutor(max_workers=min(4, len(indices)), thread_name_prefix="multicloud-docker-new") as pool:
+        futures = [pool.submit(_create, api, app, resource, i, say) for i in indices]
     errors = [f.exception() for f in futures if f.exception() is not None]
     if errors:
         raise errors[0]  # type: ignore[misc]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,8 +174,12 @@ def _simple(kind: str, found: list[tuple[Mapping[str, str], str]]) -> list[Resou
 
 
 def observe_all(api: Any, app: str) -> list[Resource]:
-    """Everything the app owns: four list calls."""
-    return [*networks(api, app), *volumes(api, app), *images(api, app), *services(api, app)]
+    """Everything the app owns: four list calls, made concurrently (the engine's image list
+    can be slow on a busy host)."""
+    readers = (networks, volumes, images, services)
+    with ThreadPoolExecutor(max_workers=len(readers), thread_name_prefix="multicloud-docker-observe") as pool:
+        futures = [pool.submit(reader, api, app) for reader in readers]
+    return [resource for future in futures for resource in future.result()]
 
 
 def read_one(api: Any, app: str, key: str) -> Resource | None:
