@@ -104,6 +104,10 @@ def _api_error(exc: Any, doing: str) -> MulticloudError:
             hint="another process or container holds that host port; free it or remap it with the target's "
             "`publish` or `port_offset` setting",
         )
+    if any(cause in lowered for cause in _CONTAINER_CONFIG_ERRORS):
+        return UserError(
+            message, hint="the container cannot start as configured: check the service's command, entrypoint and user"
+        )
     if status == 404:
         return NotFoundError(message)
     if status == 409:
@@ -113,6 +117,14 @@ def _api_error(exc: Any, doing: str) -> MulticloudError:
     if status >= 500:
         return RetryableError(message)
     return ProviderError(message)
+
+
+_CONTAINER_CONFIG_ERRORS = (
+    "executable file not found",
+    "unable to find user",
+    "no matching entries in passwd file",
+    "exec format error",
+)
 
 
 def _build_log_tail(log: Any, lines: int = 15) -> list[str]:

@@ -55,6 +55,11 @@ def test_apply_three_services_then_reapply_makes_no_mutating_call(engine: Any, a
     assert set(store["secret_files"]) == {"token"}  # delivered as /run/secrets/token
     public = [(e.service, e.url) for e in deploy.endpoints() if e.public]
     assert public == [("web", f"http://localhost:{port}")]
+    lines = list(deploy.logs("api", tail=5))
+    assert {line.instance for line in lines} == {"api-1", "api-2"} and all(line.timestamp for line in lines)
+    assert any("listening on 8080" in line.message for line in deploy.logs(None, tail=None))
+    followed = deploy.logs("web", follow=True, tail=1)
+    assert next(followed).service == "web"  # then it blocks for more; the test stops here
 
     # hardening: non-root user, read-only root, all caps dropped but a small set, no-new-privileges
     api_box = engine.inspect_container(groups["api"][0]["Id"])

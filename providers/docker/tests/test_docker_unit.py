@@ -267,6 +267,8 @@ def test_sdk_errors_become_multicloud_errors() -> None:
     assert isinstance(translate(api_error(500, "driver failed"), "x"), RetryableError)
     port = translate(api_error(500, "Bind for 0.0.0.0:80 failed: port is already allocated"), "starting web")
     assert isinstance(port, UserError) and "publish" in str(port)
+    bad_user = translate(api_error(500, "unable to find user nobody2: no matching entries in passwd file"), "starting")
+    assert isinstance(bad_user, UserError) and "user" in str(bad_user.hint)
     down = translate(requests.exceptions.ConnectionError("refused"), "listing")
     assert isinstance(down, BackendUnavailableError) and "dockerd" in str(down)
     assert translate(KeyError("not an SDK error"), "x") is None
