@@ -59,7 +59,7 @@ def test_malformed_payloads_are_counted_and_ingestion_stays_healthy(stack: Docke
 def test_metrics_expose_received_stored_rejected_and_batch_latency(stack: DockerStack) -> None:
     import urllib.request
 
-    with urllib.request.urlopen(stack.metrics_url(1), timeout=5) as response:  # noqa: S310
+    with urllib.request.urlopen(stack.metrics_url(1), timeout=5) as response:
         text = response.read().decode()
     for name in (
         "ingestion_messages_received_total",
