@@ -70,6 +70,16 @@ class Deployment:
         if found:
             raise CapabilityError(self.target, self.provider.name, found)
 
+    def validate(self) -> None:
+        """Check that the target can run the spec, rendering its resources offline (secret
+        values stand in as placeholders); raise UserError subclasses. Touches nothing."""
+        self.check()
+        stand_ins = {name: f"validate-{name}" for name in self.target_spec.used_secrets()}
+        try:
+            self.provider.desired(self.target_spec, stand_ins)
+        except SettingsError as exc:
+            raise self._located(exc) from exc
+
     def plan(self, *, destroy: bool = False, volumes: bool = False) -> Plan:
         """Compare the spec with what exists and return the plan; changes nothing."""
         if destroy:

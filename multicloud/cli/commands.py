@@ -63,7 +63,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     spec = load(args.file)
     checked = ""
     if args.target:
-        _deployment(args).check()
+        _deployment(args).validate()
         checked = f"; target {args.target!r} can run it"
     if args.output == "json":
         _print_json({"valid": True, "app": spec.name, "services": list(spec.services), "targets": list(spec.targets)})
