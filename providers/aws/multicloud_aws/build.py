@@ -15,7 +15,7 @@ from multicloud_aws.clients import guard
 from multicloud_aws.context import Context
 
 
-def build_and_push(ctx: Context, app: str, service: str, build: Mapping[str, Any]) -> str:
+def build_and_push(ctx: Context, app: str, service: str, build: Mapping[str, Any], base_dir: str) -> str:
     """Build the image, push it to `multicloud/APP/SERVICE` and return `URI@sha256:...`.
     A failure leaves at most a local image and pushed layers; nothing is deployed."""
     name = names.repository(app, service)
@@ -23,7 +23,7 @@ def build_and_push(ctx: Context, app: str, service: str, build: Mapping[str, Any
         repo = ctx.client("ecr").describe_repositories(repositoryNames=[name])["repositories"][0]
         auth = ctx.client("ecr").get_authorization_token()["authorizationData"][0]
     uri = str(repo["repositoryUri"])
-    context = os.path.abspath(os.path.join(str(build.get("base_dir", ".")), str(build["build"])))
+    context = os.path.abspath(os.path.join(base_dir, str(build["build"])))
     if not os.path.isdir(context):
         raise UserError(f"services.{service}.build: context {context} is not a directory")
     tag = f"{uri}:latest"

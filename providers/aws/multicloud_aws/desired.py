@@ -116,7 +116,7 @@ def _service_resources(app: str, name: str, service: Service, *, settings: AwsSe
         resources.append(repo)
         image = {"build": service.build.context, "dockerfile": service.build.dockerfile,
                  "args": dict(sorted(service.build.args.items())), "target": service.build.target,
-                 "repository": repo.key, "base_dir": base_dir}
+                 "repository": repo.key}
     task = {
         "family": names.family(app, name),
         "cpu": cpu,
@@ -149,7 +149,7 @@ def _service_resources(app: str, name: str, service: Service, *, settings: AwsSe
     }
     resources.append(Resource("service", name, props, depends_on=service_depends_on(app, props, settings),
                               replace_on=frozenset({"cluster", "load_balancers", "discovery"}),
-                              replace_mode="delete-before-create", service=name))
+                              replace_mode="delete-before-create", service=name, payload={"base_dir": base_dir}))
     return resources
 
 

@@ -28,7 +28,8 @@ def apply_service(ctx: Context, app: str, change: Change) -> None:
         delete_service(ctx, app, resource.name, str(resource.properties.get("cluster")))
         return
     props = resource.properties
-    revision = ensure_revision(ctx, app, resource.name, props["task"])
+    base_dir = str((resource.payload or {}).get("base_dir", "."))
+    revision = ensure_revision(ctx, app, resource.name, props["task"], base_dir=base_dir)
     cluster = str(props["cluster"])
     request = {
         "cluster": cluster,
@@ -67,7 +68,7 @@ def apply_service(ctx: Context, app: str, change: Change) -> None:
         client.tag_resource(resourceArn=current["serviceArn"], tags=names.tag_list(tags, lower=True))
 
 
-def ensure_revision(ctx: Context, app: str, service: str, task: Mapping[str, Any]) -> str:
+def ensure_revision(ctx: Context, app: str, service: str, task: Mapping[str, Any], *, base_dir: str = ".") -> str:
     """The ARN of a revision of the family with this task's hash: the latest one when it
     matches, else a newly registered one (older revisions beyond keep_revisions are
     deregistered)."""
@@ -97,7 +98,7 @@ def ensure_revision(ctx: Context, app: str, service: str, task: Mapping[str, Any
     if isinstance(image, Mapping):
         from multicloud_aws.build import build_and_push
 
-        image = build_and_push(ctx, app, service, image)
+        image = build_and_push(ctx, app, service, image, base_dir)
     request = register_request(app, service, task, region=ctx.region, image=str(image), arn_of=arn_of)
     with guard(f"registering task definition {family}"):
         registered = client.register_task_definition(**request)["taskDefinition"]["taskDefinitionArn"]
