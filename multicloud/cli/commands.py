@@ -176,7 +176,7 @@ def _print_endpoints(endpoints: list[Any], *, public_only: bool) -> None:
     print("Endpoints:")
     for e in shown:
         scope = "public" if e.public else "internal"
-        print(f"  {e.service}.{e.port:12} {e.url}  ({e.protocol}, {scope})")
+        print(f"  {e.service + '.' + e.port:24} {e.url}  ({e.protocol}, {scope})")
 
 
 def cmd_logs(args: argparse.Namespace) -> int:

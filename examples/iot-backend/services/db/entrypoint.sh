@@ -1,6 +1,7 @@
 #!/bin/sh
-# Initialise $PGDATA on first start (user, database, password from env), then run postgres in
-# the foreground, logging to stdout. Env: POSTGRES_PASSWORD (or POSTGRES_PASSWORD_FILE),
+# Initialise $PGDATA on first start (user, database, password from env); on later starts set
+# the owner's password to the one given, so the secret is the truth even for an old volume
+# (rotation is: change the secret, apply). Then run postgres in the foreground, logging to stdout. Env: POSTGRES_PASSWORD (or POSTGRES_PASSWORD_FILE),
 # POSTGRES_USER, POSTGRES_DB, POSTGRES_PORT, PGDATA.
 set -eu
 password=${POSTGRES_PASSWORD:-}
@@ -24,6 +25,14 @@ HBA
   fi
   pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
   echo "db: initialised $PGDATA (database $POSTGRES_DB, owner $POSTGRES_USER)"
+elif [ -n "$password" ]; then
+  hba=$(mktemp)
+  echo "local all all trust" >"$hba"
+  pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -c unix_socket_directories=/tmp -c hba_file=$hba" -w start >/dev/null
+  printf '\\getenv pw DB_NEW_PASSWORD\nALTER ROLE "%s" PASSWORD :'"'"'pw'"'"';\n' "$POSTGRES_USER" |
+    DB_NEW_PASSWORD=$password psql -h /tmp -U "$POSTGRES_USER" -d postgres -v ON_ERROR_STOP=1 -q >/dev/null
+  pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+  rm -f "$hba"
 fi
 exec postgres -D "$PGDATA" -c listen_addresses='*' -c port="$POSTGRES_PORT" \
   -c unix_socket_directories=/var/run/postgresql -c log_destination=stderr -c logging_collector=off \
