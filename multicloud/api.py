@@ -100,10 +100,11 @@ class Deployment:
         with app_lock(self.app, self.target, "apply"):
             return self._run(planned or self.plan())
 
-    def destroy(self, *, volumes: bool = False) -> ApplyResult:
-        """Delete everything the app owns on the target (volumes only when asked)."""
+    def destroy(self, planned: Plan | None = None, *, volumes: bool = False) -> ApplyResult:
+        """Delete everything the app owns on the target (volumes only when asked), by the
+        given destroy plan or a fresh one; steps re-read state first."""
         with app_lock(self.app, self.target, "destroy"):
-            return self._run(self.plan(destroy=True, volumes=volumes))
+            return self._run(planned or self.plan(destroy=True, volumes=volumes))
 
     def status(self) -> list[ServiceStatus]:
         """Replica counts and state per service."""

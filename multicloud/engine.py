@@ -187,7 +187,7 @@ class Engine:
                     hint="check `multicloud logs` for the service; the next apply resumes from here",
                 )
             self.sleep(interval)
-            interval = min(interval * 2, 1.0)
+            interval = min(interval * 2, 0.5)
 
     def _sink(self, started: float) -> EventSink:
         def sink(event: Event) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -21,8 +22,7 @@ class Sensitive:
     @classmethod
     def of(cls, value: str) -> Sensitive:
         """Wrap a plaintext value; the digest is what plans compare and labels may carry."""
-        digest = hashlib.sha256(b"multicloud-sensitive:" + value.encode()).hexdigest()[:32]
-        return cls(digest=digest, value=value)
+        return cls(digest=_slow_digest(value), value=value)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Sensitive) and other.digest == self.digest
@@ -38,6 +38,15 @@ class Sensitive:
         if self.value is None:
             raise ValueError("this sensitive value was observed, not given; its value is unknown")
         return self.value
+
+
+@functools.lru_cache(maxsize=4096)
+def _slow_digest(value: str) -> str:
+    """A salted, stretched digest (PBKDF2-SHA256, 20,000 rounds, about 10 ms): labels and
+    tags are readable by anyone with access to the platform, so guessing a weak secret from
+    its digest must cost far more than one hash per guess. Cached: values repeat across services."""
+    derived = hashlib.pbkdf2_hmac("sha256", value.encode(), b"multicloud-sensitive-v1", 20_000, dklen=16)
+    return derived.hex()
 
 
 SENSITIVE_KEY = "$sensitive"

@@ -28,5 +28,5 @@ else
   uv=.tools/bin/uv
 fi
 say "syncing .venv from uv.lock ($("$python" --version))"
-"$uv" sync --frozen --all-packages --python "$python" -q
+"$uv" sync --frozen --all-packages --compile-bytecode --python "$python" -q
 say "ready: .venv/bin/multicloud $(.venv/bin/multicloud --version | cut -d' ' -f2)"

@@ -103,7 +103,7 @@ def cmd_apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
     try:
         with progress(sys.stderr if quiet else sys.stdout) as sink:
             deployment.on_event = sink
-            result = deployment.destroy(volumes=args.volumes) if destroy else deployment.apply(planned)
+            result = deployment.destroy(planned) if destroy else deployment.apply(planned)
     except ApplyFailedError as exc:
         if quiet and exc.result is not None:
             _print_json({"plan": plan_json(planned), "steps": _steps_json(exc.result)})
