@@ -9,7 +9,7 @@ an emulator runs (installed once, removed when the last emulator stops):
 - register_task_definition rejects cpu/memory pairs Fargate does not accept;
 - a VPC holds several private DNS namespaces (moto allows one);
 - the tagging API pages by ResourcesPerPage alone when TagsPerPage is not given;
-- faults (throttling, 5xx) can be injected per operation.
+- faults (throttling, 5xx) can be injected per operation, and a per-call latency set.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 from multicloud_aws.fargate import allowed_pairs, is_valid
 
 _lock = threading.RLock()
-_state = {"installed": 0}
+_state: dict[str, float] = {"installed": 0, "latency": 0.0}
 _originals: list[tuple[Any, str, Any]] = []
 _addresses = itertools.count(10)
 _faults: dict[tuple[str, str], Fault] = {}
@@ -47,6 +47,11 @@ def inject(service: str, operation: str, code: str = "ThrottlingException", *, t
     """Make the next `times` calls of e.g. ("ecs", "CreateService") fail with this error."""
     with _lock:
         _faults[(service, operation)] = Fault(code, message, status, times)
+
+
+def set_latency(seconds: float) -> None:
+    """Delay every emulated call by `seconds` (a cloud's round trip), for benchmarks."""
+    _state["latency"] = max(0.0, seconds)
 
 
 def pending_faults() -> int:
@@ -93,6 +98,7 @@ def uninstall() -> None:
                 owner, name, original = _originals.pop()
                 setattr(owner, name, original)
             _faults.clear()
+            _state["latency"] = 0.0
 
 
 def _patch(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
@@ -243,6 +249,8 @@ def _create_namespace(original: Any) -> Any:
 
 def _call_action(original: Any) -> Any:
     def patched(self: Any) -> Any:
+        if _state["latency"]:
+            time.sleep(_state["latency"])
         if _faults:
             action = self._get_action()
             with _lock:
