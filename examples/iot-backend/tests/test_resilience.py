@@ -78,9 +78,10 @@ def test_broker_restart_mid_stream_loses_nothing_acknowledged(stack: DockerStack
     time.sleep(2)
     docker("restart", "-t", "10", stack.name("broker"))
     publisher.join(30)
-    assert eventually(lambda: all(d.client.is_connected() for d in devices), timeout=15)
-    assert all(d.wait_acked(15) for d in devices)
-    assert stack.ingestion_connected(timeout=15)
+    # generous bounds: the broker's restart competes for two shared cores with everything else
+    assert eventually(lambda: all(d.client.is_connected() for d in devices), timeout=45)
+    assert all(d.wait_acked(30) for d in devices)
+    assert stack.ingestion_connected(timeout=30)
     assert all(stack.metric("ingestion_mqtt_connects_total", r) > connects[r - 1] for r in (1, 2))
     acked = sum(len(d.stats.acked_seqs) for d in devices)
     assert acked >= 600, f"only {acked} of 900 acknowledged"
