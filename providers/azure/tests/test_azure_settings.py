@@ -139,7 +139,7 @@ def test_registry_credentials_are_sent_and_compared_by_digest(
     registry = {"server": "iot.azurecr.io", "username": "puller", "password_env": "ACR_PASSWORD"}
     spec = spec_with({"a": {"image": "iot.azurecr.io/a:1"}})
     provider = make_provider(registry=registry)
-    with pytest.raises(SettingsError, match="ACR_PASSWORD is not set"):
+    with pytest.raises(SpecError, match=r"targets\.azure\.registry\.password_env: environment variable ACR_PASSWORD"):
         Deployment(spec, "azure", provider=provider, environ={}).plan()
     monkeypatch.setenv("ACR_PASSWORD", "pull-Secret-9")
     deployment = Deployment(spec, "azure", provider=provider, environ={})
