@@ -60,6 +60,8 @@ def _change_lines(change: Change, verbose: bool) -> list[str]:
     head = f"{symbol:>3} {change.key} {VERBS[change.action]}"
     if change.action is Action.REPLACE and change.reason:
         head += f" ({change.reason})"
+    elif change.action is Action.UPDATE and change.after is not None and change.after.update_effect:
+        head += f" ({change.after.update_effect})"
     lines = [head]
     if change.action is Action.CREATE and verbose:
         assert change.after is not None
@@ -86,6 +88,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
                 "name": c.resource.name,
                 "service": c.resource.service,
                 "reason": c.reason,
+                "effect": c.after.update_effect if c.after is not None and c.action is Action.UPDATE else "",
                 "requires": list(c.requires),
                 "fields": [
                     {

@@ -87,6 +87,8 @@ class Resource:
     `properties` is what plans compare and show (JSON-like, secrets as Sensitive).
     `replace_on` names the top-level properties whose change needs a new resource.
     `payload` carries provider data for apply (never compared, printed or serialised).
+    `update_effect` says what an in-place update does beyond the change itself (e.g. that
+    every container of a group restarts); plans show it.
     """
 
     kind: str
@@ -98,6 +100,7 @@ class Resource:
     persistent: bool = False
     service: str | None = None
     payload: Any = field(default=None, compare=False, repr=False)
+    update_effect: str = field(default="", compare=False)
 
     @property
     def key(self) -> str:

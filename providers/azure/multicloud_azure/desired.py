@@ -3,6 +3,7 @@ PUT body (secrets included, kept in the payload only) and the resources the plan
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -103,10 +104,7 @@ def render(spec: TargetSpec, settings: AzureSettings, secrets: Mapping[str, str]
 
 def _with_payload(resource: Resource, plan: GroupPlan) -> Resource:
     """A copy of a projected resource carrying the rendered group for apply."""
-    return Resource(
-        resource.kind, resource.name, resource.properties, resource.depends_on, resource.replace_on,
-        resource.replace_mode, resource.persistent, resource.service, plan,
-    )
+    return dataclasses.replace(resource, payload=plan)
 
 
 def dns_label(settings: AzureSettings, app: str, group: str) -> str | None:

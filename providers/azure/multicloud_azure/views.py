@@ -28,6 +28,8 @@ def resources(group: Mapping[str, Any], *, primary: bool = True, payload: Any = 
     all_tags: Mapping[str, str] = group.get("tags") or {}
     containers: list[Resource] = []
     if primary:
+        count = len(props.get("containers") or [])
+        effect = f"ACI restarts all {count} container(s) of group {group['name']}"
         public = {(int(p["port"]), str(p.get("protocol") or "TCP").upper()) for p in _ip(props).get("ports") or []}
         mounted = {v["name"] for v in props.get("volumes") or [] if "secret" in v}
         for item in props.get("containers") or []:
@@ -41,6 +43,7 @@ def resources(group: Mapping[str, Any], *, primary: bool = True, payload: Any = 
                     replace_mode="delete-before-create",
                     service=item["name"],
                     payload=payload,
+                    update_effect=effect,
                 )
             )
     group_resource = Resource(

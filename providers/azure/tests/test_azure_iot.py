@@ -154,7 +154,10 @@ def test_env_change_restarts_the_group_in_place(
     acted = [c for c in planned.changes if c.action is not Action.NOOP]
     assert [(c.key, c.action) for c in acted] == [("container/ingestion", Action.UPDATE)]
     assert [f.path for f in acted[0].fields] == ["env.BATCH_MAX_ROWS"]
-    assert "~ container/ingestion will be updated in place" in plan_text(planned)
+    assert (
+        "~ container/ingestion will be updated in place (ACI restarts all 4 container(s) of group iot-backend)"
+        in plan_text(planned)
+    )
     changed.apply(planned)
     messages = [e.message for e in events if e.resource == "container/ingestion"]
     assert any("updating group iot-backend in place: all 4 container(s) restart" in m for m in messages), messages
