@@ -274,6 +274,7 @@ def test_plan_json_shape():
         "name": "api",
         "service": "api",
         "reason": "changed in place",
+        "effect": "",
         "requires": [],
         "fields": [{"path": "replicas", "before": 1, "after": 2, "forces_replacement": False}],
     }
