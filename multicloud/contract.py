@@ -156,6 +156,8 @@ class RunningEmulator:
     endpoint: str
     environment: Mapping[str, str]
     stop: Callable[[], None]
+    notes: tuple[str, ...] = ()
+    """One-line facts for the person running it (extra services, what is missing); not environment."""
 
 
 @runtime_checkable

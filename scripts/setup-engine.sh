@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Usage: scripts/setup-engine.sh [--check | --verify | --help]     (run as root; idempotent)
 # Prepares the local Docker engine on a Debian bookworm host without systemd or Docker Hub:
-# installs docker.io, debootstrap and $MULTICLOUD_APT_EXTRA; starts dockerd (extra flags from
+# installs docker.io, debootstrap, docker-registry (the aws emulator runs it for ECR pushes;
+# nothing here starts it) and $MULTICLOUD_APT_EXTRA; starts dockerd (extra flags from
 # $MULTICLOUD_DOCKERD_FLAGS, log $MULTICLOUD_DOCKERD_LOG or /var/log/multicloud-dockerd.log);
 # builds a stand-in debian:bookworm-slim with debootstrap. See DESIGN.md "This machine and CI".
-#   --check   report only; exit 1 unless the engine answers and the image exists
+#   --check   report only; exit 1 unless the engine answers, the image exists and docker-registry is installed
 #   --verify  run the container smoke test even when nothing had to change
 set -euo pipefail
 
@@ -27,7 +28,9 @@ case ${1:-} in
     engine_up || { say "engine: not answering"; exit 1; }
     say "engine: up ($(engine_desc))"
     image_ok || { say "image $IMAGE: missing"; exit 1; }
-    say "image $IMAGE: present"; exit 0 ;;
+    say "image $IMAGE: present"
+    command -v docker-registry >/dev/null || { say "docker-registry: missing"; exit 1; }
+    say "docker-registry: present"; exit 0 ;;
   -h | --help) sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
   --verify | '') ;;
   *) die "unknown argument '$1' (try --help)" ;;
@@ -60,7 +63,7 @@ apt_get() {
 }
 read -ra extra <<<"${MULTICLOUD_APT_EXTRA:-}"
 missing=()
-for p in docker.io debootstrap "${extra[@]}"; do
+for p in docker.io debootstrap docker-registry "${extra[@]}"; do
   [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == installed ]] || missing+=("$p")
 done
 if ((${#missing[@]})); then

@@ -217,6 +217,8 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(f"# {running.name} emulator listening on {running.endpoint}; Ctrl-C stops it", flush=True)
+    for note in running.notes:
+        print(f"# {note}", flush=True)
     for key, value in running.environment.items():
         print(f"export {key}={shlex.quote(value)}", flush=True)
     try:

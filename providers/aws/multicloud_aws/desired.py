@@ -1,4 +1,4 @@
-"""Render a target spec as AWS resources: pure, no I/O, same input gives the same output."""
+"""Render a target spec as AWS resources: pure (no AWS call; reads only `build:` contexts, to hash them)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from multicloud.addressing import DirectAddressing, resolve_service
+from multicloud.build import build_hash
 from multicloud.errors import UserError
 from multicloud.resources import Resource, Sensitive
 from multicloud.spec.models import HealthCheck, Service
@@ -116,7 +117,7 @@ def _service_resources(app: str, name: str, service: Service, *, settings: AwsSe
         resources.append(repo)
         image = {"build": service.build.context, "dockerfile": service.build.dockerfile,
                  "args": dict(sorted(service.build.args.items())), "target": service.build.target,
-                 "repository": repo.key}
+                 "repository": repo.key, "hash": build_hash(base_dir, name, service.build)}
     task = {
         "family": names.family(app, name),
         "cpu": cpu,

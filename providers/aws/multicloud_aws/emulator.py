@@ -2,6 +2,7 @@
 over HTTP (`AwsEmulator().start()`, `multicloud emulate aws`) or in process (`in_process()`).
 
 moto is imported only when an emulator starts; install it with `multicloud-aws[emulator]`.
+ECR pushes go to a real local registry (multicloud_aws.local_registry: Debian's docker-registry).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from multicloud.contract import RunningEmulator
 from multicloud.errors import BackendUnavailableError
+from multicloud_aws.local_registry import MISSING, Registry
 
 REGION = "us-east-1"
 ENVIRONMENT = {
@@ -38,19 +40,29 @@ def _require_moto() -> None:
 class AwsEmulator:
     """Registered under `multicloud.emulators` as `aws`."""
 
+    def __init__(self, registry: str | None = "auto") -> None:
+        """`registry` behind ECR: "auto" (start docker-registry when installed), "start", None or HOST:PORT."""
+        self.registry = registry
+
     def start(self, host: str = "127.0.0.1", port: int = 0) -> RunningEmulator:
         """Serve moto (gaps filled) on host:port in a background thread; port 0 picks one."""
         _require_moto()
         from moto.server import ThreadedMotoServer
 
-        from multicloud_aws import gaps
+        from multicloud_aws import gaps, local_registry
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         gaps.install()
+        try:
+            registry, detach = local_registry.attach(self.registry)
+        except Exception:
+            gaps.uninstall()
+            raise
         server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
         try:
             server.start()
         except Exception:
+            detach()
             gaps.uninstall()
             raise
         bound_host, bound_port = server.get_host_and_port()
@@ -62,28 +74,41 @@ class AwsEmulator:
             if not stopped:
                 stopped.append(True)
                 server.stop()
+                detach()
                 gaps.uninstall()
 
-        return RunningEmulator(name="aws", endpoint=endpoint,
-                               environment={"AWS_ENDPOINT_URL": endpoint, **ENVIRONMENT}, stop=stop)
+        environment = {"AWS_ENDPOINT_URL": endpoint, **ENVIRONMENT}
+        return RunningEmulator(name="aws", endpoint=endpoint, environment=environment, stop=stop,
+                               notes=(registry_note(registry),))
+
+
+def registry_note(registry: Registry | None) -> str:
+    """One line saying where ECR pushes go, or how to get a registry."""
+    if registry is None:
+        return MISSING
+    return f"ECR images are pushed to the registry at {registry.endpoint}"
 
 
 @contextmanager
-def in_process() -> Iterator[None]:
+def in_process(registry: str | None = "auto") -> Iterator[None]:
     """moto's in-process mock (`mock_aws`) with the gaps filled: boto3 clients made inside
-    the block talk to it without any network."""
+    the block talk to it without any network (`registry` as for AwsEmulator)."""
     _require_moto()
     from moto import mock_aws
 
-    from multicloud_aws import gaps
+    from multicloud_aws import gaps, local_registry
 
     saved = {k: os.environ.get(k) for k in ENVIRONMENT}
     os.environ.update(ENVIRONMENT)
     gaps.install()
+    detach = None
     try:
+        _, detach = local_registry.attach(registry)
         with mock_aws():
             yield
     finally:
+        if detach is not None:
+            detach()
         gaps.uninstall()
         for key, value in saved.items():
             if value is None:

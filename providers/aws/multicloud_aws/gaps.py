@@ -10,6 +10,8 @@ an emulator runs (installed once, removed when the last emulator stops):
 - a VPC holds several private DNS namespaces (moto allows one);
 - the tagging API pages by ResourcesPerPage alone when TagsPerPage is not given;
 - faults (throttling, 5xx) can be injected per operation, and a per-call latency set.
+- ECR repositories live in a real registry (multicloud_aws.local_registry): their URIs,
+  the authorization token's proxyEndpoint and deletes point at it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from multicloud_aws import local_registry
 from multicloud_aws.fargate import allowed_pairs, is_valid
 
 _lock = threading.RLock()
@@ -73,6 +76,8 @@ def install() -> None:
         if _state["installed"] > 1:
             return
         from moto.core.responses import BaseResponse
+        from moto.ecr.models import ECRBackend, Repository
+        from moto.ecr.responses import ECRResponse
         from moto.ecs.models import EC2ContainerServiceBackend
         from moto.resourcegroupstaggingapi.models import ResourceGroupsTaggingAPIBackend
         from moto.servicediscovery.models import ServiceDiscoveryBackend
@@ -85,8 +90,12 @@ def install() -> None:
         _patch(ResourceGroupsTaggingAPIBackend, "get_resources", _get_resources)
         _patch(ServiceDiscoveryBackend, "create_private_dns_namespace", _create_namespace)
         _patch(BaseResponse, "call_action", _call_action)
+        _patch(Repository, "__init__", local_registry.repository_init)
+        _patch(ECRResponse, "get_authorization_token", local_registry.authorization_token)
+        _patch(ECRBackend, "delete_repository", local_registry.delete_repository)
         # moto warns when an injected code is not in the service model; that is the point
-        warnings.filterwarnings("ignore", message=r"Exception\(InjectedFault\)", category=UserWarning)
+        warnings.filterwarnings("ignore", message=r"Exception\((InjectedFault|RegistryUnavailable)\)",
+                                category=UserWarning)
 
 
 def uninstall() -> None:

@@ -8,6 +8,7 @@ what `desired` rendered in this process is rebuilt from that; any other is descr
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from multicloud.resources import Resource, Sensitive
@@ -179,7 +180,8 @@ def add_service(ctx: Context, app: str, seen: Seen, described: dict[str, Any], t
     if task is None and task_arn:
         with guard(f"describing task definition {task_arn}"):
             definition = ctx.client("ecs").describe_task_definition(taskDefinition=task_arn)["taskDefinition"]
-        task = read_task(app, definition, lambda arn: role_key(ctx, app, arn), lambda image: image_spec(seen, image))
+        task = read_task(app, definition, lambda arn: role_key(ctx, app, arn),
+                         lambda image, build: image_spec(app, name, image, build))
     network = one(described, "networkConfiguration", "awsvpcConfiguration") or {}
     groups = [seen.security_group_ids.get(g, g) for g in network.get("securityGroups", [])]
     registries = [seen.registries.get(r["registryArn"], r["registryArn"])
@@ -209,8 +211,14 @@ def role_key(ctx: Context, app: str, arn: str) -> str:
     return arn
 
 
-def image_spec(seen: Seen, image: str) -> Any:
-    """The spec form of a running image: the image itself (builds are matched by tag)."""
+def image_spec(app: str, service: str, image: str, build: str | None) -> Any:
+    """The spec form of a running image: a build's (from its label) for the service's own repository, else itself."""
+    if build and image.partition("@")[0].endswith(f"/{names.repository(app, service)}"):
+        try:
+            found = json.loads(build)
+        except ValueError:
+            return image
+        return found if isinstance(found, dict) else image
     return image
 
 
@@ -270,7 +278,6 @@ def read_role(ctx: Context, app: str, arn: str) -> dict[str, Any] | None:
     except NotFoundError:
         return {"name": name, "secrets": None}
     if isinstance(document, str):
-        import json
         from urllib.parse import unquote
 
         document = json.loads(unquote(document))

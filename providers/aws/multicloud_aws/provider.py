@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from multicloud.contract import Capabilities, Endpoint, EventSink, Health, HealthState, LogLine, ServiceStatus
+from multicloud.contract import Capabilities, Endpoint, Event, EventSink, Health, HealthState, LogLine, ServiceStatus
 from multicloud.errors import ProviderError
 from multicloud.planner import Change
 from multicloud.resources import Resource
@@ -52,7 +52,7 @@ class AwsEcsProvider:
         self.ctx = Context(self.settings, factory)
 
     def desired(self, spec: TargetSpec, secrets: Mapping[str, str]) -> list[Resource]:
-        """Render the app's resources; raises UserError for what Fargate cannot run. No I/O."""
+        """Render the app's resources; UserError for what Fargate cannot run. Reads only build contexts."""
         resources = render(spec.app, spec.services, self.settings, secrets, spec.base_dir)
         self.ctx.remember(resources)
         return resources
@@ -69,7 +69,7 @@ class AwsEcsProvider:
         """Carry out one step; a failure leaves tagged objects the next apply converges."""
         kind = change.resource.kind
         if kind == "service":
-            services.apply_service(self.ctx, app, change)
+            services.apply_service(self.ctx, app, change, lambda message: emit(Event("progress", change.key, message)))
         elif kind in infra.HANDLERS:
             infra.HANDLERS[kind](self.ctx, app, change)
         else:

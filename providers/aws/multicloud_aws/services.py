@@ -5,7 +5,7 @@ service that the next apply reuses (revisions are matched by their task-hash tag
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from multicloud.contract import Health, HealthState
@@ -21,15 +21,15 @@ CIRCUIT_BREAKER = {"deploymentCircuitBreaker": {"enable": True, "rollback": True
                    "maximumPercent": 200, "minimumHealthyPercent": 100}
 
 
-def apply_service(ctx: Context, app: str, change: Change) -> None:
-    """Create, update or delete one ECS service (and its task definition revisions)."""
+def apply_service(ctx: Context, app: str, change: Change, say: Callable[[str], None] = lambda _: None) -> None:
+    """Create, update or delete one ECS service (and its task definition revisions); `say` reports progress."""
     resource = change.resource
     if change.action is Action.DELETE:
         delete_service(ctx, app, resource.name, str(resource.properties.get("cluster")))
         return
     props = resource.properties
     base_dir = str((resource.payload or {}).get("base_dir", "."))
-    revision = ensure_revision(ctx, app, resource.name, props["task"], base_dir=base_dir)
+    revision = ensure_revision(ctx, app, resource.name, props["task"], base_dir=base_dir, say=say)
     cluster = str(props["cluster"])
     request = {
         "cluster": cluster,
@@ -68,7 +68,8 @@ def apply_service(ctx: Context, app: str, change: Change) -> None:
         client.tag_resource(resourceArn=current["serviceArn"], tags=names.tag_list(tags, lower=True))
 
 
-def ensure_revision(ctx: Context, app: str, service: str, task: Mapping[str, Any], *, base_dir: str = ".") -> str:
+def ensure_revision(ctx: Context, app: str, service: str, task: Mapping[str, Any], *, base_dir: str = ".",
+                    say: Callable[[str], None] = lambda _: None) -> str:
     """The ARN of a revision of the family with this task's hash: the latest one when it
     matches, else a newly registered one (older revisions beyond keep_revisions are
     deregistered)."""
@@ -98,7 +99,7 @@ def ensure_revision(ctx: Context, app: str, service: str, task: Mapping[str, Any
     if isinstance(image, Mapping):
         from multicloud_aws.build import build_and_push
 
-        image = build_and_push(ctx, app, service, image, base_dir)
+        image = build_and_push(ctx, app, service, image, base_dir, say=say)
     request = register_request(app, service, task, region=ctx.region, image=str(image), arn_of=arn_of)
     with guard(f"registering task definition {family}"):
         registered = client.register_task_definition(**request)["taskDefinition"]["taskDefinitionArn"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -11,6 +12,8 @@ from multicloud_aws import names
 
 PORT_LABEL = "multicloud.port."
 """Docker label recording a port's spec protocol (mqtt, http...), which ECS does not keep."""
+BUILD_LABEL = "multicloud.build"
+"""Docker label recording a built image's spec form (context, args, context hash) as JSON."""
 _SECRET_ARN = re.compile(r"^arn:[^:]+:secretsmanager:[^:]*:[^:]*:secret:(?P<name>.+)-[A-Za-z0-9]{6}$")
 
 
@@ -29,7 +32,7 @@ def register_request(app: str, service: str, task: Mapping[str, Any], *, region:
         "essential": True,
         "portMappings": [{"containerPort": p["port"], "protocol": "udp" if p["protocol"] == "udp" else "tcp",
                           "name": p["name"]} for p in task["ports"]],
-        "dockerLabels": {f"{PORT_LABEL}{p['name']}": p["protocol"] for p in task["ports"]},
+        "dockerLabels": _labels(task),
         "environment": [{"name": k, "value": v} for k, v in sorted(task["env"].items())],
         "secrets": [{"name": k, "valueFrom": arn_of(v)} for k, v in sorted(task["secrets"].items())],
         "readonlyRootFilesystem": bool(task["read_only"]),
@@ -63,11 +66,19 @@ def register_request(app: str, service: str, task: Mapping[str, Any], *, region:
     return request
 
 
+def _labels(task: Mapping[str, Any]) -> dict[str, str]:
+    """Container labels: each port's spec protocol, and a build's spec form."""
+    labels = {f"{PORT_LABEL}{p['name']}": p["protocol"] for p in task["ports"]}
+    if isinstance(task["image"], Mapping):
+        labels[BUILD_LABEL] = json.dumps(task["image"], sort_keys=True, separators=(",", ":"))
+    return labels
+
+
 def read_task(app: str, described: Mapping[str, Any], role_key: Callable[[str], str],
-              image: Callable[[str], Any]) -> dict[str, Any]:
+              image: Callable[[str, str | None], Any]) -> dict[str, Any]:
     """Rebuild a service's `task` properties from describe_task_definition output; `role_key`
-    maps a role ARN back to `role/APP` when the app owns it, `image` maps the running image
-    back to its spec form (a build for the app's own repositories)."""
+    maps a role ARN back to `role/APP` when the app owns it, `image(reference, build label)`
+    maps the running image back to its spec form (a build for the app's own repositories)."""
     container = (described.get("containerDefinitions") or [{}])[0]
     service = str(container.get("name", ""))
     health = container.get("healthCheck")
@@ -76,7 +87,7 @@ def read_task(app: str, described: Mapping[str, Any], role_key: Callable[[str], 
         "family": described.get("family"),
         "cpu": int(described.get("cpu") or 0),
         "memory": int(described.get("memory") or 0),
-        "image": image(str(container.get("image", ""))),
+        "image": image(str(container.get("image", "")), labels.get(BUILD_LABEL)),
         "command": container.get("command") or None,
         "entrypoint": container.get("entryPoint") or None,
         "env": {e["name"]: e["value"] for e in sorted(container.get("environment") or [], key=lambda e: e["name"])},

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from multicloud_aws import gaps
 from multicloud_aws.emulator import client_factory
 from multicloud_aws.provider import AwsEcsProvider
@@ -20,6 +21,15 @@ from multicloud.contract import RunningEmulator
 from multicloud.retry import RetryPolicy
 
 READ_PREFIXES = ("Describe", "List", "Get", "Discover")
+IOT_EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "iot-backend" / "multicloud.yaml"
+IOT_SECRETS = {
+    "IOT_DB_PASSWORD": "db-pw-Zq81x",
+    "IOT_ADMIN_TOKEN": "admin-tok-Hh29s",
+    "IOT_BROKER_FEED_TOKEN": "feed-tok-Pp11a",
+    "IOT_INGESTION_MQTT_PASSWORD": "ing-pw-Kk02b",
+    "IOT_REGISTRY_MQTT_PASSWORD": "reg-pw-Jj73c",
+    "IOT_DATABASE_URL": "postgresql://iot:db-pw-Zq81x@db.example.internal:5432/iot",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -108,3 +118,17 @@ def deploy() -> Callable[..., Deployment]:
 def tagged() -> Callable[[AwsEcsProvider, str], list[str]]:
     """tagged(provider, app): ARNs of everything still tagged with the app (every type)."""
     return _tagged
+
+
+@pytest.fixture
+def iot_example(app_name: str) -> dict[str, Any]:
+    """The IoT example spec as data, named `app_name` (its files are relative to IOT_EXAMPLE)."""
+    data: dict[str, Any] = yaml.safe_load(IOT_EXAMPLE.read_text())
+    data["name"] = app_name
+    return data
+
+
+@pytest.fixture
+def iot_secrets() -> dict[str, str]:
+    """Environment values for the IoT example's secrets."""
+    return dict(IOT_SECRETS)

@@ -5,33 +5,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from multicloud_aws.fargate import is_valid
 from multicloud_aws.provider import AwsEcsProvider
 
 from multicloud.render import plan_json, plan_text
 from multicloud.spec import spec_from_dict
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "iot-backend" / "multicloud.yaml"
-SECRETS = {
-    "IOT_DB_PASSWORD": "db-pw-Zq81x",
-    "IOT_ADMIN_TOKEN": "admin-tok-Hh29s",
-    "IOT_BROKER_FEED_TOKEN": "feed-tok-Pp11a",
-    "IOT_INGESTION_MQTT_PASSWORD": "ing-pw-Kk02b",
-    "IOT_REGISTRY_MQTT_PASSWORD": "reg-pw-Jj73c",
-    "IOT_DATABASE_URL": "postgresql://iot:db-pw-Zq81x@db.example.internal:5432/iot",
-}
 
-
-def iot_spec(app: str) -> Any:
-    """The example spec under another name, its aws services running pushed images (the
-    emulator's ECR has no registry to push builds to)."""
-    data = yaml.safe_load(EXAMPLE.read_text())
-    data["name"] = app
+def iot_spec(data: dict[str, Any]) -> Any:
+    """The example spec, its aws services running pushed images instead of builds (builds are
+    pushed to the emulator's registry in test_aws_build.py)."""
     overrides = data["targets"]["aws"].setdefault("overrides", {})
     for name in data["services"]:
         if name not in data["targets"]["aws"].get("exclude", []):
@@ -40,19 +26,21 @@ def iot_spec(app: str) -> Any:
 
 
 @pytest.fixture
-def iot(make_provider: Callable[..., AwsEcsProvider], app_name: str, deploy: Any) -> Any:
+def iot(make_provider: Callable[..., AwsEcsProvider], iot_example: dict[str, Any], iot_secrets: dict[str, str],
+        deploy: Any) -> Any:
     provider = make_provider(region="us-east-1")
-    deployed = deploy(iot_spec(app_name), provider, SECRETS)
+    deployed = deploy(iot_spec(iot_example), provider, iot_secrets)
     yield deployed
     deployed.destroy()
 
 
-def test_iot_backend_on_emulated_aws(iot: Any, calls: Any) -> None:
+def test_iot_backend_on_emulated_aws(iot: Any, calls: Any, iot_secrets: dict[str, str]) -> None:
+    secrets = iot_secrets.values()
     provider: AwsEcsProvider = iot.provider
     app = iot.app
     planned = iot.plan()
     shown = plan_text(planned, verbose=True) + json.dumps(plan_json(planned), default=str)
-    assert not any(value in shown for value in SECRETS.values())
+    assert not any(value in shown for value in secrets)
     assert iot.apply(planned).ok
 
     ecs = provider.ctx.client("ecs")
@@ -68,7 +56,7 @@ def test_iot_backend_on_emulated_aws(iot: Any, calls: Any) -> None:
         assert is_valid(int(task["cpu"]), int(task["memory"]))
         container = task["containerDefinitions"][0]
         assert container["logConfiguration"]["options"]["awslogs-group"] == f"/multicloud/{app}"
-        assert not any(v in json.dumps(container) for v in SECRETS.values())
+        assert not any(v in json.dumps(container) for v in secrets)
         assert all(s["valueFrom"].startswith("arn:aws:secretsmanager:") for s in container.get("secrets", []))
     broker = next(s for s in described if s["serviceName"] == "broker")
     assert {b["containerPort"] for b in broker["loadBalancers"]} == {1883, 8080}
@@ -98,10 +86,10 @@ def test_iot_backend_on_emulated_aws(iot: Any, calls: Any) -> None:
 
     everything = provider.ctx.client("resourcegroupstaggingapi").get_resources(
         TagFilters=[{"Key": "multicloud:app", "Values": [app]}])["ResourceTagMappingList"]
-    assert not any(v in json.dumps(everything) for v in SECRETS.values())
+    assert not any(v in json.dumps(everything) for v in secrets)
     status = iot.status()
     assert {s.service: (s.running, s.desired) for s in status}["ingestion"] == (2, 2)
-    assert not any(v in repr(status) for v in SECRETS.values())
+    assert not any(v in repr(status) for v in secrets)
     lines = list(iot.logs("ingestion"))
     assert len(lines) == 2 and all(line.service == "ingestion" for line in lines)
     mqtt = next(e for e in iot.endpoints() if e.port == "mqtt")
@@ -116,9 +104,9 @@ def test_iot_backend_on_emulated_aws(iot: Any, calls: Any) -> None:
 
 
 def test_destroy_leaves_nothing_tagged(make_provider: Callable[..., AwsEcsProvider], app_name: str, deploy: Any,
-                                       tagged: Any) -> None:
+                                       tagged: Any, iot_example: dict[str, Any], iot_secrets: dict[str, str]) -> None:
     provider = make_provider()
-    deployed = deploy(iot_spec(app_name), provider, SECRETS)
+    deployed = deploy(iot_spec(iot_example), provider, iot_secrets)
     deployed.apply()
     assert tagged(provider, app_name)
     deployed.destroy()

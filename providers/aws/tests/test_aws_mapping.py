@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,8 +12,10 @@ from multicloud_aws.fargate import FARGATE_MEMORY, fargate_size, is_valid
 from multicloud_aws.provider import AwsEcsProvider
 
 from multicloud.api import Deployment
+from multicloud.build import build_hash
 from multicloud.errors import SettingsError, SpecError, UserError
 from multicloud.spec import spec_from_dict
+from multicloud.spec.models import Build
 from multicloud.spec.targets import target_spec
 
 GI = 1024**3
@@ -105,6 +108,28 @@ def test_embedded_secret_becomes_its_own_secret() -> None:
     assert task["env"] == {} and task["secrets"] == {"PW": "secret/pw", "URL": "secret/api.URL"}
     assert resources["secret/api.URL"].properties["name"] == "multicloud/m/api/URL"
     assert "hunter2" not in repr(resources)
+
+
+def test_a_build_is_named_by_its_context_hash_without_any_call(tmp_path: Path) -> None:
+    provider = AwsEcsProvider({"region": "eu-west-1"}, client_factory=_no_calls)
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api" / "Dockerfile").write_text("FROM debian:bookworm-slim\n")
+    data = {"name": "m", "services": {"api": {"build": {"context": "./api", "args": {"V": 1}}}},
+            "targets": {"aws": {"provider": "aws-ecs"}}}
+
+    def image() -> dict[str, Any]:
+        spec = target_spec(spec_from_dict(data, base_dir=str(tmp_path)), "aws")
+        return {r.key: r for r in provider.desired(spec, {})}["service/api"].properties["task"]["image"]
+
+    first = image()
+    assert first["repository"] == "repository/api" and first["args"] == {"V": "1"}
+    assert first["hash"] == build_hash(str(tmp_path), "api", Build(context="./api", args={"V": "1"}))
+    assert image() == first
+    (tmp_path / "api" / "main.py").write_text("print('v2')\n")
+    assert image()["hash"] != first["hash"]
+    data["services"]["api"]["build"]["context"] = "./missing"
+    with pytest.raises(UserError, match=r"services\.api\.build: build context .*missing is not a directory"):
+        image()
 
 
 def test_importing_the_provider_and_rendering_loads_no_sdk() -> None:

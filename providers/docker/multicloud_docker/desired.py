@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from multicloud.addressing import DirectAddressing, resolve_service
-from multicloud.errors import TargetError, UserError
+from multicloud.build import build_hash, context_path
+from multicloud.errors import TargetError
 from multicloud.resources import Resource, Sensitive
 from multicloud.spec.models import Build, Port, Service
 from multicloud.spec.targets import TargetSpec
 from multicloud.spec.units import format_memory
 from multicloud_docker import healthcheck
-from multicloud_docker.buildctx import context_hash
 from multicloud_docker.labels import SCALE_PROPERTY, image_repository, network_name, volume_name
 from multicloud_docker.settings import DockerSettings
 
@@ -64,11 +62,8 @@ def desired(spec: TargetSpec, secrets: Mapping[str, str], settings: DockerSettin
 
 def build_image(spec: TargetSpec, service: str, build: Build) -> Resource:
     """The image/<service> resource: tagged by a hash of what the build reads."""
-    context = Path(os.path.abspath(os.path.join(spec.base_dir, build.context)))
-    try:
-        digest = context_hash(context, build.dockerfile, build.args, build.target)
-    except UserError as exc:
-        raise UserError(f"services.{service}.build: {exc.message}") from exc
+    context = context_path(spec.base_dir, build)
+    digest = build_hash(spec.base_dir, service, build)
     props = {
         "tag": f"{image_repository(spec.app, service)}:{digest}",
         "context": build.context,

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from docker_helpers import APP_CONTEXT, SECRET, three_service_spec
+from docker_helpers import SECRET, three_service_spec
 from multicloud_docker import healthcheck
 from multicloud_docker import labels as L
-from multicloud_docker.buildctx import context_hash
 from multicloud_docker.client import ConflictError, NotFoundError, translate
 from multicloud_docker.observe import STALE_PROPERTY, Replica, service_resource
 from multicloud_docker.provider import DockerProvider
@@ -141,24 +140,6 @@ def test_zero_replicas_means_no_service_and_no_dependency_on_it() -> None:
     data["services"]["api"]["replicas"] = 0
     found = render(data)
     assert "service/api" not in found and "service/api" not in found["service/web"].depends_on
-
-
-def test_build_context_hash_follows_content_and_dockerignore(tmp_path: Path) -> None:
-    context = tmp_path / "ctx"
-    shutil.copytree(APP_CONTEXT, context)
-    first = context_hash(context, "Dockerfile", {}, None)
-    assert context_hash(context, "Dockerfile", {}, None) == first
-    (context / ".dockerignore").write_text("*.log\ncache/**\n!cache/keep.txt\n")
-    ignored = context_hash(context, "Dockerfile", {}, None)
-    (context / "debug.log").write_text("x")
-    (context / "cache").mkdir()
-    (context / "cache" / "junk").write_text("x")
-    assert context_hash(context, "Dockerfile", {}, None) == ignored
-    (context / "cache" / "keep.txt").write_text("x")
-    assert context_hash(context, "Dockerfile", {}, None) != ignored
-    assert context_hash(context, "Dockerfile", {"A": "1"}, None) != context_hash(context, "Dockerfile", {}, None)
-    with pytest.raises(UserError, match="does not exist"):
-        context_hash(context, "Missing.Dockerfile", {}, None)
 
 
 # --- observe -------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Content hashes of build contexts, so an unchanged context keeps its image tag."""
+"""Content hashes of `build:` contexts, shared by every provider that builds images."""
 
 from __future__ import annotations
 
@@ -10,11 +10,26 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from multicloud.errors import UserError
+from multicloud.spec.models import Build
+
+Rules = list[tuple[re.Pattern[str], bool]]
+
+
+def context_path(base_dir: str, build: Build) -> Path:
+    """The absolute context directory of a `build:` (relative to the spec file's directory)."""
+    return Path(os.path.abspath(os.path.join(base_dir, build.context)))
+
+
+def build_hash(base_dir: str, service: str, build: Build) -> str:
+    """The context hash of a service's `build:`; a UserError names `services.SERVICE.build`."""
+    try:
+        return context_hash(context_path(base_dir, build), build.dockerfile, build.args, build.target)
+    except UserError as exc:
+        raise UserError(f"services.{service}.build: {exc.message}", hint=exc.hint) from exc
 
 
 def context_hash(context: Path, dockerfile: str, args: Mapping[str, str], target: str | None) -> str:
-    """Hash what a build sees: files not excluded by .dockerignore (path, exec bit, bytes),
-    the Dockerfile, build args and target. Reads files only; raises UserError if unreadable."""
+    """Hash what a build reads (files .dockerignore keeps, Dockerfile, args, target); reads files only."""
     if not context.is_dir():
         raise UserError(f"build context {context} is not a directory")
     dockerfile_path = Path(dockerfile) if os.path.isabs(dockerfile) else context / dockerfile
@@ -35,6 +50,7 @@ def context_hash(context: Path, dockerfile: str, args: Mapping[str, str], target
 
 
 def _entry(path: Path, rel: str) -> bytes:
+    """One file's contribution: its path, exec bit and content digest (a link's target)."""
     info = path.lstat()
     if stat.S_ISLNK(info.st_mode):
         body = "link:" + os.readlink(path)
@@ -44,6 +60,7 @@ def _entry(path: Path, rel: str) -> bytes:
 
 
 def _sha(path: Path) -> str:
+    """The sha256 of a file's bytes."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -51,7 +68,7 @@ def _sha(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _files(root: Path, rules: list[tuple[re.Pattern[str], bool]]) -> Iterator[str]:
+def _files(root: Path, rules: Rules) -> Iterator[str]:
     """Yield context-relative paths of regular files and links that the build would send."""
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
@@ -69,7 +86,7 @@ def _files(root: Path, rules: list[tuple[re.Pattern[str], bool]]) -> Iterator[st
                     yield rel
 
 
-def _ignore_rules(context: Path) -> list[tuple[re.Pattern[str], bool]]:
+def _ignore_rules(context: Path) -> Rules:
     """Parse .dockerignore into (pattern, excluded?) rules; the last match wins."""
     path = context / ".dockerignore"
     if not path.is_file():
@@ -118,7 +135,8 @@ def _glob_regex(pattern: str) -> str:
     return f"^{out}(/.*)?$"
 
 
-def _ignored(rel: str, rules: list[tuple[re.Pattern[str], bool]]) -> bool:
+def _ignored(rel: str, rules: Rules) -> bool:
+    """Whether .dockerignore excludes a context-relative path."""
     excluded = False
     for pattern, exclude in rules:
         if pattern.match(rel):
