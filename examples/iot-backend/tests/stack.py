@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -28,12 +29,25 @@ def docker(*args: str, env: dict[str, str] | None = None, check: bool = True, ti
     return result.stdout.strip()
 
 
+def source_digest(folder: Path) -> str:
+    """A digest of a build context's files (paths and contents), to tag the image built from it."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
 def build_images(services: tuple[str, ...] = SERVICES) -> dict[str, str]:
-    """Build every service image (Docker's layer cache makes repeats quick); return name -> tag."""
+    """Build every service image (Docker's layer cache makes repeats quick); return name -> tag.
+
+    Tags carry a digest of the sources, so another checkout building at the same time (a CI
+    clone, another engineer's tree) never swaps its images in under this one's name.
+    """
     tags = {}
     for name in services:
-        tag = f"{IMAGE_PREFIX}/{name}:latest"
-        docker("build", "-q", "-t", tag, str(EXAMPLE / "services" / name), timeout=1800)
+        context = EXAMPLE / "services" / name
+        tag = f"{IMAGE_PREFIX}/{name}:{source_digest(context)}"
+        docker("build", "-q", "-t", tag, str(context), timeout=1800)
         tags[name] = tag
     return tags
 

@@ -8,7 +8,7 @@ import time
 import pytest
 from helpers import eventually, new_device, stored_seqs
 from iotsim.api import RegistryClient
-from stack import DockerStack
+from stack import DockerStack, docker, free_port
 
 pytestmark = pytest.mark.docker
 
@@ -69,3 +69,28 @@ def test_metrics_expose_received_stored_rejected_and_batch_latency(stack: Docker
         "ingestion_publish_to_commit_seconds_bucket",
     ):
         assert name in text
+
+
+def test_a_replica_consumes_over_websockets(stack: DockerStack, api: RegistryClient) -> None:
+    """ws://broker:8080/mqtt (Cloud Run's only way in): a replica in its own share group gets every message."""
+    replica = 9
+    stack.ports[f"ingestion-{replica}"] = port = free_port()
+    env = {**stack.env("ingestion"), "MQTT_URL": "ws://broker:8080/mqtt", "MQTT_SHARE_GROUP": "ws-check"}
+    stack._run("ingestion", env, {port: 8000}, replica=replica)
+    try:
+        assert eventually(lambda: _connected(stack, replica), timeout=60), stack.logs()
+        device = new_device(api, stack.mqtt_url, "over-ws")
+        seqs = [device.publish() for _ in range(20)]
+        assert device.wait_acked(10)
+        assert eventually(lambda: stack.metric("ingestion_messages_received_total", replica) == 20, timeout=10)
+        assert eventually(lambda: sorted(stored_seqs(api, device.device_id)) == sorted(seqs), timeout=10)
+        device.close()
+    finally:
+        docker("stop", "-t", "10", stack.name("ingestion", replica))  # drains and ends its session
+
+
+def _connected(stack: DockerStack, replica: int) -> bool:
+    try:
+        return bool(stack.health(replica).get("mqtt_connected"))
+    except OSError:
+        return False

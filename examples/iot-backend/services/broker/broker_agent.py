@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mosquitto_log import LogWatch
+
 # Service accounts: env var holding the password -> (username, ACL lines). Device ids cannot
 # start with "_", so these names never collide with a device's.
 SERVICE_ACCOUNTS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -31,7 +33,12 @@ DEVICE_ACL = (
     "pattern write devices/%u/#",
     "pattern read devices/%u/commands",
 )
-PBKDF2_ITERATIONS = 101  # mosquitto_passwd's default; passwords are random 192-bit tokens
+PBKDF2_ITERATIONS = 101
+# Mosquitto 2.0.11 restores plain subscriptions from its persistence file but not shared ones: after a
+# restart, until an ingestion replica subscribes again, a device's QoS 1 publish would be acknowledged
+# (reason 0x10, no matching subscribers) and dropped. So devices are admitted only once this filter
+# has a subscriber again ("" admits them at once).
+DEFAULT_HOLD = "$share/ingestion/devices/+/telemetry"  # mosquitto_passwd's default; passwords are random 192-bit tokens
 
 
 def log(message: str) -> None:
@@ -70,6 +77,7 @@ class Settings:
     feed_token: str | None
     reload_interval: float
     max_queued: int
+    hold_until_subscribed: str = ""
     services: dict[str, str] = field(default_factory=dict)
 
     @staticmethod
@@ -89,6 +97,7 @@ class Settings:
             feed_token=env_secret("BROKER_FEED_TOKEN"),
             reload_interval=float(os.environ.get("RELOAD_INTERVAL_MS", "250")) / 1000,
             max_queued=int(os.environ.get("MAX_QUEUED_MESSAGES", "1000000")),
+            hold_until_subscribed=os.environ.get("HOLD_DEVICES_UNTIL_SUBSCRIBED", DEFAULT_HOLD),
             services=services,
         )
 
@@ -112,6 +121,7 @@ def render_config(s: Settings) -> str:
         "log_type warning",
         "log_type notice",
         "log_type information",
+        *(["log_type subscribe"] if s.hold_until_subscribed else []),
         "log_timestamp_format %Y-%m-%dT%H:%M:%S",
     ]
     if s.mqtt_port:
@@ -153,6 +163,8 @@ class PasswordFile:
         self.path = path
         self.version = 0
         self.on_reload: Callable[[int], None] | None = None
+        self.watch = LogWatch()
+        self.admitted = threading.Event()  # device entries are written only once set
         self.services = {user: hash_password(pw) for user, pw in services.items()}
         self.devices: dict[str, str] = {}
         self.interval = interval
@@ -187,10 +199,21 @@ class PasswordFile:
         """Write the file now; return (device entries, credential version) it holds."""
         with self._lock:
             rows = [f"{u}:{h}" for u, h in self.services.items()]
-            rows += [f"{u}:{h}" for u, h in self.devices.items()]
+            if self.admitted.is_set():
+                rows += [f"{u}:{h}" for u, h in self.devices.items()]
             count, version = len(self.devices), self.version
         write_atomic(self.path, "\n".join(rows) + "\n")
         return count, version
+
+    def admit_when_subscribed(self, filter_: str) -> None:
+        """Hold device entries back until `filter_` has a subscriber, then write them (runs in a thread)."""
+        if filter_:
+            log(f"devices held back until a subscriber of {filter_} is connected")
+            while not self.watch.subscribed.wait(30):
+                log(f"still no subscriber of {filter_}: devices held back ({len(self.devices)} known)")
+            log(f"{filter_} has a subscriber: admitting devices")
+        self.admitted.set()
+        self._dirty.set()
 
     def run_reloader(self) -> None:
         """Coalesce changes: write and SIGHUP at most once per interval, forever."""
@@ -202,12 +225,16 @@ class PasswordFile:
                 time.sleep(pause)
             self._dirty.clear()
             count, version = self.write()
+            seen = self.watch.reloads
             if self.pid is not None:
                 os.kill(self.pid, signal.SIGHUP)
                 self.reloads += 1
             last = time.monotonic()
-            if self.on_reload is not None:
-                time.sleep(0.02)  # mosquitto reloads in its next loop turn, within milliseconds
+            # mosquitto logs "Reloading config." and reloads in the same turn of its single-threaded
+            # loop, so a CONNECT it reads after that line is checked against the new file
+            if not self.watch.wait_reload_beyond(seen, 10.0):
+                log("mosquitto did not log its reload within 10 s; reporting the version anyway")
+            if self.on_reload is not None and self.admitted.is_set():
                 self.on_reload(version)
             if self.reloads % 50 == 1:
                 log(f"reloaded credentials ({count} devices, {self.reloads} reloads)")
@@ -284,13 +311,17 @@ def main() -> int:
         sys.exit("broker-agent: set at least one of MQTT_PORT, WS_PORT, MQTTS_PORT")
     conf = prepare(s)
     passwords = PasswordFile(s.state_dir / "passwd", s.services, s.reload_interval)
+    passwords.watch.filter = s.hold_until_subscribed
     passwords.load_existing()
-    passwords.write()
+    passwords.write()  # service accounts only, until admit_when_subscribed
     log(f"service accounts: {', '.join(sorted(s.services)) or 'none'}; listeners: "
         f"mqtt={s.mqtt_port or '-'} ws={s.ws_port or '-'} mqtts={s.tls_port or '-'}")
     # stdbuf: line-buffer mosquitto's stdout so its log reaches `docker logs` at once
-    child = subprocess.Popen(["stdbuf", "-oL", "mosquitto", "-c", str(conf)])
+    child = subprocess.Popen(["stdbuf", "-oL", "mosquitto", "-c", str(conf)], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, errors="replace")
     passwords.pid = child.pid
+    assert child.stdout is not None
+    threading.Thread(target=passwords.watch.pump, args=(child.stdout,), name="log", daemon=True).start()
     if s.auth_url and s.feed_token:
         passwords.on_reload = lambda version: report_applied(s, version)
 
@@ -300,6 +331,8 @@ def main() -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, forward)
     threading.Thread(target=passwords.run_reloader, name="reloader", daemon=True).start()
+    threading.Thread(target=passwords.admit_when_subscribed, args=(s.hold_until_subscribed,), name="admit",
+                     daemon=True).start()
     threading.Thread(target=follow_feed, args=(s, passwords), name="feed", daemon=True).start()
     return child.wait()
 

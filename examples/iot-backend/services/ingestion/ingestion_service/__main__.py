@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
-import threading
+from collections.abc import Callable
 
 from ingestion_service import metrics
 from ingestion_service.consumer import Consumer
@@ -12,23 +13,37 @@ from ingestion_service.db import migrate
 from ingestion_service.settings import Settings
 
 
+async def consume(settings: Settings) -> None:
+    """Consume until SIGTERM or SIGINT, then drain."""
+    consumer = Consumer(settings)
+    metrics.serve(settings.port, consumer.health)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    logging.getLogger("ingestion").info(
+        "consuming %s (batches ≤ %d rows / %.0f ms), metrics on :%d",
+        settings.subscription, settings.batch_max_rows, settings.batch_max_seconds * 1000, settings.port,
+    )
+    await consumer.run(stop)
+
+
 def main() -> None:
     """Start everything and block until asked to stop."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
     migrate(settings.database_url)
-    consumer = Consumer(settings)
-    metrics.serve(settings.port, consumer.health)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    consumer.start()
-    logging.getLogger("ingestion").info(
-        "consuming %s (batches ≤ %d rows / %.0f ms), metrics on :%d",
-        settings.subscription, settings.batch_max_rows, settings.batch_max_seconds * 1000, settings.port,
-    )
-    stop.wait()
-    consumer.stop()
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(consume(settings))
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when installed (several times cheaper per read than asyncio's), else the default."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop  # type: ignore[no-any-return]
 
 
 if __name__ == "__main__":

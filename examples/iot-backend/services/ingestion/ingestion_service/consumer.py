@@ -1,43 +1,43 @@
-"""The MQTT side: a persistent v5 session on a shared subscription, acks sent only after commit."""
+"""The consumer: a persistent MQTT v5 session on a shared subscription; a batch is acked only after its commit.
+
+One asyncio thread does everything: it reads the broker's bytes in large chunks, validates each
+PUBLISH into a row line, closes a batch at BATCH_MAX_ROWS or BATCH_MAX_MS (or as soon as a
+database connection is free, when all were busy for longer), stores it in one statement on one of
+DB_WRITERS connections (so one slow commit does not hold up the next batch) and, once it and
+every earlier batch have committed, sends its PUBACKs in one write, in the order the messages
+came. Acks of an earlier connection are dropped: the broker redelivers those messages on the new
+one, and the database skips what it already has.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-import socket
-import threading
 import time
 from dataclasses import dataclass, field
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-
 from ingestion_service import metrics
+from ingestion_service import mqtt_codec as mq
 from ingestion_service.db import BatchWriter
 from ingestion_service.mqtt_url import BrokerUrl
-from ingestion_service.payload import Rejected, copy_line, device_of
+from ingestion_service.payload import Rejected, device_of, row_line
+from ingestion_service.session import Refused, Session
 from ingestion_service.settings import Settings
 
 log = logging.getLogger("ingestion")
-
-
-def no_delay(client: mqtt.Client) -> None:
-    """Disable Nagle's algorithm: acks and publishes are small and latency matters (paho leaves it on)."""
-    sock = client.socket()
-    raw = getattr(sock, "_socket", sock)  # the TCP socket under paho's WebSocket wrapper
-    with contextlib.suppress(AttributeError, OSError):
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+LINK_ERRORS = (OSError, ConnectionError, TimeoutError, mq.ProtocolError, IndexError, UnicodeError)
 
 
 @dataclass
 class Batch:
-    """Messages waiting to be committed: COPY lines, and (connection, packet id) pairs to ack."""
+    """Messages waiting to be committed: row lines, their ts, and the packet ids to ack on one connection."""
 
+    generation: int
     lines: list[str] = field(default_factory=list)
-    acks: list[tuple[int, int]] = field(default_factory=list)
     ts: list[float] = field(default_factory=list)
+    acks: list[int] = field(default_factory=list)
+    count: int = 0
     first_at: float = 0.0
 
 
@@ -47,151 +47,192 @@ class Consumer:
     def __init__(self, settings: Settings) -> None:
         self.s = settings
         self.broker = BrokerUrl.parse(settings.mqtt_url)
-        self.writer = BatchWriter(settings.database_url)
-        self.batch = Batch()
-        self.cond = threading.Condition()
+        self.writers = [BatchWriter(settings.database_url) for _ in range(settings.db_writers)]
+        self._free: asyncio.Queue[BatchWriter] = asyncio.Queue()
+        for writer in self.writers:
+            self._free.put_nowait(writer)
         self.generation = 0  # bumped on every (re)connect: acks of older connections are void
+        self.batch = Batch(self.generation)
+        self.session: Session | None = None
         self.connected = False
         self.disconnected_since: float | None = time.monotonic()
         self.db_failing_since: float | None = None
         self.last_message = 0.0
         self.stopping = False
-        self.writer_busy = False
-        self.client = self._client()
+        self.finished = False
+        self.in_flight = 0  # batches taken but not yet acknowledged
         self._rejected_logged = 0
+        self._has_messages = asyncio.Event()
+        self._full = asyncio.Event()
 
-    def _client(self) -> mqtt.Client:
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.s.client_id,
-            protocol=mqtt.MQTTv5,
-            transport=self.broker.transport,
-            manual_ack=True,
-        )
-        if self.broker.transport == "websockets":
-            client.ws_set_options(path=self.broker.path)
-        if self.broker.tls:
-            client.tls_set(ca_certs=self.s.ca_file)
-        client.username_pw_set(self.s.mqtt_username, self.s.mqtt_password)
-        client.reconnect_delay_set(min_delay=0.2, max_delay=5)
-        client.max_queued_messages_set(0)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        return client
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set, then leave the share group, drain and disconnect."""
+        tasks = [asyncio.create_task(self._write_loop()), asyncio.create_task(self._connect_loop())]
+        await stop.wait()
+        await self._stop()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for writer in self.writers:
+            await writer.close()
 
-    def connect_properties(self) -> Properties:
-        """CONNECT properties: a session that outlives the connection, and a wide receive window."""
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self.s.session_expiry
-        props.ReceiveMaximum = self.s.receive_maximum
-        return props
+    async def _connect_loop(self) -> None:
+        delay = 0.2
+        while not self.finished:
+            try:
+                session = await Session.open(self.broker, self.s)
+            except (Refused, *LINK_ERRORS) as exc:
+                log.warning("cannot connect to %s:%s (%s); retrying in %.1f s", self.broker.host, self.broker.port,
+                            exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            started = time.monotonic()
+            await self._serve(session)
+            delay = 0.2 if time.monotonic() - started > 5 else min(delay * 2, 5.0)
+            if not self.finished:
+                await asyncio.sleep(delay)
 
-    def start(self) -> None:
-        """Connect (retrying in the background) and start the network and writer threads."""
-        threading.Thread(target=self._write_loop, name="writer", daemon=True).start()
-        self.client.connect_async(
-            self.broker.host, self.broker.port, keepalive=30, clean_start=False, properties=self.connect_properties()
-        )
-        self.client.loop_start()
-
-    def _on_connect(self, client: mqtt.Client, _u: object, flags: object, reason: object, _p: object) -> None:
-        if getattr(reason, "is_failure", False):
-            log.warning("broker refused the connection: %s", reason)
-            return
-        with self.cond:
-            self.generation += 1
-            self.connected, self.disconnected_since = True, None
-        no_delay(client)
+    async def _serve(self, session: Session) -> None:
+        """Use one connection until it ends."""
+        self.generation += 1
+        self.batch.acks.clear()  # those messages came on the previous connection: the broker redelivers them
+        self.batch.generation = self.generation
+        self.session, self.connected, self.disconnected_since = session, True, None
         metrics.CONNECTS.inc()
         metrics.CONNECTED.set(1)
-        present = getattr(flags, "session_present", False)
         log.info("connected to %s:%s as %s (session present: %s)", self.broker.host, self.broker.port,
-                 self.s.client_id, present)
+                 self.s.client_id, session.session_present)
         if not self.stopping:
-            client.subscribe(self.s.subscription, qos=1)
-
-    def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
-        with self.cond:
-            self.connected = False
-            self.disconnected_since = self.disconnected_since or time.monotonic()
-        metrics.CONNECTED.set(0)
-        if not self.stopping:
-            log.warning("disconnected from the broker (%s); reconnecting", reason)
-
-    def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        now = time.time()
-        metrics.RECEIVED.inc()
-        line, ts = None, 0.0
+            session.send(mq.subscribe(session.packet_id(), self.s.subscription))
+        pinger = asyncio.create_task(session.pinger())
         try:
-            line, ts = copy_line(device_of(msg.topic), msg.payload, now)
+            while True:
+                self._handle(await session.packets())
+        except LINK_ERRORS as exc:
+            if not self.finished:
+                log.warning("disconnected from the broker (%s); reconnecting", exc)
+        finally:
+            pinger.cancel()
+            self.session, self.connected = None, False
+            self.disconnected_since = time.monotonic()
+            metrics.CONNECTED.set(0)
+            await session.close()
+
+    def _handle(self, packets: list[mq.Packet]) -> None:
+        """Take the packets of one read: PUBLISHes into the batch, the rest checked."""
+        now = time.time()
+        received = 0
+        for p in packets:
+            if p.kind == mq.PUBLISH:
+                self._receive(mq.parse_publish(p), now)
+                received += 1
+            elif p.kind == mq.SUBACK:
+                _pid, codes = mq.acked_codes(p)
+                if any(code >= 0x80 for code in codes):
+                    raise mq.ProtocolError(f"subscription to {self.s.subscription} refused: {codes}")
+            elif p.kind == mq.DISCONNECT:
+                raise ConnectionError(f"the broker disconnected us (reason 0x{mq.reason_of(p):02x})")
+            elif p.kind not in (mq.PINGRESP, mq.UNSUBACK, mq.PUBACK):
+                raise mq.ProtocolError(f"unexpected packet type {p.kind}")
+        if received:
+            metrics.RECEIVED.inc(received)
+            self.last_message = time.monotonic()
+
+    def _receive(self, msg: mq.Publish, now: float) -> None:
+        line = None
+        try:
+            line, ts = row_line(device_of(msg.topic), msg.payload, now)
         except Rejected as exc:
             metrics.REJECTED.labels(exc.reason).inc()
             self._rejected_logged += 1
             if self._rejected_logged <= 5 or self._rejected_logged % 1000 == 0:
                 log.info("rejected a message on %s: %s (%d so far)", msg.topic[:80], exc, self._rejected_logged)
-        with self.cond:
-            batch = self.batch
-            if not batch.acks:
-                batch.first_at = time.monotonic()
-            batch.acks.append((self.generation, msg.mid))
-            if line is not None:
-                batch.lines.append(line)
-                batch.ts.append(ts)
-            self.last_message = time.monotonic()
-            if len(batch.acks) == 1 or len(batch.acks) >= self.s.batch_max_rows:
-                self.cond.notify()
+        batch = self.batch
+        if not batch.count:
+            batch.first_at = time.monotonic()
+            self._has_messages.set()
+        batch.count += 1
+        if msg.qos:
+            batch.acks.append(msg.packet_id)
+        if line is not None:
+            batch.lines.append(line)
+            batch.ts.append(ts)
+        if batch.count >= self.s.batch_max_rows:
+            self._full.set()
 
-    def _take_batch(self) -> Batch:
-        """Wait until a batch is due (full or old enough) and take it."""
-        with self.cond:
-            while not self.batch.acks:
-                self.cond.wait(0.5)
-            due = self.batch.first_at + self.s.batch_max_seconds
-            while len(self.batch.acks) < self.s.batch_max_rows and (left := due - time.monotonic()) > 0:
-                self.cond.wait(left)
-            batch, self.batch = self.batch, Batch()
-            self.writer_busy = True
-            metrics.PENDING.set(len(batch.acks))
-            return batch
+    async def _take_batch(self) -> Batch:
+        """Wait until a batch is due (full, or its first message is BATCH_MAX_MS old) and take it."""
+        while not self.batch.count:
+            self._has_messages.clear()
+            await self._has_messages.wait()
+        left = self.batch.first_at + self.s.batch_max_seconds - time.monotonic()
+        if left > 0 and self.batch.count < self.s.batch_max_rows:
+            self._full.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._full.wait(), left)
+        batch, self.batch = self.batch, Batch(self.generation)
+        self.in_flight += 1
+        metrics.PENDING.set(batch.count)
+        return batch
 
-    def _write_loop(self) -> None:
-        backoff = 0.1
-        while True:
-            batch = self._take_batch()
+    async def _write_loop(self) -> None:
+        """Hand each due batch to a free connection; acknowledge batches in the order they were taken."""
+        order: asyncio.Queue[tuple[Batch, asyncio.Task[None]]] = asyncio.Queue()
+        acker = asyncio.create_task(self._ack_loop(order))
+        stores: set[asyncio.Task[None]] = set()
+        try:
             while True:
-                started = time.monotonic()
+                writer = await self._free.get()  # none free: the batch keeps growing meanwhile
+                batch = await self._take_batch()
+                task = asyncio.create_task(self._store(batch, writer))
+                stores.add(task)
+                task.add_done_callback(stores.discard)
+                order.put_nowait((batch, task))
+        finally:
+            acker.cancel()
+            for task in list(stores):
+                task.cancel()
+
+    async def _ack_loop(self, order: asyncio.Queue[tuple[Batch, asyncio.Task[None]]]) -> None:
+        while True:
+            batch, task = await order.get()
+            await task
+            self._ack(batch)
+            self.in_flight -= 1
+            metrics.PENDING.set(self.batch.count)
+
+    async def _store(self, batch: Batch, writer: BatchWriter) -> None:
+        """Write a batch, retrying with backoff while the database fails (nothing is acked meanwhile)."""
+        started, backoff, inserted = time.monotonic(), 0.1, 0
+        try:
+            while batch.lines:
                 try:
-                    inserted = self.writer.write(batch.lines) if batch.lines else 0
+                    inserted = await writer.write(batch.lines)
                     break
                 except Exception as exc:  # any database failure: keep the batch, retry, ack nothing
                     metrics.DB_ERRORS.inc()
                     self.db_failing_since = self.db_failing_since or time.monotonic()
                     log.warning("batch of %d failed (%s); retrying in %.1f s", len(batch.lines),
                                 type(exc).__name__, backoff)
-                    time.sleep(backoff)
+                    await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
-            committed = time.time()
-            backoff, self.db_failing_since = 0.1, None
-            metrics.BATCH_SECONDS.observe(time.monotonic() - started)
-            metrics.BATCH_ROWS.observe(len(batch.acks))
-            metrics.STORED.inc(inserted)
-            metrics.DUPLICATES.inc(len(batch.lines) - inserted)
-            for ts in batch.ts:
-                metrics.LATENCY.observe(committed - ts)
-            self._ack(batch)
+        finally:
+            self._free.put_nowait(writer)
+        committed = time.time()
+        self.db_failing_since = None
+        metrics.BATCH_SECONDS.observe(time.monotonic() - started)
+        metrics.BATCH_ROWS.observe(batch.count)
+        metrics.STORED.inc(inserted)
+        metrics.DUPLICATES.inc(len(batch.lines) - inserted)
+        for ts in batch.ts:
+            metrics.LATENCY.observe(committed - ts)
 
     def _ack(self, batch: Batch) -> None:
-        """Acknowledge a committed batch; acks of an earlier connection are dropped (the broker redelivers)."""
-        with self.cond:
-            generation, connected = self.generation, self.connected
-        for gen, mid in batch.acks:
-            if gen == generation and connected:
-                self.client.ack(mid, 1)
-        with self.cond:
-            self.writer_busy = False
-            metrics.PENDING.set(len(self.batch.acks))
-            self.cond.notify_all()
+        """PUBACK a committed batch in one write, if it came on the current connection."""
+        session = self.session
+        if session is not None and batch.acks and batch.generation == self.generation:
+            session.send(mq.pubacks(batch.acks))
 
     def health(self) -> tuple[bool, dict[str, object]]:
         """Unhealthy only after 30 s without the broker or with the database failing."""
@@ -202,27 +243,23 @@ class Consumer:
         return ok, {"status": "ok" if ok else "unhealthy", "mqtt_connected": self.connected,
                     "db_ok": self.db_failing_since is None, "client_id": self.s.client_id}
 
-    def stop(self) -> None:
+    async def _stop(self) -> None:
         """Leave the share group, drain what was delivered, then end the session if nothing is left."""
         self.stopping = True
         log.info("stopping: unsubscribing and draining")
-        if self.connected:
-            self.client.unsubscribe(self.s.subscription)
+        if self.session is not None:
+            self.session.send(mq.unsubscribe(self.session.packet_id(), self.s.subscription))
         deadline = time.monotonic() + self.s.drain_seconds
         drained = False
         while time.monotonic() < deadline:
-            with self.cond:
-                idle = not self.batch.acks and not self.writer_busy
-                quiet = time.monotonic() - self.last_message > 0.5
-            if idle and quiet:
+            idle = not self.batch.count and not self.in_flight
+            if idle and time.monotonic() - self.last_message > 0.5:
                 drained = True
                 break
-            time.sleep(0.05)
-        if drained and self.connected:
-            props = Properties(PacketTypes.DISCONNECT)
-            props.SessionExpiryInterval = 0  # nothing is left in flight: the session may go
-            self.client.disconnect(properties=props)
-        else:
-            self.client.disconnect()  # keep the session: the broker redelivers to our next start
-        self.client.loop_stop()
-        log.info("stopped (%s)", "drained, session ended" if drained else "session kept for redelivery")
+            await asyncio.sleep(0.05)
+        self.finished = True
+        session = self.session
+        if session is not None:
+            # expiry 0: nothing is left in flight, the session may go; otherwise keep it for redelivery
+            await session.close(mq.disconnect(0) if drained else mq.disconnect())
+        log.info("stopped (%s)", "drained, session ended" if drained and session else "session kept for redelivery")

@@ -34,22 +34,28 @@ MIGRATIONS: list[str] = [
 COMPONENT = "ingestion"
 MIGRATION_LOCK = 7_100_001
 
-STAGING = """
-CREATE TEMP TABLE IF NOT EXISTS incoming (
-    device_id text, seq bigint, ts float8, temperature float8, humidity float8, battery float8, received_at float8
-) ON COMMIT DELETE ROWS
-"""
-COPY = "COPY incoming (device_id, seq, ts, temperature, humidity, battery, received_at) FROM STDIN"
-INSERT = """
-INSERT INTO readings (device_id, seq, ts, temperature, humidity, battery, received_at)
-SELECT device_id, seq, to_timestamp(ts), temperature, humidity, battery, to_timestamp(received_at) FROM incoming
-ON CONFLICT (device_id, seq) DO NOTHING
-"""
-# Sorted by device id so two replicas lock last-seen rows in the same order (no deadlocks).
-LAST_SEEN = """
-INSERT INTO device_last_seen (device_id, last_seen)
-SELECT device_id, to_timestamp(max(received_at)) FROM incoming GROUP BY device_id ORDER BY device_id
-ON CONFLICT (device_id) DO UPDATE SET last_seen = greatest(device_last_seen.last_seen, EXCLUDED.last_seen)
+# One statement, one round trip, one implicit transaction (the connection is in autocommit): the
+# batch travels as a single text parameter of tab-separated lines and is split by the server.
+# Redeliveries of stored (device_id, seq) are skipped; last-seen rows are locked in device id
+# order so two replicas never deadlock.
+WRITE = """
+WITH batch AS (
+    SELECT f[1] AS device_id, f[2]::bigint AS seq, to_timestamp(f[3]::float8) AS ts, f[4]::float8 AS temperature,
+           nullif(f[5], '')::float8 AS humidity, nullif(f[6], '')::float8 AS battery,
+           to_timestamp(f[7]::float8) AS received_at
+    FROM (SELECT string_to_array(line, E'\\t') AS f FROM unnest(string_to_array(%s::text, E'\\n')) AS line
+          WHERE line <> '') AS lines
+), inserted AS (
+    INSERT INTO readings (device_id, seq, ts, temperature, humidity, battery, received_at)
+    SELECT device_id, seq, ts, temperature, humidity, battery, received_at FROM batch
+    ON CONFLICT (device_id, seq) DO NOTHING
+    RETURNING 1
+), seen AS (
+    INSERT INTO device_last_seen (device_id, last_seen)
+    SELECT device_id, max(received_at) FROM batch GROUP BY device_id ORDER BY device_id
+    ON CONFLICT (device_id) DO UPDATE SET last_seen = greatest(device_last_seen.last_seen, EXCLUDED.last_seen)
+)
+SELECT count(*) FROM inserted
 """
 
 
@@ -91,39 +97,28 @@ def migrate(url: str, component: str = COMPONENT, migrations: list[str] = MIGRAT
 
 
 class BatchWriter:
-    """One connection that stores batches of COPY lines in one transaction each."""
+    """One connection that stores each batch of row lines in one statement (and so one transaction)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.conn: psycopg.Connection | None = None
+        self.conn: psycopg.AsyncConnection | None = None
 
-    def _connection(self) -> psycopg.Connection:
+    async def write(self, lines: list[str]) -> int:
+        """Store the rows, committed when this returns (stored (device_id, seq) are skipped); return rows inserted."""
         if self.conn is None or self.conn.closed:
-            self.conn = psycopg.connect(self.url, autocommit=False, connect_timeout=5)
-            self.conn.execute(STAGING)
-            self.conn.commit()
-        return self.conn
-
-    def write(self, lines: list[str]) -> int:
-        """Store the rows (duplicates of stored (device_id, seq) are skipped); return rows inserted."""
-        conn = self._connection()
+            self.conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=5)
         try:
-            with conn.cursor() as cur:
-                with cur.copy(COPY) as copy:
-                    copy.write("".join(lines))
-                cur.execute(INSERT)
-                inserted = cur.rowcount
-                cur.execute(LAST_SEEN)
-            conn.commit()
+            cur = await self.conn.execute(WRITE, ("".join(lines),))
+            row = await cur.fetchone()
         except BaseException:
-            self.close()
+            await self.close()
             raise
-        return inserted
+        return int(row[0]) if row else 0
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Drop the connection (the next write reconnects)."""
         if self.conn is not None:
             try:
-                self.conn.close()
+                await self.conn.close()
             finally:
                 self.conn = None

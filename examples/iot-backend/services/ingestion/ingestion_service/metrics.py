@@ -28,7 +28,7 @@ BATCH_ROWS = Histogram(
 LATENCY = Histogram(
     "ingestion_publish_to_commit_seconds",
     "From the device's ts to the commit of its row",
-    buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0),
+    buckets=(0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 5.0, 30.0),
 )
 for reason in ("json", "schema", "topic", "too_large"):
     REJECTED.labels(reason)

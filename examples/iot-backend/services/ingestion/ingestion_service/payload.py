@@ -48,8 +48,8 @@ def device_of(topic: str) -> str:
     return match.group(1)
 
 
-def copy_line(device_id: str, payload: bytes, received_at: float) -> tuple[str, float]:
-    """Validate a payload; return its row as a line of PostgreSQL COPY text format, and its ts."""
+def row_line(device_id: str, payload: bytes, received_at: float) -> tuple[str, float]:
+    """Validate a payload; return its row as one tab-separated line ('' for a missing value), and its ts."""
     if len(payload) > MAX_BYTES:
         raise Rejected("too_large", f"payload over {MAX_BYTES} bytes")
     try:
@@ -73,4 +73,4 @@ def copy_line(device_id: str, payload: bytes, received_at: float) -> tuple[str, 
 
 
 def _opt(value: float | None) -> str:
-    return "\\N" if value is None else repr(value)
+    return "" if value is None else repr(value)

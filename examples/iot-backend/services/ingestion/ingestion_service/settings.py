@@ -41,6 +41,7 @@ class Settings:
     database_url: str
     batch_max_rows: int
     batch_max_seconds: float
+    db_writers: int
     drain_seconds: float
     port: int
 
@@ -70,6 +71,7 @@ class Settings:
             database_url=database_url,
             batch_max_rows=int(number("BATCH_MAX_ROWS", 2000)),
             batch_max_seconds=number("BATCH_MAX_MS", 10) / 1000,
+            db_writers=max(1, int(number("DB_WRITERS", 2))),
             drain_seconds=number("DRAIN_SECONDS", 8),
             port=int(number("PORT", 8000)),
         )

@@ -1,0 +1,36 @@
+"""Watches mosquitto's log (copied to stdout): counts config reloads and spots the first subscriber of a filter."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterable
+
+
+class LogWatch:
+    """Counts "Reloading config." lines and notices a SUBSCRIBE to `filter_` (log_type subscribe)."""
+
+    def __init__(self, filter_: str = "") -> None:
+        self.reloads = 0
+        self.filter = filter_
+        self.subscribed = threading.Event()
+        self._cond = threading.Condition()
+
+    def pump(self, lines: Iterable[str]) -> None:
+        """Copy mosquitto's output line by line, watching it (until mosquitto closes its stdout)."""
+        for line in lines:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            if "Reloading config." in line:
+                with self._cond:
+                    self.reloads += 1
+                    self._cond.notify_all()
+            elif self.filter and line.rstrip().endswith(f" {self.filter}"):
+                # "<time>: <client id> <qos> <filter>": only service accounts can be connected while
+                # devices are held back, so this is an ingestion replica's subscription
+                self.subscribed.set()
+
+    def wait_reload_beyond(self, seen: int, timeout: float) -> bool:
+        """Wait until more than `seen` reloads were logged; False at the timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.reloads > seen, timeout)

@@ -1,0 +1,132 @@
+"""Ingestion's own MQTT v5 client, without Docker: packet encoding and parsing, and WebSocket framing."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import struct
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "ingestion"))
+
+from ingestion_service import mqtt_codec as mq
+from ingestion_service.mqtt_url import BrokerUrl
+from ingestion_service.transport import WS_GUID, masked, open_stream
+
+
+def publish_packet(topic: str, payload: bytes, packet_id: int, props: bytes = b"", dup: bool = False) -> bytes:
+    """A PUBLISH as a broker sends it (QoS 1)."""
+    body = mq.utf8(topic) + struct.pack("!H", packet_id) + mq.varint(len(props)) + props + payload
+    return mq.packet(mq.PUBLISH, 0x0A if dup else 0x02, body)
+
+
+def test_varint_round_trips_at_every_length_boundary() -> None:
+    for n in (0, 127, 128, 16383, 16384, 2097151, 2097152, 268435455):
+        assert mq.read_varint(mq.varint(n), 0) == (n, len(mq.varint(n)))
+    assert mq.read_varint(b"\x80\x80", 0) is None  # incomplete
+    with pytest.raises(mq.ProtocolError):
+        mq.read_varint(b"\x80\x80\x80\x80\x01", 0)
+
+
+def test_connect_asks_to_resume_the_session_with_expiry_and_window() -> None:
+    raw = mq.connect("ingestion-1", "_ingestion", "pw", keepalive=30, session_expiry=3600, receive_maximum=10000)
+    packets, used = mq.split(bytearray(raw))
+    assert used == len(raw) and packets[0].kind == mq.CONNECT
+    body = packets[0].body
+    assert body[:7] == b"\x00\x04MQTT\x05"
+    assert body[7] == 0xC0  # username + password, clean start off
+    assert struct.unpack("!H", body[8:10])[0] == 30
+    props = mq.properties(body, 10)
+    assert props[mq.SESSION_EXPIRY] == 3600 and props[mq.RECEIVE_MAXIMUM] == 10000
+    assert body.endswith(mq.utf8("ingestion-1") + mq.utf8("_ingestion") + mq.utf8("pw"))
+
+
+def test_split_cuts_complete_packets_and_keeps_the_rest() -> None:
+    first = publish_packet("devices/a/telemetry", b'{"seq": 1}', 7)
+    second = publish_packet("devices/b/telemetry", b"x" * 300, 8)  # two-byte remaining length
+    stream = bytearray(first + second)
+    for cut in range(len(stream) + 1):
+        packets, used = mq.split(stream[:cut])
+        expected = (cut >= len(first)) + (cut >= len(stream))
+        assert len(packets) == expected
+        assert used == (len(stream) if expected == 2 else len(first) if expected else 0)
+
+
+def test_publish_parsing_skips_properties_and_keeps_the_packet_id() -> None:
+    props = bytes([0x01, 1]) + bytes([0x26]) + mq.utf8("k") + mq.utf8("v") + bytes([0x0B]) + mq.varint(300)
+    packets, _ = mq.split(bytearray(publish_packet("devices/dev-1/telemetry", b"{}", 513, props, dup=True)))
+    msg = mq.parse_publish(packets[0])
+    assert (msg.topic, msg.payload, msg.qos, msg.packet_id) == ("devices/dev-1/telemetry", b"{}", 1, 513)
+    assert mq.properties(props_body := mq.varint(len(props)) + props, 0)[0x0B] == 300 and props_body
+
+
+def test_pubacks_for_a_batch_are_one_buffer_of_four_byte_packets() -> None:
+    raw = mq.pubacks([1, 258, 65535])
+    assert raw == b"\x40\x02\x00\x01" + b"\x40\x02\x01\x02" + b"\x40\x02\xff\xff"
+
+
+def test_connack_suback_and_disconnect_decoding() -> None:
+    connack = mq.packet(mq.CONNACK, 0, b"\x01\x00" + mq.varint(3) + bytes([mq.SERVER_KEEP_ALIVE]) + b"\x00\x3c")
+    present, reason, props = mq.connack(mq.split(bytearray(connack))[0][0])
+    assert present and reason == 0 and props[mq.SERVER_KEEP_ALIVE] == 60
+    suback = mq.packet(mq.SUBACK, 0, b"\x00\x05\x00\x01")
+    assert mq.acked_codes(mq.split(bytearray(suback))[0][0]) == (5, [1])
+    assert mq.disconnect(0) == b"\xe0\x07\x00\x05\x11\x00\x00\x00\x00"
+    assert mq.reason_of(mq.split(bytearray(b"\xe0\x01\x8e"))[0][0]) == 0x8E
+
+
+def test_masking_is_an_involution() -> None:
+    key = b"\x01\x02\x03\x04"
+    data = bytes(range(256)) * 3
+    frame = masked(data, key)
+    assert frame[:4] == key
+    assert masked(frame[4:], key)[4:] == data
+    assert masked(b"", key) == key
+
+
+def test_websocket_stream_upgrades_answers_pings_and_carries_bytes() -> None:
+    """A tiny WebSocket server on 127.0.0.1: checks the upgrade, pings, then echoes unmasked frames."""
+    received: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = (await reader.readuntil(b"\r\n\r\n")).decode()
+        key = next(line.split(":", 1)[1].strip() for line in request.split("\r\n")
+                   if line.lower().startswith("sec-websocket-key"))
+        assert "Sec-WebSocket-Protocol: mqtt" in request
+        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        writer.write(f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     f"Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n".encode())
+        writer.write(b"\x89\x02hi")  # ping: the client answers with a pong when it next reads
+        head = await reader.readexactly(2)
+        assert head[0] == 0x82 and head[1] & 0x80  # binary, masked
+        length = struct.unpack("!H", await reader.readexactly(2))[0] if head[1] & 0x7F == 126 else head[1] & 0x7F
+        mask = await reader.readexactly(4)
+        data = masked(await reader.readexactly(length), mask)[4:]
+        received.append(data)
+        writer.write(b"\x82\x7e" + struct.pack("!H", len(data)) + data)  # echo, unmasked, 16-bit length
+        head = await reader.readexactly(2)
+        assert head[0] == 0x8A and head[1] & 0x80  # pong, masked
+        mask = await reader.readexactly(4)
+        assert masked(await reader.readexactly(head[1] & 0x7F), mask)[4:] == b"hi"
+        writer.write(b"\x88\x00")  # close
+        await writer.drain()
+
+    async def scenario() -> bytes:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            stream = await open_stream(BrokerUrl.parse(f"ws://127.0.0.1:{port}/mqtt"), None)
+            payload = bytes(range(200))
+            stream.write(payload)
+            echoed = await asyncio.wait_for(stream.read(), 5)
+            end = await asyncio.wait_for(stream.read(), 5)
+            stream.close()
+            assert end == b""
+            return echoed
+
+    assert asyncio.run(scenario()) == bytes(range(200))
+    assert received == [bytes(range(200))]
