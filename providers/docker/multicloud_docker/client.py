@@ -1,15 +1,22 @@
-"""The one module that imports the docker SDK (lazily), and the translation of its errors.
+"""The one place engine clients are built, the one module that imports the docker SDK
+(lazily), and the translation of both clients' errors.
 
-Nothing else in this package imports `docker` or `requests`: `multicloud --help` and
-`provider.desired()` never load the SDK. Every SDK call is made inside `guard(...)`, which
-turns SDK exceptions into `multicloud.errors` types with `raise ... from exc`.
+Reads (list, inspect) go over the stdlib client in `engine_http` whenever it can reach the
+engine (unix socket, plain tcp://); everything else goes over the docker SDK, which is
+imported on the first such call. So `multicloud --help`, `provider.desired()` and a no-op
+plan or apply never load the SDK (about half a second of imports). Every engine call is
+made inside `guard(...)`, which turns client exceptions into `multicloud.errors` types
+with `raise ... from exc`.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from multicloud.errors import (
     BackendUnavailableError,
@@ -17,6 +24,13 @@ from multicloud.errors import (
     ProviderError,
     RetryableError,
     UserError,
+)
+from multicloud_docker.engine_http import (
+    EngineHTTP,
+    EngineHTTPError,
+    EngineTimeoutError,
+    EngineUnreachableError,
+    address,
 )
 
 API_VERSION = "1.41"
@@ -28,8 +42,9 @@ START_HINT = (
     "repository), or point DOCKER_HOST or the target's `host` setting at a running one"
 )
 
+T = TypeVar("T")
 ClientFactory = Callable[[], Any]
-"""Returns a `docker.APIClient` (or an object with the same methods)."""
+"""Returns an engine client: an `EngineClient`, a `docker.APIClient`, or anything with their methods."""
 
 
 class NotFoundError(ProviderError):
@@ -40,9 +55,66 @@ class ConflictError(RetryableError):
     """The engine refused because of a conflicting object or operation (HTTP 409)."""
 
 
+READ_CALLS = frozenset({"containers", "networks", "volumes", "images", "inspect_container", "inspect_image", "ping"})
+"""`docker.APIClient` methods that `EngineHTTP` serves with the same arguments and results."""
+
+
+class Lazy(Generic[T]):
+    """A value built by a factory on first use, once, under a lock; a failed build leaves none."""
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def built(self) -> bool:
+        """True once the value exists."""
+        return self._value is not None
+
+    def get(self) -> T:
+        """The value, built now if this is the first use; the factory's errors propagate."""
+        with self._lock:
+            if self._value is None:
+                self._value = self._make()
+            return self._value
+
+
+class EngineClient:
+    """The provider's engine client: READ_CALLS go over the stdlib client when there is one;
+    any other attribute is the docker SDK client's, built (importing the SDK) on first use."""
+
+    def __init__(self, reader: EngineHTTP | None, writer: ClientFactory) -> None:
+        self.reader = reader
+        self.sdk: Lazy[Any] = Lazy(writer)
+
+    def __getattr__(self, name: str) -> Any:
+        """A read method of the stdlib client, else the SDK client's attribute."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self.reader is not None and name in READ_CALLS:
+            return getattr(self.reader, name)
+        return getattr(self.sdk.get(), name)
+
+
 def default_factory(host: str | None) -> ClientFactory:
-    """Return a factory for a low-level client of the engine at `host`, DOCKER_HOST or the
-    default socket. Building the client makes no call; the first call reports a dead engine."""
+    """Return a factory for the client of the engine at `host`, DOCKER_HOST or the default
+    socket. Building the client makes no call; the first call reports a dead engine."""
+
+    def make() -> EngineClient:
+        return EngineClient(read_client(host), sdk_factory(host))
+
+    return make
+
+
+def read_client(host: str | None) -> EngineHTTP | None:
+    """The stdlib client for that engine, or None when only the SDK speaks to it (TLS, ssh)."""
+    where = address(host, os.environ)
+    return EngineHTTP(where, API_VERSION, CALL_TIMEOUT) if where is not None else None
+
+
+def sdk_factory(host: str | None) -> ClientFactory:
+    """Return a factory for a `docker.APIClient` of that engine (imports the SDK when called)."""
 
     def make() -> Any:
         import docker  # the only import of the SDK in multicloud_docker
@@ -58,8 +130,8 @@ def default_factory(host: str | None) -> ClientFactory:
 
 @contextmanager
 def guard(doing: str) -> Iterator[None]:
-    """Run a block of SDK calls, re-raising SDK errors as multicloud errors that say what
-    was being done; errors that are not the SDK's propagate unchanged."""
+    """Run a block of engine calls, re-raising client errors as multicloud errors that say
+    what was being done; other errors propagate unchanged."""
     try:
         yield
     except MulticloudError:
@@ -72,7 +144,16 @@ def guard(doing: str) -> Iterator[None]:
 
 
 def translate(exc: BaseException, doing: str) -> MulticloudError | None:
-    """Map a docker SDK or requests exception to a multicloud error; None if it is neither."""
+    """Map an engine client's exception (stdlib client, docker SDK, requests) to a
+    multicloud error; None if it is none of those."""
+    if isinstance(exc, EngineUnreachableError):
+        return BackendUnavailableError(f"cannot reach the Docker engine while {doing}: {_short(exc)}", hint=START_HINT)
+    if isinstance(exc, EngineTimeoutError):
+        return RetryableError(f"the Docker engine did not answer in time while {doing}")
+    if isinstance(exc, EngineHTTPError):
+        return _api_error(exc, doing)
+    if "docker" not in sys.modules:  # an SDK error needs the SDK loaded; don't load it to find out
+        return None
     import requests.exceptions as rex
     from docker import errors as derr
 

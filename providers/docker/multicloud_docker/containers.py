@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import tarfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -99,6 +98,8 @@ def create_replica(api: Any, app: str, resource: Resource, index: int) -> str:
 
 def secrets_archive(secrets: Mapping[str, Sensitive]) -> bytes:
     """A tar of one read-only file per secret, for the container's /run/secrets volume."""
+    import tarfile  # only applies that start containers with secrets need it (a few ms to import)
+
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         for name, value in sorted(secrets.items()):

@@ -3,12 +3,12 @@
 One bridge network per app (services reach each other by name), one container per
 replica, named volumes, images built from `build:` contexts. Everything created carries
 `multicloud.*` labels, which are the only record: observe() finds the app by labels alone
-and nothing unlabelled is ever touched. The SDK is imported only by `client.py`.
+and nothing unlabelled is ever touched. The SDK is imported only by `client.py`, and only
+when an apply changes something (reads use a stdlib client there).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -28,7 +28,7 @@ from multicloud.resources import Resource
 from multicloud.spec.targets import TargetSpec
 from multicloud_docker import converge, images, observe, views
 from multicloud_docker import labels as L
-from multicloud_docker.client import ClientFactory, ConflictError, NotFoundError, default_factory, guard
+from multicloud_docker.client import ClientFactory, ConflictError, Lazy, NotFoundError, default_factory, guard
 from multicloud_docker.containers import readiness
 from multicloud_docker.desired import desired as render_desired
 from multicloud_docker.settings import DockerSettings, parse_settings
@@ -43,9 +43,7 @@ class DockerProvider:
         self, settings: Mapping[str, Any] | None = None, *, client_factory: ClientFactory | None = None
     ) -> None:
         self.settings: DockerSettings = parse_settings(dict(settings or {}))
-        self._factory = client_factory or default_factory(self.settings.host)
-        self._client: Any = None
-        self._lock = threading.Lock()
+        self._client: Lazy[Any] = Lazy(client_factory or default_factory(self.settings.host))
         self.capabilities = Capabilities(
             build=self.settings.build,
             notes=(
@@ -57,11 +55,8 @@ class DockerProvider:
 
     @property
     def api(self) -> Any:
-        """The engine client, built on first use (this is where the SDK gets imported)."""
-        with self._lock:
-            if self._client is None:
-                self._client = self._factory()
-            return self._client
+        """The engine client, built on first use (cheap: the SDK is imported on the first write)."""
+        return self._client.get()
 
     def desired(self, spec: TargetSpec, secrets: Mapping[str, str]) -> list[Resource]:
         """Network, volumes, images and services for the spec; no engine calls."""

@@ -32,20 +32,34 @@ class CallLog:
 
 
 def counting_factory(log: CallLog) -> Callable[[], Any]:
-    """A client factory whose real client records each request before sending it."""
+    """A client factory like the provider's own (reads over the stdlib client, the rest over
+    the SDK) whose two clients record each request before sending it."""
 
     def make() -> Any:
-        import docker
+        from multicloud_docker.client import EngineClient, read_client, sdk_factory
 
-        api = docker.APIClient(version=API_VERSION, timeout=120)
-        send = api.request
+        reader = read_client(None)
+        assert reader is not None, "the tests' engine is on the local socket"
+        send = reader.send
 
-        def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-            log.calls.append((method.upper(), urlparse(url).path))
-            return send(method, url, *args, **kwargs)
+        def counted_send(method: str, path: str, params: Any = None) -> bytes:
+            log.calls.append((method.upper(), f"/v{reader.version}{path}"))
+            return send(method, path, params)
 
-        api.request = request
-        return api
+        reader.send = counted_send  # type: ignore[method-assign]
+
+        def writer() -> Any:
+            api = sdk_factory(None)()
+            request = api.request
+
+            def counted_request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+                log.calls.append((method.upper(), urlparse(url).path))
+                return request(method, url, *args, **kwargs)
+
+            api.request = counted_request
+            return api
+
+        return EngineClient(reader, writer)
 
     return make
 
