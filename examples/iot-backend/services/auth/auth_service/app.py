@@ -246,7 +246,7 @@ async def revoke_credentials(device_id: str, _: Principal = Depends(operator)) -
 async def credential_feed(after: int = 0, epoch: str = "", wait: float = 25.0) -> dict[str, Any]:
     """Long-poll: the changes after `after`, or a full snapshot when the broker is new or the epoch moved."""
     current = await feed.epoch(state.pool)
-    if after <= 0 or epoch != current:
+    if epoch != current:  # a new broker sends no epoch; `after` 0 with the epoch is an empty table: wait
         return {**await feed.changes(state.pool, 0, snapshot=True), "epoch": current}
     deadline = time.monotonic() + min(max(wait, 0.0), 55.0)
     while True:

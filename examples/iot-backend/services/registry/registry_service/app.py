@@ -14,12 +14,12 @@ from typing import Any
 
 import psycopg
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from registry_service.auth_client import AuthClient
 from registry_service.commands import CommandPublisher
 from registry_service.db import make_pool, migrate
+from registry_service.registrar import Registrar
 from registry_service.settings import Settings
 
 log = logging.getLogger("registry")
@@ -33,6 +33,7 @@ class State:
     settings: Settings
     pool: Any
     auth: AuthClient
+    registrar: Registrar
     commands: CommandPublisher | None = None
 
 
@@ -47,6 +48,8 @@ async def startup() -> None:
     state.pool = make_pool(state.settings.database_url)
     await state.pool.open()
     state.auth = AuthClient(state.settings.auth_url, state.settings.token_cache_seconds)
+    state.registrar = Registrar(state.pool, state.auth)
+    state.registrar.start()
     if state.settings.mqtt_url and state.settings.mqtt_password:
         state.commands = CommandPublisher(state.settings.mqtt_url, state.settings.mqtt_password)
     log.info("registry ready (commands %s)", "enabled" if state.commands else "disabled: no MQTT_URL/password")
@@ -56,6 +59,7 @@ async def shutdown() -> None:
     """Close the MQTT client, the auth client and the pool."""
     if state.commands:
         state.commands.close()
+    await state.registrar.stop()
     await state.auth.close()
     await state.pool.close()
 
@@ -154,16 +158,8 @@ async def register_device(
     device_id = body.id or f"dev-{secrets.token_hex(5)}"
     if not DEVICE_ID.match(device_id):
         raise HTTPException(422, "device id must match ^[a-z0-9][a-z0-9-]{0,62}$")
-    async with state.pool.connection() as conn, conn.transaction():
-        cur = await conn.execute(
-            "INSERT INTO devices (id, name, metadata) VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING"
-            " RETURNING created_at",
-            (device_id, body.name, Jsonb(body.metadata)),
-        )
-        row = await cur.fetchone()
-        if row is None:
-            raise HTTPException(409, f"device {device_id!r} exists (ids are never reused)")
-        credentials = await state.auth.issue(device_id, who.token)  # an error rolls the insert back
+    # concurrent registrations share one transaction and one call to auth (registrar.py)
+    created_at, credentials = await state.registrar.register(who.token, device_id, body.name, body.metadata)
     active = None
     if wait_active > 0:
         status = await state.auth.broker_status(who.token, credentials["version"], wait_active)
@@ -173,7 +169,7 @@ async def register_device(
         "id": device_id,
         "name": body.name,
         "status": "active",
-        "created_at": row[0],
+        "created_at": created_at,
         "active_on_broker": active,
         "mqtt": mqtt_block(device_id, credentials["password"]),
     }
