@@ -36,8 +36,10 @@ MIGRATION_LOCK = 7_100_001
 
 # One statement, one round trip, one implicit transaction (the connection is in autocommit): the
 # batch travels as a single text parameter of tab-separated lines and is split by the server.
-# Redeliveries of stored (device_id, seq) are skipped; last-seen rows are locked in device id
-# order so two replicas never deadlock.
+# Redeliveries of stored (device_id, seq) are skipped. Last-seen rows are taken with SKIP LOCKED:
+# a row that another writer (the other connection, another replica) has locked is left to it, as
+# its batch is from the same few milliseconds, so batches never queue behind each other's commits
+# (rows of devices seen for the first time are inserted in device id order).
 WRITE = """
 WITH batch AS (
     SELECT f[1] AS device_id, f[2]::bigint AS seq, to_timestamp(f[3]::float8) AS ts, f[4]::float8 AS temperature,
@@ -50,10 +52,22 @@ WITH batch AS (
     SELECT device_id, seq, ts, temperature, humidity, battery, received_at FROM batch
     ON CONFLICT (device_id, seq) DO NOTHING
     RETURNING 1
-), seen AS (
+), latest AS (
+    SELECT device_id, max(received_at) AS seen FROM batch GROUP BY device_id
+), locked AS (
+    SELECT s.device_id FROM device_last_seen s JOIN latest l USING (device_id)
+    ORDER BY s.device_id FOR UPDATE OF s SKIP LOCKED
+), updated AS (
+    UPDATE device_last_seen s SET last_seen = greatest(s.last_seen, l.seen)
+    FROM latest l JOIN locked k USING (device_id) WHERE s.device_id = l.device_id
+    RETURNING 1
+), added AS (
     INSERT INTO device_last_seen (device_id, last_seen)
-    SELECT device_id, max(received_at) FROM batch GROUP BY device_id ORDER BY device_id
-    ON CONFLICT (device_id) DO UPDATE SET last_seen = greatest(device_last_seen.last_seen, EXCLUDED.last_seen)
+    SELECT device_id, seen FROM latest l
+    WHERE NOT EXISTS (SELECT 1 FROM device_last_seen s WHERE s.device_id = l.device_id)
+    ORDER BY device_id
+    ON CONFLICT (device_id) DO NOTHING
+    RETURNING 1
 )
 SELECT count(*) FROM inserted
 """
