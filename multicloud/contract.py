@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -156,7 +156,7 @@ class RunningEmulator:
     endpoint: str
     environment: Mapping[str, str]
     stop: Callable[[], None]
-    notes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=(), kw_only=True)
     """One-line facts for the person running it (extra services, what is missing); not environment."""
 
 
