@@ -64,6 +64,12 @@ def test_publish_parsing_skips_properties_and_keeps_the_packet_id() -> None:
     assert mq.properties(props_body := mq.varint(len(props)) + props, 0)[0x0B] == 300 and props_body
 
 
+def test_a_qos_2_publish_is_a_protocol_error() -> None:
+    body = mq.utf8("devices/a/telemetry") + b"\x00\x01\x00{}"
+    with pytest.raises(mq.ProtocolError):
+        mq.parse_publish(mq.split(bytearray(mq.packet(mq.PUBLISH, 0x04, body)))[0][0])
+
+
 def test_pubacks_for_a_batch_are_one_buffer_of_four_byte_packets() -> None:
     raw = mq.pubacks([1, 258, 65535])
     assert raw == b"\x40\x02\x00\x01" + b"\x40\x02\x01\x02" + b"\x40\x02\xff\xff"

@@ -226,7 +226,9 @@ class PasswordFile:
             self._dirty.clear()
             count, version = self.write()
             seen = self.watch.reloads
-            if self.pid is not None:
+            # SIGHUP's default action is to terminate: mosquitto must have installed its handler
+            # (it logs "running" after that) or this reload would kill a broker that is starting
+            if self.pid is not None and self.watch.running.wait(120):
                 os.kill(self.pid, signal.SIGHUP)
                 self.reloads += 1
             last = time.monotonic()

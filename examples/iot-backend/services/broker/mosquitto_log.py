@@ -8,11 +8,12 @@ from collections.abc import Iterable
 
 
 class LogWatch:
-    """Counts "Reloading config." lines and notices a SUBSCRIBE to `filter_` (log_type subscribe)."""
+    """Notices mosquitto running, counts "Reloading config." lines and spots a SUBSCRIBE to `filter_`."""
 
     def __init__(self, filter_: str = "") -> None:
         self.reloads = 0
         self.filter = filter_
+        self.running = threading.Event()  # its signal handlers are installed: SIGHUP no longer kills it
         self.subscribed = threading.Event()
         self._cond = threading.Condition()
 
@@ -21,7 +22,9 @@ class LogWatch:
         for line in lines:
             sys.stdout.write(line)
             sys.stdout.flush()
-            if "Reloading config." in line:
+            if not self.running.is_set() and "mosquitto version" in line and line.rstrip().endswith(" running"):
+                self.running.set()
+            elif "Reloading config." in line:
                 with self._cond:
                     self.reloads += 1
                     self._cond.notify_all()

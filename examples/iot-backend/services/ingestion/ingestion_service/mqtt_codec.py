@@ -128,8 +128,8 @@ def split(buffer: bytearray) -> tuple[list[Packet], int]:
 def parse_publish(p: Packet) -> Publish:
     """Decode a PUBLISH body (topic aliases are never granted, so the topic is always present)."""
     body, qos = p.body, (p.flags >> 1) & 3
-    if qos == 3:
-        raise ProtocolError("PUBLISH with QoS 3")
+    if qos > 1:  # the subscription grants QoS 1: a QoS 2 PUBLISH would need PUBREC, not PUBACK
+        raise ProtocolError(f"PUBLISH with QoS {qos}")
     tlen = body[0] << 8 | body[1]
     topic = body[2:2 + tlen].decode("utf-8", "replace")
     pos = 2 + tlen
