@@ -150,7 +150,7 @@ def properties(body: bytes, pos: int) -> dict[int, int | bytes]:
     if header is None:
         return {}
     length, pos = header
-    end, out = pos + length, {}
+    end, out = pos + length, dict[int, int | bytes]()
     while pos < end:
         ident = body[pos]
         pos += 1
