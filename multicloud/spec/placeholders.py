@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from multicloud.resources import Sensitive
+
+if TYPE_CHECKING:
+    from multicloud.spec.models import Service
 
 _PLACEHOLDER = re.compile(r"\$\$|\$\{([^}]*)\}")
 SERVICE_ATTRIBUTES = ("host", "port", "url")
@@ -56,6 +60,15 @@ def references(text: str) -> Iterator[Reference]:
     for match in _PLACEHOLDER.finditer(text):
         if match.group(0) != "$$":
             yield parse_reference(match.group(1))
+
+
+def placeholder_fields(service: Service) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Yield (field path, text) for every service field that may hold placeholders."""
+    for key, value in service.env.items():
+        yield ("env", key), value
+    for field in ("command", "entrypoint"):
+        for i, arg in enumerate(getattr(service, field) or []):
+            yield (field, i), arg
 
 
 def resolve(

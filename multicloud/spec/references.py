@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,6 +15,7 @@ from multicloud.spec.placeholders import (
     Reference,
     SecretRef,
     ServiceRef,
+    placeholder_fields,
     references,
 )
 from multicloud.spec.targets import MERGED_FIELDS, apply_override, merge_override
@@ -55,7 +56,7 @@ def _check_service(spec: Spec, name: str, service: Service, at: FieldPath) -> li
     check = service.healthcheck
     if check is not None and check.http is not None and check.port is None and not service.ports:
         found.append(((*at, "healthcheck", "http"), "an http check needs a port: add ports or healthcheck.port"))
-    for field_path, text in _placeholder_fields(service):
+    for field_path, text in placeholder_fields(service):
         try:
             refs = list(references(text))
         except PlaceholderSyntaxError as exc:
@@ -63,14 +64,6 @@ def _check_service(spec: Spec, name: str, service: Service, at: FieldPath) -> li
             continue
         found += [((*at, *field_path), msg) for ref in refs if (msg := _check_ref(spec.services, spec.secrets, ref))]
     return found
-
-
-def _placeholder_fields(service: Service) -> Iterator[tuple[FieldPath, str]]:
-    for key, value in service.env.items():
-        yield ("env", key), value
-    for field in ("command", "entrypoint"):
-        for i, arg in enumerate(getattr(service, field) or []):
-            yield (field, i), arg
 
 
 def _check_ref(services: Mapping[str, Service], secrets: Mapping[str, Any], ref: Reference) -> str | None:
@@ -163,7 +156,7 @@ def _check_target(spec: Spec, target_name: str, base_findings: list[Finding]) ->
         view[name] = merged
     for name, service in view.items():
         place = _override_locator(at, name, target.overrides.get(name) or {})
-        for field_path, text in _placeholder_fields(service):
+        for field_path, text in placeholder_fields(service):
             for ref in _safe_references(text):
                 if isinstance(ref, ServiceRef) and ref.service in excluded:
                     message = (

@@ -65,12 +65,12 @@ class TargetSpec:
 
     def used_secrets(self) -> list[str]:
         """Names of the secrets some service on this target uses, in spec order."""
-        from multicloud.spec.placeholders import SecretRef, references
+        from multicloud.spec.placeholders import SecretRef, placeholder_fields, references
 
         used: set[str] = set()
         for service in self.services.values():
             used.update(service.secrets)
-            for value in [*service.env.values(), *(service.command or []), *(service.entrypoint or [])]:
+            for _, value in placeholder_fields(service):
                 used.update(r.name for r in references(value) if isinstance(r, SecretRef))
         return [name for name in self.secrets if name in used]
 
