@@ -7,6 +7,7 @@ turns botocore exceptions into `multicloud.errors` types with `raise ... from ex
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -55,7 +56,9 @@ class AccessDeniedError(UserError):
 
 def default_factory(region: str | None, profile: str | None, endpoint_url: str | None) -> ClientFactory:
     """Return a factory of boto3 clients that honours the standard AWS configuration (profile,
-    region, credentials chain, AWS_ENDPOINT_URL); building it makes no call."""
+    region, credentials chain, AWS_ENDPOINT_URL; AWS_REGION before AWS_DEFAULT_REGION, as the
+    AWS CLI reads them, where botocore alone ignores AWS_REGION); building it makes no call."""
+    region = region or os.environ.get("AWS_REGION") or None
     lock = threading.Lock()
     cache: dict[str, Any] = {}
     session: list[Any] = []

@@ -75,3 +75,14 @@ def test_in_process_emulator(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", IN_PROCESS], capture_output=True, text=True, env=env,
                           timeout=300, check=False)
     assert done.returncode == 0 and "in-process ok" in done.stdout, done.stderr[-3000:]
+
+
+def test_aws_region_is_read_as_the_aws_cli_reads_it(monkeypatch: Any) -> None:
+    from multicloud_aws.clients import default_factory
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    assert default_factory(None, None, "http://127.0.0.1:9")("ecs").meta.region_name == "eu-west-3"
+    monkeypatch.delenv("AWS_REGION")
+    assert default_factory(None, None, "http://127.0.0.1:9")("ecs").meta.region_name == "eu-west-1"
+    assert default_factory("us-west-2", None, "http://127.0.0.1:9")("ecs").meta.region_name == "us-west-2"

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import re
 import time
 import urllib.error
 import urllib.request
@@ -15,6 +14,10 @@ from google.api_core import exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import run_v2
 from multicloud_gcp.emulator import CloudRunEmulator, RunningCloudRun
+from multicloud_gcp.environment import API_ENDPOINT_ENV, FROM_ENVIRONMENT, PROJECT_NUMBER_ENV
+from multicloud_gcp.settings import EMULATOR_PROJECT_NUMBER
+
+from multicloud.testing.emulate import emulate
 
 PARENT = "projects/demo-project/locations/europe-west1"
 
@@ -152,22 +155,15 @@ def test_traffic_to_an_unknown_revision_is_refused(cloudrun: RunningCloudRun, tr
 
 
 def test_emulate_command_serves_and_is_controlled_over_http() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "multicloud.cli.main", "emulate", "gcp", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        assert "gcp emulator listening on http://127.0.0.1:" in first
-        endpoint = first.split(" on ")[1].split(";")[0]
-        exports = dict(
-            line.removeprefix("export ").strip().split("=", 1) for line in [process.stdout.readline() for _ in range(3)]
-        )
-        assert exports["MULTICLOUD_GCP_API_ENDPOINT"] == endpoint
+    with emulate("gcp", "--port", "0") as emulated:
+        assert "gcp emulator listening on http://127.0.0.1:" in emulated.comments[0]
+        endpoint = emulated.comments[0].split(" on ")[1].split(";")[0]
+        assert emulated.exports == {API_ENDPOINT_ENV: endpoint, PROJECT_NUMBER_ENV: EMULATOR_PROJECT_NUMBER}
+        assert set(emulated.exports) == set(FROM_ENVIRONMENT.values()), "prints exactly what the provider reads"
+        grpc_note = re.search(r"gRPC is served at (http://127\.0\.0\.1:\d+)", "\n".join(emulated.comments))
+        assert grpc_note is not None, emulated.comments
         running = RunningCloudRun(
-            "gcp", endpoint, exports, lambda: None, exports["MULTICLOUD_GCP_GRPC_ENDPOINT"], model=None
+            "gcp", endpoint, emulated.exports, lambda: None, grpc_note[1], model=None
         )  # type: ignore[arg-type]
         assert http(running, "POST", "/_emulator/faults", {"method": "ListServices", "status": "UNAVAILABLE"})[0] == 200
         status, body = http(running, "GET", f"/v2/{PARENT}/services")
@@ -175,9 +171,6 @@ def test_emulate_command_serves_and_is_controlled_over_http() -> None:
         assert http(running, "GET", f"/v2/{PARENT}/services") == (200, {"services": []})
         status, log = http(running, "GET", "/_emulator/requests")
         assert [r[0] for r in log["requests"]] == ["ListServices", "ListServices"]
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_a_missing_secret_fails_the_revision_when_secrets_are_known() -> None:
@@ -200,3 +193,15 @@ def test_first_poll_is_immediate_when_the_operation_is_done(cloudrun: RunningClo
     for i in range(3):
         client.create_service(parent=PARENT, service_id=f"fast-{i}", service=service()).result()
     assert time.monotonic() - started < 2.0  # a 1 s first poll per service would take 3 s+
+
+
+def test_the_environment_fills_only_what_the_spec_leaves_out() -> None:
+    from multicloud_gcp.environment import with_environment
+
+    env = {API_ENDPOINT_ENV: "http://127.0.0.1:1", PROJECT_NUMBER_ENV: "555555555555"}
+    assert with_environment({"project": "p"}, env) == {
+        "project": "p", "api_endpoint": "http://127.0.0.1:1", "project_number": "555555555555"
+    }
+    named = {"project": "p", "api_endpoint": "europe-west1-run.googleapis.com", "project_number": "123456"}
+    assert with_environment(named, env) == named
+    assert with_environment({"project": "p"}, {}) == {"project": "p"}

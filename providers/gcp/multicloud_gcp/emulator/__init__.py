@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from multicloud.contract import RunningEmulator
 from multicloud_gcp.emulator.faults import ApiError, Faults
 from multicloud_gcp.emulator.model import CloudRunModel
+from multicloud_gcp.environment import API_ENDPOINT_ENV, PROJECT_NUMBER_ENV
 from multicloud_gcp.settings import EMULATOR_PROJECT_NUMBER
 
 __all__ = ["ApiError", "CloudRunEmulator", "CloudRunModel", "Faults", "RunningCloudRun"]
@@ -66,12 +67,9 @@ class CloudRunEmulator:
         return RunningCloudRun(
             name="gcp",
             endpoint=rest_url,
-            environment={
-                "MULTICLOUD_GCP_API_ENDPOINT": rest_url,
-                "MULTICLOUD_GCP_GRPC_ENDPOINT": grpc_url,
-                "MULTICLOUD_GCP_PROJECT_NUMBER": self.project_number,
-            },
+            environment={API_ENDPOINT_ENV: rest_url, PROJECT_NUMBER_ENV: self.project_number},
             stop=stop,
+            notes=(f"gRPC is served at {grpc_url}: set api_endpoint to it and transport: grpc to use it",),
             grpc_endpoint=grpc_url,
             model=model,
         )
