@@ -6,7 +6,9 @@ database connection is free, when all were busy for longer), stores it in one st
 DB_WRITERS connections (so one slow commit does not hold up the next batch) and, once it and
 every earlier batch have committed, sends its PUBACKs in one write, in the order the messages
 came. Acks of an earlier connection are dropped: the broker redelivers those messages on the new
-one, and the database skips what it already has.
+one, and the database skips what it already has. A message that is not a valid reading, or a row the
+database refuses (the batch is split until such rows are alone), goes to the dead_letters table in
+the same batch and is acknowledged with it: a poison message never holds up the rest.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 
 from ingestion_service import metrics
 from ingestion_service import mqtt_codec as mq
-from ingestion_service.db import BatchWriter
+from ingestion_service.db import BatchWriter, DeadLetter
 from ingestion_service.mqtt_url import BrokerUrl
 from ingestion_service.payload import Rejected, device_of, row_line
 from ingestion_service.session import Refused, Session
@@ -31,11 +33,14 @@ LINK_ERRORS = (OSError, ConnectionError, TimeoutError, mq.ProtocolError, IndexEr
 
 @dataclass
 class Batch:
-    """Messages waiting to be committed: row lines, their ts, and the packet ids to ack on one connection."""
+    """Messages waiting to be committed: row lines (with their ts and payload), dead letters, and the packet
+    ids to ack on one connection."""
 
     generation: int
     lines: list[str] = field(default_factory=list)
     ts: list[float] = field(default_factory=list)
+    payloads: list[bytes] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
     acks: list[int] = field(default_factory=list)
     count: int = 0
     first_at: float = 0.0
@@ -140,15 +145,18 @@ class Consumer:
             self.last_message = time.monotonic()
 
     def _receive(self, msg: mq.Publish, now: float) -> None:
-        line = None
+        line, device = None, None
+        batch = self.batch
         try:
-            line, ts = row_line(device_of(msg.topic), msg.payload, now)
+            device = device_of(msg.topic)
+            line, ts = row_line(device, msg.payload, now)
         except Rejected as exc:
             metrics.REJECTED.labels(exc.reason).inc()
+            batch.dead.append(DeadLetter(device, msg.topic.replace("\x00", "")[:256], msg.payload[:1024],
+                                         f"{exc.reason}: {exc}", now))
             self._rejected_logged += 1
             if self._rejected_logged <= 5 or self._rejected_logged % 1000 == 0:
                 log.info("rejected a message on %s: %s (%d so far)", msg.topic[:80], exc, self._rejected_logged)
-        batch = self.batch
         if not batch.count:
             batch.first_at = time.monotonic()
             self._has_messages.set()
@@ -158,6 +166,7 @@ class Consumer:
         if line is not None:
             batch.lines.append(line)
             batch.ts.append(ts)
+            batch.payloads.append(msg.payload)
         if batch.count >= self.s.batch_max_rows:
             self._full.set()
 
@@ -203,12 +212,19 @@ class Consumer:
             metrics.PENDING.set(self.batch.count)
 
     async def _store(self, batch: Batch, writer: BatchWriter) -> None:
-        """Write a batch, retrying with backoff while the database fails (nothing is acked meanwhile)."""
-        started, backoff, inserted = time.monotonic(), 0.1, 0
+        """Write a batch and its dead letters, retrying with backoff while the database fails (nothing is acked
+        meanwhile); rows the database refuses for their content become dead letters."""
+        started, backoff, inserted, refused = time.monotonic(), 0.1, 0, 0
         try:
-            while batch.lines:
+            while batch.lines or batch.dead:
                 try:
-                    inserted = await writer.write(batch.lines)
+                    inserted, rows = await writer.write_isolating(batch.lines) if batch.lines else (0, [])
+                    dead = batch.dead + [self._refused_row(batch, index, reason) for index, reason in rows]
+                    if dead:
+                        await writer.write_dead(dead, self.s.dead_letter_max_rows)
+                        for letter in dead:
+                            metrics.DEAD_LETTERS.labels(letter.reason.partition(":")[0]).inc()
+                    refused = len(rows)
                     break
                 except Exception as exc:  # any database failure: keep the batch, retry, ack nothing
                     metrics.DB_ERRORS.inc()
@@ -224,9 +240,17 @@ class Consumer:
         metrics.BATCH_SECONDS.observe(time.monotonic() - started)
         metrics.BATCH_ROWS.observe(batch.count)
         metrics.STORED.inc(inserted)
-        metrics.DUPLICATES.inc(len(batch.lines) - inserted)
+        metrics.DUPLICATES.inc(len(batch.lines) - inserted - refused)
         for ts in batch.ts:
             metrics.LATENCY.observe(committed - ts)
+
+    @staticmethod
+    def _refused_row(batch: Batch, index: int, reason: str) -> DeadLetter:
+        """The dead letter of a row the database refused."""
+        fields = batch.lines[index].split("\t")
+        log.warning("the database refused a reading of %s (%s); kept as a dead letter", fields[0], reason)
+        return DeadLetter(fields[0], f"devices/{fields[0]}/telemetry", batch.payloads[index][:1024], reason,
+                          float(fields[6]))
 
     def _ack(self, batch: Batch) -> None:
         """PUBACK a committed batch in one write, if it came on the current connection."""

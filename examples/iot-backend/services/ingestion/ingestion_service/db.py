@@ -1,9 +1,11 @@
-"""Ingestion's tables (readings, device_last_seen), migrated at start, and the batch write."""
+"""Ingestion's tables (readings, device_last_seen, dead_letters), migrated at start, and the batch writes."""
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
@@ -29,6 +31,18 @@ MIGRATIONS: list[str] = [
         device_id text PRIMARY KEY,
         last_seen timestamptz NOT NULL
     );
+    """,
+    """
+    CREATE TABLE dead_letters (
+        id          bigserial PRIMARY KEY,
+        device_id   text,                       -- NULL when the topic names no device
+        topic       text NOT NULL,
+        payload     bytea NOT NULL,             -- the first 1 KiB of the message
+        reason      text NOT NULL,              -- why it was not stored: a validation or database error
+        received_at timestamptz NOT NULL,
+        stored_at   timestamptz NOT NULL DEFAULT clock_timestamp()
+    );
+    CREATE INDEX dead_letters_device ON dead_letters (device_id, id);
     """,
 ]
 COMPONENT = "ingestion"
@@ -71,6 +85,48 @@ WITH batch AS (
 )
 SELECT count(*) FROM inserted
 """
+
+
+# Dead letters of one batch in one statement, then the oldest beyond DEAD_LETTER_MAX_ROWS dropped.
+WRITE_DEAD = """
+WITH added AS (
+    INSERT INTO dead_letters (device_id, topic, payload, reason, received_at)
+    SELECT d, t, p, r, to_timestamp(a) FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::text[], %s::float8[])
+        AS x(d, t, p, r, a)
+    RETURNING id
+)
+DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM added) - %s
+"""
+# SQLSTATE classes of errors that a row's content causes (22 data exception, 23 integrity constraint
+# violation): the same rows fail again on retry, so the batch is split to find them. Anything else
+# (connection lost, server shutting down, serialization) is retried whole.
+ROW_ERROR_CLASSES = ("22", "23")
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message acknowledged but not stored as a reading, and why."""
+
+    device_id: str | None
+    topic: str
+    payload: bytes
+    reason: str
+    received_at: float
+
+
+def refused_rows(exc: BaseException) -> bool:
+    """Whether a failed write was refused because of the rows it carried (not the link or the server)."""
+    if isinstance(exc, psycopg.DataError | psycopg.IntegrityError):
+        return True
+    state = getattr(exc, "sqlstate", None)
+    return isinstance(state, str) and state[:2] in ROW_ERROR_CLASSES
+
+
+def error_text(exc: BaseException, limit: int = 200) -> str:
+    """A short, storable description of a database error (first line, no NUL)."""
+    text = (str(exc).splitlines() or [type(exc).__name__])[0]
+    state = getattr(exc, "sqlstate", None)
+    return f"database: {state or ''} {text}".replace("\x00", "")[:limit]
 
 
 def connect_with_retry(url: str, timeout: float = 90.0) -> psycopg.Connection:
@@ -118,16 +174,49 @@ class BatchWriter:
         self.conn: psycopg.AsyncConnection | None = None
 
     async def write(self, lines: list[str]) -> int:
-        """Store the rows, committed when this returns (stored (device_id, seq) are skipped); return rows inserted."""
+        """Store the rows, committed when this returns (stored (device_id, seq) are skipped); return rows inserted.
+
+        A failure leaves nothing of the batch stored; the connection is kept when the rows were refused
+        (the statement failed, the link is fine) and dropped otherwise (the next write reconnects).
+        """
+        row = await self._execute(WRITE, ("".join(lines),))
+        return int(row[0]) if row else 0
+
+    async def write_dead(self, letters: list[DeadLetter], keep: int) -> None:
+        """Store dead letters in one statement and drop the oldest beyond `keep`; nothing is stored on failure."""
+        columns = [list(c) for c in zip(*((d.device_id, d.topic, d.payload, d.reason, d.received_at)
+                                          for d in letters), strict=True)]
+        await self._execute(WRITE_DEAD, (*columns, keep))
+
+    async def write_isolating(self, lines: list[str], offset: int = 0) -> tuple[int, list[tuple[int, str]]]:
+        """Store the rows; if the database refuses some for their content, split the batch in halves until
+        each refused row is alone. Return rows inserted and (index, reason) of each refused row.
+
+        The rows of halves that were accepted stay committed if a later half fails for another reason
+        (the exception propagates; a retry skips what is stored).
+        """
+        try:
+            return await self.write(lines), []
+        except Exception as exc:
+            if not refused_rows(exc):
+                raise
+            if len(lines) == 1:
+                return 0, [(offset, error_text(exc))]
+        middle = len(lines) // 2
+        first, refused_first = await self.write_isolating(lines[:middle], offset)
+        second, refused_second = await self.write_isolating(lines[middle:], offset + middle)
+        return first + second, refused_first + refused_second
+
+    async def _execute(self, sql: str, params: tuple[object, ...]) -> tuple[Any, ...] | None:
         if self.conn is None or self.conn.closed:
             self.conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=5)
         try:
-            cur = await self.conn.execute(WRITE, ("".join(lines),))
-            row = await cur.fetchone()
-        except BaseException:
-            await self.close()
+            cur = await self.conn.execute(sql, params)
+            return await cur.fetchone() if cur.description else None
+        except BaseException as exc:
+            if not refused_rows(exc):
+                await self.close()
             raise
-        return int(row[0]) if row else 0
 
     async def close(self) -> None:
         """Drop the connection (the next write reconnects)."""

@@ -13,6 +13,9 @@ RECEIVED = Counter("ingestion_messages_received", "Telemetry messages received f
 STORED = Counter("ingestion_readings_stored", "Readings inserted (first delivery of a device id + seq)")
 DUPLICATES = Counter("ingestion_duplicates", "Valid messages whose device id + seq was already stored")
 REJECTED = Counter("ingestion_messages_rejected", "Malformed messages dropped", ["reason"])
+DEAD_LETTERS = Counter(
+    "ingestion_dead_letters", "Messages acknowledged into the dead_letters table instead of readings", ["reason"]
+)
 DB_ERRORS = Counter("ingestion_db_errors", "Failed batch writes (retried)")
 CONNECTS = Counter("ingestion_mqtt_connects", "Successful connections to the broker")
 CONNECTED = Gauge("ingestion_mqtt_connected", "1 while connected to the broker")
@@ -30,8 +33,10 @@ LATENCY = Histogram(
     "From the device's ts to the commit of its row",
     buckets=(0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 5.0, 30.0),
 )
-for reason in ("json", "schema", "topic", "too_large"):
+for reason in ("json", "schema", "range", "topic", "too_large"):
     REJECTED.labels(reason)
+    DEAD_LETTERS.labels(reason)
+DEAD_LETTERS.labels("database")
 
 
 def serve(port: int, health: Callable[[], tuple[bool, dict[str, object]]]) -> ThreadingHTTPServer:

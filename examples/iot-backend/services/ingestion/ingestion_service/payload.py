@@ -7,18 +7,22 @@ A payload is a JSON object, at most 1 KiB:
 - ts (required): Unix seconds (number) when the device took the reading, 2000-01-01 ≤ ts < 2100-01-01
 - temperature (required): °C, -100 ≤ t ≤ 200
 - humidity (optional): %, 0 ≤ h ≤ 100;  battery (optional): %, 0 ≤ b ≤ 100
-Other keys are rejected.
+Other keys are rejected. Numbers must also fit their column: the three measurements are stored as
+`real` (float4), so a value that rounds to zero there (1e-50) is rejected as "range", as are NaN and
+infinities (JSON's NaN/Infinity extensions) and integers beyond bigint for seq.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import struct
 
 MAX_BYTES = 1024
 TS_MIN, TS_MAX = 946_684_800.0, 4_102_444_800.0
 ALLOWED = frozenset({"seq", "ts", "temperature", "humidity", "battery"})
-TOPIC_DEVICE = re.compile(r"^devices/([a-z0-9][a-z0-9-]{0,62})/telemetry$")
+TOPIC_DEVICE = re.compile(r"\Adevices/([a-z0-9][a-z0-9-]{0,62})/telemetry\Z")
+FLOAT4 = struct.Struct("f")
 
 
 class Rejected(ValueError):
@@ -38,6 +42,14 @@ def _number(body: dict[str, object], key: str, low: float, high: float, required
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         raise Rejected("schema", f"{key} must be a number in [{low}, {high}]")
     return float(value)
+
+
+def _real(body: dict[str, object], key: str, low: float, high: float, required: bool) -> float | None:
+    """A measurement stored as PostgreSQL `real`: in range, and not rounding to zero in float4 (underflow)."""
+    value = _number(body, key, low, high, required)
+    if value and not FLOAT4.unpack(FLOAT4.pack(value))[0]:
+        raise Rejected("range", f"{key} underflows the real column")
+    return value
 
 
 def device_of(topic: str) -> str:
@@ -65,9 +77,9 @@ def row_line(device_id: str, payload: bytes, received_at: float) -> tuple[str, f
     if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**63:
         raise Rejected("schema", "seq must be an integer in [0, 2**63)")
     ts = _number(body, "ts", TS_MIN, TS_MAX, True) or 0.0
-    temperature = _number(body, "temperature", -100.0, 200.0, True)
-    humidity = _number(body, "humidity", 0.0, 100.0, False)
-    battery = _number(body, "battery", 0.0, 100.0, False)
+    temperature = _real(body, "temperature", -100.0, 200.0, True)
+    humidity = _real(body, "humidity", 0.0, 100.0, False)
+    battery = _real(body, "battery", 0.0, 100.0, False)
     fields = (device_id, str(seq), repr(ts), repr(temperature), _opt(humidity), _opt(battery), repr(received_at))
     return "\t".join(fields) + "\n", ts
 

@@ -44,6 +44,7 @@ class Settings:
     db_writers: int
     drain_seconds: float
     port: int
+    dead_letter_max_rows: int = 100_000
 
     @property
     def subscription(self) -> str:
@@ -74,4 +75,5 @@ class Settings:
             db_writers=max(1, int(number("DB_WRITERS", 2))),
             drain_seconds=number("DRAIN_SECONDS", 8),
             port=int(number("PORT", 8000)),
+            dead_letter_max_rows=max(1, int(number("DEAD_LETTER_MAX_ROWS", 100_000))),
         )

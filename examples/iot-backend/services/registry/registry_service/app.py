@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from registry_service.auth_client import AuthClient
 from registry_service.commands import CommandPublisher
 from registry_service.db import make_pool, migrate
+from registry_service.dead_letters import dead_letter_routes
 from registry_service.registrar import Registrar
 from registry_service.settings import Settings
 
@@ -235,6 +236,9 @@ async def list_devices(
     where, params = ("WHERE d.status = %s", (status,)) if status else ("", ())
     rows = await query_devices(f"{where} ORDER BY d.created_at, d.id LIMIT %s OFFSET %s", (*params, limit, offset))
     return [device_row(r) for r in rows]
+
+
+app.include_router(dead_letter_routes(lambda: state.pool, operator))
 
 
 @app.get("/devices/{device_id}", tags=["devices"])
