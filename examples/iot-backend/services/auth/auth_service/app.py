@@ -21,7 +21,7 @@ from auth_service.hashing import mosquitto_hash, new_api_token, new_device_passw
 from auth_service.settings import Settings
 
 log = logging.getLogger("auth")
-DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+DEVICE_ID = re.compile(r"\A[a-z0-9][a-z0-9-]{0,62}\Z")  # \Z: "$" also matches before a final newline
 
 
 class State:

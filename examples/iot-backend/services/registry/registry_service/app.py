@@ -7,24 +7,39 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import secrets
-from datetime import datetime
 from typing import Any
 
 import psycopg
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from pydantic import BaseModel
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, validator
 
 from registry_service.auth_client import AuthClient
 from registry_service.commands import CommandPublisher
 from registry_service.db import make_pool, migrate
 from registry_service.dead_letters import dead_letter_routes
+from registry_service.inputs import (
+    DEVICE_ID,
+    DEVICE_ID_RULE,
+    MAX_ARGS_BYTES,
+    MAX_COMMAND_CHARS,
+    MAX_METADATA_BYTES,
+    MAX_NAME_CHARS,
+    MAX_OFFSET,
+    check_device_id,
+    excerpt,
+    instant,
+    json_rule,
+    text_rule,
+    validation_failed,
+)
+from registry_service.limits import BodyLimit
 from registry_service.registrar import Registrar
-from registry_service.settings import Settings
+from registry_service.settings import Settings, max_body_bytes
 
 log = logging.getLogger("registry")
-DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+TIME_HELP = "ISO 8601 (UTC when no offset is given) or Unix seconds (not milliseconds)"
 READING_COLUMNS = ("device_id", "seq", "ts", "temperature", "humidity", "battery", "received_at")
 
 
@@ -72,28 +87,45 @@ app = FastAPI(
     "decommission them. Every route needs `Authorization: Bearer <operator token>`.",
     on_startup=[startup],  # not lifespan: Debian's FastAPI 0.92 has no lifespan parameter
     on_shutdown=[shutdown],
+    exception_handlers={RequestValidationError: validation_failed},
 )
+app.add_middleware(BodyLimit, max_bytes=max_body_bytes())
 
 
-class NewDevice(BaseModel):
+class JsonObject(BaseModel):
+    """A request body that must be a JSON object (pydantic 1 would otherwise turn `[]` into `{}`)."""
+
+    @classmethod
+    def validate(cls, value: Any) -> Any:  # type: ignore[override]
+        """Refuse anything but an object, then validate as usual."""
+        if not isinstance(value, dict | cls):
+            raise TypeError("must be a JSON object")
+        return super().validate(value)  # type: ignore[misc]
+
+
+class NewDevice(JsonObject):
     """Request body to register a device; the id is generated when omitted."""
 
-    id: str | None = None
-    name: str = ""
-    metadata: dict[str, Any] = {}
+    id: str | None = Field(None, description=f"matches {DEVICE_ID_RULE}; generated when omitted")
+    name: str = Field("", description=f"at most {MAX_NAME_CHARS} characters")
+    metadata: dict[str, Any] = Field({}, description=f"a JSON object of at most {MAX_METADATA_BYTES} bytes")
+    _name = validator("name", allow_reuse=True)(text_rule("name", MAX_NAME_CHARS))
+    _metadata = validator("metadata", allow_reuse=True)(json_rule("metadata", MAX_METADATA_BYTES))
 
 
-class NewDevices(BaseModel):
+class NewDevices(JsonObject):
     """Request body to register up to 1,000 devices in one call."""
 
     devices: list[NewDevice]
 
 
-class Command(BaseModel):
+class Command(JsonObject):
     """A command for a device, published as JSON to `devices/<id>/commands`."""
 
-    command: str
-    args: dict[str, Any] = {}
+    command: str = Field(..., description=f"at most {MAX_COMMAND_CHARS} characters")
+    args: dict[str, Any] = Field({}, description=f"a JSON object of at most {MAX_ARGS_BYTES} bytes")
+    _command = validator("command", allow_reuse=True)(text_rule("command", MAX_COMMAND_CHARS))
+    _args = validator("args", allow_reuse=True)(json_rule("args", MAX_ARGS_BYTES))
 
 
 class Operator(BaseModel):
@@ -107,10 +139,18 @@ class Operator(BaseModel):
 async def operator(request: Request) -> Operator:
     """Dependency: the bearer token must be a valid operator token (checked by auth)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    principal = await state.auth.verify(token.strip())
-    return Operator(name=principal["name"], admin=principal["admin"], token=token.strip())
+    if len(token) > 512 or not (token.isascii() and token.isprintable()) or " " in token:
+        raise HTTPException(401, "malformed bearer token", headers={"WWW-Authenticate": "Bearer"})
+    principal = await state.auth.verify(token)
+    return Operator(name=principal["name"], admin=principal["admin"], token=token)
+
+
+def device_path(device_id: str = Path(..., description=f"a device id: {DEVICE_ID_RULE}")) -> str:
+    """Dependency: the path's device id, which must be a valid id (422 otherwise, before any query)."""
+    return check_device_id(device_id)
 
 
 def device_row(row: tuple[Any, ...]) -> dict[str, Any]:
@@ -156,9 +196,7 @@ async def register_device(
     who: Operator = Depends(operator),
 ) -> dict[str, Any]:
     """Register a device and return its MQTT credentials. The password is shown only this once."""
-    device_id = body.id or f"dev-{secrets.token_hex(5)}"
-    if not DEVICE_ID.match(device_id):
-        raise HTTPException(422, "device id must match ^[a-z0-9][a-z0-9-]{0,62}$")
+    device_id = check_device_id(body.id or f"dev-{secrets.token_hex(5)}")
     # concurrent registrations share one transaction and one call to auth (registrar.py)
     created_at, credentials = await state.registrar.register(who.token, device_id, body.name, body.metadata)
     active = None
@@ -196,9 +234,9 @@ async def register_devices(
     if not 1 <= len(body.devices) <= 1000:
         raise HTTPException(422, "give 1 to 1000 devices")
     ids = [d.id or f"dev-{secrets.token_hex(5)}" for d in body.devices]
-    bad = [i for i in ids if not DEVICE_ID.match(i)]
+    bad = [excerpt(i) for i in ids if not DEVICE_ID.match(i)][:5]
     if bad or len(set(ids)) != len(ids):
-        raise HTTPException(422, f"device ids must be unique and match ^[a-z0-9][a-z0-9-]{{0,62}}$: {bad[:5]}")
+        raise HTTPException(422, f"device ids must be unique and match {DEVICE_ID_RULE}: {', '.join(bad)}")
     async with state.pool.connection() as conn, conn.transaction():
         cur = await conn.execute(
             "INSERT INTO devices (id, name, metadata)"
@@ -227,7 +265,7 @@ async def register_devices(
 async def list_devices(
     status: str | None = Query(None, description="active or decommissioned"),
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     _: Operator = Depends(operator),
 ) -> list[dict[str, Any]]:
     """List devices with their status and last seen time."""
@@ -242,7 +280,7 @@ app.include_router(dead_letter_routes(lambda: state.pool, operator))
 
 
 @app.get("/devices/{device_id}", tags=["devices"])
-async def get_device(device_id: str, _: Operator = Depends(operator)) -> dict[str, Any]:
+async def get_device(_: Operator = Depends(operator), device_id: str = Depends(device_path)) -> dict[str, Any]:
     """One device: status, created, decommissioned and last seen."""
     rows = await query_devices("WHERE d.id = %s", (device_id,))
     if not rows:
@@ -264,25 +302,26 @@ async def select_readings(where: list[str], params: list[Any], limit: int) -> li
     return [dict(zip(READING_COLUMNS, r, strict=True)) for r in rows]
 
 
-def time_filters(since: datetime | None, until: datetime | None) -> tuple[list[str], list[Any]]:
-    """SQL conditions for a [since, until) window on the device timestamp."""
+def time_filters(since: str | None, until: str | None) -> tuple[list[str], list[Any]]:
+    """SQL conditions for a [since, until) window on the device timestamp; 422 for a time it cannot read."""
     where, params = [], []
-    if since is not None:
+    start, end = instant("since", since), instant("until", until)
+    if start is not None:
         where.append("ts >= %s")
-        params.append(since)
-    if until is not None:
+        params.append(start)
+    if end is not None:
         where.append("ts < %s")
-        params.append(until)
+        params.append(end)
     return where, params
 
 
 @app.get("/devices/{device_id}/readings", tags=["readings"])
 async def device_readings(
-    device_id: str,
-    since: datetime | None = Query(None, description="ISO 8601 or Unix seconds; inclusive"),
-    until: datetime | None = Query(None, description="ISO 8601 or Unix seconds; exclusive"),
-    limit: int = Query(100, ge=1, le=10000),
     _: Operator = Depends(operator),
+    device_id: str = Depends(device_path),
+    since: str | None = Query(None, max_length=64, description=f"{TIME_HELP}; inclusive"),
+    until: str | None = Query(None, max_length=64, description=f"{TIME_HELP}; exclusive"),
+    limit: int = Query(100, ge=1, le=10000),
 ) -> list[dict[str, Any]]:
     """A device's recent readings, newest first, optionally within a time window."""
     where, params = time_filters(since, until)
@@ -291,8 +330,8 @@ async def device_readings(
 
 @app.get("/readings", tags=["readings"])
 async def recent_readings(
-    since: datetime | None = Query(None, description="ISO 8601 or Unix seconds; inclusive"),
-    until: datetime | None = Query(None, description="ISO 8601 or Unix seconds; exclusive"),
+    since: str | None = Query(None, max_length=64, description=f"{TIME_HELP}; inclusive"),
+    until: str | None = Query(None, max_length=64, description=f"{TIME_HELP}; exclusive"),
     limit: int = Query(100, ge=1, le=10000),
     _: Operator = Depends(operator),
 ) -> list[dict[str, Any]]:
@@ -303,9 +342,9 @@ async def recent_readings(
 
 @app.delete("/devices/{device_id}", tags=["devices"])
 async def decommission_device(
-    device_id: str,
-    wait: float = Query(5.0, ge=0, le=30, description="seconds to wait until the broker refuses the device"),
     who: Operator = Depends(operator),
+    device_id: str = Depends(device_path),
+    wait: float = Query(5.0, ge=0, le=30, description="seconds to wait until the broker refuses the device"),
 ) -> dict[str, Any]:
     """Decommission a device: revoke its credentials; the broker refuses it and drops its connection."""
     async with state.pool.connection() as conn, conn.transaction():
@@ -327,7 +366,8 @@ async def decommission_device(
 
 
 @app.post("/devices/{device_id}/commands", status_code=202, tags=["devices"])
-async def send_command(device_id: str, body: Command, _: Operator = Depends(operator)) -> dict[str, Any]:
+async def send_command(body: Command, _: Operator = Depends(operator),
+                       device_id: str = Depends(device_path)) -> dict[str, Any]:
     """Publish a command to the device's command topic (QoS 1)."""
     if state.commands is None:
         raise HTTPException(503, "commands are disabled (MQTT_URL or REGISTRY_MQTT_PASSWORD not set)")

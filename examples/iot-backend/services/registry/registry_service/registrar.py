@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from fastapi import HTTPException
 from psycopg_pool import AsyncConnectionPool
 
@@ -102,35 +103,66 @@ class Registrar:
                         settle(pending, error=error)
 
     async def _store(self, token: str, group: list[Pending]) -> None:
-        """Insert the group's devices and issue their credentials in one transaction; answer each."""
+        """Store a group; if one of its items is refused (bad data, an id auth will not take), split it.
+
+        Halves are stored separately until the refused item is alone and gets its own error, so one
+        bad registration never fails the others. Errors that concern every item (the database or auth
+        unreachable, an invalid token) fail the whole group at once.
+        """
         first: dict[str, Pending] = {}
         for pending in group:
+            if pending.future.done():
+                continue
             if pending.device_id in first:  # the same id twice in one group: the later one is a reuse
                 settle(pending, error=HTTPException(409, f"device {pending.device_id!r} exists"))
             else:
                 first[pending.device_id] = pending
+        if not first:
+            return
         try:
-            async with self.pool.connection() as conn, conn.transaction():
-                cur = await conn.execute(INSERT, ([p.device_id for p in first.values()],
-                                                  [p.name for p in first.values()],
-                                                  [json.dumps(p.metadata) for p in first.values()]))
-                created = {row[0]: row[1] for row in await cur.fetchall()}
-                for device_id, pending in first.items():
-                    if device_id not in created:
-                        settle(pending, error=HTTPException(
-                            409, f"device {device_id!r} exists (ids are never reused)"))
-                if not created:
-                    return
-                credentials = await self.auth.issue_many(list(created), token)  # an error rolls back
-        except HTTPException as exc:
-            if exc.status_code == 409 and len(first) > 1:  # auth refused one of them: the others must not fail
-                for pending in first.values():
-                    if not pending.future.done():
-                        try:
-                            await self._store(token, [pending])
-                        except HTTPException as one:
-                            settle(pending, error=one)
+            await self._insert_and_issue(token, first)
+        except Exception as exc:
+            if not refused_item(exc):
+                raise
+            items = list(first.values())
+            if len(items) == 1:
+                settle(items[0], error=as_http_error(exc))
                 return
-            raise
+            log.info("a group of %d registrations was refused (%s); storing it in halves", len(items),
+                     type(exc).__name__)
+            await self._store(token, items[: len(items) // 2])
+            await self._store(token, items[len(items) // 2:])
+
+    async def _insert_and_issue(self, token: str, first: dict[str, Pending]) -> None:
+        """Insert the devices and issue their credentials in one transaction (an error rolls all back); answer each."""
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(INSERT, ([p.device_id for p in first.values()],
+                                              [p.name for p in first.values()],
+                                              [json.dumps(p.metadata) for p in first.values()]))
+            created = {row[0]: row[1] for row in await cur.fetchall()}
+            if not created:
+                for device_id, pending in first.items():
+                    settle(pending, error=HTTPException(409, f"device {device_id!r} exists (ids are never reused)"))
+                return
+            credentials = await self.auth.issue_many(list(created), token)  # an error rolls back
+        for device_id, pending in first.items():
+            if device_id not in created:
+                settle(pending, error=HTTPException(409, f"device {device_id!r} exists (ids are never reused)"))
         for cred in credentials:
             settle(first[cred["device_id"]], (created[cred["device_id"]], cred))
+
+
+def refused_item(exc: BaseException) -> bool:
+    """Whether an error may concern only some items of a group (so splitting the group can isolate them)."""
+    if isinstance(exc, HTTPException):
+        return 400 <= exc.status_code < 500 and exc.status_code not in (401, 403)
+    return isinstance(exc, psycopg.errors.DataError | psycopg.errors.IntegrityError
+                      | psycopg.errors.ProgramLimitExceeded)
+
+
+def as_http_error(exc: BaseException) -> HTTPException:
+    """The error one refused registration answers with (the database's reason, shortened)."""
+    if isinstance(exc, HTTPException):
+        return exc
+    reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    return HTTPException(422, f"the device cannot be stored: {reason}")

@@ -19,6 +19,14 @@ def secret(name: str) -> str | None:
         return None
 
 
+def max_body_bytes() -> int:
+    """MAX_BODY_BYTES: the largest request body accepted (64 KiB by default); exit naming it when malformed."""
+    raw = os.environ.get("MAX_BODY_BYTES", "").strip() or "65536"
+    if not raw.isdigit() or not 1024 <= int(raw) <= 64 * 1024 * 1024:
+        raise SystemExit(f"registry: MAX_BODY_BYTES must be a number of bytes, 1024 to 67108864, not {raw[:40]!r}")
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class Settings:
     """What the registry reads from its environment."""
