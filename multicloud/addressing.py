@@ -7,9 +7,38 @@ from dataclasses import dataclass
 
 from multicloud.resources import Sensitive
 from multicloud.spec.models import Port, Service
-from multicloud.spec.placeholders import ServiceRef, resolve
+from multicloud.spec.placeholders import ServiceRef, default_secret_file, resolve
 
-URL_SCHEMES = {"http": "http", "grpc": "grpc", "tcp": "tcp", "udp": "udp", "mqtt": "mqtt", "mqtt-ws": "ws"}
+URL_SCHEMES = {
+    "http": "http",
+    "https": "https",
+    "grpc": "grpc",
+    "tcp": "tcp",
+    "udp": "udp",
+    "mqtt": "mqtt",
+    "mqtts": "mqtts",
+    "mqtt-ws": "ws",
+    "mqtt-wss": "wss",
+}
+TLS_PROTOCOLS = frozenset({"https", "mqtts", "mqtt-wss"})
+"""Ports whose container speaks TLS itself (the scheme clients use says so)."""
+WEBSOCKET_PROTOCOLS = frozenset({"mqtt-ws", "mqtt-wss"})
+
+
+def endpoint_url(protocol: str, host: str, port: int | str) -> str:
+    """The URL a port is reached at: scheme from its protocol (mqtt-wss is wss://…/mqtt)."""
+    path = "/mqtt" if protocol in WEBSOCKET_PROTOCOLS else ""
+    return f"{URL_SCHEMES.get(protocol, 'tcp')}://{host}:{port}{path}"
+
+
+def http_probe(service: Service) -> tuple[str, int]:
+    """(scheme, port) an http health check probes: its port, else the first port, else 80;
+    https when that port is a TLS port."""
+    check = service.healthcheck
+    first = service.port()
+    port = (check.port if check else None) or (first.port if first else 80)
+    tls = any(p.port == port and p.protocol in TLS_PROTOCOLS for p in service.ports)
+    return ("https" if tls else "http"), port
 
 
 @dataclass(frozen=True)
@@ -25,8 +54,7 @@ class DirectAddressing:
 
     def url(self, service: str, port: Port) -> str:
         """A URL for a port, its scheme taken from the protocol (mqtt-ws becomes ws://)."""
-        path = "/mqtt" if port.protocol == "mqtt-ws" else ""
-        return f"{URL_SCHEMES[port.protocol]}://{self.host(service)}:{self.port(service, port)}{path}"
+        return endpoint_url(port.protocol, self.host(service), self.port(service, port))
 
     def __call__(self, ref: ServiceRef) -> str:
         if ref.attribute == "host":
@@ -49,15 +77,19 @@ class ResolvedService:
 
 
 def resolve_service(
-    service: Service, address: Callable[[ServiceRef], str], secrets: Mapping[str, str]
+    service: Service,
+    address: Callable[[ServiceRef], str],
+    secrets: Mapping[str, str],
+    secret_file: Callable[[str], str] = default_secret_file,
 ) -> ResolvedService:
-    """Substitute placeholders in env, command and entrypoint; secrets come back Sensitive."""
+    """Substitute placeholders in env, command and entrypoint; secret values come back
+    Sensitive, `${secrets.x.file}` becomes `secret_file(x)` (where the target mounts it)."""
 
     def secret(name: str) -> str:
         return secrets[name]
 
     def one(text: str) -> str | Sensitive:
-        return resolve(text, address, secret)
+        return resolve(text, address, secret, secret_file)
 
     return ResolvedService(
         env={k: one(v) for k, v in service.env.items()},

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from multicloud.addressing import WEBSOCKET_PROTOCOLS
 from multicloud.contract import Capabilities
 from multicloud.spec.targets import TargetSpec
 from multicloud.spec.units import format_memory
 
-RAW_TCP = ("tcp", "mqtt")
+RAW_TCP = ("tcp", "mqtt", "mqtts")
+HTTP = ("http", "https", "grpc")
+PLAIN_BEHIND_FRONT = {"https": "http", "mqtt-wss": "mqtt-ws"}
 
 
 def violations(spec: TargetSpec, caps: Capabilities) -> list[str]:
@@ -20,16 +23,24 @@ def violations(spec: TargetSpec, caps: Capabilities) -> list[str]:
             if port.protocol in RAW_TCP and not caps.raw_tcp_ingress:
                 instead = (
                     "serve MQTT over WebSockets (protocol: mqtt-ws) for devices"
-                    if port.protocol == "mqtt"
+                    if port.protocol.startswith("mqtt")
                     else "use an HTTP, gRPC or WebSocket port"
                 )
                 found.append(f"{label}: {where} has no raw TCP ingress; {instead}, or make it internal")
-            if port.protocol in ("http", "grpc") and not caps.http_ingress:
+            if port.protocol in HTTP and not caps.http_ingress:
                 found.append(f"{label}: {where} has no public HTTP ingress; make the port internal")
             if port.protocol == "udp" and not caps.udp_ingress:
                 found.append(f"{label}: {where} cannot receive UDP; exclude this service on it")
-            if port.protocol == "mqtt-ws" and not caps.websockets:
-                found.append(f"{label}: {where} does not carry WebSockets; use protocol mqtt (TCP)")
+            if port.protocol in WEBSOCKET_PROTOCOLS and not caps.websockets:
+                found.append(f"{label}: {where} does not carry WebSockets; use protocol mqtt or mqtts (TCP)")
+        for port in service.ports:
+            if caps.terminates_tls and port.protocol in PLAIN_BEHIND_FRONT:
+                plain = PLAIN_BEHIND_FRONT[port.protocol]
+                found.append(
+                    f"services.{name}.ports.{port.name} ({port.port}/{port.protocol}): {where} terminates TLS "
+                    f"itself and talks plain {plain} to the container; use protocol {plain} on this target "
+                    "(clients still reach it over TLS)"
+                )
         limit = caps.max_public_ports_per_service
         if limit is not None and len(public) > limit:
             found.append(

@@ -31,6 +31,8 @@ class Capabilities:
     max_replicas: int | None = None
     max_public_ports_per_service: int | None = None
     request_timeout: float | None = None
+    terminates_tls: bool = False
+    """The platform's front end terminates TLS for every port (Cloud Run): containers serve plain."""
     notes: tuple[str, ...] = ()
 
 

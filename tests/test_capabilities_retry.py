@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from multicloud.addressing import endpoint_url
 from multicloud.capabilities import violations
 from multicloud.contract import Capabilities
 from multicloud.engine import Engine
@@ -71,6 +72,45 @@ def test_public_http_needs_http_ingress():
     assert violations(view, Capabilities(http_ingress=False)) == [
         "services.web.ports.http (80/http): target 't' has no public HTTP ingress; make the port internal"
     ]
+
+
+TLS_PORTS = (
+    "name: a\nservices:\n  web:\n    image: x\n    ports:\n"
+    "      - {name: https, port: 8443, protocol: https, expose: public}\n"
+    "      - {name: mqtts, port: 8883, protocol: mqtts, expose: public}\n"
+    "      - {name: wss, port: 8081, protocol: mqtt-wss, expose: public}\n"
+    "targets:\n  t: {provider: p}\n"
+)
+
+
+def test_tls_ports_where_the_platform_terminates_tls_say_to_serve_plain():
+    found = violations(target_spec(loads(TLS_PORTS), "t"), Capabilities(raw_tcp_ingress=False, terminates_tls=True))
+    assert found == [
+        "services.web.ports.mqtts (8883/mqtts): target 't' has no raw TCP ingress; serve MQTT over WebSockets "
+        "(protocol: mqtt-ws) for devices, or make it internal",
+        "services.web.ports.https (8443/https): target 't' terminates TLS itself and talks plain http to the "
+        "container; use protocol http on this target (clients still reach it over TLS)",
+        "services.web.ports.wss (8081/mqtt-wss): target 't' terminates TLS itself and talks plain mqtt-ws to the "
+        "container; use protocol mqtt-ws on this target (clients still reach it over TLS)",
+    ]
+    assert violations(target_spec(loads(TLS_PORTS), "t"), Capabilities()) == []
+    no_ws = violations(target_spec(loads(TLS_PORTS), "t"), Capabilities(websockets=False, http_ingress=False))
+    assert len(no_ws) == 2 and "no public HTTP ingress" in no_ws[0] and "does not carry WebSockets" in no_ws[1]
+
+
+@pytest.mark.parametrize(
+    ("protocol", "url"),
+    [
+        ("http", "http://h:1"),
+        ("https", "https://h:1"),
+        ("mqtt", "mqtt://h:1"),
+        ("mqtts", "mqtts://h:1"),
+        ("mqtt-ws", "ws://h:1/mqtt"),
+        ("mqtt-wss", "wss://h:1/mqtt"),
+    ],
+)
+def test_endpoint_urls_show_the_tls_scheme(protocol, url):
+    assert endpoint_url(protocol, "h", 1) == url
 
 
 def test_excluded_services_are_not_checked():

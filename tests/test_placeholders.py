@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from multicloud.addressing import DirectAddressing, resolve_service
+from multicloud.errors import SpecError
 from multicloud.resources import Sensitive, from_jsonable, to_jsonable
 from multicloud.spec import loads, target_spec
 from multicloud.spec.placeholders import (
@@ -14,6 +15,8 @@ from multicloud.spec.placeholders import (
     parse_reference,
     references,
     resolve,
+    secret_files,
+    whole_secret,
 )
 
 SPEC = """\
@@ -145,3 +148,78 @@ def test_malformed_references(body):
 def test_references_lists_every_placeholder_but_not_escapes():
     text = "$${secrets.no} ${secrets.a}:${services.b.port.x} $$"
     assert list(references(text)) == [SecretRef("a"), ServiceRef("b", "port", "x")]
+
+
+FILES = """\
+name: files
+secrets:
+  pw: {from_env: PW}
+  key: {from_env: KEY}
+services:
+  api:
+    image: api
+    secrets: [key]
+    ports: [{name: https, port: 8443, protocol: https, expose: public}]
+    command: [api, --password-file, "${secrets.pw.file}"]
+    env:
+      PW_FILE: "${secrets.pw.file}"
+      KEY_FILE: "${secrets.key.file}"
+      BROKER: "${services.broker.url.mqtts}"
+      WSS: "${services.broker.url.mqtt-wss}"
+  broker:
+    image: mosquitto
+    ports:
+      - {name: mqtt, port: 1883, protocol: mqtt}
+      - {name: mqtts, port: 8883, protocol: mqtts, expose: public}
+      - {name: mqtt-wss, port: 8081, protocol: mqtt-wss, expose: public}
+targets:
+  local: {provider: docker}
+"""
+
+
+def test_a_secret_file_placeholder_is_its_path_and_not_sensitive():
+    spec = target_spec(loads(FILES), "local")
+    api = spec.services["api"]
+    resolved = resolve_service(api, DirectAddressing(spec.services, host=lambda n: n), {"pw": "p4ss", "key": "k3y"})
+    assert resolved.env["PW_FILE"] == "/run/secrets/pw"
+    assert resolved.env["KEY_FILE"] == "/run/secrets/key"
+    assert resolved.command == ["api", "--password-file", "/run/secrets/pw"]
+    assert not any(isinstance(v, Sensitive) for v in resolved.env.values())
+    assert resolved.env["BROKER"] == "mqtts://broker:8883"
+    assert resolved.env["WSS"] == "wss://broker:8081/mqtt"
+    other = resolve_service(api, DirectAddressing(spec.services, host=lambda n: n), {}, lambda n: f"/x/{n}/{n}")
+    assert other.env["PW_FILE"] == "/x/pw/pw"
+
+
+def test_secret_files_and_used_secrets_count_file_placeholders():
+    spec = target_spec(loads(FILES), "local")
+    assert secret_files(spec.services["api"]) == ["key", "pw"]
+    assert spec.used_secrets() == ["pw", "key"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("${secrets.a}", SecretRef("a")),
+        (" ${ secrets.a.file } ", SecretRef("a", file=True)),
+        ("x${secrets.a}", None),
+        ("${services.a.host}", None),
+        ("$$", None),
+        ("${secrets.a.nope}", None),
+    ],
+)
+def test_whole_secret(text, expected):
+    assert whole_secret(text) == expected
+
+
+def test_file_reference_parses_and_other_suffixes_do_not():
+    assert parse_reference("secrets.db.file") == SecretRef("db", file=True)
+    with pytest.raises(PlaceholderSyntaxError, match=r"\$\{secrets.NAME.file\}"):
+        parse_reference("secrets.db.path")
+
+
+def test_an_unknown_secret_file_is_reported_at_its_field():
+    text = FILES.replace("${secrets.pw.file}\"\n      KEY", "${secrets.nope.file}\"\n      KEY")
+    with pytest.raises(SpecError) as caught:
+        loads(text)
+    assert "services.api.env.PW_FILE" in str(caught.value) and "unknown secret" in str(caught.value)

@@ -30,7 +30,7 @@ MemorySize = Annotated[
     Field(gt=0, json_schema_extra={"examples": ["512Mi", "1Gi"]}),
 ]
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
-PortProtocol = Literal["http", "grpc", "tcp", "udp", "mqtt", "mqtt-ws"]
+PortProtocol = Literal["http", "https", "grpc", "tcp", "udp", "mqtt", "mqtts", "mqtt-ws", "mqtt-wss"]
 Exposure = Literal["public", "internal"]
 
 
@@ -76,7 +76,8 @@ class Build(Model):
 
 
 class Port(Model):
-    """A port the service listens on; `expose: public` makes it reachable from outside."""
+    """A port the service listens on; `expose: public` makes it reachable from outside.
+    https, mqtts and mqtt-wss ports are served over TLS by the container itself."""
 
     name: Name
     port: int = Field(ge=1, le=65535)

@@ -1,4 +1,5 @@
-"""`${services.NAME.host|port|url[.PORT]}` and `${secrets.NAME}` placeholders: parse and resolve."""
+"""`${services.NAME.host|port|url[.PORT]}`, `${secrets.NAME}` and `${secrets.NAME.file}` placeholders:
+parse and resolve."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
 
 _PLACEHOLDER = re.compile(r"\$\$|\$\{([^}]*)\}")
 SERVICE_ATTRIBUTES = ("host", "port", "url")
+SECRETS_DIR = "/run/secrets"
+"""Where a target that mounts secret files puts them by default: one file per secret, named after it."""
 
 
 @dataclass(frozen=True)
@@ -27,9 +30,10 @@ class ServiceRef:
 
 @dataclass(frozen=True)
 class SecretRef:
-    """A reference to a top-level secret's value."""
+    """A reference to a top-level secret: its value, or (`file`) the path of a file holding it."""
 
     name: str
+    file: bool = False
 
 
 Reference = ServiceRef | SecretRef
@@ -44,14 +48,16 @@ def parse_reference(body: str) -> Reference:
     parts = body.strip().split(".")
     if len(parts) == 2 and parts[0] == "secrets" and parts[1]:
         return SecretRef(parts[1])
+    if len(parts) == 3 and parts[0] == "secrets" and parts[1] and parts[2] == "file":
+        return SecretRef(parts[1], file=True)
     if parts[0] == "services" and len(parts) in (3, 4) and parts[2] in SERVICE_ATTRIBUTES:
         if parts[2] == "host" and len(parts) == 4:
             raise PlaceholderSyntaxError(f"${{{body}}}: host takes no port name")
         return ServiceRef(parts[1], parts[2], parts[3] if len(parts) == 4 else None)
     raise PlaceholderSyntaxError(
         f"${{{body}}} is not a known placeholder; use ${{services.NAME.host}}, "
-        "${services.NAME.port[.PORT]}, ${services.NAME.url[.PORT]} or ${secrets.NAME} "
-        "(write $$ for a literal $)"
+        "${services.NAME.port[.PORT]}, ${services.NAME.url[.PORT]}, ${secrets.NAME} or "
+        "${secrets.NAME.file} (write $$ for a literal $)"
     )
 
 
@@ -60,6 +66,23 @@ def references(text: str) -> Iterator[Reference]:
     for match in _PLACEHOLDER.finditer(text):
         if match.group(0) != "$$":
             yield parse_reference(match.group(1))
+
+
+def whole_secret(text: str) -> SecretRef | None:
+    """The secret reference a text consists of entirely (`${secrets.x}` or `${secrets.x.file}`), else None."""
+    match = _PLACEHOLDER.fullmatch(text.strip())
+    if match is None or match.group(0) == "$$":
+        return None
+    try:
+        ref = parse_reference(match.group(1))
+    except PlaceholderSyntaxError:
+        return None
+    return ref if isinstance(ref, SecretRef) else None
+
+
+def default_secret_file(name: str) -> str:
+    """The path `${secrets.NAME.file}` resolves to where secrets are files under SECRETS_DIR."""
+    return f"{SECRETS_DIR}/{name}"
 
 
 def placeholder_fields(service: Service) -> Iterator[tuple[tuple[str | int, ...], str]]:
@@ -71,10 +94,23 @@ def placeholder_fields(service: Service) -> Iterator[tuple[tuple[str | int, ...]
             yield (field, i), arg
 
 
+def secret_files(service: Service) -> list[str]:
+    """Names of the secrets a service gets as files: its `secrets:` list and every
+    `${secrets.NAME.file}` it uses, in that order, each once."""
+    names = dict.fromkeys(service.secrets)
+    for _, text in placeholder_fields(service):
+        names.update((r.name, None) for r in references(text) if isinstance(r, SecretRef) and r.file)
+    return list(names)
+
+
 def resolve(
-    text: str, address: Callable[[ServiceRef], str], secrets: Callable[[str], str]
+    text: str,
+    address: Callable[[ServiceRef], str],
+    secrets: Callable[[str], str],
+    secret_file: Callable[[str], str] = default_secret_file,
 ) -> str | Sensitive:
-    """Substitute every placeholder; a string that took in a secret comes back Sensitive."""
+    """Substitute every placeholder; a string that took in a secret's value comes back
+    Sensitive (a secret's file path is not secret)."""
     used_secret = False
 
     def substitute(match: re.Match[str]) -> str:
@@ -82,6 +118,8 @@ def resolve(
         if match.group(0) == "$$":
             return "$"
         ref = parse_reference(match.group(1))
+        if isinstance(ref, SecretRef) and ref.file:
+            return secret_file(ref.name)
         if isinstance(ref, SecretRef):
             used_secret = True
             return secrets(ref.name)

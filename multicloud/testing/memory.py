@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from multicloud.addressing import URL_SCHEMES, DirectAddressing, resolve_service
+from multicloud.addressing import DirectAddressing, endpoint_url, resolve_service
 from multicloud.contract import Capabilities, Endpoint, EventSink, Health, HealthState, LogLine, ServiceStatus
 from multicloud.errors import MulticloudError, SettingsError
 from multicloud.planner import Action, Change
@@ -201,7 +201,7 @@ class MemoryProvider:
             for port in resource.properties.get("ports", []) if resource.kind == "service" else []:
                 public = port["expose"] == "public"
                 host = f"{resource.name}.{app}.{'memory.example' if public else 'internal'}"
-                url = f"{URL_SCHEMES[port['protocol']]}://{host}:{port['port']}"
+                url = endpoint_url(port["protocol"], host, port["port"])
                 found.append(Endpoint(resource.name, port["name"], port["protocol"], url, public))
         return found
 

@@ -6,18 +6,17 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from multicloud.addressing import DirectAddressing, resolve_service
+from multicloud.addressing import DirectAddressing, http_probe, resolve_service
 from multicloud.build import build_hash
 from multicloud.errors import UserError
 from multicloud.resources import Resource, Sensitive
 from multicloud.spec.models import HealthCheck, Service
-from multicloud.spec.placeholders import SecretRef, parse_reference
+from multicloud.spec.placeholders import SecretRef, references, whole_secret
 from multicloud_aws import names
 from multicloud_aws.fargate import fargate_size
 from multicloud_aws.settings import AwsSettings
 
 DEFAULT = "default"
-_WHOLE_SECRET = re.compile(r"^\$\{\s*(secrets\.[A-Za-z][A-Za-z0-9_-]*)\s*\}$")
 _SM_UNSAFE = re.compile(r"[^A-Za-z0-9/_+=.@-]")
 
 
@@ -76,17 +75,17 @@ def _service_resources(app: str, name: str, service: Service, *, settings: AwsSe
             raise UserError(
                 f"services.{name}.{field}: a secret in {field} would be stored in plain text in the task "
                 "definition; pass it through env instead (it becomes a Secrets Manager reference)")
+    env_secrets = secret_files_as_env(name, service)
     env: dict[str, str] = {}
-    env_secrets: dict[str, str] = {}
     for key, value in resolved.env.items():
+        if key.endswith("_FILE") and key.removesuffix("_FILE") in env_secrets:
+            continue
         if not isinstance(value, Sensitive):
             env[key] = value
             continue
-        whole = _WHOLE_SECRET.match(service.env[key])
+        whole = whole_secret(service.env[key])
         if whole:
-            ref = parse_reference(whole.group(1))
-            assert isinstance(ref, SecretRef)
-            env_secrets[key] = f"secret/{ref.name}"
+            env_secrets[key] = f"secret/{whole.name}"
         else:
             own = Resource("secret", f"{name}.{key}",
                            {"name": names.env_secret(app, name, _SM_UNSAFE.sub("-", key)), "value": value},
@@ -178,9 +177,11 @@ def _health(service: Service) -> dict[str, Any] | None:
     if check is None or check.tcp is not None:
         return None
     if check.http is not None:
-        port = check.port or (service.ports[0].port if service.ports else 80)
-        url = f"http://localhost:{port}{check.http}"
-        command = ["CMD-SHELL", f"curl -fsS -o /dev/null {url} || wget -q -O /dev/null {url} || exit 1"]
+        scheme, port = http_probe(service)
+        url = f"{scheme}://localhost:{port}{check.http}"
+        # an https probe of the container's own loopback: its certificate names the public host
+        curl, wget = ("curl -fsSk", "wget -q --no-check-certificate") if scheme == "https" else ("curl -fsS", "wget -q")
+        command = ["CMD-SHELL", f"{curl} -o /dev/null {url} || {wget} -O /dev/null {url} || exit 1"]
     else:
         command = ["CMD", *(check.command or [])]
     return {
@@ -201,15 +202,45 @@ def _transport(protocol: str) -> str:
 
 
 def _used_secrets(services: Mapping[str, Service]) -> list[str]:
-    """Top-level secrets referenced whole (`${secrets.x}`) or listed under a service's secrets."""
+    """Top-level secrets referenced whole (`${secrets.x}`, `${secrets.x.file}`) or listed under a service's secrets."""
     used: set[str] = set()
     for service in services.values():
         used.update(service.secrets)
         for value in service.env.values():
-            whole = _WHOLE_SECRET.match(value)
+            whole = whole_secret(value)
             if whole:
-                used.add(whole.group(1).split(".", 1)[1])
+                used.add(whole.name)
     return sorted(used)
+
+
+def secret_files_as_env(name: str, service: Service) -> dict[str, str]:
+    """Fargate mounts no secret files, so `X_FILE: ${secrets.s.file}` becomes X from Secrets Manager
+    (valueFrom: the value stays out of the task definition; services read X when X_FILE is unset).
+    Returns {X: "secret/s"}; raises UserError for a `.file` placeholder anywhere else."""
+    found: dict[str, str] = {}
+    for key, text in service.env.items():
+        refs = [r for r in references(text) if isinstance(r, SecretRef) and r.file]
+        if not refs:
+            continue
+        whole = whole_secret(text)
+        plain = key.removesuffix("_FILE")
+        if whole is None or plain == key or not plain:
+            raise UserError(
+                f"services.{name}.env.{key}: ECS Fargate has no secret files; a ${{secrets.NAME.file}} is "
+                "accepted only as the whole value of a variable named X_FILE, which becomes X read from "
+                "Secrets Manager (give the service X, or use ${secrets.NAME} in env)")
+        if plain in service.env:
+            raise UserError(
+                f"services.{name}.env.{key}: on ECS Fargate it becomes {plain} from Secrets Manager, "
+                f"which env also sets; drop one of them for this target")
+        found[plain] = f"secret/{whole.name}"
+    for field in ("command", "entrypoint"):
+        for arg in getattr(service, field) or []:
+            if any(isinstance(r, SecretRef) and r.file for r in references(arg)):
+                raise UserError(
+                    f"services.{name}.{field}: ECS Fargate has no secret files to name in {field}; pass the "
+                    "secret through env as X_FILE (it becomes X from Secrets Manager) or ${secrets.NAME}")
+    return found
 
 
 def _check_public_ports(services: Mapping[str, Service]) -> None:

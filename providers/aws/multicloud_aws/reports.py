@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from multicloud.addressing import URL_SCHEMES
+from multicloud.addressing import endpoint_url
 from multicloud.contract import Endpoint, LogLine, ServiceStatus
 from multicloud_aws import names
 from multicloud_aws.clients import NotFoundError, guard
@@ -74,8 +74,7 @@ def endpoints(ctx: Context, app: str, seen: Seen) -> list[Endpoint]:
             protocol = str(port["protocol"])
             is_public = port["port"] in public and bool(dns)
             host = dns if is_public else f"{resource.name}.{ns}"
-            path = "/mqtt" if protocol == "mqtt-ws" else ""
-            url = f"{URL_SCHEMES.get(protocol, 'tcp')}://{host}:{port['port']}{path}"
+            url = endpoint_url(protocol, host, port["port"])
             result.append(Endpoint(resource.name, str(port["name"]), protocol, url, is_public))
     return result
 

@@ -149,3 +149,32 @@ def test_importing_the_provider_and_rendering_loads_no_sdk() -> None:
 
 def _no_calls(service: str) -> Any:
     raise AssertionError(f"no AWS call expected (asked for a {service} client)")
+
+
+def test_secret_files_become_secrets_manager_env_on_fargate() -> None:
+    provider = AwsEcsProvider({"region": "eu-west-1"}, client_factory=_no_calls)
+    data = {"name": "m", "secrets": {"pw": {"from_env": "PW"}},
+            "services": {"api": {"image": "x", "env": {"DB_PASSWORD_FILE": "${secrets.pw.file}", "MODE": "a"},
+                                 "ports": [{"name": "web", "port": 8443, "protocol": "https", "expose": "public"}],
+                                 "healthcheck": {"http": "/healthz"}}},
+            "targets": {"aws": {"provider": "aws-ecs"}}}
+    resources = {r.key: r for r in provider.desired(target_spec(spec_from_dict(data), "aws"), {"pw": "hunter2"})}
+    task = resources["service/api"].properties["task"]
+    assert task["env"] == {"MODE": "a"} and task["secrets"] == {"DB_PASSWORD": "secret/pw"}
+    assert "secret/pw" in resources and "hunter2" not in repr(task)
+    assert "https://localhost:8443/healthz" in task["health"]["command"][1]
+    assert resources["port/api.web"].properties["protocol"] == "TCP"  # TLS passes through to the container
+
+
+@pytest.mark.parametrize(("service", "says"), [
+    ({"env": {"DB_PASSWORD": "${secrets.pw.file}"}}, "only as the whole value of a variable named X_FILE"),
+    ({"env": {"CONF": "--pw=${secrets.pw.file}"}}, "only as the whole value of a variable named X_FILE"),
+    ({"env": {"PW_FILE": "${secrets.pw.file}", "PW": "x"}}, "which env also sets"),
+    ({"command": ["run", "${secrets.pw.file}"]}, "no secret files to name in command"),
+])
+def test_secret_files_that_fargate_cannot_give_are_plan_errors(service: dict[str, Any], says: str) -> None:
+    provider = AwsEcsProvider({"region": "eu-west-1"}, client_factory=_no_calls)
+    data = {"name": "m", "secrets": {"pw": {"from_env": "PW"}}, "services": {"api": {"image": "x", **service}},
+            "targets": {"aws": {"provider": "aws-ecs"}}}
+    with pytest.raises(UserError, match=says):
+        provider.desired(target_spec(spec_from_dict(data), "aws"), {"pw": "hunter2"})

@@ -146,7 +146,7 @@ def check(spec: TargetSpec, settings: AzureSettings) -> None:
         cpu += service.resources.cpu
         memory += mapping.memory_gb(service.resources.memory)
         arguments = [*(service.command or []), *(service.entrypoint or [])]
-        if any(isinstance(r, SecretRef) for a in arguments for r in references(a)):
+        if any(isinstance(r, SecretRef) and not r.file for a in arguments for r in references(a)):
             found.append(
                 f"services.{name}.command: ACI has no secure command arguments; pass the secret in env instead"
             )

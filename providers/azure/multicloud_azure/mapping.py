@@ -8,13 +8,14 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from multicloud.addressing import ResolvedService
+from multicloud.addressing import ResolvedService, http_probe
 from multicloud.resources import Sensitive
 from multicloud.spec.models import HealthCheck, Service
+from multicloud.spec.placeholders import SECRETS_DIR, secret_files
 from multicloud_azure.api import Json
 from multicloud_azure.tags import encode_digest
 
-SECRETS_PATH = "/run/secrets"
+SECRETS_PATH = SECRETS_DIR
 GIB = 1024**3
 
 
@@ -67,11 +68,12 @@ def container(
     if secure:
         meta["s"] = secure
     volume: Json | None = None
-    if service.secrets:
-        files = {s: base64.b64encode(secrets[s].encode()).decode() for s in service.secrets}
+    mounted = secret_files(service)
+    if mounted:
+        files = {s: base64.b64encode(secrets[s].encode()).decode() for s in mounted}
         volume = {"name": secrets_volume(name), "secret": files}
         props["volumeMounts"] = [{"name": volume["name"], "mountPath": SECRETS_PATH, "readOnly": True}]
-        meta["f"] = {s: encode_digest(Sensitive.of(secrets[s])) for s in service.secrets}
+        meta["f"] = {s: encode_digest(Sensitive.of(secrets[s])) for s in mounted}
     return {"name": name, "properties": props}, volume, meta
 
 
@@ -85,8 +87,8 @@ def probes(service: Service, check: HealthCheck) -> tuple[Json | None, Json]:
         "initialDelaySeconds": round(check.start_period),
     }
     if check.http is not None:
-        port = check.port or (service.ports[0].port if service.ports else 80)
-        probe: Json = {"httpGet": {"path": check.http, "port": port, "scheme": "http"}, **timing}
+        scheme, port = http_probe(service)
+        probe: Json = {"httpGet": {"path": check.http, "port": port, "scheme": scheme}, **timing}
         return probe, dict(probe)
     if check.command is not None:
         probe = {"exec": {"command": list(check.command)}, **timing}

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from multicloud.addressing import URL_SCHEMES
+from multicloud.addressing import endpoint_url
 from multicloud.contract import Capabilities, Endpoint, Event, EventSink, Health, HealthState, LogLine, ServiceStatus
 from multicloud.errors import ProviderError, UserError
 from multicloud.planner import Action, Change
@@ -236,9 +236,7 @@ class AzureAciProvider:
         for resource in views.resources(group):
             for port in resource.properties.get("ports", []) if resource.kind == "container" else []:
                 public = bool(port["public"]) and host is not None
-                scheme = URL_SCHEMES.get(port["protocol"], "tcp")
-                path = "/mqtt" if port["protocol"] == "mqtt-ws" else ""
-                url = f"{scheme}://{host if public else 'localhost'}:{port['port']}{path}"
+                url = endpoint_url(port["protocol"], host if public and host else "localhost", port["port"])
                 found.append(Endpoint(resource.name, port["name"], port["protocol"], url, public))
         return found
 

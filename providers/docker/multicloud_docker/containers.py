@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from multicloud.resources import Resource, Sensitive
+from multicloud.spec.placeholders import SECRETS_DIR
 from multicloud.spec.units import parse_memory
 from multicloud_docker import healthcheck
 from multicloud_docker import labels as L
 from multicloud_docker.client import ConflictError, NotFoundError, guard
 
-SECRETS_DIR = "/run/secrets"
 READ_ONLY_TMPFS = {"/tmp": "rw,nosuid,nodev,size=64m"}
 SETTLE_SECONDS = 1.0
 """A replica without a health check counts as healthy once it has run this long."""

@@ -11,6 +11,7 @@ from multicloud.build import build_hash, context_path
 from multicloud.errors import TargetError
 from multicloud.resources import Resource, Sensitive
 from multicloud.spec.models import Build, Port, Service
+from multicloud.spec.placeholders import secret_files
 from multicloud.spec.targets import TargetSpec
 from multicloud.spec.units import format_memory
 from multicloud_docker import healthcheck
@@ -100,7 +101,8 @@ def service_properties(context: Context, name: str, service: Service, image_ref:
     spec, secrets, settings = context.spec, context.secrets, context.settings
     host_ports = context.host_ports
     resolved = resolve_service(service, context.address, secrets)
-    missing = [s for s in service.secrets if s not in secrets]
+    files = secret_files(service)
+    missing = [s for s in files if s not in secrets]
     if missing:
         raise TargetError(f"services.{name}.secrets: no value given for {', '.join(missing)}")
     return {
@@ -116,7 +118,7 @@ def service_properties(context: Context, name: str, service: Service, image_ref:
             {"volume": volume_name(spec.app, m.source), "target": m.target, "read_only": m.read_only}
             for m in service.volumes
         ],
-        "secrets": {s: Sensitive.of(secrets[s]) for s in sorted(service.secrets)},
+        "secrets": {s: Sensitive.of(secrets[s]) for s in sorted(files)},
         "cpu": service.resources.cpu,
         "memory": format_memory(service.resources.memory),
         "network": network_name(spec.app),

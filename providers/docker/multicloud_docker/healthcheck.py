@@ -1,7 +1,9 @@
 """Spec health checks as Docker health checks that work without curl in the image.
 
 tcp and http checks run under /bin/sh and use the first tool the image has: curl or wget
-(http), bash's /dev/tcp, nc (tcp), python3 or perl (tcp); the cheap ones come first
+(http), bash's /dev/tcp, nc (tcp), python3 or perl (tcp); the cheap ones come first. An http
+check of a TLS port (https) speaks HTTPS without verifying the certificate: it probes the
+container's own loopback, where there is no one to impersonate it
 because a probe runs inside the container's CPU quota. An image with none of them (distroless)
 needs a `command:` check instead; docs/providers/docker.md says so.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from multicloud.addressing import http_probe
 from multicloud.spec.models import HealthCheck, Service
 
 MIN_INTERVAL = 0.001
@@ -38,9 +41,9 @@ def probe(check: HealthCheck, service: Service) -> list[str]:
     if check.tcp is not None:
         return ["CMD-SHELL", tcp_script(check.tcp, check.timeout)]
     assert check.http is not None
-    first = service.port()
-    port = check.port or (first.port if first else 80)
-    return ["CMD-SHELL", http_script(port, check.http, check.timeout)]
+    scheme, port = http_probe(service)
+    script = https_script if scheme == "https" else http_script
+    return ["CMD-SHELL", script(port, check.http, check.timeout)]
 
 
 def tcp_script(port: int, timeout: float) -> str:
@@ -74,6 +77,23 @@ def http_script(port: int, path: str, timeout: float) -> str:
         ("bash", f"bash -c {shlex.quote(raw)} _ {shlex.quote(path)}"),
         ("python3", f"python3 -c {shlex.quote(python)} {url} {wait}"),
         missing="curl, wget, bash or python3",
+    )
+
+
+def https_script(port: int, path: str, timeout: float) -> str:
+    """A POSIX sh probe that succeeds when GET https://127.0.0.1:port/path answers 2xx or 3xx
+    (certificate not verified: the probe runs on the container's own loopback)."""
+    wait = max(1, int(timeout))
+    url = shlex.quote(f"https://127.0.0.1:{port}{path}")
+    python = (
+        "import ssl, sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2]), "
+        "context=ssl._create_unverified_context())"
+    )
+    return _first_tool(
+        ("curl", f"curl -fsSk -o /dev/null --max-time {wait} {url}"),
+        ("python3", f"python3 -c {shlex.quote(python)} {url} {wait}"),
+        ("wget", f"wget -q -t 1 --no-check-certificate -O /dev/null -T {wait} {url}"),
+        missing="curl, python3 or wget (with TLS)",
     )
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from multicloud.addressing import URL_SCHEMES
+from multicloud.addressing import endpoint_url
 from multicloud.contract import Endpoint, LogLine, ServiceStatus
 from multicloud.errors import UserError
 from multicloud_docker.client import guard
@@ -50,14 +50,12 @@ def endpoints(api: Any, app: str, public_host: str) -> list[Endpoint]:
         if resource is None:
             continue
         for port in resource.properties.get("ports") or []:
-            scheme = URL_SCHEMES.get(port["protocol"], "tcp")
-            path = "/mqtt" if port["protocol"] == "mqtt-ws" else ""
             if port.get("expose") != "public":
-                url = f"{scheme}://{name}:{port['port']}{path}"
+                url = endpoint_url(port["protocol"], name, port["port"])
                 found.append(Endpoint(name, port["name"], port["protocol"], url, False))
                 continue
             for host_port in _host_ports(group, port):
-                url = f"{scheme}://{public_host}:{host_port}{path}"
+                url = endpoint_url(port["protocol"], public_host, host_port)
                 found.append(Endpoint(name, port["name"], port["protocol"], url, True))
     return found
 

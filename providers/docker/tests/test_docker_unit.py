@@ -103,6 +103,18 @@ def test_desired_resources_modes_and_properties() -> None:
     assert found["volume/data"].persistent and found["volume/data"].properties["name"] == "pure_data"
 
 
+def test_a_secret_file_placeholder_mounts_the_secret_and_puts_only_its_path_in_env() -> None:
+    data = {"name": "files", "secrets": {"token": {"from_env": "T"}},
+            "services": {"api": {"image": "x:1", "env": {"TOKEN_FILE": "${secrets.token.file}"},
+                                 "ports": [{"name": "web", "port": 8443, "protocol": "https"}],
+                                 "healthcheck": {"http": "/healthz"}}},
+            "targets": {"local": {"provider": "docker"}}}
+    api = render(data)["service/api"]
+    assert api.properties["env"] == {"TOKEN_FILE": "/run/secrets/token"}
+    assert api.properties["secrets"] == {"token": Sensitive.of(SECRET)}
+    assert "https://127.0.0.1:8443/healthz" in api.properties["healthcheck"]["test"][1]
+
+
 def test_labels_round_trip_exactly_and_hold_no_secret() -> None:
     for resource in render(three_service_spec("pure", 18080)).values():
         props = {k: v for k, v in resource.properties.items() if k != "replicas"}
@@ -214,6 +226,49 @@ def test_tcp_probe_works_with_any_one_tool(tool: str, http_port: int, tmp_path: 
         sock.bind(("127.0.0.1", 0))
         closed = sock.getsockname()[1]
     assert run_probe(healthcheck.tcp_script(closed, 3), tool, tmp_path) != 0
+
+
+@pytest.fixture
+def https_port(tmp_path: Path) -> Iterator[int]:
+    import datetime
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "elsewhere.example")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/ok" else 503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield int(server.server_address[1])
+    server.shutdown()
+
+
+@pytest.mark.parametrize("tool", ["curl", "python3", "wget"])
+def test_https_probe_accepts_a_certificate_for_another_name(tool: str, https_port: int, tmp_path: Path) -> None:
+    assert run_probe(healthcheck.https_script(https_port, "/ok", 3), tool, tmp_path) == 0
+    assert run_probe(healthcheck.https_script(https_port, "/broken", 3), tool, tmp_path) != 0
 
 
 def test_probe_without_any_tool_says_what_is_missing(tmp_path: Path) -> None:

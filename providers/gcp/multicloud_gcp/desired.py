@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +11,7 @@ from multicloud.addressing import resolve_service
 from multicloud.errors import CapabilityError
 from multicloud.resources import Resource, Sensitive, fingerprint
 from multicloud.spec.models import HealthCheck, Service
+from multicloud.spec.placeholders import SECRETS_DIR, SecretRef, references, secret_files, whole_secret
 from multicloud.spec.targets import TargetSpec
 from multicloud.spec.units import format_memory
 from multicloud_gcp import limits
@@ -27,7 +28,6 @@ from multicloud_gcp.mapping import (
 )
 from multicloud_gcp.settings import GcpSettings
 
-WHOLE_SECRET = re.compile(r"^\$\{\s*secrets\.([A-Za-z][A-Za-z0-9_-]*)\s*\}$")
 PROVIDER = "gcp-cloudrun"
 
 
@@ -94,22 +94,45 @@ def _problems(app: str, name: str, service: Service, settings: GcpSettings) -> l
                 "override the health check for this target"
             )
     for key, text in service.env.items():
-        if "${secrets." in text and not WHOLE_SECRET.match(text):
+        whole = whole_secret(text)
+        if _secret_values(text) and (whole is None or whole.file):
             found.append(
                 f"{where}.env.{key}: on Cloud Run a secret is a Secret Manager reference, so it must be the "
                 'whole value ("${secrets.NAME}"); put the composed value in the secret instead'
             )
     for args in (service.command or [], service.entrypoint or []):
-        if any("${secrets." in a for a in args):
+        if any(_secret_values(a) for a in args):
             found.append(f"{where}: secrets cannot appear in command or entrypoint on Cloud Run; pass them in env")
     if service.user is not None or service.read_only:
         found.append(f"{where}: Cloud Run sets neither the user nor a read-only root filesystem; drop user/read_only")
     if len(service.secrets) > 1:
         found.append(
             f"{where}.secrets: Cloud Run mounts one secret per directory, so at most one secret file "
-            "per service at /run/secrets; pass the others as env (${secrets.NAME})"
+            "per service at /run/secrets; use ${secrets.NAME.file} in env for the others"
+        )
+    if service.secrets and len(secret_files(service)) > len(service.secrets):
+        found.append(
+            f"{where}.secrets: on Cloud Run the secrets list mounts /run/secrets, where each "
+            "${secrets.NAME.file} gets a directory of its own; use ${secrets.NAME.file} for every secret file"
         )
     return found
+
+
+def _secret_values(text: str) -> bool:
+    """Whether a text takes in a secret's value (not just its file path)."""
+    return any(isinstance(r, SecretRef) and not r.file for r in references(text))
+
+
+def secret_file_path(service: Service, name: str) -> str:
+    """Where `${secrets.NAME.file}` is on Cloud Run: /run/secrets/NAME for the one secret the
+    secrets list mounts there, else in a volume of its own (one secret per directory)."""
+    return f"{SECRETS_DIR}/{name}" if name in service.secrets else f"{SECRETS_DIR}/{name}/{name}"
+
+
+def _volume_name(secret: str) -> str:
+    """A Cloud Run volume name for a secret file (lower-case letters, digits and dashes)."""
+    name = "secret-" + secret.lower().replace("_", "-")
+    return name if name == f"secret-{secret}" else f"{name}-{hashlib.sha256(secret.encode()).hexdigest()[:6]}"
 
 
 def _cpu_mode(service: Service, settings: GcpSettings) -> tuple[int, bool, bool]:
@@ -135,16 +158,16 @@ def service_body(
 ) -> Body:
     """The Cloud Run v2 Service (protobuf JSON, proto field names) for one spec service."""
     service = spec.services[name]
-    resolved = resolve_service(service, address, secrets)
+    resolved = resolve_service(service, address, secrets, lambda secret: secret_file_path(service, secret))
     digests: dict[str, str] = {}
     env: list[dict[str, Any]] = []
     for key, raw in service.env.items():
-        match = WHOLE_SECRET.match(raw)
+        whole = whole_secret(raw)
         value = resolved.env[key]
-        if match:
+        if whole is not None and not whole.file:
             assert isinstance(value, Sensitive)
             digests[key] = value.digest
-            ref = {"secret": secret_path(match.group(1), settings), "version": "latest"}
+            ref = {"secret": secret_path(whole.name, settings), "version": "latest"}
             env.append({"name": key, "value_source": {"secret_key_ref": ref}})
         else:
             env.append({"name": key, "value": str(value)})
@@ -173,7 +196,13 @@ def service_body(
         digests[f"file:{secret}"] = Sensitive.of(secrets[secret]).digest if secret in secrets else "unknown"
         item = {"path": secret, "version": "latest"}
         volumes.append({"name": "secrets", "secret": {"secret": secret_path(secret, settings), "items": [item]}})
-        container["volume_mounts"] = [{"name": "secrets", "mount_path": "/run/secrets"}]
+        container["volume_mounts"] = [{"name": "secrets", "mount_path": SECRETS_DIR}]
+    for secret in [s for s in secret_files(service) if s not in service.secrets]:
+        digests[f"file:{secret}"] = Sensitive.of(secrets[secret]).digest if secret in secrets else "unknown"
+        item = {"path": secret, "version": "latest"}
+        volume = _volume_name(secret)
+        volumes.append({"name": volume, "secret": {"secret": secret_path(secret, settings), "items": [item]}})
+        container.setdefault("volume_mounts", []).append({"name": volume, "mount_path": f"{SECRETS_DIR}/{secret}"})
     websocket = port is not None and port.protocol == "mqtt-ws"
     minimum = max(service.replicas, 1) if websocket else service.replicas
     maximum = max(minimum, settings.max_instances or minimum, 1)

@@ -31,12 +31,14 @@ CAPABILITIES = Capabilities(
     max_replicas=1000,
     max_public_ports_per_service=1,
     request_timeout=3600.0,
+    terminates_tls=True,
     notes=(
         "Cloud Run serves one HTTP/1, HTTP/2, gRPC or WebSocket port per service; no raw TCP or UDP",
         "MQTT is served over WebSockets (mqtt-ws): min instances >= 1, session affinity, and a request "
         "timeout of at most 60 min, after which devices must reconnect",
         "images are taken as given (build and push to Artifact Registry first)",
         "secrets are Secret Manager references; multicloud never writes their values",
+        "Cloud Run terminates TLS itself (https://, wss://): containers serve plain http or mqtt-ws",
     ),
 )
 

@@ -181,3 +181,33 @@ def test_internal_services_are_reached_through_the_vpc() -> None:
     }
     guarded = render(services, internal_auth="iam")["auth"].payload
     assert guarded["invoker_iam_disabled"] is False and "vpc_access" not in guarded["template"]
+
+
+def test_secret_files_get_a_secret_manager_volume_each() -> None:
+    spec = {"api": {"image": "x:1", "env": {"DB_FILE": "${secrets.db.file}", "ARG": "--from=${secrets.db.file}"}}}
+    api = render(spec)["api"]
+    template = api.payload["template"]
+    container = template["containers"][0]
+    assert {e["name"]: e.get("value") for e in container["env"]} == {
+        "DB_FILE": "/run/secrets/db/db", "ARG": "--from=/run/secrets/db/db"}
+    assert template["volumes"] == [
+        {"name": "secret-db", "secret": {"secret": "db", "items": [{"path": "db", "version": "latest"}]}}]
+    assert container["volume_mounts"] == [{"name": "secret-db", "mount_path": "/run/secrets/db"}]
+    assert "postgres://secret" not in repr(api.payload)
+    assert api.properties["secret_files"] == {"db": "db@latest"}
+    listed = render({"api": {"image": "x:1", "secrets": ["db"], "env": {"A_FILE": "${secrets.db.file}"}}})["api"]
+    assert listed.payload["template"]["containers"][0]["env"] == [{"name": "A_FILE", "value": "/run/secrets/db"}]
+    assert len(listed.payload["template"]["volumes"]) == 1
+
+
+def test_a_tls_port_on_cloud_run_says_to_serve_plain() -> None:
+    https = {"ports": [{"name": "web", "port": 8000, "protocol": "https", "expose": "public"}]}
+    spec = spec_from_dict({"name": "shop", "services": {"web": {"image": "x:1", **https}},
+                           "targets": {"gcp": {"provider": "gcp-cloudrun", **SETTINGS}}})
+    provider = CloudRunProvider(SETTINGS)
+    from multicloud.capabilities import violations
+
+    found = violations(target_spec(spec, "gcp"), provider.capabilities)
+    assert found == [
+        "services.web.ports.web (8000/https): target 'gcp' terminates TLS itself and talks plain http to the "
+        "container; use protocol http on this target (clients still reach it over TLS)"]
