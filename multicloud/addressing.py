@@ -81,15 +81,17 @@ def resolve_service(
     address: Callable[[ServiceRef], str],
     secrets: Mapping[str, str],
     secret_file: Callable[[str], str] = default_secret_file,
+    *,
+    app: str,
 ) -> ResolvedService:
     """Substitute placeholders in env, command and entrypoint; secret values come back
-    Sensitive, `${secrets.x.file}` becomes `secret_file(x)` (where the target mounts it)."""
+    Sensitive (digests keyed by the app), `${secrets.x.file}` becomes `secret_file(x)`."""
 
     def secret(name: str) -> str:
         return secrets[name]
 
     def one(text: str) -> str | Sensitive:
-        return resolve(text, address, secret, secret_file)
+        return resolve(text, address, secret, secret_file, app=app)
 
     return ResolvedService(
         env={k: one(v) for k, v in service.env.items()},

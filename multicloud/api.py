@@ -9,11 +9,12 @@ from functools import cached_property
 from multicloud import capabilities
 from multicloud.contract import Endpoint, EventSink, LogLine, Provider, ServiceStatus, SupportsRollback
 from multicloud.engine import ApplyResult, Engine
-from multicloud.errors import ApplyFailedError, CapabilityError, Problem, SettingsError, SpecError, UserError
+from multicloud.errors import ApplyFailedError, CapabilityError, SettingsError, SpecError, UserError
 from multicloud.lock import app_lock
 from multicloud.planner import Plan, plan
 from multicloud.registry import create_provider
 from multicloud.retry import RetryPolicy
+from multicloud.settings import locate
 from multicloud.spec.models import Spec
 from multicloud.spec.targets import TargetSpec, read_secrets, target_spec
 
@@ -54,10 +55,8 @@ class Deployment:
             raise self._located(exc) from exc
 
     def _located(self, error: SettingsError) -> SpecError:
-        """Turn a provider's complaint about a target setting into a spec error at its line."""
-        path = ("targets", self.target, *error.field.split("."))
-        line, column = self.spec.source.locate(path)
-        return SpecError([Problem(self.spec.source.path, line, column, ".".join(path), error.detail)])
+        """Turn a provider's complaints about target settings into a spec error at their lines."""
+        return SpecError(locate(self.spec.source, ("targets", self.target), error.problems))
 
     @property
     def app(self) -> str:

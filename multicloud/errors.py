@@ -76,13 +76,27 @@ class TargetError(UserError):
     """An unknown target, a bad target setting or a missing secret value."""
 
 
-class SettingsError(UserError):
-    """A provider rejected one of its target settings; `field` names the setting."""
+FieldPath = tuple[str | int, ...]
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+
+class SettingsError(UserError):
+    """A provider rejected target settings: `problems` holds each (field path, message);
+    `field` and `detail` are the first. A dotted `field` string is split at its dots."""
+
+    def __init__(self, field: str | FieldPath, message: str) -> None:
+        path = tuple(field.split(".")) if isinstance(field, str) else field
+        self.problems: list[tuple[FieldPath, str]] = [(path, message)]
+        self.field = ".".join(str(p) for p in path)
         self.detail = message
+        super().__init__(f"{self.field}: {message}")
+
+    @classmethod
+    def of(cls, problems: list[tuple[FieldPath, str]]) -> SettingsError:
+        """One error carrying several problems, each shown on its own line."""
+        error = cls(*problems[0])
+        error.problems = list(problems)
+        error.message = "\n".join(f"{'.'.join(str(p) for p in path)}: {text}" for path, text in problems)
+        return error
 
 
 class ProviderNotFoundError(UserError):

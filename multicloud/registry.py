@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -41,9 +42,11 @@ def load_factory(name: str, group: str = PROVIDERS_GROUP) -> Any:
     kind = "emulator" if group == EMULATORS_GROUP else "provider"
     matches = [ep for ep in metadata.entry_points(group=group) if ep.name == name]
     if not matches:
-        known = ", ".join(p.name for p in available(group)) or "none"
+        names = [p.name for p in available(group)]
+        close = difflib.get_close_matches(name, names, n=1)
+        advice = f"did you mean {close[0]!r}? " if close else ""
         raise ProviderNotFoundError(
-            f"no {kind} named {name!r} is installed (installed: {known})",
+            f"no {kind} named {name!r} is installed ({advice}installed: {', '.join(names) or 'none'})",
             hint=f"install the plugin that provides it, e.g. `pip install multicloud-{name.split('-', maxsplit=1)[0]}`",
         )
     try:
@@ -53,10 +56,15 @@ def load_factory(name: str, group: str = PROVIDERS_GROUP) -> Any:
 
 
 def create_provider(name: str, settings: Mapping[str, Any]) -> Provider:
-    """Load the named provider and build it from target settings."""
+    """Load the named provider and build it from target settings, checked first against the
+    provider's settings model when it registered one (SettingsError lists every problem)."""
+    from multicloud.settings import settings_model, validate_settings
+
     factory = load_factory(name)
+    model = settings_model(name)
+    checked = settings if model is None else validate_settings(model, settings, provider=name)
     try:
-        provider = factory(settings)
+        provider = factory(checked)
     except MulticloudError:
         raise
     except (TypeError, ValueError) as exc:

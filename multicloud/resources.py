@@ -20,9 +20,10 @@ class Sensitive:
     value: str | None = field(default=None, repr=False)
 
     @classmethod
-    def of(cls, value: str) -> Sensitive:
-        """Wrap a plaintext value; the digest is what plans compare and labels may carry."""
-        return cls(digest=_slow_digest(value), value=value)
+    def of(cls, value: str, *, app: str) -> Sensitive:
+        """Wrap a plaintext value of one app; the digest (keyed by the app's name) is what plans
+        compare and labels may carry, so equal secrets in two apps carry different digests."""
+        return cls(digest=_slow_digest(value, app), value=value)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Sensitive) and other.digest == self.digest
@@ -41,11 +42,13 @@ class Sensitive:
 
 
 @functools.lru_cache(maxsize=4096)
-def _slow_digest(value: str) -> str:
-    """A salted, stretched digest (PBKDF2-SHA256, 20,000 rounds, about 10 ms): labels and
-    tags are readable by anyone with access to the platform, so guessing a weak secret from
-    its digest must cost far more than one hash per guess. Cached: values repeat across services."""
-    derived = hashlib.pbkdf2_hmac("sha256", value.encode(), b"multicloud-sensitive-v1", 20_000, dklen=16)
+def _slow_digest(value: str, app: str) -> str:
+    """A stretched digest salted per app (PBKDF2-SHA256, 20,000 rounds, about 10 ms): labels and
+    tags are readable by anyone with access to the platform, so guessing a weak secret from its
+    digest must cost far more than one hash per guess, and one guess must not test every app at
+    once (nor show that two apps share a secret). Cached: values repeat across services."""
+    salt = b"multicloud-sensitive-v2\0" + app.encode()
+    derived = hashlib.pbkdf2_hmac("sha256", value.encode(), salt, 20_000, dklen=16)
     return derived.hex()
 
 

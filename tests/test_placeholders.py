@@ -57,7 +57,7 @@ SECRETS = {"token": "tok-SECRET-1", "db_password": "pw-SECRET-2"}
 def resolved():
     view = target_spec(loads(SPEC), "t")
     address = DirectAddressing(view.services, host=lambda name: f"{name}.iot.internal")
-    return resolve_service(view.services["ingest"], address, SECRETS)
+    return resolve_service(view.services["ingest"], address, SECRETS, app=view.app)
 
 
 def test_host_port_and_named_port(resolved):
@@ -96,7 +96,7 @@ def test_secrets_become_sensitive_and_never_show(resolved):
 
 
 def test_sensitive_compares_by_digest():
-    a, b, c = Sensitive.of("x"), Sensitive.of("x"), Sensitive.of("y")
+    a, b, c = Sensitive.of("x", app="iot"), Sensitive.of("x", app="iot"), Sensitive.of("y", app="iot")
     assert a == b and hash(a) == hash(b)
     assert a != c
     assert a != "x"
@@ -108,6 +108,19 @@ def test_sensitive_compares_by_digest():
         restored.reveal()
 
 
+def test_secret_digests_are_keyed_per_app_and_stretched():
+    """Equal secrets in two apps give different digests (labels and tags of one app tell nothing
+    about another's); the digest is PBKDF2 with 20,000 rounds, not one hash per guess."""
+    import hashlib
+
+    one, again, other = Sensitive.of("hunter2", app="iot"), Sensitive.of("hunter2", app="iot"), Sensitive.of(
+        "hunter2", app="billing")
+    assert one == again and one.digest != other.digest and one != other
+    salt = b"multicloud-sensitive-v2\0iot"
+    assert one.digest == hashlib.pbkdf2_hmac("sha256", b"hunter2", salt, 20_000, dklen=16).hex()
+    assert one.digest not in (hashlib.sha256(b"hunter2").hexdigest()[:32], hashlib.md5(b"hunter2").hexdigest())
+
+
 def test_resolve_only_calls_secrets_for_secret_references():
     asked: list[str] = []
 
@@ -115,8 +128,8 @@ def test_resolve_only_calls_secrets_for_secret_references():
         asked.append(name)
         return "s3cr3t"
 
-    assert resolve("no placeholders", lambda ref: "h", secret) == "no placeholders"
-    value = resolve("a ${secrets.x} b", lambda ref: "h", secret)
+    assert resolve("no placeholders", lambda ref: "h", secret, app="iot") == "no placeholders"
+    value = resolve("a ${secrets.x} b", lambda ref: "h", secret, app="iot")
     assert isinstance(value, Sensitive) and value.reveal() == "a s3cr3t b"
     assert asked == ["x"]
 
@@ -180,14 +193,15 @@ targets:
 def test_a_secret_file_placeholder_is_its_path_and_not_sensitive():
     spec = target_spec(loads(FILES), "local")
     api = spec.services["api"]
-    resolved = resolve_service(api, DirectAddressing(spec.services, host=lambda n: n), {"pw": "p4ss", "key": "k3y"})
+    address = DirectAddressing(spec.services, host=lambda n: n)
+    resolved = resolve_service(api, address, {"pw": "p4ss", "key": "k3y"}, app=spec.app)
     assert resolved.env["PW_FILE"] == "/run/secrets/pw"
     assert resolved.env["KEY_FILE"] == "/run/secrets/key"
     assert resolved.command == ["api", "--password-file", "/run/secrets/pw"]
     assert not any(isinstance(v, Sensitive) for v in resolved.env.values())
     assert resolved.env["BROKER"] == "mqtts://broker:8883"
     assert resolved.env["WSS"] == "wss://broker:8081/mqtt"
-    other = resolve_service(api, DirectAddressing(spec.services, host=lambda n: n), {}, lambda n: f"/x/{n}/{n}")
+    other = resolve_service(api, address, {}, lambda n: f"/x/{n}/{n}", app=spec.app)
     assert other.env["PW_FILE"] == "/x/pw/pw"
 
 

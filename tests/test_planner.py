@@ -47,7 +47,7 @@ def test_delete_when_not_desired():
 
 
 def test_noop_when_equal_after_a_round_trip():
-    desired = svc("web", env={"MODE": "prod", "TOKEN": Sensitive.of("t0ken")})
+    desired = svc("web", env={"MODE": "prod", "TOKEN": Sensitive.of("t0ken", app="app")})
     assert diff(desired, observed(desired)).action is Action.NOOP
 
 
@@ -206,11 +206,11 @@ def test_long_dependency_chains_plan_without_recursion_limits():
 
 
 def test_plan_is_pure():
-    desired = [svc("api", env={"K": Sensitive.of("v")})]
+    desired = [svc("api", env={"K": Sensitive.of("v", app="app")})]
     existing = [observed(svc("api"))]
     first, second = plan("app", "t", desired, existing), plan("app", "t", desired, existing)
     assert first == second
-    assert desired == [svc("api", env={"K": Sensitive.of("v")})]
+    assert desired == [svc("api", env={"K": Sensitive.of("v", app="app")})]
 
 
 # --- rendering never shows a secret ---------------------------------------------------------
@@ -219,10 +219,10 @@ PLAINTEXT = "pl41ntext-P4ssw0rd"
 
 
 def test_rendered_plans_never_contain_a_secret():
-    secret = Sensitive.of(PLAINTEXT)
-    old_secret = Sensitive.of(PLAINTEXT + "-old")
+    secret = Sensitive.of(PLAINTEXT, app="app")
+    old_secret = Sensitive.of(PLAINTEXT + "-old", app="app")
     new = [
-        svc("api", env={"MODE": "prod", "DB_URL": secret}, command=["run", Sensitive.of(PLAINTEXT)]),
+        svc("api", env={"MODE": "prod", "DB_URL": secret}, command=["run", Sensitive.of(PLAINTEXT, app="app")]),
         svc("made", env={"TOKEN": secret}, command=["a", secret, "b"]),
         svc("swap", image="app:2", env={"K": secret}),
     ]

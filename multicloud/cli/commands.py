@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from multicloud.errors import MulticloudError, UserError
+from multicloud.errors import MulticloudError, SpecError, UserError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -20,23 +20,36 @@ def run(args: argparse.Namespace) -> int:
     try:
         return handler(args)
     except MulticloudError as exc:
-        _error(str(exc))
+        _error(args, str(exc), exc)
         detailed = getattr(args, "detailed_exitcode", False)
         return 1 if detailed else exc.exit_code
     except KeyboardInterrupt:
-        _error("interrupted; the next apply resumes from what exists now")
+        _error(args, "interrupted; the next apply resumes from what exists now")
         return 130
     except BrokenPipeError:
         return 0
     except Exception as exc:
         if os.environ.get("MULTICLOUD_DEBUG"):
             raise
-        _error(f"internal error: {type(exc).__name__}: {exc} (set MULTICLOUD_DEBUG=1 for the traceback)")
+        _error(args, f"internal error: {type(exc).__name__}: {exc} (set MULTICLOUD_DEBUG=1 for the traceback)")
         return 1
 
 
-def _error(message: str) -> None:
+def _error(args: argparse.Namespace, message: str, exc: MulticloudError | None = None) -> None:
+    """Print an error on stderr; under `-o json` also as JSON on stdout (what a script parses)."""
     print(f"error: {message}", file=sys.stderr)
+    if getattr(args, "output", "text") != "json":
+        return
+    error: dict[str, Any] = {"kind": type(exc).__name__ if exc else "InternalError", "message": message}
+    if exc is not None:
+        error["message"], error["hint"] = exc.message, exc.hint
+        problems = getattr(exc, "problems", None)
+        if isinstance(exc, SpecError):
+            error["problems"] = [p.__dict__ for p in exc.problems]
+        elif problems:
+            error["problems"] = [{"field": ".".join(map(str, f)), "message": m} for f, m in problems]
+    report: dict[str, Any] = {"valid": False} if args.command == "validate" else {}
+    _print_json({**report, "error": error})
 
 
 def _deployment(args: argparse.Namespace, **options: Any) -> Any:
@@ -58,9 +71,14 @@ def _print_json(data: Any) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from multicloud.errors import SpecError
+    from multicloud.settings import target_problems
     from multicloud.spec import load
 
     spec = load(args.file)
+    problems = target_problems(spec)
+    if problems:
+        raise SpecError(problems)
     checked = ""
     if args.target:
         _deployment(args).validate()
@@ -191,12 +209,10 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from multicloud.spec.models import Spec
+    from multicloud.settings import settings_models
+    from multicloud.spec.schema import spec_schema
 
-    schema = Spec.model_json_schema(mode="validation")
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "multicloud spec (multicloud.yaml)"
-    _print_json(schema)
+    _print_json(spec_schema(settings_models()))
     return 0
 
 

@@ -7,7 +7,6 @@ escapes as a traceback.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from multicloud.errors import Problem, SpecError
-from multicloud.spec.messages import describe
+from multicloud.spec.messages import describe, dotted
 from multicloud.spec.models import Mark, SourceMap, Spec
 from multicloud.spec.references import check_references
 
@@ -100,7 +99,7 @@ class _Builder:
     def fail(self, node: yaml.Node, path: FieldPath, message: str) -> SpecError:
         """A SpecError at a node."""
         where = (node.start_mark.line + 1, node.start_mark.column + 1)
-        return SpecError([Problem(self.file, *where, _dotted(path), message)])
+        return SpecError([Problem(self.file, *where, dotted(path), message)])
 
     def build(self, node: yaml.Node, path: FieldPath) -> Any:
         """Return the data of a node; raise SpecError for what a spec cannot contain."""
@@ -157,23 +156,7 @@ def _from_pydantic(source: SourceMap, error: ErrorDetails, data: Any) -> Problem
 
 def _problem(source: SourceMap, path: FieldPath, message: str) -> Problem:
     line, column = source.locate(path)
-    return Problem(source.path, line, column, _dotted(path), message)
-
-
-_PLAIN_KEY = re.compile(r"^[^\s.\[\]'\"]+$")
-
-
-def _dotted(path: FieldPath) -> str:
-    """A field path as people write it: services.web.ports[0]; odd keys quoted: env['A B']."""
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif not _PLAIN_KEY.match(part):
-            text += f"[{part!r}]" if text else repr(part)
-        else:
-            text += f".{part}" if text else part
-    return text
+    return Problem(source.path, line, column, dotted(path), message)
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import re
+import types
+from collections import abc
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
+from pydantic import BaseModel
 from pydantic_core import ErrorDetails
-
-from multicloud.spec.models import Model
 
 FieldPath = tuple[str | int, ...]
 
@@ -37,13 +39,14 @@ _YAML_TYPES = {
 }
 
 
-def describe(error: ErrorDetails, data: Any) -> tuple[FieldPath, str]:
-    """Return the data path an error concerns and a message a person can act on."""
+def describe(error: ErrorDetails, data: Any, root: type[BaseModel] | None = None) -> tuple[FieldPath, str]:
+    """Return the data path an error concerns and a message a person can act on; unknown
+    fields get a did-you-mean from the model (root: the spec's unless given) at their place."""
     path = data_path(error["loc"], data)
     kind = error["type"]
     message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if kind == "extra_forbidden":
-        message = f"unknown field {path[-1]!r}" + _suggestion(path, data)
+        message = f"unknown field {path[-1]!r}" + _suggestion(path, root)
     elif kind == "missing":
         message = f"missing required field {path[-1]!r}"
     elif kind == "string_pattern_mismatch" and _is_name_field(error["loc"]):
@@ -83,29 +86,78 @@ def short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _suggestion(path: FieldPath, data: Any) -> str:
-    model = _model_at(path[:-1])
+def _suggestion(path: FieldPath, root: type[BaseModel] | None) -> str:
+    if root is None:
+        from multicloud.spec.models import Spec
+
+        root = Spec
+    model = model_at(root, path[:-1])
     if model is None:
         return ""
     close = difflib.get_close_matches(str(path[-1]), list(model.model_fields), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _model_at(path: FieldPath) -> type[Model] | None:
-    from multicloud.spec import models
+def model_at(root: type[BaseModel], path: FieldPath) -> type[BaseModel] | None:
+    """The model that describes the mapping at a data path, found by walking field types
+    (lists and dicts by their items); None where the path leaves the models."""
+    node: Any = root
+    for part in path:
+        model = _model_in(node)
+        if model is not None:
+            field = model.model_fields.get(str(part))
+            if field is None:
+                return None
+            node = field.annotation
+            continue
+        container = _container_in(node)
+        if container is None:
+            return None
+        node = container
+    return _model_in(node)
 
-    shape: dict[tuple[str, ...], type[Model]] = {
-        (): models.Spec,
-        ("services", "*"): models.Service,
-        ("services", "*", "build"): models.Build,
-        ("services", "*", "ports", "*"): models.Port,
-        ("services", "*", "resources"): models.Resources,
-        ("services", "*", "healthcheck"): models.HealthCheck,
-        ("services", "*", "volumes", "*"): models.VolumeMount,
-        ("secrets", "*"): models.Secret,
-    }
-    pattern = tuple("*" if (i % 2 == 1 or isinstance(p, int)) else str(p) for i, p in enumerate(path))
-    return shape.get(pattern)
+
+def _unwrap(annotation: Any) -> list[Any]:
+    """The alternatives of a type: Annotated and Optional/union stripped."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _unwrap(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return [t for arg in get_args(annotation) for t in _unwrap(arg)]
+    return [annotation]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model among a type's alternatives, if one is."""
+    for option in _unwrap(annotation):
+        if isinstance(option, type) and issubclass(option, BaseModel):
+            return option
+    return None
+
+
+def _container_in(annotation: Any) -> Any:
+    """The item type of a list or the value type of a dict among a type's alternatives."""
+    for option in _unwrap(annotation):
+        if get_origin(option) in (list, dict, tuple, abc.Mapping, abc.Sequence):
+            args = get_args(option)
+            return args[-1] if args else None
+    return None
+
+
+_PLAIN_KEY = re.compile(r"^[^\s.\[\]'\"]+$")
+
+
+def dotted(path: FieldPath) -> str:
+    """A field path as people write it: services.web.ports[0]; odd keys quoted: env['A B']."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif not _PLAIN_KEY.match(part):
+            text += f"[{part!r}]" if text else repr(part)
+        else:
+            text += f".{part}" if text else part
+    return text
 
 
 def _is_name_field(loc: tuple[str | int, ...]) -> bool:

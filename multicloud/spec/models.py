@@ -13,23 +13,54 @@ from pydantic import (
     PlainSerializer,
     PrivateAttr,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from multicloud.spec.units import format_memory, parse_duration, parse_memory
+from multicloud.spec.units import (
+    DURATION_PATTERN,
+    MAX_DURATION,
+    MAX_MEMORY,
+    MEMORY_PATTERN,
+    format_memory,
+    parse_duration,
+    parse_memory,
+)
 
 NAME_PATTERN = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 IDENTIFIER_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
+
+
+def unit_schema(number: dict[str, Any], pattern: str, description: str) -> WithJsonSchema:
+    """The JSON Schema of a value written as a number or as text with a unit (512Mi, 10s): the
+    exported schema describes the file people write, not the parsed model."""
+    return WithJsonSchema({"anyOf": [number, {"type": "string", "pattern": pattern}], "description": description})
+
+
 MemorySize = Annotated[
     int,
     BeforeValidator(parse_memory),
     PlainSerializer(format_memory, return_type=str, when_used="json"),
-    Field(gt=0, json_schema_extra={"examples": ["512Mi", "1Gi"]}),
+    Field(gt=0, le=MAX_MEMORY, json_schema_extra={"examples": ["512Mi", "1Gi"]}),
+    unit_schema(
+        {"type": "integer", "exclusiveMinimum": 0, "maximum": MAX_MEMORY},
+        MEMORY_PATTERN,
+        "bytes, or a size such as 512Mi, 1Gi, 1G",
+    ),
 ]
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    Field(ge=0, le=MAX_DURATION),
+    unit_schema(
+        {"type": "number", "minimum": 0, "maximum": MAX_DURATION},
+        DURATION_PATTERN,
+        "seconds, or a duration such as 10s, 1m30s, 500ms",
+    ),
+]
 PortProtocol = Literal["http", "https", "grpc", "tcp", "udp", "mqtt", "mqtts", "mqtt-ws", "mqtt-wss"]
 Exposure = Literal["public", "internal"]
 
@@ -43,7 +74,11 @@ def _scalar_to_str(value: Any) -> Any:
     return value
 
 
-EnvValue = Annotated[str, BeforeValidator(_scalar_to_str)]
+EnvValue = Annotated[
+    str,
+    BeforeValidator(_scalar_to_str),
+    WithJsonSchema({"type": ["string", "number", "boolean"], "description": "numbers and booleans become text"}),
+]
 EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")]
 
 
@@ -57,7 +92,19 @@ def _split_command(value: Any) -> Any:
     return value
 
 
-Command = Annotated[list[str], BeforeValidator(_split_command), Field(min_length=1)]
+Command = Annotated[
+    list[str],
+    BeforeValidator(_split_command),
+    Field(min_length=1),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                {"type": "string", "minLength": 1, "description": "split into arguments like a shell"},
+            ]
+        }
+    ),
+]
 
 
 class Model(BaseModel):
@@ -137,11 +184,17 @@ def _build_short_form(value: Any) -> Any:
     return {"context": value} if isinstance(value, str) else value
 
 
+VOLUME_SHORT_FORM = r"^[A-Za-z][A-Za-z0-9_-]{0,62}:/[^:]*(:(ro|rw))?$"
+
+
 class Service(Model):
     """One containerised service: what to run and how it is reached."""
 
     image: str | None = None
-    build: Annotated[Build | None, BeforeValidator(_build_short_form)] = None
+    build: Annotated[
+        Build | None,
+        BeforeValidator(_build_short_form, json_schema_input_type=Build | str | None),
+    ] = None
     command: Command | None = None
     entrypoint: Command | None = None
     ports: list[Port] = Field(default_factory=list)
@@ -151,9 +204,15 @@ class Service(Model):
     replicas: int = Field(default=1, ge=0, le=1000)
     healthcheck: HealthCheck | None = None
     depends_on: list[Name] = Field(default_factory=list)
-    volumes: list[Annotated[VolumeMount, BeforeValidator(_volume_short_form)]] = Field(
-        default_factory=list
-    )
+    volumes: list[
+        Annotated[
+            VolumeMount,
+            BeforeValidator(
+                _volume_short_form,
+                json_schema_input_type=VolumeMount | Annotated[str, StringConstraints(pattern=VOLUME_SHORT_FORM)],
+            ),
+        ]
+    ] = Field(default_factory=list)
     user: str | None = None
     read_only: bool = False
 
@@ -231,9 +290,9 @@ class Spec(Model):
     name: Name
     services: dict[Name, Service] = Field(min_length=1)
     secrets: dict[Identifier, Secret] = Field(default_factory=dict)
-    volumes: dict[Identifier, Annotated[Volume, BeforeValidator(_none_to_empty)]] = Field(
-        default_factory=dict
-    )
+    volumes: dict[
+        Identifier, Annotated[Volume, BeforeValidator(_none_to_empty, json_schema_input_type=Volume | None)]
+    ] = Field(default_factory=dict)
     targets: dict[Name, Target] = Field(default_factory=dict)
 
     _source: SourceMap | None = PrivateAttr(default=None)

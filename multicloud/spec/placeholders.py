@@ -108,9 +108,11 @@ def resolve(
     address: Callable[[ServiceRef], str],
     secrets: Callable[[str], str],
     secret_file: Callable[[str], str] = default_secret_file,
+    *,
+    app: str,
 ) -> str | Sensitive:
     """Substitute every placeholder; a string that took in a secret's value comes back
-    Sensitive (a secret's file path is not secret)."""
+    Sensitive, its digest keyed by the app (a secret's file path is not secret)."""
     used_secret = False
 
     def substitute(match: re.Match[str]) -> str:
@@ -126,4 +128,4 @@ def resolve(
         return address(ref)
 
     value = _PLACEHOLDER.sub(substitute, text)
-    return Sensitive.of(value) if used_secret else value
+    return Sensitive.of(value, app=app) if used_secret else value

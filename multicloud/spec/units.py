@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+from decimal import Decimal
 
 _MEMORY_UNITS = {
     "": 1,
@@ -18,6 +20,14 @@ _MEMORY_UNITS = {
 }
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+MEMORY_PATTERN = r"^\s*[0-9]+(\.[0-9]+)?\s*([kKmMgG]([iI]|[bB])?)?\s*$"
+"""The memory sizes parse_memory reads, as a JSON Schema pattern."""
+DURATION_PATTERN = r"^\s*([0-9]+(\.[0-9]+)?(ms|s|m|h))+\s*$"
+"""The durations parse_duration reads, as a JSON Schema pattern."""
+MAX_MEMORY = 1024**4
+"""1Ti: more than any target gives one replica; larger numbers are mistakes (and overflow C longs)."""
+MAX_DURATION = 7 * 86400.0
+"""A week: longer intervals and timeouts are mistakes (and overflow the engines' nanosecond fields)."""
 
 
 def parse_memory(value: object) -> int:
@@ -29,7 +39,10 @@ def parse_memory(value: object) -> int:
     if isinstance(value, str):
         match = _MEMORY.match(value)
         if match and match.group(2).lower() in _MEMORY_UNITS:
-            return int(float(match.group(1)) * _MEMORY_UNITS[match.group(2).lower()])
+            size = Decimal(match.group(1)) * _MEMORY_UNITS[match.group(2).lower()]
+            if size > MAX_MEMORY:
+                raise ValueError(f"{value.strip()} is more than the largest memory size, {format_memory(MAX_MEMORY)}")
+            return int(size)
     raise ValueError(f"{value!r} is not a memory size; use a number of bytes or e.g. 512Mi, 1Gi")
 
 
@@ -48,11 +61,16 @@ def parse_duration(value: object) -> float:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
+        if value > MAX_DURATION or (isinstance(value, float) and math.isnan(value)):
+            raise ValueError(f"{value!r} is longer than the longest duration, {MAX_DURATION:g} seconds (a week)")
         return float(value)
     if isinstance(value, str):
         text = value.strip()
         parts = _DURATION_PART.findall(text)
         if parts and "".join(n + u for n, u in parts) == text:
-            scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-            return sum(float(n) * scale[u] for n, u in parts)
+            scale = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600)}
+            seconds = sum((Decimal(n) * scale[u] for n, u in parts), Decimal(0))
+            if seconds > MAX_DURATION:
+                raise ValueError(f"{text} is longer than the longest duration, {MAX_DURATION:g} seconds (a week)")
+            return float(seconds)
     raise ValueError(f"{value!r} is not a duration; use a number of seconds or e.g. 10s, 1m30s")

@@ -15,11 +15,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import Field, StrictBool, StrictInt
+
 from multicloud.addressing import DirectAddressing, endpoint_url, resolve_service
 from multicloud.contract import Capabilities, Endpoint, EventSink, Health, HealthState, LogLine, ServiceStatus
-from multicloud.errors import MulticloudError, SettingsError
+from multicloud.errors import MulticloudError
 from multicloud.planner import Action, Change
 from multicloud.resources import Resource, from_jsonable, to_jsonable
+from multicloud.settings import ProviderSettings, validate_settings
 from multicloud.spec.models import Service
 from multicloud.spec.targets import TargetSpec
 from multicloud.spec.units import format_memory
@@ -90,23 +93,26 @@ class MemoryCloud:
 _SHARED: dict[str, MemoryCloud] = {}
 
 
+class MemorySettings(ProviderSettings):
+    """Settings of a `memory` target (tests and demos)."""
+
+    state_file: str | None = Field(default=None, min_length=1, description="JSON file shared by separate runs")
+    max_replicas: StrictInt | None = Field(default=None, ge=0, description="a replica limit, as a cloud has")
+    raw_tcp_ingress: StrictBool = Field(default=True, description="false: refuse public TCP ports like Cloud Run")
+
+
 class MemoryProvider:
     """Provider `memory`: every service becomes a `service/NAME` resource in a MemoryCloud."""
 
     name = "memory"
 
-    def __init__(self, settings: Mapping[str, Any] | None = None, *, cloud: MemoryCloud | None = None) -> None:
-        settings = dict(settings or {})
-        for key in settings:
-            if key not in ("state_file", "max_replicas", "raw_tcp_ingress"):
-                raise SettingsError(key, "unknown setting for the memory provider (known: state_file, "
-                                    "max_replicas, raw_tcp_ingress)")
-        path = settings.get("state_file")
+    def __init__(
+        self, settings: Mapping[str, Any] | MemorySettings | None = None, *, cloud: MemoryCloud | None = None
+    ) -> None:
+        checked = validate_settings(MemorySettings, settings or {}, provider="memory")
+        path = checked.state_file
         self.cloud = cloud or _SHARED.setdefault(str(path), MemoryCloud(path=path))
-        self.capabilities = Capabilities(
-            max_replicas=settings.get("max_replicas"),
-            raw_tcp_ingress=bool(settings.get("raw_tcp_ingress", True)),
-        )
+        self.capabilities = Capabilities(max_replicas=checked.max_replicas, raw_tcp_ingress=checked.raw_tcp_ingress)
 
     def desired(self, spec: TargetSpec, secrets: Mapping[str, str]) -> list[Resource]:
         """One network, one resource per volume and per service. Pure."""
@@ -114,7 +120,7 @@ class MemoryProvider:
         resources = [Resource("network", spec.app, {"app": spec.app})]
         resources += [Resource("volume", v, {"app": spec.app}, persistent=True) for v in spec.volumes]
         for name, service in spec.services.items():
-            resolved = resolve_service(service, address, secrets)
+            resolved = resolve_service(service, address, secrets, app=spec.app)
             deps = ("network/" + spec.app, *(f"service/{d}" for d in service.depends_on))
             deps += tuple(f"volume/{m.source}" for m in service.volumes)
             resources.append(

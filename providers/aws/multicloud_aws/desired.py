@@ -58,7 +58,7 @@ def render(app: str, services: Mapping[str, Service], settings: AwsSettings, sec
         if name not in secrets:
             raise UserError(f"secret {name!r} has no value")
         secret_resources[name] = Resource(
-            "secret", name, {"name": names.secret(app, name), "value": Sensitive.of(secrets[name])})
+            "secret", name, {"name": names.secret(app, name), "value": Sensitive.of(secrets[name], app=app)})
     per_service: list[Resource] = []
     for name, service in services.items():
         per_service += _service_resources(app, name, service, settings=settings, address=address, secrets=secrets,
@@ -69,7 +69,7 @@ def render(app: str, services: Mapping[str, Service], settings: AwsSettings, sec
 def _service_resources(app: str, name: str, service: Service, *, settings: AwsSettings, address: DirectAddressing,
                        secrets: Mapping[str, str], secret_resources: dict[str, Resource], ns: str,
                        base_dir: str) -> list[Resource]:
-    resolved = resolve_service(service, address, secrets)
+    resolved = resolve_service(service, address, secrets, app=app)
     for field, args in (("command", resolved.command), ("entrypoint", resolved.entrypoint)):
         if args and any(isinstance(a, Sensitive) for a in args):
             raise UserError(

@@ -17,7 +17,7 @@ from multicloud_aws.desired import cluster_name, render
 from multicloud_aws.fargate import FARGATE_MEMORY, MIB
 from multicloud_aws.lookups import load_balancer_arn
 from multicloud_aws.observe import observe
-from multicloud_aws.settings import parse_settings
+from multicloud_aws.settings import AwsSettings, parse_settings
 
 CAPABILITIES = Capabilities(
     raw_tcp_ingress=True,
@@ -44,9 +44,9 @@ class AwsEcsProvider:
     name = "aws-ecs"
     capabilities = CAPABILITIES
 
-    def __init__(self, settings: Mapping[str, Any] | None = None, *,
+    def __init__(self, settings: Mapping[str, Any] | AwsSettings | None = None, *,
                  client_factory: ClientFactory | None = None) -> None:
-        self.settings = parse_settings(dict(settings or {}))
+        self.settings = parse_settings(settings or {})
         factory = client_factory or default_factory(
             self.settings.region, self.settings.profile, self.settings.endpoint_url)
         self.ctx = Context(self.settings, factory)

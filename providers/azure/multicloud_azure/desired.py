@@ -55,8 +55,8 @@ def render(spec: TargetSpec, settings: AzureSettings, secrets: Mapping[str, str]
     for service_name, service in spec.services.items():
         if service.replicas == 0:
             continue
-        resolved = resolve_service(service, address, secrets)
-        item, volume, meta = mapping.container(service_name, service, resolved, secrets)
+        resolved = resolve_service(service, address, secrets, app=spec.app)
+        item, volume, meta = mapping.container(service_name, service, resolved, secrets, app=spec.app)
         containers.append(item)
         if volume is not None:
             volumes.append(volume)
@@ -79,7 +79,7 @@ def render(spec: TargetSpec, settings: AzureSettings, secrets: Mapping[str, str]
     if volumes:
         props["volumes"] = volumes
     if settings.registry is not None:
-        password = settings.registry.password()
+        password = settings.registry.password(app=spec.app)
         props["imageRegistryCredentials"] = [
             {"server": settings.registry.server, "username": settings.registry.username, "password": password.reveal()}
         ]

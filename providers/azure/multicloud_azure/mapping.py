@@ -36,7 +36,7 @@ def secrets_volume(service: str) -> str:
 
 
 def container(
-    name: str, service: Service, resolved: ResolvedService, secrets: Mapping[str, str]
+    name: str, service: Service, resolved: ResolvedService, secrets: Mapping[str, str], *, app: str
 ) -> tuple[Json, Json | None, Json]:
     """Return (container JSON, secret volume JSON or None, metadata for the tags). Secret
     values go into secureValue / the secret volume only; the metadata holds their digests."""
@@ -73,7 +73,7 @@ def container(
         files = {s: base64.b64encode(secrets[s].encode()).decode() for s in mounted}
         volume = {"name": secrets_volume(name), "secret": files}
         props["volumeMounts"] = [{"name": volume["name"], "mountPath": SECRETS_PATH, "readOnly": True}]
-        meta["f"] = {s: encode_digest(Sensitive.of(secrets[s])) for s in mounted}
+        meta["f"] = {s: encode_digest(Sensitive.of(secrets[s], app=app)) for s in mounted}
     return {"name": name, "properties": props}, volume, meta
 
 

@@ -43,7 +43,9 @@ class AzureAciProvider:
     name = "azure-aci"
     capabilities = CAPABILITIES
 
-    def __init__(self, settings: Mapping[str, Any], *, client_factory: ClientFactory | None = None) -> None:
+    def __init__(
+        self, settings: Mapping[str, Any] | AzureSettings, *, client_factory: ClientFactory | None = None
+    ) -> None:
         self.settings: AzureSettings = parse_settings(settings)
         self._factory = client_factory
         self._client: AciApi | None = None

@@ -1,163 +1,144 @@
-"""The azure-aci target settings, checked once; errors name the setting (SettingsError)."""
+"""The azure-aci target settings: a pydantic model the core checks before anything runs.
+
+Imports no Azure SDK: the core reads this model (entry point `multicloud.settings`) for
+`multicloud validate` and `multicloud schema`. The ARM endpoint and CA bundle fall back to
+environment variables (the emulator's, a sovereign cloud's).
+"""
 
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, WithJsonSchema, model_validator
 
 from multicloud.errors import SettingsError
 from multicloud.resources import Sensitive
+from multicloud.settings import ProviderSettings, validate_settings
 
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
 ENDPOINT_ENV = "MULTICLOUD_AZURE_ARM_ENDPOINT"
 CA_BUNDLE_ENV = "MULTICLOUD_AZURE_CA_BUNDLE"
 TOKEN_ENV = "MULTICLOUD_AZURE_TOKEN"  # noqa: S105 - a variable name, not a secret
-RESOURCE_GROUP = re.compile(r"^[-\w._()]{1,89}[-\w_()]$")
-GROUP_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-DNS_LABEL = re.compile(r"^[a-z][a-z0-9-]{3,61}[a-z0-9]$")
+RESOURCE_GROUP = r"^[-\w._()]{1,89}[-\w_()]$"
+GROUP_NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+DNS_LABEL = r"^[a-z][a-z0-9-]{3,61}[a-z0-9]$"
 RESTART_POLICIES = {
     "always": "Always", "on-failure": "OnFailure", "onfailure": "OnFailure", "never": "Never",
 }
-KNOWN = (
-    "subscription_id", "resource_group", "location", "group", "dns_label", "layout", "restart_policy",
-    "arm_endpoint", "ca_bundle", "registry", "poll_interval", "http_retries",
-)
 
 
-@dataclass(frozen=True)
-class Registry:
+def _rule(pattern: str, message: str, *, no_double_dash: bool = False) -> Any:
+    """A check that a string matches `pattern` (and has no `--`), failing with `message`."""
+
+    def check(value: str) -> str:
+        if not re.match(pattern, value) or (no_double_dash and "--" in value):
+            raise ValueError(message)
+        return value
+
+    return AfterValidator(check), WithJsonSchema({"type": "string", "pattern": pattern})
+
+
+def _restart_policy(value: Any) -> Any:
+    """ACI's restart policy for always / on-failure / never."""
+    policy = RESTART_POLICIES.get(value.lower()) if isinstance(value, str) else None
+    if policy is None:
+        raise ValueError("must be always, on-failure or never")
+    return policy
+
+
+def _endpoint(value: str) -> str:
+    """An https base URL without a trailing slash."""
+    if not re.match(r"^https://[^/\s]+/?$", value):
+        raise ValueError("must be an https:// base URL such as https://management.azure.com")
+    return value.rstrip("/")
+
+
+def _ca_bundle(value: str) -> str:
+    """A PEM file path that exists."""
+    if not os.path.isfile(value):
+        raise ValueError(f"must be the path of a PEM file that exists (got {value!r})")
+    return value
+
+
+Required = Annotated[str, BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v), Field(min_length=1)]
+Seconds = Annotated[float, Field(ge=0, le=60)]
+
+
+class Registry(ProviderSettings):
     """Credentials ACI uses to pull private images from one registry (e.g. an ACR)."""
 
-    server: str
-    username: str
-    password_env: str
+    server: Annotated[str, Field(min_length=1)]
+    username: Annotated[str, Field(min_length=1)]
+    password_env: Annotated[str, Field(min_length=1, description="the environment variable holding the password")]
 
-    def password(self, environ: Mapping[str, str] | None = None) -> Sensitive:
+    def password(self, environ: Mapping[str, str] | None = None, *, app: str) -> Sensitive:
         """The password, read from its environment variable when the group is rendered;
         raise SettingsError when the variable is unset (nothing is touched before that)."""
         value = (os.environ if environ is None else environ).get(self.password_env)
         if not value:
             raise SettingsError("registry.password_env", f"environment variable {self.password_env} is not set")
-        return Sensitive.of(value)
+        return Sensitive.of(value, app=app)
 
 
-@dataclass(frozen=True)
-class AzureSettings:
-    """Where and how an app runs on ACI."""
+class AzureSettings(ProviderSettings):
+    """Settings of an `azure-aci` target: where and how an app runs on ACI."""
 
-    subscription_id: str
-    resource_group: str
-    location: str
-    group: str | None = None
-    dns_label: str | bool = True
-    layout: str = "group"
-    restart_policy: str = "Always"
-    arm_endpoint: str = DEFAULT_ARM_ENDPOINT
-    ca_bundle: str | None = None
-    registry: Registry | None = None
-    poll_interval: float = 2.0
-    http_retries: int = 3
+    subscription_id: Required = Field(description="the Azure subscription ID")
+    resource_group: Annotated[
+        str, *_rule(RESOURCE_GROUP, "is not a valid resource group name (1-90 letters, digits, ._-())")
+    ] = Field(description="an existing resource group")
+    location: Annotated[Required, AfterValidator(lambda v: v.replace(" ", "").lower())] = Field(
+        description="the Azure region, e.g. westeurope"
+    )
+    group: Annotated[
+        str, *_rule(GROUP_NAME, "must be 1-63 lowercase letters, digits and single dashes, not starting or "
+                    "ending with a dash", no_double_dash=True)
+    ] | None = Field(default=None, description="container group name (default: the app name)")
+    dns_label: Annotated[
+        str, *_rule(DNS_LABEL, "must be 5-63 lowercase letters, digits and hyphens, starting with a letter and "
+                    "ending with a letter or digit (or false for no DNS name)", no_double_dash=True)
+    ] | bool = Field(default=True, description="default: <group>-<6 hex of subscription/rg/group>; false = none")
+    layout: Literal["group"] = Field(default="group", description="one container group per app")
+    restart_policy: Annotated[
+        str,
+        BeforeValidator(_restart_policy),
+        WithJsonSchema({"enum": ["always", "on-failure", "never", "Always", "OnFailure", "Never"]}),
+    ] = Field(default="Always", description="always | on-failure | never")
+    arm_endpoint: Annotated[str, AfterValidator(_endpoint)] = Field(
+        default=DEFAULT_ARM_ENDPOINT, description=f"ARM base URL (default: ${ENDPOINT_ENV} or Azure's)"
+    )
+    ca_bundle: Annotated[str, AfterValidator(_ca_bundle)] | None = Field(
+        default=None, description=f"a private CA for arm_endpoint (default: ${CA_BUNDLE_ENV})"
+    )
+    registry: Registry | None = Field(default=None, description="credentials for a private registry")
+    poll_interval: Seconds = Field(default=2.0, description="seconds between LRO polls without Retry-After")
+    http_retries: Annotated[int, Field(ge=0, le=20, strict=True)] = Field(
+        default=3, description="SDK-level retries of 408/429/5xx (honouring Retry-After)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _environment_defaults(cls, data: Any, info: ValidationInfo) -> Any:
+        """arm_endpoint and ca_bundle fall back to their environment variables."""
+        if not isinstance(data, Mapping):
+            return data
+        env = (info.context or {}).get("environ", os.environ)
+        filled = dict(data)
+        for key, variable in (("arm_endpoint", ENDPOINT_ENV), ("ca_bundle", CA_BUNDLE_ENV)):
+            if not filled.get(key) and env.get(variable):
+                filled[key] = env[variable]
+        return filled
 
     def group_name(self, app: str) -> str:
         """The container group's name: the `group` setting, else the app's name."""
         return self.group or app
 
 
-def parse_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> AzureSettings:
-    """Check target settings; raise SettingsError naming the first bad one. Reads the
-    environment for the emulator/sovereign-cloud endpoint and CA bundle."""
-    env = os.environ if environ is None else environ
-    unknown = sorted(set(raw) - set(KNOWN))
-    if unknown:
-        raise SettingsError(unknown[0], f"unknown setting for azure-aci (known: {', '.join(KNOWN)})")
-    for required in ("subscription_id", "resource_group", "location"):
-        if not isinstance(raw.get(required), str) or not raw[required].strip():
-            raise SettingsError(required, "is required (a non-empty string)")
-    if not RESOURCE_GROUP.match(raw["resource_group"]):
-        raise SettingsError("resource_group", "is not a valid resource group name (1-90 letters, digits, ._-())")
-    group = raw.get("group")
-    if group is not None and (not isinstance(group, str) or not GROUP_NAME.match(group) or "--" in group):
-        raise SettingsError("group", "must be 1-63 lowercase letters, digits and single dashes, not starting or "
-                            "ending with a dash")
-    return AzureSettings(
-        subscription_id=raw["subscription_id"].strip(),
-        resource_group=raw["resource_group"],
-        location=raw["location"].replace(" ", "").lower(),
-        group=group,
-        dns_label=_dns_label(raw.get("dns_label", True)),
-        layout=_choice(raw, "layout", "group", ("group",)),
-        restart_policy=_restart_policy(raw.get("restart_policy", "always")),
-        arm_endpoint=_endpoint(raw.get("arm_endpoint") or env.get(ENDPOINT_ENV) or DEFAULT_ARM_ENDPOINT),
-        ca_bundle=_ca_bundle(raw.get("ca_bundle") or env.get(CA_BUNDLE_ENV)),
-        registry=_registry(raw.get("registry")),
-        poll_interval=_number(raw, "poll_interval", 2.0, 0.0, 60.0),
-        http_retries=int(_number(raw, "http_retries", 3, 0, 20)),
-    )
-
-
-def _dns_label(value: Any) -> str | bool:
-    """Check the dns_label setting: true (derived), false (none) or a valid label."""
-    if value is True or value is False:
-        return value
-    if not isinstance(value, str) or not DNS_LABEL.match(value) or "--" in value:
-        raise SettingsError(
-            "dns_label",
-            "must be 5-63 lowercase letters, digits and hyphens, starting with a letter and ending with a letter "
-            "or digit (or false for no DNS name)",
-        )
-    return value
-
-
-def _choice(raw: Mapping[str, Any], key: str, default: str, allowed: tuple[str, ...]) -> str:
-    """A setting that must be one of a few values."""
-    value = raw.get(key, default)
-    if value not in allowed:
-        raise SettingsError(key, f"must be one of {', '.join(allowed)} (got {value!r})")
-    return str(value)
-
-
-def _restart_policy(value: Any) -> str:
-    """ACI's restart policy for always / on-failure / never."""
-    policy = RESTART_POLICIES.get(str(value).lower()) if isinstance(value, str) else None
-    if policy is None:
-        raise SettingsError("restart_policy", "must be always, on-failure or never")
-    return policy
-
-
-def _endpoint(value: Any) -> str:
-    """An https base URL without a trailing slash."""
-    if not isinstance(value, str) or not re.match(r"^https://[^/\s]+/?$", value):
-        raise SettingsError("arm_endpoint", "must be an https:// base URL such as https://management.azure.com")
-    return value.rstrip("/")
-
-
-def _ca_bundle(value: Any) -> str | None:
-    """A PEM file path that exists, or None."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not os.path.isfile(value):
-        raise SettingsError("ca_bundle", f"must be the path of a PEM file that exists (got {value!r})")
-    return value
-
-
-def _registry(value: Any) -> Registry | None:
-    """The registry setting: server, username and the variable holding the password."""
-    if value is None:
-        return None
-    if not isinstance(value, Mapping) or set(value) - {"server", "username", "password_env"}:
-        raise SettingsError("registry", "must be a mapping of server, username and password_env")
-    for key in ("server", "username", "password_env"):
-        if not isinstance(value.get(key), str) or not value[key]:
-            raise SettingsError(f"registry.{key}", "is required (a non-empty string)")
-    return Registry(value["server"], value["username"], value["password_env"])
-
-
-def _number(raw: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
-    """A number setting within bounds."""
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise SettingsError(key, f"must be a number from {low:g} to {high:g}")
-    return float(value)
+def parse_settings(raw: Mapping[str, Any] | AzureSettings, environ: Mapping[str, str] | None = None) -> AzureSettings:
+    """Check target settings and return them typed; raise SettingsError listing every problem.
+    Reads the environment (or `environ`) for the emulator/sovereign-cloud endpoint and CA bundle."""
+    context = None if environ is None else {"environ": environ}
+    return validate_settings(AzureSettings, raw, provider="azure-aci", context=context)

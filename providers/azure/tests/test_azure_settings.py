@@ -45,7 +45,7 @@ BASE = {"subscription_id": "s", "resource_group": "rg", "location": "West Europe
 def test_bad_settings_name_the_field(settings: dict[str, Any], field: str) -> None:
     with pytest.raises(SettingsError) as caught:
         parse_settings({**BASE, **settings}, environ={})
-    assert caught.value.field == field
+    assert field in {".".join(map(str, path)) for path, _ in caught.value.problems}
 
 
 def test_settings_defaults_and_environment_fallbacks(tmp_path: Path) -> None:

@@ -100,7 +100,7 @@ def service_properties(context: Context, name: str, service: Service, image_ref:
     """Everything that decides how a replica runs, JSON-shaped, secrets as Sensitive."""
     spec, secrets, settings = context.spec, context.secrets, context.settings
     host_ports = context.host_ports
-    resolved = resolve_service(service, context.address, secrets)
+    resolved = resolve_service(service, context.address, secrets, app=spec.app)
     files = secret_files(service)
     missing = [s for s in files if s not in secrets]
     if missing:
@@ -118,7 +118,7 @@ def service_properties(context: Context, name: str, service: Service, image_ref:
             {"volume": volume_name(spec.app, m.source), "target": m.target, "read_only": m.read_only}
             for m in service.volumes
         ],
-        "secrets": {s: Sensitive.of(secrets[s]) for s in sorted(files)},
+        "secrets": {s: Sensitive.of(secrets[s], app=spec.app) for s in sorted(files)},
         "cpu": service.resources.cpu,
         "memory": format_memory(service.resources.memory),
         "network": network_name(spec.app),

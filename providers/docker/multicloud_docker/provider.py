@@ -40,9 +40,9 @@ class DockerProvider:
     name = "docker"
 
     def __init__(
-        self, settings: Mapping[str, Any] | None = None, *, client_factory: ClientFactory | None = None
+        self, settings: Mapping[str, Any] | DockerSettings | None = None, *, client_factory: ClientFactory | None = None
     ) -> None:
-        self.settings: DockerSettings = parse_settings(dict(settings or {}))
+        self.settings: DockerSettings = parse_settings(settings or {})
         self._client: Lazy[Any] = Lazy(client_factory or default_factory(self.settings.host))
         self.capabilities = Capabilities(
             build=self.settings.build,

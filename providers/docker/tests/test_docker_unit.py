@@ -71,7 +71,7 @@ def test_settings_defaults_and_validation() -> None:
     for bad in ({"build": "yes"}, {"publish": {"web": 80}}, {"bind_address": "everywhere"}, {"capabilities": ["ALL"]}):
         with pytest.raises(SettingsError) as caught:
             parse_settings(bad)
-        assert caught.value.field == next(iter(bad))
+        assert caught.value.field.split(".")[0] == next(iter(bad))
     with pytest.raises(SettingsError):
         DockerProvider({"host": "docker.sock"})
 
@@ -96,7 +96,7 @@ def test_desired_resources_modes_and_properties() -> None:
     assert web.properties["image"] == found["image/web"].properties["tag"]
     assert web.properties["env"]["UPSTREAM"] == "http://api:8080/upstream"  # service name = host
     assert isinstance(api.properties["env"]["TOKEN"], Sensitive)
-    assert store.properties["secrets"] == {"token": Sensitive.of(SECRET)}
+    assert store.properties["secrets"] == {"token": Sensitive.of(SECRET, app="pure")}
     assert web.properties["ports"][0]["host_port"] == 18080 and api.properties["ports"][0]["host_port"] is None
     assert set(web.depends_on) == {"network/pure", "image/web", "service/api"}
     assert set(store.depends_on) == {"network/pure", "volume/data"}
@@ -111,7 +111,7 @@ def test_a_secret_file_placeholder_mounts_the_secret_and_puts_only_its_path_in_e
             "targets": {"local": {"provider": "docker"}}}
     api = render(data)["service/api"]
     assert api.properties["env"] == {"TOKEN_FILE": "/run/secrets/token"}
-    assert api.properties["secrets"] == {"token": Sensitive.of(SECRET)}
+    assert api.properties["secrets"] == {"token": Sensitive.of(SECRET, app="files")}
     assert "https://127.0.0.1:8443/healthz" in api.properties["healthcheck"]["test"][1]
 
 

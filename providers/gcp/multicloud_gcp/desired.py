@@ -158,7 +158,9 @@ def service_body(
 ) -> Body:
     """The Cloud Run v2 Service (protobuf JSON, proto field names) for one spec service."""
     service = spec.services[name]
-    resolved = resolve_service(service, address, secrets, lambda secret: secret_file_path(service, secret))
+    resolved = resolve_service(
+        service, address, secrets, lambda secret: secret_file_path(service, secret), app=spec.app
+    )
     digests: dict[str, str] = {}
     env: list[dict[str, Any]] = []
     for key, raw in service.env.items():
@@ -193,12 +195,14 @@ def service_body(
     container.update(_probes(service.healthcheck, serving) if service.healthcheck else _default_probe(serving))
     volumes = []
     for secret in service.secrets:
-        digests[f"file:{secret}"] = Sensitive.of(secrets[secret]).digest if secret in secrets else "unknown"
+        known = secret in secrets
+        digests[f"file:{secret}"] = Sensitive.of(secrets[secret], app=spec.app).digest if known else "unknown"
         item = {"path": secret, "version": "latest"}
         volumes.append({"name": "secrets", "secret": {"secret": secret_path(secret, settings), "items": [item]}})
         container["volume_mounts"] = [{"name": "secrets", "mount_path": SECRETS_DIR}]
     for secret in [s for s in secret_files(service) if s not in service.secrets]:
-        digests[f"file:{secret}"] = Sensitive.of(secrets[secret]).digest if secret in secrets else "unknown"
+        known = secret in secrets
+        digests[f"file:{secret}"] = Sensitive.of(secrets[secret], app=spec.app).digest if known else "unknown"
         item = {"path": secret, "version": "latest"}
         volume = _volume_name(secret)
         volumes.append({"name": volume, "secret": {"secret": secret_path(secret, settings), "items": [item]}})

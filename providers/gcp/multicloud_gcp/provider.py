@@ -14,7 +14,6 @@ from multicloud_gcp import reports
 from multicloud_gcp.addressing import service_id
 from multicloud_gcp.api import Body, ClientFactory, CloudRunApi
 from multicloud_gcp.desired import desired_services
-from multicloud_gcp.environment import with_environment
 from multicloud_gcp.mapping import owner, resource_of
 from multicloud_gcp.settings import GcpSettings, parse_settings
 
@@ -49,8 +48,10 @@ class CloudRunProvider:
     name = "gcp-cloudrun"
     capabilities = CAPABILITIES
 
-    def __init__(self, settings: Mapping[str, Any], *, client_factory: ClientFactory | None = None) -> None:
-        self.settings: GcpSettings = parse_settings(with_environment(settings))
+    def __init__(
+        self, settings: Mapping[str, Any] | GcpSettings, *, client_factory: ClientFactory | None = None
+    ) -> None:
+        self.settings: GcpSettings = parse_settings(settings)
         self._factory = client_factory
         self._client: CloudRunApi | None = None
 

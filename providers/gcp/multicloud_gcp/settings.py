@@ -1,60 +1,136 @@
-"""The `gcp-cloudrun` target settings, checked once; a bad one raises SettingsError naming it."""
+"""The `gcp-cloudrun` target settings: a pydantic model the core checks before anything runs.
+
+Imports no Google SDK: the core reads this model (entry point `multicloud.settings`) for
+`multicloud validate` and `multicloud schema`.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from multicloud.errors import SettingsError
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    StrictInt,
+    ValidationInfo,
+    WithJsonSchema,
+    model_validator,
+)
+
+from multicloud.settings import ProviderSettings, validate_settings
+from multicloud.spec.models import unit_schema
+from multicloud.spec.units import DURATION_PATTERN, parse_duration
+from multicloud_gcp.environment import with_environment
 from multicloud_gcp.limits import MAX_CONCURRENCY, MAX_TIMEOUT
 
 EMULATOR_PROJECT_NUMBER = "123456789012"
-PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]$")
-KNOWN = (
-    "project",
-    "project_number",
-    "region",
-    "api_endpoint",
-    "credentials",
-    "transport",
-    "max_instances",
-    "concurrency",
-    "request_timeout",
-    "websocket_timeout",
-    "service_account",
-    "secret_names",
-    "operation_timeout",
-    "poll_interval",
-    "vpc_network",
-    "vpc_subnet",
-    "internal_auth",
-)
+PROJECT_ID = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"
+REGION = r"^[a-z]+-[a-z]+[0-9]$"
 
 
-@dataclass(frozen=True)
-class GcpSettings:
-    """Validated settings of one Cloud Run target."""
+def _matches(pattern: str, what: str) -> Any:
+    """A check that a string matches `pattern`, naming `what` it should be."""
 
-    project: str
-    region: str
-    project_number: str | None = None
-    api_endpoint: str | None = None
-    credentials: str = "default"
-    transport: str = "grpc"
-    max_instances: int | None = None
-    concurrency: int = 80
-    request_timeout: int = 300
-    websocket_timeout: int = 3600
-    service_account: str | None = None
-    secret_names: Mapping[str, str] = field(default_factory=dict)
-    operation_timeout: float = 600.0
-    poll_interval: float = 0.05
-    vpc_network: str | None = None
-    vpc_subnet: str | None = None
-    internal_auth: str = "none"
+    def check(value: str) -> str:
+        if not re.match(pattern, value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _seconds(high: float) -> Any:
+    """A duration (5, "5m", "1h") in seconds, more than 0 and at most `high`."""
+
+    def check(value: Any) -> float:
+        seconds = parse_duration(value)
+        if not 0 < seconds <= high:
+            raise ValueError(f"must be more than 0 and at most {high:g} seconds (got {value!r})")
+        return seconds
+
+    number = {"type": "number", "exclusiveMinimum": 0, "maximum": high}
+    return BeforeValidator(check), unit_schema(number, DURATION_PATTERN, f"seconds, or e.g. 5m (at most {high:g} s)")
+
+
+Text = Annotated[str, Field(min_length=1)]
+Seconds = Annotated[float, *_seconds(MAX_TIMEOUT)]
+
+
+class GcpSettings(ProviderSettings):
+    """Settings of a `gcp-cloudrun` target (Cloud Run Admin API v2)."""
+
+    project: Annotated[str, _matches(PROJECT_ID, "a project ID (6-30 lowercase letters, digits, hyphens)")] = Field(
+        description="the Google Cloud project ID to deploy to"
+    )
+    region: Annotated[str, _matches(REGION, "a Cloud Run region such as europe-west1")] = Field(
+        description="the Cloud Run region, e.g. europe-west1"
+    )
+    project_number: Annotated[
+        str,
+        BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v),
+        _matches(r"^[0-9]{6,20}$", "the project's number (digits only)"),
+        WithJsonSchema({"type": ["string", "integer"], "pattern": r"^[0-9]{6,20}$"}),
+    ] | None = Field(default=None, description="needed when a service uses ${services.x.url|host}")
+    api_endpoint: Text | None = Field(
+        default=None, description="an emulator (http://host:port, plain) or a regional host[:port]"
+    )
+    credentials: Text = Field(
+        default="default", description="default (ADC), anonymous, or a service-account key file path"
+    )
+    transport: Literal["rest", "grpc"] = Field(default="grpc", description="grpc (default) or rest")
+    max_instances: StrictInt | None = Field(
+        default=None, ge=1, le=1000, description="autoscaling ceiling (default: = replicas, i.e. fixed)"
+    )
+    concurrency: StrictInt = Field(
+        default=80, ge=1, le=MAX_CONCURRENCY, description="requests per instance (cpu >= 1 only)"
+    )
+    request_timeout: Annotated[int, *_seconds(MAX_TIMEOUT), AfterValidator(int)] = Field(
+        default=300, description="HTTP services (default 300 s, at most 60 min)"
+    )
+    websocket_timeout: Annotated[int, *_seconds(MAX_TIMEOUT), AfterValidator(int)] = Field(
+        default=MAX_TIMEOUT, description="mqtt-ws services (default and maximum: 60 min)"
+    )
+    service_account: Annotated[str, _matches(r"^[^@\s]+@[^@\s]+$", "a service account e-mail")] | None = Field(
+        default=None, description="the e-mail of the service account the services run as"
+    )
+    secret_names: dict[str, Text] = Field(
+        default_factory=dict, description="spec secret name -> Secret Manager secret ID or path"
+    )
+    operation_timeout: Annotated[float, *_seconds(86400)] = Field(
+        default=600.0, description="how long to wait for one long-running operation (default 10m)"
+    )
+    poll_interval: Annotated[float, *_seconds(60)] = Field(
+        default=0.05, description="first LRO poll in seconds (grows x1.5 up to 1 s)"
+    )
+    vpc_network: Text | None = Field(default=None, description="Direct VPC egress network for every service")
+    vpc_subnet: Text | None = Field(default=None, description="its subnetwork (needs vpc_network)")
+    internal_auth: Literal["none", "iam"] = Field(
+        default="none", description="none: internal services skip the IAM invoker check; iam: keep it"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _environment_and_emulator_defaults(cls, data: Any, info: ValidationInfo) -> Any:
+        """api_endpoint and project_number fall back to the environment (what `multicloud emulate
+        gcp` prints); an http:// endpoint is the emulator: anonymous credentials, REST, its
+        project number."""
+        if not isinstance(data, Mapping):
+            return data
+        data = with_environment(data, (info.context or {}).get("environ"))
+        endpoint = data.get("api_endpoint")
+        if isinstance(endpoint, str) and endpoint.startswith("http://"):
+            defaults = {"credentials": "anonymous", "transport": "rest", "project_number": EMULATOR_PROJECT_NUMBER}
+            return {**defaults, **data}
+        return data
+
+    @model_validator(mode="after")
+    def _subnet_needs_network(self) -> GcpSettings:
+        if self.vpc_subnet and not self.vpc_network:
+            raise ValueError("vpc_subnet needs vpc_network as well")
+        return self
 
     @property
     def emulated(self) -> bool:
@@ -67,89 +143,6 @@ class GcpSettings:
         return f"projects/{self.project}/locations/{self.region}"
 
 
-def _int(settings: Mapping[str, Any], key: str, low: int, high: int) -> int | None:
-    """A whole-number setting within bounds, or None; SettingsError otherwise."""
-    value = settings.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise SettingsError(key, f"must be a whole number from {low} to {high} (got {value!r})")
-    return value
-
-
-def _seconds(settings: Mapping[str, Any], key: str, high: float) -> float | None:
-    """A duration setting in seconds within bounds, or None; SettingsError otherwise."""
-    from multicloud.spec.units import parse_duration
-
-    value = settings.get(key)
-    if value is None:
-        return None
-    try:
-        seconds = parse_duration(value)
-    except ValueError as exc:
-        raise SettingsError(key, str(exc)) from exc
-    if not 0 < seconds <= high:
-        raise SettingsError(key, f"must be more than 0 and at most {high:g} seconds (got {value!r})")
-    return seconds
-
-
-def parse_settings(settings: Mapping[str, Any]) -> GcpSettings:
-    """Check every setting and return them typed; raise SettingsError for the first bad one."""
-    for key in settings:
-        if key not in KNOWN:
-            raise SettingsError(key, f"unknown setting for gcp-cloudrun (known: {', '.join(KNOWN)})")
-    for key in ("project", "region"):
-        if not isinstance(settings.get(key), str) or not settings[key]:
-            raise SettingsError(key, f"required: the Google Cloud {key} to deploy to")
-    project, region = str(settings["project"]), str(settings["region"])
-    if not PROJECT_ID.match(project):
-        raise SettingsError("project", f"{project!r} is not a project ID (6-30 lowercase letters, digits, hyphens)")
-    if not REGION.match(region):
-        raise SettingsError("region", f"{region!r} is not a Cloud Run region such as europe-west1")
-    endpoint = settings.get("api_endpoint")
-    if endpoint is not None and (not isinstance(endpoint, str) or not endpoint):
-        raise SettingsError("api_endpoint", "must be a URL (http://host:port for an emulator) or host[:port]")
-    emulated = bool(endpoint and endpoint.startswith("http://"))
-    credentials = settings.get("credentials", "anonymous" if emulated else "default")
-    if not isinstance(credentials, str) or not credentials:
-        raise SettingsError("credentials", "use default (ADC), anonymous, or a service-account key file path")
-    transport = settings.get("transport", "rest" if emulated else "grpc")
-    if transport not in ("rest", "grpc"):
-        raise SettingsError("transport", f"must be rest or grpc (got {transport!r})")
-    number = settings.get("project_number", EMULATOR_PROJECT_NUMBER if emulated else None)
-    if number is not None and not re.fullmatch(r"[0-9]{6,20}", str(number)):
-        raise SettingsError("project_number", f"must be the project's number, digits only (got {number!r})")
-    names = settings.get("secret_names") or {}
-    if not isinstance(names, Mapping) or not all(isinstance(v, str) and v for v in names.values()):
-        raise SettingsError("secret_names", "must map spec secret names to Secret Manager secret IDs or paths")
-    account = settings.get("service_account")
-    if account is not None and (not isinstance(account, str) or "@" not in account):
-        raise SettingsError("service_account", f"must be a service account e-mail (got {account!r})")
-    vpc = {key: settings.get(key) for key in ("vpc_network", "vpc_subnet")}
-    for key, value in vpc.items():
-        if value is not None and (not isinstance(value, str) or not value):
-            raise SettingsError(key, "must be a VPC network or subnetwork name (or its full resource path)")
-    if vpc["vpc_subnet"] and not vpc["vpc_network"]:
-        raise SettingsError("vpc_subnet", "needs vpc_network as well")
-    internal_auth = settings.get("internal_auth", "none")
-    if internal_auth not in ("none", "iam"):
-        raise SettingsError("internal_auth", f"must be none (ingress limits callers) or iam (got {internal_auth!r})")
-    return GcpSettings(
-        project=project,
-        region=region,
-        project_number=None if number is None else str(number),
-        api_endpoint=endpoint,
-        credentials=credentials,
-        transport=transport,
-        max_instances=_int(settings, "max_instances", 1, 1000),
-        concurrency=_int(settings, "concurrency", 1, MAX_CONCURRENCY) or 80,
-        request_timeout=int(_seconds(settings, "request_timeout", MAX_TIMEOUT) or 300),
-        websocket_timeout=int(_seconds(settings, "websocket_timeout", MAX_TIMEOUT) or MAX_TIMEOUT),
-        service_account=account,
-        secret_names={str(k): str(v) for k, v in names.items()},
-        operation_timeout=_seconds(settings, "operation_timeout", 86400) or 600.0,
-        poll_interval=_seconds(settings, "poll_interval", 60) or 0.05,
-        vpc_network=vpc["vpc_network"],
-        vpc_subnet=vpc["vpc_subnet"],
-        internal_auth=str(internal_auth),
-    )
+def parse_settings(settings: Mapping[str, Any] | GcpSettings) -> GcpSettings:
+    """Check every setting and return them typed; raise SettingsError listing every problem."""
+    return validate_settings(GcpSettings, settings, provider="gcp-cloudrun")
