@@ -4,11 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
+# Debian's Chromium and its driver for the dashboard's browser test (examples/iot-backend/tests/test_dashboard.py)
+export MULTICLOUD_APT_EXTRA="${MULTICLOUD_APT_EXTRA:-} chromium chromium-driver"
 if [[ ${MULTICLOUD_SKIP_ENGINE:-0} != 1 ]]; then
   if [[ $(id -u) -eq 0 ]]; then
     scripts/setup-engine.sh
   else
-    sudo scripts/setup-engine.sh
+    sudo env MULTICLOUD_APT_EXTRA="$MULTICLOUD_APT_EXTRA" scripts/setup-engine.sh
   fi
 fi
 set +e

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, validator
 
 from registry_service.auth_client import AuthClient
 from registry_service.commands import CommandPublisher
+from registry_service.dashboard import dashboard_routes
 from registry_service.db import make_pool, migrate
 from registry_service.dead_letters import dead_letter_routes
 from registry_service.inputs import (
@@ -277,6 +278,7 @@ async def list_devices(
 
 
 app.include_router(dead_letter_routes(lambda: state.pool, operator))
+app.include_router(dashboard_routes(lambda: state.pool, operator, device_path))
 
 
 @app.get("/devices/{device_id}", tags=["devices"])
