@@ -95,7 +95,7 @@ def open_connection(host: str, port: int, device_id: str, password: str) -> Conn
     """Connect one device and wait for a successful CONNACK."""
     sock = socket.create_connection((host, port), timeout=10)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.sendall(connect_packet(f"{device_id}-load", device_id, password))
+    sock.sendall(connect_packet(device_id, device_id, password))  # the broker binds client ids to usernames
     ack = b""
     while len(ack) < 4:
         chunk = sock.recv(4 - len(ack))

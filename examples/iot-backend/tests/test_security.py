@@ -39,8 +39,8 @@ def test_publishing_to_another_devices_topic_is_refused_and_nothing_stored(
 
 
 def test_a_device_receives_only_its_own_commands(stack: DockerStack, api: RegistryClient) -> None:
-    """Mosquitto 2.0's ACL file grants every SUBSCRIBE and filters on delivery: a device that
-    subscribes to another device's command topic, or to `#`, is sent nothing of theirs."""
+    """A device that subscribes to another device's command topic, or to `#`, is refused in the SUBACK
+    (iot_guard) and, were it granted, the ACL file would still filter on delivery: it is sent nothing."""
     mine = api.register(name="snoop", wait_active=5)
     other = new_device(api, stack.mqtt_url, "other")
     host, port, transport, _tls, _path = parse_broker(stack.mqtt_url)

@@ -25,7 +25,10 @@ from mosquitto_log import LogWatch
 # Service accounts: env var holding the password -> (username, ACL lines). Device ids cannot
 # start with "_", so these names never collide with a device's.
 SERVICE_ACCOUNTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "INGESTION_MQTT_PASSWORD": ("_ingestion", ("topic read devices/+/telemetry",)),
+    # services/ingestion/#: the replicas' wills, so that survivors resume a dead replica's session
+    "INGESTION_MQTT_PASSWORD": (
+        "_ingestion", ("topic read devices/+/telemetry", "topic readwrite services/ingestion/#")
+    ),
     "REGISTRY_MQTT_PASSWORD": ("_registry", ("topic write devices/+/commands",)),
 }
 DEVICE_ACL = (
@@ -38,6 +41,7 @@ PBKDF2_ITERATIONS = 101
 # restart, until an ingestion replica subscribes again, a device's QoS 1 publish would be acknowledged
 # (reason 0x10, no matching subscribers) and dropped. So devices are admitted only once this filter
 # has a subscriber again ("" admits them at once).
+GUARD_PLUGIN = "/usr/lib/mosquitto/iot_guard.so"
 DEFAULT_HOLD = "$share/ingestion/devices/+/telemetry"  # mosquitto_passwd's default; passwords are random 192-bit tokens
 
 
@@ -78,6 +82,7 @@ class Settings:
     reload_interval: float
     max_queued: int
     hold_until_subscribed: str = ""
+    guard_plugin: str = GUARD_PLUGIN
     services: dict[str, str] = field(default_factory=dict)
 
     @staticmethod
@@ -109,6 +114,8 @@ def render_config(s: Settings) -> str:
         "allow_anonymous false",
         f"password_file {s.state_dir / 'passwd'}",
         f"acl_file {s.state_dir / 'acl'}",
+        # client ids bound to usernames, devices' SUBSCRIBEs kept to their own topics (iot_guard.c)
+        f"plugin {s.guard_plugin}",
         "persistence true",
         f"persistence_location {s.state_dir}/",
         "autosave_interval 30",
