@@ -226,6 +226,26 @@ class DockerStack:
         """Whether a container is running."""
         return docker("inspect", "-f", "{{.State.Running}}", container, check=False) == "true"
 
+    def start_load(self, devices: list[dict[str, str]], count: int, rate: float) -> subprocess.Popen[str]:
+        """Start iotsim.load (iotsim.fastpub) in a container on the network: `count` QoS 1 readings from
+        these devices ({"id", "password"}), paced at `rate` per second (0: flat out); see load_result."""
+        env = {**os.environ, "LOAD_DEVICES": json.dumps(devices)}  # passwords travel in the environment
+        return subprocess.Popen(
+            ["docker", "run", "--rm", "--network", self.network, "-e", "LOAD_DEVICES", "-e", "PYTHONPATH=/opt/sim",
+             "-v", f"{EXAMPLE / 'iotsim'}:/opt/sim/iotsim:ro", "--entrypoint", "python3", self.images["ingestion"],
+             "-m", "iotsim.load", "--broker", "mqtt://broker:1883", "--count", str(count), "--rate", str(rate)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+
+    @staticmethod
+    def load_result(process: subprocess.Popen[str], timeout: float = 600) -> dict[str, float]:
+        """Wait for a load container; return its figures (sent, acked, failed, first_publish, last_ack)."""
+        out, err = process.communicate(timeout=timeout)
+        if process.returncode != 0:
+            raise RuntimeError(f"iotsim.load failed: {err.strip()[-2000:]}")
+        result: dict[str, float] = json.loads(out.splitlines()[-1])
+        return result
+
     def psql(self, sql: str) -> str:
         """Run SQL in the db container (tests only) and return the unaligned output."""
         return docker("exec", "-e", "PGPASSWORD", self.name("db"), "psql", "-h", "127.0.0.1", "-U", "iot", "-d",

@@ -45,6 +45,22 @@ def test_connect_asks_to_resume_the_session_with_expiry_and_window() -> None:
     assert body.endswith(mq.utf8("ingestion-1") + mq.utf8("_ingestion") + mq.utf8("pw"))
 
 
+def test_connect_carries_a_qos_1_will_naming_the_client() -> None:
+    packet = mq.connect("ingestion-a", "_ingestion", "pw", keepalive=30, session_expiry=60, receive_maximum=10,
+                        will=("services/ingestion/ingestion/gone", b"ingestion-a"))
+    flags = packet[2 + 6 + 1]  # after the fixed header, "MQTT" and the version
+    assert flags == 0xC0 | 0x04 | 0x08  # username, password, will, will QoS 1; clean start off
+    expected = (mq.utf8("ingestion-a") + b"\x00" + mq.utf8("services/ingestion/ingestion/gone")
+                + struct.pack("!H", 11) + b"ingestion-a" + mq.utf8("_ingestion") + mq.utf8("pw"))
+    assert packet.endswith(expected)
+
+
+def test_disconnect_with_will_and_with_session_expiry() -> None:
+    assert mq.disconnect() == b"\xe0\x00"
+    assert mq.disconnect(with_will=True) == b"\xe0\x01\x04"
+    assert mq.disconnect(0) == b"\xe0\x07\x00\x05\x11\x00\x00\x00\x00"
+
+
 def test_split_cuts_complete_packets_and_keeps_the_rest() -> None:
     first = publish_packet("devices/a/telemetry", b'{"seq": 1}', 7)
     second = publish_packet("devices/b/telemetry", b"x" * 300, 8)  # two-byte remaining length

@@ -8,6 +8,7 @@ import signal
 from collections.abc import Callable
 
 from ingestion_service import metrics
+from ingestion_service.adoption import Adoptions
 from ingestion_service.consumer import Consumer
 from ingestion_service.db import migrate
 from ingestion_service.settings import Settings
@@ -15,7 +16,8 @@ from ingestion_service.settings import Settings
 
 async def consume(settings: Settings) -> None:
     """Consume until SIGTERM or SIGINT, then drain."""
-    consumer = Consumer(settings)
+    adoptions = Adoptions(settings)
+    consumer = Consumer(settings, on_will=adoptions.announce if settings.adopt_sessions else None)
     metrics.serve(settings.port, consumer.health)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -25,7 +27,10 @@ async def consume(settings: Settings) -> None:
         "consuming %s (batches ≤ %d rows / %.0f ms), metrics on :%d",
         settings.subscription, settings.batch_max_rows, settings.batch_max_seconds * 1000, settings.port,
     )
-    await consumer.run(stop)
+    try:
+        await consumer.run(stop)
+    finally:
+        await adoptions.close()
 
 
 def main() -> None:

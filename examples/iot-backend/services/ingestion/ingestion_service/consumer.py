@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ingestion_service import metrics
@@ -49,8 +50,12 @@ class Batch:
 class Consumer:
     """Receives telemetry, batches it, writes each batch in one transaction, then acknowledges it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, on_will: Callable[[bytes], None] | None = None,
+                 primary: bool = True) -> None:
         self.s = settings
+        self.on_will = on_will  # called with the client id of a replica whose connection died
+        self.primary = primary  # False for a consumer resuming a dead replica's session (it owns no gauges)
+        self._will_subscription = 0
         self.broker = BrokerUrl.parse(settings.mqtt_url)
         self.writers = [BatchWriter(settings.database_url) for _ in range(settings.db_writers)]
         self._free: asyncio.Queue[BatchWriter] = asyncio.Queue()
@@ -69,6 +74,7 @@ class Consumer:
         self._rejected_logged = 0
         self._has_messages = asyncio.Event()
         self._full = asyncio.Event()
+        self._unsubscribed = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, then leave the share group, drain and disconnect."""
@@ -104,12 +110,17 @@ class Consumer:
         self.batch.acks.clear()  # those messages came on the previous connection: the broker redelivers them
         self.batch.generation = self.generation
         self.session, self.connected, self.disconnected_since = session, True, None
-        metrics.CONNECTS.inc()
-        metrics.CONNECTED.set(1)
+        if self.primary:
+            metrics.CONNECTS.inc()
+            metrics.CONNECTED.set(1)
         log.info("connected to %s:%s as %s (session present: %s)", self.broker.host, self.broker.port,
                  self.s.client_id, session.session_present)
         if not self.stopping:
             session.send(mq.subscribe(session.packet_id(), self.s.subscription))
+        if self.on_will is not None and not self.stopping:
+            # QoS 0: not queued while this replica is offline, so no stale announcement on reconnect
+            self._will_subscription = session.packet_id()
+            session.send(mq.subscribe(self._will_subscription, self.s.will_topic, qos=0))
         pinger = asyncio.create_task(session.pinger())
         try:
             while True:
@@ -121,7 +132,8 @@ class Consumer:
             pinger.cancel()
             self.session, self.connected = None, False
             self.disconnected_since = time.monotonic()
-            metrics.CONNECTED.set(0)
+            if self.primary:
+                metrics.CONNECTED.set(0)
             await session.close()
 
     def _handle(self, packets: list[mq.Packet]) -> None:
@@ -130,19 +142,35 @@ class Consumer:
         received = 0
         for p in packets:
             if p.kind == mq.PUBLISH:
-                self._receive(mq.parse_publish(p), now)
+                msg = mq.parse_publish(p)
+                if msg.topic == self.s.will_topic:
+                    self._announced(msg)
+                    continue
+                self._receive(msg, now)
                 received += 1
             elif p.kind == mq.SUBACK:
-                _pid, codes = mq.acked_codes(p)
-                if any(code >= 0x80 for code in codes):
+                pid, codes = mq.acked_codes(p)
+                if pid == self._will_subscription and any(code >= 0x80 for code in codes):
+                    log.warning("subscription to %s refused (%s): dead replicas' sessions will wait for their "
+                                "restart", self.s.will_topic, codes)
+                elif any(code >= 0x80 for code in codes):
                     raise mq.ProtocolError(f"subscription to {self.s.subscription} refused: {codes}")
             elif p.kind == mq.DISCONNECT:
                 raise ConnectionError(f"the broker disconnected us (reason 0x{mq.reason_of(p):02x})")
-            elif p.kind not in (mq.PINGRESP, mq.UNSUBACK, mq.PUBACK):
+            elif p.kind == mq.UNSUBACK:
+                self._unsubscribed.set()
+            elif p.kind not in (mq.PINGRESP, mq.PUBACK):
                 raise mq.ProtocolError(f"unexpected packet type {p.kind}")
         if received:
             metrics.RECEIVED.inc(received)
             self.last_message = time.monotonic()
+
+    def _announced(self, msg: mq.Publish) -> None:
+        """A replica's will: its connection died; hand its client id over for adoption."""
+        if msg.qos and self.session is not None:
+            self.session.send(mq.pubacks([msg.packet_id]))
+        if self.on_will is not None:
+            self.on_will(msg.payload)
 
     def _receive(self, msg: mq.Publish, now: float) -> None:
         line, device = None, None
@@ -267,23 +295,60 @@ class Consumer:
         return ok, {"status": "ok" if ok else "unhealthy", "mqtt_connected": self.connected,
                     "db_ok": self.db_failing_since is None, "client_id": self.s.client_id}
 
+    async def _drain(self, seconds: float) -> bool:
+        """Wait until nothing is batched or in flight and nothing arrived for 0.5 s; False at the deadline
+        or when the connection ends first."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and self.session is not None:
+            idle = not self.batch.count and not self.in_flight
+            if idle and time.monotonic() - self.last_message > 0.5:
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    async def _finish(self, drained: bool) -> None:
+        """Disconnect: ending the session if everything was drained, else keeping it for redelivery and
+        (with adoption on) publishing our will, so that a survivor resumes it."""
+        self.finished = True
+        session = self.session
+        if session is not None:
+            await session.close(mq.disconnect(0) if drained else mq.disconnect(with_will=self.s.adopt_sessions))
+        log.info("%s %s", self.s.client_id, "drained, session ended" if drained and session
+                 else "stopped; session kept for redelivery")
+
     async def _stop(self) -> None:
         """Leave the share group, drain what was delivered, then end the session if nothing is left."""
         self.stopping = True
         log.info("stopping: unsubscribing and draining")
         if self.session is not None:
             self.session.send(mq.unsubscribe(self.session.packet_id(), self.s.subscription))
-        deadline = time.monotonic() + self.s.drain_seconds
-        drained = False
-        while time.monotonic() < deadline:
-            idle = not self.batch.count and not self.in_flight
-            if idle and time.monotonic() - self.last_message > 0.5:
-                drained = True
-                break
-            await asyncio.sleep(0.05)
-        self.finished = True
-        session = self.session
-        if session is not None:
-            # expiry 0: nothing is left in flight, the session may go; otherwise keep it for redelivery
-            await session.close(mq.disconnect(0) if drained else mq.disconnect())
-        log.info("stopped (%s)", "drained, session ended" if drained and session else "session kept for redelivery")
+        await self._finish(await self._drain(self.s.drain_seconds))
+
+    async def adopt(self) -> None:
+        """Resume the session of a replica whose connection died (this consumer's client id): leave its share
+        group, store and acknowledge what the broker queued for it, then end the session."""
+        self.stopping = True
+        try:
+            session = await Session.open(self.broker, self.s)
+        except (Refused, *LINK_ERRORS) as exc:
+            log.warning("cannot resume the session of %s (%s)", self.s.client_id, exc)
+            return
+        tasks = [asyncio.create_task(self._write_loop()), asyncio.create_task(self._serve(session))]
+        try:
+            drained = True
+            if session.session_present:
+                metrics.ADOPTED.inc()
+                log.info("resuming the session of %s, whose connection died", self.s.client_id)
+                # the broker sends what it had queued right after CONNACK, so before this UNSUBACK
+                self.last_message = time.monotonic()
+                session.send(mq.unsubscribe(session.packet_id(), self.s.subscription))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._unsubscribed.wait(), 10)
+                drained = self._unsubscribed.is_set() and await self._drain(self.s.adopt_seconds)
+            await self._finish(drained)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for writer in self.writers:
+                await writer.close()

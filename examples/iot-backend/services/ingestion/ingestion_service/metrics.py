@@ -17,6 +17,7 @@ DEAD_LETTERS = Counter(
     "ingestion_dead_letters", "Messages acknowledged into the dead_letters table instead of readings", ["reason"]
 )
 DB_ERRORS = Counter("ingestion_db_errors", "Failed batch writes (retried)")
+ADOPTED = Counter("ingestion_sessions_adopted", "Sessions of dead replicas resumed, drained and ended")
 CONNECTS = Counter("ingestion_mqtt_connects", "Successful connections to the broker")
 CONNECTED = Gauge("ingestion_mqtt_connected", "1 while connected to the broker")
 PENDING = Gauge("ingestion_pending_messages", "Messages received but not yet committed and acknowledged")

@@ -40,14 +40,20 @@ def packet(kind: int, flags: int, body: bytes) -> bytes:
 
 
 def connect(client_id: str, username: str, password: str, *, keepalive: int, session_expiry: int,
-            receive_maximum: int) -> bytes:
-    """CONNECT v5, clean start off, with a session expiry, a receive window and a maximum packet size."""
+            receive_maximum: int, will: tuple[str, bytes] | None = None) -> bytes:
+    """CONNECT v5, clean start off, with a session expiry, a receive window, a maximum packet size and
+    optionally a will (topic, payload; QoS 1, not retained, no delay)."""
     flags = 0xC0  # username, password; clean start (0x02) off: resume the session
     props = (bytes([SESSION_EXPIRY]) + struct.pack("!I", session_expiry)
              + bytes([RECEIVE_MAXIMUM]) + struct.pack("!H", receive_maximum)
              + b"\x27" + struct.pack("!I", MAX_PACKET))  # 0x27: maximum packet size
+    payload = utf8(client_id)
+    if will is not None:
+        flags |= 0x04 | 0x08  # will flag, will QoS 1
+        topic, message = will
+        payload += b"\x00" + utf8(topic) + struct.pack("!H", len(message)) + message  # no will properties
     variable = utf8("MQTT") + bytes([5, flags]) + struct.pack("!H", keepalive) + varint(len(props)) + props
-    return packet(CONNECT, 0, variable + utf8(client_id) + utf8(username) + utf8(password))
+    return packet(CONNECT, 0, variable + payload + utf8(username) + utf8(password))
 
 
 def subscribe(packet_id: int, topic_filter: str, qos: int = 1) -> bytes:
@@ -65,12 +71,14 @@ def pubacks(packet_ids: list[int]) -> bytes:
     return b"".join(struct.pack("!BBH", 0x40, 2, pid) for pid in packet_ids)
 
 
-def disconnect(session_expiry: int | None = None) -> bytes:
-    """DISCONNECT, normal; optionally changing the session expiry (0: the session ends now)."""
+def disconnect(session_expiry: int | None = None, *, with_will: bool = False) -> bytes:
+    """DISCONNECT, normal or "with will message" (0x04: the broker publishes the will as if the link had
+    died); optionally changing the session expiry (0: the session ends now)."""
+    reason = 0x04 if with_will else 0x00
     if session_expiry is None:
-        return packet(DISCONNECT, 0, b"")
+        return packet(DISCONNECT, 0, bytes([reason]) if reason else b"")
     props = bytes([SESSION_EXPIRY]) + struct.pack("!I", session_expiry)
-    return packet(DISCONNECT, 0, b"\x00" + varint(len(props)) + props)
+    return packet(DISCONNECT, 0, bytes([reason]) + varint(len(props)) + props)
 
 
 @dataclass

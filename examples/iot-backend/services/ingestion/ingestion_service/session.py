@@ -37,8 +37,9 @@ class Session:
         """Connect and complete CONNECT/CONNACK; raise Refused or ConnectionError."""
         stream = await open_stream(url, s.ca_file)
         try:
+            will = (s.will_topic, s.client_id.encode()) if s.adopt_sessions else None
             stream.write(mq.connect(s.client_id, s.mqtt_username, s.mqtt_password, keepalive=keepalive,
-                                    session_expiry=s.session_expiry, receive_maximum=s.receive_maximum))
+                                    session_expiry=s.session_expiry, receive_maximum=s.receive_maximum, will=will))
             session = Session(stream, keepalive, False)
             first = await asyncio.wait_for(session._next_packet(), 15)
             present, reason, props = mq.connack(first)

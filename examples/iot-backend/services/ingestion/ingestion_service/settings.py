@@ -45,11 +45,18 @@ class Settings:
     drain_seconds: float
     port: int
     dead_letter_max_rows: int = 100_000
+    adopt_sessions: bool = True
+    adopt_seconds: float = 60.0
 
     @property
     def subscription(self) -> str:
         """The shared subscription filter."""
         return f"$share/{self.share_group}/{self.topic}"
+
+    @property
+    def will_topic(self) -> str:
+        """Where the broker announces a replica of this share group whose connection died (its will)."""
+        return f"services/ingestion/{self.share_group}/gone"
 
     @staticmethod
     def from_env() -> Settings:
@@ -76,4 +83,6 @@ class Settings:
             drain_seconds=number("DRAIN_SECONDS", 8),
             port=int(number("PORT", 8000)),
             dead_letter_max_rows=max(1, int(number("DEAD_LETTER_MAX_ROWS", 100_000))),
+            adopt_sessions=os.environ.get("ADOPT_SESSIONS", "1").lower() not in ("0", "false", "no", "off"),
+            adopt_seconds=number("ADOPT_SECONDS", 60),
         )
