@@ -11,7 +11,8 @@ from typing import Any
 import psycopg
 from fastapi import APIRouter, Depends, Query
 
-DEVICE_ID = r"\A[a-z0-9][a-z0-9-]{0,62}\Z"
+from registry_service.inputs import DEVICE_ID_RULE, check_device_id
+
 MAX_ID = 2**63 - 1
 COLUMNS = ("id", "device_id", "topic", "payload", "reason", "received_at", "stored_at")
 
@@ -31,7 +32,7 @@ def dead_letter_routes(pool: Callable[[], Any], operator: Callable[..., Any]) ->
 
     @router.get("/dead-letters")
     async def list_dead_letters(
-        device_id: str | None = Query(None, regex=DEVICE_ID, description="only this device's"),
+        device_id: str | None = Query(None, description=f"only this device's: {DEVICE_ID_RULE}"),
         before: int | None = Query(None, ge=1, le=MAX_ID, description="only ids below this (the previous "
                                    "page's next_before)"),
         limit: int = Query(100, ge=1, le=1000),
@@ -41,7 +42,7 @@ def dead_letter_routes(pool: Callable[[], Any], operator: Callable[..., Any]) ->
         where, params = [], []
         if device_id is not None:
             where.append("device_id = %s")
-            params.append(device_id)
+            params.append(check_device_id(device_id))
         if before is not None:
             where.append("id < %s")
             params.append(before)
