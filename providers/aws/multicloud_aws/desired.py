@@ -6,9 +6,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from multicloud.addressing import DirectAddressing, http_probe, resolve_service
+from multicloud.addressing import DirectAddressing, resolve_service
 from multicloud.build import build_hash
 from multicloud.errors import UserError
+from multicloud.probes import probe_script
 from multicloud.resources import Resource, Sensitive
 from multicloud.spec.models import HealthCheck, Service
 from multicloud.spec.placeholders import SecretRef, references, whole_secret
@@ -172,18 +173,13 @@ def service_depends_on(app: str, props: Mapping[str, Any], settings: AwsSettings
 
 
 def _health(service: Service) -> dict[str, Any] | None:
-    """ECS container health check; tcp checks are left to the NLB (images seldom ship a probe)."""
+    """ECS container health check (http: the core's portable probe); tcp checks are left to the
+    NLB, since ECS replaces tasks that fail a container check and an image may have no shell."""
     check: HealthCheck | None = service.healthcheck
     if check is None or check.tcp is not None:
         return None
-    if check.http is not None:
-        scheme, port = http_probe(service)
-        url = f"{scheme}://localhost:{port}{check.http}"
-        # an https probe of the container's own loopback: its certificate names the public host
-        curl, wget = ("curl -fsSk", "wget -q --no-check-certificate") if scheme == "https" else ("curl -fsS", "wget -q")
-        command = ["CMD-SHELL", f"{curl} -o /dev/null {url} || {wget} -O /dev/null {url} || exit 1"]
-    else:
-        command = ["CMD", *(check.command or [])]
+    script = probe_script(check, service)
+    command = ["CMD", *(check.command or [])] if script is None else ["CMD-SHELL", script]
     return {
         "command": command,
         "interval": _clamp(check.interval, 5, 300),

@@ -162,7 +162,7 @@ def test_secret_files_become_secrets_manager_env_on_fargate() -> None:
     task = resources["service/api"].properties["task"]
     assert task["env"] == {"MODE": "a"} and task["secrets"] == {"DB_PASSWORD": "secret/pw"}
     assert "secret/pw" in resources and "hunter2" not in repr(task)
-    assert "https://localhost:8443/healthz" in task["health"]["command"][1]
+    assert "https://127.0.0.1:8443/healthz" in task["health"]["command"][1]
     assert resources["port/api.web"].properties["protocol"] == "TCP"  # TLS passes through to the container
 
 
@@ -178,3 +178,18 @@ def test_secret_files_that_fargate_cannot_give_are_plan_errors(service: dict[str
             "targets": {"aws": {"provider": "aws-ecs"}}}
     with pytest.raises(UserError, match=says):
         provider.desired(target_spec(spec_from_dict(data), "aws"), {"pw": "hunter2"})
+
+
+def test_container_health_checks_use_the_portable_probe() -> None:
+    from multicloud_aws.desired import _health
+
+    from multicloud.probes import http_script
+    from multicloud.spec.models import Service
+
+    web = Service.model_validate({"image": "x", "ports": [{"name": "http", "port": 8080}],
+                                  "healthcheck": {"http": "/healthz", "timeout": "3s"}})
+    health = _health(web)
+    assert health is not None and health["command"] == ["CMD-SHELL", http_script(8080, "/healthz", 3.0)]
+    assert _health(Service.model_validate({"image": "x", "healthcheck": {"tcp": 1883}})) is None  # the NLB's job
+    ran = _health(Service.model_validate({"image": "x", "healthcheck": {"command": ["true"]}}))
+    assert ran is not None and ran["command"] == ["CMD", "true"]

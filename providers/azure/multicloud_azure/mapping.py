@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from multicloud.addressing import ResolvedService, http_probe
+from multicloud.probes import tcp_script
 from multicloud.resources import Sensitive
 from multicloud.spec.models import HealthCheck, Service
 from multicloud.spec.placeholders import SECRETS_DIR, secret_files
@@ -79,7 +80,8 @@ def container(
 
 def probes(service: Service, check: HealthCheck) -> tuple[Json | None, Json]:
     """(liveness, readiness) probes for a health check. ACI probes are exec or httpGet only:
-    a tcp check becomes a readiness-only exec probe (`nc -z`), so a missing nc never restarts."""
+    a tcp check becomes a readiness-only exec probe (the core's portable probe script), so an
+    image with no probe tool is never restarted for it."""
     timing: Json = {
         "periodSeconds": max(1, round(check.interval)),
         "timeoutSeconds": max(1, round(check.timeout)),
@@ -93,7 +95,8 @@ def probes(service: Service, check: HealthCheck) -> tuple[Json | None, Json]:
     if check.command is not None:
         probe = {"exec": {"command": list(check.command)}, **timing}
         return probe, dict(probe)
-    return None, {"exec": {"command": ["/bin/sh", "-c", f"nc -z 127.0.0.1 {check.tcp}"]}, **timing}
+    assert check.tcp is not None
+    return None, {"exec": {"command": ["/bin/sh", "-c", tcp_script(check.tcp, check.timeout)]}, **timing}
 
 
 def plain(values: list[str | Sensitive] | None) -> bool:

@@ -263,3 +263,16 @@ def test_status_and_logs_follow_what_aci_reports(
     arm.backend.stop(sub, resource_group, "unit")
     status = {s.service: s for s in deployment.status()}
     assert status["a"].state == "terminated" and status["a"].running == 0 and status["a"].desired == 1
+
+
+def test_tcp_checks_become_portable_exec_probes() -> None:
+    from multicloud_azure.mapping import probes
+
+    from multicloud.probes import tcp_script
+    from multicloud.spec.models import Service
+
+    broker = Service.model_validate({"image": "x", "healthcheck": {"tcp": 1883, "timeout": "2s"}})
+    assert broker.healthcheck is not None
+    liveness, readiness = probes(broker, broker.healthcheck)
+    assert liveness is None  # an image without any probe tool is never restarted for it
+    assert readiness["exec"] == {"command": ["/bin/sh", "-c", tcp_script(1883, 2.0)]}

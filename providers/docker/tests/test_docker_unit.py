@@ -3,20 +3,14 @@ probes, build-context hashing, observe's reading of containers, error translatio
 
 from __future__ import annotations
 
-import http.server
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from docker_helpers import SECRET, three_service_spec
-from multicloud_docker import healthcheck
 from multicloud_docker import labels as L
 from multicloud_docker.client import ConflictError, NotFoundError, translate
 from multicloud_docker.observe import STALE_PROPERTY, Replica, service_resource
@@ -178,108 +172,6 @@ def test_observe_makes_every_unconverged_state_differ_from_desired() -> None:
     assert half_created.properties[STALE_PROPERTY] == ["a_svc_2_h1"]
     all_dead = service_resource("svc", [replica(1, "h1", state="exited")])
     assert all_dead is not None and all_dead.properties["replicas"] == 0
-
-
-# --- health probes ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def http_port() -> Iterator[int]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200 if self.path == "/ok" else 503)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            return None
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield int(server.server_address[1])
-    server.shutdown()
-
-
-def run_probe(script: str, tool: str, tmp_path: Path) -> int:
-    """Run a probe under /bin/sh with only `tool` on PATH; return its exit status."""
-    bin_dir = tmp_path / f"bin-{tool}"
-    bin_dir.mkdir(exist_ok=True)
-    target = sys.executable if tool == "python3" else shutil.which(tool)
-    if target is None:
-        pytest.skip(f"{tool} is not installed on this machine")
-    link = bin_dir / tool
-    if not link.exists():
-        link.symlink_to(target)
-    env = {"PATH": str(bin_dir)}
-    return subprocess.run(["/bin/sh", "-c", script], check=False, env=env, capture_output=True, timeout=30).returncode
-
-
-@pytest.mark.parametrize("tool", ["curl", "wget", "bash", "python3"])
-def test_http_probe_works_with_any_one_tool(tool: str, http_port: int, tmp_path: Path) -> None:
-    assert run_probe(healthcheck.http_script(http_port, "/ok", 3), tool, tmp_path) == 0
-    assert run_probe(healthcheck.http_script(http_port, "/broken", 3), tool, tmp_path) != 0
-
-
-@pytest.mark.parametrize("tool", ["bash", "python3", "perl"])
-def test_tcp_probe_works_with_any_one_tool(tool: str, http_port: int, tmp_path: Path) -> None:
-    assert run_probe(healthcheck.tcp_script(http_port, 3), tool, tmp_path) == 0
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = sock.getsockname()[1]
-    assert run_probe(healthcheck.tcp_script(closed, 3), tool, tmp_path) != 0
-
-
-@pytest.fixture
-def https_port(tmp_path: Path) -> Iterator[int]:
-    import datetime
-    import ssl
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "elsewhere.example")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
-    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                       serialization.NoEncryption()))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200 if self.path == "/ok" else 503)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            return None
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield int(server.server_address[1])
-    server.shutdown()
-
-
-@pytest.mark.parametrize("tool", ["curl", "python3", "wget"])
-def test_https_probe_accepts_a_certificate_for_another_name(tool: str, https_port: int, tmp_path: Path) -> None:
-    assert run_probe(healthcheck.https_script(https_port, "/ok", 3), tool, tmp_path) == 0
-    assert run_probe(healthcheck.https_script(https_port, "/broken", 3), tool, tmp_path) != 0
-
-
-def test_probe_without_any_tool_says_what_is_missing(tmp_path: Path) -> None:
-    result = subprocess.run(
-        ["/bin/sh", "-c", healthcheck.tcp_script(1, 1)],
-        check=False,
-        env={"PATH": str(tmp_path)},
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode != 0 and "use a command: check" in result.stderr
 
 
 # --- errors ----------------------------------------------------------------------------------
