@@ -169,7 +169,7 @@ class Consumer:
         """A replica's will: its connection died; hand its client id over for adoption."""
         if msg.qos and self.session is not None:
             self.session.send(mq.pubacks([msg.packet_id]))
-        if self.on_will is not None:
+        if self.on_will is not None and not self.stopping:  # a stopping replica adopts nothing
             self.on_will(msg.payload)
 
     def _receive(self, msg: mq.Publish, now: float) -> None:
