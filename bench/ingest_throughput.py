@@ -42,7 +42,7 @@ mosquitto_sub -h broker -u "$DEV" -P "$PW" -i "$DEV" -q "$QOS" -t "devices/$DEV/
 sub=$!
 sleep 0.5
 start=$(date +%s.%N)
-mosquitto_pub -h broker -u _registry -P "$RPW" -i registry-raw-pub -q "$QOS" -t "devices/$DEV/commands" --repeat "$N" \
+mosquitto_pub -h broker -u _registry -P "$RPW" -i _registry-raw-pub -q "$QOS" -t "devices/$DEV/commands" --repeat "$N" \
   -m '{"seq":1,"ts":1732800000.25,"temperature":21.5,"humidity":40.0,"battery":87}'
 wait $sub
 end=$(date +%s.%N)

@@ -108,7 +108,7 @@ def test_a_device_cannot_take_over_another_client_id(stack: DockerStack, api: Re
 def test_a_device_cannot_use_a_service_client_id(stack: DockerStack, api: RegistryClient) -> None:
     attacker = api.register(name="impostor", wait_active=5)
     connects = stack.metric("ingestion_mqtt_connects_total", 1)
-    replica = f"ingestion-{stack.name('ingestion', 1)}"
+    replica = f"_ingestion-{stack.name('ingestion', 1)}"
     with pytest.raises(ConnectRefused):
         Device(attacker["id"], attacker["mqtt"]["password"], stack.mqtt_url, client_id=replica).connect()
     time.sleep(1.0)

@@ -4,8 +4,9 @@
  * (this plugin answers "defer" whenever its rules allow a request).
  *
  * - CONNECT: a device (a username not starting with "_") must use its username as client id; a
- *   service account "_name" must use a client id starting with "name-" (ingestion replicas share
- *   one account, so their ids differ, and a survivor may resume a dead replica's session). Any
+ *   service account "_name" must use a client id starting with "_name-" (ingestion replicas share
+ *   one account, so their ids differ, and a survivor may resume a dead replica's session; device
+ *   ids never contain "_", so no device id can ever equal a service's client id). Any
  *   other client id is refused before mosquitto looks for a connected client of that id, so the
  *   owner of the id is not disconnected and its session, queued messages included, is kept.
  * - SUBSCRIBE: a device may subscribe only to filters under "devices/<username>/", so never to a
@@ -40,8 +41,8 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 		return MOSQ_ERR_PLUGIN_DEFER; /* anonymous: the broker refuses it (allow_anonymous false) */
 	}
 	if(is_service(username)){
-		name_len = strlen(username + 1);
-		if(name_len > 0 && strncmp(client_id, username + 1, name_len) == 0 && client_id[name_len] == '-'
+		name_len = strlen(username);
+		if(name_len > 1 && strncmp(client_id, username, name_len) == 0 && client_id[name_len] == '-'
 				&& client_id[name_len + 1] != '\0'){
 			return MOSQ_ERR_PLUGIN_DEFER;
 		}

@@ -36,7 +36,7 @@ class Adoptions:
     def announce(self, payload: bytes) -> None:
         """A replica's will arrived: adopt its session unless it is ours or already being adopted."""
         client_id = payload.decode("ascii", errors="replace")
-        prefix = self.s.client_id.partition("-")[0] + "-"
+        prefix = f"{self.s.mqtt_username}-"  # the broker admits only these ids for our account
         if not CLIENT_ID.match(client_id) or not client_id.startswith(prefix):
             log.warning("ignored a will naming %r: not a client id of this service", client_id[:80])
             return

@@ -44,7 +44,7 @@ class Settings:
     db_writers: int
     drain_seconds: float
     port: int
-    dead_letter_max_rows: int = 100_000
+    dead_letter_max_rows: int = 1_000_000
     adopt_sessions: bool = True
     adopt_seconds: float = 60.0
 
@@ -70,7 +70,7 @@ class Settings:
             mqtt_url=mqtt_url,
             mqtt_username=os.environ.get("MQTT_USERNAME", "_ingestion"),
             mqtt_password=password,
-            client_id=os.environ.get("MQTT_CLIENT_ID") or f"ingestion-{socket.gethostname()}",
+            client_id=os.environ.get("MQTT_CLIENT_ID") or f"_ingestion-{socket.gethostname()}",
             share_group=os.environ.get("MQTT_SHARE_GROUP", "ingestion"),
             topic=os.environ.get("MQTT_TOPIC", "devices/+/telemetry"),
             session_expiry=int(number("MQTT_SESSION_EXPIRY", 3600)),
@@ -82,7 +82,7 @@ class Settings:
             db_writers=max(1, int(number("DB_WRITERS", 2))),
             drain_seconds=number("DRAIN_SECONDS", 8),
             port=int(number("PORT", 8000)),
-            dead_letter_max_rows=max(1, int(number("DEAD_LETTER_MAX_ROWS", 100_000))),
+            dead_letter_max_rows=max(1, int(number("DEAD_LETTER_MAX_ROWS", 1_000_000))),
             adopt_sessions=os.environ.get("ADOPT_SESSIONS", "1").lower() not in ("0", "false", "no", "off"),
             adopt_seconds=number("ADOPT_SECONDS", 60),
         )

@@ -29,7 +29,7 @@ class CommandPublisher:
     def _connect(self) -> mqtt.Client:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"registry-{socket.gethostname()}",
+            client_id=f"_registry-{socket.gethostname()}",  # the broker wants "_registry-*"
             protocol=mqtt.MQTTv5,
             transport=self.broker.transport,
         )
