@@ -98,12 +98,16 @@ def create_replica(api: Any, app: str, resource: Resource, index: int) -> str:
 
 def secrets_archive(secrets: Mapping[str, Sensitive]) -> bytes:
     """A tar of one read-only file per secret, for the container's /run/secrets volume."""
+    return files_archive({name: value.reveal().encode() for name, value in secrets.items()})
+
+
+def files_archive(files: Mapping[str, bytes]) -> bytes:
+    """A tar of one read-only file per entry (name -> content), for `put_archive` into a directory."""
     import tarfile  # only applies that start containers with secrets need it (a few ms to import)
 
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for name, value in sorted(secrets.items()):
-            data = value.reveal().encode()
+        for name, data in sorted(files.items()):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             info.mode = 0o444
@@ -118,6 +122,19 @@ def remove(api: Any, ident: str, name: str, stop_timeout: int) -> None:
     try:
         with guard(f"stopping container {name}"):
             api.stop(ident, timeout=stop_timeout)
+    except NotFoundError:
+        return
+    except ConflictError as exc:
+        if "already in progress" not in exc.message:
+            raise
+        return
+    discard(api, ident, name)
+
+
+def discard(api: Any, ident: str, name: str) -> None:
+    """Kill and remove a container with its anonymous volumes; gone, or already being
+    removed, counts as done."""
+    try:
         with guard(f"removing container {name}"):
             api.remove_container(ident, v=True, force=True)
     except NotFoundError:

@@ -1,0 +1,94 @@
+"""What a data plane is asked to run: units of containers that share one network namespace.
+
+A unit is what a cloud runs as one thing with one address (an ACI container group, an ECS task
+in awsvpc mode, a Cloud Run instance): a holder container owns the namespace and the published
+ports, and every member joins it, so members reach each other on localhost. Emulators map their
+cloud's objects onto units; the runner makes real containers of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+RestartPolicy = Literal["always", "on-failure", "no"]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A container health probe as the engine runs it (`test` is Docker's CMD / CMD-SHELL form);
+    with `restart` an unhealthy container is restarted (a liveness probe), else only reported."""
+
+    test: tuple[str, ...]
+    interval: float = 10.0
+    timeout: float = 5.0
+    retries: int = 3
+    start_period: float = 0.0
+    restart: bool = False
+
+
+@dataclass(frozen=True)
+class Member:
+    """One container of a unit. `files` maps a directory to the files written into it before
+    the container starts (secret volumes); env and files never reach a label."""
+
+    name: str
+    image: str
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    command: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    files: Mapping[str, Mapping[str, bytes]] = field(default_factory=dict, repr=False)
+    cpu: float | None = None
+    memory: int | None = None
+    probe: Probe | None = None
+    restart: RestartPolicy = "always"
+
+
+@dataclass(frozen=True)
+class Publish:
+    """A unit port reachable from this machine at host_ip:host_port (host_port None: the same port)."""
+
+    port: int
+    protocol: Literal["tcp", "udp"] = "tcp"
+    host_ip: str = "127.0.0.1"
+    host_port: int | None = None
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Containers sharing one namespace, addressed by `key` (the emulator's name for the
+    object). On `network` (created by the runner) the unit answers to `aliases`."""
+
+    key: str
+    members: tuple[Member, ...]
+    publish: tuple[Publish, ...] = ()
+    network: str | None = None
+    aliases: tuple[str, ...] = ()
+
+
+def holder_hash(unit: Unit, key: bytes) -> str:
+    """A digest of what the holder container is made of (its ports, network, aliases)."""
+    return _digest(key, {"publish": [vars(p) for p in unit.publish], "network": unit.network, "aliases": unit.aliases})
+
+
+def member_hash(unit: Unit, member: Member, key: bytes) -> str:
+    """A digest of a member and its holder: a change to either recreates the member. Keyed
+    (HMAC) with the runner's secret so that secret env and file values cannot be guessed from it."""
+    files = {d: {n: content.hex() for n, content in f.items()} for d, f in member.files.items()}
+    body: dict[str, Any] = {
+        **{k: v for k, v in vars(member).items() if k not in ("files", "probe", "env")},
+        "env": dict(member.env),
+        "files": files,
+        "probe": vars(member.probe) if member.probe else None,
+        "holder": holder_hash(unit, key),
+    }
+    return _digest(key, body)
+
+
+def _digest(key: bytes, body: Mapping[str, Any]) -> str:
+    text = json.dumps(body, sort_keys=True, default=list)
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()[:16]
