@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 
+import paho.mqtt.client as mqtt
 import pytest
 from iotsim.api import RegistryClient
+from iotsim.device import parse_broker
+from paho.mqtt.enums import CallbackAPIVersion
 from stack import DockerStack, docker
 
 pytestmark = pytest.mark.docker
@@ -43,3 +47,26 @@ def test_kill_9_of_a_replica_at_2000_per_second_loses_nothing_without_a_restart(
             load.kill()
         docker("start", stack.name("ingestion", 1))
         assert stack.ingestion_connected(timeout=60)
+
+
+def test_a_will_naming_no_session_is_answered_once_and_leaves_nothing(stack: DockerStack) -> None:
+    """A will for a client id without a session: each replica connects once, finds nothing, ends it."""
+    host, port, transport, _tls, _path = parse_broker(stack.mqtt_url)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="_ingestion-test-announcer", protocol=mqtt.MQTTv5,
+                         transport=transport)
+    client.username_pw_set("_ingestion", stack.secrets["ingestion_mqtt_password"])
+    client.connect(host, port)
+    client.loop_start()
+    adopted = [stack.metric("ingestion_sessions_adopted_total", r) for r in (1, 2)]
+    ghost = f"_ingestion-ghost-{secrets.token_hex(3)}"
+    client.publish("services/ingestion/ingestion/gone", ghost.encode(), qos=1).wait_for_publish(5)
+    client.publish("services/ingestion/ingestion/gone", b"not-ours", qos=1).wait_for_publish(5)
+    time.sleep(3)
+    client.disconnect()
+    client.loop_stop()
+    log = docker("logs", stack.name("broker"), check=False)
+    assert log.count(f"as {ghost} ") == 2, "each replica connects once, then ends the empty session"
+    assert log.count(f"Client {ghost} disconnected.") == 2, "each connection is closed with a DISCONNECT"
+    assert "as not-ours " not in log
+    assert [stack.metric("ingestion_sessions_adopted_total", r) for r in (1, 2)] == adopted
+    assert stack.ingestion_connected(timeout=5)

@@ -306,11 +306,10 @@ class Consumer:
             await asyncio.sleep(0.05)
         return False
 
-    async def _finish(self, drained: bool) -> None:
+    async def _finish(self, drained: bool, session: Session | None) -> None:
         """Disconnect: ending the session if everything was drained, else keeping it for redelivery and
         (with adoption on) publishing our will, so that a survivor resumes it."""
         self.finished = True
-        session = self.session
         if session is not None:
             await session.close(mq.disconnect(0) if drained else mq.disconnect(with_will=self.s.adopt_sessions))
         log.info("%s %s", self.s.client_id, "drained, session ended" if drained and session
@@ -322,7 +321,7 @@ class Consumer:
         log.info("stopping: unsubscribing and draining")
         if self.session is not None:
             self.session.send(mq.unsubscribe(self.session.packet_id(), self.s.subscription))
-        await self._finish(await self._drain(self.s.drain_seconds))
+        await self._finish(await self._drain(self.s.drain_seconds), self.session)
 
     async def adopt(self) -> None:
         """Resume the session of a replica whose connection died (this consumer's client id): leave its share
@@ -345,7 +344,7 @@ class Consumer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._unsubscribed.wait(), 10)
                 drained = self._unsubscribed.is_set() and await self._drain(self.s.adopt_seconds)
-            await self._finish(drained)
+            await self._finish(drained, session)
         finally:
             for task in tasks:
                 task.cancel()
