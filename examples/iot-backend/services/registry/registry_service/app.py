@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, validator
+from pydantic import BaseModel, Field, constr, validator
 
 from registry_service.auth_client import AuthClient
 from registry_service.commands import CommandPublisher
@@ -93,6 +93,12 @@ app = FastAPI(
 app.add_middleware(BodyLimit, max_bytes=max_body_bytes())
 
 
+# strict: pydantic 1 would otherwise store `false` as the name "False"
+DeviceIdText = constr(strict=True, regex=DEVICE_ID_RULE)  # the route checks it again with \A…\Z
+NameText = constr(strict=True, max_length=MAX_NAME_CHARS)
+CommandText = constr(strict=True, max_length=MAX_COMMAND_CHARS)
+
+
 class JsonObject(BaseModel):
     """A request body that must be a JSON object (pydantic 1 would otherwise turn `[]` into `{}`)."""
 
@@ -107,8 +113,8 @@ class JsonObject(BaseModel):
 class NewDevice(JsonObject):
     """Request body to register a device; the id is generated when omitted."""
 
-    id: str | None = Field(None, description=f"matches {DEVICE_ID_RULE}; generated when omitted")
-    name: str = Field("", description=f"at most {MAX_NAME_CHARS} characters")
+    id: DeviceIdText | None = Field(None, nullable=True, description="generated when omitted or null")
+    name: NameText = ""
     metadata: dict[str, Any] = Field({}, description=f"a JSON object of at most {MAX_METADATA_BYTES} bytes")
     _name = validator("name", allow_reuse=True)(text_rule("name", MAX_NAME_CHARS))
     _metadata = validator("metadata", allow_reuse=True)(json_rule("metadata", MAX_METADATA_BYTES))
@@ -123,7 +129,7 @@ class NewDevices(JsonObject):
 class Command(JsonObject):
     """A command for a device, published as JSON to `devices/<id>/commands`."""
 
-    command: str = Field(..., description=f"at most {MAX_COMMAND_CHARS} characters")
+    command: CommandText
     args: dict[str, Any] = Field({}, description=f"a JSON object of at most {MAX_ARGS_BYTES} bytes")
     _command = validator("command", allow_reuse=True)(text_rule("command", MAX_COMMAND_CHARS))
     _args = validator("args", allow_reuse=True)(json_rule("args", MAX_ARGS_BYTES))
@@ -149,7 +155,7 @@ async def operator(request: Request) -> Operator:
     return Operator(name=principal["name"], admin=principal["admin"], token=token)
 
 
-def device_path(device_id: str = Path(..., description=f"a device id: {DEVICE_ID_RULE}")) -> str:
+def device_path(device_id: str = Path(..., regex=DEVICE_ID_RULE, description="a device id")) -> str:
     """Dependency: the path's device id, which must be a valid id (422 otherwise, before any query)."""
     return check_device_id(device_id)
 

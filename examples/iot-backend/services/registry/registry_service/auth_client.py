@@ -9,12 +9,17 @@ from typing import Any
 import httpx
 from fastapi import HTTPException
 
+# auth's uvicorn closes a connection after 5 s idle; dropping ours at 2 s means a request never goes out on a
+# connection the server is closing at that moment (that race answered 503 "RemoteProtocolError" now and then)
+KEEPALIVE_SECONDS = 2.0
+
 
 class AuthClient:
     """The registry's view of auth: verify tokens, issue and revoke device credentials."""
 
     def __init__(self, base_url: str, cache_seconds: float) -> None:
-        self.http = httpx.AsyncClient(base_url=base_url, timeout=10.0, limits=httpx.Limits(max_connections=32))
+        limits = httpx.Limits(max_connections=32, keepalive_expiry=KEEPALIVE_SECONDS)
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=10.0, limits=limits)
         self.cache_seconds = cache_seconds
         self._valid: dict[str, tuple[float, dict[str, Any]]] = {}
 
@@ -22,9 +27,16 @@ class AuthClient:
         """Close the HTTP client."""
         await self.http.aclose()
 
-    async def _call(self, method: str, path: str, token: str, **kwargs: Any) -> Any:
+    async def _call(self, method: str, path: str, token: str, idempotent: bool = False, **kwargs: Any) -> Any:
+        """One call to auth; a dropped connection is retried once when the call is idempotent; 503 if auth is away."""
+        headers = {"Authorization": f"Bearer {token}"}
         try:
-            response = await self.http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+            try:
+                response = await self.http.request(method, path, headers=headers, **kwargs)
+            except httpx.RemoteProtocolError:
+                if not idempotent:
+                    raise
+                response = await self.http.request(method, path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
             raise HTTPException(503, f"auth service unavailable ({type(exc).__name__})") from exc
         if response.status_code >= 400:
@@ -43,7 +55,7 @@ class AuthClient:
         hit = self._valid.get(key)
         if hit and hit[0] > now:
             return hit[1]
-        principal = await self._call("POST", "/v1/tokens/verify", token)
+        principal = await self._call("POST", "/v1/tokens/verify", token, idempotent=True)
         if len(self._valid) > 10_000:
             self._valid.clear()
         self._valid[key] = (now + self.cache_seconds, principal)
@@ -65,4 +77,4 @@ class AuthClient:
     async def broker_status(self, token: str, min_applied: int = 0, wait: float = 0.0) -> dict[str, Any]:
         """Return the latest credential version and the broker's loaded one, waiting if asked."""
         params = {"min_applied": min_applied, "wait": wait}
-        return await self._call("GET", "/v1/broker/status", token, params=params, timeout=wait + 10.0)
+        return await self._call("GET", "/v1/broker/status", token, idempotent=True, params=params, timeout=wait + 10.0)
