@@ -111,21 +111,38 @@ class Provider(Protocol):
     capabilities: Capabilities
 
     def desired(self, spec: TargetSpec, secrets: Mapping[str, str]) -> list[Resource]:
-        """Render the resources a target spec needs. Pure: no I/O, same input → same output."""
+        """Render the resources a target spec needs. Pure: no I/O beyond reading the spec's
+        own files, no state kept on the provider, same input → same output whatever was called
+        before. What apply needs beyond the compared properties travels in `Resource.payload`."""
         ...
 
     def observe(self, app: str) -> list[Resource]:
         """Return every resource the app owns, found by labels or tags, each with the
-        `depends_on` it was applied with (so deletes run dependents first); reads only."""
+        `depends_on` it was applied with (so deletes run dependents first); reads only.
+        Instances of one key that coexist (an apply killed between the create and the delete
+        of a create-before-delete replace) are returned each on its own, told apart by
+        `Resource.instance` and listed oldest first; broken parts of an instance (an exited
+        replica) are reported in `Resource.faults`."""
         ...
 
-    def read(self, app: str, key: str) -> Resource | None:
-        """Return one owned resource as it is now, or None; reads only."""
+    def read(self, app: str, key: str) -> list[Resource]:
+        """Return every instance of one owned resource as observe would, [] when there is
+        none; reads only. The engine reads before and after every create, update and delete."""
         ...
 
     def apply(self, app: str, change: Change, emit: EventSink) -> None:
-        """Carry out one create, update, replace or delete; a failure leaves labelled,
-        observable resources that the next apply converges."""
+        """Carry out one CREATE, UPDATE or DELETE (a planned REPLACE reaches the provider as a
+        CREATE and a DELETE, ordered by `replace_mode`; nothing else is ever passed).
+
+        CREATE makes a new instance of `change.after`; for a create-before-delete resource it
+        must be able to coexist with the instance it replaces. A failure leaves a labelled,
+        possibly partial instance that observe reports, so the next plan finishes or removes it.
+        UPDATE changes `change.before` in place into `change.after`; a failure leaves the
+        resource with some of the new values, which the next plan shows as drift.
+        DELETE removes exactly the instance observed in `change.before` (its ids travel in
+        `before.payload`), nothing newer of the same key; an instance already gone is done.
+        A failure leaves the rest of that instance labelled for the next apply to remove.
+        The engine re-reads afterwards and fails the step unless the result is what was asked."""
         ...
 
     def health(self, app: str, resource: Resource) -> Health:

@@ -7,16 +7,24 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 from multicloud.contract import Event, EventSink, Health, HealthState, Provider
-from multicloud.errors import FatalError, HealthTimeoutError, MulticloudError, ProviderError, RetryableError
-from multicloud.planner import Action, Change, Plan, diff
+from multicloud.errors import (
+    FatalError,
+    HealthTimeoutError,
+    InconsistentResultError,
+    MulticloudError,
+    ProviderError,
+    RetryableError,
+)
+from multicloud.planner import Action, Change, Plan, choose, diff, field_changes
+from multicloud.render import show_value
 from multicloud.resources import Resource
 from multicloud.retry import RetryPolicy, call_with_retries
 
-Outcome = Literal["done", "skipped", "failed", "blocked"]
+Outcome = Literal["done", "skipped", "settled", "failed", "blocked"]
 
 
 @dataclass(frozen=True)
@@ -84,8 +92,23 @@ class Engine:
 
     def apply(self, plan: Plan) -> ApplyResult:
         """Run every step whose requirements succeeded; independent steps run concurrently.
-        A failed step blocks only its dependents; what was done stays done for the next run."""
-        pending = {c.key: c for c in plan.changes if c.action is not Action.NOOP}
+        A failed step blocks only its dependents; what was done stays done for the next run.
+        When every step succeeded, the resources the plan left alone are waited for too, until
+        healthy: an interrupted apply may have left them starting. Those appear in the result
+        only when they had to be waited for or never became healthy."""
+        acting = [c for c in plan.changes if c.action is not Action.NOOP]
+        results = self._run(plan.app, acting, self._step)
+        if all(r.outcome in ("done", "skipped") for r in results.values()):
+            idle = [c for c in plan.changes if c.action is Action.NOOP and c.after is not None]
+            results.update(self._run(plan.app, idle, self._settle))
+        order = [c.id for c in plan.changes if c.id in results and results[c.id].outcome != "settled"]
+        return ApplyResult(plan.app, plan.target, tuple(results[k] for k in order))
+
+    def _run(
+        self, app: str, changes: list[Change], job: Callable[[str, Change], StepResult]
+    ) -> dict[str, StepResult]:
+        """Run `job` for each change once the steps it requires among them succeeded."""
+        pending = {c.id: c for c in changes}
         steps = set(pending)
         results: dict[str, StepResult] = {}
         running: dict[Future[StepResult], str] = {}
@@ -96,12 +119,12 @@ class Engine:
                     # a requirement that is not a step of this apply (a no-op) is already met
                     states = [results[r].outcome if r in results else None for r in change.requires if r in steps]
                     if any(s in ("failed", "blocked") for s in states):
-                        results[key] = StepResult(key, change.action, "blocked")
-                        self._event("blocked", key, "not attempted: a step it depends on failed")
+                        results[key] = StepResult(change.key, change.action, "blocked")
+                        self._event("blocked", change.key, "not attempted: a step it depends on failed")
                         del pending[key]
                         progressed = True
                     elif all(s in ("done", "skipped") for s in states):
-                        running[pool.submit(self._step, plan.app, change)] = key
+                        running[pool.submit(job, app, change)] = key
                         del pending[key]
                         progressed = True
                 if not running:
@@ -111,8 +134,7 @@ class Engine:
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     results[running.pop(future)] = future.result()
-        order = [c.key for c in plan.changes if c.key in results]
-        return ApplyResult(plan.app, plan.target, tuple(results[k] for k in order))
+        return results
 
     def _fail_unschedulable(self, pending: dict[str, Change], results: dict[str, StepResult]) -> None:
         """Nothing runs yet steps remain, so their requirements wait on each other (a planner-made
@@ -120,39 +142,48 @@ class Engine:
         behind it are then blocked as usual."""
         key, change = next(iter(pending.items()))
         error = FatalError(f"{key}: its required steps form a cycle ({', '.join(change.requires)})")
-        results[key] = StepResult(key, change.action, "failed", error=error)
-        self._event("failed", key, str(error))
+        results[key] = StepResult(change.key, change.action, "failed", error=error)
+        self._event("failed", change.key, str(error))
         del pending[key]
 
+    def _settle(self, app: str, change: Change) -> StepResult:
+        """Wait until a resource the plan leaves alone is healthy; 'settled' (left out of the
+        result) when it already is."""
+        started = time.monotonic()
+        assert change.after is not None
+        try:
+            waited = self._wait_healthy(app, change.after, started)
+        except MulticloudError as exc:
+            self._event("failed", change.key, str(exc), started)
+            return StepResult(change.key, change.action, "failed", 0, time.monotonic() - started, exc)
+        if not waited:
+            return StepResult(change.key, change.action, "settled")
+        self._event("skipped", change.key, "already as desired, now healthy", started)
+        return StepResult(change.key, change.action, "skipped", 0, time.monotonic() - started)
+
     def _step(self, app: str, change: Change) -> StepResult:
+        """Run one step with retries: re-read, act on the difference found, verify, wait for
+        health. Failures become a failed StepResult; nothing is raised."""
         started = time.monotonic()
         self._event("start", change.key, f"{change.action.value} started", started)
         attempts = 0
 
-        def attempt() -> Change:
+        def attempt() -> Action:
             nonlocal attempts
             attempts += 1
-            current = self.provider.read(app, change.key)
-            if change.after is None and current is None:
-                return replace(change, action=Action.NOOP)
-            step = replace(diff(change.after, current), requires=change.requires)
-            if step.action is not Action.NOOP:
-                self.provider.apply(app, step, self._sink(started))
-            return step
+            return self._converge(app, change, started)
 
         def on_retry(number: int, exc: RetryableError, wait_s: float) -> None:
             message = f"attempt {number} failed ({exc.message}); retrying in {wait_s:.1f}s"
             self._event("retry", change.key, message, started)
 
         try:
-            step, _ = call_with_retries(attempt, self.retry, on_retry=on_retry, sleep=self.sleep, rng=self._rng)
-            if step.action is Action.NOOP:
-                if change.after is not None:  # done by an earlier, interrupted apply: may still be starting
-                    self._wait_healthy(app, change.after, started)
+            action, _ = call_with_retries(attempt, self.retry, on_retry=on_retry, sleep=self.sleep, rng=self._rng)
+            if change.after is not None:  # done now, or by an earlier, interrupted apply: may still be starting
+                self._wait_healthy(app, change.after, started)
+            if action is Action.NOOP:
                 self._event("skipped", change.key, "already as desired", started)
                 return StepResult(change.key, change.action, "skipped", attempts, time.monotonic() - started)
-            if step.after is not None:
-                self._wait_healthy(app, step.after, started)
         except MulticloudError as exc:
             self._event("failed", change.key, str(exc), started)
             return StepResult(change.key, change.action, "failed", attempts, time.monotonic() - started, exc)
@@ -161,21 +192,85 @@ class Engine:
             error.__cause__ = exc
             self._event("failed", change.key, str(error), started)
             return StepResult(change.key, change.action, "failed", attempts, time.monotonic() - started, error)
-        self._event("done", change.key, f"{step.action.value} complete", started)
-        return StepResult(change.key, step.action, "done", attempts, time.monotonic() - started)
+        self._event("done", change.key, f"{action.value} complete", started)
+        return StepResult(change.key, action, "done", attempts, time.monotonic() - started)
 
-    def _wait_healthy(self, app: str, resource: Resource, started: float) -> None:
-        """Poll health until healthy; raise HealthTimeoutError or FatalError when it is not."""
+    def _converge(self, app: str, change: Change, started: float) -> Action:
+        """One attempt of a step from what exists now: delete the instance the step names,
+        or create/update/replace towards the desired resource, then verify. Return what was
+        done (NOOP when nothing was needed)."""
+        found = self.provider.read(app, change.key)
+        if change.after is None:
+            assert change.before is not None
+            doomed = [r for r in found if r.instance == change.before.instance]
+            for instance in doomed:
+                self._call(app, Change(Action.DELETE, change.key, instance, None, reason=change.reason), started)
+            if doomed:
+                self._verify_gone(app, change.key, change.before.instance)
+            return Action.DELETE if doomed else Action.NOOP
+        current, others = choose(change.after, found)
+        step = diff(change.after, current)
+        # an earlier attempt of this replace may have created the new instance already
+        leftover = [r for r in others if change.before is not None and r.instance == change.before.instance != ""]
+        after = change.after
+        if step.action is Action.CREATE:
+            self._call(app, Change(Action.CREATE, change.key, None, after, reason=step.reason), started)
+        elif step.action is Action.UPDATE:
+            self._call(app, step, started)
+        elif step.action is Action.REPLACE:
+            assert current is not None
+            create = Change(Action.CREATE, change.key, None, after, reason=step.reason)
+            delete = Change(Action.DELETE, change.key, current, None, reason=step.reason)
+            if after.replace_mode == "create-before-delete":
+                self._call(app, create, started, "replace: creating the new instance beside the old one")
+                self._wait_healthy(app, after, started)
+                self._call(app, delete, started, "replace: new instance healthy; deleting the old one")
+            else:
+                self._call(app, delete, started, "replace: deleting the old instance first")
+                self._call(app, create, started, "replace: creating the new instance")
+        for instance in leftover:
+            delete = Change(Action.DELETE, change.key, instance, None, reason=step.reason)
+            self._call(app, delete, started, "replace: deleting the old instance an earlier attempt left")
+        if step.action is Action.NOOP and not leftover:
+            return Action.NOOP
+        self._verify(app, after)
+        return Action.DELETE if step.action is Action.NOOP else step.action
+
+    def _call(self, app: str, change: Change, started: float, say: str = "") -> None:
+        """Hand one create, update or delete to the provider, saying first why if asked."""
+        if say:
+            self._event("progress", change.key, say, started)
+        self.provider.apply(app, change, self._sink(started))
+
+    def _verify(self, app: str, desired: Resource) -> None:
+        """Re-read after apply; raise InconsistentResultError unless what exists is what was asked for."""
+        current, _ = choose(desired, self.provider.read(app, desired.key))
+        if current is None:
+            raise InconsistentResultError(f"{desired.key}: inconsistent result after apply: it does not exist")
+        for change in field_changes(desired, current):
+            wanted, found = show_value(change.after, digest=True), show_value(change.before, digest=True)
+            raise InconsistentResultError(
+                f"{desired.key}: inconsistent result after apply: {change.path}: wanted {wanted}, found {found}",
+                hint="the provider reported success but left something else; this is a provider bug",
+            )
+
+    def _verify_gone(self, app: str, key: str, instance: str) -> None:
+        """Re-read after a delete; raise InconsistentResultError if the instance is still there."""
+        if any(r.instance == instance for r in self.provider.read(app, key)):
+            raise InconsistentResultError(f"{key}: inconsistent result after apply: still exists after delete")
+
+    def _wait_healthy(self, app: str, resource: Resource, started: float) -> bool:
+        """Poll health until healthy, within health_timeout even if a poll itself hangs; return
+        whether it had to wait. Raise HealthTimeoutError or FatalError when it is not healthy."""
         deadline = time.monotonic() + self.health_timeout
         interval = 0.05
         last = ""
+        polls = 0
         while True:
-            try:
-                health = self.provider.health(app, resource)
-            except RetryableError as exc:  # a failed poll is not an unhealthy resource
-                health = Health(HealthState.STARTING, f"health check failed ({exc.message}); polling again")
+            polls += 1
+            health = self._poll(app, resource, deadline)
             if health.state is HealthState.HEALTHY:
-                return
+                return polls > 1
             if health.state is HealthState.UNHEALTHY:
                 raise FatalError(f"{resource.key} is unhealthy: {health.message}")
             if health.message != last:
@@ -183,11 +278,34 @@ class Engine:
                 last = health.message
             if time.monotonic() >= deadline:
                 raise HealthTimeoutError(
-                    f"{resource.key} not healthy after {self.health_timeout:.0f}s: {health.message}",
+                    f"{resource.key} not healthy after {self.health_timeout:g}s: {health.message}",
                     hint="check `multicloud logs` for the service; the next apply resumes from here",
                 )
-            self.sleep(interval)
+            self.sleep(min(interval, max(0.0, deadline - time.monotonic())))
             interval = min(interval * 2, 0.5)
+
+    def _poll(self, app: str, resource: Resource, deadline: float) -> Health:
+        """One health poll, given up (as still starting) at the deadline: a poll that blocks
+        keeps running in a daemon thread, its answer unused."""
+        answer: list[Health] = []
+
+        def poll() -> None:
+            try:
+                answer.append(self.provider.health(app, resource))
+            except RetryableError as exc:  # a failed poll is not an unhealthy resource
+                answer.append(Health(HealthState.STARTING, f"health check failed ({exc.message}); polling again"))
+            except BaseException as exc:  # handed to the waiting thread, raised there
+                failure.append(exc)
+
+        failure: list[BaseException] = []
+        worker = threading.Thread(target=poll, name="multicloud-health", daemon=True)
+        worker.start()
+        worker.join(max(0.0, deadline - time.monotonic()))
+        if failure:
+            raise failure[0]
+        if not answer:
+            return Health(HealthState.STARTING, "health check did not answer in time")
+        return answer[0]
 
     def _sink(self, started: float) -> EventSink:
         def sink(event: Event) -> None:

@@ -130,6 +130,10 @@ class ProviderError(FatalError):
     """A provider call failed permanently; the message says what was left behind."""
 
 
+class InconsistentResultError(ProviderError):
+    """A provider reported success but what it left differs from what the step asked for."""
+
+
 class PluginError(FatalError):
     """A provider plugin is installed but broken (import error, wrong type)."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -33,7 +33,12 @@ class FieldChange:
 
 @dataclass(frozen=True)
 class Change:
-    """One step of a plan: a resource, what happens to it, and why."""
+    """One step of a plan: a resource, what happens to it, and why.
+
+    REPLACE is planned and shown as one step; the engine carries it out as a CREATE and a
+    DELETE ordered by the resource's `replace_mode`, so providers only create, update and
+    delete. `instance` is set on the steps that remove one of several coexisting instances
+    of a key (see `Resource.instance`)."""
 
     action: Action
     key: str
@@ -42,6 +47,7 @@ class Change:
     fields: tuple[FieldChange, ...] = ()
     requires: tuple[str, ...] = ()
     reason: str = ""
+    instance: str = ""
 
     @property
     def resource(self) -> Resource:
@@ -49,6 +55,12 @@ class Change:
         found = self.after or self.before
         assert found is not None
         return found
+
+    @property
+    def id(self) -> str:
+        """The step's name within a plan (what `requires` lists): the key, plus `#instance`
+        for the removal of one of several instances."""
+        return f"{self.key}#{self.instance}" if self.instance else self.key
 
 
 @dataclass(frozen=True)
@@ -74,7 +86,8 @@ class Plan:
 
 
 def diff(desired: Resource | None, observed: Resource | None) -> Change:
-    """Compare one desired resource with what exists; both None is an error."""
+    """Compare one desired resource with what exists; both None is an error. An observed
+    resource with faults is replaced even when its properties match."""
     if desired is None and observed is None:
         raise ValueError("diff needs a desired or an observed resource")
     if observed is None:
@@ -82,14 +95,38 @@ def diff(desired: Resource | None, observed: Resource | None) -> Change:
         return Change(Action.CREATE, desired.key, None, desired, reason="does not exist")
     if desired is None:
         return Change(Action.DELETE, observed.key, observed, None, reason="no longer in the spec")
-    fields = tuple(_field_changes(desired.properties, observed.properties, desired.replace_on))
-    if not fields:
-        return Change(Action.NOOP, desired.key, observed, desired)
+    fields = tuple(field_changes(desired, observed))
     forced = [f.path for f in fields if f.forces_replace]
     if forced:
         reason = f"{', '.join(forced)} cannot change in place ({desired.replace_mode})"
         return Change(Action.REPLACE, desired.key, observed, desired, fields, reason=reason)
+    if observed.faults:
+        return Change(Action.REPLACE, desired.key, observed, desired, fields, reason="; ".join(observed.faults))
+    if not fields:
+        return Change(Action.NOOP, desired.key, observed, desired)
     return Change(Action.UPDATE, desired.key, observed, desired, fields, reason="changed in place")
+
+
+def field_changes(desired: Resource, observed: Resource) -> Iterator[FieldChange]:
+    """The leaf properties in which observed differs from desired, each saying whether it
+    forces a replacement."""
+    return _field_changes(desired.properties, observed.properties, desired.replace_on)
+
+
+def choose(desired: Resource | None, instances: Sequence[Resource]) -> tuple[Resource | None, list[Resource]]:
+    """Split the instances of one key into the one a plan keeps (without faults, closest to
+    desired, newest on ties: providers list oldest first) and the stale rest. Pure."""
+    if not instances:
+        return None, []
+    if desired is None:
+        return instances[0], list(instances[1:])
+
+    def distance(i: int) -> tuple[bool, bool, int, int]:
+        fields = list(field_changes(desired, instances[i]))
+        return bool(instances[i].faults), any(f.forces_replace for f in fields), len(fields), -i
+
+    best = min(range(len(instances)), key=distance)
+    return instances[best], [r for i, r in enumerate(instances) if i != best]
 
 
 def plan(
@@ -102,34 +139,56 @@ def plan(
 ) -> Plan:
     """Return the ordered plan from observed to desired; persistent resources are kept
     unless `delete_persistent`, which also allows replacing them (otherwise that raises
-    UserError). Pure: raises ValueError on duplicate or dangling keys and desired cycles."""
+    UserError). Several observed instances of a key: one is diffed (see `choose`), each
+    other one gets its own delete step. Pure: raises ValueError on duplicate desired keys,
+    duplicate instances, dangling keys and desired cycles."""
     wanted = _index(desired, "desired")
-    existing = _index(observed, "observed")
+    current: dict[str, Resource] = {}
+    stale: dict[str, list[Resource]] = {}
+    for key, found in _instances(observed).items():
+        kept_one, others = choose(wanted.get(key), found)
+        assert kept_one is not None
+        current[key], stale[key] = kept_one, others
     for resource in desired:
         for dep in resource.depends_on:
             if dep not in wanted:
                 raise ValueError(f"{resource.key} depends on {dep}, which is not desired")
     changes: dict[str, Change] = {}
     for key in _topological(wanted):
-        changes[key] = diff(wanted[key], existing.get(key))
+        changes[key] = diff(wanted[key], current.get(key))
+        for extra in stale.get(key, ()):
+            changes[f"{key}#{extra.instance}"] = _remove_stale(extra)
     if not delete_persistent:
         _refuse_replacing_persistent(changes.values())
     kept: list[Resource] = []
-    removed = {k: r for k, r in existing.items() if k not in wanted}
+    removed = {k: r for k, r in current.items() if k not in wanted}
     # Observed dependencies may be stale or even circular; deletes follow one fixed order.
     delete_order = list(reversed(_topological(removed, strict=False)))
     for key in delete_order:
         if removed[key].persistent and not delete_persistent:
-            kept.append(removed[key])
-        else:
-            changes[key] = diff(None, removed[key])
+            kept += [removed[key], *stale[key]]
+            continue
+        changes[key] = diff(None, removed[key])
+        for extra in stale[key]:
+            changes[f"{key}#{extra.instance}"] = _remove_stale(extra)
     position = {key: i for i, key in enumerate(delete_order)}
     users: dict[str, list[str]] = {}
-    for key, resource in existing.items():
-        for dep in resource.depends_on:
-            users.setdefault(dep, []).append(key)
-    ordered = [_with_requires(c, changes, wanted, users, position) for c in changes.values()]
+    for key, resource in current.items():
+        for instance in (resource, *stale[key]):
+            step = f"{key}#{instance.instance}" if instance is not resource else key
+            for dep in instance.depends_on:
+                users.setdefault(dep, []).append(step)
+
+    extras = {key: [f"{key}#{r.instance}" for r in found] for key, found in stale.items()}
+    order = Order(wanted, users, extras, position, {k for k, c in changes.items() if c.action is not Action.NOOP})
+    ordered = [_with_requires(c, changes, order) for c in changes.values()]
     return Plan(app, target, tuple(ordered), tuple(kept))
+
+
+def _remove_stale(instance: Resource) -> Change:
+    """The step that removes one instance beside the one a plan keeps."""
+    reason = "; ".join(instance.faults) or "a second instance (an interrupted replace left it)"
+    return Change(Action.DELETE, instance.key, instance, None, reason=reason, instance=instance.instance)
 
 
 def _refuse_replacing_persistent(changes: Iterable[Change]) -> None:
@@ -147,32 +206,46 @@ def _refuse_replacing_persistent(changes: Iterable[Change]) -> None:
         )
 
 
-def _with_requires(
-    change: Change,
-    changes: Mapping[str, Change],
-    wanted: Mapping[str, Resource],
-    users: Mapping[str, list[str]],
-    position: Mapping[str, int],
-) -> Change:
+@dataclass(frozen=True)
+class Order:
+    """What ordering the steps of a plan needs: desired resources, the steps of the instances
+    that use each key, the stale-instance steps of each key, each removed key's place in the
+    delete order, the steps that act."""
+
+    wanted: Mapping[str, Resource]
+    users: Mapping[str, list[str]]
+    stale: Mapping[str, list[str]]
+    position: Mapping[str, int]
+    acting: set[str]
+
+
+def _with_requires(change: Change, changes: Mapping[str, Change], order: Order) -> Change:
     """Set what a step waits for. A delete waits for the deletes of what used it (earlier in
-    the delete order) and for the changes of desired resources that used it until now."""
-    if change.action is Action.DELETE:
+    the delete order) and for the changes of desired resources that used it until now. The
+    removal of a stale instance of a desired key runs after that key's step when the key is
+    replaced create-before-delete, before it otherwise."""
+    wanted, acting, position = order.wanted, order.acting, order.position
+    mine = wanted.get(change.key)
+    if change.instance and mine is not None:
+        first = mine.replace_mode == "create-before-delete"
+        requires: tuple[str, ...] = (change.key,) if first and change.key in acting else ()
+    elif change.action is Action.DELETE:
         here = position[change.key]
         requires = tuple(
             sorted(
                 user
-                for user in users.get(change.key, ())
-                if user in changes
-                and changes[user].action is not Action.NOOP
-                and (user in wanted or position[user] < here)
+                for user in order.users.get(change.key, ())
+                if user in acting and (changes[user].key in wanted or position[changes[user].key] < here)
             )
         )
     else:
-        deps = wanted[change.key].depends_on
-        requires = tuple(d for d in deps if changes[d].action is not Action.NOOP)
+        assert mine is not None
+        requires = tuple(d for d in mine.depends_on if d in acting)
+        if mine.replace_mode == "delete-before-create":
+            requires += tuple(step for step in order.stale.get(change.key, ()) if step in acting)
     if requires == change.requires:
         return change
-    return Change(change.action, change.key, change.before, change.after, change.fields, requires, change.reason)
+    return replace(change, requires=requires)
 
 
 def _index(resources: Sequence[Resource], what: str) -> dict[str, Resource]:
@@ -182,6 +255,17 @@ def _index(resources: Sequence[Resource], what: str) -> dict[str, Resource]:
             raise ValueError(f"{what} resources contain {resource.key} twice")
         index[resource.key] = resource
     return index
+
+
+def _instances(resources: Sequence[Resource]) -> dict[str, list[Resource]]:
+    """Observed resources by key, in the provider's order; instances of a key must differ."""
+    found: dict[str, list[Resource]] = {}
+    for resource in resources:
+        same = found.setdefault(resource.key, [])
+        if any(r.instance == resource.instance for r in same):
+            raise ValueError(f"observed resources contain {resource.key} twice (instance {resource.instance!r})")
+        same.append(resource)
+    return found
 
 
 def _topological(resources: Mapping[str, Resource], *, strict: bool = True) -> list[str]:

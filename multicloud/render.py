@@ -23,12 +23,13 @@ VERBS = {
 }
 
 
-def show_value(value: Any) -> str:
-    """Format a property value for a person; secrets show as (sensitive)."""
+def show_value(value: Any, *, digest: bool = False) -> str:
+    """Format a property value for a person; secrets show as (sensitive value), with their
+    digest when `digest` (to tell two secrets apart without showing either)."""
     if value is None:
         return "(none)"
     if isinstance(value, Sensitive):
-        return "(sensitive value)"
+        return f"(sensitive value, digest {value.digest[:12]})" if digest else "(sensitive value)"
     if isinstance(value, str):
         return json.dumps(value)
     return json.dumps(to_jsonable(value), sort_keys=True)
@@ -58,7 +59,12 @@ def plan_text(plan: Plan, *, verbose: bool = False) -> str:
 def _change_lines(change: Change, verbose: bool) -> list[str]:
     symbol = SYMBOLS[change.action]
     head = f"{symbol:>3} {change.key} {VERBS[change.action]}"
-    if change.action is Action.REPLACE and change.reason:
+    broken = change.before.faults if change.before is not None else ()
+    if change.action is Action.REPLACE and broken and not any(f.forces_replace for f in change.fields):
+        head = f"{symbol:>3} {change.key} {'; '.join(broken)}"  # e.g. -/+ service/x replica 2 exited (137)
+    elif change.instance:
+        head = f"{symbol:>3} {change.key} instance {change.instance} {VERBS[change.action]} ({change.reason})"
+    elif change.action is Action.REPLACE and change.reason:
         head += f" ({change.reason})"
     elif change.action is Action.UPDATE and change.after is not None and change.after.update_effect:
         head += f" ({change.after.update_effect})"
@@ -84,6 +90,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             {
                 "action": c.action.value,
                 "resource": c.key,
+                "instance": c.instance,
                 "kind": c.resource.kind,
                 "name": c.resource.name,
                 "service": c.resource.service,

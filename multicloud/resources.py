@@ -92,6 +92,10 @@ class Resource:
     `payload` carries provider data for apply (never compared, printed or serialised).
     `update_effect` says what an in-place update does beyond the change itself (e.g. that
     every container of a group restarts); plans show it.
+    Observed only: `instance` tells apart coexisting instances of one key (an interrupted
+    create-before-delete leaves two; each is planned on its own), and `faults` says what is
+    broken in an instance whose properties match (e.g. "replica 2 exited (137)"); a faulty
+    instance is planned for replacement.
     """
 
     kind: str
@@ -104,6 +108,8 @@ class Resource:
     service: str | None = None
     payload: Any = field(default=None, compare=False, repr=False)
     update_effect: str = field(default="", compare=False)
+    instance: str = field(default="", compare=False)
+    faults: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def key(self) -> str:

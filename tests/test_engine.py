@@ -156,8 +156,9 @@ def test_image_change_replaces(cloud):
     assert (step.key, step.action) == ("service/web", Action.REPLACE)
     before = len(cloud.mutations())
     newer.apply(planned)
-    assert cloud.mutations()[before:] == [("replace", "service/web")]
+    assert cloud.mutations()[before:] == [("create", "service/web"), ("delete", "service/web")]
     assert cloud.apps["shop"]["service/web"]["revision"] == 2
+    assert [k for k in cloud.apps["shop"] if k.startswith("service/web")] == ["service/web"]
 
 
 def test_secrets_never_reach_the_cloud_state_or_events(cloud):
@@ -257,7 +258,7 @@ def test_retryable_errors_are_retried_until_they_pass(cloud):
     step = next(s for s in result.steps if s.key == "service/api")
     assert step.attempts == 3
     assert cloud.calls.count(("create", "service/api")) == 3
-    assert cloud.calls.count(("read", "service/api")) == 3  # re-read before every attempt
+    assert cloud.calls.count(("read", "service/api")) == 4  # re-read before every attempt, then to verify
     retries = [e for e in events if e.kind == "retry"]
     assert [e.resource for e in retries] == ["service/api", "service/api"]
     assert "attempt 1 failed (throttled)" in retries[0].message

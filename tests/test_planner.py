@@ -270,6 +270,7 @@ def test_plan_json_shape():
     assert update == {
         "action": "update",
         "resource": "service/api",
+        "instance": "",
         "kind": "service",
         "name": "api",
         "service": "api",
@@ -291,3 +292,62 @@ def test_replacing_a_persistent_resource_is_refused_unless_asked():
     assert actions(allowed) == {"volume/data": "replace"}
     grown = Resource("volume", "data", {"size": 20}, persistent=True)  # an in-place change is fine
     assert actions(plan("app", "t", [grown], [observed(VOL)])) == {"volume/data": "update"}
+
+
+# --- several instances of a key, broken instances ----------------------------------------------
+
+
+def instance(resource: Resource, name: str, *faults: str) -> Resource:
+    """An observed instance of a resource (a provider that lets old and new coexist)."""
+    seen = observed(resource)
+    return Resource(
+        seen.kind, seen.name, seen.properties, depends_on=seen.depends_on, instance=name, faults=tuple(faults)
+    )
+
+
+def test_a_replace_killed_between_create_and_delete_plans_removal_of_the_old_instance():
+    new = svc("web", image="app:2", deps=("network/app",))
+    found = [observed(NET), instance(svc("web", deps=("network/app",)), "g1"), instance(new, "g2")]
+    p = plan("app", "prod", [NET, new], found)
+    acted = [(c.id, c.action, c.reason) for c in p.changes if c.action is not Action.NOOP]
+    assert acted == [("service/web#g1", Action.DELETE, "a second instance (an interrupted replace left it)")]
+    stale = next(c for c in p.changes if c.instance == "g1")
+    assert stale.before is not None and stale.before.properties["image"] == "app:1"
+    assert "  - service/web instance g1 will be destroyed (a second instance" in plan_text(p)
+    assert p.counts()["delete"] == 1
+
+
+def test_the_kept_instance_is_the_closest_and_stale_removal_follows_the_replace_mode():
+    wanted = Resource("service", "web", {"image": "app:3", "replicas": 2}, replace_on=frozenset({"image"}),
+                      replace_mode="create-before-delete")
+    old = Resource("service", "web", {"image": "app:1", "replicas": 2}, instance="g1")
+    partial = Resource("service", "web", {"image": "app:3", "replicas": 1}, instance="g2")
+    p = plan("app", "prod", [wanted], [old, partial])
+    steps = {c.id: c for c in p.changes}
+    assert steps["service/web"].action is Action.UPDATE and steps["service/web"].before is partial
+    assert steps["service/web#g1"].requires == ("service/web",)  # create-before-delete: after the main step
+    first = Resource("service", "web", {"image": "app:3", "replicas": 2}, replace_on=frozenset({"image"}))
+    p = plan("app", "prod", [first], [old, partial])
+    assert {c.id: c.requires for c in p.changes}["service/web"] == ("service/web#g1",)  # delete first
+
+
+def test_instances_of_a_removed_key_are_all_deleted_and_instance_ids_must_differ():
+    web = svc("web")
+    p = plan("app", "prod", [], [instance(web, "a"), instance(web, "b")])
+    assert sorted(c.id for c in p.changes) == ["service/web", "service/web#b"]
+    assert all(c.action is Action.DELETE for c in p.changes)
+    with pytest.raises(ValueError, match=r"service/web twice \(instance 'a'\)"):
+        plan("app", "prod", [web], [instance(web, "a"), instance(web, "a")])
+
+
+def test_a_broken_instance_is_replaced_and_shown_by_its_fault():
+    web = svc("web")
+    p = plan("app", "prod", [web], [instance(web, "g1", "replica 2 exited (137)")])
+    (change,) = p.changes
+    assert (change.action, change.reason, change.fields) == (Action.REPLACE, "replica 2 exited (137)", ())
+    assert plan_text(p).splitlines()[0] == "-/+ service/web replica 2 exited (137)"
+    assert plan_json(p)["changes"][0]["reason"] == "replica 2 exited (137)"
+    healthy_twin = instance(web, "g2")
+    p = plan("app", "prod", [web], [instance(web, "g1", "replica 1 dead"), healthy_twin])
+    assert [(c.id, c.action) for c in p.changes] == [("service/web", Action.NOOP), ("service/web#g1", Action.DELETE)]
+    assert "service/web instance g1 will be destroyed (replica 1 dead)" in plan_text(p)

@@ -113,8 +113,13 @@ def cmd_apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
     if not quiet:
         print(plan_text(planned))
     if not planned.has_changes:
+        steps: list[dict[str, Any]] = []
+        if not destroy and planned.changes:  # nothing to change, but an interrupted apply may have left it starting
+            with progress(sys.stderr if quiet else sys.stdout) as sink:
+                deployment.on_event = sink
+                steps = _steps_json(deployment.apply(planned))
         if quiet:
-            _print_json({"plan": plan_json(planned), "steps": []})
+            _print_json({"plan": plan_json(planned), "steps": steps})
         return 0
     if not args.yes:
         _confirm("destroy" if destroy else "apply")

@@ -19,7 +19,7 @@ from pydantic import Field, StrictBool, StrictInt
 
 from multicloud.addressing import DirectAddressing, endpoint_url, resolve_service
 from multicloud.contract import Capabilities, Endpoint, EventSink, Health, HealthState, LogLine, ServiceStatus
-from multicloud.errors import MulticloudError
+from multicloud.errors import MulticloudError, ProviderError
 from multicloud.planner import Action, Change
 from multicloud.resources import Resource, from_jsonable, to_jsonable
 from multicloud.settings import ProviderSettings, validate_settings
@@ -27,7 +27,7 @@ from multicloud.spec.models import Service
 from multicloud.spec.targets import TargetSpec
 from multicloud.spec.units import format_memory
 
-MUTATING = frozenset({"create", "update", "replace", "delete"})
+MUTATING = frozenset({"create", "update", "delete"})
 
 
 @dataclass
@@ -48,12 +48,24 @@ class MemoryCloud:
     calls: list[tuple[str, str]] = field(default_factory=list)
     faults: dict[tuple[str, str], Injection] = field(default_factory=dict)
     unhealthy: set[str] = field(default_factory=set)
+    wrong_results: dict[str, dict[str, Any]] = field(default_factory=dict)
     _polls: dict[str, int] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def inject(self, method: str, key: str, error: MulticloudError, times: int = 1) -> None:
         """Make the next `times` calls of method ('read', 'apply'...) on key raise error."""
         self.faults[(method, key)] = Injection(error, times)
+
+    def misapply(self, key: str, **properties: Any) -> None:
+        """Make every later create or update of key store these property values instead of
+        the asked ones and still report success (a provider bug, for the engine's check)."""
+        self.wrong_results[key] = properties
+
+    def break_instance(self, app: str, key: str, *faults: str) -> None:
+        """Mark the newest instance of key broken (e.g. "replica 1 exited (137)"): observe
+        reports the faults until a create makes a new instance."""
+        with self.session(write=True) as apps:
+            apps[app][key]["faults"] = list(faults)
 
     def mutations(self) -> list[tuple[str, str]]:
         """The calls that changed state, in order."""
@@ -137,38 +149,57 @@ class MemoryProvider:
         return resources
 
     def observe(self, app: str) -> list[Resource]:
-        """Every resource stored for the app."""
+        """Every instance stored for the app, oldest first within a key."""
         self.cloud.record("observe", app)
         with self.cloud.session(write=False) as apps:
-            return [_resource(key, entry) for key, entry in sorted(apps.get(app, {}).items())]
+            owned = apps.get(app, {})
+            keys = sorted({stored.partition("#")[0] for stored in owned})
+            return [_resource(key, entry) for key in keys for _, entry in _instances(owned, key)]
 
-    def read(self, app: str, key: str) -> Resource | None:
-        """One stored resource, or None."""
+    def read(self, app: str, key: str) -> list[Resource]:
+        """Every stored instance of one key, oldest first."""
         self.cloud.record("read", key)
         with self.cloud.session(write=False) as apps:
-            entry = apps.get(app, {}).get(key)
-            return _resource(key, entry) if entry else None
+            return [_resource(key, entry) for _, entry in _instances(apps.get(app, {}), key)]
 
     def apply(self, app: str, change: Change, emit: EventSink) -> None:
-        """Store, replace or drop one resource; a failure leaves the state as before."""
+        """Create an instance beside any existing one, update one in place or delete exactly
+        the one in change.before; a failure leaves the state as before."""
         self.cloud.record("apply", change.key)
         self.cloud.record(change.action.value, change.key)
         with self.cloud.session(write=True) as apps:
             owned = apps.setdefault(app, {})
+            found = _instances(owned, change.key)
             if change.action is Action.DELETE:
-                owned.pop(change.key, None)
+                assert change.before is not None
+                _delete(owned, found, change.before.instance)
                 return
+            if change.action is Action.REPLACE:
+                raise AssertionError("the engine carries out a replace as a create and a delete")
             resource = change.resource
-            previous = owned.get(change.key, {})
-            revision = int(previous.get("revision", 0)) + (0 if change.action is Action.UPDATE else 1)
+            props = {**resource.properties, **self.cloud.wrong_results.get(change.key, {})}
+            if change.action is Action.UPDATE:
+                assert change.before is not None
+                match = [(k, e) for k, e in found if e["instance"] == change.before.instance]
+                if not match:
+                    raise ProviderError(f"{change.key}: instance {change.before.instance} to update is gone")
+                stored, entry = match[0]
+                entry["properties"] = to_jsonable(props)
+                entry["log"] = [*entry["log"], f"update: revision {entry['revision']}"][-100:]
+                owned[stored] = entry
+                return
+            revision = max((int(e["revision"]) for _, e in found), default=0) + 1
+            for stored, entry in found:  # the newest instance lives under the key itself
+                owned.pop(stored)
+                owned[f"{change.key}#{entry['instance']}"] = entry
             owned[change.key] = {
-                "properties": to_jsonable(dict(resource.properties)),
+                "properties": to_jsonable(props),
                 "service": resource.service,
                 "persistent": resource.persistent,
                 "depends_on": list(resource.depends_on),
                 "revision": revision,
                 "instance": f"{resource.name}-{revision}",
-                "log": [*previous.get("log", []), f"{change.action.value}: revision {revision}"][-100:],
+                "log": [*(found[-1][1]["log"] if found else []), f"create: revision {revision}"][-100:],
             }
             self.cloud._polls[change.key] = 0
 
@@ -184,17 +215,20 @@ class MemoryProvider:
         return Health(HealthState.HEALTHY)
 
     def status(self, app: str) -> list[ServiceStatus]:
-        """Every service as running all its replicas."""
+        """Every service as running its replicas, less one per fault of its newest instance."""
+        newest = {r.key: r for r in self.observe(app) if r.kind == "service"}
         statuses = []
-        for resource in self.observe(app):
-            if resource.kind == "service":
-                replicas = int(resource.properties.get("replicas", 1))
-                statuses.append(ServiceStatus(resource.name, replicas, replicas, replicas, "running"))
+        for resource in newest.values():
+            replicas = int(resource.properties.get("replicas", 1))
+            healthy = max(0, replicas - len(resource.faults))
+            state = "running" if healthy == replicas else "degraded"
+            statuses.append(ServiceStatus(resource.name, replicas, healthy, healthy, state, "; ".join(resource.faults)))
         return statuses
 
     def logs(self, app: str, service: str | None, *, follow: bool = False, tail: int | None = 100) -> Iterator[LogLine]:
         """The provider's own record of what happened to each service."""
-        for resource in self.observe(app):
+        newest = {r.key: r for r in self.observe(app)}
+        for resource in newest.values():
             if resource.kind == "service" and service in (None, resource.name):
                 lines = resource.payload["log"]
                 for line in lines[-tail:] if tail else lines:
@@ -203,7 +237,7 @@ class MemoryProvider:
     def endpoints(self, app: str) -> list[Endpoint]:
         """A URL per port: public ones on a fake public host, internal ones on the app's."""
         found = []
-        for resource in self.observe(app):
+        for resource in {r.key: r for r in self.observe(app)}.values():
             for port in resource.properties.get("ports", []) if resource.kind == "service" else []:
                 public = port["expose"] == "public"
                 host = f"{resource.name}.{app}.{'memory.example' if public else 'internal'}"
@@ -228,6 +262,23 @@ def _service_properties(service: Service, env: Mapping[str, Any], command: Any) 
     }
 
 
+def _instances(owned: Mapping[str, dict[str, Any]], key: str) -> list[tuple[str, dict[str, Any]]]:
+    """(storage key, entry) of every instance of key, oldest first."""
+    found = [(k, e) for k, e in owned.items() if k == key or k.startswith(key + "#")]
+    return sorted(found, key=lambda item: int(item[1].get("revision", 0)))
+
+
+def _delete(owned: dict[str, dict[str, Any]], found: list[tuple[str, dict[str, Any]]], instance: str) -> None:
+    """Drop one instance; if it was the one stored under the key, the newest other takes its place."""
+    doomed = [k for k, e in found if e.get("instance") == instance]
+    for stored in doomed:
+        del owned[stored]
+    rest = [(k, e) for k, e in found if k not in doomed]
+    key = found[0][0].partition("#")[0] if found else ""
+    if rest and key not in owned:
+        owned[key] = owned.pop(rest[-1][0])
+
+
 def _resource(key: str, entry: Mapping[str, Any]) -> Resource:
     kind, _, name = key.partition("/")
     return Resource(
@@ -238,4 +289,6 @@ def _resource(key: str, entry: Mapping[str, Any]) -> Resource:
         persistent=bool(entry.get("persistent")),
         service=entry.get("service"),
         payload={"revision": entry.get("revision"), "instance": entry.get("instance"), "log": entry.get("log", [])},
+        instance=str(entry.get("instance") or ""),
+        faults=tuple(entry.get("faults", ())),
     )

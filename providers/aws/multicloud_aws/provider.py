@@ -61,9 +61,10 @@ class AwsEcsProvider:
         """Every resource the app owns, found by tags and Cloud Map markers; reads only."""
         return sorted(observe(self.ctx, app).resources.values(), key=lambda r: r.key)
 
-    def read(self, app: str, key: str) -> Resource | None:
-        """One owned resource as it is now, or None; reads only what that kind needs."""
-        return observe(self.ctx, app, key).resources.get(key)
+    def read(self, app: str, key: str) -> list[Resource]:
+        """One owned resource as it is now ([] when absent); reads only what that kind needs."""
+        found = observe(self.ctx, app, key).resources.get(key)
+        return [found] if found is not None else []
 
     def apply(self, app: str, change: Change, emit: EventSink) -> None:
         """Carry out one step; a failure leaves tagged objects the next apply converges."""

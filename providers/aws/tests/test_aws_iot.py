@@ -100,7 +100,9 @@ def test_iot_backend_on_emulated_aws(iot: Any, calls: Any, iot_secrets: dict[str
     again = iot.apply()
     assert again.changed == 0
     assert calls.mutations() == []
-    assert len(calls.reads()) <= 10, calls.reads()
+    # observe, then one health read per service and one for the load balancer (an empty plan
+    # still waits for what is not healthy yet)
+    assert len(calls.reads()) <= 10 + 5, calls.reads()
 
 
 def test_destroy_leaves_nothing_tagged(make_provider: Callable[..., AwsEcsProvider], app_name: str, deploy: Any,

@@ -86,14 +86,14 @@ class AzureAciProvider:
             found += views.resources(group, primary=group["name"] == primary, payload=group)
         return found
 
-    def read(self, app: str, key: str) -> Resource | None:
-        """One resource as it is now: a group by name, or a container of the app's group."""
+    def read(self, app: str, key: str) -> list[Resource]:
+        """One resource as it is now ([] when absent): a group by name, or a container of the app's group."""
         kind, _, name = key.partition("/")
         group = self.client.get_group(name if kind == "group" else self.settings.group_name(app))
         if group is None or _deleting(group) or (group.get("tags") or {}).get(tags.APP) != app:
-            return None
+            return []
         primary = kind != "group" or name == self.settings.group_name(app)
-        return next((r for r in views.resources(group, primary=primary, payload=group) if r.key == key), None)
+        return [r for r in views.resources(group, primary=primary, payload=group) if r.key == key][:1]
 
     # --- apply --------------------------------------------------------------------------------
 
@@ -151,6 +151,10 @@ class AzureAciProvider:
         if plan is not None and rendered and f"container/{container}" not in plan.properties:
             if not plan.matches(current):
                 self._put(plan, key, emit, existed=True)
+            return
+        if plan is not None and rendered:  # still wanted: the delete half of a replace, which
+            # ACI allows only by deleting the group; the create half PUTs the whole group back
+            self._delete(group_name, key, emit, why=f"{container} must be replaced")
             return
         if len(names) == 1:
             self._delete(group_name, key, emit, why=f"{container} was its last container")

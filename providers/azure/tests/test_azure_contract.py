@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from multicloud_azure.provider import AzureAciProvider
@@ -13,6 +14,27 @@ from multicloud.testing.contract import ProviderContract
 class TestAzureAciContract(ProviderContract):
     """Every contract behaviour, through the real SDK client, over HTTPS with a bearer token."""
 
+    replace_edits = {
+        "container.cpu": lambda data: worker(data).update(resources={"cpu": 0.5}),
+        "container.memory_gb": lambda data: worker(data).update(resources={"memory": "1536Mi"}),
+    }
+    replace_unreachable = {
+        "group.location": "a target setting (location), not the spec",
+        "group.os_type": "always Linux",
+        "group.restart_policy": "a target setting (restart_policy), not the spec",
+        "group.sku": "a target setting, not the spec",
+    }
+
+    @pytest.fixture
+    def provider_factory(self, make_provider: Callable[..., AzureAciProvider]) -> Callable[[], AzureAciProvider]:
+        return make_provider
+
     @pytest.fixture
     def provider(self, make_provider: Callable[..., AzureAciProvider]) -> AzureAciProvider:
         return make_provider()
+
+
+def worker(data: dict[str, Any]) -> dict[str, Any]:
+    """The contract's worker service in the spec data."""
+    service: dict[str, Any] = data["services"]["worker"]
+    return service

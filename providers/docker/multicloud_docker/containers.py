@@ -16,6 +16,10 @@ from multicloud_docker import labels as L
 from multicloud_docker.client import ConflictError, NotFoundError, guard
 
 READ_ONLY_TMPFS = {"/tmp": "rw,nosuid,nodev,size=64m"}
+RESTART_RETRIES = 3
+"""The engine restarts a crashed replica this many times between applies; after that it stays
+exited, so a replica that always crashes is reported (plan, status) rather than hidden in a
+restart loop. A replica stopped with `docker kill`/`stop` is not restarted: plan shows it."""
 SETTLE_SECONDS = 1.0
 """A replica without a health check counts as healthy once it has run this long."""
 
@@ -29,12 +33,13 @@ class Readiness:
     message: str
 
 
-def create_replica(api: Any, app: str, resource: Resource, index: int) -> str:
-    """Create, fill (secrets) and start one replica; return its id. A failure part-way leaves
-    a labelled container that is not running, which the next converge removes."""
+def create_replica(api: Any, app: str, resource: Resource, index: int, generation: str) -> str:
+    """Create, fill (secrets) and start one replica of a generation; return its name. A
+    failure part-way leaves a labelled container that is not running, which the next plan
+    reports as a fault of its generation."""
     props = resource.properties
     digest = L.spec_hash(props)
-    name = L.container_name(app, resource.name, index, digest)
+    name = L.container_name(app, resource.name, index, generation)
     labels = L.owned(
         app,
         resource.key,
@@ -43,6 +48,7 @@ def create_replica(api: Any, app: str, resource: Resource, index: int) -> str:
             L.SERVICE: resource.name,
             L.REPLICA: str(index),
             L.SPEC_HASH: digest,
+            L.GENERATION: generation,
             L.DEPENDS_ON: ",".join(resource.depends_on),
         },
     )
@@ -57,7 +63,7 @@ def create_replica(api: Any, app: str, resource: Resource, index: int) -> str:
                 if p["host_port"] is not None
             },
             binds=[f"{v['volume']}:{v['target']}:{'ro' if v['read_only'] else 'rw'}" for v in props["volumes"]],
-            restart_policy={"Name": "unless-stopped"},
+            restart_policy={"Name": "on-failure", "MaximumRetryCount": RESTART_RETRIES},
             cap_drop=list(security["cap_drop"]),
             cap_add=list(security["cap_add"]) or None,
             security_opt=["no-new-privileges"] if security["no_new_privileges"] else None,
@@ -93,7 +99,7 @@ def create_replica(api: Any, app: str, resource: Resource, index: int) -> str:
             api.put_archive(ident, SECRETS_DIR, secrets_archive(secrets))
     with guard(f"starting container {name}"):
         api.start(ident)
-    return ident
+    return name
 
 
 def secrets_archive(secrets: Mapping[str, Sensitive]) -> bytes:
@@ -174,20 +180,6 @@ def readiness(api: Any, ident: str, now: Callable[[], float] = time.time) -> Rea
     if restarts == 0 and started is not None and now() - started >= SETTLE_SECONDS:
         return Readiness(True, False, f"{name} is running")
     return Readiness(False, False, f"{name} just started")
-
-
-def wait_ready(api: Any, ident: str, timeout: float, sleep: Callable[[float], None] = time.sleep) -> Readiness:
-    """Poll readiness until ready, failed or timeout; return the last verdict."""
-    deadline = time.monotonic() + timeout
-    delay = 0.1
-    while True:
-        verdict = readiness(api, ident)
-        if verdict.ready or verdict.failed:
-            return verdict
-        if time.monotonic() >= deadline:
-            return Readiness(False, True, f"not healthy after {timeout:.0f}s: {verdict.message}")
-        sleep(delay)
-        delay = min(delay * 1.5, 1.0)
 
 
 def _transport(port: Mapping[str, Any]) -> str:

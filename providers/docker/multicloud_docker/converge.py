@@ -1,78 +1,57 @@
-"""Level-based convergence of a service's replicas: the same routine creates, scales,
-replaces and repairs, starting each time from the containers that exist."""
+"""A service's replicas: create a generation, scale one in place, remove exactly one.
+
+A generation is the set of replicas one create made (labelled `multicloud.generation`); it
+is the service's instance, so a new one can start beside the old one and the engine removes
+the old one only once the new one is healthy (create-before-delete)."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
 from typing import Any
 
-from multicloud.errors import ProviderError
 from multicloud.resources import Resource
 from multicloud_docker import images
 from multicloud_docker import labels as L
-from multicloud_docker.containers import create_replica, remove, wait_ready
-from multicloud_docker.observe import Replica, replicas, split
+from multicloud_docker.containers import create_replica, remove
+from multicloud_docker.observe import Replica, replicas
 
 Say = Callable[[str], None]
 
 
-def converge(api: Any, app: str, resource: Resource, timeouts: tuple[float, int], say: Say) -> None:
-    """Make replicas 1..N run the desired spec hash, one container each, and remove the rest.
-
-    Rolling (create-before-delete): per index, start the new replica, wait until it is
-    healthy if an old one still serves there, then remove the old. Fixed host ports
-    (delete-before-create): remove every stale container first, then create. A failure
-    leaves labelled containers; a new replica that never became healthy is left stopped
-    (for its logs) while the old one keeps serving, and the next apply converges again.
-    `timeouts` is (seconds a new replica gets to become healthy, seconds a stop waits)."""
-    props = resource.properties
-    digest = L.spec_hash(props)
-    count = int(props[L.SCALE_PROPERTY])
-    rollout_timeout, stop_timeout = timeouts
-    group = replicas(api, app, resource.key)
-    good, stale = split(group, digest)
-    for index in [i for i in good if i > count]:
-        stale.append(good.pop(index))
-    missing = [i for i in range(1, count + 1) if i not in good]
-    if missing:
+def create_service(api: Any, app: str, resource: Resource, say: Say) -> str:
+    """Start replicas 1..N of the desired spec as a new generation beside whatever runs;
+    return the generation. A failure leaves a partial generation (labelled) that the next
+    plan scales up or removes."""
+    generation = secrets.token_hex(4)
+    count = int(resource.properties[L.SCALE_PROPERTY])
+    if count:
         _ensure_image(api, app, resource, say)
-    if resource.replace_mode == "delete-before-create":
-        remove_all(api, stale, stop_timeout, say)
-        _create_many(api, app, resource, missing, say)
-        return
-    by_index: dict[int, list[Replica]] = {}
-    for replica in stale:
-        by_index.setdefault(replica.index, []).append(replica)
-    serving = {i for i in missing if any(r.live for r in by_index.get(i, []))}
-    fresh = [i for i in missing if i not in serving]  # nothing serves there: no need to roll
-    remove_all(api, [r for i in fresh for r in by_index.pop(i, [])], stop_timeout, say)
-    _create_many(api, app, resource, fresh, say)
-    for index in sorted(serving):
-        old = by_index.pop(index, [])
-        name = L.container_name(app, resource.name, index, digest)
-        remove_all(api, [r for r in old if r.name == name], stop_timeout, say)
-        old = [r for r in old if r.name != name]
-        ident = _create(api, app, resource, index, say)
-        if old:
-            say(f"waiting for {name} to become healthy before removing the replica it replaces")
-            verdict = wait_ready(api, ident, rollout_timeout)
-            if not verdict.ready:
-                with suppress(Exception):
-                    api.stop(ident, timeout=stop_timeout)
-                raise ProviderError(
-                    f"{resource.key}: new replica {name} did not become healthy ({verdict.message}); "
-                    f"the old replica keeps serving and the new one is left stopped for its logs",
-                    hint=f"see `multicloud logs {resource.name}`; the next apply tries again",
-                )
-        remove_all(api, old, stop_timeout, say)
-    remove_all(api, [r for rest in by_index.values() for r in rest], stop_timeout, say)
+    _create_many(api, app, resource, range(1, count + 1), generation=generation, say=say)
+    return generation
 
 
-def delete_service(api: Any, app: str, key: str, stop_timeout: int, say: Say) -> None:
-    """Remove every container of a service resource; a failure leaves the rest labelled."""
-    remove_all(api, replicas(api, app, key), stop_timeout, say)
+def scale_service(api: Any, app: str, before: Resource, after: Resource, *, stop_timeout: int, say: Say) -> None:
+    """Bring the generation observed in `before` to the replica count of `after`: start the
+    missing indices, remove those above the count. A failure leaves the generation part-way,
+    which the next plan shows as a replica count to change."""
+    generation = before.instance
+    members = [r for r in replicas(api, app, after.key) if r.generation == generation]
+    count = int(after.properties[L.SCALE_PROPERTY])
+    held = {r.index for r in members}
+    missing = [i for i in range(1, count + 1) if i not in held]
+    if missing:
+        _ensure_image(api, app, after, say)
+    _create_many(api, app, after, missing, generation=generation, say=say)
+    remove_all(api, [r for r in members if r.index > count], stop_timeout, say)
+
+
+def delete_service(api: Any, app: str, before: Resource, stop_timeout: int, say: Say) -> None:
+    """Remove exactly the containers of the instance observed in `before`, never a newer
+    generation; gone already counts as done. A failure leaves the rest labelled."""
+    doomed = set((before.payload or {}).get("containers") or ())
+    remove_all(api, [r for r in replicas(api, app, before.key) if r.id in doomed], stop_timeout, say)
 
 
 def remove_all(api: Any, found: Sequence[Replica], stop_timeout: int, say: Say) -> None:
@@ -91,23 +70,22 @@ def remove_all(api: Any, found: Sequence[Replica], stop_timeout: int, say: Say) 
         raise errors[0]  # type: ignore[misc]
 
 
-def _create_many(api: Any, app: str, resource: Resource, indices: Sequence[int], say: Say) -> None:
+def _create_many(api: Any, app: str, resource: Resource, indices: Sequence[int], *, generation: str, say: Say) -> None:
     """Create replicas concurrently; raise the first failure after trying all."""
+
+    def one(index: int) -> None:
+        name = create_replica(api, app, resource, index, generation)
+        say(f"started {name}")
+
     if len(indices) <= 1:
         for index in indices:
-            _create(api, app, resource, index, say)
+            one(index)
         return
     with ThreadPoolExecutor(max_workers=min(4, len(indices)), thread_name_prefix="multicloud-docker-new") as pool:
-        futures = [pool.submit(_create, api, app, resource, i, say) for i in indices]
+        futures = [pool.submit(one, i) for i in indices]
     errors = [f.exception() for f in futures if f.exception() is not None]
     if errors:
         raise errors[0]  # type: ignore[misc]
-
-
-def _create(api: Any, app: str, resource: Resource, index: int, say: Say) -> str:
-    ident = create_replica(api, app, resource, index)
-    say(f"started {L.container_name(app, resource.name, index, L.spec_hash(resource.properties))}")
-    return ident
 
 
 def _ensure_image(api: Any, app: str, resource: Resource, say: Say) -> None:

@@ -25,8 +25,8 @@ def image_exists(api: Any, ref: str) -> bool:
 
 
 def build(api: Any, app: str, resource: Resource, say: Say) -> None:
-    """Build and tag a service image unless its content tag exists, then untag older builds
-    of the service. A failed build leaves the older tags (and the containers using them)."""
+    """Build and tag a service image unless its content tag exists; older tags stay until
+    the engine deletes them. A failed build leaves the older tags (and the containers using them)."""
     tag = str(resource.properties["tag"])
     if image_exists(api, tag):
         say(f"{tag} already built")
@@ -58,25 +58,18 @@ def build(api: Any, app: str, resource: Resource, say: Say) -> None:
                 if text.startswith("Step ") and " : LABEL " not in text:
                     say(text.strip())
         say(f"built {tag}")
-    remove_tags(api, app, resource.key, keep=tag, say=say)
 
 
-def remove_tags(api: Any, app: str, key: str, keep: str | None, say: Say) -> None:
-    """Untag every build of a service image except `keep`; images still used by a container
-    lose only their tag. A failure leaves the remaining tags, which the next apply prunes."""
-    service = key.partition("/")[2]
-    repository = L.image_repository(app, service) + ":"
-    with guard(f"listing images of {key}"):
-        found = api.images(filters=L.selector(app, key))
-    for image in found:
-        for tag in image.get("RepoTags") or []:
-            if tag.startswith(repository) and tag != keep:
-                try:
-                    with guard(f"removing image tag {tag}"):
-                        api.remove_image(tag, force=True)
-                    say(f"removed {tag}")
-                except NotFoundError:
-                    pass
+def remove_tags(api: Any, tags: list[str], say: Say) -> None:
+    """Untag the given builds; images still used by a container lose only their tag, a tag
+    already gone counts as done. A failure leaves the remaining tags for the next apply."""
+    for tag in tags:
+        try:
+            with guard(f"removing image tag {tag}"):
+                api.remove_image(tag, force=True)
+            say(f"removed {tag}")
+        except NotFoundError:
+            pass
 
 
 def ensure_pulled(api: Any, ref: str, say: Say) -> None:

@@ -14,6 +14,8 @@ SERVICE = "multicloud.service"
 REPLICA = "multicloud.replica"
 RESOURCE = "multicloud.resource"
 SPEC_HASH = "multicloud.spec-hash"
+GENERATION = "multicloud.generation"
+"""Set on every replica one create made: the instance of the service those replicas form."""
 PROPERTIES = "multicloud.properties"
 DEPENDS_ON = "multicloud.depends-on"
 
@@ -36,9 +38,10 @@ def image_repository(app: str, service: str) -> str:
     return f"multicloud/{app}/{service}"
 
 
-def container_name(app: str, service: str, index: int, spec_hash: str) -> str:
-    """Docker name of one replica; the spec hash in it makes a duplicate replica impossible."""
-    return f"{app}_{service}_{index}_{spec_hash[:8]}"
+def container_name(app: str, service: str, index: int, generation: str) -> str:
+    """Docker name of one replica; the generation in it makes a duplicate replica impossible
+    while letting a new generation start beside the old one."""
+    return f"{app}_{service}_{index}_{generation[:8]}"
 
 
 def spec_hash(properties: Mapping[str, Any]) -> str:

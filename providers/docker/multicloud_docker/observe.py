@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -13,8 +12,6 @@ from multicloud_docker import labels as L
 from multicloud_docker.client import guard
 
 LIVE_STATES = ("running", "restarting")
-STALE_PROPERTY = "stale_containers"
-"""Observed-only property listing containers a converge removes; absent when there are none."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +33,26 @@ class Replica:
     def live(self) -> bool:
         """Running (or being restarted by the engine)."""
         return self.state in LIVE_STATES
+
+    @property
+    def generation(self) -> str:
+        """The create that made it (containers older than generation labels: their spec hash)."""
+        return self.labels.get(L.GENERATION) or self.spec_hash
+
+    @property
+    def fault(self) -> str:
+        """What is wrong with it, as a plan shows it ("replica 2 exited (137)"), or ""."""
+        where = f"replica {self.index}"
+        if self.state == "exited":
+            code = self.status.partition("(")[2].partition(")")[0]
+            return f"{where} exited ({code})" if code else f"{where} exited"
+        if self.state in ("dead", "paused"):
+            return f"{where} {self.state}"
+        if self.state == "created":
+            return f"{where} was created but never started"
+        if "(unhealthy)" in self.status:
+            return f"{where} unhealthy"
+        return ""
 
 
 def replicas(api: Any, app: str, key: str | None = None) -> list[Replica]:
@@ -70,50 +87,49 @@ def replicas(api: Any, app: str, key: str | None = None) -> list[Replica]:
     return sorted(result, key=lambda r: (r.created, r.name))
 
 
-def split(group: Sequence[Replica], spec_hash: str) -> tuple[dict[int, Replica], list[Replica]]:
-    """Partition a service's containers into the serving replica per index (live, given
-    spec hash; the oldest wins) and everything else, which a converge removes."""
-    good: dict[int, Replica] = {}
-    stale: list[Replica] = []
+def generations(group: Sequence[Replica]) -> list[list[Replica]]:
+    """A service's containers by the create that made them, oldest generation first."""
+    found: dict[str, list[Replica]] = {}
     for replica in group:
-        if replica.live and replica.spec_hash == spec_hash and replica.index >= 1 and replica.index not in good:
-            good[replica.index] = replica
-        else:
-            stale.append(replica)
-    return good, stale
+        found.setdefault(replica.generation, []).append(replica)
+    return sorted(found.values(), key=lambda members: (min(r.created for r in members), members[0].generation))
 
 
-def dominant(group: Sequence[Replica]) -> Replica:
-    """The newest container of the spec hash most running containers have (ties: newest)."""
-    live = Counter(r.spec_hash for r in group if r.live)
-    newest = {r.spec_hash: r for r in group}
-    return newest[max(newest, key=lambda h: (live[h], newest[h].created))]
-
-
-def service_resource(name: str, group: Sequence[Replica]) -> Resource | None:
-    """A service as it runs: the properties of its dominant spec hash, the count of its
-    serving replicas, and any other containers under `stale_containers`."""
-    if not group:
-        return None
-    lead = dominant(group)
-    good, stale = split(group, lead.spec_hash)
+def service_instance(name: str, members: Sequence[Replica]) -> Resource:
+    """One generation of a service as it runs: its properties, its replica count (every
+    index it holds, running or not) and, as faults, the replicas that exited, died, never
+    started, fail their health check or share an index. Its payload names its containers."""
+    lead = max(members, key=lambda r: (r.created, r.name))
     props = L.decode(lead.labels.get(L.PROPERTIES))
-    props[L.SCALE_PROPERTY] = len(good)
-    if stale:
-        props[STALE_PROPERTY] = sorted(r.name for r in stale)
+    indices = [r.index for r in members]
+    props[L.SCALE_PROPERTY] = len(set(indices))
+    faults = [r.fault for r in sorted(members, key=lambda r: r.index) if r.fault]
+    faults += [f"replica {i} runs twice" for i in sorted(set(indices)) if indices.count(i) > 1]
+    if len({r.spec_hash for r in members}) > 1:
+        faults.append("replicas run different specs")
     depends = tuple(k for k in lead.labels.get(L.DEPENDS_ON, "").split(",") if k)
     return Resource(
-        "service", name, props, depends_on=depends, service=name, payload={"containers": [r.id for r in group]}
+        "service",
+        name,
+        props,
+        depends_on=depends,
+        service=name,
+        payload={"containers": [r.id for r in members], "generation": lead.generation},
+        instance=lead.generation,
+        faults=tuple(faults),
     )
 
 
 def services(api: Any, app: str, key: str | None = None) -> list[Resource]:
-    """Service resources of the app (or the one named by key)."""
+    """Service resources of the app (or of the one named by key): one per generation."""
     groups: dict[str, list[Replica]] = {}
     for replica in replicas(api, app, key):
         groups.setdefault(replica.service, []).append(replica)
-    found = [service_resource(name, group) for name, group in sorted(groups.items())]
-    return [r for r in found if r is not None]
+    return [
+        service_instance(name, members)
+        for name, group in sorted(groups.items())
+        for members in generations(group)
+    ]
 
 
 def networks(api: Any, app: str, key: str | None = None) -> list[Resource]:
@@ -134,11 +150,11 @@ def volumes(api: Any, app: str, key: str | None = None) -> list[Resource]:
 
 
 def images(api: Any, app: str, key: str | None = None) -> list[Resource]:
-    """Built images of the app, one resource per service; several tags (an interrupted
-    rebuild) show as a list so the plan rebuilds and prunes them."""
+    """Built images of the app, one resource per service and tag, oldest first: a tag is an
+    instance, so the plan keeps the desired build and removes the others."""
     with guard(f"listing images of app {app!r}"):
         found = api.images(filters=L.selector(app, key))
-    tags: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}
+    tags: list[tuple[str, int, str, dict[str, Any]]] = []
     for image in found:
         image_labels = image.get("Labels") or {}
         service = image_labels.get(L.RESOURCE, "").partition("/")[2]
@@ -146,16 +162,11 @@ def images(api: Any, app: str, key: str | None = None) -> list[Resource]:
         for tag in image.get("RepoTags") or []:
             if tag.startswith(repository):
                 props = L.decode(image_labels.get(L.PROPERTIES))
-                tags.setdefault(service, []).append((int(image.get("Created", 0)), tag, props))
-    result = []
-    for service, entries in sorted(tags.items()):
-        entries.sort()
-        props = dict(entries[-1][2])
-        names = sorted(tag for _, tag, _ in entries)
-        if len(names) > 1:
-            props["tag"] = names
-        result.append(Resource("image", service, props, service=service, payload={"tags": names}))
-    return result
+                tags.append((service, int(image.get("Created", 0)), tag, props))
+    return [
+        Resource("image", service, props, service=service, payload={"tags": [tag]}, instance=tag)
+        for service, _, tag, props in sorted(tags)
+    ]
 
 
 def _simple(kind: str, found: list[tuple[Mapping[str, str], str]]) -> list[Resource]:
@@ -182,12 +193,11 @@ def observe_all(api: Any, app: str) -> list[Resource]:
     return [resource for future in futures for resource in future.result()]
 
 
-def read_one(api: Any, app: str, key: str) -> Resource | None:
-    """One owned resource by key, or None."""
+def read(api: Any, app: str, key: str) -> list[Resource]:
+    """Every instance of one owned resource by key, oldest first; [] when there is none."""
     kind = key.partition("/")[0]
     readers = {"network": networks, "volume": volumes, "image": images, "service": services}
     reader = readers.get(kind)
     if reader is None:
-        return None
-    found = [r for r in reader(api, app, key) if r.key == key]
-    return found[0] if found else None
+        return []
+    return [r for r in reader(api, app, key) if r.key == key]

@@ -9,7 +9,7 @@ when an apply changes something (reads use a stdlib client there).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from multicloud.contract import (
@@ -66,52 +66,70 @@ class DockerProvider:
         """Everything labelled with the app: four list calls, no changes."""
         return observe.observe_all(self.api, app)
 
-    def read(self, app: str, key: str) -> Resource | None:
-        """One owned resource as it is now (one list call), or None."""
-        return observe.read_one(self.api, app, key)
+    def read(self, app: str, key: str) -> list[Resource]:
+        """Every instance of one owned resource as it is now (one list call), oldest first."""
+        return observe.read(self.api, app, key)
 
     def apply(self, app: str, change: Change, emit: EventSink) -> None:
-        """Create, update, replace or delete one resource. Each step is idempotent and starts
-        from what exists, so a failure or a kill leaves labelled objects the next apply converges."""
+        """Create, update or delete one resource. A create starts a new instance beside any
+        other (a service generation, an image tag); a delete removes exactly `change.before`.
+        A failure or a kill leaves labelled objects that the next plan sees."""
 
         def say(message: str) -> None:
             emit(Event("progress", change.key, message))
 
         resource = change.resource
         kind = resource.kind
-        if kind == "service":
-            if change.action is Action.DELETE:
-                converge.delete_service(self.api, app, change.key, self.settings.stop_timeout, say)
+        if change.action not in (Action.CREATE, Action.UPDATE, Action.DELETE):
+            raise ProviderError(f"docker provider cannot {change.action.value} {change.key}")
+        if change.action is Action.DELETE:
+            assert change.before is not None
+            self._delete(app, change.before, say)
+        elif kind == "service":
+            if change.action is Action.CREATE:
+                converge.create_service(self.api, app, resource, say)
             else:
-                timeouts = (self.settings.rollout_timeout, self.settings.stop_timeout)
-                converge.converge(self.api, app, resource, timeouts, say)
+                assert change.before is not None
+                converge.scale_service(
+                    self.api, app, change.before, resource, stop_timeout=self.settings.stop_timeout, say=say
+                )
         elif kind == "image":
-            if change.action is Action.DELETE:
-                images.remove_tags(self.api, app, change.key, keep=None, say=say)
-            else:
-                images.build(self.api, app, resource, say)
-        elif kind in ("network", "volume"):
-            if change.action in (Action.DELETE, Action.REPLACE):
-                self._remove(app, kind, change.key, say)
-            if change.action is not Action.DELETE:
-                self._create(app, kind, resource, say)
+            images.build(self.api, app, resource, say)
+        elif kind in ("network", "volume") and change.action is Action.CREATE:
+            self._create(app, kind, resource, say)
         else:
-            raise ProviderError(f"docker provider cannot apply {change.key}: unknown kind {kind!r}")
+            raise ProviderError(f"docker provider cannot {change.action.value} {change.key}")
+
+    def _delete(self, app: str, before: Resource, say: Callable[[str], None]) -> None:
+        """Remove exactly the observed instance: a service generation's containers, an image
+        tag, a network's or volume's ids; gone already counts as done."""
+        if before.kind == "service":
+            converge.delete_service(self.api, app, before, self.settings.stop_timeout, say)
+        elif before.kind == "image":
+            images.remove_tags(self.api, (before.payload or {}).get("tags") or [], say)
+        elif before.kind in ("network", "volume"):
+            self._remove(before.kind, (before.payload or {}).get("ids") or [], say)
+        else:
+            raise ProviderError(f"docker provider cannot delete {before.key}: unknown kind {before.kind!r}")
 
     def health(self, app: str, resource: Resource) -> Health:
-        """Healthy when every desired replica runs the desired spec and passes its health check
-        (or, without one, has run a second); unhealthy when one exited or crash-loops."""
-        if resource.kind != "service":
-            exists = self.read(app, resource.key) is not None
-            return Health(HealthState.HEALTHY if exists else HealthState.STARTING, "" if exists else "not found yet")
+        """Healthy when every desired replica of the newest generation running the desired spec
+        passes its health check (or, without one, has run a second); unhealthy when one exited,
+        crash-loops or fails its check. Other kinds are healthy once they exist. Reads only:
+        one list call, plus an inspect per replica the list cannot vouch for."""
+        if resource.kind != "service":  # exists once created: the engine verified that
+            return Health(HealthState.HEALTHY)
         digest = L.spec_hash(resource.properties)
         count = int(resource.properties[L.SCALE_PROPERTY])
-        found = observe.replicas(self.api, app, resource.key)
-        mine = [r for r in found if r.spec_hash == digest and 1 <= r.index <= count]
+        found = [r for r in observe.replicas(self.api, app, resource.key) if r.spec_hash == digest]
+        newest = observe.generations(found)[-1] if found else []
+        mine = [r for r in newest if 1 <= r.index <= count]
         if len({r.index for r in mine}) < count:
             return Health(HealthState.STARTING, f"{len(mine)} of {count} replicas exist")
         waiting = []
         for replica in mine:
+            if replica.state == "running" and "(healthy)" in replica.status:
+                continue  # the list says so: no inspect needed
             verdict = readiness(self.api, replica.id)
             if verdict.failed:
                 return Health(HealthState.UNHEALTHY, f"{verdict.message}; see `multicloud logs {resource.name}`")
@@ -155,10 +173,9 @@ class DockerProvider:
                 raise _not_ours("volume", name, made.get("Labels"))
         say(f"created {kind} {name}")
 
-    def _remove(self, app: str, kind: str, key: str, say: Any) -> None:
-        """Remove every labelled network or volume of a key; gone already counts as done."""
-        current = self.read(app, key)
-        for ident in (current.payload or {}).get("ids", []) if current else []:
+    def _remove(self, kind: str, idents: list[str], say: Callable[[str], None]) -> None:
+        """Remove the given networks or volumes; gone already counts as done."""
+        for ident in idents:
             try:
                 with guard(f"removing {kind} {ident[:24]}"):
                     if kind == "network":

@@ -12,32 +12,40 @@ from multicloud.addressing import endpoint_url
 from multicloud.contract import Endpoint, LogLine, ServiceStatus
 from multicloud.errors import UserError
 from multicloud_docker.client import guard
-from multicloud_docker.observe import Replica, dominant, replicas, service_resource
+from multicloud_docker.labels import SCALE_PROPERTY
+from multicloud_docker.observe import Replica, generations, replicas, service_instance
 
 _END = object()
 
 
 def status(api: Any, app: str) -> list[ServiceStatus]:
-    """Replica counts per service from one container list. Labels cannot change after a
-    scale-down, so `desired` is inferred: the highest replica index of the current spec."""
+    """Replica counts per service from one container list, for its newest generation (the
+    one an apply started last): `desired` is the number of replica indices it holds, healthy
+    counts replicas running and passing their own health check. Older generations still
+    present make the state `converging`; faulty replicas make it `unhealthy`."""
     result = []
     for name, group in _by_service(replicas(api, app)).items():
-        lead = dominant(group)
-        desired = max(r.index for r in group if r.spec_hash == lead.spec_hash)
-        running = sum(1 for r in group if r.live)
-        healthy = sum(1 for r in group if _healthy(r))
+        generations_found = generations(group)
+        newest = generations_found[-1]
+        instance = service_instance(name, newest)
+        desired = int(instance.properties[SCALE_PROPERTY])
+        running = sum(1 for r in newest if r.live)
+        healthy = sum(1 for r in newest if _healthy(r))
         if running == 0:
             state = "stopped"
-        elif healthy >= desired and len(group) == desired:
-            state = "running"
-        elif any("(unhealthy)" in r.status or r.state == "restarting" for r in group):
+        elif instance.faults:
             state = "unhealthy"
+        elif len(generations_found) > 1:
+            state = "converging"
         elif healthy < desired:
             state = "starting"
         else:
-            state = "converging"
-        detail = "; ".join(f"{r.name}: {r.state} ({r.status})" for r in group if not _healthy(r))
-        result.append(ServiceStatus(name, desired, running, healthy, state, detail))
+            state = "running"
+        details = list(instance.faults)
+        details += [f"{r.name}: {r.status}" for r in newest if not _healthy(r) and not r.fault]
+        if len(generations_found) > 1:
+            details.append(f"{len(generations_found) - 1} older generation(s) still present")
+        result.append(ServiceStatus(name, desired, running, healthy, state, "; ".join(details)))
     return result
 
 
@@ -46,9 +54,7 @@ def endpoints(api: Any, app: str, public_host: str) -> list[Endpoint]:
     per replica when the engine picked the port), service-name URLs for internal ones."""
     found: list[Endpoint] = []
     for name, group in _by_service(replicas(api, app)).items():
-        resource = service_resource(name, group)
-        if resource is None:
-            continue
+        resource = service_instance(name, generations(group)[-1])
         for port in resource.properties.get("ports") or []:
             if port.get("expose") != "public":
                 url = endpoint_url(port["protocol"], name, port["port"])

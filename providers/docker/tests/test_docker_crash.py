@@ -15,6 +15,8 @@ import pytest
 from docker_helpers import SECRET, containers_by_service, deployment, free_port, three_service_spec
 from multicloud_docker import labels as L
 
+from multicloud.planner import Action
+
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("test_images")]
 DRIVER = Path(__file__).parent / "apply_driver.py"
 
@@ -77,12 +79,16 @@ def test_kill_during_rolling_replace_leaves_old_serving_then_converges(engine: A
     port = free_port()
     deployment(three_service_spec(app, port)).apply()
     changed = three_service_spec(app, port, api_env={"LEVEL": "2"})
-    events = apply_until_killed(changed, 10_000, stop_at="to become healthy before removing")
-    assert any("to become healthy" in e for e in events), events
-    # mid-rollout: old replicas still run alongside the new one, all labelled and observable
-    observed = {r.key: r for r in deployment(changed).provider.observe(app)}
-    assert observed["service/api"].properties[L.SCALE_PROPERTY] >= 1
+    events = apply_until_killed(changed, 10_000, stop_at="service/api\twaiting for health")
+    assert any("waiting for health" in e for e in events), events
+    # between the halves of create-before-delete: the old generation still serves beside the
+    # new one; observe shows both instances and the plan removes the old one
+    observed = [r for r in deployment(changed).provider.observe(app) if r.key == "service/api"]
+    assert len(observed) == 2 and "LEVEL" not in observed[0].properties["env"]
     planned = deployment(changed).plan()
-    assert planned.has_changes
+    assert [(c.id, c.action) for c in planned.changes if c.action is not Action.NOOP][-1] == (
+        f"service/api#{observed[0].instance}",
+        Action.DELETE,
+    )
     assert deployment(changed).apply().ok
     assert_converged(engine, app, {"web": 1, "api": 2, "store": 1})

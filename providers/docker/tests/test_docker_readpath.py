@@ -203,7 +203,7 @@ def test_read_path_sees_what_the_sdk_sees(deployed: tuple[str, dict[str, Any]]) 
     assert {r.key for r in observed} == {f"network/{app}", "volume/data", "image/web"} | services
     assert observed == observe.observe_all(sdk, app)
     for resource in observed:
-        assert observe.read_one(raw, app, resource.key) == observe.read_one(sdk, app, resource.key) == resource
+        assert observe.read(raw, app, resource.key) == observe.read(sdk, app, resource.key) == [resource]
     assert views.status(raw, app) == views.status(sdk, app)
     assert views.endpoints(raw, app, "localhost") == views.endpoints(sdk, app, "localhost")
     web = next(r for r in observed if r.key == "image/web")

@@ -13,7 +13,7 @@ import pytest
 from docker_helpers import SECRET, three_service_spec
 from multicloud_docker import labels as L
 from multicloud_docker.client import ConflictError, NotFoundError, translate
-from multicloud_docker.observe import STALE_PROPERTY, Replica, service_resource
+from multicloud_docker.observe import Replica, generations, service_instance
 from multicloud_docker.provider import DockerProvider
 from multicloud_docker.settings import DEFAULT_CAPABILITIES, parse_settings
 
@@ -24,7 +24,8 @@ from multicloud.errors import (
     TargetError,
     UserError,
 )
-from multicloud.resources import Sensitive
+from multicloud.planner import Action, choose, diff
+from multicloud.resources import Resource, Sensitive
 from multicloud.spec import spec_from_dict
 from multicloud.spec.targets import target_spec
 
@@ -151,27 +152,54 @@ def test_zero_replicas_means_no_service_and_no_dependency_on_it() -> None:
 # --- observe -------------------------------------------------------------------------------
 
 
-def replica(index: int, digest: str, state: str = "running", created: int = 1, props: Any = None) -> Replica:
-    labels = {L.SPEC_HASH: digest, L.PROPERTIES: L.encode(props or {"image": digest}), L.DEPENDS_ON: "network/a"}
-    name = f"a_svc_{index}_{digest[:8]}"
-    return Replica(f"id-{name}-{created}", name, "svc", index, digest, state, "", created, labels)
+def replica(
+    index: int, digest: str, state: str = "running", created: int = 1, status: str = "Up 5 seconds", gen: str = ""
+) -> Replica:
+    generation = gen or digest
+    labels = {
+        L.SPEC_HASH: digest,
+        L.GENERATION: generation,
+        L.PROPERTIES: L.encode({"image": digest}),
+        L.DEPENDS_ON: "network/a",
+    }
+    name = f"a_svc_{index}_{generation[:8]}"
+    return Replica(f"id-{name}-{created}", name, "svc", index, digest, state, status, created, labels)
+
+
+def instances(group: list[Replica]) -> list[Resource]:
+    return [service_instance("svc", members) for members in generations(group)]
 
 
 def test_observe_reports_a_converged_service_exactly() -> None:
-    found = service_resource("svc", [replica(1, "h1"), replica(2, "h1")])
-    assert found is not None
+    (found,) = instances([replica(1, "h1"), replica(2, "h1")])
     assert found.properties == {"image": "h1", "replicas": 2} and found.depends_on == ("network/a",)
+    assert found.instance == "h1" and found.faults == ()
+    assert found.payload["containers"] == ["id-a_svc_1_h1-1", "id-a_svc_2_h1-1"]
 
 
-def test_observe_makes_every_unconverged_state_differ_from_desired() -> None:
-    mid_roll = service_resource("svc", [replica(1, "new", created=3), replica(1, "old"), replica(2, "old")])
-    assert mid_roll is not None and mid_roll.properties["image"] == "old"  # the hash most replicas run
-    assert mid_roll.properties[STALE_PROPERTY] == ["a_svc_1_new"]
-    half_created = service_resource("svc", [replica(1, "h1"), replica(2, "h1", state="created")])
-    assert half_created is not None and half_created.properties["replicas"] == 1
-    assert half_created.properties[STALE_PROPERTY] == ["a_svc_2_h1"]
-    all_dead = service_resource("svc", [replica(1, "h1", state="exited")])
-    assert all_dead is not None and all_dead.properties["replicas"] == 0
+def test_a_replace_killed_half_way_shows_two_instances_and_the_plan_removes_the_old() -> None:
+    old = [replica(1, "old"), replica(2, "old")]
+    new = [replica(1, "new", created=3), replica(2, "new", created=3)]
+    found = instances([*old, *new])
+    assert [r.instance for r in found] == ["old", "new"]  # oldest first
+    desired = Resource("service", "svc", {"image": "new", "replicas": 2}, replace_on=frozenset({"image"}))
+    kept, stale = choose(desired, found)
+    assert kept is not None and kept.instance == "new" and [r.instance for r in stale] == ["old"]
+    assert diff(desired, kept).action is Action.NOOP
+
+
+def test_dead_never_started_and_unhealthy_replicas_are_faults() -> None:
+    (killed,) = instances([replica(1, "h1"), replica(2, "h1", "exited", status="Exited (137) 3 seconds ago")])
+    assert killed.properties["replicas"] == 2 and killed.faults == ("replica 2 exited (137)",)
+    desired = Resource("service", "svc", {"image": "h1", "replicas": 2})
+    change = diff(desired, killed)
+    assert (change.action, change.reason) == (Action.REPLACE, "replica 2 exited (137)")
+    (half,) = instances([replica(1, "h1"), replica(2, "h1", state="created", status="Created")])
+    assert half.faults == ("replica 2 was created but never started",)
+    (sick,) = instances([replica(1, "h1", status="Up 2 minutes (unhealthy)")])
+    assert sick.faults == ("replica 1 unhealthy",)
+    restarting = instances([replica(1, "h1", state="restarting", status="Restarting (1) 1 second ago")])
+    assert restarting[0].faults == ()  # the engine's restart policy is on it
 
 
 # --- errors ----------------------------------------------------------------------------------

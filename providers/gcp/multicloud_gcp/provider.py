@@ -84,15 +84,16 @@ class CloudRunProvider:
         found = [resource_of(body, own_account=own) for body in self._owned(app)]
         return sorted((r for r in found if r is not None), key=lambda r: r.key)
 
-    def read(self, app: str, key: str) -> Resource | None:
-        """The service as it is now, or None (also when it belongs to another app); reads only."""
+    def read(self, app: str, key: str) -> list[Resource]:
+        """The service as it is now ([] when absent or owned by another app); reads only."""
         kind, _, name = key.partition("/")
         if kind != "service":
-            return None
+            return []
         body = self.client.get_service(self._name(app, name))
         if body is None or owner(body) != (app, name):
-            return None
-        return resource_of(body, own_account=self.settings.service_account is not None)
+            return []
+        found = resource_of(body, own_account=self.settings.service_account is not None)
+        return [found] if found is not None else []
 
     def apply(self, app: str, change: Change, emit: EventSink) -> None:
         """Create, update (a new revision; traffic back to the latest) or delete one service and
