@@ -159,7 +159,10 @@ class Consumer:
                 raise ConnectionError(f"the broker disconnected us (reason 0x{mq.reason_of(p):02x})")
             elif p.kind == mq.UNSUBACK:
                 self._unsubscribed.set()
-            elif p.kind not in (mq.PINGRESP, mq.PUBACK):
+            elif p.kind == mq.PINGRESP:
+                if self.session is not None:
+                    self.session.pongs += 1
+            elif p.kind != mq.PUBACK:
                 raise mq.ProtocolError(f"unexpected packet type {p.kind}")
         if received:
             metrics.RECEIVED.inc(received)
@@ -296,13 +299,19 @@ class Consumer:
                     "db_ok": self.db_failing_since is None, "client_id": self.s.client_id}
 
     async def _drain(self, seconds: float) -> bool:
-        """Wait until nothing is batched or in flight and nothing arrived for 0.5 s; False at the deadline
-        or when the connection ends first."""
+        """Wait until nothing is batched or in flight, nothing arrived for 0.5 s, and a PINGREQ sent after
+        our last PUBACKs is answered with nothing before its PINGRESP (the broker sends what our acks let
+        it send before it answers a later ping); False at the deadline or when the connection ends."""
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and self.session is not None:
+        while time.monotonic() < deadline and (session := self.session) is not None:
             idle = not self.batch.count and not self.in_flight
             if idle and time.monotonic() - self.last_message > 0.5:
-                return True
+                seen = self.last_message
+                session.ping()
+                while session.pongs < session.pings and self.session is session and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+                if session.pongs >= session.pings and self.last_message == seen and not self.batch.count:
+                    return True
             await asyncio.sleep(0.05)
         return False
 

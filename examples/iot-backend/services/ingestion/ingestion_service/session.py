@@ -31,6 +31,8 @@ class Session:
         self.silent = False
         self.last_read = time.monotonic()
         self._next_id = 0
+        self.pings = 0  # PINGREQs sent and PINGRESPs received on this connection: the broker answers in order,
+        self.pongs = 0  # so pongs == pings proves it has handled everything sent before the last PINGREQ
 
     @staticmethod
     async def open(url: BrokerUrl, s: Settings, keepalive: int = 30) -> Session:
@@ -102,7 +104,12 @@ class Session:
                 self.silent = True
                 self.stream.close()  # the pending read ends, packets() raises
                 return
-            self.send(mq.PINGREQ_PACKET)
+            self.ping()
+
+    def ping(self) -> None:
+        """Send a PINGREQ."""
+        self.send(mq.PINGREQ_PACKET)
+        self.pings += 1
 
     async def close(self, final: bytes | None = None) -> None:
         """Send a last packet (DISCONNECT) if given, flush briefly, and close."""
