@@ -4,6 +4,7 @@
 
 const TOKEN_KEY = "iot-operator-token";
 const DEVICES_EVERY_MS = 2000;
+const DEVICE_LIMIT = 1000; // the API's largest page
 const MAX_POINTS = 300;
 const METRICS = {
   temperature: { label: "Temperature", unit: " °C", digits: 1 },
@@ -64,6 +65,7 @@ async function signIn(event) {
     sessionStorage.removeItem(TOKEN_KEY);
     error.textContent = e instanceof Unauthorized ? "That token was refused." : `The registry did not answer (${e.message}).`;
     error.hidden = false;
+    $("token").select(); // the next paste replaces the refused token
   } finally {
     $("sign-in").disabled = false;
   }
@@ -95,10 +97,11 @@ function showDashboard() {
 async function refreshDevices() {
   clearTimeout(state.timer);
   try {
-    state.devices = await (await api("/devices?limit=1000")).json();
+    state.devices = await (await api(`/devices?limit=${DEVICE_LIMIT}`)).json();
     setPill($("connection"), "ok", "Connected");
     renderDevices();
-    $("devices-updated").textContent = `Updated ${new Date().toLocaleTimeString()}`;
+    const cut = state.devices.length >= DEVICE_LIMIT ? ` · the first ${DEVICE_LIMIT} devices are shown` : "";
+    $("devices-updated").textContent = `Updated ${new Date().toLocaleTimeString()}${cut}`;
   } catch (e) {
     if (e instanceof Unauthorized) return signOut("Your token is no longer accepted; sign in again.");
     setPill($("connection"), "error", "Registry unreachable");
@@ -134,7 +137,7 @@ function deviceRow(device) {
 function renderDevices() {
   const all = state.devices;
   const recent = all.filter((d) => d.last_seen && Date.now() - Date.parse(d.last_seen) < 300000).length;
-  $("count-all").textContent = all.length;
+  $("count-all").textContent = all.length >= DEVICE_LIMIT ? `${DEVICE_LIMIT}+` : all.length;
   $("count-active").textContent = all.filter((d) => d.status === "active").length;
   $("count-recent").textContent = recent;
   $("count-decommissioned").textContent = all.filter((d) => d.status !== "active").length;
@@ -175,6 +178,7 @@ async function selectDevice(deviceId) {
   $("metric-tabs").hidden = false;
   $("stream-state").hidden = false;
   setPill($("stream-state"), "idle", "Loading");
+  $("chart-empty").textContent = "No readings yet.";
   draw();
   try {
     const history = await (await api(`/devices/${encodeURIComponent(device.id)}/readings?limit=${MAX_POINTS}`)).json();
