@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SPEC=examples/iot-backend/multicloud.yaml
 SECRETS=.demo/secrets.env
-API=http://127.0.0.1:8000
+TLS=.demo/tls
+API=https://127.0.0.1:8000
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -25,7 +26,13 @@ for name in ("DB_PASSWORD", "ADMIN_TOKEN", "BROKER_FEED_TOKEN", "INGESTION_MQTT_
 PY
   )
 fi
+step "development CA and server certificate in $TLS (kept for re-runs; clients trust $TLS/ca.crt)"
+.venv/bin/python examples/iot-backend/iotsim/devca.py "$TLS"
 set -a; source "$SECRETS"; set +a
+# the services' database URL, derived here so it always carries the database's password
+export IOT_DATABASE_URL="postgresql://iot:${IOT_DB_PASSWORD}@db:5432/iot"
+IOT_TLS_CERT=$(cat "$TLS/server.crt"); IOT_TLS_KEY=$(cat "$TLS/server.key")
+export IOT_TLS_CERT IOT_TLS_KEY
 
 mc() { .venv/bin/multicloud "$@" -f "$SPEC" --target local; }
 step "multicloud plan (what will change)"
@@ -35,16 +42,16 @@ mc apply --yes
 step "multicloud status"
 mc status
 
-export IOT_API_URL=$API IOT_API_TOKEN=$IOT_ADMIN_TOKEN
+export IOT_API_URL=$API IOT_API_TOKEN=$IOT_ADMIN_TOKEN IOT_CA_FILE=$TLS/ca.crt
 sim() { .venv/bin/python examples/iot-backend/simulate.py "$@"; }
 for _ in $(seq 60); do
-  curl -fsS "$API/healthz" >/dev/null 2>&1 && break
+  curl --cacert "$TLS/ca.crt" -fsS "$API/healthz" >/dev/null 2>&1 && break
   sleep 1
 done
-step "3 devices publish over MQTT/TCP for 5 s (each with its own credentials)"
-sim run --devices 3 --rate 30 --duration 5 --broker mqtt://127.0.0.1:1883 --prefix demo-tcp
-step "2 devices publish over MQTT/WebSockets for 3 s"
-sim run --devices 2 --rate 10 --duration 3 --broker ws://127.0.0.1:8080/mqtt --prefix demo-ws
+step "3 devices publish over MQTT over TLS for 5 s (each with its own credentials; the broker's certificate verified)"
+sim run --devices 3 --rate 30 --duration 5 --broker mqtts://127.0.0.1:8883 --prefix demo-tls
+step "2 devices publish over MQTT over WebSockets over TLS for 3 s"
+sim run --devices 2 --rate 10 --duration 3 --broker wss://127.0.0.1:8081/mqtt --prefix demo-wss
 step "the readings, read back through the device registry's API"
 sim readings --since 60 --limit 10
 step "devices and when they were last seen"
@@ -53,8 +60,8 @@ sim devices
 cat <<EOF
 
 The IoT backend is running on the local Docker engine:
-  devices connect to  mqtt://127.0.0.1:1883  or  ws://127.0.0.1:8080/mqtt
-  operators use       $API/docs  (token: IOT_ADMIN_TOKEN in $SECRETS)
+  devices connect to  mqtts://127.0.0.1:8883  or  wss://127.0.0.1:8081/mqtt  (TLS; trust $TLS/ca.crt)
+  operators use       $API/docs  (token: IOT_ADMIN_TOKEN in $SECRETS; curl --cacert $TLS/ca.crt)
 See more:   .venv/bin/multicloud logs ingestion -f $SPEC --target local
 Tear down:  .venv/bin/multicloud destroy -f $SPEC --target local --yes            (keeps the database volume)
             .venv/bin/multicloud destroy -f $SPEC --target local --yes --volumes  (removes it too)

@@ -736,3 +736,16 @@ def test_references_are_checked_against_the_ports_a_target_overrides():
     assert found.field == "services.web.env.DB_PORT"
     assert found.message == ("service 'db' has no port named 'pg' (ports: sql) (on target 'aws', after its overrides)")
     assert at(found) == where(text, "DB_PORT")
+
+
+def test_an_override_may_refer_to_a_port_that_another_override_adds():
+    text = (
+        TARGETS_BASE
+        + "  gcp:\n    provider: gcp-cloudrun\n    overrides:\n      db:\n        ports: [{name: sql, port: 5432}]\n"
+        + "      web:\n        env: {DB_PORT: '${services.db.port.sql}'}\n"
+    )
+    assert loads(text).targets["gcp"].overrides["web"]["env"]["DB_PORT"] == "${services.db.port.sql}"
+    wrong = text.replace("port.sql}", "port.pg}")
+    found = problem(wrong)
+    assert found.field == "targets.gcp.overrides.web.env.DB_PORT"
+    assert found.message == "service 'db' has no port named 'pg' (ports: sql)"

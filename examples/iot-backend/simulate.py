@@ -2,9 +2,10 @@
 """Device simulator for the IoT backend: register devices, publish telemetry, show readings.
 
 Examples:
-  export IOT_API_URL=http://127.0.0.1:8000 IOT_API_TOKEN=...   # the registry and an operator token
-  python simulate.py run --devices 3 --rate 30 --duration 10 --broker mqtt://127.0.0.1:1883
-  python simulate.py run --devices 2 --broker ws://127.0.0.1:8080/mqtt --duration 5
+  export IOT_API_URL=https://127.0.0.1:8000 IOT_API_TOKEN=...  # the registry and an operator token
+  export IOT_CA_FILE=.demo/tls/ca.crt                           # the CA its certificates chain to
+  python simulate.py run --devices 3 --rate 30 --duration 10 --broker mqtts://127.0.0.1:8883
+  python simulate.py run --devices 2 --broker wss://127.0.0.1:8081/mqtt --duration 5
   python simulate.py readings --since 60 --limit 10
 """
 
@@ -28,8 +29,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="simulate.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--api", default=os.environ.get("IOT_API_URL", "http://127.0.0.1:8000"),
+    parser.add_argument("--api", default=os.environ.get("IOT_API_URL", "https://127.0.0.1:8000"),
                         help="registry base URL (env IOT_API_URL)")
+    parser.add_argument("--ca", default=os.environ.get("IOT_CA_FILE") or None,
+                        help="CA bundle the registry's and the broker's TLS certificates must chain to "
+                             "(env IOT_CA_FILE; default: the system's CAs)")
     parser.add_argument("--token", default=os.environ.get("IOT_API_TOKEN"),
                         help="operator token (env IOT_API_TOKEN; avoid passing it on the command line)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -38,7 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     run.add_argument("--devices", type=int, default=3, help="how many devices (default 3)")
     run.add_argument("--rate", type=float, default=10.0, help="messages per second, all devices together")
     run.add_argument("--duration", type=float, default=10.0, help="seconds to publish (default 10)")
-    run.add_argument("--broker", default=os.environ.get("IOT_MQTT_URL", "mqtt://127.0.0.1:1883"),
+    run.add_argument("--broker", default=os.environ.get("IOT_MQTT_URL", "mqtts://127.0.0.1:8883"),
                      help="mqtt://, mqtts://, ws:// or wss:// URL (env IOT_MQTT_URL)")
     run.add_argument("--qos", type=int, choices=(0, 1), default=1)
     run.add_argument("--prefix", default="sim", help="device id prefix (ids: PREFIX-<random>-N)")
@@ -61,10 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.token:
         print("simulate.py: give an operator token with IOT_API_TOKEN (or --token)", file=sys.stderr)
         return 2
-    api = RegistryClient(args.api, args.token)
+    api = RegistryClient(args.api, args.token, ca_file=args.ca)
     try:
         if args.command == "run":
-            fleet = Fleet(api, args.broker)
+            fleet = Fleet(api, args.broker, ca_file=args.ca)
             fleet.register(args.devices, prefix=args.prefix)
             fleet.connect()
             report = fleet.run(rate=args.rate, duration=args.duration, qos=args.qos)

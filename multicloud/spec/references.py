@@ -38,7 +38,10 @@ def check_references(spec: Spec) -> list[Finding]:
     return findings
 
 
-def _check_service(spec: Spec, name: str, service: Service, at: FieldPath) -> list[Finding]:
+def _check_service(
+    spec: Spec, name: str, service: Service, at: FieldPath, services: Mapping[str, Service] | None = None
+) -> list[Finding]:
+    """Problems within one service; placeholders are checked against `services` (default: the spec's)."""
     found: list[Finding] = []
     for i, dep in enumerate(service.depends_on):
         if dep == name:
@@ -62,7 +65,8 @@ def _check_service(spec: Spec, name: str, service: Service, at: FieldPath) -> li
         except PlaceholderSyntaxError as exc:
             found.append(((*at, *field_path), str(exc)))
             continue
-        found += [((*at, *field_path), msg) for ref in refs if (msg := _check_ref(spec.services, spec.secrets, ref))]
+        known = spec.services if services is None else services
+        found += [((*at, *field_path), msg) for ref in refs if (msg := _check_ref(known, spec.secrets, ref))]
     return found
 
 
@@ -148,12 +152,17 @@ def _check_target(spec: Spec, target_name: str, base_findings: list[Finding]) ->
                 path, message = describe({**error, "loc": ("services", name, *error["loc"])}, wrapped)
                 found.append((place(path[2:]), message))
             continue
+        view[name] = merged
+    # services as this target sees them (excluded ones as written: refusing references to them is below)
+    seen = {**spec.services, **view}
+    for name, merged in view.items():
+        override = target.overrides.get(name) or {}
         if override:
-            for path, message in _check_service(spec, name, merged, ("services", name)):
+            place = _override_locator(at, name, override)
+            for path, message in _check_service(spec, name, merged, ("services", name), seen):
                 finding = (place(path[2:]), message)
                 if finding not in base_findings:
                     found.append(finding)
-        view[name] = merged
     for name, service in view.items():
         place = _override_locator(at, name, target.overrides.get(name) or {})
         for field_path, text in placeholder_fields(service):

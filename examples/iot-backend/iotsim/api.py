@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,12 +21,14 @@ class ApiError(RuntimeError):
 class RegistryClient:
     """Calls the registry with an operator token."""
 
-    def __init__(self, base_url: str, token: str, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, token: str, timeout: float = 30.0, ca_file: str | None = None) -> None:
+        """`ca_file`: the CA bundle an https:// registry's certificate must chain to (default: the system's)."""
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"the API URL must be http(s)://..., not {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.context = ssl.create_default_context(cafile=ca_file) if base_url.startswith("https://") else None
 
     def call(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
         """Send one request and return its decoded JSON; raise ApiError on 4xx/5xx."""
@@ -37,7 +40,7 @@ class RegistryClient:
             method=method,
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=self.timeout, context=self.context) as response:  # noqa: S310
                 return json.load(response)
         except urllib.error.HTTPError as exc:
             try:

@@ -53,7 +53,10 @@ class ConnectRefused(ConnectionError):
 class Device:
     """One device: connects with its own credentials and publishes readings to its telemetry topic."""
 
-    def __init__(self, device_id: str, password: str, broker_url: str, client_id: str | None = None) -> None:
+    def __init__(
+        self, device_id: str, password: str, broker_url: str, client_id: str | None = None, ca_file: str | None = None
+    ) -> None:
+        """`ca_file`: the CA bundle an mqtts:// or wss:// broker's certificate must chain to (default: the system's)."""
         self.device_id = device_id
         self.password = password
         self.host, self.port, transport, tls, path = parse_broker(broker_url)
@@ -63,7 +66,7 @@ class Device:
         if transport == "websockets":
             self.client.ws_set_options(path=path)
         if tls:
-            self.client.tls_set()
+            self.client.tls_set(ca_certs=ca_file)
         self.client.username_pw_set(device_id, password)
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)

@@ -12,6 +12,7 @@ import json
 import random
 import selectors
 import socket
+import ssl
 import struct
 import time
 from dataclasses import dataclass, field
@@ -72,7 +73,9 @@ class Connection:
         """Read whatever arrived; count PUBACKs (raise on anything unexpected)."""
         try:
             data = self.sock.recv(65536)
-        except BlockingIOError:
+            while isinstance(self.sock, ssl.SSLSocket) and data and self.sock.pending():
+                data += self.sock.recv(65536)  # decrypted bytes the selector cannot see
+        except (BlockingIOError, ssl.SSLWantReadError):
             return 0
         if not data:
             raise ConnectionError(f"{self.device_id}: broker closed the connection")
@@ -91,10 +94,14 @@ class Connection:
         return acked
 
 
-def open_connection(host: str, port: int, device_id: str, password: str) -> Connection:
-    """Connect one device and wait for a successful CONNACK."""
+def open_connection(
+    host: str, port: int, device_id: str, password: str, tls: ssl.SSLContext | None = None
+) -> Connection:
+    """Connect one device (over TLS with `tls`, which verifies the broker) and wait for a successful CONNACK."""
     sock = socket.create_connection((host, port), timeout=10)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if tls is not None:
+        sock = tls.wrap_socket(sock, server_hostname=host)
     sock.sendall(connect_packet(device_id, device_id, password))  # the broker binds client ids to usernames
     ack = b""
     while len(ack) < 4:

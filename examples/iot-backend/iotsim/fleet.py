@@ -37,9 +37,10 @@ def format_report(report: Report) -> str:
 class Fleet:
     """Devices registered through the registry, each with its own MQTT connection."""
 
-    def __init__(self, api: RegistryClient, broker_url: str) -> None:
+    def __init__(self, api: RegistryClient, broker_url: str, ca_file: str | None = None) -> None:
         self.api = api
         self.broker_url = broker_url
+        self.ca_file = ca_file
         self.devices: list[Device] = []
 
     def register(self, count: int, prefix: str = "sim", workers: int = 8) -> list[Device]:
@@ -48,7 +49,7 @@ class Fleet:
 
         def one(i: int) -> Device:
             answer = self.api.register(f"{prefix}-{tag}-{i}", name=f"simulated {i}")
-            return Device(answer["id"], answer["mqtt"]["password"], self.broker_url)
+            return Device(answer["id"], answer["mqtt"]["password"], self.broker_url, ca_file=self.ca_file)
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
             new = list(pool.map(one, range(count)))

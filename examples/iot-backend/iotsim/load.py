@@ -6,6 +6,7 @@ paho` uses the simulator's paho devices (MQTT v5, ~0.5 ms of CPU per message).
 Reads the devices from $LOAD_DEVICES (JSON list of {"id", "password"}) so that passwords stay off
 the command line, and prints one JSON line: sent, acked, failed, first publish and last ack times.
     LOAD_DEVICES='[...]' python3 -m iotsim.load --broker mqtt://broker:1883 --count 20000 [--rate 2000]
+    (mqtts://broker:8883 --ca /path/ca.crt: over TLS, verifying the broker's certificate)
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
 import sys
 import time
 
@@ -29,14 +31,17 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=500, help="unacknowledged messages allowed per device")
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--engine", choices=("fast", "paho"), default="fast")
+    parser.add_argument("--ca", help="CA bundle an mqtts:// broker's certificate must chain to")
     args = parser.parse_args()
     if args.engine == "fast":
-        host, port, _transport, _tls, _path = parse_broker(args.broker)
+        host, port, _transport, tls, _path = parse_broker(args.broker)
+        context = ssl.create_default_context(cafile=args.ca) if tls else None
         entries = json.loads(os.environ["LOAD_DEVICES"])
-        connections = [fastpub.open_connection(host, port, d["id"], d["password"]) for d in entries]
+        connections = [fastpub.open_connection(host, port, d["id"], d["password"], context) for d in entries]
         print(json.dumps(fastpub.run(connections, min(args.count, 10_000_000), args.rate, args.window, args.timeout)))
         return 0
-    devices = [Device(d["id"], d["password"], args.broker) for d in json.loads(os.environ["LOAD_DEVICES"])]
+    entries = json.loads(os.environ["LOAD_DEVICES"])
+    devices = [Device(d["id"], d["password"], args.broker, ca_file=args.ca) for d in entries]
     for device in devices:
         device.client.max_inflight_messages_set(args.window)
         device.connect()

@@ -22,11 +22,11 @@ def eventually(probe: Callable[[], T], timeout: float, interval: float = 0.1) ->
         time.sleep(interval)
 
 
-def new_device(api: RegistryClient, broker_url: str, name: str = "test") -> Device:
-    """Register a device (waiting until the broker has loaded it) and connect it."""
+def new_device(api: RegistryClient, broker_url: str, name: str = "test", ca_file: str | None = None) -> Device:
+    """Register a device (waiting until the broker has loaded it) and connect it (TLS: verifying `ca_file`)."""
     answer = api.register(name=name, wait_active=5)
     assert answer["active_on_broker"] is True
-    device = Device(answer["id"], answer["mqtt"]["password"], broker_url)
+    device = Device(answer["id"], answer["mqtt"]["password"], broker_url, ca_file=ca_file)
     device.connect()
     return device
 

@@ -75,6 +75,8 @@ class DockerStack:
     secrets: dict[str, str] = field(default_factory=new_secrets)
     ports: dict[str, int] = field(default_factory=dict)
     containers: list[str] = field(default_factory=list)
+    tls: Path | None = None
+    """A folder made by iotsim.devca: the broker then also serves mqtts (8883) and wss (8081) with its certificate."""
 
     @property
     def network(self) -> str:
@@ -95,6 +97,16 @@ class DockerStack:
     def ws_url(self) -> str:
         """The broker's MQTT-over-WebSockets URL from the host."""
         return f"ws://127.0.0.1:{self.ports['ws']}/mqtt"
+
+    @property
+    def mqtts_url(self) -> str:
+        """The broker's MQTT over TLS URL from the host (with `tls` only)."""
+        return f"mqtts://127.0.0.1:{self.ports['mqtts']}"
+
+    @property
+    def wss_url(self) -> str:
+        """The broker's MQTT over WebSockets over TLS URL from the host (with `tls` only)."""
+        return f"wss://127.0.0.1:{self.ports['wss']}/mqtt"
 
     @property
     def admin_token(self) -> str:
@@ -132,12 +144,19 @@ class DockerStack:
             "auth": {**common, "ADMIN_TOKEN": s["admin_token"], "BROKER_FEED_TOKEN": s["broker_feed_token"]},
             "broker": {"AUTH_URL": "http://auth:8000", "BROKER_FEED_TOKEN": s["broker_feed_token"],
                        "INGESTION_MQTT_PASSWORD": s["ingestion_mqtt_password"],
-                       "REGISTRY_MQTT_PASSWORD": s["registry_mqtt_password"]},
+                       "REGISTRY_MQTT_PASSWORD": s["registry_mqtt_password"], **self._broker_tls()},
             "ingestion": {**common, "MQTT_URL": "mqtt://broker:1883",
                           "INGESTION_MQTT_PASSWORD": s["ingestion_mqtt_password"]},
             "registry": {**common, "AUTH_URL": "http://auth:8000", "MQTT_URL": "mqtt://broker:1883",
                          "REGISTRY_MQTT_PASSWORD": s["registry_mqtt_password"]},
         }[service]
+
+    def _broker_tls(self) -> dict[str, str]:
+        """The broker's TLS listeners and certificate (PEM in env: this harness only; the spec uses files)."""
+        if self.tls is None:
+            return {}
+        return {"MQTTS_PORT": "8883", "WSS_PORT": "8081", "MQTT_TLS_CERT": (self.tls / "server.crt").read_text(),
+                "MQTT_TLS_KEY": (self.tls / "server.key").read_text()}
 
     def start(self) -> DockerStack:
         """Create the network and every container, then wait until the stack answers."""
@@ -145,8 +164,11 @@ class DockerStack:
         self.ports = {"registry": free_port(), "mqtt": free_port(), "ws": free_port()}
         self._run("db", self.env("db"), {}, volumes={"pgdata": "/var/lib/postgresql/data"})
         self._run("auth", self.env("auth"), {})
-        self._run("broker", self.env("broker"), {self.ports["mqtt"]: 1883, self.ports["ws"]: 8080},
-                  volumes={"broker": "/var/lib/mosquitto"})
+        broker_ports = {self.ports["mqtt"]: 1883, self.ports["ws"]: 8080}
+        if self.tls is not None:
+            self.ports.update(mqtts=free_port(), wss=free_port())
+            broker_ports.update({self.ports["mqtts"]: 8883, self.ports["wss"]: 8081})
+        self._run("broker", self.env("broker"), broker_ports, volumes={"broker": "/var/lib/mosquitto"})
         for replica in range(1, self.ingestion_replicas + 1):
             self.ports[f"ingestion-{replica}"] = port = free_port()
             self._run("ingestion", self.env("ingestion"), {port: 8000}, replica=replica)
@@ -230,12 +252,18 @@ class DockerStack:
         """Start iotsim.load (iotsim.fastpub) in a container on the network: `count` QoS 1 readings from
         these devices ({"id", "password"}), paced at `rate` per second (0: flat out); see load_result."""
         env = {**os.environ, "LOAD_DEVICES": json.dumps(devices)}  # passwords travel in the environment
+        broker = ["mqtts://broker:8883", "--ca", "/tls/ca.crt"] if self.tls is not None else ["mqtt://broker:1883"]
         return subprocess.Popen(
             ["docker", "run", "--rm", "--network", self.network, "-e", "LOAD_DEVICES", "-e", "PYTHONPATH=/opt/sim",
-             "-v", f"{EXAMPLE / 'iotsim'}:/opt/sim/iotsim:ro", "--entrypoint", "python3", self.images["ingestion"],
-             "-m", "iotsim.load", "--broker", "mqtt://broker:1883", "--count", str(count), "--rate", str(rate)],
+             "-v", f"{EXAMPLE / 'iotsim'}:/opt/sim/iotsim:ro", *self.ca_mount(), "--entrypoint", "python3",
+             self.images["ingestion"], "-m", "iotsim.load", "--broker", *broker, "--count", str(count),
+             "--rate", str(rate)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         )
+
+    def ca_mount(self) -> list[str]:
+        """docker run arguments that put the development CA at /tls/ca.crt (none without `tls`)."""
+        return [] if self.tls is None else ["-v", f"{self.tls / 'ca.crt'}:/tls/ca.crt:ro"]
 
     @staticmethod
     def load_result(process: subprocess.Popen[str], timeout: float = 600) -> dict[str, float]:

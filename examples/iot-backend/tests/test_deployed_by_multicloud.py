@@ -1,16 +1,25 @@
-"""The example as users run it: applied by multicloud's Docker provider, then used over MQTT.
+"""The example as users run it: applied by multicloud's Docker provider, then used over TLS.
 
 The other tests here run the images with plain `docker run` so they can stop and restart
-single containers; this one proves the spec itself: apply, devices' readings flow, re-plan
-is empty, destroy leaves nothing.
+single containers; this one proves the spec itself: apply, devices' readings flow over mqtts://
+and wss:// with the broker's certificate verified against a development CA, a client that does
+not trust that CA is refused, no secret value is in any container's environment, re-plan is
+empty, destroy leaves nothing.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
+import socket
+import ssl
+import subprocess
 import time
+import urllib.error
+import urllib.parse
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +28,8 @@ import yaml
 from conftest import engine_up
 from helpers import eventually, new_device, stored_seqs
 from iotsim.api import RegistryClient
+from iotsim.devca import ensure
+from iotsim.device import Device
 
 from multicloud import Deployment, spec_from_dict
 from multicloud.planner import Action
@@ -28,8 +39,25 @@ EXAMPLE = Path(__file__).resolve().parents[1]
 SECRETS = ("DB_PASSWORD", "ADMIN_TOKEN", "BROKER_FEED_TOKEN", "INGESTION_MQTT_PASSWORD", "REGISTRY_MQTT_PASSWORD")
 
 
+@dataclass(frozen=True)
+class Deployed:
+    """The applied example, the secret values it was given and the CA its certificate chains to."""
+
+    deployment: Deployment
+    environ: dict[str, str]
+    ca_file: str
+
+    def endpoint(self, service: str, port: str) -> str:
+        """The URL a public port is reached at."""
+        return next(e.url for e in self.deployment.endpoints() if (e.service, e.port) == (service, port))
+
+    def api(self) -> RegistryClient:
+        """A registry client over HTTPS that trusts the development CA."""
+        return RegistryClient(self.endpoint("registry", "https"), self.environ["IOT_ADMIN_TOKEN"], ca_file=self.ca_file)
+
+
 @pytest.fixture(scope="module")
-def deployed() -> Iterator[tuple[Deployment, dict[str, str]]]:
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     """The example applied to the local engine under a fresh app name, on ports the engine picks."""
     pytest.importorskip("paho.mqtt", reason="the device simulator needs paho-mqtt>=2.1")
     if not engine_up():
@@ -41,35 +69,43 @@ def deployed() -> Iterator[tuple[Deployment, dict[str, str]]]:
             "provider": "docker",
             "bind_address": "127.0.0.1",
             "public_host": "127.0.0.1",
-            "publish": {"broker.mqtt": 0, "broker.mqtt-ws": 0, "registry.http": 0},
+            "publish": {"broker.mqtts": 0, "broker.mqtt-wss": 0, "registry.https": 0},
         }
     }
+    ca = ensure(tmp_path_factory.mktemp("tls"))
     environ = {f"IOT_{name}": secrets.token_urlsafe(18) for name in SECRETS}
+    environ["IOT_DATABASE_URL"] = f"postgresql://iot:{environ['IOT_DB_PASSWORD']}@db:5432/iot"
+    environ["IOT_TLS_CERT"] = ca.server_cert.read_text().strip()
+    environ["IOT_TLS_KEY"] = ca.server_key.read_text().strip()
     deployment = Deployment(spec_from_dict(data, base_dir=str(EXAMPLE)), "local", environ=environ, health_timeout=240)
     try:
         deployment.apply()
-        yield deployment, environ
+        yield Deployed(deployment, environ, str(ca.ca_cert))
     finally:
         deployment.destroy(volumes=True)
 
 
-def endpoint(deployment: Deployment, service: str, port: str) -> str:
-    """The URL a public port is reached at."""
-    return next(e.url for e in deployment.endpoints() if (e.service, e.port) == (service, port))
+def test_endpoints_show_tls_schemes(deployed: Deployed) -> None:
+    public = {(e.service, e.port): e.url for e in deployed.deployment.endpoints() if e.public}
+    assert set(public) == {("broker", "mqtts"), ("broker", "mqtt-wss"), ("registry", "https")}
+    assert public[("broker", "mqtts")].startswith("mqtts://127.0.0.1:")
+    assert public[("broker", "mqtt-wss")].startswith("wss://127.0.0.1:") and public[("broker", "mqtt-wss")].endswith(
+        "/mqtt")
+    assert public[("registry", "https")].startswith("https://127.0.0.1:")
 
 
-def test_readings_flow_through_the_deployed_stack(deployed: tuple[Deployment, dict[str, str]]) -> None:
-    deployment, environ = deployed
-    api = RegistryClient(endpoint(deployment, "registry", "http"), environ["IOT_ADMIN_TOKEN"])
+def test_readings_flow_over_mqtts_and_wss(deployed: Deployed) -> None:
+    api = deployed.api()
     started = time.time()
-    tcp = [new_device(api, endpoint(deployment, "broker", "mqtt"), f"e2e-tcp-{i}") for i in range(3)]
-    ws = new_device(api, endpoint(deployment, "broker", "mqtt-ws"), "e2e-ws")
-    for device in tcp:
+    mqtts, wss = deployed.endpoint("broker", "mqtts"), deployed.endpoint("broker", "mqtt-wss")
+    tls = [new_device(api, mqtts, f"e2e-tls-{i}", ca_file=deployed.ca_file) for i in range(3)]
+    ws = new_device(api, wss, "e2e-wss", ca_file=deployed.ca_file)
+    for device in tls:
         for _ in range(100):
             device.publish()
     for _ in range(20):
         ws.publish()
-    devices = [*tcp, ws]
+    devices = [*tls, ws]
     assert all(d.wait_acked(15) for d in devices)
 
     def all_stored() -> bool:
@@ -82,10 +118,49 @@ def test_readings_flow_through_the_deployed_stack(deployed: tuple[Deployment, di
     assert time.time() - started < 120
 
 
-def test_the_deployed_stack_matches_its_spec(deployed: tuple[Deployment, dict[str, str]]) -> None:
-    deployment, _ = deployed
-    planned = deployment.plan()
+def test_clients_that_do_not_trust_the_ca_are_refused(deployed: Deployed) -> None:
+    api = deployed.api()
+    answer = api.register(name="untrusting", wait_active=5)
+    password = answer["mqtt"]["password"]
+    for url in (deployed.endpoint("broker", "mqtts"), deployed.endpoint("broker", "mqtt-wss")):
+        device = Device(answer["id"], password, url)  # the system's CAs only
+        with pytest.raises(ssl.SSLCertVerificationError):
+            device.connect(timeout=5)
+        device.close()
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+        RegistryClient(deployed.endpoint("registry", "https"), deployed.environ["IOT_ADMIN_TOKEN"]).devices()
+    # plain MQTT to the TLS port: the broker never answers with a CONNACK
+    parts = urllib.parse.urlsplit(deployed.endpoint("broker", "mqtts"))
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+        sock.sendall(b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00")
+        sock.settimeout(5)
+        try:
+            reply = sock.recv(16)
+        except (TimeoutError, ConnectionResetError):
+            reply = b""
+    assert not reply.startswith(b"\x20"), "the TLS port answered plain MQTT"
+
+
+def test_no_secret_value_is_in_any_containers_environment(deployed: Deployed) -> None:
+    app = deployed.deployment.spec.name
+    ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=multicloud.app={app}"], capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert len(ids) == 6, ids  # db, auth, broker, 2 x ingestion, registry
+    inspected = json.loads(subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True,
+                                          check=True).stdout)
+    values = [v for k, v in deployed.environ.items() if k != "IOT_TLS_CERT"]  # a certificate is public
+    values += [line for line in deployed.environ["IOT_TLS_KEY"].splitlines() if "PRIVATE KEY" not in line]
+    for container in inspected:
+        env = "\n".join(container["Config"]["Env"] or [])
+        labels = json.dumps(container["Config"]["Labels"])
+        leaked = [k for k, v in deployed.environ.items() if v in env or v in labels]
+        assert not leaked and not any(v in env or v in labels for v in values), (container["Name"], leaked)
+        assert any("_FILE=/run/secrets/" in e for e in container["Config"]["Env"]), container["Name"]
+
+
+def test_the_deployed_stack_matches_its_spec(deployed: Deployed) -> None:
+    planned = deployed.deployment.plan()
     assert [c.key for c in planned.changes if c.action is not Action.NOOP] == []
-    statuses = {s.service: s for s in deployment.status()}
+    statuses = {s.service: s for s in deployed.deployment.status()}
     assert statuses["ingestion"].healthy == 2
     assert all(s.running == s.desired for s in statuses.values())

@@ -29,6 +29,8 @@ IOT_SECRETS = {
     "IOT_INGESTION_MQTT_PASSWORD": "ing-pw-Kk02b",
     "IOT_REGISTRY_MQTT_PASSWORD": "reg-pw-Jj73c",
     "IOT_DATABASE_URL": "postgresql://iot:db-pw-Zq81x@db.example.internal:5432/iot",
+    "IOT_TLS_CERT": "-----BEGIN CERTIFICATE-----\ncert-Tt48q\n-----END CERTIFICATE-----",
+    "IOT_TLS_KEY": "-----BEGIN PRIVATE KEY-----\nkey-Vv93w\n-----END PRIVATE KEY-----",
 }
 
 

@@ -59,7 +59,10 @@ def test_iot_backend_on_emulated_aws(iot: Any, calls: Any, iot_secrets: dict[str
         assert not any(v in json.dumps(container) for v in secrets)
         assert all(s["valueFrom"].startswith("arn:aws:secretsmanager:") for s in container.get("secrets", []))
     broker = next(s for s in described if s["serviceName"] == "broker")
-    assert {b["containerPort"] for b in broker["loadBalancers"]} == {1883, 8080}
+    assert {b["containerPort"] for b in broker["loadBalancers"]} == {8883, 8081}  # TLS passes through the NLB
+    names = {s["name"] for s in ecs.describe_task_definition(taskDefinition=broker["taskDefinition"])
+             ["taskDefinition"]["containerDefinitions"][0]["secrets"]}
+    assert {"MQTT_TLS_CERT", "MQTT_TLS_KEY", "BROKER_FEED_TOKEN"} <= names  # X_FILE becomes X from Secrets Manager
     ingestion = next(s for s in described if s["serviceName"] == "ingestion")
     names = {s["name"] for s in ecs.describe_task_definition(taskDefinition=ingestion["taskDefinition"])
              ["taskDefinition"]["containerDefinitions"][0]["secrets"]}
@@ -69,10 +72,10 @@ def test_iot_backend_on_emulated_aws(iot: Any, calls: Any, iot_secrets: dict[str
     lb = elb.describe_load_balancers(Names=[f"mc-{app}"])["LoadBalancers"][0]
     assert lb["Type"] == "network" and lb["Scheme"] == "internet-facing"
     listeners = {x["Port"]: x for x in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]}
-    assert set(listeners) == {1883, 8080, 8000} and listeners[1883]["Protocol"] == "TCP"
-    mqtt_group = listeners[1883]["DefaultActions"][0]["TargetGroupArn"]
+    assert set(listeners) == {8883, 8081, 8000} and listeners[8883]["Protocol"] == "TCP"
+    mqtt_group = listeners[8883]["DefaultActions"][0]["TargetGroupArn"]
     group = elb.describe_target_groups(TargetGroupArns=[mqtt_group])["TargetGroups"][0]
-    assert group["TargetType"] == "ip" and group["Port"] == 1883
+    assert group["TargetType"] == "ip" and group["Port"] == 8883
     assert len(elb.describe_target_health(TargetGroupArn=mqtt_group)["TargetHealthDescriptions"]) == 1
 
     cloud_map = provider.ctx.client("servicediscovery")
@@ -92,8 +95,11 @@ def test_iot_backend_on_emulated_aws(iot: Any, calls: Any, iot_secrets: dict[str
     assert not any(v in repr(status) for v in secrets)
     lines = list(iot.logs("ingestion"))
     assert len(lines) == 2 and all(line.service == "ingestion" for line in lines)
-    mqtt = next(e for e in iot.endpoints() if e.port == "mqtt")
-    assert mqtt.public and mqtt.url == f"mqtt://{lb['DNSName']}:1883"
+    endpoints = {e.port: e for e in iot.endpoints()}
+    assert endpoints["mqtts"].public and endpoints["mqtts"].url == f"mqtts://{lb['DNSName']}:8883"
+    assert endpoints["mqtt-wss"].public and endpoints["mqtt-wss"].url == f"wss://{lb['DNSName']}:8081/mqtt"
+    assert endpoints["https"].public and endpoints["https"].url == f"https://{lb['DNSName']}:8000"
+    assert not endpoints["mqtt"].public and endpoints["mqtt"].url == f"mqtt://broker.{app}.internal:1883"
 
     assert not iot.plan().has_changes, plan_text(iot.plan())
     calls.clear()

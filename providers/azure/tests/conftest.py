@@ -82,6 +82,8 @@ IOT_SECRETS = {
     "IOT_INGESTION_MQTT_PASSWORD": "ingest-pw-Yt44",
     "IOT_REGISTRY_MQTT_PASSWORD": "registry-pw-Rb55",
     "IOT_DATABASE_URL": "postgresql://iot:db-pw-Zq81@iot-db.postgres.database.azure.com:5432/iot",
+    "IOT_TLS_CERT": "-----BEGIN CERTIFICATE-----\ncert-Tt48\n-----END CERTIFICATE-----",
+    "IOT_TLS_KEY": "-----BEGIN PRIVATE KEY-----\nkey-Vv93\n-----END PRIVATE KEY-----",
 }
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "iot-backend" / "multicloud.yaml"
 
@@ -110,8 +112,7 @@ def iot_spec_dict(settings: dict[str, Any]) -> dict[str, Any]:
     overrides.setdefault("ingestion", {})["replicas"] = 1
     for name, port in (("auth", 8001), ("registry", 8002)):
         service = overrides.setdefault(name, {})
-        expose = data["services"][name]["ports"][0]["expose"]
-        service["ports"] = [{"name": "http", "port": port, "protocol": "http", "expose": expose}]
+        service["ports"] = [{**data["services"][name]["ports"][0], "port": port}]  # name, protocol, expose kept
         service.setdefault("env", {})["PORT"] = port
         if "healthcheck" in data["services"][name]:
             service["healthcheck"] = {**data["services"][name]["healthcheck"], "port": port}

@@ -97,14 +97,15 @@ def test_iot_backend_runs_in_one_group(
     group = groups[0]
     ip = group["properties"]["ipAddress"]
     assert ip["type"] == "Public"
-    assert {(p["port"], p["protocol"]) for p in ip["ports"]} == {(1883, "TCP"), (8080, "TCP"), (8002, "TCP")}
+    assert {(p["port"], p["protocol"]) for p in ip["ports"]} == {(8883, "TCP"), (8081, "TCP"), (8002, "TCP")}
     assert ip["fqdn"] == f"{ip['dnsNameLabel']}.westeurope.azurecontainer.io"
     assert group["tags"]["multicloud-app"] == "iot-backend" and group["tags"]["multicloud-spec"]
 
     endpoints = {(e.service, e.port): e for e in deploy.endpoints()}
-    assert endpoints[("broker", "mqtt")].url == f"mqtt://{ip['fqdn']}:1883"
-    assert endpoints[("broker", "mqtt-ws")].url == f"ws://{ip['fqdn']}:8080/mqtt"
-    assert endpoints[("registry", "http")].public
+    assert endpoints[("broker", "mqtts")].url == f"mqtts://{ip['fqdn']}:8883"
+    assert endpoints[("broker", "mqtt-wss")].url == f"wss://{ip['fqdn']}:8081/mqtt"
+    assert endpoints[("registry", "https")].url == f"https://{ip['fqdn']}:8002"
+    assert endpoints[("broker", "mqtt")].url == "mqtt://localhost:1883" and not endpoints[("broker", "mqtt")].public
     assert endpoints[("auth", "http")].url == "http://localhost:8001" and not endpoints[("auth", "http")].public
 
     env = {
@@ -114,7 +115,8 @@ def test_iot_backend_runs_in_one_group(
         for v in c["properties"]["environmentVariables"]
     }
     assert env["AUTH_URL"]["value"] == "http://localhost:8001", "services share localhost in one group"
-    assert "value" not in env["BROKER_FEED_TOKEN"] and "secureValue" not in env["BROKER_FEED_TOKEN"]
+    assert env["BROKER_FEED_TOKEN_FILE"]["value"] == "/run/secrets/broker_feed_token", "secrets are files"
+    assert not any("secureValue" in v for v in env.values())
     raw = raw_get(
         arm,
         f"/subscriptions/{provider.settings.subscription_id}/resourceGroups/{resource_group}"

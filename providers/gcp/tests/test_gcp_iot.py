@@ -38,7 +38,11 @@ def test_iot_backend_applies_and_the_broker_is_served_over_websockets(
     ingestion = services[f"{PARENT}/services/iot-backend-ingestion"]
     env = {e["name"]: e for e in ingestion["template"]["containers"][0]["env"]}
     assert env["MQTT_URL"]["value"] == "wss://iot-backend-broker-123456789012.europe-west1.run.app/mqtt"
-    assert env["DATABASE_URL"]["valueSource"]["secretKeyRef"] == {"secret": "database_url", "version": "latest"}
+    assert env["DATABASE_URL_FILE"]["value"] == "/run/secrets/database_url/database_url"
+    volumes = {v["secret"]["secret"]: v for v in ingestion["template"]["volumes"]}
+    assert volumes["database_url"]["secret"]["items"] == [{"path": "database_url", "version": "latest"}]
+    mounts = {m["name"]: m["mountPath"] for m in ingestion["template"]["containers"][0]["volumeMounts"]}
+    assert mounts[volumes["database_url"]["name"]] == "/run/secrets/database_url"
     assert not any(value in str(services) for value in iot_env.values()), "secret values never reach Cloud Run"
     endpoints = {(e.service, e.protocol): e.url for e in deployment.endpoints()}
     assert endpoints[("broker", "mqtt-ws")] == "wss://iot-backend-broker-123456789012.europe-west1.run.app/mqtt"
@@ -105,12 +109,14 @@ def test_raw_tcp_port_fails_at_plan_before_any_call(
     cloudrun: RunningCloudRun, gcp: CloudRunProvider, iot_spec: Spec, deploy: Deploy
 ) -> None:
     spec = iot_spec.model_dump(exclude_unset=True)
-    spec["targets"]["gcp"]["overrides"].pop("broker")
+    broker = spec["targets"]["gcp"]["overrides"]["broker"]
+    broker["ports"] = [*spec["services"]["broker"]["ports"], *broker["ports"]]  # the base ports as well
     with pytest.raises(CapabilityError) as caught:
         deploy(spec_from_dict(spec), gcp).plan()
     text = str(caught.value)
-    assert "services.broker.ports.mqtt (1883/mqtt)" in text and "no raw TCP ingress" in text
+    assert "services.broker.ports.mqtts (8883/mqtts)" in text and "no raw TCP ingress" in text
     assert "protocol: mqtt-ws" in text
+    assert "services.broker.ports.mqtt-wss (8081/mqtt-wss): target 'gcp' terminates TLS itself" in text
     assert cloudrun.model.requests == []
 
 
@@ -154,7 +160,7 @@ def test_a_changed_secret_value_rolls_new_revisions_of_its_users_only(
     users = sorted(
         name
         for name, service in changed.target_spec.services.items()
-        if any("${secrets.database_url}" in v for v in service.env.values())
+        if any("${secrets.database_url" in v for v in service.env.values())  # its value or its file
     )
     assert touched == users and users, plan_text(planned)
     assert "postgres://rotated" not in plan_text(planned, verbose=True)

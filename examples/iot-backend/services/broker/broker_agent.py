@@ -77,6 +77,7 @@ class Settings:
     mqtt_port: int
     ws_port: int
     tls_port: int
+    wss_port: int
     auth_url: str
     feed_token: str | None
     reload_interval: float
@@ -98,6 +99,7 @@ class Settings:
             mqtt_port=int(os.environ.get("MQTT_PORT") or 0),
             ws_port=int(os.environ.get("WS_PORT") or 0),
             tls_port=int(os.environ.get("MQTTS_PORT") or 0),
+            wss_port=int(os.environ.get("WSS_PORT") or 0),
             auth_url=os.environ.get("AUTH_URL", "").rstrip("/"),
             feed_token=env_secret("BROKER_FEED_TOKEN"),
             reload_interval=float(os.environ.get("RELOAD_INTERVAL_MS", "250")) / 1000,
@@ -135,13 +137,15 @@ def render_config(s: Settings) -> str:
         lines += [f"listener {s.mqtt_port}", "protocol mqtt"]
     if s.ws_port:
         lines += [f"listener {s.ws_port}", "protocol websockets"]
-    if s.tls_port:
-        lines += [
-            f"listener {s.tls_port}",
-            "protocol mqtt",
-            f"certfile {s.state_dir / 'tls.crt'}",
-            f"keyfile {s.state_dir / 'tls.key'}",
-        ]
+    for port, protocol in ((s.tls_port, "mqtt"), (s.wss_port, "websockets")):
+        if port:
+            lines += [
+                f"listener {port}",
+                f"protocol {protocol}",
+                f"certfile {s.state_dir / 'tls.crt'}",
+                f"keyfile {s.state_dir / 'tls.key'}",
+                "tls_version tlsv1.2",
+            ]
     return "\n".join(lines) + "\n"
 
 
@@ -302,10 +306,10 @@ def prepare(s: Settings) -> Path:
     """Write config, ACL, TLS material and the initial password file; return the config path."""
     s.state_dir.mkdir(parents=True, exist_ok=True)
     conf = s.state_dir / "mosquitto.conf"
-    if s.tls_port:
+    if s.tls_port or s.wss_port:
         cert, key = env_secret("MQTT_TLS_CERT"), env_secret("MQTT_TLS_KEY")
         if not cert or not key:
-            sys.exit("broker-agent: MQTTS_PORT needs MQTT_TLS_CERT and MQTT_TLS_KEY (PEM)")
+            sys.exit("broker-agent: MQTTS_PORT and WSS_PORT need MQTT_TLS_CERT and MQTT_TLS_KEY (PEM, or *_FILE)")
         write_atomic(s.state_dir / "tls.crt", cert + "\n")
         write_atomic(s.state_dir / "tls.key", key + "\n")
     write_atomic(conf, render_config(s))
@@ -316,15 +320,15 @@ def prepare(s: Settings) -> Path:
 def main() -> int:
     """Start mosquitto under the agent and keep its credentials in step with auth."""
     s = Settings.from_env()
-    if not (s.mqtt_port or s.ws_port or s.tls_port):
-        sys.exit("broker-agent: set at least one of MQTT_PORT, WS_PORT, MQTTS_PORT")
+    if not (s.mqtt_port or s.ws_port or s.tls_port or s.wss_port):
+        sys.exit("broker-agent: set at least one of MQTT_PORT, WS_PORT, MQTTS_PORT, WSS_PORT")
     conf = prepare(s)
     passwords = PasswordFile(s.state_dir / "passwd", s.services, s.reload_interval)
     passwords.watch.filter = s.hold_until_subscribed
     passwords.load_existing()
     passwords.write()  # service accounts only, until admit_when_subscribed
     log(f"service accounts: {', '.join(sorted(s.services)) or 'none'}; listeners: "
-        f"mqtt={s.mqtt_port or '-'} ws={s.ws_port or '-'} mqtts={s.tls_port or '-'}")
+        f"mqtt={s.mqtt_port or '-'} ws={s.ws_port or '-'} mqtts={s.tls_port or '-'} wss={s.wss_port or '-'}")
     # stdbuf: line-buffer mosquitto's stdout so its log reaches `docker logs` at once
     child = subprocess.Popen(["stdbuf", "-oL", "mosquitto", "-c", str(conf)], stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, errors="replace")

@@ -1,8 +1,31 @@
-"""Run the registry under uvicorn on $PORT."""
+"""Run the registry under uvicorn on $PORT: HTTPS when TLS_CERT and TLS_KEY (PEM, or the files
+TLS_CERT_FILE and TLS_KEY_FILE name) are set, plain HTTP otherwise."""
+
+import os
+import tempfile
+from pathlib import Path
 
 import uvicorn
 
-from registry_service.settings import Settings
+from registry_service.settings import Settings, secret
+
+
+def tls_options() -> dict[str, str]:
+    """uvicorn's ssl_certfile/ssl_keyfile, the PEM copied into a private temporary folder (the
+    values may come from env, as on ECS); {} for plain HTTP. Exits naming a half-given pair."""
+    cert, key = secret("TLS_CERT"), secret("TLS_KEY")
+    if not cert and not key:
+        return {}
+    if not (cert and key):
+        raise SystemExit("registry: TLS_CERT and TLS_KEY (or TLS_CERT_FILE and TLS_KEY_FILE) go together")
+    folder = Path(tempfile.mkdtemp(prefix="registry-tls-"))
+    paths = {"ssl_certfile": folder / "tls.crt", "ssl_keyfile": folder / "tls.key"}
+    for path, pem in ((paths["ssl_certfile"], cert), (paths["ssl_keyfile"], key)):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(pem + "\n")
+    return {name: str(path) for name, path in paths.items()}
+
 
 if __name__ == "__main__":
     settings = Settings.from_env()
@@ -13,4 +36,5 @@ if __name__ == "__main__":
         access_log=settings.access_log,
         log_level="info",
         loop="uvloop",
+        **tls_options(),
     )

@@ -1,11 +1,16 @@
-"""Exit 0 when GET http://127.0.0.1:$PORT/healthz answers 200 (for container health checks)."""
+"""Exit 0 when GET http(s)://127.0.0.1:$PORT/healthz answers 200 (for container health checks);
+https when the registry serves TLS (its certificate names the public host, so it is not verified
+on this loopback probe)."""
 
 import os
+import ssl
 import sys
 import urllib.request
 
+tls = any(os.environ.get(name) for name in ("TLS_CERT", "TLS_CERT_FILE"))
+url = f"{'https' if tls else 'http'}://127.0.0.1:{os.environ.get('PORT', '8000')}/healthz"
 try:
-    with urllib.request.urlopen(f"http://127.0.0.1:{os.environ.get('PORT', '8000')}/healthz", timeout=3) as r:
+    with urllib.request.urlopen(url, timeout=3, context=ssl._create_unverified_context() if tls else None) as r:  # noqa: S310, S323
         sys.exit(0 if r.status == 200 else 1)
 except OSError:
     sys.exit(1)
