@@ -211,3 +211,12 @@ def test_a_tls_port_on_cloud_run_says_to_serve_plain() -> None:
     assert found == [
         "services.web.ports.web (8000/https): target 'gcp' terminates TLS itself and talks plain http to the "
         "container; use protocol http on this target (clients still reach it over TLS)"]
+
+
+def test_the_secrets_list_and_secret_file_volumes_do_not_mix_on_cloud_run() -> None:
+    spec = spec_from_dict({"name": "shop", "secrets": {"a": {"from_env": "A"}, "b": {"from_env": "B"}},
+                           "services": {"api": {"image": "x:1", "secrets": ["a"],
+                                                "env": {"B_FILE": "${secrets.b.file}"}}},
+                           "targets": {"gcp": {"provider": "gcp-cloudrun"}}})
+    with pytest.raises(CapabilityError, match=r"use \$\{secrets.NAME.file\} for every secret file"):
+        CloudRunProvider(SETTINGS).desired(target_spec(spec, "gcp"), {"a": "1", "b": "2"})
