@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "inges
 
 from ingestion_service import mqtt_codec as mq
 from ingestion_service.mqtt_url import BrokerUrl
+from ingestion_service.payload import Rejected, device_of, row_line
 from ingestion_service.transport import WS_GUID, masked, open_stream
 
 
@@ -59,6 +60,27 @@ def test_disconnect_with_will_and_with_session_expiry() -> None:
     assert mq.disconnect() == b"\xe0\x00"
     assert mq.disconnect(with_will=True) == b"\xe0\x01\x04"
     assert mq.disconnect(0) == b"\xe0\x07\x00\x05\x11\x00\x00\x00\x00"
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (b'{"seq": 1, "ts": 1732800000, "temperature": 1e-50}', "range"),  # rounds to 0 in real: PostgreSQL refuses
+    (b'{"seq": 1, "ts": 1732800000, "temperature": 20, "humidity": 7e-46}', "range"),
+    (b'{"seq": 1, "ts": 1732800000, "temperature": NaN}', "schema"),
+    (b'{"seq": 1, "ts": 1732800000, "temperature": Infinity}', "schema"),
+    (b'{"seq": 9223372036854775808, "ts": 1732800000, "temperature": 20}', "schema"),  # beyond bigint
+    (b'{"seq": 1, "ts": 1e400, "temperature": 20}', "schema"),
+])
+def test_values_the_columns_cannot_hold_are_rejected_at_decode(body: bytes, reason: str) -> None:
+    with pytest.raises(Rejected) as caught:
+        row_line("dev-1", body, 1.0)
+    assert caught.value.reason == reason
+
+
+def test_the_smallest_values_real_can_hold_pass_and_topics_end_at_their_end() -> None:
+    line, _ts = row_line("dev-1", b'{"seq": 1, "ts": 1732800000, "temperature": 8e-46, "humidity": 0}', 1.0)
+    assert line.split("\t")[3:5] == ["8e-46", "0.0"]
+    with pytest.raises(Rejected):
+        device_of("devices/dev-1/telemetry\n")
 
 
 def test_split_cuts_complete_packets_and_keeps_the_rest() -> None:

@@ -23,6 +23,7 @@ TS_MIN, TS_MAX = 946_684_800.0, 4_102_444_800.0
 ALLOWED = frozenset({"seq", "ts", "temperature", "humidity", "battery"})
 TOPIC_DEVICE = re.compile(r"\Adevices/([a-z0-9][a-z0-9-]{0,62})/telemetry\Z")
 FLOAT4 = struct.Struct("f")
+FLOAT4_MIN_NORMAL = 1.1754943508222875e-38  # below it float4 is subnormal, and may round to zero
 
 
 class Rejected(ValueError):
@@ -47,7 +48,7 @@ def _number(body: dict[str, object], key: str, low: float, high: float, required
 def _real(body: dict[str, object], key: str, low: float, high: float, required: bool) -> float | None:
     """A measurement stored as PostgreSQL `real`: in range, and not rounding to zero in float4 (underflow)."""
     value = _number(body, key, low, high, required)
-    if value and not FLOAT4.unpack(FLOAT4.pack(value))[0]:
+    if value and abs(value) < FLOAT4_MIN_NORMAL and not FLOAT4.unpack(FLOAT4.pack(value))[0]:
         raise Rejected("range", f"{key} underflows the real column")
     return value
 
