@@ -44,7 +44,7 @@ def test_printed_environment_alone_reaches_the_emulator(cloud: str, tmp_path: Pa
     spec = tmp_path / "multicloud.yaml"
     spec.write_text(SPEC.format(app=f"envtest-{uuid.uuid4().hex[:6]}", target=TARGETS[cloud]))
     assert "endpoint" not in spec.read_text()
-    with emulate(cloud) as emulated:
+    with emulate(cloud, "--no-run") as emulated:  # the API only: its image exists nowhere
         env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), **emulated.exports}
         run = ["-f", str(spec), "--target", "cloud"]
         applied = _cli(["apply", *run, "--yes"], env)

@@ -226,15 +226,9 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from multicloud.contract import Emulator
-    from multicloud.errors import PluginError
-    from multicloud.registry import EMULATORS_GROUP, load_factory
+    from multicloud.emulators import start_emulator
 
-    factory = load_factory(args.cloud, EMULATORS_GROUP)
-    emulator = factory()
-    if not isinstance(emulator, Emulator):
-        raise PluginError(f"emulator plugin {args.cloud!r} does not follow the Emulator contract")
-    running = emulator.start(host=args.host, port=args.port)
+    running = start_emulator(args.cloud, run=not args.no_run, host=args.host, port=args.port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(f"# {running.name} emulator listening on {running.endpoint}; Ctrl-C stops it", flush=True)

@@ -100,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("cloud", help="emulator name, e.g. aws, azure, gcp (see `multicloud providers`)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    p.add_argument(
+        "--no-run", action="store_true", help="serve the API only (default: run the workload's containers on a "
+        "reachable Docker engine, removed when the emulator stops)"
+    )
     p = commands.add_parser("schema", help="print the spec's JSON Schema (for editor completion)")
     p = commands.add_parser("providers", help="list installed provider plugins")
     p.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")

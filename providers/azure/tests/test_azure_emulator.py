@@ -275,8 +275,9 @@ def test_emulator_is_registered_and_runs_from_the_cli(tmp_path: Path) -> None:
     )
     try:
         assert process.stdout is not None
-        lines = [process.stdout.readline() for _ in range(4)]
-        exported = dict(line.removeprefix("export ").strip().split("=", 1) for line in lines[1:])
+        lines = [process.stdout.readline() for _ in range(5)]  # the listening line, the data-plane note, 3 exports
+        exports = [line for line in lines if line.startswith("export ")]
+        exported = dict(line.removeprefix("export ").strip().split("=", 1) for line in exports)
         assert set(exported) == {
             "MULTICLOUD_AZURE_TOKEN",
             "MULTICLOUD_AZURE_ARM_ENDPOINT",

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import socket
-import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,19 +176,6 @@ def deployment(data: dict[str, Any], log: CallLog | None = None, events: list[An
         retry=RetryPolicy(attempts=3, base_delay=0.2),
         health_timeout=90,
     )
-
-
-def get_json(url: str, timeout: float = 20.0) -> Any:
-    """GET a URL and decode its JSON, retrying while the server comes up."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return json.loads(response.read())
-        except (OSError, ValueError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def containers_by_service(api: Any, app: str) -> dict[str, list[dict[str, Any]]]:

@@ -11,20 +11,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from docker_helpers import get_json
+from docker_helpers import free_port
 from multicloud_docker.dataplane import DataPlane, Member, Probe, Publish, Unit, engine_reachable
 from multicloud_docker.dataplane import engine as E
 from multicloud_docker.dataplane.desired import member_hash
 from multicloud_docker.dataplane.holder import program
 
+from multicloud.testing.http import get_json
+
 pytestmark = pytest.mark.docker
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def until(check: Callable[[], bool], timeout: float = 30.0) -> None:

@@ -15,7 +15,6 @@ from docker_helpers import (
     containers_by_service,
     deployment,
     free_port,
-    get_json,
     owned,
     three_service_spec,
 )
@@ -23,6 +22,7 @@ from docker_helpers import (
 from multicloud.planner import Action
 from multicloud.render import plan_json, plan_text
 from multicloud.resources import Sensitive
+from multicloud.testing.http import get_json
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("test_images")]
 

@@ -3,6 +3,8 @@
 `AzureEmulator().start()` serves `Microsoft.ContainerInstance/containerGroups` at api-version
 2023-05-01 in a background thread, with a generated test certificate and a bearer token,
 and returns a `RunningEmulator` whose environment points the `azure-aci` provider at it.
+With `run=True` (what `multicloud emulate azure` and the `azure_emulator` fixture use) and a
+reachable Docker engine, the groups' containers really run (`emulator.running`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from multicloud.contract import RunningEmulator
 from multicloud_azure.emulator.models import AciBackend, Fault
+from multicloud_azure.emulator.running import start_runner
 from multicloud_azure.emulator.server import ArmServer
 from multicloud_azure.emulator.tls import generate
 
@@ -45,9 +48,10 @@ class EmulatorHandle:
 class AzureEmulator:
     """Entry point `multicloud.emulators: azure`; `start` serves until `stop` is called."""
 
-    def __init__(self, *, op_seconds: float = 0.05, token: str | None = None) -> None:
+    def __init__(self, *, op_seconds: float = 0.05, token: str | None = None, run: bool = False) -> None:
         self.op_seconds = op_seconds
         self.token = token
+        self.run = run
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> RunningEmulator:
         """Serve HTTPS on host:port (0 picks a free port) in a daemon thread."""
@@ -58,6 +62,10 @@ class AzureEmulator:
         requests. A failure to bind leaves no thread and removes the certificate directory."""
         token = self.token or "mc-emulator-" + secrets.token_urlsafe(24)
         backend = AciBackend(token=token, op_seconds=self.op_seconds)
+        notes: tuple[str, ...] = ()
+        if self.run:
+            backend.runner, note = start_runner()
+            notes = (note,)
         directory = tempfile.mkdtemp(prefix="multicloud-azure-emulator-")
         try:
             cert = generate(directory, [host])
@@ -71,6 +79,8 @@ class AzureEmulator:
             server = ArmServer((host, port), backend, wrap)
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
+            if backend.runner is not None:
+                backend.runner.close()
             raise
         thread = threading.Thread(target=server.serve_forever, name="azure-emulator", daemon=True)
         thread.start()
@@ -83,7 +93,9 @@ class AzureEmulator:
             server.server_close()
             thread.join(timeout=5)
             shutil.rmtree(directory, ignore_errors=True)
+            if backend.runner is not None:
+                backend.runner.close()
 
         environment = {TOKEN_ENV: token, ENDPOINT_ENV: endpoint, CA_BUNDLE_ENV: cert.ca_bundle}
-        running = RunningEmulator("azure", endpoint, environment, stop)
+        running = RunningEmulator("azure", endpoint, environment, stop, notes=notes)
         return EmulatorHandle(backend, endpoint, token, cert.ca_bundle, running)

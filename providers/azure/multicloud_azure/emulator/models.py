@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from multicloud_azure.emulator import running
 from multicloud_azure.emulator.validation import ArmError, validate_group, validate_update
 
 RESOURCE_TYPE = "Microsoft.ContainerInstance/containerGroups"
@@ -102,6 +103,8 @@ class AciBackend:
         self.failures: list[str] = []
         self.requests: list[RequestRecord] = []
         self.lock = threading.RLock()
+        self.runner: running.GroupRunner | None = None
+        """The data plane that runs the groups' containers; None serves the API only."""
 
     # --- test controls ---------------------------------------------------------------------
 
@@ -184,6 +187,8 @@ class AciBackend:
                 group.logs.setdefault(container["name"], []).append(line)
             op = self._operation(kind, group, now)
             op.failed = group.failure
+            if self.runner is not None and group.failure is None:
+                self.runner.run(_key(group), stored)
             return status, self.view(group), op
 
     def get(self, sub: str, rg: str, name: str) -> dict[str, Any]:
@@ -208,6 +213,8 @@ class AciBackend:
             if group.deleting_until is None:
                 group.deleting_until = now + self.op_seconds
                 group.state = "Deleting"
+                if self.runner is not None:
+                    self.runner.remove(_key(group))
             return self._operation("delete", group, now)
 
     def restart(self, sub: str, rg: str, name: str) -> Operation:
@@ -227,12 +234,19 @@ class AciBackend:
             if kind == "restart":
                 for container in group.body["properties"]["containers"]:
                     group.restarts[container["name"]] = group.restarts.get(container["name"], 0) + 1
+            if self.runner is not None:
+                self.runner.run(_key(group), group.body)
+                if kind == "restart":
+                    self.runner.restart(_key(group))
             return self._operation(kind, group, now)
 
     def stop(self, sub: str, rg: str, name: str) -> None:
         """Stop every container of a group at once (not a long-running operation)."""
         with self.lock:
-            self._live(sub, rg, name).stopped = True
+            group = self._live(sub, rg, name)
+            group.stopped = True
+            if self.runner is not None:
+                self.runner.remove(_key(group))
 
     def logs(self, sub: str, rg: str, name: str, container: str, tail: int | None) -> str:
         """A container's log as ACI returns it: one string."""
@@ -241,6 +255,8 @@ class AciBackend:
             if container not in {c["name"] for c in group.body["properties"]["containers"]}:
                 message = f"The container '{container}' of group '{name}' was not found."
                 raise ArmError(404, "ContainerNotFound", message)
+            if self.runner is not None:
+                return self.runner.logs(_key(group), container, tail)
             lines = group.logs.get(container, [])
             lines = lines[-tail:] if tail else lines
             return "".join(line + "\n" for line in lines)
@@ -253,6 +269,12 @@ class AciBackend:
                 raise ArmError(404, "OperationNotFound", f"The operation '{op_id}' was not found.")
             if self.clock() < op.done_at:
                 return op, "InProgress"
+            if self.runner is not None and not op.failed:
+                state = self.runner.state(running.group_key(*op.group))
+                if state.error:
+                    op.failed = f"the container group's containers failed to start: {state.error}"
+                elif not state.converged:
+                    return op, "InProgress"
             return op, ("Failed" if op.failed else "Succeeded")
 
     # --- views -------------------------------------------------------------------------------
@@ -275,15 +297,23 @@ class AciBackend:
             if "secret" in volume:
                 volume["secret"] = {}
         state = "Stopped" if group.stopped else ("Running" if ready and not group.failure else "Pending")
+        real = self.runner.state(_key(group)) if self.runner is not None and not group.stopped else None
+        if real is not None and state == "Running":
+            state = running.group_state(real, [c["name"] for c in props["containers"]])
         for container in props["containers"]:
             cprops = container["properties"]
             for var in cprops.get("environmentVariables") or []:
                 var.pop("secureValue", None)
-            cprops["instanceView"] = self._container_view(group, container["name"], state)
+            cprops["instanceView"] = (
+                running.container_view(real, container["name"]) if real is not None
+                else self._container_view(group, container["name"], state)
+            )
         props["instanceView"] = {"state": state, "events": []}
         ip = props.get("ipAddress")
         if ip is not None:
             ip["ip"] = _fake_ip(group) if ip.get("type") == "Public" else "10.0.0.4"
+            if self.runner is not None and ip.get("type") == "Public":
+                ip["ip"] = running.group_address(_key(group))
             if ip.get("dnsNameLabel"):
                 ip["fqdn"] = f"{ip['dnsNameLabel']}.{body['location']}.azurecontainer.io"
         return {
@@ -357,6 +387,11 @@ class AciBackend:
 def _location(value: str) -> str:
     """A location as ARM normalises it ('West Europe' -> 'westeurope')."""
     return value.replace(" ", "").lower()
+
+
+def _key(group: Group) -> str:
+    """The data plane's key of a group."""
+    return running.group_key(group.subscription, group.resource_group, group.name)
 
 
 def _resource_id(sub: str, rg: str, name: str) -> str:

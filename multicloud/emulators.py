@@ -1,0 +1,46 @@
+"""Starting an emulator plugin by name, with or without its data plane, and stopping it after use.
+
+`run=True` asks the emulator to run the workload (real containers on a reachable Docker engine);
+an emulator whose factory takes no `run` argument serves its API only, and says so in a note.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+from multicloud.contract import Emulator, RunningEmulator
+from multicloud.errors import PluginError
+from multicloud.registry import EMULATORS_GROUP, load_factory
+
+
+def start_emulator(name: str, *, run: bool = True, host: str = "127.0.0.1", port: int = 0) -> RunningEmulator:
+    """Start the emulator registered as `name`; raises PluginError for a broken plugin (nothing started)."""
+    factory = load_factory(name, EMULATORS_GROUP)
+    takes_run = _accepts_run(factory)
+    emulator = factory(run=run) if takes_run else factory()
+    if not isinstance(emulator, Emulator):
+        raise PluginError(f"emulator plugin {name!r} does not follow the Emulator contract")
+    running = emulator.start(host=host, port=port)
+    if run and not takes_run:
+        running = replace(running, notes=(*running.notes, "no data plane: this emulator serves its API only"))
+    return running
+
+
+@contextmanager
+def emulator(name: str, *, run: bool = True, host: str = "127.0.0.1", port: int = 0) -> Iterator[RunningEmulator]:
+    """A running emulator for the block; stopped (its containers removed) when the block ends."""
+    running = start_emulator(name, run=run, host=host, port=port)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _accepts_run(factory: object) -> bool:
+    try:
+        return "run" in inspect.signature(factory).parameters  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
