@@ -66,11 +66,16 @@ class Settings:
         )
         if not (mqtt_url and password and database_url):
             raise SystemExit("ingestion: MQTT_URL, INGESTION_MQTT_PASSWORD and DATABASE_URL must be set")
+        username = os.environ.get("MQTT_USERNAME", "_ingestion")
+        client_id = os.environ.get("MQTT_CLIENT_ID") or f"{username}-{socket.gethostname()}"
+        if not client_id.startswith(f"{username}-") or len(client_id) > 128:
+            raise SystemExit(f"ingestion: MQTT_CLIENT_ID must start with '{username}-' (the broker binds client ids "
+                             f"to accounts) and have at most 128 characters; it is {client_id[:80]!r}")
         return Settings(
             mqtt_url=mqtt_url,
-            mqtt_username=os.environ.get("MQTT_USERNAME", "_ingestion"),
+            mqtt_username=username,
             mqtt_password=password,
-            client_id=os.environ.get("MQTT_CLIENT_ID") or f"_ingestion-{socket.gethostname()}",
+            client_id=client_id,
             share_group=os.environ.get("MQTT_SHARE_GROUP", "ingestion"),
             topic=os.environ.get("MQTT_TOPIC", "devices/+/telemetry"),
             session_expiry=int(number("MQTT_SESSION_EXPIRY", 3600)),
