@@ -1,14 +1,13 @@
 """What every AWS operation of one provider shares: clients, settings, the network it
-resolves once, and the properties `desired` rendered (by fingerprint) for observe."""
+resolves once, and reads of objects that cannot have changed since."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from multicloud.errors import UserError
-from multicloud.resources import Resource, fingerprint, from_jsonable, to_jsonable
 from multicloud_aws import names
 from multicloud_aws.clients import ClientFactory, guard
 from multicloud_aws.settings import AwsSettings
@@ -50,20 +49,17 @@ class Context:
         region = self.region
         return "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
 
-    def remember(self, resources: list[Resource]) -> None:
-        """Keep desired properties by fingerprint, so observe can rebuild a resource whose
-        spec-hash tag matches without describing it. No I/O."""
+    def cached(self, key: str, read: Callable[[], Any]) -> Any:
+        """What `read()` returned for `key` earlier in this process, else read it now. Only for
+        what never changes (a task definition revision, by ARN); filled by reads only, so no
+        result depends on what `desired` rendered or on call order."""
         with self._lock:
-            for resource in resources:
-                props = from_jsonable(to_jsonable(dict(resource.properties)))
-                self._known[fingerprint(resource.properties)] = props
-                if resource.kind == "service":
-                    self._known[fingerprint(resource.properties["task"])] = props["task"]
-
-    def recall(self, digest: str | None) -> Any:
-        """Properties remembered under a fingerprint, or None."""
+            if key in self._known:
+                return self._known[key]
+        value = read()
         with self._lock:
-            return self._known.get(digest or "")
+            self._known[key] = value
+        return value
 
     def vpc(self) -> str:
         """The VPC: from settings, else the region's default VPC (looked up once)."""

@@ -26,6 +26,11 @@ def namespace_name(app: str, settings: AwsSettings) -> str:
     return settings.namespace or names.namespace(app)
 
 
+def load_balancer_name(app: str, settings: AwsSettings) -> str:
+    """The app's NLB name, which changes with where it is placed (vpc, subnets)."""
+    return names.load_balancer(app, settings.vpc or "", ",".join(sorted(settings.subnets)))
+
+
 def cluster_name(app: str, settings: AwsSettings) -> str:
     """The ECS cluster: the one named in settings, else one named after the app."""
     return settings.cluster or app
@@ -39,7 +44,7 @@ def render(app: str, services: Mapping[str, Service], settings: AwsSettings, sec
     address = DirectAddressing(services, host=lambda name: f"{name}.{ns}")
     shared: list[Resource] = [
         Resource("log-group", app, {"name": names.log_group(app), "retention_days": settings.log_retention_days}),
-        Resource("namespace", app, {"name": ns}, replace_on=frozenset({"name"})),
+        Resource("namespace", app, {"name": ns}, replace_on=frozenset({"name"}), replace_mode="create-before-delete"),
     ]
     if settings.cluster is None:
         shared.append(Resource("cluster", app, {"name": app}, replace_on=frozenset({"name"})))
@@ -49,11 +54,13 @@ def render(app: str, services: Mapping[str, Service], settings: AwsSettings, sec
         public = sorted({f"{_transport(p.protocol)}/{p.port}" for s in services.values() for p in s.ports
                          if p.expose == "public"})
         props = {"name": names.security_group(app), "vpc": settings.vpc or DEFAULT, "public": public}
-        shared.append(Resource("security-group", app, props, replace_on=frozenset({"name", "vpc"})))
+        shared.append(Resource("security-group", app, props, replace_on=frozenset({"name", "vpc"}),
+                               replace_mode="create-before-delete"))
     if any(p.expose == "public" for s in services.values() for p in s.ports):
-        props = {"name": names.load_balancer(app), "scheme": "internet-facing",
+        props = {"name": load_balancer_name(app, settings), "scheme": "internet-facing",
                  "subnets": list(settings.subnets) or DEFAULT}
-        shared.append(Resource("load-balancer", app, props, replace_on=frozenset({"name", "scheme", "subnets"})))
+        shared.append(Resource("load-balancer", app, props, replace_on=frozenset({"name", "scheme", "subnets"}),
+                               replace_mode="create-before-delete"))
     secret_resources: dict[str, Resource] = {}
     for name in _used_secrets(services):
         if name not in secrets:
@@ -98,18 +105,17 @@ def _service_resources(app: str, name: str, service: Service, *, settings: AwsSe
     cpu, memory = fargate_size(name, service.resources.cpu, service.resources.memory)
     resources: list[Resource] = [
         Resource("discovery", name, {"name": name, "namespace": ns, "ttl": 10}, depends_on=(f"namespace/{app}",),
-                 replace_on=frozenset({"name", "namespace"}), service=name),
+                 replace_on=frozenset({"name", "namespace"}), replace_mode="create-before-delete", service=name),
     ]
     balancers = []
     for port in service.ports:
         if port.expose != "public":
             continue
         key = f"port/{name}.{port.name}"
-        props = {"target_group": names.target_group(app, name, port.name),
-                 "protocol": _transport(port.protocol).upper(), "port": port.port, "vpc": settings.vpc or DEFAULT}
+        props = _port(app, name, port.name, settings, protocol=_transport(port.protocol).upper(), number=port.port)
         resources.append(Resource("port", f"{name}.{port.name}", props, depends_on=(f"load-balancer/{app}",),
-                                  replace_on=frozenset(props), service=name))
-        balancers.append({"target": key, "port": port.port})
+                                  replace_on=PORT_REPLACE_ON, replace_mode="create-before-delete", service=name))
+        balancers.append({"target": key, "target_group": props["target_group"], "port": port.port})
     image: Any = service.image
     if service.build is not None:
         repo = Resource("repository", name, {"name": names.repository(app, name)}, replace_on=frozenset({"name"}),
@@ -146,19 +152,34 @@ def _service_resources(app: str, name: str, service: Service, *, settings: AwsSe
         },
         "load_balancers": balancers,
         "discovery": f"discovery/{name}",
+        "namespace": ns,
         "after": sorted(service.depends_on),
     }
-    resources.append(Resource("service", name, props, depends_on=service_depends_on(app, props, settings),
-                              replace_on=frozenset({"cluster", "load_balancers", "discovery"}),
+    depends_on = service_depends_on(app, props, own_cluster=settings.cluster is None)
+    resources.append(Resource("service", name, props, depends_on=depends_on, replace_on=frozenset({"cluster"}),
                               replace_mode="delete-before-create", service=name, payload={"base_dir": base_dir}))
     return resources
 
 
-def service_depends_on(app: str, props: Mapping[str, Any], settings: AwsSettings) -> tuple[str, ...]:
-    """What an ECS service needs first, derived from its properties (so observe agrees)."""
+PORT_REPLACE_ON = frozenset({"target_group", "protocol", "port", "vpc", "load_balancer"})
+
+
+def _port(app: str, service: str, port: str, settings: AwsSettings, *, protocol: str, number: int) -> dict[str, Any]:
+    """A public port's properties: its target group is named after everything that cannot
+    change in place, so a replacement can exist beside the group it replaces."""
+    vpc = settings.vpc or DEFAULT
+    balancer = load_balancer_name(app, settings)
+    group = names.target_group(app, service, port, protocol, str(number), vpc, balancer)
+    return {"target_group": group, "protocol": protocol, "port": number, "vpc": vpc, "load_balancer": balancer,
+            "listening": True}
+
+
+def service_depends_on(app: str, props: Mapping[str, Any], *, own_cluster: bool) -> tuple[str, ...]:
+    """What an ECS service needs first, derived from its properties (so observe agrees);
+    `own_cluster` when it runs in the cluster the app made."""
     task = props.get("task") or {}
     deps = {f"log-group/{app}", str(props.get("discovery"))}
-    if settings.cluster is None:
+    if own_cluster:
         deps.add(f"cluster/{app}")
     if str(task.get("execution_role", "")).startswith("role/"):
         deps.add(task["execution_role"])

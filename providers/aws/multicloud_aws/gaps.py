@@ -7,9 +7,12 @@ an emulator runs (installed once, removed when the last emulator stops):
 - each "task" gets an IP that is registered in the service's NLB target groups and as a
   Cloud Map instance, and writes one line to its awslogs stream;
 - register_task_definition rejects cpu/memory pairs Fargate does not accept;
-- a VPC holds several private DNS namespaces (moto allows one);
+- a VPC holds several private DNS namespaces (moto allows one); list_services honours the
+  NAMESPACE_ID filter; a namespace with services, or a service with instances, cannot be
+  deleted (ResourceInUse), as on AWS;
 - the tagging API pages by ResourcesPerPage alone when TagsPerPage is not given;
-- faults (throttling, 5xx) can be injected per operation, and a per-call latency set.
+- faults (throttling, 5xx) can be injected per operation, and a per-call latency set;
+- a watcher sees every call after it took effect (kill trials stop a client there).
 - ECR repositories live in a real registry (multicloud_aws.local_registry): their URIs,
   the authorization token's proxyEndpoint and deletes point at it.
 """
@@ -33,6 +36,7 @@ _state: dict[str, float] = {"installed": 0, "latency": 0.0}
 _originals: list[tuple[Any, str, Any]] = []
 _addresses = itertools.count(10)
 _faults: dict[tuple[str, str], Fault] = {}
+_watchers: list[Callable[[str, str], None]] = []
 
 
 @dataclass
@@ -50,6 +54,11 @@ def inject(service: str, operation: str, code: str = "ThrottlingException", *, t
     """Make the next `times` calls of e.g. ("ecs", "CreateService") fail with this error."""
     with _lock:
         _faults[(service, operation)] = Fault(code, message, status, times)
+
+
+def watch(watcher: Callable[[str, str], None] | None) -> None:
+    """Call `watcher(service, operation)` after every emulated call took effect (None: stop)."""
+    _watchers[:] = [watcher] if watcher else []
 
 
 def set_latency(seconds: float) -> None:
@@ -81,6 +90,7 @@ def install() -> None:
         from moto.ecs.models import EC2ContainerServiceBackend
         from moto.resourcegroupstaggingapi.models import ResourceGroupsTaggingAPIBackend
         from moto.servicediscovery.models import ServiceDiscoveryBackend
+        from moto.servicediscovery.responses import ServiceDiscoveryResponse
 
         _patch(EC2ContainerServiceBackend, "create_service", _after(_deployed))
         _patch(EC2ContainerServiceBackend, "update_service", _after(_deployed))
@@ -89,6 +99,9 @@ def install() -> None:
         _patch(EC2ContainerServiceBackend, "register_task_definition", _before_register)
         _patch(ResourceGroupsTaggingAPIBackend, "get_resources", _get_resources)
         _patch(ServiceDiscoveryBackend, "create_private_dns_namespace", _create_namespace)
+        _patch(ServiceDiscoveryBackend, "delete_namespace", _refuse_in_use("namespace"))
+        _patch(ServiceDiscoveryBackend, "delete_service", _refuse_in_use("service"))
+        _patch(ServiceDiscoveryResponse, "list_services", _list_services)
         _patch(BaseResponse, "call_action", _call_action)
         _patch(Repository, "__init__", local_registry.repository_init)
         _patch(ECRResponse, "get_authorization_token", local_registry.authorization_token)
@@ -107,6 +120,7 @@ def uninstall() -> None:
                 owner, name, original = _originals.pop()
                 setattr(owner, name, original)
             _faults.clear()
+            _watchers.clear()
             _state["latency"] = 0.0
 
 
@@ -256,6 +270,41 @@ def _create_namespace(original: Any) -> Any:
     return patched
 
 
+def _refuse_in_use(what: str) -> Callable[[Any], Any]:
+    """Cloud Map refuses to delete a namespace that holds services, or a service with instances."""
+
+    def make(original: Any) -> Any:
+        def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
+            from moto.core.exceptions import JsonRESTError
+
+            object_id = args[0] if args else next(iter(kwargs.values()))
+            if what == "namespace":
+                busy = any(s.namespace_id == object_id for s in self.services.values())
+            else:
+                busy = bool(getattr(self.services.get(object_id), "instances", None))
+            if busy:
+                held = "services" if what == "namespace" else "registered instances"
+                raise JsonRESTError("ResourceInUse", f"The {what} {object_id} still has {held}")
+            return original(self, *args, **kwargs)
+
+        return patched
+
+    return make
+
+
+def _list_services(original: Any) -> Any:
+    def patched(self: Any) -> Any:
+        import json
+
+        wanted = [f["Values"] for f in json.loads(self.body or "{}").get("Filters") or []
+                  if f.get("Name") == "NAMESPACE_ID"]
+        listed = self.servicediscovery_backend.list_services()
+        found = [s for s in listed if not wanted or s.namespace_id in wanted[0]]
+        return json.dumps({"Services": [s.to_json() for s in found]})
+
+    return patched
+
+
 def _call_action(original: Any) -> Any:
     def patched(self: Any) -> Any:
         if _state["latency"]:
@@ -276,6 +325,9 @@ def _call_action(original: Any) -> Any:
                 _, headers, body = self.serialized(ActionResult(injected(fault.code, fault.message)))
                 headers["status"] = fault.status
                 return fault.status, headers, body
-        return original(self)
+        result = original(self)
+        for watcher in list(_watchers):
+            watcher(self.service_name, self._get_action())
+        return result
 
     return patched

@@ -97,10 +97,11 @@ def role(ctx: Context, app: str, change: Change) -> None:
 
 
 def security_group(ctx: Context, app: str, change: Change) -> None:
-    """Create the app's security group: all traffic from itself, public ports from anywhere."""
+    """Create the app's security group in the target's VPC: all traffic from itself, public
+    ports from anywhere; delete the observed one (a group in another VPC stays until then)."""
     client = ctx.client("ec2")
     if change.action is Action.DELETE:
-        group = security_group_id(ctx, app)
+        group = _object_id(change) or security_group_id(ctx, app)
         if group:
             with guard(f"deleting security group {group}"):
                 _ignore_missing(lambda: client.delete_security_group(GroupId=group))
@@ -112,7 +113,8 @@ def security_group(ctx: Context, app: str, change: Change) -> None:
             group = client.create_security_group(
                 GroupName=names.security_group(app), Description=f"multicloud app {app}", VpcId=ctx.vpc(),
                 TagSpecifications=[{"ResourceType": "security-group",
-                                    "Tags": names.tag_list(names.tags(app, resource.key))}])["GroupId"]
+                                    "Tags": names.tag_list(names.tags(app, resource.key, **names.created()))}],
+            )["GroupId"]
         current = client.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]["IpPermissions"]
         wanted: list[dict[str, Any]] = [{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group}]}]
         for entry in resource.properties["public"]:
@@ -127,6 +129,18 @@ def security_group(ctx: Context, app: str, change: Change) -> None:
         if drop:
             client.revoke_security_group_ingress(GroupId=group, IpPermissions=drop)
     tag_hash(ctx, "security-group", group, resource)
+
+
+def _observed_arn(change: Change) -> str | None:
+    """The ARN of the object a delete addresses: the one observed, which may be an older copy."""
+    payload = change.before.payload if change.before is not None else None
+    return str(payload["arn"]) if isinstance(payload, Mapping) and payload.get("arn") else None
+
+
+def _object_id(change: Change) -> str | None:
+    """The id at the end of the observed object's ARN (sg-..., ns-..., srv-...)."""
+    arn = _observed_arn(change)
+    return arn.rstrip("/").rsplit("/", 1)[-1] if arn else None
 
 
 def _rule_key(rule: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -161,17 +175,26 @@ def cluster(ctx: Context, app: str, change: Change) -> None:
 
 
 def namespace(ctx: Context, app: str, change: Change) -> None:
-    """Create the Cloud Map private DNS namespace in the VPC; delete it."""
+    """Create the Cloud Map private DNS namespace in the VPC (beside an older one of another
+    name); delete the observed one with the app's Cloud Map services still in it (Cloud Map
+    refuses to delete a namespace that holds services; the ECS services registered there move
+    to their new Cloud Map services in their own steps)."""
     client = ctx.client("servicediscovery")
-    current = namespace_id(ctx, app)
+    name = str(change.resource.properties["name"])
     if change.action is Action.DELETE:
+        current = _object_id(change) or namespace_id(ctx, app, name)
         if current:
-            with guard("deleting the Cloud Map namespace"):
+            with guard(f"deleting Cloud Map namespace {name}"):
+                pages = client.get_paginator("list_services").paginate(
+                    Filters=[{"Name": "NAMESPACE_ID", "Values": [current], "Condition": "EQ"}])
+                for entry in [e for page in pages for e in page["Services"]]:
+                    if entry.get("Description") == names.marker(app):
+                        _deregister_instances(client, entry["Id"])
+                        _ignore_missing(lambda: client.delete_service(Id=entry["Id"]))  # noqa: B023
                 _wait_operation(ctx, _ignore_missing(lambda: client.delete_namespace(Id=current)))
         return
-    if current:
+    if namespace_id(ctx, app, name):
         return
-    name = str(change.resource.properties["name"])
     with guard(f"creating Cloud Map namespace {name}"):
         started = client.create_private_dns_namespace(
             Name=name, Vpc=ctx.vpc(), Description=names.marker(app),
@@ -198,89 +221,122 @@ def _wait_operation(ctx: Context, started: Any, timeout: float = 300.0) -> None:
 
 
 def discovery(ctx: Context, app: str, change: Change) -> None:
-    """Create a Cloud Map service (A records, multivalue) for a spec service; update its TTL."""
+    """Create a Cloud Map service (A records, multivalue) for a spec service in its namespace;
+    update its TTL; delete the observed one with its instances."""
     client = ctx.client("servicediscovery")
     resource = change.resource
-    found = cloud_map_service(ctx, app, resource.name)
     if change.action is Action.DELETE:
+        found = _object_id(change) or (cloud_map_service(ctx, app, resource.name, resource.properties["namespace"])
+                                       or {}).get("Id")
         if found:
-            with guard(f"deleting Cloud Map service {resource.name}"):
-                _ignore_missing(lambda: client.delete_service(Id=found["Id"]))
+            with guard(f"deleting Cloud Map service {resource.properties['name']}"):
+                _deregister_instances(client, found)
+                _ignore_missing(lambda: client.delete_service(Id=found))
         return
     records = {"RoutingPolicy": "MULTIVALUE", "DnsRecords": [{"Type": "A", "TTL": resource.properties["ttl"]}]}
+    namespace_name = str(resource.properties["namespace"])
+    current = cloud_map_service(ctx, app, resource.name, namespace_name)
     with guard(f"creating Cloud Map service {resource.name}"):
-        if found is None:
-            ns = namespace_id(ctx, app)
+        if current is None:
+            ns = namespace_id(ctx, app, namespace_name)
             if ns is None:
-                raise RetryableError("the Cloud Map namespace does not exist yet")
+                raise RetryableError(f"the Cloud Map namespace {namespace_name} does not exist yet")
             client.create_service(Name=resource.name, NamespaceId=ns, DnsConfig=records,
                                   Description=names.marker(app), HealthCheckCustomConfig={"FailureThreshold": 1},
                                   Tags=names.tag_list(names.tags(app, resource.key, resource.name)))
         else:
-            client.update_service(Id=found["Id"], Service={"DnsConfig": {"DnsRecords": records["DnsRecords"]}})
+            client.update_service(Id=current["Id"], Service={"DnsConfig": {"DnsRecords": records["DnsRecords"]}})
+
+
+def _deregister_instances(client: Any, service_id: str) -> None:
+    """Deregister every instance of a Cloud Map service (it cannot be deleted with them)."""
+    try:
+        instances = [i["Id"] for page in client.get_paginator("list_instances").paginate(ServiceId=service_id)
+                     for i in page["Instances"]]
+    except Exception as exc:
+        if error_code(exc) in NOT_FOUND_CODES or isinstance(exc, NotFoundError):
+            return
+        raise
+    for instance in instances:
+        _ignore_missing(lambda: client.deregister_instance(ServiceId=service_id, InstanceId=instance))  # noqa: B023
 
 
 def load_balancer(ctx: Context, app: str, change: Change) -> None:
-    """Create the app's internet-facing NLB; delete it (its listeners go with it)."""
+    """Create the app's internet-facing NLB (named after its placement, so a moved one can
+    exist beside the old); delete the observed one (its listeners go with it)."""
     client = ctx.client("elbv2")
-    name = names.load_balancer(app)
+    resource = change.resource
+    name = str(resource.properties["name"])
     if change.action is Action.DELETE:
-        arn = load_balancer_arn(ctx, app)
+        arn = _observed_arn(change) or load_balancer_arn(ctx, name)
         if arn:
             with guard(f"deleting load balancer {name}"):
                 _ignore_missing(lambda: client.delete_load_balancer(LoadBalancerArn=arn))
         return
-    resource = change.resource
-    with guard(f"creating load balancer {name}"):
-        created = client.create_load_balancer(
-            Name=name, Type="network", Scheme=resource.properties["scheme"], Subnets=ctx.subnets(),
-            Tags=names.tag_list(names.tags(app, resource.key)))["LoadBalancers"][0]
-    tag_hash(ctx, "load-balancer", created["LoadBalancerArn"], resource)
+    arn = load_balancer_arn(ctx, name)
+    if arn is None:
+        with guard(f"creating load balancer {name}"):
+            arn = client.create_load_balancer(
+                Name=name, Type="network", Scheme=resource.properties["scheme"], Subnets=ctx.subnets(),
+                Tags=names.tag_list(names.tags(app, resource.key, **names.created())),
+            )["LoadBalancers"][0]["LoadBalancerArn"]
+    tag_hash(ctx, "load-balancer", str(arn), resource)
 
 
 def port(ctx: Context, app: str, change: Change) -> None:
-    """Create a public port: an `ip` target group and a listener on the NLB forwarding to it."""
+    """Create a public port: an `ip` target group and the listener of its NLB forwarding to
+    it (the group is found by name when a killed apply made it already); delete the observed
+    group and the listeners that forward to it."""
     client = ctx.client("elbv2")
     resource = change.resource
     props = resource.properties
     if change.action is Action.DELETE:
-        arn = target_group_arn(ctx, str(props["target_group"]))
+        arn = _observed_arn(change) or target_group_arn(ctx, str(props["target_group"]))
         if arn:
             with guard(f"deleting target group {props['target_group']}"):
-                for listener in _listeners(ctx, app):
-                    if any(a.get("TargetGroupArn") == arn for a in listener.get("DefaultActions", [])):
-                        _delete_listener(client, str(listener["ListenerArn"]))
+                for listener in _listeners_forwarding_to(client, arn):
+                    _ignore_missing(lambda: client.delete_listener(ListenerArn=listener))  # noqa: B023
                 _ignore_missing(lambda: client.delete_target_group(TargetGroupArn=arn))
         return
-    lb = load_balancer_arn(ctx, app)
+    lb = load_balancer_arn(ctx, str(props["load_balancer"]))
     if lb is None:
-        raise RetryableError("the app's load balancer does not exist yet")
+        raise RetryableError(f"load balancer {props['load_balancer']} does not exist yet")
+    group = target_group_arn(ctx, str(props["target_group"]))
     with guard(f"creating target group {props['target_group']}"):
-        group = client.create_target_group(
-            Name=props["target_group"], Protocol=props["protocol"], Port=props["port"], VpcId=ctx.vpc(),
-            TargetType="ip", HealthCheckProtocol="TCP",
-            Tags=names.tag_list(names.tags(app, resource.key, resource.service)))["TargetGroups"][0]
-        action = [{"Type": "forward", "TargetGroupArn": group["TargetGroupArn"]}]
+        if group is None:
+            tags = names.tags(app, resource.key, resource.service, **names.created(),
+                              **{names.TAG_LOAD_BALANCER: str(props["load_balancer"])})
+            group = client.create_target_group(
+                Name=props["target_group"], Protocol=props["protocol"], Port=props["port"], VpcId=ctx.vpc(),
+                TargetType="ip", HealthCheckProtocol="TCP", Tags=names.tag_list(tags),
+            )["TargetGroups"][0]["TargetGroupArn"]
+        action = [{"Type": "forward", "TargetGroupArn": group}]
         slot = (props["port"], props["protocol"])
-        existing = [x for x in _listeners(ctx, app) if (x["Port"], x["Protocol"]) == slot]
-        if existing:
-            client.modify_listener(ListenerArn=existing[0]["ListenerArn"], DefaultActions=action)
-        else:
+        listeners = client.describe_listeners(LoadBalancerArn=lb)["Listeners"]
+        existing = [x for x in listeners if (x["Port"], x["Protocol"]) == slot]
+        if not existing:
             client.create_listener(LoadBalancerArn=lb, Protocol=props["protocol"], Port=props["port"],
                                    DefaultActions=action)
-    tag_hash(ctx, "port", group["TargetGroupArn"], resource)
+        elif [a.get("TargetGroupArn") for a in existing[0].get("DefaultActions", [])] != [group]:
+            client.modify_listener(ListenerArn=existing[0]["ListenerArn"], DefaultActions=action)
+    tag_hash(ctx, "port", str(group), resource)
 
 
-def _delete_listener(client: Any, arn: str) -> None:
-    _ignore_missing(lambda: client.delete_listener(ListenerArn=arn))
-
-
-def _listeners(ctx: Context, app: str) -> list[dict[str, Any]]:
-    lb = load_balancer_arn(ctx, app)
-    if lb is None:
-        return []
-    with guard("listing the load balancer's listeners"):
-        return list(ctx.client("elbv2").describe_listeners(LoadBalancerArn=lb)["Listeners"])
+def _listeners_forwarding_to(client: Any, group: str) -> list[str]:
+    """The ARNs of listeners (of any NLB the group serves) that forward to a target group."""
+    try:
+        found = client.describe_target_groups(TargetGroupArns=[group])["TargetGroups"]
+    except Exception as exc:
+        if error_code(exc) in NOT_FOUND_CODES:
+            return []
+        raise
+    result = []
+    for lb in found[0].get("LoadBalancerArns", []) if found else []:
+        listeners = _ignore_missing(lambda: client.describe_listeners(LoadBalancerArn=lb))  # noqa: B023
+        for listener in (listeners or {}).get("Listeners", []):
+            if any(a.get("TargetGroupArn") == group for a in listener.get("DefaultActions", [])):
+                result.append(str(listener["ListenerArn"]))
+    return result
 
 
 def secret(ctx: Context, app: str, change: Change) -> None:

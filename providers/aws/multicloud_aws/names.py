@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable, Mapping
 
 TAG_APP = "multicloud:app"
@@ -13,6 +14,10 @@ TAG_DIGEST = "multicloud:value-digest"
 TAG_TASK_HASH = "multicloud:task-hash"
 TAG_TASK_REVISION = "multicloud:task-revision"
 TAG_AFTER = "multicloud:after"
+TAG_LOAD_BALANCER = "multicloud:load-balancer"
+"""The NLB a target group was made for (a group serves one NLB; it may not listen yet)."""
+TAG_CREATED = "multicloud:created"
+"""When an object was made (nanoseconds): of two objects of one resource, the newer is current."""
 MARKER_PREFIX = "multicloud:"
 """Cloud Map objects carry `multicloud:APP` as their description, found without tag reads."""
 
@@ -31,14 +36,19 @@ def family(app: str, service: str) -> str:
     return f"{app}_{service}"
 
 
-def load_balancer(app: str) -> str:
-    """The app's NLB: at most 32 characters, letters, digits and hyphens."""
-    return short(f"mc-{app}", 32)
+def load_balancer(app: str, *placement: str) -> str:
+    """The app's NLB: at most 32 characters, letters, digits and hyphens; a placement (vpc,
+    subnets) other than the default gets its own name, so a moved NLB can exist beside the old."""
+    if not any(placement):
+        return short(f"mc-{app}", 32)
+    return short(f"mc-{app}", 32, app, *placement)
 
 
-def target_group(app: str, service: str, port: str) -> str:
-    """A public port's target group: 32 characters at most, unique per (app, service, port)."""
-    return short(f"{service}-{port}", 32, app, service, port)
+def target_group(app: str, service: str, port: str, *identity: str) -> str:
+    """A public port's target group: 32 characters at most, unique per (app, service, port)
+    and per `identity` (what cannot change in place), so a replacement can be created
+    before the group it replaces is deleted."""
+    return short(f"{service}-{port}", 32, app, service, port, *identity)
 
 
 def role(app: str) -> str:
@@ -79,6 +89,11 @@ def namespace(app: str) -> str:
 def marker(app: str) -> str:
     """The description that marks a Cloud Map namespace or service as the app's."""
     return f"{MARKER_PREFIX}{app}"
+
+
+def created() -> dict[str, str]:
+    """The creation tag of a new object."""
+    return {TAG_CREATED: str(time.time_ns())}
 
 
 def tags(app: str, key: str, service: str | None = None, **extra: str) -> dict[str, str]:

@@ -9,6 +9,7 @@ what `desired` rendered in this process is rebuilt from that; any other is descr
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from multicloud.resources import Resource, Sensitive
@@ -16,33 +17,64 @@ from multicloud_aws import names
 from multicloud_aws.clients import NotFoundError, guard
 from multicloud_aws.context import Context, chunks, one
 from multicloud_aws.desired import DEFAULT, service_depends_on
+from multicloud_aws.readers import READERS
 from multicloud_aws.taskdef import read_task
 
 STATIC_DEPS = {"port": "load-balancer", "discovery": "namespace"}
 
 
 class Seen:
-    """Everything found for one app, indexed for the lookups services need."""
+    """Everything found for one app, indexed for the lookups services need. A resource may
+    have several instances (an apply killed inside a create-before-delete replace leaves the
+    new object beside the old): `resources` holds the newest of each key, `instances` all."""
 
     def __init__(self, app: str) -> None:
         self.app = app
-        self.resources: dict[str, Resource] = {}
+        self.instances: dict[str, list[Resource]] = {}
         self.arns: dict[str, str] = {}
         self.keys_by_arn: dict[str, str] = {}
         self.services: dict[str, dict[str, str]] = {}
-        self.security_group_ids: dict[str, str] = {}
+        self.namespaces: dict[str, str] = {}
         self.registries: dict[str, str] = {}
+        """Cloud Map service ARN -> the name of its namespace."""
+
+    @property
+    def resources(self) -> dict[str, Resource]:
+        """The newest instance of each key."""
+        return {key: found[-1] for key, found in self.instances.items()}
+
+    def all(self) -> list[Resource]:
+        """Every instance, by key, oldest first within a key."""
+        return [r for key in sorted(self.instances) for r in self.instances[key]]
 
     def add(self, kind: str, name: str, props: dict[str, Any], *, arn: str = "", service: str | None = None,
-            depends_on: tuple[str, ...] = ()) -> None:
-        """Record one observed resource."""
+            depends_on: tuple[str, ...] = (), created: str = "") -> None:
+        """Record one observed object as an instance of `kind/name` (told apart by its ARN,
+        ordered by `created`, then ARN)."""
         if not depends_on and kind in STATIC_DEPS:
             depends_on = (f"{STATIC_DEPS[kind]}/{self.app}",)
-        resource = Resource(kind, name, props, depends_on=depends_on, service=service, payload={"arn": arn})
-        self.resources[resource.key] = resource
+        resource = Resource(kind, name, props, depends_on=depends_on, service=service,
+                            payload={"arn": arn, "created": created}, instance=arn)
+        found = self.instances.setdefault(resource.key, [])
+        found.append(resource)
+        found.sort(key=lambda r: (r.payload["created"], r.payload["arn"]))
         if arn:
-            self.arns[resource.key] = arn
+            self.arns[resource.key] = str(found[-1].payload["arn"])
             self.keys_by_arn[arn] = resource.key
+
+    def key_of_id(self, kind: str, object_id: str) -> str:
+        """The key of a `kind` resource whose ARN ends in /object_id, else object_id."""
+        for arn, key in self.keys_by_arn.items():
+            if key.startswith(f"{kind}/") and arn.endswith(f"/{object_id}"):
+                return key
+        return object_id
+
+
+def created_of(value: Any) -> str:
+    """A sortable creation time from a TAG_CREATED tag (nanoseconds) or an AWS datetime."""
+    if isinstance(value, datetime):
+        return f"{int(value.timestamp() * 1e9):020d}"
+    return f"{int(value):020d}" if str(value or "").isdigit() else ""
 
 
 TAGGED_KINDS = {"service", "secret", "cluster", *("log-group", "security-group", "load-balancer", "port")}
@@ -74,7 +106,8 @@ def _tagged(ctx: Context, app: str, seen: Seen, key: str | None) -> None:
         found = ctx.tagged(app, types=SERVICE_CONTEXT if key else None)
     else:
         found = ctx.tagged(app, key=key)
-    for arn, tags in found:
+    described: dict[str, list[tuple[str, dict[str, str]]]] = {}
+    for arn, tags in sorted(found):
         key = tags.get(names.TAG_KEY, "")
         kind, _, name = key.partition("/")
         if not name:
@@ -89,13 +122,14 @@ def _tagged(ctx: Context, app: str, seen: Seen, key: str | None) -> None:
         elif kind == "cluster":
             seen.add(kind, name, {"name": arn.rsplit("/", 1)[-1]}, arn=arn)
         elif kind in READERS:
-            if kind == "security-group":
-                seen.security_group_ids[arn.rsplit("/", 1)[-1]] = key
-            props = ctx.recall(tags.get(names.TAG_HASH))
-            if props is None:
-                props = READERS[kind](ctx, app, arn)
-            if props is not None:
-                seen.add(kind, name, dict(props), arn=arn, service=service)
+            described.setdefault(kind, []).append((arn, tags))
+    for kind, items in sorted(described.items()):
+        found_props = READERS[kind](ctx, items)
+        for arn, tags in items:
+            if arn in found_props:
+                name = tags[names.TAG_KEY].partition("/")[2]
+                seen.add(kind, name, found_props[arn], arn=arn, service=tags.get(names.TAG_SERVICE) or None,
+                         created=created_of(tags.get(names.TAG_CREATED)))
 
 
 def _cloud_map(ctx: Context, app: str, seen: Seen) -> None:
@@ -104,20 +138,24 @@ def _cloud_map(ctx: Context, app: str, seen: Seen) -> None:
         namespaces = [n for page in client.get_paginator("list_namespaces").paginate(
             Filters=[{"Name": "TYPE", "Values": ["DNS_PRIVATE"], "Condition": "EQ"}]) for n in page["Namespaces"]]
     ours = [n for n in namespaces if n.get("Description") == names.marker(app)]
-    for namespace in ours[:1]:
-        seen.add("namespace", app, {"name": namespace["Name"]}, arn=namespace["Arn"])
-        seen.arns["namespace-id"] = namespace["Id"]
+    for namespace in ours:
+        seen.add("namespace", app, {"name": namespace["Name"]}, arn=namespace["Arn"],
+                 created=created_of(namespace.get("CreateDate")))
+        seen.namespaces[namespace["Id"]] = namespace["Name"]
+    for namespace in ours:
         with guard(f"listing the Cloud Map services of {namespace['Name']}"):
             pages = client.get_paginator("list_services").paginate(
                 Filters=[{"Name": "NAMESPACE_ID", "Values": [namespace["Id"]], "Condition": "EQ"}])
             listed = [s for page in pages for s in page["Services"]]
+        in_namespace = (seen.key_of_id("namespace", namespace["Id"]),)
         for entry in listed:
             if entry.get("Description") != names.marker(app):
                 continue
             ttl = (one(entry, "DnsConfig", "DnsRecords") or [{}])[0].get("TTL")
             props = {"name": entry["Name"], "namespace": namespace["Name"], "ttl": ttl}
-            seen.add("discovery", entry["Name"], props, arn=entry["Arn"], service=entry["Name"])
-            seen.registries[entry["Arn"]] = f"discovery/{entry['Name']}"
+            seen.add("discovery", entry["Name"], props, arn=entry["Arn"], service=entry["Name"],
+                     depends_on=in_namespace, created=created_of(entry.get("CreateDate")))
+            seen.registries[entry["Arn"]] = namespace["Name"]
 
 
 def _role(ctx: Context, app: str, seen: Seen) -> None:
@@ -131,7 +169,7 @@ def _role(ctx: Context, app: str, seen: Seen) -> None:
     tags = names.tag_dict(role.get("Tags"))
     if tags.get(names.TAG_APP) != app:
         return
-    props = ctx.recall(tags.get(names.TAG_HASH)) or read_role(ctx, app, role["Arn"])
+    props = read_role(ctx, app, role["Arn"])
     if props is not None:
         seen.add("role", app, dict(props), arn=role["Arn"])
 
@@ -155,8 +193,11 @@ def _services(ctx: Context, app: str, seen: Seen) -> None:
         by_cluster.setdefault(cluster_of(arn, ctx, app), []).append(arn)
     for cluster, arns in sorted(by_cluster.items()):
         for batch in chunks(sorted(arns), 10):
-            with guard(f"describing ECS services in {cluster}"):
-                found = ctx.client("ecs").describe_services(cluster=cluster, services=batch, include=["TAGS"])
+            try:
+                with guard(f"describing ECS services in {cluster}"):
+                    found = ctx.client("ecs").describe_services(cluster=cluster, services=batch, include=["TAGS"])
+            except NotFoundError:  # the tagging API still lists services of a deleted cluster
+                continue
             for described in found.get("services", []):
                 if described.get("status") != "ACTIVE":
                     continue
@@ -174,18 +215,10 @@ def add_service(ctx: Context, app: str, seen: Seen, described: dict[str, Any], t
     """Rebuild a `service/NAME` resource from describe_services output and its tags."""
     name = tags.get(names.TAG_SERVICE) or str(described["serviceName"])
     task_arn = str(described.get("taskDefinition", ""))
-    task = None
-    if task_arn.rsplit(":", 1)[-1] == tags.get(names.TAG_TASK_REVISION):
-        task = ctx.recall(tags.get(names.TAG_TASK_HASH))
-    if task is None and task_arn:
-        with guard(f"describing task definition {task_arn}"):
-            definition = ctx.client("ecs").describe_task_definition(taskDefinition=task_arn)["taskDefinition"]
-        task = read_task(app, definition, lambda arn: role_key(ctx, app, arn),
-                         lambda image, build: image_spec(app, name, image, build))
+    task = ctx.cached(task_arn, lambda: _read_task(ctx, app, name, task_arn)) if task_arn else None
     network = one(described, "networkConfiguration", "awsvpcConfiguration") or {}
-    groups = [seen.security_group_ids.get(g, g) for g in network.get("securityGroups", [])]
-    registries = [seen.registries.get(r["registryArn"], r["registryArn"])
-                  for r in described.get("serviceRegistries", [])]
+    groups = [seen.key_of_id("security-group", g) for g in network.get("securityGroups", [])]
+    registries = [str(r["registryArn"]) for r in described.get("serviceRegistries", [])]
     props = {
         "cluster": described["clusterArn"].rsplit("/", 1)[-1],
         "task": task,
@@ -196,12 +229,22 @@ def add_service(ctx: Context, app: str, seen: Seen, described: dict[str, Any], t
             "public_ip": network.get("assignPublicIp") == "ENABLED",
         },
         "load_balancers": [{"target": seen.keys_by_arn.get(b["targetGroupArn"], b["targetGroupArn"]),
+                            "target_group": b["targetGroupArn"].split(":targetgroup/", 1)[-1].split("/")[0],
                             "port": b["containerPort"]} for b in described.get("loadBalancers", [])],
-        "discovery": registries[0] if registries else None,
+        "discovery": seen.keys_by_arn.get(registries[0], registries[0]) if registries else None,
+        "namespace": seen.registries.get(registries[0]) if registries else None,
         "after": sorted(tags.get(names.TAG_AFTER, "").split()),
     }
     seen.add("service", name, props, arn=described["serviceArn"], service=name,
-             depends_on=service_depends_on(app, props, ctx.settings))
+             depends_on=service_depends_on(app, props, own_cluster=props["cluster"] == app))
+
+
+def _read_task(ctx: Context, app: str, service: str, task_arn: str) -> Any:
+    """A task definition revision read back into `task` properties (revisions never change)."""
+    with guard(f"describing task definition {task_arn}"):
+        definition = ctx.client("ecs").describe_task_definition(taskDefinition=task_arn)["taskDefinition"]
+    return read_task(app, definition, lambda arn: role_key(ctx, app, arn),
+                     lambda image, build: image_spec(app, service, image, build))
 
 
 def role_key(ctx: Context, app: str, arn: str) -> str:
@@ -222,53 +265,6 @@ def image_spec(app: str, service: str, image: str, build: str | None) -> Any:
     return image
 
 
-def read_log_group(ctx: Context, app: str, arn: str) -> dict[str, Any] | None:
-    """A log group's properties, described."""
-    name = arn.split(":log-group:", 1)[-1].removesuffix(":*")
-    with guard(f"describing log group {name}"):
-        groups = ctx.client("logs").describe_log_groups(logGroupNamePrefix=name)["logGroups"]
-    match = [g for g in groups if g["logGroupName"] == name]
-    return {"name": name, "retention_days": match[0].get("retentionInDays")} if match else None
-
-
-def read_security_group(ctx: Context, app: str, arn: str) -> dict[str, Any] | None:
-    """A security group's properties, described (public = ports open to 0.0.0.0/0)."""
-    group_id = arn.rsplit("/", 1)[-1]
-    with guard(f"describing security group {group_id}"):
-        groups = ctx.client("ec2").describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
-    if not groups:
-        return None
-    group = groups[0]
-    public = sorted({f"{p['IpProtocol']}/{p['FromPort']}" for p in group.get("IpPermissions", [])
-                     if any(r.get("CidrIp") == "0.0.0.0/0" for r in p.get("IpRanges", []))})
-    vpc = DEFAULT if not ctx.settings.vpc and group["VpcId"] == ctx.vpc() else group["VpcId"]
-    return {"name": group["GroupName"], "vpc": vpc, "public": public}
-
-
-def read_load_balancer(ctx: Context, app: str, arn: str) -> dict[str, Any] | None:
-    """An NLB's properties, described."""
-    with guard("describing the load balancer"):
-        found = ctx.client("elbv2").describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"]
-    if not found:
-        return None
-    subnets = sorted(z["SubnetId"] for z in found[0].get("AvailabilityZones", []))
-    return {"name": found[0]["LoadBalancerName"], "scheme": found[0]["Scheme"],
-            "subnets": subnets if ctx.settings.subnets else DEFAULT}
-
-
-def read_port(ctx: Context, app: str, arn: str) -> dict[str, Any] | None:
-    """A public port's target group, described; None-like when its listener is missing."""
-    with guard("describing a target group"):
-        found = ctx.client("elbv2").describe_target_groups(TargetGroupArns=[arn])["TargetGroups"]
-    if not found:
-        return None
-    group = found[0]
-    vpc = DEFAULT if not ctx.settings.vpc and group["VpcId"] == ctx.vpc() else group["VpcId"]
-    listening = bool(group.get("LoadBalancerArns"))
-    return {"target_group": group["TargetGroupName"], "protocol": group["Protocol"] if listening else "(no listener)",
-            "port": group["Port"], "vpc": vpc}
-
-
 def read_role(ctx: Context, app: str, arn: str) -> dict[str, Any] | None:
     """The execution role's properties: its name and the secrets its policy opens."""
     name = arn.rsplit("/", 1)[-1]
@@ -285,11 +281,3 @@ def read_role(ctx: Context, app: str, arn: str) -> dict[str, Any] | None:
                  (s.get("Action") if isinstance(s.get("Action"), list) else [s.get("Action")])]
     secret = str(resources[0]).split(":secret:", 1)[-1] if resources else None
     return {"name": name, "secrets": secret}
-
-
-READERS: dict[str, Any] = {
-    "log-group": read_log_group,
-    "security-group": read_security_group,
-    "load-balancer": read_load_balancer,
-    "port": read_port,
-}

@@ -15,7 +15,7 @@ from multicloud_aws.clients import ClientFactory, default_factory
 from multicloud_aws.context import Context
 from multicloud_aws.desired import cluster_name, render
 from multicloud_aws.fargate import FARGATE_MEMORY, MIB
-from multicloud_aws.lookups import load_balancer_arn
+from multicloud_aws.lookups import describe_load_balancer
 from multicloud_aws.observe import observe
 from multicloud_aws.settings import AwsSettings, parse_settings
 
@@ -53,18 +53,17 @@ class AwsEcsProvider:
 
     def desired(self, spec: TargetSpec, secrets: Mapping[str, str]) -> list[Resource]:
         """Render the app's resources; UserError for what Fargate cannot run. Reads only build contexts."""
-        resources = render(spec.app, spec.services, self.settings, secrets, spec.base_dir)
-        self.ctx.remember(resources)
-        return resources
+        return render(spec.app, spec.services, self.settings, secrets, spec.base_dir)
 
     def observe(self, app: str) -> list[Resource]:
-        """Every resource the app owns, found by tags and Cloud Map markers; reads only."""
-        return sorted(observe(self.ctx, app).resources.values(), key=lambda r: r.key)
+        """Every resource the app owns, found by tags and Cloud Map markers, each instance of a
+        key (oldest first) told apart by its ARN; reads only."""
+        return observe(self.ctx, app).all()
 
     def read(self, app: str, key: str) -> list[Resource]:
-        """One owned resource as it is now ([] when absent); reads only what that kind needs."""
-        found = observe(self.ctx, app, key).resources.get(key)
-        return [found] if found is not None else []
+        """Every instance of one owned resource as it is now ([] when absent); reads only what
+        that kind needs."""
+        return observe(self.ctx, app, key).instances.get(key, [])
 
     def apply(self, app: str, change: Change, emit: EventSink) -> None:
         """Carry out one step; a failure leaves tagged objects the next apply converges."""
@@ -82,13 +81,12 @@ class AwsEcsProvider:
         if resource.kind == "service":
             return services.service_health(self.ctx, str(resource.properties["cluster"]), resource.name)
         if resource.kind == "load-balancer":
-            arn = load_balancer_arn(self.ctx, app)
-            if arn is None:
+            found = describe_load_balancer(self.ctx, str(resource.properties["name"]))
+            if found is None:
                 return Health(HealthState.STARTING, "load balancer not visible yet")
-            found = self.ctx.client("elbv2").describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"]
-            state = found[0]["State"]["Code"]
+            state = found["State"]["Code"]
             if state == "failed":
-                return Health(HealthState.UNHEALTHY, found[0]["State"].get("Reason", "load balancer failed"))
+                return Health(HealthState.UNHEALTHY, found["State"].get("Reason", "load balancer failed"))
             if state != "active":
                 return Health(HealthState.STARTING, f"load balancer {state}")
         return Health(HealthState.HEALTHY)

@@ -45,27 +45,37 @@ def apply_service(ctx: Context, app: str, change: Change, say: Callable[[str], N
     })
     client = ctx.client("ecs")
     current = _describe(ctx, cluster, resource.name)
+    balancers = [{"targetGroupArn": _target_group(ctx, b["target_group"]), "containerName": resource.name,
+                  "containerPort": b["port"]} for b in props["load_balancers"]]
+    registry = cloud_map_service(ctx, app, resource.name, str(props["namespace"]))
+    if registry is None:
+        raise RetryableError(f"Cloud Map service {resource.name} does not exist yet")
+    registries = [{"registryArn": registry["Arn"]}]
     with guard(f"deploying ECS service {resource.name}"):
         if current is None:
-            balancers = [{"targetGroupArn": _target_group(ctx, app, b["target"]), "containerName": resource.name,
-                          "containerPort": b["port"]} for b in props["load_balancers"]]
             extra: dict[str, Any] = {"loadBalancers": balancers} if balancers else {}
             if balancers:
                 extra["healthCheckGracePeriodSeconds"] = 60
-            registry = cloud_map_service(ctx, app, resource.name)
-            if registry is None:
-                raise RetryableError(f"Cloud Map service {resource.name} does not exist yet")
             client.create_service(
                 serviceName=resource.name, launchType="FARGATE", schedulingStrategy="REPLICA",
-                serviceRegistries=[{"registryArn": registry["Arn"]}], propagateTags="SERVICE",
+                serviceRegistries=registries, propagateTags="SERVICE",
                 enableECSManagedTags=True, tags=names.tag_list(tags, lower=True), **request, **extra)
             return
         owner = names.tag_dict(current.get("tags")).get(names.TAG_APP)
         if owner != app:
             raise UserError(f"ECS service {resource.name} in cluster {cluster} belongs to {owner or 'someone else'}",
                             hint="deploy each app into its own cluster")
+        if _attachments(current.get("loadBalancers")) != _attachments(balancers):
+            request["loadBalancers"] = balancers
+        if [r.get("registryArn") for r in current.get("serviceRegistries") or []] != [registry["Arn"]]:
+            request["serviceRegistries"] = registries
         client.update_service(service=resource.name, **request)
         client.tag_resource(resourceArn=current["serviceArn"], tags=names.tag_list(tags, lower=True))
+
+
+def _attachments(balancers: Any) -> list[tuple[str, int]]:
+    """(target group ARN, container port) pairs of a service's loadBalancers, comparable."""
+    return sorted((str(b.get("targetGroupArn")), int(b.get("containerPort") or 0)) for b in balancers or [])
 
 
 def ensure_revision(ctx: Context, app: str, service: str, task: Mapping[str, Any], *, base_dir: str = ".",
@@ -137,12 +147,11 @@ def _network(ctx: Context, app: str, network: Mapping[str, Any]) -> dict[str, An
             "assignPublicIp": "ENABLED" if network["public_ip"] else "DISABLED"}
 
 
-def _target_group(ctx: Context, app: str, key: str) -> str:
-    """The ARN of the target group behind a `port/SERVICE.PORT` key."""
-    service, _, port = key.partition("/")[2].partition(".")
-    arn = target_group_arn(ctx, names.target_group(app, service, port))
+def _target_group(ctx: Context, name: str) -> str:
+    """The ARN of a public port's target group, by name."""
+    arn = target_group_arn(ctx, name)
     if arn is None:
-        raise RetryableError(f"target group for {key} does not exist yet")
+        raise RetryableError(f"target group {name} does not exist yet")
     return arn
 
 
