@@ -11,7 +11,8 @@ Json = dict[str, Any]
 
 
 class AciApi(Protocol):
-    """Container-group calls in one subscription and resource group; long-running ones wait.
+    """Container-group calls in one subscription and resource group; deletes and restarts wait
+    for their operation, a PUT returns once accepted.
 
     Every method raises multicloud errors only (RetryableError for throttling, conflicts and
     5xx; UserError for rejected input or credentials; BackendUnavailableError when ARM
@@ -27,7 +28,7 @@ class AciApi(Protocol):
         ...
 
     def put_group(self, name: str, body: Mapping[str, Any]) -> Json:
-        """Create or update a group and wait for the operation; return the group."""
+        """Create or update a group; return it as ARM accepted it (still provisioning)."""
         ...
 
     def delete_group(self, name: str) -> None:

@@ -94,12 +94,13 @@ class SdkAciApi:
                 raise
 
     def put_group(self, name: str, body: Mapping[str, Any]) -> Json:
-        """PUT a group from REST JSON (through the SDK's model) and wait for the LRO."""
+        """PUT a group from REST JSON (through the SDK's model); return the group ARM accepted
+        (provisioning, not waited for: health polls it, within the apply's health timeout)."""
         from azure.mgmt.containerinstance.models import ContainerGroup
 
         with _translated(f"creating or updating container group {name!r}", self._settings):
             model = ContainerGroup.deserialize(dict(body))
-            poller = self._client.container_groups.begin_create_or_update(self._rg, name, model)
+            poller = self._client.container_groups.begin_create_or_update(self._rg, name, model, polling=False)
             return _json(poller.result())
 
     def delete_group(self, name: str) -> None:

@@ -42,6 +42,21 @@ class GroupPlan:
         return seen == self.properties
 
 
+def needs_recreate(plan: GroupPlan, current: Mapping[str, Any]) -> bool:
+    """True when PUTting the plan over an existing group (a GET) would change what ARM only
+    changes by deleting and recreating it: the group's location, OS, restart policy or SKU,
+    or the cpu or memory of a container in both."""
+    for resource in views.resources(current):
+        wanted = plan.properties.get(resource.key)
+        if wanted is None:
+            continue
+        seen = to_jsonable(dict(resource.properties))
+        fields = views.GROUP_REPLACE_ON if resource.kind == "group" else views.CONTAINER_REPLACE_ON
+        if any(seen.get(f) != wanted.get(f) for f in fields):
+            return True
+    return False
+
+
 def render(spec: TargetSpec, settings: AzureSettings, secrets: Mapping[str, str]) -> tuple[GroupPlan, list[Resource]]:
     """Render one group holding every service; raise CapabilityError listing each thing ACI
     cannot run, with what to do instead. Pure: reads only the environment for the registry."""

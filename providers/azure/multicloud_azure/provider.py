@@ -51,7 +51,6 @@ class AzureAciProvider:
         self._client: AciApi | None = None
         self._client_lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
-        self._rendered: dict[str, GroupPlan] = {}
 
     @property
     def client(self) -> AciApi:
@@ -69,11 +68,10 @@ class AzureAciProvider:
     # --- plan ---------------------------------------------------------------------------------
 
     def desired(self, spec: TargetSpec, secrets: Mapping[str, str]) -> list[Resource]:
-        """The app's containers and their group; raises CapabilityError for what ACI cannot
-        run. Remembers the rendering so a later container removal can re-send the group."""
-        plan, resources = desired.render(spec, self.settings, secrets)
-        self._rendered[plan.name] = plan
-        return resources
+        """The app's containers and their group, each carrying the rendered group (with its
+        secure values) as payload for apply; raises CapabilityError for what ACI cannot run.
+        Pure: keeps nothing on the provider."""
+        return desired.render(spec, self.settings, secrets)[1]
 
     def observe(self, app: str) -> list[Resource]:
         """Groups tagged with the app: the current one with its containers; any other (a
@@ -98,32 +96,42 @@ class AzureAciProvider:
     # --- apply --------------------------------------------------------------------------------
 
     def apply(self, app: str, change: Change, emit: EventSink) -> None:
-        """Carry out one step by PUTting the whole rendered group (ARM has no per-container
-        call). Serialised per group. A failure leaves the group as ARM left it (tagged, so
-        the next plan sees it); a failed replace may leave no group, which apply recreates."""
+        """Carry out one create, update or delete. ARM has no per-container call: a create or
+        update PUTs the whole rendered group (deleting it first when ARM cannot change it in
+        place: cpu, memory, restart policy, OS, SKU); a delete of a container still in the
+        group deletes the group (the next create re-PUTs it; a container leaving the spec
+        leaves through the group's own update). Serialised per group. A failure leaves the
+        group as ARM left it (tagged, so the next plan sees it) or no group, which the next
+        apply creates."""
         resource = change.resource
         group_name = resource.name if resource.kind == "group" else self.settings.group_name(app)
         with self._lock(group_name):
+            current = self.client.get_group(group_name)
             if change.action is Action.DELETE:
-                if resource.kind == "group":
-                    self._delete(group_name, resource.key, emit)
-                else:
-                    self._remove_container(app, group_name, resource.name, emit)
+                if current is None or _deleting(current):
+                    return
+                _check_owner(current, app, group_name)
+                members = [c["name"] for c in current["properties"].get("containers") or []]
+                if resource.kind == "group" or resource.name in members:
+                    why = "" if resource.kind == "group" else f"{resource.name} cannot leave it in place"
+                    self._delete(group_name, change.key, emit, why=why)
                 return
-            plan = change.after.payload if change.after is not None else None
+            plan = resource.payload
             if not isinstance(plan, GroupPlan):
                 raise ProviderError(f"{change.key}: the change carries no rendered group; plan again and apply")
-            current = self.client.get_group(group_name)
             _check_owner(current, app, group_name)
             if plan.matches(current):
                 emit(Event("progress", change.key, f"group {group_name} already as rendered; no PUT"))
                 return
-            if change.action is Action.REPLACE and current is not None and not _deleting(current):
-                self._delete(group_name, change.key, emit, why=change.reason)
-            self._put(plan, change.key, emit, existed=current is not None and change.action is not Action.REPLACE)
+            existed = current is not None and not _deleting(current)
+            if existed and current is not None and desired.needs_recreate(plan, current):
+                self._delete(group_name, change.key, emit, why="ARM cannot change it in place")
+                existed = False
+            self._put(plan, change.key, emit, existed=existed)
 
     def _put(self, plan: GroupPlan, key: str, emit: EventSink, *, existed: bool) -> None:
-        """PUT the rendered group and wait; a failure leaves whatever ARM kept (tagged, observable)."""
+        """PUT the rendered group; returns once ARM accepted it (health then waits for it to be
+        provisioned). A failure leaves whatever ARM kept (tagged, observable)."""
         count = len(plan.body["properties"]["containers"])
         verb = f"updating group {plan.name} in place: all {count} container(s) restart" if existed else (
             f"creating group {plan.name} with {count} container(s)"
@@ -135,39 +143,6 @@ class AzureAciProvider:
         """DELETE a group and wait; a failure leaves it deleting or in place, seen by the next plan."""
         emit(Event("progress", key, f"deleting group {name}" + (f" ({why})" if why else "")))
         self.client.delete_group(name)
-
-    def _remove_container(self, app: str, group_name: str, container: str, emit: EventSink) -> None:
-        """PUT the group without one container: the rendered group when this process has one
-        without it, else the current group minus it when that loses no secret (ARM never
-        returns secure values); otherwise raise, leaving the group as it is."""
-        current = self.client.get_group(group_name)
-        names = [c["name"] for c in (current or {}).get("properties", {}).get("containers") or []]
-        if current is None or _deleting(current) or container not in names:
-            return
-        _check_owner(current, app, group_name)
-        key = f"container/{container}"
-        plan = self._rendered.get(group_name)
-        rendered = plan is not None and views.group_key(group_name) in plan.properties
-        if plan is not None and rendered and f"container/{container}" not in plan.properties:
-            if not plan.matches(current):
-                self._put(plan, key, emit, existed=True)
-            return
-        if plan is not None and rendered:  # still wanted: the delete half of a replace, which
-            # ACI allows only by deleting the group; the create half PUTs the whole group back
-            self._delete(group_name, key, emit, why=f"{container} must be replaced")
-            return
-        if len(names) == 1:
-            self._delete(group_name, key, emit, why=f"{container} was its last container")
-            return
-        body = _without(current, container)
-        if _holds_secrets(body):
-            raise ProviderError(
-                f"{key}: cannot remove {container} from group {group_name} without re-sending the other "
-                "containers' secure values, which ARM never returns",
-                hint="run `multicloud apply` with the spec (it renders them), or destroy the app",
-            )
-        emit(Event("progress", key, f"updating group {group_name} without {container}: all containers restart"))
-        self.client.put_group(group_name, body)
 
     def _lock(self, group: str) -> threading.Lock:
         """The lock serialising changes to one group within this process."""
@@ -181,11 +156,11 @@ class AzureAciProvider:
         group failed or a container that will not be restarted has stopped."""
         name = resource.name if resource.kind == "group" else self.settings.group_name(app)
         group = self.client.get_group(name)
-        if group is None:
-            return Health(HealthState.UNHEALTHY, f"group {name} does not exist")
+        if group is None:  # a replace of it may be under way in another step
+            return Health(HealthState.STARTING, f"group {name} does not exist (yet)")
         provisioning = str(group["properties"].get("provisioningState") or "Pending")
         if provisioning == "Failed":
-            return Health(HealthState.UNHEALTHY, f"group {name} failed to provision; see `multicloud logs`")
+            return Health(HealthState.UNHEALTHY, f"group {name} failed to provision: {views.failure(group)}")
         if provisioning != "Succeeded":
             return Health(HealthState.STARTING, f"group {name} is {provisioning.lower()}")
         if resource.kind == "group":
@@ -271,31 +246,3 @@ def _check_owner(group: Mapping[str, Any] | None, app: str, name: str) -> None:
 def _deleting(group: Mapping[str, Any]) -> bool:
     """True when ARM is deleting the group."""
     return bool(group["properties"].get("provisioningState") == "Deleting")
-
-
-def _without(group: Mapping[str, Any], container: str) -> Json:
-    """A PUT body of a (GET) group without one container, its public ports and volumes."""
-    props = dict(group["properties"])
-    props["containers"] = [c for c in props["containers"] if c["name"] != container]
-    kept = {(int(p["port"]), str(p.get("protocol") or "TCP")) for c in props["containers"]
-            for p in c["properties"].get("ports") or []}
-    ip = props.get("ipAddress")
-    if ip:
-        ports = [p for p in ip.get("ports") or [] if (int(p["port"]), str(p.get("protocol") or "TCP")) in kept]
-        props["ipAddress"] = {**ip, "ports": ports} if ports else None
-    mounted = {m["name"] for c in props["containers"] for m in c["properties"].get("volumeMounts") or []}
-    props["volumes"] = [v for v in props.get("volumes") or [] if v["name"] in mounted] or None
-    group_tags = {k: v for k, v in (group.get("tags") or {}).items() if not k.startswith(tags.container_key(container))}
-    group_tags.pop(tags.SPEC, None)
-    return {"location": group["location"], "tags": group_tags, "properties": props}
-
-
-def _holds_secrets(body: Mapping[str, Any]) -> bool:
-    """True when a GET-derived body lacks write-only values it would need."""
-    props = body["properties"]
-    env = [v for c in props["containers"] for v in c["properties"].get("environmentVariables") or []]
-    return bool(
-        any(v.get("value") is None for v in env)
-        or any("secret" in v for v in props.get("volumes") or [])
-        or bool(props.get("imageRegistryCredentials"))
-    )

@@ -22,11 +22,13 @@ def group_key(name: str) -> str:
 
 
 def resources(group: Mapping[str, Any], *, primary: bool = True, payload: Any = None) -> list[Resource]:
-    """Every resource a group holds: its containers (when primary) then the group itself,
-    which depends on them (so a destroy deletes the group once, containers go with it)."""
+    """Every resource a group holds: its containers (when primary), which depend on the group
+    (it is PUT first, with all of them; a container's own step then finds it as rendered),
+    then the group itself."""
     props = group["properties"]
     all_tags: Mapping[str, str] = group.get("tags") or {}
     containers: list[Resource] = []
+    never_restarted = props.get("restartPolicy") == "Never"
     if primary:
         count = len(props.get("containers") or [])
         effect = f"ACI restarts all {count} container(s) of group {group['name']}"
@@ -39,23 +41,45 @@ def resources(group: Mapping[str, Any], *, primary: bool = True, payload: Any = 
                     "container",
                     item["name"],
                     container_properties(item, public, mounted, meta),
+                    depends_on=(group_key(str(group["name"])),),
                     replace_on=CONTAINER_REPLACE_ON,
                     replace_mode="delete-before-create",
                     service=item["name"],
                     payload=payload,
                     update_effect=effect,
+                    faults=container_faults(item) if never_restarted else (),
                 )
             )
+    failed = props.get("provisioningState") == "Failed"
     group_resource = Resource(
         "group",
         str(group["name"]),
         group_properties(group, tags.get_json(all_tags, tags.GROUP_META)),
-        depends_on=tuple(sorted(c.key for c in containers)),
         replace_on=GROUP_REPLACE_ON,
         replace_mode="delete-before-create",
         payload=payload,
+        faults=(f"group {group['name']} failed to provision: {failure(group)}",) if failed else (),
     )
     return [*containers, group_resource]
+
+
+def failure(group: Mapping[str, Any]) -> str:
+    """Why a group failed, from its containers' states and its events (ARM's words)."""
+    props = group["properties"]
+    reasons = [((c["properties"].get("instanceView") or {}).get("currentState") or {}).get("detailStatus")
+               for c in props.get("containers") or []]
+    reasons += [e.get("message") for e in (props.get("instanceView") or {}).get("events") or []]
+    found = list(dict.fromkeys(r for r in reasons if r))
+    return "; ".join(found) or "no reason given; see `multicloud logs`"
+
+
+def container_faults(item: Mapping[str, Any]) -> tuple[str, ...]:
+    """What is broken in a container of a group ACI never restarts: it exited with a failure."""
+    current = (item["properties"].get("instanceView") or {}).get("currentState") or {}
+    code = current.get("exitCode")
+    if current.get("state") == "Terminated" and code not in (None, 0):
+        return (f"{item['name']} exited ({code})",)
+    return ()
 
 
 def group_properties(group: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -77,7 +101,7 @@ def group_properties(group: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[
         "sku": props.get("sku") or "Standard",
         "ip": {"type": ip.get("type"), "dns_label": ip.get("dnsNameLabel")} if ip else None,
         "registry": registry,
-        "failed": props.get("provisioningState") == "Failed",
+        "containers": sorted(str(c["name"]) for c in props.get("containers") or []),
     }
 
 

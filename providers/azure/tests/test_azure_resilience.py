@@ -200,8 +200,9 @@ def test_failed_provisioning_is_reported_then_redeployed(
     assert "InaccessibleImage" in str(caught.value)
     arm.backend.failures.clear()
     planned = deployment.plan()
-    acted = [(c.key, c.action, [f.path for f in c.fields]) for c in planned.changes if c.action is not Action.NOOP]
-    assert acted == [("group/iot-backend", Action.UPDATE, ["failed"])]
+    acted = [(c.key, c.action, c.reason) for c in planned.changes if c.action is not Action.NOOP]
+    reason = "group iot-backend failed to provision: InaccessibleImage: the image cannot be pulled"
+    assert acted == [("group/iot-backend", Action.REPLACE, reason)]
     assert deployment.apply(planned).ok
     wait_healthy(deployment)
     assert not deployment.plan().has_changes

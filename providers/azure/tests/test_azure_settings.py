@@ -16,9 +16,8 @@ from multicloud_azure.provider import AzureAciProvider
 from multicloud_azure.settings import parse_settings
 
 from multicloud.api import Deployment
-from multicloud.contract import Event
 from multicloud.errors import ProviderError, SettingsError, SpecError
-from multicloud.planner import Action, Change
+from multicloud.planner import Action
 from multicloud.render import plan_text
 from multicloud.spec import load, spec_from_dict
 from multicloud.spec.targets import target_spec
@@ -155,23 +154,24 @@ def test_registry_credentials_are_sent_and_compared_by_digest(
     ]
 
 
-def test_removing_a_container_needs_the_rendered_group_when_others_hold_secrets(
+def test_removing_a_container_re_sends_the_rendered_group_with_the_others_secrets(
     arm: EmulatorHandle, make_provider: Callable[..., AzureAciProvider]
 ) -> None:
     spec = spec_with({"a": {"image": "x", "env": {"T": "${secrets.s0}"}}, "b": {"image": "y"}})
     Deployment(spec, "azure", provider=make_provider(), environ={"S0": "v"}).apply()
-    fresh = make_provider()
-    observed = {r.key: r for r in fresh.observe("unit")}
-    change = Change(Action.DELETE, "container/b", observed["container/b"], None)
-    events: list[Event] = []
-    with pytest.raises(ProviderError, match="secure values"):
-        fresh.apply("unit", change, events.append)
-    assert {c["name"] for c in fresh.client.get_group("unit")["properties"]["containers"]} == {"a", "b"}  # type: ignore[index]
-    plain = spec_with({"a": {"image": "x"}, "b": {"image": "y"}})
-    Deployment(plain, "azure", provider=make_provider(), environ={}).apply()
-    fresh = make_provider()
-    fresh.apply("unit", change, events.append)
-    assert [c["name"] for c in fresh.client.get_group("unit")["properties"]["containers"]] == ["a"]  # type: ignore[index]
+    smaller = Deployment(spec_with({"a": {"image": "x", "env": {"T": "${secrets.s0}"}}}), "azure",
+                         provider=make_provider(), environ={"S0": "v"})
+    planned = smaller.plan()
+    acted = [(c.key, c.action) for c in planned.changes if c.action is not Action.NOOP]
+    assert acted == [("group/unit", Action.UPDATE), ("container/b", Action.DELETE)], plan_text(planned)
+    assert smaller.apply(planned).ok
+    provider = make_provider()
+    group = provider.client.get_group("unit")
+    assert group is not None and [c["name"] for c in group["properties"]["containers"]] == ["a"]
+    stored = arm.backend.groups[(provider.settings.subscription_id, provider.settings.resource_group, "unit")].body
+    env = stored["properties"]["containers"][0]["properties"]["environmentVariables"]
+    assert env == [{"name": "T", "secureValue": "v"}]
+    assert not smaller.plan().has_changes
 
 
 def test_a_group_of_the_same_name_not_ours_is_never_overwritten(

@@ -102,6 +102,8 @@ class AciBackend:
         self.faults: list[Fault] = []
         self.failures: list[str] = []
         self.requests: list[RequestRecord] = []
+        self.watchers: list[Callable[[str, str, int], None]] = []
+        """Called with (method, path, status) once a request took effect (kill trials)."""
         self.lock = threading.RLock()
         self.runner: running.GroupRunner | None = None
         """The data plane that runs the groups' containers; None serves the API only."""
@@ -129,9 +131,12 @@ class AciBackend:
             self.failures += [message] * times
 
     def record(self, method: str, path: str, status: int) -> None:
-        """Log an answered request."""
+        """Log an answered request and tell the watchers."""
         with self.lock:
             self.requests.append(RequestRecord(method, path, status, self.clock()))
+            watchers = list(self.watchers)
+        for watcher in watchers:
+            watcher(method, path, status)
 
     def count(self, method: str, path_contains: str = "") -> int:
         """How many requests of a method (on paths containing a text) were answered."""
