@@ -22,12 +22,13 @@ class CloudRunApi(Protocol):
         """Return every service under projects/P/locations/R (all pages); reads only."""
         ...
 
-    def create_service(self, parent: str, service_id: str, body: Body) -> Body:
-        """Create a service and wait for its operation; a failure may leave it reconciling."""
+    def create_service(self, parent: str, service_id: str, body: Body) -> None:
+        """Start creating a service; returns once Cloud Run accepted it (it then reconciles,
+        which health reports). A failure may leave it reconciling."""
         ...
 
-    def update_service(self, body: Body) -> Body:
-        """Replace a service's configuration and wait; a failure may leave it reconciling."""
+    def update_service(self, body: Body) -> None:
+        """Start replacing a service's configuration (a new revision); returns once accepted."""
         ...
 
     def delete_service(self, name: str) -> None:

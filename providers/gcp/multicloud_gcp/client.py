@@ -111,21 +111,22 @@ class GoogleCloudRunApi:
         with self._translated(f"list services in {parent}"):
             return [_body(s) for s in self._services.list_services(parent=parent)]
 
-    def create_service(self, parent: str, service_id: str, body: Body) -> Body:
-        """Create a service and wait for its operation; a failure may leave it reconciling."""
+    def create_service(self, parent: str, service_id: str, body: Body) -> None:
+        """Start creating a service; returns once Cloud Run accepted it (not waiting for the
+        operation: health reports the reconciling, within the apply's health timeout)."""
         from google.cloud import run_v2
 
         with self._translated(f"create {service_id}"):
             request = run_v2.CreateServiceRequest(parent=parent, service_id=service_id, service=_message(body))
-            return self._wait(self._services.create_service(request=request))
+            self._services.create_service(request=request)
 
-    def update_service(self, body: Body) -> Body:
-        """Replace a service's configuration and wait; a failure may leave it reconciling."""
+    def update_service(self, body: Body) -> None:
+        """Start replacing a service's configuration; returns once accepted (see create_service)."""
         from google.cloud import run_v2
 
         with self._translated(f"update {body.get('name')}"):
             request = run_v2.UpdateServiceRequest(service=_message(body))
-            return self._wait(self._services.update_service(request=request))
+            self._services.update_service(request=request)
 
     def delete_service(self, name: str) -> None:
         """Delete a service and wait; a missing service is not an error."""

@@ -110,4 +110,13 @@ def resource_of(body: Body, *, own_account: bool = True) -> Resource | None:
         depends_on=tuple(d for d in depends.split(",") if d),
         service=found[1],
         payload=body,
+        faults=faults_of(body),
     )
+
+
+def faults_of(body: Body) -> tuple[str, ...]:
+    """What is broken in a service Cloud Run has settled: its Ready condition failed."""
+    condition = body.get("terminal_condition") or {}
+    if body.get("reconciling") or condition.get("state") != "CONDITION_FAILED":
+        return ()
+    return (f"Cloud Run reports it not ready: {condition.get('message') or condition.get('reason') or 'no reason'}",)

@@ -96,8 +96,9 @@ class CloudRunProvider:
         return [found] if found is not None else []
 
     def apply(self, app: str, change: Change, emit: EventSink) -> None:
-        """Create, update (a new revision; traffic back to the latest) or delete one service and
-        wait for its operation. A failure leaves a labelled service the next apply converges."""
+        """Create or update (a new revision; traffic back to the latest) one service, returning
+        once Cloud Run accepted it (health then waits for the rollout), or delete one and wait.
+        A failure leaves a labelled service the next apply converges."""
         resource = change.resource
         name = self._name(app, resource.name)
         if change.action is Action.DELETE:

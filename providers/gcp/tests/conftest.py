@@ -90,6 +90,22 @@ def load_iot_spec() -> Spec:
     return spec_from_dict(data)
 
 
+@pytest.fixture
+def write_spec() -> Callable[[Spec, dict[str, str], Path], Path]:
+    """f(spec, settings, path): write a spec as YAML with its gcp target's settings updated."""
+    return spec_to_file
+
+
+def spec_to_file(spec: Spec, settings: dict[str, str], path: Path) -> Path:
+    """Write a spec as YAML with its gcp target's settings updated by `settings`; return the path."""
+    import yaml
+
+    data = spec.model_dump(mode="json", exclude_unset=True)
+    data["targets"] = {"gcp": {**data["targets"]["gcp"], **settings}}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
 def make_deployment(
     spec: Spec, provider: CloudRunProvider, target: str = "gcp", env: dict[str, str] | None = None
 ) -> Deployment:

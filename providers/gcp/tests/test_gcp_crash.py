@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
 from multicloud_gcp.emulator import RunningCloudRun
 from multicloud_gcp.provider import CloudRunProvider
 
@@ -20,22 +19,16 @@ from multicloud.spec import Spec, load
 CLI = [sys.executable, "-m", "multicloud.cli.main"]
 
 
-def _write_spec(spec: Spec, settings: dict[str, str], path: Path) -> Path:
-    data = spec.model_dump(mode="json", exclude_unset=True)
-    data["targets"] = {"gcp": {**data["targets"]["gcp"], **settings}}
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
 def test_kill_9_mid_apply_then_apply_converges(
     cloudrun: RunningCloudRun,
     iot_spec: Spec,
     iot_env: dict[str, str],
     tmp_path: Path,
     deploy: Callable[..., Deployment],
+    write_spec: Callable[[Spec, dict[str, str], Path], Path],
 ) -> None:
     cloudrun.model.faults.slow_operations(1.0)
-    spec_file = _write_spec(iot_spec, cloudrun.settings("rest"), tmp_path / "multicloud.yaml")
+    spec_file = write_spec(iot_spec, cloudrun.settings("rest"), tmp_path / "multicloud.yaml")
     env = {**os.environ, **iot_env, "MULTICLOUD_STATE_DIR": str(tmp_path / "state")}
     process = subprocess.Popen(
         [*CLI, "apply", "-f", str(spec_file), "-t", "gcp", "-y"],

@@ -65,6 +65,8 @@ class CloudRunModel:
         self.operations: dict[str, Json] = {}
         self.requests: list[tuple[str, str]] = []
         self.faults = Faults()
+        self.watchers: list[Callable[[str, str], None]] = []
+        """Called with (method, resource) once a request took effect (kill trials)."""
         self._pending: dict[str, tuple[float, Callable[[], Json]]] = {}
         self._lock = threading.RLock()
         self._counter = 0
@@ -84,7 +86,10 @@ class CloudRunModel:
         self.faults.check(method)
         with self._lock:
             self._settle()
-            return handler()
+            result = handler()
+        for watcher in list(self.watchers):
+            watcher(method, resource)
+        return result
 
     def _settle(self) -> None:
         """Finish every operation whose time has come."""

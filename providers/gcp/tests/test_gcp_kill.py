@@ -1,0 +1,90 @@
+"""Kill trials on gcp-cloudrun: `multicloud apply` (a real subprocess against the emulator,
+operations slowed so services stay reconciling) is killed with SIGKILL at a random moment
+after a chosen CreateService, UpdateService or DeleteService took effect, while the app is
+created, changed (a new revision) or shrunk. The next apply must return only once every
+service is ready and converge (`plan --detailed-exitcode` = 0), with one service per spec service.
+MULTICLOUD_KILL_TRIALS sets how many trials run (5 by default; 20 for the report's figures)."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from multicloud_gcp.emulator import RunningCloudRun
+from multicloud_gcp.provider import CloudRunProvider
+
+from multicloud.api import Deployment
+from multicloud.spec import Spec, spec_from_dict
+from multicloud.testing.kill import kill, killed_apply, recover, trial_count
+
+SEED = int(os.environ.get("MULTICLOUD_KILL_SEED", "10"))
+SCENARIOS = {"create": "CreateService", "update": "UpdateService", "shrink": "DeleteService"}
+
+
+def _changed(spec: Spec, scenario: str) -> Spec:
+    """The spec the killed apply deploys over the original: a new env value, or one service fewer."""
+    data = spec.model_dump(exclude_unset=True)
+    if scenario == "update":
+        for service in data["services"].values():
+            service.setdefault("env", {})["KILL_TRIAL"] = "2"
+    elif scenario == "shrink":
+        del data["services"]["registry"]
+        for target in data["targets"].values():
+            (target.get("overrides") or {}).pop("registry", None)
+        for service in data["services"].values():
+            service["depends_on"] = [d for d in service.get("depends_on") or [] if d != "registry"]
+            service["env"] = {k: v for k, v in (service.get("env") or {}).items() if "registry" not in str(v)}
+    return spec_from_dict(data)
+
+
+@pytest.mark.parametrize("trial", range(trial_count()))
+def test_kill_9_then_apply_converges(
+    trial: int,
+    cloudrun: RunningCloudRun,
+    iot_spec: Spec,
+    iot_env: dict[str, str],
+    tmp_path: Path,
+    deploy: Callable[..., Deployment],
+    write_spec: Callable[[Spec, dict[str, str], Path], Path],
+) -> None:
+    rng = random.Random(SEED + trial)
+    scenario = list(SCENARIOS)[trial % len(SCENARIOS)]
+    settings = cloudrun.settings("rest")
+    if scenario != "create":
+        deploy(iot_spec, CloudRunProvider(settings)).apply()
+    target = _changed(iot_spec, scenario)
+    spec_file = write_spec(target, settings, tmp_path / "multicloud.yaml")
+    env = {**os.environ, **iot_env, "MULTICLOUD_STATE_DIR": str(tmp_path / "state")}
+    method, nth, delay = SCENARIOS[scenario], rng.randint(1, 1 if scenario == "shrink" else 4), rng.uniform(0, 1.2)
+    point = f"{scenario}: {delay:.2f}s after {method} #{nth}"
+    pid: list[int] = []
+    seen = [0]
+
+    def watcher(called: str, resource: str) -> None:
+        if called == method and pid:
+            seen[0] += 1
+            if seen[0] == nth:
+                cloudrun.model.watchers.clear()
+                threading.Timer(delay, kill, (pid[0],)).start()
+
+    cloudrun.model.faults.slow_operations(1.0)
+    cloudrun.model.watchers.append(watcher)
+    started = time.monotonic()
+    try:
+        killed = killed_apply(spec_file, "gcp", env, pid.append)
+    finally:
+        cloudrun.model.watchers.clear()
+    outcome = recover(spec_file, "gcp", env, point=point, killed=killed, started=started)
+    print(f"gcp kill trial {trial}: {outcome}")
+    assert outcome.converged, outcome.output
+    deployment = deploy(target, CloudRunProvider(settings))
+    wanted = {c.resource.name for c in deployment.plan().changes}
+    assert {s.service: s.state for s in deployment.status()} == dict.fromkeys(wanted, "ready"), (
+        "the re-apply returned before every service was ready"
+    )
+    assert len(cloudrun.model.services) == len(wanted)
