@@ -5,7 +5,7 @@ A provider's test starts the CLI through `killed_apply`, handing the emulator a 
 (`arm`) that receives the child's pid and kills it from the emulator's side at the chosen
 call, so the kill lands exactly between two API calls (e.g. after a target group was made
 and before its listener). `recover` then runs `apply` and `plan --detailed-exitcode`.
-`trial_count()` is how many trials a test runs: 5 by default (CI), MULTICLOUD_KILL_TRIALS
+`run_trial` does both. `trial_count()` is how many trials a test runs: 5 by default (CI), MULTICLOUD_KILL_TRIALS
 to change it (bench/kill_trials.py runs 20 per provider).
 """
 
@@ -104,3 +104,14 @@ def recover(spec_file: Path, target: str, env: Mapping[str, str], *, point: str,
     if reapply.returncode or plan.returncode:
         output = (reapply.stdout + reapply.stderr)[-3000:] + "\n--- plan ---\n" + (plan.stdout + plan.stderr)[-3000:]
     return Trial(point, killed, reapply.returncode, plan.returncode, time.monotonic() - started, output)
+
+
+def run_trial(spec_file: Path, target: str, env: Mapping[str, str], *, point: str, arm: Callable[[int], None],
+              disarm: Callable[[], None]) -> Trial:
+    """One trial: the killed apply (`arm` gets its pid; `disarm` runs once it is over), then `recover`."""
+    started = time.monotonic()
+    try:
+        killed = killed_apply(spec_file, target, env, arm)
+    finally:
+        disarm()
+    return recover(spec_file, target, env, point=point, killed=killed, started=started)

@@ -48,13 +48,13 @@ class Seen:
         return [r for key in sorted(self.instances) for r in self.instances[key]]
 
     def add(self, kind: str, name: str, props: dict[str, Any], *, arn: str = "", service: str | None = None,
-            depends_on: tuple[str, ...] = (), created: str = "") -> None:
+            depends_on: tuple[str, ...] = (), created: str = "", faults: tuple[str, ...] = ()) -> None:
         """Record one observed object as an instance of `kind/name` (told apart by its ARN,
-        ordered by `created`, then ARN)."""
+        ordered by `created`, then ARN), with what is broken in it."""
         if not depends_on and kind in STATIC_DEPS:
             depends_on = (f"{STATIC_DEPS[kind]}/{self.app}",)
         resource = Resource(kind, name, props, depends_on=depends_on, service=service,
-                            payload={"arn": arn, "created": created}, instance=arn)
+                            payload={"arn": arn, "created": created}, instance=arn, faults=faults)
         found = self.instances.setdefault(resource.key, [])
         found.append(resource)
         found.sort(key=lambda r: (r.payload["created"], r.payload["arn"]))
@@ -235,8 +235,12 @@ def add_service(ctx: Context, app: str, seen: Seen, described: dict[str, Any], t
         "namespace": seen.registries.get(registries[0]) if registries else None,
         "after": sorted(tags.get(names.TAG_AFTER, "").split()),
     }
+    primary: dict[str, Any] = next((d for d in described.get("deployments", []) if d.get("status") == "PRIMARY"), {})
+    faults: tuple[str, ...] = ()
+    if primary.get("rolloutState") == "FAILED":
+        faults = (f"its deployment failed: {primary.get('rolloutStateReason') or 'no reason given'}",)
     seen.add("service", name, props, arn=described["serviceArn"], service=name,
-             depends_on=service_depends_on(app, props, own_cluster=props["cluster"] == app))
+             depends_on=service_depends_on(app, props, own_cluster=props["cluster"] == app), faults=faults)
 
 
 def _read_task(ctx: Context, app: str, service: str, task_arn: str) -> Any:

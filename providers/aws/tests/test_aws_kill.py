@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,7 @@ from multicloud_aws.provider import AwsEcsProvider
 
 from multicloud.contract import RunningEmulator
 from multicloud.testing.contract import SECRET_VALUE
-from multicloud.testing.kill import kill, killed_apply, recover, trial_count
+from multicloud.testing.kill import kill, run_trial, trial_count
 
 READS = ("Describe", "List", "Get", "Discover")
 FORCED = [
@@ -79,13 +78,8 @@ def test_kill_9_then_apply_converges(trial: int, aws: RunningEmulator, make_prov
             kill(pid[0])
 
     gaps.watch(watcher)
-    started = time.monotonic()
-    try:
-        killed = killed_apply(spec_file, "aws", env, pid.append)
-    finally:
-        gaps.watch(None)
     label = f"after {point[1]}" if isinstance(point, tuple) else f"after mutation {point}"
-    outcome = recover(spec_file, "aws", env, point=label, killed=killed, started=started)
+    outcome = run_trial(spec_file, "aws", env, point=label, arm=pid.append, disarm=lambda: gaps.watch(None))
     print(f"aws kill trial {trial}: {outcome}")
     provider = make_provider()
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import random
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from multicloud_azure.provider import AzureAciProvider
 
 from multicloud.api import Deployment
 from multicloud.spec import load
-from multicloud.testing.kill import kill, killed_apply, recover, trial_count
+from multicloud.testing.kill import kill, run_trial, trial_count
 
 SEED = int(os.environ.get("MULTICLOUD_KILL_SEED", "10"))
 SCENARIOS = ("create", "replace", "shrink")
@@ -71,12 +70,7 @@ def test_kill_9_then_apply_converges(trial: int, arm: EmulatorHandle, settings: 
 
     arm.backend.op_seconds = 1.5  # provisioning and deleting take long enough to be caught
     arm.backend.watchers.append(watcher)
-    started = time.monotonic()
-    try:
-        killed = killed_apply(spec_file, "azure", env, pid.append)
-    finally:
-        arm.backend.watchers.clear()
-    outcome = recover(spec_file, "azure", env, point=point, killed=killed, started=started)
+    outcome = run_trial(spec_file, "azure", env, point=point, arm=pid.append, disarm=arm.backend.watchers.clear)
     print(f"azure kill trial {trial}: {outcome}")
     assert outcome.converged, outcome.output
     provider = make_provider()

@@ -206,3 +206,21 @@ def test_failed_provisioning_is_reported_then_redeployed(
     assert deployment.apply(planned).ok
     wait_healthy(deployment)
     assert not deployment.plan().has_changes
+
+
+def test_health_timeout_is_honoured_against_a_slow_emulator(
+    arm: EmulatorHandle,
+    make_provider: Callable[..., AzureAciProvider],
+    iot: dict[str, Any],
+    iot_secrets: dict[str, str],
+) -> None:
+    from multicloud.errors import ApplyFailedError
+
+    deployment = make_deployment(iot, make_provider(), iot_secrets)
+    deployment.health_timeout = 2
+    arm.backend.op_seconds = 60  # the group stays Creating for a minute
+    started = time.monotonic()
+    with pytest.raises(ApplyFailedError, match="not healthy after 2s"):
+        deployment.apply()
+    elapsed = time.monotonic() - started
+    assert elapsed < 2 + 5, f"--health-timeout 2 took {elapsed:.1f}s"

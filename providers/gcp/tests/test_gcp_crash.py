@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from multicloud_gcp.emulator import RunningCloudRun
 from multicloud_gcp.provider import CloudRunProvider
 
@@ -63,3 +64,18 @@ def test_kill_9_mid_apply_then_apply_converges(
     assert {s.service: s.state for s in deployment.status()} == dict.fromkeys(
         ("auth", "broker", "ingestion", "registry"), "ready"
     )
+
+
+def test_health_timeout_is_honoured_against_a_slow_emulator(
+    cloudrun: RunningCloudRun, iot_spec: Spec, deploy: Callable[..., Deployment]
+) -> None:
+    from multicloud.errors import ApplyFailedError
+
+    cloudrun.model.faults.slow_operations(60.0)  # services stay reconciling for a minute
+    deployment = deploy(iot_spec, CloudRunProvider(cloudrun.settings("rest")))
+    deployment.health_timeout = 2
+    started = time.monotonic()
+    with pytest.raises(ApplyFailedError, match="not healthy after 2s"):
+        deployment.apply()
+    elapsed = time.monotonic() - started
+    assert elapsed < 2 + 5, f"--health-timeout 2 took {elapsed:.1f}s"

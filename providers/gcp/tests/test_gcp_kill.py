@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import random
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from multicloud_gcp.provider import CloudRunProvider
 
 from multicloud.api import Deployment
 from multicloud.spec import Spec, spec_from_dict
-from multicloud.testing.kill import kill, killed_apply, recover, trial_count
+from multicloud.testing.kill import kill, run_trial, trial_count
 
 SEED = int(os.environ.get("MULTICLOUD_KILL_SEED", "10"))
 SCENARIOS = {"create": "CreateService", "update": "UpdateService", "shrink": "DeleteService"}
@@ -74,12 +73,7 @@ def test_kill_9_then_apply_converges(
 
     cloudrun.model.faults.slow_operations(1.0)
     cloudrun.model.watchers.append(watcher)
-    started = time.monotonic()
-    try:
-        killed = killed_apply(spec_file, "gcp", env, pid.append)
-    finally:
-        cloudrun.model.watchers.clear()
-    outcome = recover(spec_file, "gcp", env, point=point, killed=killed, started=started)
+    outcome = run_trial(spec_file, "gcp", env, point=point, arm=pid.append, disarm=cloudrun.model.watchers.clear)
     print(f"gcp kill trial {trial}: {outcome}")
     assert outcome.converged, outcome.output
     deployment = deploy(target, CloudRunProvider(settings))
