@@ -20,22 +20,22 @@ class TestAwsEcsContract(ProviderContract):
     replace_edits = {
         "port.port": api_port(port=8081),
         "port.protocol": api_port(protocol="udp"),
-        "service.load_balancers": api_port(port=8082),
+        "port.target_group": api_port(port=8082),
     }
+    # target settings, not the spec: each converges in one apply in test_aws_replace.py
     replace_unreachable = {
-        "namespace.name": "a target setting (namespace), not the spec",
-        "cluster.name": "named after the app, or a target setting (cluster)",
+        "namespace.name": "a target setting (namespace): test_aws_replace",
+        "cluster.name": "named after the app; the cluster setting moves services instead: test_aws_replace",
         "security-group.name": "named after the app",
-        "security-group.vpc": "a target setting (vpc)",
-        "load-balancer.name": "named after the app",
+        "security-group.vpc": "a target setting (vpc): test_aws_replace",
+        "load-balancer.name": "named after the app and its placement (vpc, subnets): test_aws_replace",
         "load-balancer.scheme": "always internet-facing",
-        "load-balancer.subnets": "a target setting (subnets)",
+        "load-balancer.subnets": "a target setting (subnets): test_aws_replace",
         "discovery.name": "the service's name: renaming a service is a delete and a create",
-        "discovery.namespace": "a target setting (namespace)",
-        "port.target_group": "named after the app, service and port",
-        "port.vpc": "a target setting (vpc)",
-        "service.cluster": "named after the app, or a target setting (cluster)",
-        "service.discovery": "the service's name",
+        "discovery.namespace": "a target setting (namespace): test_aws_replace",
+        "port.vpc": "a target setting (vpc): test_aws_replace",
+        "port.load_balancer": "follows the NLB's placement (vpc, subnets): test_aws_replace",
+        "service.cluster": "a target setting (cluster): test_aws_replace",
     }
 
     @pytest.fixture

@@ -19,9 +19,9 @@ class TestAzureAciContract(ProviderContract):
         "container.memory_gb": lambda data: worker(data).update(resources={"memory": "1536Mi"}),
     }
     replace_unreachable = {
-        "group.location": "a target setting (location), not the spec",
+        "group.location": "a target setting (location): test_azure_replace",
         "group.os_type": "always Linux",
-        "group.restart_policy": "a target setting (restart_policy), not the spec",
+        "group.restart_policy": "a target setting (restart_policy): test_azure_replace",
         "group.sku": "a target setting, not the spec",
     }
 
