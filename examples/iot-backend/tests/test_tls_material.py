@@ -76,3 +76,4 @@ def test_broker_listeners_carry_the_certificate_only_where_tls(
     found = [(b.split()[0], b.split("protocol ")[1].split()[0], "certfile" in b) for b in blocks]
     assert found == listeners
     assert all("tls_version tlsv1.2" in b for b in blocks if "certfile" in b)
+    assert str(tmp_path) not in "".join(blocks), "the key is never kept in the persistent state volume"

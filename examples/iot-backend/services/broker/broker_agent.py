@@ -10,6 +10,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -85,6 +86,9 @@ class Settings:
     hold_until_subscribed: str = ""
     guard_plugin: str = GUARD_PLUGIN
     services: dict[str, str] = field(default_factory=dict)
+    # the certificate and key mosquitto reads: in the container's own temporary folder, never in the
+    # persistent state volume (a key must not outlive the container that was given it)
+    tls_dir: Path = Path(tempfile.gettempdir()) / "broker-tls"
 
     @staticmethod
     def from_env() -> Settings:
@@ -142,8 +146,8 @@ def render_config(s: Settings) -> str:
             lines += [
                 f"listener {port}",
                 f"protocol {protocol}",
-                f"certfile {s.state_dir / 'tls.crt'}",
-                f"keyfile {s.state_dir / 'tls.key'}",
+                f"certfile {s.tls_dir / 'tls.crt'}",
+                f"keyfile {s.tls_dir / 'tls.key'}",
                 "tls_version tlsv1.2",
             ]
     return "\n".join(lines) + "\n"
@@ -310,8 +314,11 @@ def prepare(s: Settings) -> Path:
         cert, key = env_secret("MQTT_TLS_CERT"), env_secret("MQTT_TLS_KEY")
         if not cert or not key:
             sys.exit("broker-agent: MQTTS_PORT and WSS_PORT need MQTT_TLS_CERT and MQTT_TLS_KEY (PEM, or *_FILE)")
-        write_atomic(s.state_dir / "tls.crt", cert + "\n")
-        write_atomic(s.state_dir / "tls.key", key + "\n")
+        s.tls_dir.mkdir(mode=0o700, exist_ok=True)
+        for stale in ("tls.crt", "tls.key"):  # where earlier versions kept them
+            (s.state_dir / stale).unlink(missing_ok=True)
+        write_atomic(s.tls_dir / "tls.crt", cert + "\n")
+        write_atomic(s.tls_dir / "tls.key", key + "\n")
     write_atomic(conf, render_config(s))
     write_atomic(s.state_dir / "acl", render_acl(s))
     return conf
