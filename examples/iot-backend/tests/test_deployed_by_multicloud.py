@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import engine_up
+from e2e import LOCAL_TARGET
 from helpers import eventually, new_device, stored_seqs
 from iotsim.api import RegistryClient
 from iotsim.devca import ensure
@@ -64,14 +65,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         pytest.skip("no Docker engine (scripts/setup-engine.sh starts one)")
     data: dict[str, Any] = yaml.safe_load((EXAMPLE / "multicloud.yaml").read_text())
     data["name"] = f"iot-e2e-{uuid.uuid4().hex[:6]}"
-    data["targets"] = {
-        "local": {
-            "provider": "docker",
-            "bind_address": "127.0.0.1",
-            "public_host": "127.0.0.1",
-            "publish": {"broker.mqtts": 0, "broker.mqtt-wss": 0, "registry.https": 0},
-        }
-    }
+    data["targets"] = {"local": dict(LOCAL_TARGET)}
     ca = ensure(tmp_path_factory.mktemp("tls"))
     environ = {f"IOT_{name}": secrets.token_urlsafe(18) for name in SECRETS}
     environ["IOT_DATABASE_URL"] = f"postgresql://iot:{environ['IOT_DB_PASSWORD']}@db:5432/iot"

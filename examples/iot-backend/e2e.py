@@ -1,0 +1,240 @@
+"""The IoT backend end to end on one target: local (Docker), or azure (the ACI emulator with its
+data plane), as `e2e.sh TARGET` runs it.
+
+It applies the example's one spec (under a fresh app name, target settings pointed at what runs
+here), registers devices through the registry endpoint, publishes QoS 1 readings over MQTT over
+TLS with the simulator's device client (the broker's certificate verified), reads every
+acknowledged reading back through the API, re-plans (must be empty), destroys, and checks that
+nothing is left. Prints each step's time and the total; exits 1 on the first failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import tempfile
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+EXAMPLE = Path(__file__).resolve().parent
+sys.path[:0] = [str(EXAMPLE), str(EXAMPLE / "tests")]
+
+from iotsim.api import RegistryClient  # noqa: E402
+from iotsim.devca import ensure  # noqa: E402
+from iotsim.device import Device  # noqa: E402
+
+from multicloud import Deployment, spec_from_dict  # noqa: E402
+
+SECRETS = ("DB_PASSWORD", "ADMIN_TOKEN", "BROKER_FEED_TOKEN", "INGESTION_MQTT_PASSWORD", "REGISTRY_MQTT_PASSWORD")
+DEVICES = 3
+READINGS = 100
+STARTED = time.monotonic()
+LOCAL_TARGET: dict[str, Any] = {
+    "provider": "docker",
+    "bind_address": "127.0.0.1",
+    "public_host": "127.0.0.1",
+    "publish": {"broker.mqtts": 0, "broker.mqtt-wss": 0, "registry.https": 0},
+}
+"""The local target of the e2e runs: public ports on ports the engine picks, so runs never clash."""
+
+
+def say(text: str) -> None:
+    """One progress line with the seconds since the start."""
+    print(f"e2e [{time.monotonic() - STARTED:6.1f}s] {text}", flush=True)
+
+
+@dataclass
+class Prepared:
+    """A target made ready: the deployment, its secrets, the CA devices trust, what is left after
+    destroy, and how a URL the target reports is reached from here."""
+
+    deployment: Deployment
+    environ: dict[str, str]
+    ca_file: str
+    leftovers: Callable[[], list[str]]
+    reach: Callable[[str], str] = str
+
+
+def fresh_secrets() -> dict[str, str]:
+    """The example's secrets as environment variables, fresh and URL-safe."""
+    return {f"IOT_{name}": secrets.token_urlsafe(18) for name in SECRETS}
+
+
+def with_tls(environ: dict[str, str], folder: Path, names: list[str]) -> str:
+    """Add a development CA's server certificate for `names` to the secrets; return the CA file."""
+    ca = ensure(folder, names)
+    environ["IOT_TLS_CERT"] = ca.server_cert.read_text().strip()
+    environ["IOT_TLS_KEY"] = ca.server_key.read_text().strip()
+    return str(ca.ca_cert)
+
+
+@contextmanager
+def local_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
+    """The spec on the local engine, its public ports on ports the engine picks."""
+    spec["targets"] = {"local": dict(LOCAL_TARGET)}
+    environ = fresh_secrets()
+    environ["IOT_DATABASE_URL"] = f"postgresql://iot:{environ['IOT_DB_PASSWORD']}@db:5432/iot"
+    ca_file = with_tls(environ, work / "tls", ["127.0.0.1", "localhost"])
+    deployment = Deployment(spec_from_dict(spec, base_dir=str(EXAMPLE)), "local", environ=environ, health_timeout=300)
+
+    def leftovers() -> list[str]:
+        import docker
+
+        api = docker.APIClient(version="1.41")
+        selector = {"label": [f"multicloud.app={spec['name']}"]}
+        found = [c["Names"][0] for c in api.containers(all=True, filters=selector)]
+        found += [n["Name"] for n in api.networks(filters=selector)]
+        return found + [v["Name"] for v in (api.volumes(filters=selector) or {}).get("Volumes") or []]
+
+    yield Prepared(deployment, environ, ca_file, leftovers)
+
+
+@contextmanager
+def azure_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
+    """The spec on the ACI emulator with its data plane, and a PostgreSQL for the group (run by
+    the same data plane, on the engine's default network)."""
+    from multicloud_azure.emulator import AzureEmulator
+    from multicloud_azure.emulator.running import group_address, group_key
+    from multicloud_docker.dataplane import DataPlane, Member, Unit
+    from stack import build_images
+
+    say("building the service images (Docker's layer cache makes repeats quick)")
+    images = build_images()
+    with ExitStack() as stack:
+        handle = AzureEmulator(op_seconds=0.05, run=True).serve()
+        stack.callback(handle.stop)
+        if handle.backend.runner is None:
+            raise SystemExit(f"e2e: {handle.running.notes[0]}")
+        os.environ.update(handle.running.environment)
+        environ = fresh_secrets()
+        db = DataPlane("e2e-db").start()
+        stack.callback(db.close)
+        password = {"/run/secrets": {"db_password": environ["IOT_DB_PASSWORD"].encode()}}
+        env = {"POSTGRES_PASSWORD_FILE": "/run/secrets/db_password"}
+        db.apply(Unit("db", (Member("db", images["db"], env=env, files=password),)))
+        state = db.wait("db", 120)
+        if state.error or not state.address:
+            raise SystemExit(f"e2e: the database did not start: {state.error or 'no address'}")
+        environ["IOT_DATABASE_URL"] = f"postgresql://iot:{environ['IOT_DB_PASSWORD']}@{state.address}:5432/iot"
+        azure = spec["targets"]["azure"]
+        azure.update(
+            resource_group=f"e2e-{uuid.uuid4().hex[:6]}",
+            arm_endpoint=handle.endpoint,
+            ca_bundle=handle.ca_bundle,
+            poll_interval=0.2,
+        )
+        for name in ("auth", "broker", "ingestion", "registry"):  # the images as pushed to the registry
+            azure["overrides"][name]["image"] = images[name]
+        spec["targets"] = {"azure": azure}
+        address = group_address(group_key(azure["subscription_id"], azure["resource_group"], spec["name"]))
+        ca_file = with_tls(environ, work / "tls", [address, "localhost", "127.0.0.1"])
+        say(f"ACI emulator at {handle.endpoint}; the group's address will be {address}; database at {state.address}")
+        parsed = spec_from_dict(spec, base_dir=str(EXAMPLE))
+        deployment = Deployment(parsed, "azure", environ=environ, health_timeout=300)
+        session = handle.backend.runner.plane.session
+
+        def leftovers() -> list[str]:
+            import docker
+
+            api = docker.APIClient(version="1.41")
+            selector = {"label": [f"multicloud.dataplane={session}"]}
+            return [c["Names"][0] for c in api.containers(all=True, filters=selector)]
+
+        def reach(url: str) -> str:
+            """The group's fqdn stands for its loopback address."""
+            parts = urllib.parse.urlsplit(url)
+            return parts._replace(netloc=f"{address}:{parts.port}").geturl()
+
+        yield Prepared(deployment, environ, ca_file, leftovers, reach)
+
+
+TARGETS = {"local": local_target, "azure": azure_target}
+
+
+def flow(ready: Prepared) -> int:
+    """Register devices, publish QoS 1 readings over mqtts, read every acknowledged one back; return the count."""
+    public = {(e.service, e.port): e.url for e in ready.deployment.endpoints() if e.public}
+    say(f"endpoints: {', '.join(sorted(public.values()))}")
+    registry = ready.reach(public[("registry", "https")])
+    api = RegistryClient(registry, ready.environ["IOT_ADMIN_TOKEN"], ca_file=ready.ca_file)
+    broker = ready.reach(public[("broker", "mqtts")])
+    ca_file = ready.ca_file
+    deadline = time.monotonic() + 180
+    while True:  # the registry serves once it has its database schema and its broker session
+        try:
+            api.devices(limit=1)
+            break
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"e2e: the registry at {registry} did not answer within 180 s: {exc}") from exc
+            time.sleep(1)
+    say(f"the registry answers at {registry}")
+    devices = []
+    for index in range(DEVICES):
+        answer = api.register(name=f"e2e-{index}", wait_active=30)
+        device = Device(answer["id"], answer["mqtt"]["password"], broker, ca_file=ca_file)
+        device.connect(timeout=30, retry_refused=10)
+        devices.append(device)
+    say(f"{DEVICES} devices registered through {registry}; each publishes {READINGS} QoS 1 readings to {broker}")
+    for device in devices:
+        for _ in range(READINGS):
+            device.publish(qos=1)
+    if not all(d.wait_acked(60) for d in devices):
+        raise SystemExit("e2e: not every reading was acknowledged within 60 s")
+    acked = sum(len(d.stats.acked_seqs) for d in devices)
+    deadline = time.monotonic() + 60
+    while True:
+        missing = sum(
+            len(set(d.stats.acked_seqs) - {r["seq"] for r in api.readings(d.device_id, limit=10000)}) for d in devices
+        )
+        if not missing:
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"e2e: {missing} of {acked} acknowledged readings are not readable through the API")
+        time.sleep(0.5)
+    for device in devices:
+        device.close()
+    return acked
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("target", choices=sorted(TARGETS))
+    target = parser.parse_args().target
+    spec: dict[str, Any] = yaml.safe_load((EXAMPLE / "multicloud.yaml").read_text(encoding="utf-8"))
+    spec["name"] = f"iot-e2e-{uuid.uuid4().hex[:6]}"
+    with tempfile.TemporaryDirectory(prefix="iot-e2e-") as work, TARGETS[target](spec, Path(work)) as ready:
+        deployment, leftovers = ready.deployment, ready.leftovers
+        try:
+            say(f"applying {spec['name']} to {target}")
+            deployment.apply()
+            acked = flow(ready)
+            say(f"all {acked} acknowledged readings read back through the API")
+            if deployment.plan().has_changes:
+                raise SystemExit(f"e2e: the re-plan is not empty:\n{deployment.plan()}")
+            say("re-plan: no changes")
+        finally:
+            say("destroying")
+            deployment.destroy(volumes=True)
+        deadline = time.monotonic() + 60
+        while leftovers() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if leftovers():
+            raise SystemExit(f"e2e: left behind after destroy: {leftovers()}")
+        say("destroyed: nothing left")
+    say(f"PASS {target} in {time.monotonic() - STARTED:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
