@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
+from typing import Any
 
 from multicloud import capabilities
 from multicloud.contract import Endpoint, EventSink, LogLine, Provider, ServiceStatus, SupportsRollback
@@ -15,8 +16,10 @@ from multicloud.planner import Plan, plan
 from multicloud.registry import create_provider
 from multicloud.retry import RetryPolicy
 from multicloud.settings import locate
+from multicloud.spec.loader import load
 from multicloud.spec.models import Spec
 from multicloud.spec.targets import TargetSpec, read_secrets, target_spec
+from multicloud.spec.variables import Variables
 
 
 class Deployment:
@@ -43,6 +46,22 @@ class Deployment:
         self.concurrency = concurrency
         self.retry = retry
         self.health_timeout = health_timeout
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike[str],
+        target: str,
+        *,
+        vars: Mapping[str, str] | None = None,
+        var_files: Sequence[str | os.PathLike[str]] = (),
+        environ: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> Deployment:
+        """Load a spec file with its variables (`vars` as `--var`, `var_files` as `--var-file`;
+        `environ` answers MULTICLOUD_VAR_name, `${env.NAME}` and secrets) and deploy it to target."""
+        spec = load(path, Variables(values=dict(vars or {}), files=var_files, environ=environ))
+        return cls(spec, target, environ=environ, **options)
 
     @cached_property
     def provider(self) -> Provider:

@@ -151,7 +151,10 @@ def test_parse_reference(body, ref):
 
 @pytest.mark.parametrize(
     "body",
-    ["", "secrets", "secrets.", "secrets.a.b", "services.web", "services.web.ip", "services.web.host.x", "env.HOME"],
+    [
+        "", "secrets", "secrets.", "secrets.a.b", "services.web", "services.web.ip", "services.web.host.x",
+        "env.", "env.9X", "vars.a.b", "var.x",
+    ],
 )
 def test_malformed_references(body):
     with pytest.raises(PlaceholderSyntaxError):

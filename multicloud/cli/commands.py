@@ -52,11 +52,19 @@ def _error(args: argparse.Namespace, message: str, exc: MulticloudError | None =
     _print_json({**report, "error": error})
 
 
+def _load(args: argparse.Namespace) -> Any:
+    """The spec named by --file, with the variables given by --var and --var-file."""
+    from multicloud.spec import load
+    from multicloud.spec.variables import Variables, parse_assignment
+
+    values = dict(parse_assignment(text) for text in args.var)
+    return load(args.file, Variables(values=values, files=args.var_file))
+
+
 def _deployment(args: argparse.Namespace, **options: Any) -> Any:
     from multicloud.api import Deployment
-    from multicloud.spec import load
 
-    spec = load(args.file)
+    spec = _load(args)
     target = args.target
     if target is None:
         if len(spec.targets) != 1:
@@ -73,9 +81,8 @@ def _print_json(data: Any) -> None:
 def cmd_validate(args: argparse.Namespace) -> int:
     from multicloud.errors import SpecError
     from multicloud.settings import target_problems
-    from multicloud.spec import load
 
-    spec = load(args.file)
+    spec = _load(args)
     problems = target_problems(spec)
     if problems:
         raise SpecError(problems)

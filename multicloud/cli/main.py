@@ -30,6 +30,14 @@ def _common(parser: argparse.ArgumentParser, *, target: bool = True, output: boo
         "-f", "--file", default=os.environ.get("MULTICLOUD_FILE", "multicloud.yaml"),
         help="spec file (default: multicloud.yaml, or $MULTICLOUD_FILE)",
     )
+    parser.add_argument(
+        "--var", action="append", default=[], metavar="NAME=VALUE",
+        help="set a variable the spec declares under vars: (repeatable; beats --var-file and $MULTICLOUD_VAR_NAME)",
+    )
+    parser.add_argument(
+        "--var-file", action="append", default=[], metavar="FILE",
+        help="YAML file of variable values (repeatable; later files win)",
+    )
     if target:
         parser.add_argument(
             "-t", "--target", default=os.environ.get("MULTICLOUD_TARGET"),

@@ -18,13 +18,14 @@ from multicloud.errors import Problem, SpecError
 from multicloud.spec.messages import describe, dotted
 from multicloud.spec.models import Mark, SourceMap, Spec
 from multicloud.spec.references import check_references
+from multicloud.spec.variables import Variables, substitute_variables
 
 FieldPath = tuple[str | int, ...]
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def load(path: str | os.PathLike[str]) -> Spec:
-    """Read and validate a spec file; raise SpecError listing every problem found."""
+def load(path: str | os.PathLike[str], variables: Variables | None = None) -> Spec:
+    """Read and validate a spec file, its variables substituted; raise SpecError listing every problem found."""
     file = os.fspath(path)
     try:
         text = Path(file).read_text(encoding="utf-8")
@@ -32,17 +33,21 @@ def load(path: str | os.PathLike[str]) -> Spec:
         raise SpecError([Problem(file, 1, 1, "", "file not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([Problem(file, 1, 1, "", f"cannot read file: {exc}")]) from None
-    return loads(text, file=file, base_dir=os.path.dirname(os.path.abspath(file)))
+    return loads(text, file=file, base_dir=os.path.dirname(os.path.abspath(file)), variables=variables)
 
 
-def loads(text: str, *, file: str = "<string>", base_dir: str = ".") -> Spec:
-    """Validate spec text; raise SpecError with file:line:column for each problem."""
+def loads(text: str, *, file: str = "<string>", base_dir: str = ".", variables: Variables | None = None) -> Spec:
+    """Validate spec text, its `${vars...}` and `${env...}` substituted first (from `variables`, the
+    process environment and the `.env` in base_dir); raise SpecError with file:line:column for each problem."""
     data, marks = parse_yaml(text, file)
     source = SourceMap(path=file, base_dir=base_dir, marks=marks)
     if data is None:
         raise SpecError([Problem(file, 1, 1, "", "the file is empty")])
     if not isinstance(data, dict):
         raise SpecError([_problem(source, (), "the spec must be a mapping of fields (name, services...)")])
+    unresolved = substitute_variables(data, source, variables or Variables())
+    if unresolved:
+        raise SpecError(_sorted(unresolved))
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
@@ -54,9 +59,9 @@ def loads(text: str, *, file: str = "<string>", base_dir: str = ".") -> Spec:
     return spec
 
 
-def spec_from_dict(data: dict[str, Any], *, base_dir: str = ".") -> Spec:
+def spec_from_dict(data: dict[str, Any], *, base_dir: str = ".", variables: Variables | None = None) -> Spec:
     """Validate a spec given as Python data (deploy scripts, tests); same checks as load."""
-    return loads(yaml.safe_dump(data, sort_keys=False), file="<dict>", base_dir=base_dir)
+    return loads(yaml.safe_dump(data, sort_keys=False), file="<dict>", base_dir=base_dir, variables=variables)
 
 
 def parse_yaml(text: str, file: str) -> tuple[Any, dict[FieldPath, Mark]]:

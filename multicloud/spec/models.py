@@ -288,6 +288,9 @@ class Spec(Model):
     """A whole application: services, secrets, volumes and the targets it deploys to."""
 
     name: Name
+    vars: dict[Identifier, str | int | float | bool | None] = Field(
+        default_factory=dict, description="variables and their defaults (empty: must be set); use as ${vars.NAME}"
+    )
     services: dict[Name, Service] = Field(min_length=1)
     secrets: dict[Identifier, Secret] = Field(default_factory=dict)
     volumes: dict[

@@ -1,5 +1,6 @@
-"""`${services.NAME.host|port|url[.PORT]}`, `${secrets.NAME}` and `${secrets.NAME.file}` placeholders:
-parse and resolve."""
+"""The placeholder grammar, in one place: `${services.NAME.host|port|url[.PORT]}`, `${secrets.NAME}`,
+`${secrets.NAME.file}` (resolved per target) and `${vars.NAME}`, `${env.NAME[:-DEFAULT]}` (resolved
+when the spec is loaded): parse and resolve."""
 
 from __future__ import annotations
 
@@ -36,7 +37,28 @@ class SecretRef:
     file: bool = False
 
 
-Reference = ServiceRef | SecretRef
+@dataclass(frozen=True)
+class VarRef:
+    """A reference to a variable declared under top-level `vars:`."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class EnvRef:
+    """A reference to an environment variable (or the `.env` beside the spec), as compose reads it:
+    `default` replaces an unset variable, and an empty one too when `empty_is_unset` (`:-`)."""
+
+    name: str
+    default: str | None = None
+    empty_is_unset: bool = False
+
+
+Reference = ServiceRef | SecretRef | VarRef | EnvRef
+LoadTimeRef = VarRef | EnvRef
+_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+_VAR_BODY = re.compile(rf"vars\.({_IDENTIFIER})")
+_ENV_BODY = re.compile(rf"env\.({_IDENTIFIER})(?:(:?-)(.*))?", re.DOTALL)
 
 
 class PlaceholderSyntaxError(ValueError):
@@ -45,7 +67,13 @@ class PlaceholderSyntaxError(ValueError):
 
 def parse_reference(body: str) -> Reference:
     """Parse the inside of `${...}`; raise PlaceholderSyntaxError describing the valid forms."""
-    parts = body.strip().split(".")
+    stripped = body.strip()
+    if env := _ENV_BODY.fullmatch(stripped):
+        operator = env.group(2)
+        return EnvRef(env.group(1), env.group(3) if operator else None, operator == ":-")
+    if var := _VAR_BODY.fullmatch(stripped):
+        return VarRef(var.group(1))
+    parts = stripped.split(".")
     if len(parts) == 2 and parts[0] == "secrets" and parts[1]:
         return SecretRef(parts[1])
     if len(parts) == 3 and parts[0] == "secrets" and parts[1] and parts[2] == "file":
@@ -57,7 +85,7 @@ def parse_reference(body: str) -> Reference:
     raise PlaceholderSyntaxError(
         f"${{{body}}} is not a known placeholder; use ${{services.NAME.host}}, "
         "${services.NAME.port[.PORT]}, ${services.NAME.url[.PORT]}, ${secrets.NAME} or "
-        "${secrets.NAME.file} (write $$ for a literal $)"
+        "${secrets.NAME.file}, ${vars.NAME}, ${env.NAME} or ${env.NAME:-DEFAULT} (write $$ for a literal $)"
     )
 
 
@@ -66,6 +94,24 @@ def references(text: str) -> Iterator[Reference]:
     for match in _PLACEHOLDER.finditer(text):
         if match.group(0) != "$$":
             yield parse_reference(match.group(1))
+
+
+def interpolate(text: str, lookup: Callable[[LoadTimeRef], str], *, escape: bool) -> str:
+    """Substitute the load-time placeholders (`${vars.x}`, `${env.X}`) and leave the others and `$$`
+    as written; with `escape`, a substituted value's `$` is doubled (for fields whose placeholders are
+    resolved later, so a value is never read as one). Raise PlaceholderSyntaxError for a malformed
+    `${vars...}` or `${env...}`; raise whatever `lookup` raises for an unknown or unset one."""
+
+    def substitute(match: re.Match[str]) -> str:
+        body = match.group(1)
+        if match.group(0) == "$$" or not body.strip().startswith(("vars.", "env.")):
+            return match.group(0)
+        ref = parse_reference(body)
+        assert isinstance(ref, VarRef | EnvRef)  # the prefixes above parse to nothing else
+        value = lookup(ref)
+        return value.replace("$", "$$") if escape else value
+
+    return _PLACEHOLDER.sub(substitute, text)
 
 
 def whole_secret(text: str) -> SecretRef | None:
@@ -85,11 +131,15 @@ def default_secret_file(name: str) -> str:
     return f"{SECRETS_DIR}/{name}"
 
 
+PLACEHOLDER_FIELDS = ("env", "command", "entrypoint")
+"""The service fields whose placeholders are resolved per target (everything else only takes vars and env)."""
+
+
 def placeholder_fields(service: Service) -> Iterator[tuple[tuple[str | int, ...], str]]:
     """Yield (field path, text) for every service field that may hold placeholders."""
     for key, value in service.env.items():
         yield ("env", key), value
-    for field in ("command", "entrypoint"):
+    for field in PLACEHOLDER_FIELDS[1:]:
         for i, arg in enumerate(getattr(service, field) or []):
             yield (field, i), arg
 
@@ -125,6 +175,8 @@ def resolve(
         if isinstance(ref, SecretRef):
             used_secret = True
             return secrets(ref.name)
+        if isinstance(ref, VarRef | EnvRef):
+            raise PlaceholderSyntaxError(f"${{{match.group(1)}}} is resolved when the spec is loaded, not here")
         return address(ref)
 
     value = _PLACEHOLDER.sub(substitute, text)

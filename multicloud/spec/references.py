@@ -76,6 +76,8 @@ def _check_ref(services: Mapping[str, Service], secrets: Mapping[str, Any], ref:
         if ref.name not in secrets:
             return f"${{secrets.{ref.name}}}: unknown secret{_known(secrets)}"
         return None
+    if not isinstance(ref, ServiceRef):
+        return f"${{vars.{ref.name}}} or ${{env.{ref.name}}} left unresolved (load the spec with multicloud.load)"
     target = services.get(ref.service)
     if target is None:
         return f"${{services.{ref.service}...}}: unknown service{_known(services)}"
