@@ -10,6 +10,7 @@ import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
 
 from multicloud.contract import Emulator, RunningEmulator
 from multicloud.errors import PluginError
@@ -44,3 +45,15 @@ def _accepts_run(factory: object) -> bool:
         return "run" in inspect.signature(factory).parameters  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return False
+
+
+def start_data_plane(name: str) -> tuple[Any, str | None]:
+    """A started data plane (`multicloud_docker.dataplane.DataPlane`) for emulator `name`, or None
+    and why there is none (multicloud-docker not installed, no Docker engine reachable)."""
+    try:
+        from multicloud_docker.dataplane import DataPlane, engine_reachable
+    except ImportError:
+        return None, "no data plane: install multicloud-docker to run the workload's containers (API only)"
+    if not engine_reachable():
+        return None, "no data plane: no Docker engine reachable (API only); start one and restart the emulator"
+    return DataPlane(name).start(), None

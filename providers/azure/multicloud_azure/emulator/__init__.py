@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from multicloud.contract import RunningEmulator
+from multicloud.testing.tls import generate
 from multicloud_azure.emulator.models import AciBackend, Fault
 from multicloud_azure.emulator.running import start_runner
 from multicloud_azure.emulator.server import ArmServer
-from multicloud_azure.emulator.tls import generate
 
 __all__ = ["AciBackend", "AzureEmulator", "EmulatorHandle", "Fault"]
 

@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from multicloud.probes import http_script
+from multicloud.emulators import start_data_plane
 
 if TYPE_CHECKING:
     from multicloud_docker.dataplane import DataPlane, MemberState, Probe, Unit, UnitState
@@ -97,28 +97,11 @@ def _decoded(files: Mapping[str, str]) -> dict[str, bytes]:
 
 def _probe(cprops: Mapping[str, Any]) -> Probe | None:
     """The container's liveness probe (restarts it), else its readiness probe (reported only)."""
-    from multicloud_docker.dataplane import Probe
+    from multicloud_docker.dataplane.desired import kube_probe
 
-    for field, restart in (("livenessProbe", True), ("readinessProbe", False)):
-        probe = cprops.get(field)
-        if not probe:
-            continue
-        timeout = float(probe.get("timeoutSeconds") or 1)
-        if "exec" in probe:
-            test: tuple[str, ...] = ("CMD", *[str(a) for a in probe["exec"]["command"]])
-        else:
-            get = probe["httpGet"]
-            tls = str(get.get("scheme", "HTTP")).upper() == "HTTPS"
-            test = ("CMD-SHELL", http_script(int(get["port"]), str(get.get("path") or "/"), timeout, tls=tls))
-        return Probe(
-            test,
-            interval=float(probe.get("periodSeconds") or 10),
-            timeout=timeout,
-            retries=int(probe.get("failureThreshold") or 3),
-            start_period=float(probe.get("initialDelaySeconds") or 0),
-            restart=restart,
-        )
-    return None
+    if cprops.get("livenessProbe"):
+        return kube_probe(cprops["livenessProbe"], restart=True)
+    return kube_probe(cprops["readinessProbe"], restart=False) if cprops.get("readinessProbe") else None
 
 
 def container_view(state: UnitState, name: str) -> dict[str, Any]:
@@ -188,10 +171,5 @@ class GroupRunner:
 
 def start_runner() -> tuple[GroupRunner | None, str]:
     """A started runner and a note, or None and why not (no engine, no multicloud-docker)."""
-    try:
-        from multicloud_docker.dataplane import DataPlane, engine_reachable
-    except ImportError:
-        return None, "no data plane: install multicloud-docker to run the groups' containers (API only)"
-    if not engine_reachable():
-        return None, "no data plane: no Docker engine reachable (API only); start one and restart the emulator"
-    return GroupRunner(DataPlane("azure").start()), NOTE
+    plane, why = start_data_plane("azure")
+    return (GroupRunner(plane), NOTE) if plane is not None else (None, str(why))

@@ -92,3 +92,29 @@ def member_hash(unit: Unit, member: Member, key: bytes) -> str:
 def _digest(key: bytes, body: Mapping[str, Any]) -> str:
     text = json.dumps(body, sort_keys=True, default=list)
     return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def kube_probe(probe: Mapping[str, Any], *, restart: bool, port: int = 8080) -> Probe | None:
+    """A probe in the Kubernetes shape the clouds share (ACI, Cloud Run: exec, httpGet or tcpSocket
+    with periodSeconds, timeoutSeconds, failureThreshold, initialDelaySeconds); None for another kind."""
+    from multicloud.probes import http_script, tcp_script
+
+    timeout = float(probe.get("timeoutSeconds") or 1)
+    if "exec" in probe:
+        test: tuple[str, ...] = ("CMD", *[str(a) for a in probe["exec"]["command"]])
+    elif "httpGet" in probe:
+        get = probe["httpGet"]
+        tls = str(get.get("scheme", "HTTP")).upper() == "HTTPS"
+        test = ("CMD-SHELL", http_script(int(get.get("port") or port), str(get.get("path") or "/"), timeout, tls=tls))
+    elif "tcpSocket" in probe:
+        test = ("CMD-SHELL", tcp_script(int(probe["tcpSocket"].get("port") or port), timeout))
+    else:
+        return None
+    return Probe(
+        test,
+        interval=float(probe.get("periodSeconds") or 10),
+        timeout=timeout,
+        retries=int(probe.get("failureThreshold") or 3),
+        start_period=float(probe.get("initialDelaySeconds") or 0),
+        restart=restart,
+    )

@@ -2,18 +2,27 @@
 
 `CloudRunEmulator().start()` serves one in-memory `CloudRunModel` on two ports (REST, gRPC);
 tests reach the model (request log, faults, slow operations) through the returned handle, and
-another process through the REST control API under /_emulator/.
+another process through the REST control API under /_emulator/. With `run=True` (what
+`multicloud emulate gcp` and the `gcp_emulator` fixture use) and a reachable Docker engine,
+serving revisions run as containers behind a local TLS front (`emulator.running`, `emulator.front`).
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from multicloud.contract import RunningEmulator
+from multicloud.emulators import start_data_plane
 from multicloud_gcp.emulator.faults import ApiError, Faults
 from multicloud_gcp.emulator.model import CloudRunModel
 from multicloud_gcp.environment import API_ENDPOINT_ENV, PROJECT_NUMBER_ENV
 from multicloud_gcp.settings import EMULATOR_PROJECT_NUMBER
+
+if TYPE_CHECKING:
+    from multicloud_gcp.emulator.front import Front
 
 __all__ = ["ApiError", "CloudRunEmulator", "CloudRunModel", "Faults", "RunningCloudRun"]
 
@@ -24,6 +33,10 @@ class RunningCloudRun(RunningEmulator):
 
     grpc_endpoint: str
     model: CloudRunModel
+    front: str = ""
+    """host:port of the TLS front that serves every service URL (empty without a data plane)."""
+    front_ca: str = ""
+    """The CA file the front's certificates chain to."""
 
     def settings(
         self, transport: str = "rest", project: str = "demo-project", region: str = "europe-west1"
@@ -42,26 +55,36 @@ class RunningCloudRun(RunningEmulator):
 class CloudRunEmulator:
     """Factory registered under `multicloud.emulators` as `gcp`."""
 
-    def __init__(self, project_number: str = EMULATOR_PROJECT_NUMBER, known_secrets: set[str] | None = None) -> None:
+    def __init__(
+        self, project_number: str = EMULATOR_PROJECT_NUMBER, known_secrets: set[str] | None = None, *, run: bool = False
+    ) -> None:
         self.project_number = project_number
         self.known_secrets = known_secrets
+        self.run = run
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> RunningCloudRun:
         """Serve REST on `port` and gRPC on `port + 1` (both free ones when port is 0)."""
         from multicloud_gcp.emulator import grpcserve, rest
 
         model = CloudRunModel(self.project_number, self.known_secrets)
-        http_server, rest_port = rest.serve(model, host, port)
+        front, notes = self._data_plane(model) if self.run else (None, ())
+        try:
+            http_server, rest_port = rest.serve(model, host, port)
+        except Exception:
+            _stop_data_plane(model, front)
+            raise
         try:
             grpc_server, grpc_port = grpcserve.serve(model, host, port + 1 if port else 0)
         except Exception:
             http_server.shutdown()
+            _stop_data_plane(model, front)
             raise
 
         def stop() -> None:
             grpc_server.stop(grace=None)
             http_server.shutdown()
             http_server.server_close()
+            _stop_data_plane(model, front)
 
         rest_url, grpc_url = f"http://{host}:{rest_port}", f"http://{host}:{grpc_port}"
         return RunningCloudRun(
@@ -69,7 +92,41 @@ class CloudRunEmulator:
             endpoint=rest_url,
             environment={API_ENDPOINT_ENV: rest_url, PROJECT_NUMBER_ENV: self.project_number},
             stop=stop,
-            notes=(f"gRPC is served at {grpc_url}: set api_endpoint to it and transport: grpc to use it",),
+            notes=(f"gRPC is served at {grpc_url}: set api_endpoint to it and transport: grpc to use it", *notes),
             grpc_endpoint=grpc_url,
             model=model,
+            front=front.address if front is not None else "",
+            front_ca=front.ca_bundle if front is not None else "",
         )
+
+    @staticmethod
+    def _data_plane(model: CloudRunModel) -> tuple[Front | None, tuple[str, ...]]:
+        """Start the data plane and its TLS front for a model; None and why not when it cannot run."""
+        from multicloud_gcp.emulator.front import Front
+        from multicloud_gcp.emulator.running import RevisionRunner
+
+        plane, why = start_data_plane("gcp")
+        if plane is None:
+            return None, (str(why),)
+        model.runner = RevisionRunner(plane)
+        directory = tempfile.mkdtemp(prefix="multicloud-gcp-front-")
+        try:
+            front = Front(model.runner, directory)
+        except BaseException:
+            _stop_data_plane(model, None)
+            raise
+        note = (
+            f"data plane: serving revisions run as real containers on the local Docker engine; every service URL "
+            f"https://HOST stands for the TLS front at https://{front.address} (send Host: HOST; SNI HOST; "
+            f"trust {front.ca_bundle}); secret values: POST {{name: value}} to /_emulator/secrets"
+        )
+        return front, (note,)
+
+
+def _stop_data_plane(model: CloudRunModel, front: Front | None) -> None:
+    """Stop the front and remove every container the data plane made."""
+    if front is not None:
+        front.stop()
+        shutil.rmtree(front.authority.directory, ignore_errors=True)
+    if model.runner is not None:
+        model.runner.close()

@@ -14,12 +14,15 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from multicloud_gcp.emulator import validate
 from multicloud_gcp.emulator.defaults import fill_defaults
 from multicloud_gcp.emulator.faults import ApiError, Faults
 from multicloud_gcp.settings import EMULATOR_PROJECT_NUMBER
+
+if TYPE_CHECKING:
+    from multicloud_gcp.emulator.running import RevisionRunner
 
 SERVICE_TYPE = "type.googleapis.com/google.cloud.run.v2.Service"
 MUTATING = frozenset({"CreateService", "UpdateService", "DeleteService"})
@@ -70,6 +73,10 @@ class CloudRunModel:
         self._pending: dict[str, tuple[float, Callable[[], Json]]] = {}
         self._lock = threading.RLock()
         self._counter = 0
+        self.runner: RevisionRunner | None = None
+        """The data plane that runs serving revisions; None serves the API only."""
+        self.secret_values: dict[str, str] = {}
+        """The emulated Secret Manager: secret name -> value of its latest version."""
 
     # --- bookkeeping ---------------------------------------------------------------------
 
@@ -235,6 +242,8 @@ class CloudRunModel:
             gone = self.services.pop(name, None) or service
             for revision in [r for r, body in self.revisions.items() if body["service"] == name]:
                 del self.revisions[revision]
+            if self.runner is not None:
+                self.runner.remove(gone)
             return copy.deepcopy(gone)
 
         return self._operation(name.rpartition("/services/")[0], service, finish)
@@ -308,6 +317,8 @@ class CloudRunModel:
             {**t, **({"revision": latest} if t.get("type") == "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST" else {})}
             for t in service.get("traffic") or []
         ]
+        if self.runner is not None:
+            self.runner.sync(service, self.revisions, self.secret_values)
         return copy.deepcopy(service)
 
     # --- revisions and operations --------------------------------------------------------

@@ -131,6 +131,9 @@ def control(model: CloudRunModel, verb: str, path: str, body: Any) -> Any:
     if path == "/_emulator/slow" and verb == "POST":
         model.faults.slow_operations(float(body.get("seconds", 0)))
         return {}
+    if path == "/_emulator/secrets" and verb == "POST" and isinstance(body, dict):
+        model.secret_values.update({str(k): str(v) for k, v in body.items()})  # Secret Manager: add versions
+        return {}
     if path == "/_emulator/reset" and verb == "POST":
         model.faults.clear()
         model.requests.clear()

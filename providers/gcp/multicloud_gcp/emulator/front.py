@@ -1,0 +1,199 @@
+"""The Cloud Run emulator's TLS front: the one way to a service's instances, as Google's front end is.
+
+HTTPS on one local port (certificates from a test CA, one per region, chosen by SNI). A request
+is routed by its Host header (the service URL's host name) to an instance of a serving revision
+(weighted by traffic percent), waiting for one to accept while it starts (a cold start), with
+X-Forwarded-For and X-Forwarded-Proto added. A WebSocket upgrade passes through; the service's
+request timeout ends a request (504 when nothing was answered yet) and a WebSocket. A service
+whose ingress is internal refuses callers from outside its network with 404, as Cloud Run does;
+every caller of this front is outside (it listens on the machine's loopback only).
+"""
+
+from __future__ import annotations
+
+import random
+import selectors
+import socket
+import socketserver
+import ssl
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from multicloud.testing.tls import TestAuthority
+
+if TYPE_CHECKING:
+    from multicloud_gcp.emulator.running import RevisionRunner
+
+MAX_HEAD = 65536
+COLD_START = 60.0
+"""Seconds a request waits for an instance to accept before the front answers 503."""
+NOT_FOUND = b"<html><body><h1>Error: Page not found</h1>The requested URL was not found on this server.</body></html>"
+
+
+class Front(socketserver.ThreadingTCPServer):
+    """The front's listening server; `address` is where the service URLs' host names point."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, runner: RevisionRunner, directory: str, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.runner = runner
+        self.authority = TestAuthority(directory, "multicloud Cloud Run emulator test CA")
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._lock = threading.Lock()
+        self.context = self._context("local", ["localhost", "127.0.0.1"])
+        self.context.sni_callback = self._pick_context
+        super().__init__((host, port), _Handler)
+        self.address = f"{host}:{self.server_address[1]}"
+        self._thread = threading.Thread(target=self.serve_forever, name="cloudrun-front", daemon=True)
+        self._thread.start()
+
+    @property
+    def ca_bundle(self) -> str:
+        """The CA file clients trust."""
+        return self.authority.ca_bundle
+
+    def stop(self) -> None:
+        """Stop accepting; connections in flight end with their threads."""
+        self.shutdown()
+        self.server_close()
+
+    def _context(self, stem: str, hosts: list[str]) -> ssl.SSLContext:
+        with self._lock:
+            if stem not in self._contexts:
+                issued = self.authority.issue(hosts, stem)
+                context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                context.load_cert_chain(issued.cert_file, issued.key_file)
+                self._contexts[stem] = context
+            return self._contexts[stem]
+
+    def _pick_context(self, sock: ssl.SSLObject | ssl.SSLSocket, name: str | None, _base: ssl.SSLContext) -> None:
+        """SNI: a certificate for `*.<region>.run.app`, issued on first use."""
+        parts = (name or "").lower().split(".")
+        if len(parts) >= 4 and parts[-2:] == ["run", "app"]:
+            region = parts[-3]
+            sock.context = self._context(f"region-{region}", [f"*.{region}.run.app"])
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    server: Front
+
+    def handle(self) -> None:
+        """Serve one connection: one request (or one WebSocket) to one instance."""
+        raw: socket.socket = self.request
+        raw.settimeout(30)
+        try:
+            client = self.server.context.wrap_socket(raw, server_side=True)
+            head, body = _read_head(client)
+        except (OSError, ValueError):
+            return
+        with client:
+            self._serve(client, head, body)
+
+    def _serve(self, client: ssl.SSLSocket, head: bytes, body: bytes) -> None:
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+        route = self.server.runner.route(headers.get("host", ""))
+        if route is None or route.internal:
+            _reply(client, 404, NOT_FOUND, "text/html")
+            return
+        picked = route.pick()
+        if picked is None:
+            _reply(client, 503, b"no revision of this service serves traffic\n")
+            return
+        revision, port, instances = picked
+        upstream = self._connect(instances, port)
+        if upstream is None:
+            text = f"no instance of {revision.rsplit('/', 1)[-1]} accepted within {COLD_START:.0f}s\n"
+            _reply(client, 503, text.encode())
+            return
+        upgrade = headers.get("upgrade", "").lower() == "websocket"
+        forwarded = [lines[0]] + [line for line in lines[1:] if line and not _hop(line, upgrade)]
+        forwarded += [f"X-Forwarded-For: {self.client_address[0]}", "X-Forwarded-Proto: https"]
+        if not upgrade:
+            forwarded.append("Connection: close")
+        with upstream:
+            upstream.sendall(("\r\n".join(forwarded) + "\r\n\r\n").encode("latin-1") + body)
+            answered = _splice(client, upstream, time.monotonic() + route.timeout)
+        if not answered:
+            _reply(client, 504, b"upstream request timeout\n")
+
+    def _connect(self, instances: tuple[str, ...], port: int) -> socket.socket | None:
+        """A connection to an instance that accepts, waiting through a cold start; None at the deadline."""
+        deadline = time.monotonic() + COLD_START
+        while time.monotonic() < deadline:
+            for key in random.sample(instances, len(instances)):
+                address = self.server.runner.address(key)
+                if not address:
+                    continue
+                try:
+                    return socket.create_connection((address, port), timeout=2)
+                except OSError:
+                    continue
+            time.sleep(0.2)
+        return None
+
+
+def _hop(line: str, upgrade: bool) -> bool:
+    """Headers the front sets itself (and Connection, kept for an upgrade)."""
+    name = line.partition(":")[0].strip().lower()
+    return name in ("x-forwarded-for", "x-forwarded-proto") or (name == "connection" and not upgrade)
+
+
+def _read_head(sock: ssl.SSLSocket) -> tuple[bytes, bytes]:
+    """The request line and headers, and what followed them; ValueError when too long or cut short."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk or len(data) > MAX_HEAD:
+            raise ValueError("no complete request head")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def _splice(client: ssl.SSLSocket, upstream: socket.socket, deadline: float) -> bool:
+    """Copy bytes both ways until either side closes or the deadline; True when upstream answered."""
+    answered = False
+    selector = selectors.DefaultSelector()
+    client.setblocking(False)
+    upstream.setblocking(False)
+    selector.register(client, selectors.EVENT_READ, upstream)
+    selector.register(upstream, selectors.EVENT_READ, client)
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return answered
+            for key, _ in selector.select(timeout=min(left, 1.0)):
+                source: Any = key.fileobj
+                try:
+                    data = source.recv(65536)
+                    while isinstance(source, ssl.SSLSocket) and source.pending():
+                        data += source.recv(source.pending())
+                except (ssl.SSLWantReadError, BlockingIOError):
+                    continue
+                except OSError:
+                    return True
+                if not data:
+                    return True
+                if source is upstream:
+                    answered = True
+                key.data.setblocking(True)
+                key.data.sendall(data)
+                key.data.setblocking(False)
+    finally:
+        selector.close()
+
+
+def _reply(client: ssl.SSLSocket, status: int, body: bytes, kind: str = "text/plain") -> None:
+    """A complete short HTTP answer."""
+    reason = {404: "Not Found", 503: "Service Unavailable", 504: "Gateway Timeout"}.get(status, "Error")
+    head = f"HTTP/1.1 {status} {reason}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
+    head += "Connection: close\r\n\r\n"
+    try:
+        client.setblocking(True)
+        client.sendall(head.encode() + body)
+    except OSError:
+        return

@@ -1,0 +1,200 @@
+"""Cloud Run's data plane in the emulator: serving revisions run as real containers behind the
+TLS front. Through the real run_v2 client and the provider: the container contract (PORT,
+K_SERVICE, K_REVISION, K_CONFIGURATION), Secret Manager references resolved, min instances,
+an external service reached only over its URL (its containers publish nothing), an internal one
+refusing outside callers, WebSocket upgrades passing and the request timeout ending requests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import ssl
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from multicloud_gcp.emulator import CloudRunEmulator, RunningCloudRun
+
+from multicloud.api import Deployment
+from multicloud.retry import RetryPolicy
+from multicloud.spec import spec_from_dict
+
+pytestmark = pytest.mark.docker
+
+APP_IMAGE = "multicloud-test/app:1"
+PYTHON_IMAGE = "multicloud-test/python3:1"
+IMAGES = Path(__file__).resolve().parents[2] / "docker" / "tests" / "images"
+SECRET = "run-secret-8Hq1-unguessable"
+# a raw server: 101 for an Upgrade (then echoes bytes), /slow answers after 5 s, else 200
+ECHO = """
+import socket, threading, time
+def serve(c):
+    head = b""
+    while b"\\r\\n\\r\\n" not in head:
+        head += c.recv(4096)
+    if b"upgrade: websocket" in head.lower():
+        c.sendall(b"HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\n\\r\\n")
+        while True:
+            data = c.recv(4096)
+            if not data:
+                break
+            c.sendall(data)
+    else:
+        if b" /slow " in head:
+            time.sleep(5)
+        c.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok")
+    c.close()
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(__import__("os").environ["PORT"]))); s.listen(16)
+while True:
+    threading.Thread(target=serve, args=(s.accept()[0],), daemon=True).start()
+"""
+
+
+@pytest.fixture(scope="module")
+def running() -> Iterator[RunningCloudRun]:
+    """A Cloud Run emulator with its data plane (skips without an engine)."""
+    emulator = CloudRunEmulator(run=True).start()
+    if not emulator.front:
+        emulator.stop()
+        pytest.skip(emulator.notes[-1])
+    _build_images()
+    yield emulator
+    emulator.stop()
+
+
+def _build_images() -> None:
+    """The docker tests' python3 base and app images, built once if missing."""
+    import docker
+
+    api = docker.APIClient(version="1.41", timeout=300)
+    for tag, context in ((PYTHON_IMAGE, "base"), (APP_IMAGE, "app")):
+        if not api.images(name=tag):
+            log = list(api.build(path=str(IMAGES / context), tag=tag, rm=True, decode=True))
+            assert not [c for c in log if "error" in c], log[-3:]
+
+
+def deploy(running: RunningCloudRun, services: dict[str, Any], **settings: Any) -> Deployment:
+    """Apply a spec of these services to the emulator; return its Deployment."""
+    target = {"provider": "gcp-cloudrun", **running.settings(), **settings}
+    data = {
+        "name": f"run{uuid.uuid4().hex[:6]}",
+        "secrets": {"token": {"from_env": "TOKEN_VALUE"}},
+        "services": services,
+        "targets": {"gcp": target},
+    }
+    deployment = Deployment(
+        spec_from_dict(data), "gcp", environ={"TOKEN_VALUE": SECRET}, retry=RetryPolicy(attempts=3, base_delay=0.1)
+    )
+    deployment.apply()
+    return deployment
+
+
+def url_of(deployment: Deployment, service: str) -> str:
+    """A service's URL as `multicloud endpoints` reports it."""
+    return next(e.url for e in deployment.endpoints() if e.service == service)
+
+
+def through_front(
+    running: RunningCloudRun, url: str, request: bytes, timeout: float = 90
+) -> tuple[ssl.SSLSocket, bytes]:
+    """Send raw request bytes to a service URL through the front (SNI and Host: the URL's host,
+    the front's CA verified); return the socket and the first answer bytes."""
+    host = url.removeprefix("https://").split("/")[0]
+    context = ssl.create_default_context(cafile=running.front_ca)
+    address, port = running.front.rsplit(":", 1)
+    sock = context.wrap_socket(socket.create_connection((address, int(port)), timeout=timeout), server_hostname=host)
+    sock.sendall(request.replace(b"HOST", host.encode()))
+    return sock, sock.recv(65536)
+
+
+def get(running: RunningCloudRun, url: str, path: str = "/") -> tuple[int, bytes]:
+    """GET a path of a service URL through the front: (status, body)."""
+    sock, data = through_front(running, url, f"GET {path} HTTP/1.1\r\nHost: HOST\r\n\r\n".encode())
+    with sock:
+        while True:
+            more = sock.recv(65536)
+            if not more:
+                break
+            data += more
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def instances(running: RunningCloudRun, service_name: str) -> list[dict[str, Any]]:
+    """docker inspect of the app containers running a service's revisions."""
+    import docker
+
+    assert running.model.runner is not None
+    api = docker.APIClient(version="1.41")
+    session = running.model.runner.plane.session
+    found = api.containers(filters={"label": [f"multicloud.dataplane={session}", "multicloud.dataplane.role=member"]})
+    inspected = [api.inspect_container(c["Id"]) for c in found]
+    return [i for i in inspected if f"/services/{service_name}/" in i["Config"]["Labels"]["multicloud.dataplane.unit"]]
+
+
+def test_revisions_run_behind_the_front_with_the_container_contract(running: RunningCloudRun) -> None:
+    running.model.secret_values["token"] = SECRET
+    services = {
+        "web": {
+            "image": APP_IMAGE,
+            "replicas": 2,
+            "env": {"SERVICE_NAME": "web", "TOKEN": "${secrets.token}"},
+            "ports": [{"name": "http", "port": 8081, "protocol": "http", "expose": "public"}],
+        },
+        "back": {
+            "image": APP_IMAGE,
+            "env": {"SERVICE_NAME": "back"},
+            "ports": [{"name": "http", "port": 8080, "protocol": "http", "expose": "internal"}],
+        },
+    }
+    deployment = deploy(running, services)
+    web = url_of(deployment, "web")
+    status, body = get(running, web)
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["service"] == "web" and answer["token_sha"] == hashlib.sha256(SECRET.encode()).hexdigest()
+    web_instances = instances(running, f"{deployment.spec.name}-web")
+    assert len(web_instances) == 2  # replicas 2 -> min instances 2
+    for info in web_instances:
+        env = dict(item.split("=", 1) for item in info["Config"]["Env"])
+        assert env["PORT"] == "8081" and env["K_SERVICE"] == env["K_CONFIGURATION"] == f"{deployment.spec.name}-web"
+        assert env["K_REVISION"].startswith(f"{deployment.spec.name}-web-")
+        assert not info["HostConfig"]["PortBindings"]  # reached only over its URL
+    status, body = get(running, url_of(deployment, "back"))
+    assert status == 404 and b"Page not found" in body  # internal ingress: outside callers refused
+    assert len(instances(running, f"{deployment.spec.name}-back")) == 1
+    deployment.destroy()
+    deadline = time.monotonic() + 30
+    while instances(running, f"{deployment.spec.name}-web") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert instances(running, f"{deployment.spec.name}-web") == []
+
+
+def test_websockets_pass_and_the_request_timeout_ends_requests(running: RunningCloudRun) -> None:
+    services = {
+        "echo": {
+            "image": PYTHON_IMAGE,
+            "command": ["python3", "-c", ECHO],
+            "ports": [{"name": "http", "port": 8080, "protocol": "http", "expose": "public"}],
+        }
+    }
+    deployment = deploy(running, services, request_timeout=2)
+    url = url_of(deployment, "echo")
+    assert get(running, url) == (200, b"ok")
+    upgrade = b"GET /ws HTTP/1.1\r\nHost: HOST\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    sock, answer = through_front(running, url, upgrade)
+    with sock:
+        assert answer.startswith(b"HTTP/1.1 101")
+        sock.sendall(b"ping")
+        assert sock.recv(16) == b"ping"
+        started = time.monotonic()
+        assert sock.recv(16) == b""  # the request timeout (2 s) ends the WebSocket
+        assert time.monotonic() - started < 10
+    status, body = get(running, url, "/slow")
+    assert status == 504, body
+    deployment.destroy()
