@@ -11,6 +11,7 @@ from multicloud import capabilities
 from multicloud.contract import Endpoint, EventSink, LogLine, Provider, ServiceStatus, SupportsRollback
 from multicloud.engine import ApplyResult, Engine
 from multicloud.errors import ApplyFailedError, CapabilityError, SettingsError, SpecError, UserError
+from multicloud.generated import LocalSecretStore, SupportsSecretStore, generated_values
 from multicloud.lock import app_lock
 from multicloud.planner import Plan, plan
 from multicloud.registry import create_provider
@@ -46,6 +47,7 @@ class Deployment:
         self.concurrency = concurrency
         self.retry = retry
         self.health_timeout = health_timeout
+        self._fresh_secrets: dict[str, str] = {}
 
     @classmethod
     def from_file(
@@ -104,13 +106,28 @@ class Deployment:
             desired = []
         else:
             self.check()
-            environ = os.environ if self._environ is None else self._environ
             try:
-                desired = self.provider.desired(self.target_spec, read_secrets(self.target_spec, environ))
+                desired = self.provider.desired(self.target_spec, self._secret_values())
             except SettingsError as exc:
                 raise self._located(exc) from exc
         observed = self.provider.observe(self.app)
         return plan(self.app, self.target, desired, observed, delete_persistent=destroy and volumes)
+
+    def _secret_values(self) -> dict[str, str]:
+        """Every used secret's value: read from its source, or generated (the stored value, else a
+        fresh one that apply keeps)."""
+        environ = os.environ if self._environ is None else self._environ
+        values = read_secrets(self.target_spec, environ)
+        generated, self._fresh_secrets = generated_values(
+            self._secret_store(), self.app, self.target_spec.generated_secrets()
+        )
+        return {**values, **generated}
+
+    def _secret_store(self) -> SupportsSecretStore:
+        """The provider when it keeps secrets itself, else the machine-local store for this target."""
+        if isinstance(self.provider, SupportsSecretStore):
+            return self.provider
+        return LocalSecretStore(self.provider.name, self.app, self.target)
 
     def apply(self, planned: Plan | None = None) -> ApplyResult:
         """Apply a plan (a fresh one when none is given) under the app lock; raise
@@ -122,7 +139,12 @@ class Deployment:
         """Delete everything the app owns on the target (volumes only when asked), by the
         given destroy plan or a fresh one; steps re-read state first."""
         with app_lock(self.app, self.target, "destroy"):
-            return self._run(planned or self.plan(destroy=True, volumes=volumes))
+            planned = planned or self.plan(destroy=True, volumes=volumes)
+            result = self._run(planned)
+            store = self._secret_store()
+            if not planned.kept and isinstance(store, LocalSecretStore):
+                store.forget()  # no volume is left whose data a generated password guards
+            return result
 
     def status(self) -> list[ServiceStatus]:
         """Replica counts and state per service."""
@@ -148,6 +170,10 @@ class Deployment:
             return provider.rollback(self.app, service)
 
     def _run(self, planned: Plan) -> ApplyResult:
+        store = self._secret_store()
+        if self._fresh_secrets and isinstance(store, LocalSecretStore):
+            store.keep(self._fresh_secrets)
+            self._fresh_secrets = {}
         engine = Engine(
             self.provider,
             concurrency=self.concurrency,

@@ -490,7 +490,7 @@ def test_unknown_secret_and_undeclared_volume():
 
 def test_secret_needs_one_source():
     found = problem("name: app\nservices:\n  a: {image: x}\nsecrets:\n  s: {from_env: A, from_file: b}\n")
-    assert (found.field, found.message) == ("secrets.s", "give exactly one of from_env or from_file")
+    assert (found.field, found.message) == ("secrets.s", "give exactly one of from_env, from_file or generate: true")
 
 
 def test_http_healthcheck_needs_a_port():

@@ -242,15 +242,19 @@ class Service(Model):
 
 
 class Secret(Model):
-    """Where a secret's value comes from at plan time: an environment variable or a file."""
+    """Where a secret's value comes from at plan time: an environment variable, a file, or
+    (`generate: true`) made once and kept in the target's secret store."""
 
     from_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     from_file: str | None = None
+    generate: Literal[True] | None = Field(
+        default=None, description="a random value made on the first apply and kept in the target's secret store"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> Secret:
-        if (self.from_env is None) == (self.from_file is None):
-            raise ValueError("give exactly one of from_env or from_file")
+        if sum(source is not None for source in (self.from_env, self.from_file, self.generate)) != 1:
+            raise ValueError("give exactly one of from_env, from_file or generate: true")
         return self
 
 

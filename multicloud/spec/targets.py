@@ -74,6 +74,10 @@ class TargetSpec:
                 used.update(r.name for r in references(value) if isinstance(r, SecretRef))
         return [name for name in self.secrets if name in used]
 
+    def generated_secrets(self) -> list[str]:
+        """Names of the used secrets whose values are generated (`generate: true`)."""
+        return [name for name in self.used_secrets() if self.secrets[name].generate]
+
 
 def target_spec(spec: Spec, target: str) -> TargetSpec:
     """Resolve a spec for one named target; raise TargetError for an unknown name."""
@@ -95,7 +99,8 @@ def target_spec(spec: Spec, target: str) -> TargetSpec:
 
 
 def read_secrets(spec: TargetSpec, environ: Mapping[str, str]) -> dict[str, str]:
-    """Read the values of the secrets this target uses; raise TargetError naming what is missing."""
+    """Read the values of the secrets this target uses (generated ones are the secret store's, not
+    read here); raise TargetError naming what is missing."""
     values: dict[str, str] = {}
     missing: list[str] = []
     for name in spec.used_secrets():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from multicloud.contract import Capabilities, Endpoint, Event, EventSink, Health, HealthState, LogLine, ServiceStatus
@@ -11,11 +11,12 @@ from multicloud.planner import Change
 from multicloud.resources import Resource
 from multicloud.spec.targets import TargetSpec
 from multicloud_aws import infra, reports, services
-from multicloud_aws.clients import ClientFactory, default_factory
+from multicloud_aws.clients import ClientFactory, NotFoundError, default_factory, guard
 from multicloud_aws.context import Context
 from multicloud_aws.desired import cluster_name, render
 from multicloud_aws.fargate import FARGATE_MEMORY, MIB
 from multicloud_aws.lookups import describe_load_balancer
+from multicloud_aws.names import secret as secret_name
 from multicloud_aws.observe import observe
 from multicloud_aws.settings import AwsSettings, parse_settings
 
@@ -54,6 +55,19 @@ class AwsEcsProvider:
     def desired(self, spec: TargetSpec, secrets: Mapping[str, str]) -> list[Resource]:
         """Render the app's resources; UserError for what Fargate cannot run. Reads only build contexts."""
         return render(spec.app, spec.services, self.settings, secrets, spec.base_dir)
+
+    def stored_secrets(self, app: str, names: Sequence[str]) -> dict[str, str]:
+        """Values of generated secrets already in Secrets Manager (`multicloud/APP/NAME`, written by
+        the plan's secret resources); reads only."""
+        client = self.ctx.client("secretsmanager")
+        values: dict[str, str] = {}
+        for name in names:
+            try:
+                with guard(f"reading secret {secret_name(app, name)}"):
+                    values[name] = str(client.get_secret_value(SecretId=secret_name(app, name))["SecretString"])
+            except NotFoundError:
+                continue
+        return values
 
     def observe(self, app: str) -> list[Resource]:
         """Every resource the app owns, found by tags and Cloud Map markers, each instance of a

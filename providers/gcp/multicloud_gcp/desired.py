@@ -35,7 +35,11 @@ def desired_services(spec: TargetSpec, secrets: Mapping[str, str], settings: Gcp
     """Render one `service/NAME` resource per spec service; raise CapabilityError listing
     every way the spec breaks Cloud Run's rules (before any call is made)."""
     address = CloudRunAddressing(spec.app, spec.services, settings.region, settings.project_number)
-    problems: list[str] = []
+    problems = [
+        f"secrets.{name}: generate: true needs a secret store multicloud writes, and gcp-cloudrun only refers to "
+        "Secret Manager secrets that exist (secret_names); create the secret there and use from_env or from_file"
+        for name in spec.generated_secrets()
+    ]
     resources = []
     for name, service in spec.services.items():
         found = _problems(spec.app, name, service, settings)

@@ -1,0 +1,109 @@
+"""Generated secrets (`generate: true`): made on the first apply, kept (0600) in the target's store,
+the same on every later plan, never printed; forgotten by a destroy that leaves no volume."""
+
+from __future__ import annotations
+
+import stat
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from multicloud.cli.main import main
+from multicloud.errors import SpecError
+from multicloud.spec import loads
+
+SPEC = """\
+name: gendemo
+services:
+  web:
+    image: registry.example.com/web:1
+    env: {TOKEN: "${secrets.token}", PASSWORD_FILE: "${secrets.db_password.file}"}
+  idle:
+    image: registry.example.com/idle:1
+secrets:
+  token: {generate: true}
+  db_password: {generate: true}
+  unused: {generate: true}
+targets:
+  mem: {provider: memory, state_file: "%(state)s"}
+"""
+
+
+@pytest.fixture
+def spec_file(tmp_path: Path) -> Path:
+    path = tmp_path / "multicloud.yaml"
+    path.write_text(SPEC % {"state": tmp_path / "state.json"})
+    return path
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out + err
+
+
+def test_generated_once_kept_private_stable_and_never_printed(
+    spec_file: Path, capsys: pytest.CaptureFixture[str], _state_dir: Path
+) -> None:
+    f = str(spec_file)
+    store = _state_dir / "secrets" / "memory" / "gendemo" / "mem"
+    code, planned = _run(capsys, "plan", "-f", f, "-v")
+    assert code == 0 and not store.exists(), "a plan keeps nothing"
+    code, applied = _run(capsys, "apply", "-f", f, "--yes", "-o", "json")
+    assert code == 0
+    assert sorted(p.name for p in store.iterdir()) == ["db_password", "token"]  # only used ones
+    assert stat.S_IMODE(store.stat().st_mode) == 0o700
+    values = {}
+    for path in store.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        values[path.name] = path.read_text()
+        assert len(values[path.name]) >= 32
+    assert values["token"] != values["db_password"]
+    code, replanned = _run(capsys, "plan", "-f", f, "--detailed-exitcode")
+    assert code == 0, replanned  # the kept values are used: nothing changes
+    code, reapplied = _run(capsys, "apply", "-f", f, "--yes")
+    assert code == 0 and {p.name: p.read_text() for p in store.iterdir()} == values
+    state = (spec_file.parent / "state.json").read_text()
+    for output in (planned, applied, replanned, reapplied, state):
+        assert not any(value in output for value in values.values())
+
+
+def test_destroy_keeps_them_while_a_volume_survives(spec_file: Path, capsys: pytest.CaptureFixture[str],
+                                                    _state_dir: Path) -> None:
+    idle = "    image: registry.example.com/idle:1\n"
+    text = spec_file.read_text().replace(idle, idle + "    volumes: [data:/data]\n")
+    text = text.replace("targets:", "volumes:\n  data:\ntargets:")
+    spec_file.write_text(text)
+    f = str(spec_file)
+    store = _state_dir / "secrets" / "memory" / "gendemo" / "mem"
+    assert _run(capsys, "apply", "-f", f, "--yes")[0] == 0
+    kept = (store / "token").read_text()
+    assert _run(capsys, "destroy", "-f", f, "--yes")[0] == 0
+    assert (store / "token").read_text() == kept, "the volume's data may depend on it"
+    assert _run(capsys, "apply", "-f", f, "--yes")[0] == 0
+    assert (store / "token").read_text() == kept
+    assert _run(capsys, "destroy", "-f", f, "--yes", "--volumes")[0] == 0
+    assert not store.exists()
+
+
+@pytest.mark.parametrize(
+    ("secret", "needle"),
+    [
+        ("{generate: false}", "should be True"),
+        ("{generate: true, from_env: X}", "exactly one of from_env, from_file or generate"),
+        ("{}", "exactly one of from_env, from_file or generate"),
+    ],
+)
+def test_generate_is_one_source_among_three(secret: str, needle: str) -> None:
+    text = textwrap.dedent(f"""\
+        name: g
+        services:
+          web: {{image: web, env: {{A: "${{secrets.s}}"}}}}
+        secrets:
+          s: {secret}
+        """)
+    with pytest.raises(SpecError) as caught:
+        loads(text)
+    (problem,) = caught.value.problems
+    assert problem.line == 5 and needle in problem.message
