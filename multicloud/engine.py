@@ -97,10 +97,12 @@ class Engine:
         healthy: an interrupted apply may have left them starting. Those appear in the result
         only when they had to be waited for or never became healthy."""
         acting = [c for c in plan.changes if c.action is not Action.NOOP]
-        results = self._run(plan.app, acting, self._step)
+        wanted = {c.key: c.after for c in plan.changes if c.after is not None}
+        results = self._run(plan.app, acting, lambda app, change: self._step(app, change, wanted.get(change.key)))
         if all(r.outcome in ("done", "skipped") for r in results.values()):
             idle = [c for c in plan.changes if c.action is Action.NOOP and c.after is not None]
-            results.update(self._run(plan.app, idle, self._settle))
+            deadline = time.monotonic() + self.health_timeout  # one for all: they wait side by side
+            results.update(self._run(plan.app, idle, lambda app, change: self._settle(app, change, deadline)))
         order = [c.id for c in plan.changes if c.id in results and results[c.id].outcome != "settled"]
         return ApplyResult(plan.app, plan.target, tuple(results[k] for k in order))
 
@@ -146,13 +148,13 @@ class Engine:
         self._event("failed", change.key, str(error))
         del pending[key]
 
-    def _settle(self, app: str, change: Change) -> StepResult:
-        """Wait until a resource the plan leaves alone is healthy; 'settled' (left out of the
-        result) when it already is."""
+    def _settle(self, app: str, change: Change, deadline: float) -> StepResult:
+        """Wait until a resource the plan leaves alone is healthy, at the latest until deadline;
+        'settled' (left out of the result) when it already is."""
         started = time.monotonic()
         assert change.after is not None
         try:
-            waited = self._wait_healthy(app, change.after, started)
+            waited = self._wait_healthy(app, change.after, started, deadline)
         except MulticloudError as exc:
             self._event("failed", change.key, str(exc), started)
             return StepResult(change.key, change.action, "failed", 0, time.monotonic() - started, exc)
@@ -161,9 +163,10 @@ class Engine:
         self._event("skipped", change.key, "already as desired, now healthy", started)
         return StepResult(change.key, change.action, "skipped", 0, time.monotonic() - started)
 
-    def _step(self, app: str, change: Change) -> StepResult:
+    def _step(self, app: str, change: Change, desired: Resource | None) -> StepResult:
         """Run one step with retries: re-read, act on the difference found, verify, wait for
-        health. Failures become a failed StepResult; nothing is raised."""
+        health. `desired` is what the plan wants under the step's key, if anything. Failures
+        become a failed StepResult; nothing is raised."""
         started = time.monotonic()
         self._event("start", change.key, f"{change.action.value} started", started)
         attempts = 0
@@ -171,7 +174,7 @@ class Engine:
         def attempt() -> Action:
             nonlocal attempts
             attempts += 1
-            return self._converge(app, change, started)
+            return self._converge(app, change, started, desired)
 
         def on_retry(number: int, exc: RetryableError, wait_s: float) -> None:
             message = f"attempt {number} failed ({exc.message}); retrying in {wait_s:.1f}s"
@@ -195,14 +198,16 @@ class Engine:
         self._event("done", change.key, f"{action.value} complete", started)
         return StepResult(change.key, action, "done", attempts, time.monotonic() - started)
 
-    def _converge(self, app: str, change: Change, started: float) -> Action:
-        """One attempt of a step from what exists now: delete the instance the step names,
-        or create/update/replace towards the desired resource, then verify. Return what was
-        done (NOOP when nothing was needed)."""
+    def _converge(self, app: str, change: Change, started: float, desired: Resource | None) -> Action:
+        """One attempt of a step from what exists now: delete the instance the step names
+        (unless it has become the one kept for `desired`: an interrupted create finished
+        since the plan), or create/update/replace towards the desired resource, then verify.
+        Return what was done (NOOP when nothing was needed)."""
         found = self.provider.read(app, change.key)
         if change.after is None:
             assert change.before is not None
-            doomed = [r for r in found if r.instance == change.before.instance]
+            _, stale = choose(desired, found) if desired is not None else (None, found)
+            doomed = [r for r in stale if r.instance == change.before.instance]
             for instance in doomed:
                 self._call(app, Change(Action.DELETE, change.key, instance, None, reason=change.reason), started)
             if doomed:
@@ -259,10 +264,12 @@ class Engine:
         if any(r.instance == instance for r in self.provider.read(app, key)):
             raise InconsistentResultError(f"{key}: inconsistent result after apply: still exists after delete")
 
-    def _wait_healthy(self, app: str, resource: Resource, started: float) -> bool:
-        """Poll health until healthy, within health_timeout even if a poll itself hangs; return
-        whether it had to wait. Raise HealthTimeoutError or FatalError when it is not healthy."""
-        deadline = time.monotonic() + self.health_timeout
+    def _wait_healthy(self, app: str, resource: Resource, started: float, deadline: float | None = None) -> bool:
+        """Poll health until healthy, within health_timeout (or until deadline) even if a poll
+        itself hangs; return whether it had to wait. Raise HealthTimeoutError or FatalError
+        when it is not healthy."""
+        if deadline is None:
+            deadline = time.monotonic() + self.health_timeout
         interval = 0.05
         last = ""
         polls = 0

@@ -87,12 +87,18 @@ def test_delete_before_create_deletes_first(cloud):
     assert cloud.mutations()[start:] == [("delete", "service/api"), ("create", "service/api")]
 
 
-def test_a_kill_between_the_halves_leaves_two_instances_and_the_next_plan_removes_the_old(cloud):
+def killed_between_the_halves(cloud: MemoryCloud) -> tuple[Deployment, MemoryProvider]:
+    """Deploy, then do only the create half of an image change's replace (as if killed after it)."""
     deployment(cloud).apply()
     newer = deployment(cloud, SPEC.replace("farm/api:1", "farm/api:2"))
     (change,) = [c for c in newer.plan().changes if c.action is Action.REPLACE]
     provider = MemoryProvider(cloud=cloud)
-    provider.apply("farm", Change(Action.CREATE, change.key, None, change.after), lambda e: None)  # then: kill -9
+    provider.apply("farm", Change(Action.CREATE, change.key, None, change.after), lambda e: None)
+    return newer, provider
+
+
+def test_a_kill_between_the_halves_leaves_two_instances_and_the_next_plan_removes_the_old(cloud):
+    newer, provider = killed_between_the_halves(cloud)
     found = [r for r in provider.observe("farm") if r.key == "service/api"]
     assert [r.properties["image"] for r in found] == ["farm/api:1", "farm/api:2"]
     planned = newer.plan()
@@ -100,6 +106,19 @@ def test_a_kill_between_the_halves_leaves_two_instances_and_the_next_plan_remove
     assert acted == [(f"service/api#{found[0].instance}", Action.DELETE)]
     newer.apply(planned)
     assert stored(cloud, "service/api") == ["service/api"]
+    assert cloud.apps["farm"]["service/api"]["properties"]["image"] == "farm/api:2"
+    assert not newer.plan().has_changes
+
+
+def test_an_instance_planned_as_stale_that_finished_starting_is_kept_not_deleted(cloud):
+    newer, _ = killed_between_the_halves(cloud)
+    cloud.break_instance("farm", "service/api", "replica 1 was created but never started")
+    planned = newer.plan()  # replace the old instance, delete the broken new one
+    steps = sorted((bool(c.instance), c.action.value) for c in planned.changes if c.key == "service/api")
+    assert steps == [(False, "replace"), (True, "delete")]
+    cloud.apps["farm"]["service/api"]["faults"] = []  # the killed apply's start completes after the plan
+    newer.apply(planned)
+    assert stored(cloud, "service/api") == ["service/api"]  # the new one kept, the old one deleted
     assert cloud.apps["farm"]["service/api"]["properties"]["image"] == "farm/api:2"
     assert not newer.plan().has_changes
 

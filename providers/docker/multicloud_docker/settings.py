@@ -16,7 +16,6 @@ from urllib.parse import urlparse
 from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, StrictInt, WithJsonSchema, model_validator
 
 from multicloud.settings import ProviderSettings, validate_settings
-from multicloud.spec.units import MAX_DURATION
 
 DEFAULT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "NET_BIND_SERVICE", "SETGID", "SETUID")
 """Kept after `cap_drop: ALL`: enough for images whose entrypoint drops root (postgres, mosquitto)."""
@@ -87,10 +86,6 @@ class DockerSettings(ProviderSettings):
     build: StrictBool = Field(default=True, description="allow build: services (default true)")
     stop_timeout: StrictInt = Field(
         default=10, ge=0, le=3600, description="seconds a container gets to stop before it is killed (default 10)"
-    )
-    rollout_timeout: float = Field(
-        default=300.0, ge=0, le=MAX_DURATION, strict=False,
-        description="seconds a new replica gets to become healthy during a rolling update (default 300)",
     )
     capabilities: Annotated[tuple[str, ...], BeforeValidator(_capabilities)] = Field(
         default=DEFAULT_CAPABILITIES,
