@@ -81,8 +81,8 @@ class Deployment:
 
     @property
     def app(self) -> str:
-        """The app's name, which labels everything it owns."""
-        return self.spec.name
+        """The app's name on this target (its `app:`, else the spec's name), which labels everything it owns."""
+        return self.target_spec.app
 
     def check(self) -> None:
         """Raise CapabilityError if the target cannot run the spec; touches nothing."""

@@ -18,10 +18,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from multicloud.errors import FieldPath, PluginError, Problem, SettingsError
 from multicloud.registry import available
 from multicloud.spec.messages import describe, dotted
-from multicloud.spec.models import SourceMap, Spec
+from multicloud.spec.models import TARGET_RESERVED, SourceMap, Spec
 
 SETTINGS_GROUP = "multicloud.settings"
-RESERVED = ("provider", "overrides", "exclude")
+RESERVED = TARGET_RESERVED
 """Keys of a target that belong to the core, not to the provider's settings."""
 
 SettingsT = TypeVar("SettingsT", bound="ProviderSettings")

@@ -266,7 +266,7 @@ def _none_to_empty(value: Any) -> Any:
     return {} if value is None else value
 
 
-TARGET_RESERVED = ("provider", "overrides", "exclude")
+TARGET_RESERVED = ("provider", "app", "defaults", "overrides", "exclude")
 
 
 class Target(BaseModel):
@@ -275,6 +275,12 @@ class Target(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     provider: str = Field(min_length=1)
+    app: Name | None = Field(
+        default=None, description="the app's name on this target (default: the spec's name); labels everything"
+    )
+    defaults: dict[str, Any] = Field(
+        default_factory=dict, description="service fields for every service on this target (overrides beat them)"
+    )
     overrides: dict[Name, dict[str, Any]] = Field(
         default_factory=dict, description="per-service fields that replace the base ones"
     )
@@ -284,8 +290,15 @@ class Target(BaseModel):
 
     @property
     def settings(self) -> dict[str, Any]:
-        """The provider settings: every key other than provider, overrides and exclude."""
+        """The provider settings: every key other than the core's (TARGET_RESERVED)."""
         return dict(self.model_extra or {})
+
+    def override(self, service: str) -> dict[str, Any]:
+        """What this target changes in a service: its defaults, then the service's own override
+        (env, resources and build merged key by key)."""
+        from multicloud.spec.targets import merge_override
+
+        return merge_override(self.defaults, self.overrides.get(service) or {})
 
 
 class Spec(Model):

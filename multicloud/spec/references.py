@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from multicloud.spec.messages import describe
-from multicloud.spec.models import TARGET_RESERVED, Service, Spec
+from multicloud.spec.models import TARGET_RESERVED, Service, Spec, Target
 from multicloud.spec.placeholders import (
     PlaceholderSyntaxError,
     Reference,
@@ -143,8 +143,8 @@ def _check_target(spec: Spec, target_name: str, base_findings: list[Finding]) ->
     for name, service in spec.services.items():
         if name in excluded:
             continue
-        override = target.overrides.get(name) or {}
-        place = _override_locator(at, name, override)
+        override = target.override(name)
+        place = _override_locator(at, name, target)
         try:
             merged = apply_override(service, override)
         except ValidationError as exc:
@@ -152,21 +152,21 @@ def _check_target(spec: Spec, target_name: str, base_findings: list[Finding]) ->
             wrapped = {"services": {name: merged_data}}
             for error in exc.errors():
                 path, message = describe({**error, "loc": ("services", name, *error["loc"])}, wrapped)
-                found.append((place(path[2:]), message))
+                if (place(path[2:]), message) not in found:  # a bad default fails every service alike
+                    found.append((place(path[2:]), message))
             continue
         view[name] = merged
     # services as this target sees them (excluded ones as written: refusing references to them is below)
     seen = {**spec.services, **view}
     for name, merged in view.items():
-        override = target.overrides.get(name) or {}
-        if override:
-            place = _override_locator(at, name, override)
+        if target.override(name):
+            place = _override_locator(at, name, target)
             for path, message in _check_service(spec, name, merged, ("services", name), seen):
                 finding = (place(path[2:]), message)
                 if finding not in base_findings:
                     found.append(finding)
     for name, service in view.items():
-        place = _override_locator(at, name, target.overrides.get(name) or {})
+        place = _override_locator(at, name, target)
         for field_path, text in placeholder_fields(service):
             for ref in _safe_references(text):
                 if isinstance(ref, ServiceRef) and ref.service in excluded:
@@ -181,7 +181,7 @@ def _check_target(spec: Spec, target_name: str, base_findings: list[Finding]) ->
                     finding = (place(field_path), problem or "")
                     if problem and finding not in base_findings and finding not in found:
                         found.append((finding[0], f"{problem} (on target {target_name!r}, after its overrides)"))
-    overrides_deps = any("depends_on" in o for o in target.overrides.values())
+    overrides_deps = any("depends_on" in o for o in [target.defaults, *target.overrides.values()])
     if overrides_deps and not any(m.startswith("dependency cycle") for _, m in base_findings):
         graph = {
             n: s.model_copy(update={"depends_on": [d for d in s.depends_on if d in view]})
@@ -189,29 +189,32 @@ def _check_target(spec: Spec, target_name: str, base_findings: list[Finding]) ->
         }
         for cycle in find_cycles({n: s.depends_on for n, s in graph.items()}):
             edges = list(itertools.pairwise(cycle))
-            changed = [e for e in edges if "depends_on" in target.overrides.get(e[0], {})]
+            changed = [e for e in edges if "depends_on" in target.override(e[0])]
             owner, dep = (changed or edges)[-1]
-            place = _override_locator(at, owner, target.overrides.get(owner) or {})
+            place = _override_locator(at, owner, target)
             index = graph[owner].depends_on.index(dep)
             message = f"dependency cycle: {' -> '.join(cycle)} (on target {target_name!r})"
             found.append((place(("depends_on", index)), message))
     return found
 
 
-def _override_locator(at: FieldPath, name: str, override: Mapping[str, Any]) -> Callable[[FieldPath], FieldPath]:
-    """Map a path inside a merged service to where the file sets it: the target's override
-    when the override gives that field (or that key, for merged fields), else the base service."""
+def _override_locator(at: FieldPath, name: str, target: Target) -> Callable[[FieldPath], FieldPath]:
+    """Map a path inside a merged service to where the file sets it: the service's override on
+    the target when that gives the field (or that key, for merged fields), else the target's
+    defaults when they give it, else the base service."""
+    sections = [((*at, "overrides", name), target.overrides.get(name) or {}), ((*at, "defaults"), target.defaults)]
 
     def place(inner: FieldPath) -> FieldPath:
-        if not override:
-            return ("services", name, *inner)
-        if not inner:
-            return (*at, "overrides", name)
-        head = inner[0]
-        if isinstance(head, str) and head in override:
-            value = override[head]
-            if head not in MERGED_FIELDS or len(inner) == 1 or not isinstance(value, Mapping) or inner[1] in value:
-                return (*at, "overrides", name, *inner)
+        for prefix, given in sections:
+            if not given:
+                continue
+            if not inner:
+                return prefix
+            head = inner[0]
+            if isinstance(head, str) and head in given:
+                value = given[head]
+                if head not in MERGED_FIELDS or len(inner) == 1 or not isinstance(value, Mapping) or inner[1] in value:
+                    return (*prefix, *inner)
         return ("services", name, *inner)
 
     return place

@@ -41,7 +41,7 @@ def services_for(spec: Spec, target: str) -> dict[str, Service]:
     for name, base in spec.services.items():
         if name in excluded:
             continue
-        service = apply_override(base, config.overrides.get(name) or {})
+        service = apply_override(base, config.override(name))
         if any(dep in excluded for dep in service.depends_on):
             deps = [d for d in service.depends_on if d not in excluded]
             service = service.model_copy(update={"depends_on": deps})
@@ -86,7 +86,7 @@ def target_spec(spec: Spec, target: str) -> TargetSpec:
         raise TargetError(f"unknown target {target!r} (targets in {spec.source.path}: {known})")
     config = spec.targets[target]
     return TargetSpec(
-        app=spec.name,
+        app=config.app or spec.name,
         target=target,
         provider=config.provider,
         settings=config.settings,

@@ -119,11 +119,11 @@ class ProviderContract:
         spec = spec_from_dict({"name": name, "services": {"x": {"image": "x"}}, "targets": {"test": {"provider": "c"}}})
         self.deployment(spec, provider).destroy(volumes=True)
 
-    def deployment(self, spec: Any, provider: Provider) -> Deployment:
+    def deployment(self, spec: Any, provider: Provider, target: str = "test") -> Deployment:
         """A Deployment of spec on the provider, with fast retries and the contract's secret."""
         return Deployment(
             spec,
-            "test",
+            target,
             provider=provider,
             environ={"CONTRACT_TOKEN": SECRET_VALUE},
             retry=RetryPolicy(attempts=5, base_delay=0.2),
@@ -273,6 +273,33 @@ class ProviderContract:
         finally:
             theirs.destroy(volumes=True)
         assert provider.observe(other) == []
+
+    def test_two_targets_of_one_spec_coexist(
+        self, provider: Provider, app: str, contract_service: dict[str, Any]
+    ) -> None:
+        data = contract_data(app, contract_service)
+        staging_app = f"{app}-stg"
+        data["targets"] = {
+            "prod": {"provider": "contract"},
+            "staging": {"provider": "contract", "app": staging_app, "defaults": {"env": {"STAGE": "staging"}}},
+        }
+        spec = spec_from_dict(data)
+        prod, staging = self.deployment(spec, provider, "prod"), self.deployment(spec, provider, "staging")
+        assert (prod.app, staging.app) == (app, staging_app)
+        prod.apply()
+        planned = staging.plan()
+        assert {c.action for c in planned.changes} == {Action.CREATE}, plan_text(planned)
+        try:
+            staging.apply(planned)
+            assert not prod.plan().has_changes and not staging.plan().has_changes
+            worker = next(s for s in staging.target_spec.services.values() if "API_URL" in s.env)
+            assert worker.env["STAGE"] == "staging" and "STAGE" not in prod.target_spec.services["worker"].env
+            before = provider.observe(app)
+        finally:
+            staging.destroy(volumes=True)
+        assert provider.observe(staging_app) == []
+        assert provider.observe(app) == before
+        assert not prod.plan().has_changes
 
     def test_secret_values_never_shown(self, provider: Provider, app: str, contract_service: dict[str, Any]) -> None:
         deployment = self.deployment(contract_spec(app, contract_service), provider)
