@@ -2,7 +2,8 @@
 TLS front. Through the real run_v2 client and the provider: the container contract (PORT,
 K_SERVICE, K_REVISION, K_CONFIGURATION), Secret Manager references resolved, min instances,
 an external service reached only over its URL (its containers publish nothing), an internal one
-refusing outside callers, WebSocket upgrades passing and the request timeout ending requests."""
+refusing outside callers but answering another service's instances at its URL, WebSocket
+upgrades passing and the request timeout ending requests."""
 
 from __future__ import annotations
 
@@ -143,7 +144,7 @@ def test_revisions_run_behind_the_front_with_the_container_contract(running: Run
         "web": {
             "image": APP_IMAGE,
             "replicas": 2,
-            "env": {"SERVICE_NAME": "web", "TOKEN": "${secrets.token}"},
+            "env": {"SERVICE_NAME": "web", "TOKEN": "${secrets.token}", "UPSTREAM": "${services.back.url}"},
             "ports": [{"name": "http", "port": 8081, "protocol": "http", "expose": "public"}],
         },
         "back": {
@@ -167,6 +168,10 @@ def test_revisions_run_behind_the_front_with_the_container_contract(running: Run
         assert not info["HostConfig"]["PortBindings"]  # reached only over its URL
     status, body = get(running, url_of(deployment, "back"))
     assert status == 404 and b"Page not found" in body  # internal ingress: outside callers refused
+    deadline = time.monotonic() + 60
+    while (answer := get(running, web, "/upstream"))[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.5)  # web calls back by its URL, from inside: 502 while back's instance starts
+    assert json.loads(answer[1])["upstream"]["service"] == "back", answer
     assert len(instances(running, f"{deployment.spec.name}-back")) == 1
     deployment.destroy()
     deadline = time.monotonic() + 30
@@ -198,3 +203,14 @@ def test_websockets_pass_and_the_request_timeout_ends_requests(running: RunningC
     status, body = get(running, url, "/slow")
     assert status == 504, body
     deployment.destroy()
+
+
+def test_the_name_server_gives_run_app_names_the_front() -> None:
+    from multicloud_gcp.emulator.dns import answer, question
+
+    name = b"".join(bytes([len(p)]) + p for p in b"web-1.europe-west1.run.app".split(b".")) + b"\0"
+    query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + name + b"\x00\x01\x00\x01"
+    assert question(query)[:2] == ("web-1.europe-west1.run.app", 1)
+    reply = answer(query, question(query)[2], "172.30.0.1")
+    assert reply[:2] == b"\x12\x34" and reply[6:8] == b"\x00\x01" and reply.endswith(socket.inet_aton("172.30.0.1"))
+    assert answer(query, question(query)[2], None)[6:8] == b"\x00\x00"

@@ -61,18 +61,23 @@ class Publish:
 @dataclass(frozen=True)
 class Unit:
     """Containers sharing one namespace, addressed by `key` (the emulator's name for the
-    object). On `network` (created by the runner) the unit answers to `aliases`."""
+    object). On `network` (created by the runner) the unit answers to `aliases`; `dns` are the
+    name servers its containers use for names outside that network."""
 
     key: str
     members: tuple[Member, ...]
     publish: tuple[Publish, ...] = ()
     network: str | None = None
     aliases: tuple[str, ...] = ()
+    dns: tuple[str, ...] = ()
 
 
 def holder_hash(unit: Unit, key: bytes) -> str:
     """A digest of what the holder container is made of (its ports, network, aliases)."""
-    return _digest(key, {"publish": [vars(p) for p in unit.publish], "network": unit.network, "aliases": unit.aliases})
+    return _digest(
+        key,
+        {"publish": [vars(p) for p in unit.publish], "network": unit.network, "aliases": unit.aliases, "dns": unit.dns},
+    )
 
 
 def member_hash(unit: Unit, member: Member, key: bytes) -> str:

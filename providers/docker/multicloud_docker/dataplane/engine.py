@@ -63,6 +63,16 @@ def ensure_network(api: Any, session: str, network: str, labels: Mapping[str, st
     return name
 
 
+def gateway(api: Any, name: str) -> tuple[str, str]:
+    """The host's address on a network (its gateway, where host services are reached from it)
+    and the network's subnet."""
+    with guard(f"inspecting network {name}"):
+        info = api.inspect_network(name)
+    configs = (info.get("IPAM") or {}).get("Config") or []
+    found: dict[str, Any] = next((c for c in configs if c.get("Gateway")), {})
+    return str(found.get("Gateway", "")), str(found.get("Subnet", ""))
+
+
 def create_holder(
     api: Any, image: str, unit: Unit, name: str, labels: Mapping[str, str], *, network: str | None
 ) -> str:
@@ -78,6 +88,7 @@ def create_holder(
             read_only=True,
             mem_limit=parse_memory(HOLDER_MEMORY),
             network_mode=network or "bridge",
+            dns=list(unit.dns) or None,
         )
         networking = None
         if network is not None:

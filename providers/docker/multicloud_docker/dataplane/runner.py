@@ -98,6 +98,12 @@ class DataPlane:
         """Desire no unit under a key: its containers are removed."""
         self._change(key, lambda: self._desired.pop(key, None))
 
+    def network(self, network: str) -> tuple[str, str]:
+        """Create a session network now (units on it use it as it is); return the host's address
+        on it and its subnet. Raises the engine's errors."""
+        name = E.ensure_network(self._api, self.session, network, self.labels)
+        return E.gateway(self._api, name)
+
     def recreate(self, key: str) -> None:
         """Replace all of a unit's containers with new ones (a restart of the whole unit)."""
         self._change(key, lambda: self._forced.add(key))

@@ -22,7 +22,8 @@ from multicloud_gcp.environment import API_ENDPOINT_ENV, PROJECT_NUMBER_ENV
 from multicloud_gcp.settings import EMULATOR_PROJECT_NUMBER
 
 if TYPE_CHECKING:
-    from multicloud_gcp.emulator.front import Front
+    from multicloud_gcp.emulator.front import Certificates, Front
+    from multicloud_gcp.emulator.running import RevisionRunner
 
 __all__ = ["ApiError", "CloudRunEmulator", "CloudRunModel", "Faults", "RunningCloudRun"]
 
@@ -96,37 +97,70 @@ class CloudRunEmulator:
             grpc_endpoint=grpc_url,
             model=model,
             front=front.address if front is not None else "",
-            front_ca=front.ca_bundle if front is not None else "",
+            front_ca=front.certificates.ca_bundle if front is not None else "",
         )
 
     @staticmethod
     def _data_plane(model: CloudRunModel) -> tuple[Front | None, tuple[str, ...]]:
-        """Start the data plane and its TLS front for a model; None and why not when it cannot run."""
-        from multicloud_gcp.emulator.front import Front
+        """Start the data plane and its TLS fronts for a model; None and why not when it cannot run."""
+        from multicloud_gcp.emulator.front import Certificates, Front
         from multicloud_gcp.emulator.running import RevisionRunner
 
         plane, why = start_data_plane("gcp")
         if plane is None:
             return None, (str(why),)
         model.runner = RevisionRunner(plane)
-        directory = tempfile.mkdtemp(prefix="multicloud-gcp-front-")
         try:
-            front = Front(model.runner, directory)
+            certificates = Certificates(tempfile.mkdtemp(prefix="multicloud-gcp-front-"))
+            front = Front(model.runner, certificates)
         except BaseException:
             _stop_data_plane(model, None)
             raise
         note = (
             f"data plane: serving revisions run as real containers on the local Docker engine; every service URL "
             f"https://HOST stands for the TLS front at https://{front.address} (send Host: HOST; SNI HOST; "
-            f"trust {front.ca_bundle}); secret values: POST {{name: value}} to /_emulator/secrets"
+            f"trust {certificates.ca_bundle}); secret values: POST {{name: value}} to /_emulator/secrets"
         )
-        return front, (note,)
+        return front, (note, _inside_front(model.runner, certificates, front))
+
+
+def _inside_front(runner: RevisionRunner, certificates: Certificates, outside: Front) -> str:
+    """Start the front instances reach services' URLs at (port 443 of the host's address on their
+    network); return a note saying whether they can."""
+    import ipaddress
+    import ssl
+
+    from multicloud_gcp.emulator.dns import RunDns
+    from multicloud_gcp.emulator.front import Front
+    from multicloud_gcp.emulator.running import NETWORK, Inside
+
+    address, subnet = runner.plane.network(NETWORK)
+    try:
+        inner = Front(runner, certificates, address, 443, internal=ipaddress.ip_network(subnet))
+    except OSError as exc:
+        return f"instances cannot call services by URL: no front on {address}:443 ({exc})"
+    try:
+        inner.partner = RunDns(address, address)
+    except OSError as exc:
+        inner.stop()
+        return f"instances cannot call services by URL: no name server on {address}:53 ({exc})"
+    outside.partner = inner
+    system = ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt"
+    with open(system, "rb") as handle, open(certificates.ca_bundle, "rb") as ours:
+        bundle = handle.read().rstrip(b"\n") + b"\n" + ours.read()
+    runner.inside = Inside(address, bundle)
+    return f"instances call services' URLs through a front at {address}:443 (a name server there gives run.app names)"
 
 
 def _stop_data_plane(model: CloudRunModel, front: Front | None) -> None:
-    """Stop the front and remove every container the data plane made."""
+    """Stop the fronts and remove every container the data plane made."""
     if front is not None:
+        inner = front.partner
+        if inner is not None:
+            if inner.partner is not None:
+                inner.partner.stop()
+            inner.stop()
         front.stop()
-        shutil.rmtree(front.authority.directory, ignore_errors=True)
+        shutil.rmtree(front.certificates.authority.directory, ignore_errors=True)
     if model.runner is not None:
         model.runner.close()

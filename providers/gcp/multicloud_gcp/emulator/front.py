@@ -5,12 +5,14 @@ is routed by its Host header (the service URL's host name) to an instance of a s
 (weighted by traffic percent), waiting for one to accept while it starts (a cold start), with
 X-Forwarded-For and X-Forwarded-Proto added. A WebSocket upgrade passes through; the service's
 request timeout ends a request (504 when nothing was answered yet) and a WebSocket. A service
-whose ingress is internal refuses callers from outside its network with 404, as Cloud Run does;
-every caller of this front is outside (it listens on the machine's loopback only).
+whose ingress is internal refuses callers from outside its network with 404, as Cloud Run does:
+callers on the machine's loopback are outside; instances calling another service's URL reach a
+second front on the instances' network (port 443), where they are inside.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import selectors
 import socket
@@ -31,33 +33,20 @@ COLD_START = 60.0
 NOT_FOUND = b"<html><body><h1>Error: Page not found</h1>The requested URL was not found on this server.</body></html>"
 
 
-class Front(socketserver.ThreadingTCPServer):
-    """The front's listening server; `address` is where the service URLs' host names point."""
+class Certificates:
+    """The fronts' test CA and their certificates: one for local names, one per region (by SNI)."""
 
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, runner: RevisionRunner, directory: str, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.runner = runner
+    def __init__(self, directory: str) -> None:
         self.authority = TestAuthority(directory, "multicloud Cloud Run emulator test CA")
         self._contexts: dict[str, ssl.SSLContext] = {}
         self._lock = threading.Lock()
         self.context = self._context("local", ["localhost", "127.0.0.1"])
         self.context.sni_callback = self._pick_context
-        super().__init__((host, port), _Handler)
-        self.address = f"{host}:{self.server_address[1]}"
-        self._thread = threading.Thread(target=self.serve_forever, name="cloudrun-front", daemon=True)
-        self._thread.start()
 
     @property
     def ca_bundle(self) -> str:
         """The CA file clients trust."""
         return self.authority.ca_bundle
-
-    def stop(self) -> None:
-        """Stop accepting; connections in flight end with their threads."""
-        self.shutdown()
-        self.server_close()
 
     def _context(self, stem: str, hosts: list[str]) -> ssl.SSLContext:
         with self._lock:
@@ -74,6 +63,42 @@ class Front(socketserver.ThreadingTCPServer):
         if len(parts) >= 4 and parts[-2:] == ["run", "app"]:
             region = parts[-3]
             sock.context = self._context(f"region-{region}", [f"*.{region}.run.app"])
+
+
+class Front(socketserver.ThreadingTCPServer):
+    """One listening front; `address` is where the service URLs' host names point. Callers from
+    `internal` (the instances' network) may call internal services; everyone else is outside."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(
+        self,
+        runner: RevisionRunner,
+        certificates: Certificates,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        internal: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None,
+    ) -> None:
+        self.runner = runner
+        self.certificates = certificates
+        self.context = certificates.context
+        self.internal = internal
+        self.partner: Any = None
+        """What was started next to this front and stops with it (the inside front; its name server)."""
+        super().__init__((host, port), _Handler)
+        self.address = f"{host}:{self.server_address[1]}"
+        self._thread = threading.Thread(target=self.serve_forever, name="cloudrun-front", daemon=True)
+        self._thread.start()
+
+    def inside(self, peer: str) -> bool:
+        """True for a caller on the instances' network."""
+        return self.internal is not None and ipaddress.ip_address(peer) in self.internal
+
+    def stop(self) -> None:
+        """Stop accepting; connections in flight end with their threads."""
+        self.shutdown()
+        self.server_close()
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -95,7 +120,7 @@ class _Handler(socketserver.BaseRequestHandler):
         lines = head.decode("latin-1").split("\r\n")
         headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
         route = self.server.runner.route(headers.get("host", ""))
-        if route is None or route.internal:
+        if route is None or (route.internal and not self.server.inside(self.client_address[0])):
             _reply(client, 404, NOT_FOUND, "text/html")
             return
         picked = route.pick()
@@ -115,9 +140,10 @@ class _Handler(socketserver.BaseRequestHandler):
             forwarded.append("Connection: close")
         with upstream:
             upstream.sendall(("\r\n".join(forwarded) + "\r\n\r\n").encode("latin-1") + body)
-            answered = _splice(client, upstream, time.monotonic() + route.timeout)
+            answered, timed_out = _splice(client, upstream, time.monotonic() + route.timeout)
         if not answered:
-            _reply(client, 504, b"upstream request timeout\n")
+            status, message = (504, b"upstream request timeout\n") if timed_out else (502, b"bad gateway\n")
+            _reply(client, status, message)
 
     def _connect(self, instances: tuple[str, ...], port: int) -> socket.socket | None:
         """A connection to an instance that accepts, waiting through a cold start; None at the deadline."""
@@ -153,8 +179,8 @@ def _read_head(sock: ssl.SSLSocket) -> tuple[bytes, bytes]:
     return head, rest
 
 
-def _splice(client: ssl.SSLSocket, upstream: socket.socket, deadline: float) -> bool:
-    """Copy bytes both ways until either side closes or the deadline; True when upstream answered."""
+def _splice(client: ssl.SSLSocket, upstream: socket.socket, deadline: float) -> tuple[bool, bool]:
+    """Copy bytes both ways until either side closes or the deadline; (upstream answered, timed out)."""
     answered = False
     selector = selectors.DefaultSelector()
     client.setblocking(False)
@@ -165,7 +191,7 @@ def _splice(client: ssl.SSLSocket, upstream: socket.socket, deadline: float) -> 
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                return answered
+                return answered, True
             for key, _ in selector.select(timeout=min(left, 1.0)):
                 source: Any = key.fileobj
                 try:
@@ -175,9 +201,9 @@ def _splice(client: ssl.SSLSocket, upstream: socket.socket, deadline: float) -> 
                 except (ssl.SSLWantReadError, BlockingIOError):
                     continue
                 except OSError:
-                    return True
+                    return answered, False
                 if not data:
-                    return True
+                    return answered, False
                 if source is upstream:
                     answered = True
                 key.data.setblocking(True)
@@ -189,7 +215,8 @@ def _splice(client: ssl.SSLSocket, upstream: socket.socket, deadline: float) -> 
 
 def _reply(client: ssl.SSLSocket, status: int, body: bytes, kind: str = "text/plain") -> None:
     """A complete short HTTP answer."""
-    reason = {404: "Not Found", 503: "Service Unavailable", 504: "Gateway Timeout"}.get(status, "Error")
+    reasons = {404: "Not Found", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+    reason = reasons.get(status, "Error")
     head = f"HTTP/1.1 {status} {reason}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
     head += "Connection: close\r\n\r\n"
     try:

@@ -28,6 +28,24 @@ INTERNAL_INGRESS = ("INGRESS_TRAFFIC_INTERNAL_ONLY", "INGRESS_TRAFFIC_INTERNAL_L
 
 
 @dataclass(frozen=True)
+class Inside:
+    """How instances call services' URLs: a name server at `address` gives every run.app name the
+    inside front's address (the same); its CA joins the system's in a bundle SSL_CERT_FILE names."""
+
+    address: str
+    bundle: bytes
+    directory: str = "/etc/multicloud-emulator"
+
+    def env(self) -> dict[str, str]:
+        """The variables that make OpenSSL-based clients (Python, curl, httpx) trust the bundle."""
+        return {"SSL_CERT_FILE": f"{self.directory}/ca.pem"}
+
+    def files(self) -> dict[str, dict[str, bytes]]:
+        """The bundle as a file in each container."""
+        return {self.directory: {"ca.pem": self.bundle}}
+
+
+@dataclass(frozen=True)
 class Route:
     """Where the front sends a service's requests: weighted revisions, each with its instance keys."""
 
@@ -76,8 +94,10 @@ def serving_port(revision: Json) -> int:
     return 8080
 
 
-def revision_units(service: Json, revision: Json, secrets: Mapping[str, str]) -> list[Unit]:
-    """The instances a revision runs as."""
+def revision_units(
+    service: Json, revision: Json, secrets: Mapping[str, str], inside: Inside | None = None
+) -> list[Unit]:
+    """The instances a revision runs as (with `inside`: able to call services by their URLs)."""
     from multicloud_docker.dataplane import Unit
 
     service_id = service["name"].rsplit("/", 1)[-1]
@@ -86,26 +106,34 @@ def revision_units(service: Json, revision: Json, secrets: Mapping[str, str]) ->
     contract["K_CONFIGURATION"] = service_id
     volumes = {v["name"]: v["secret"] for v in revision.get("volumes") or [] if "secret" in v}
     members = tuple(
-        _member(container, index, contract, volumes, secrets)
+        _member(container, index, contract, volumes, secrets, inside=inside)
         for index, container in enumerate(revision.get("containers") or [])
     )
+    dns = (inside.address,) if inside is not None else ()
     return [
-        Unit(f"gcp/{revision['name']}/{i}", members, network=NETWORK)
+        Unit(f"gcp/{revision['name']}/{i}", members, network=NETWORK, dns=dns)
         for i in range(instance_count(service, revision))
     ]
 
 
 def _member(
-    container: Json, index: int, contract: Mapping[str, str], volumes: Json, secrets: Mapping[str, str]
+    container: Json,
+    index: int,
+    contract: Mapping[str, str],
+    volumes: Json,
+    secrets: Mapping[str, str],
+    *,
+    inside: Inside | None,
 ) -> Member:
     """One container of an instance: the contract env first, then its own (secrets resolved)."""
     from multicloud_docker.dataplane import Member
 
     env = dict(contract) if index == 0 else {k: v for k, v in contract.items() if k != "PORT"}
+    env.update(inside.env() if inside is not None else {})
     for var in container.get("env") or []:
         ref = (var.get("valueSource") or {}).get("secretKeyRef")
         env[str(var["name"])] = _secret(secrets, ref["secret"]) if ref else str(var.get("value", ""))
-    files: dict[str, dict[str, bytes]] = {}
+    files: dict[str, dict[str, bytes]] = inside.files() if inside is not None else {}
     for mount in container.get("volumeMounts") or []:
         volume = volumes.get(mount["name"])
         if volume is not None:
@@ -148,17 +176,20 @@ class RevisionRunner:
         self._lock = threading.Lock()
         self._routes: dict[str, Route] = {}
         self._units: dict[str, set[str]] = {}
+        self.inside: Inside | None = None
+        """Set when instances can call services' URLs (the inside front runs)."""
 
     def sync(self, service: Json, revisions: Mapping[str, Json], secrets: Mapping[str, str]) -> None:
         """Run the service's serving revisions (removing instances of the rest) and route to them."""
         name = service["name"]
+        host = str(service.get("uri", "")).removeprefix("https://")
         wanted: dict[str, Unit] = {}
         routed = []
         for revision_name, percent in serving_revisions(service).items():
             revision = revisions.get(revision_name)
             if revision is None:
                 continue
-            units = revision_units(service, revision, secrets)
+            units = revision_units(service, revision, secrets, self.inside)
             wanted.update((u.key, u) for u in units)
             routed.append((percent, revision_name, serving_port(revision), tuple(u.key for u in units)))
         for unit in wanted.values():
@@ -166,7 +197,6 @@ class RevisionRunner:
         with self._lock:
             stale = self._units.get(name, set()) - set(wanted)
             self._units[name] = set(wanted)
-            host = str(service.get("uri", "")).removeprefix("https://")
             timeout = float(str((service.get("template") or {}).get("timeout") or "300s").removesuffix("s"))
             internal = service.get("ingress") in INTERNAL_INGRESS
             self._routes[host] = Route(name, internal, timeout, tuple(routed))
