@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
 import sys
 import time
+import urllib.error
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -65,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.token:
         print("simulate.py: give an operator token with IOT_API_TOKEN (or --token)", file=sys.stderr)
         return 2
-    api = RegistryClient(args.api, args.token, ca_file=args.ca)
     try:
+        api = RegistryClient(args.api, args.token, ca_file=args.ca)
         if args.command == "run":
             fleet = Fleet(api, args.broker, ca_file=args.ca)
             fleet.register(args.devices, prefix=args.prefix)
@@ -88,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(api.decommission(args.device)))
     except ApiError as exc:
         print(f"simulate.py: API error: {exc}", file=sys.stderr)
+        return 2
+    except (ssl.SSLError, urllib.error.URLError, OSError) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        hint = " (give the CA with --ca or IOT_CA_FILE)" if "CERTIFICATE_VERIFY_FAILED" in str(reason) else ""
+        print(f"simulate.py: cannot reach the stack: {reason}{hint}", file=sys.stderr)
         return 2
     return 0
 
