@@ -10,11 +10,13 @@ from typing import Any
 from multicloud import capabilities
 from multicloud.contract import Endpoint, EventSink, LogLine, Provider, ServiceStatus, SupportsRollback
 from multicloud.engine import ApplyResult, Engine
-from multicloud.errors import ApplyFailedError, CapabilityError, SettingsError, SpecError, UserError
+from multicloud.errors import ApplyFailedError, CapabilityError, Finding, SettingsError, SpecError, UserError
+from multicloud.findings import located
 from multicloud.generated import LocalSecretStore, SupportsSecretStore, generated_values
 from multicloud.lock import app_lock
 from multicloud.planner import Plan, plan
 from multicloud.registry import create_provider
+from multicloud.resources import Resource
 from multicloud.retry import RetryPolicy
 from multicloud.settings import locate
 from multicloud.spec.loader import load
@@ -85,31 +87,43 @@ class Deployment:
         return self.target_spec.app
 
     def check(self) -> None:
-        """Raise CapabilityError if the target cannot run the spec; touches nothing."""
-        found = capabilities.violations(self.target_spec, self.provider.capabilities)
+        """Raise CapabilityError if the target cannot run the spec, each finding at its line;
+        touches nothing."""
+        self._refuse(capabilities.violations(self.target_spec, self.provider.capabilities))
+
+    def check_secrets(self, values: Mapping[str, str]) -> None:
+        """Raise CapabilityError for secret values the target cannot store (e.g. empty ones on
+        Secrets Manager), at their `secrets.NAME`; touches nothing."""
+        self._refuse(capabilities.secret_violations(self.target_spec, values, self.provider.capabilities))
+
+    def _refuse(self, found: list[Finding]) -> None:
         if found:
-            raise CapabilityError(self.target, self.provider.name, found)
+            raise located(self.spec, self.target, CapabilityError(self.target, self.provider.name, found))
+
+    def _desired(self, secrets: Mapping[str, str]) -> list[Resource]:
+        """The provider's desired resources; its findings about the spec or the settings come
+        back at their lines."""
+        try:
+            return self.provider.desired(self.target_spec, secrets)
+        except SettingsError as exc:
+            raise self._located(exc) from exc
+        except CapabilityError as exc:
+            raise located(self.spec, self.target, exc) from exc
 
     def validate(self) -> None:
         """Check that the target can run the spec, rendering its resources offline (secret
         values stand in as placeholders); raise UserError subclasses. Touches nothing."""
         self.check()
-        stand_ins = {name: f"validate-{name}" for name in self.target_spec.used_secrets()}
-        try:
-            self.provider.desired(self.target_spec, stand_ins)
-        except SettingsError as exc:
-            raise self._located(exc) from exc
+        self._desired({name: f"validate-{name}" for name in self.target_spec.used_secrets()})
 
     def plan(self, *, destroy: bool = False, volumes: bool = False) -> Plan:
         """Compare the spec with what exists and return the plan; changes nothing."""
-        if destroy:
-            desired = []
-        else:
+        desired: list[Resource] = []
+        if not destroy:
             self.check()
-            try:
-                desired = self.provider.desired(self.target_spec, self._secret_values())
-            except SettingsError as exc:
-                raise self._located(exc) from exc
+            secrets = self._secret_values()
+            self.check_secrets(secrets)
+            desired = self._desired(secrets)
         observed = self.provider.observe(self.app)
         return plan(self.app, self.target, desired, observed, delete_persistent=destroy and volumes)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from multicloud.addressing import WEBSOCKET_PROTOCOLS
 from multicloud.contract import Capabilities
+from multicloud.errors import Finding
 from multicloud.spec.targets import TargetSpec
 from multicloud.spec.units import format_memory
 
@@ -12,65 +15,87 @@ HTTP = ("http", "https", "grpc")
 PLAIN_BEHIND_FRONT = {"https": "http", "mqtt-wss": "mqtt-ws"}
 
 
-def violations(spec: TargetSpec, caps: Capabilities) -> list[str]:
-    """Return each thing the target cannot do, with what to do instead; empty when it fits."""
-    found: list[str] = []
+def violations(spec: TargetSpec, caps: Capabilities) -> list[Finding]:
+    """Return each thing the target cannot do as (field path, what to do instead); empty when it fits."""
+    found: list[Finding] = []
     where = f"target {spec.target!r}"
     for name, service in spec.services.items():
         public = [p for p in service.ports if p.expose == "public"]
         for port in public:
-            label = f"services.{name}.ports.{port.name} ({port.port}/{port.protocol})"
+            label = ("services", name, "ports", service.ports.index(port))
+            what = f"{port.name} ({port.port}/{port.protocol})"
             if port.protocol in RAW_TCP and not caps.raw_tcp_ingress:
                 instead = (
                     "serve MQTT over WebSockets (protocol: mqtt-ws) for devices"
                     if port.protocol.startswith("mqtt")
                     else "use an HTTP, gRPC or WebSocket port"
                 )
-                found.append(f"{label}: {where} has no raw TCP ingress; {instead}, or make it internal")
+                found.append((label, f"{what}: {where} has no raw TCP ingress; {instead}, or make it internal"))
             if port.protocol in HTTP and not caps.http_ingress:
-                found.append(f"{label}: {where} has no public HTTP ingress; make the port internal")
+                found.append((label, f"{what}: {where} has no public HTTP ingress; make the port internal"))
             if port.protocol == "udp" and not caps.udp_ingress:
-                found.append(f"{label}: {where} cannot receive UDP; exclude this service on it")
+                found.append((label, f"{what}: {where} cannot receive UDP; exclude this service on it"))
             if port.protocol in WEBSOCKET_PROTOCOLS and not caps.websockets:
-                found.append(f"{label}: {where} does not carry WebSockets; use protocol mqtt or mqtts (TCP)")
-        for port in service.ports:
+                found.append((label, f"{what}: {where} does not carry WebSockets; use protocol mqtt or mqtts (TCP)"))
+        for index, port in enumerate(service.ports):
             if caps.terminates_tls and port.protocol in PLAIN_BEHIND_FRONT:
                 plain = PLAIN_BEHIND_FRONT[port.protocol]
-                found.append(
-                    f"services.{name}.ports.{port.name} ({port.port}/{port.protocol}): {where} terminates TLS "
+                found.append((
+                    ("services", name, "ports", index),
+                    f"{port.name} ({port.port}/{port.protocol}): {where} terminates TLS "
                     f"itself and talks plain {plain} to the container; use protocol {plain} on this target "
                     "(clients still reach it over TLS)"
-                )
+                ))
         limit = caps.max_public_ports_per_service
         if limit is not None and len(public) > limit:
-            found.append(
-                f"services.{name}.ports: {where} exposes at most {limit} public port(s) per service; "
+            found.append((
+                ("services", name, "ports"),
+                f"{where} exposes at most {limit} public port(s) per service; "
                 "make the others internal or split the service"
-            )
+            ))
         if not caps.internal_tcp:
-            for port in service.ports:
+            for index, port in enumerate(service.ports):
                 if port.expose == "internal" and port.protocol in (*RAW_TCP, "udp"):
-                    found.append(
-                        f"services.{name}.ports.{port.name}: {where} has no internal {port.protocol} "
+                    found.append((
+                        ("services", name, "ports", index),
+                        f"{port.name}: {where} has no internal {port.protocol} "
                         "networking between services; use HTTP or gRPC, or exclude the service"
-                    )
+                    ))
         if service.volumes and not caps.volumes:
-            found.append(
-                f"services.{name}.volumes: {where} has no persistent volumes; exclude the service "
+            found.append((
+                ("services", name, "volumes"),
+                f"{where} has no persistent volumes; exclude the service "
                 "on this target and use a managed store (targets.NAME.exclude plus a secret URL)"
-            )
+            ))
         if service.build is not None and not caps.build:
-            found.append(f"services.{name}.build: {where} cannot build images; give image: instead")
+            found.append((("services", name, "build"), f"{where} cannot build images; give image: instead"))
         cpu, memory = service.resources.cpu, service.resources.memory
         if caps.max_cpu is not None and cpu > caps.max_cpu:
-            found.append(f"services.{name}.resources.cpu: {cpu} exceeds {where}'s maximum of {caps.max_cpu}")
+            found.append((("services", name, "resources", "cpu"), f"{cpu} exceeds {where}'s maximum of {caps.max_cpu}"))
         if caps.max_memory is not None and memory > caps.max_memory:
-            found.append(
-                f"services.{name}.resources.memory: {format_memory(memory)} exceeds "
+            found.append((
+                ("services", name, "resources", "memory"),
+                f"{format_memory(memory)} exceeds "
                 f"{where}'s maximum of {format_memory(caps.max_memory)}"
-            )
+            ))
         if caps.max_replicas is not None and service.replicas > caps.max_replicas:
             found.append(
-                f"services.{name}.replicas: {service.replicas} exceeds {where}'s maximum of {caps.max_replicas}"
+                (("services", name, "replicas"), f"{service.replicas} exceeds {where}'s maximum of {caps.max_replicas}")
             )
+    return found
+
+
+def secret_violations(spec: TargetSpec, values: Mapping[str, str], caps: Capabilities) -> list[Finding]:
+    """Secret values the target cannot store (empty, too large), each at its `secrets.NAME`;
+    values are never shown, only their size."""
+    found: list[Finding] = []
+    where = f"target {spec.target!r}"
+    for name, value in values.items():
+        size = len(value.encode())
+        if size == 0 and not caps.empty_secrets:
+            found.append((("secrets", name), f"the secret is empty and {where} cannot store an empty secret; give it "
+                                             "a value (check the variable or file it comes from)"))
+        if caps.max_secret_bytes is not None and size > caps.max_secret_bytes:
+            found.append((("secrets", name), f"the secret is {size:,} bytes and {where} stores at most "
+                                             f"{caps.max_secret_bytes:,}"))
     return found

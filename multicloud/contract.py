@@ -31,6 +31,9 @@ class Capabilities:
     max_replicas: int | None = None
     max_public_ports_per_service: int | None = None
     request_timeout: float | None = None
+    empty_secrets: bool = True
+    """False where the secret store refuses an empty value (Secrets Manager: 1 to 65,536 bytes)."""
+    max_secret_bytes: int | None = None
     terminates_tls: bool = False
     """The platform's front end terminates TLS for every port (Cloud Run): containers serve plain."""
     notes: tuple[str, ...] = ()

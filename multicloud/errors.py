@@ -9,6 +9,8 @@ Providers translate SDK errors into these at their boundary with ``raise ... fro
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,20 +65,44 @@ class SpecError(UserError):
         super().__init__(heading + ":\n" + "\n".join(f"  {p}" for p in problems))
 
 
-class CapabilityError(UserError):
-    """The target cannot run the spec as written; each violation says what to do instead."""
+FieldPath = tuple[str | int, ...]
+Finding = tuple[FieldPath, str]
+"""Something a target cannot run: the spec field it concerns and what to do instead."""
 
-    def __init__(self, target: str, provider: str, violations: list[str]) -> None:
-        self.violations = violations
-        lines = "\n".join(f"  - {v}" for v in violations)
+_LEADING_PATH = re.compile(r"^((?:services|secrets|volumes)(?:\.[A-Za-z0-9_-]+)*): (.+)$", re.S)
+
+
+def as_finding(item: str | Finding) -> Finding:
+    """A finding from a provider: a (field path, message) pair, or text that starts with the
+    field's dotted path (`services.web.replicas: ...`); other text concerns the whole spec."""
+    if not isinstance(item, str):
+        return item
+    match = _LEADING_PATH.match(item)
+    if match is None:
+        return (), item
+    return tuple(match.group(1).split(".")), match.group(2)
+
+
+class CapabilityError(UserError):
+    """The target cannot run the spec as written; each finding says where and what to do instead.
+    With `problems` (the findings located in the spec file) each line starts with file:line:col."""
+
+    def __init__(
+        self, target: str, provider: str, violations: Sequence[str | Finding], problems: Sequence[Problem] = ()
+    ) -> None:
+        self.target = target
+        self.provider = provider
+        self.findings = [as_finding(v) for v in violations]
+        self.problems = list(problems)
+        self.violations = [str(p) for p in problems] or [
+            f"{'.'.join(map(str, path))}: {text}" if path else text for path, text in self.findings
+        ]
+        lines = "\n".join(f"  {v}" if self.problems else f"  - {v}" for v in self.violations)
         super().__init__(f"target {target!r} ({provider}) cannot run this spec:\n{lines}")
 
 
 class TargetError(UserError):
     """An unknown target, a bad target setting or a missing secret value."""
-
-
-FieldPath = tuple[str | int, ...]
 
 
 class SettingsError(UserError):
@@ -134,6 +160,10 @@ class InconsistentResultError(ProviderError):
     """A provider reported success but what it left differs from what the step asked for."""
 
 
+class NotFoundError(ProviderError):
+    """The backend has no object of that name or id (HTTP 404 or the SDK's equivalent)."""
+
+
 class PluginError(FatalError):
     """A provider plugin is installed but broken (import error, wrong type)."""
 
@@ -150,5 +180,6 @@ class ApplyFailedError(FatalError):
         self.result = result
 
 
-class BackendUnavailableError(UserError):
-    """The provider's backend (Docker engine, cloud endpoint) cannot be reached; see the hint."""
+class BackendUnavailableError(FatalError):
+    """The provider's backend (Docker engine, cloud endpoint) cannot be reached; see the hint.
+    Not invalid input (exit 2): the spec may be fine and the network or the engine is not."""

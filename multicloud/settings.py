@@ -9,6 +9,7 @@ did-you-mean, file:line:col), puts it in `multicloud schema`, and hands the prov
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Mapping
 from importlib import metadata
 from typing import Any, TypeVar
@@ -65,9 +66,11 @@ def _problem(model: type[BaseModel], provider: str, error: Any, data: Mapping[st
     return path, message
 
 
+@functools.cache
 def settings_model(provider: str) -> type[ProviderSettings] | None:
     """The settings model a provider registered under `multicloud.settings`, or None; importing
-    it imports no SDK. Raise PluginError when the registered object is not a ProviderSettings."""
+    it imports no SDK. Raise PluginError when the registered object is not a ProviderSettings.
+    Cached: installed plugins do not change while a process runs."""
     for ep in metadata.entry_points(group=SETTINGS_GROUP):
         if ep.name == provider:
             try:

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
+from multicloud import capabilities
 from multicloud.addressing import endpoint_url
-from multicloud.capabilities import violations
 from multicloud.contract import Capabilities
 from multicloud.engine import Engine
 from multicloud.errors import FatalError, RetryableError
@@ -15,10 +15,16 @@ from multicloud.planner import Action, Change, Plan
 from multicloud.resources import Resource
 from multicloud.retry import RetryPolicy, call_with_retries
 from multicloud.spec import loads, target_spec
+from multicloud.spec.messages import dotted
 from multicloud.testing import MemoryCloud, MemoryProvider
 from tests.helpers import SKETCH
 
 IOT = target_spec(loads(SKETCH), "gcp")
+
+
+def violations(spec, caps):
+    """The findings as people read them: `services.web.ports[0]: ...`."""
+    return [f"{dotted(path)}: {message}" for path, message in capabilities.violations(spec, caps)]
 CLOUD_RUN = Capabilities(
     raw_tcp_ingress=False,
     udp_ingress=False,
@@ -37,11 +43,11 @@ def test_a_target_that_can_run_everything_has_no_violations():
 def test_violations_say_what_to_do_instead():
     found = violations(IOT, CLOUD_RUN)
     assert (
-        "services.broker.ports.mqtt (1883/mqtt): target 'gcp' has no raw TCP ingress; serve MQTT over "
+        "services.broker.ports[0]: mqtt (1883/mqtt): target 'gcp' has no raw TCP ingress; serve MQTT over "
         "WebSockets (protocol: mqtt-ws) for devices, or make it internal"
     ) in found
     assert any(v.startswith("services.broker.ports: target 'gcp' exposes at most 1 public port") for v in found)
-    assert any(v.startswith("services.db.ports.pg: target 'gcp' has no internal tcp networking") for v in found)
+    assert any(v.startswith("services.db.ports[0]: pg: target 'gcp' has no internal tcp networking") for v in found)
     assert any(v.startswith("services.db.volumes: target 'gcp' has no persistent volumes") for v in found)
     assert len(found) == 4
 
@@ -49,7 +55,7 @@ def test_violations_say_what_to_do_instead():
 @pytest.mark.parametrize(
     ("caps", "expected"),
     [
-        (Capabilities(websockets=False), "services.broker.ports.mqtt-ws (8080/mqtt-ws): target 'gcp' does not carry"),
+        (Capabilities(websockets=False), "services.broker.ports[1]: mqtt-ws (8080/mqtt-ws): target 'gcp' does not"),
         (Capabilities(build=False), "services.broker.build: target 'gcp' cannot build images; give image: instead"),
         (Capabilities(max_cpu=0.25), "services.broker.resources.cpu: 0.5 exceeds target 'gcp''s maximum of 0.25"),
         (Capabilities(max_memory=256 * 1024**2), "services.broker.resources.memory: 512Mi exceeds target 'gcp''s"),
@@ -70,7 +76,7 @@ def test_public_http_needs_http_ingress():
         "t",
     )
     assert violations(view, Capabilities(http_ingress=False)) == [
-        "services.web.ports.http (80/http): target 't' has no public HTTP ingress; make the port internal"
+        "services.web.ports[0]: http (80/http): target 't' has no public HTTP ingress; make the port internal"
     ]
 
 
@@ -86,11 +92,11 @@ TLS_PORTS = (
 def test_tls_ports_where_the_platform_terminates_tls_say_to_serve_plain():
     found = violations(target_spec(loads(TLS_PORTS), "t"), Capabilities(raw_tcp_ingress=False, terminates_tls=True))
     assert found == [
-        "services.web.ports.mqtts (8883/mqtts): target 't' has no raw TCP ingress; serve MQTT over WebSockets "
+        "services.web.ports[1]: mqtts (8883/mqtts): target 't' has no raw TCP ingress; serve MQTT over WebSockets "
         "(protocol: mqtt-ws) for devices, or make it internal",
-        "services.web.ports.https (8443/https): target 't' terminates TLS itself and talks plain http to the "
+        "services.web.ports[0]: https (8443/https): target 't' terminates TLS itself and talks plain http to the "
         "container; use protocol http on this target (clients still reach it over TLS)",
-        "services.web.ports.wss (8081/mqtt-wss): target 't' terminates TLS itself and talks plain mqtt-ws to the "
+        "services.web.ports[2]: wss (8081/mqtt-wss): target 't' terminates TLS itself and talks plain mqtt-ws to the "
         "container; use protocol mqtt-ws on this target (clients still reach it over TLS)",
     ]
     assert violations(target_spec(loads(TLS_PORTS), "t"), Capabilities()) == []

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from multicloud.errors import MulticloudError, SpecError
+from multicloud.settings import settings_models, target_problems
 from multicloud.spec import Spec, loads, read_secrets, target_spec
 from multicloud.testing import MemoryCloud, MemoryProvider
 from tests.helpers import SKETCH
@@ -35,6 +36,7 @@ DOCUMENT_LEVEL = (
     "nested more than ",
     "an alias refers ",
     "the document expands ",
+    "character U+",
 )
 
 RICH = """\
@@ -332,3 +334,51 @@ WOVEN = st.fixed_dictionaries(
 @given(WOVEN)
 def test_specs_that_load_render_on_every_target(data):
     check_outcome(yaml.dump(data, Dumper=DUMPER, sort_keys=False))
+
+
+# --- provider settings ---------------------------------------------------------------------
+
+SETTINGS_MODELS = settings_models()
+SETTING_VALUES = VALUES | st.sampled_from(
+    ["eu-west-1", "europe-west1", "my-project", "vpc-0a", "subnet-1", "tcp://h:2375", "0.0.0.0", "5m", "rest",
+     "always", "https://management.azure.com", "http://127.0.0.1:1", "arn:aws:iam::123456789012:role/r"]
+)
+
+
+def setting_keys(provider: str) -> st.SearchStrategy[str]:
+    """A provider's own setting names, near misses of them, the core's reserved keys, and junk."""
+    known = list(SETTINGS_MODELS[provider].model_fields)
+    return st.sampled_from(known) | st.sampled_from([k[:-1] for k in known if len(k) > 3]) | st.text(max_size=8)
+
+
+@st.composite
+def targets_section(draw: st.DrawFn) -> dict[str, Any]:
+    targets: dict[str, Any] = {}
+    for name in draw(st.lists(st.sampled_from(["t1", "t2", "t3"]), unique=True, min_size=1, max_size=3)):
+        provider = draw(st.sampled_from(sorted(SETTINGS_MODELS)))
+        settings = draw(st.dictionaries(setting_keys(provider), SETTING_VALUES, max_size=5))
+        for reserved in ("provider", "overrides", "exclude"):
+            settings.pop(reserved, None)
+        targets[name] = {"provider": provider, **settings}
+    return targets
+
+
+@BOUNDED
+@given(targets_section(), st.booleans())
+def test_provider_settings_never_a_traceback_always_file_line(targets, flow):
+    """Whatever target settings hold, the core's check of them gives problems at file:line under
+    `targets.NAME`, each at a line of the file, and never any other exception."""
+    data = {"name": "s", "services": {"web": {"image": "x"}}, "targets": targets}
+    text = yaml.dump(data, Dumper=DUMPER, sort_keys=False, allow_unicode=True, default_flow_style=flow, width=60)
+    spec = check_outcome(text)
+    if spec is None:
+        return
+    last_line = text.count("\n") + 2
+    for problem in target_problems(spec):
+        assert problem.file == FILE and 1 <= problem.line <= last_line and problem.column >= 1, problem
+        assert problem.field.startswith("targets.") and problem.message, problem
+        assert "Traceback" not in str(problem)
+
+
+def test_every_installed_provider_has_settings_to_fuzz():
+    assert {"docker", "aws-ecs", "azure-aci", "gcp-cloudrun", "memory"} <= set(SETTINGS_MODELS)

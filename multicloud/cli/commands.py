@@ -159,7 +159,11 @@ def _steps_json(result: Any) -> list[dict[str, Any]]:
 def _confirm(verb: str) -> None:
     if not sys.stdin.isatty():
         raise UserError(f"{verb} needs confirmation: pass --yes (standard input is not a terminal)")
-    answer = input(f"Do you want to {verb} these changes? Only 'yes' is accepted: ")
+    try:
+        answer = input(f"Do you want to {verb} these changes? Only 'yes' is accepted: ")
+    except EOFError:  # Ctrl-D
+        print(file=sys.stderr)
+        raise UserError(f"{verb} aborted (end of input); nothing was changed") from None
     if answer.strip() != "yes":
         raise UserError(f"{verb} cancelled; nothing was changed")
 

@@ -74,37 +74,42 @@ def build_parser() -> argparse.ArgumentParser:
         "Google Cloud Run or a local Docker engine.",
         epilog=EPILOG,
         formatter_class=Formatter,
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"multicloud {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = commands.add_parser("validate", help="check a spec (and, with --target, that the target can run it)")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        # an abbreviated option is a typo waiting to happen (`--out` silently becoming `--output`)
+        return commands.add_parser(name, help=help, allow_abbrev=False)
+
+    p = command("validate", help="check a spec (and, with --target, that the target can run it)")
     _common(p)
-    p = commands.add_parser("plan", help="show what apply would create, update, replace or delete")
+    p = command("plan", help="show what apply would create, update, replace or delete")
     _common(p)
     p.add_argument("--detailed-exitcode", action="store_true", help="exit 0 no changes, 2 changes, 1 error")
     p.add_argument("--destroy", action="store_true", help="plan the removal of everything the app owns")
     p.add_argument("-v", "--verbose", action="store_true", help="show every property of new resources")
-    p = commands.add_parser("apply", help="make the target match the spec (shows the plan first)")
+    p = command("apply", help="make the target match the spec (shows the plan first)")
     _common(p)
     _apply_options(p)
-    p = commands.add_parser("destroy", help="remove everything the app owns on the target")
+    p = command("destroy", help="remove everything the app owns on the target")
     _common(p)
     _apply_options(p)
     p.add_argument("--volumes", action="store_true", help="also delete named volumes and their data")
-    p = commands.add_parser("rollback", help="return a service to its previous revision (ECS, Cloud Run)")
+    p = command("rollback", help="return a service to its previous revision (ECS, Cloud Run)")
     _common(p, output=False)
     p.add_argument("service", help="service name")
-    p = commands.add_parser("status", help="replica counts and state per service")
+    p = command("status", help="replica counts and state per service")
     _common(p)
-    p = commands.add_parser("endpoints", help="where each exposed port is reached (e.g. the MQTT URL)")
+    p = command("endpoints", help="where each exposed port is reached (e.g. the MQTT URL)")
     _common(p)
-    p = commands.add_parser("logs", help="print a service's logs (all services if none is named)")
+    p = command("logs", help="print a service's logs (all services if none is named)")
     _common(p, output=False)
     p.add_argument("service", nargs="?", help="service name")
     p.add_argument("--follow", action="store_true", help="keep printing new lines")
     p.add_argument("--tail", type=int, default=100, metavar="N", help="lines of history per service (default 100)")
-    p = commands.add_parser("emulate", help="run a local emulator of a cloud (prints the environment to export)")
+    p = command("emulate", help="run a local emulator of a cloud (prints the environment to export)")
     p.add_argument("cloud", help="emulator name, e.g. aws, azure, gcp (see `multicloud providers`)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
@@ -112,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-run", action="store_true", help="serve the API only (default: run the workload's containers on a "
         "reachable Docker engine, removed when the emulator stops)"
     )
-    p = commands.add_parser("schema", help="print the spec's JSON Schema (for editor completion)")
-    p = commands.add_parser("providers", help="list installed provider plugins")
+    p = command("schema", help="print the spec's JSON Schema (for editor completion)")
+    p = command("providers", help="list installed provider plugins")
     p.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
     return parser
 

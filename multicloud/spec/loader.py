@@ -7,7 +7,6 @@ escapes as a traceback.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from multicloud.errors import Problem, SpecError
+from multicloud.spec.files import MAX_SPEC_BYTES, UnreadableFileError, decode, read_limited
 from multicloud.spec.messages import describe, dotted
 from multicloud.spec.models import Mark, SourceMap, Spec
 from multicloud.spec.references import check_references
@@ -28,11 +28,11 @@ def load(path: str | os.PathLike[str], variables: Variables | None = None) -> Sp
     """Read and validate a spec file, its variables substituted; raise SpecError listing every problem found."""
     file = os.fspath(path)
     try:
-        text = Path(file).read_text(encoding="utf-8")
+        text = decode(read_limited(file, MAX_SPEC_BYTES))
     except FileNotFoundError:
         raise SpecError([Problem(file, 1, 1, "", "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([Problem(file, 1, 1, "", f"cannot read file: {exc}")]) from None
+    except UnreadableFileError as exc:
+        raise SpecError([Problem(file, exc.line, exc.column, "", str(exc))]) from None
     return loads(text, file=file, base_dir=os.path.dirname(os.path.abspath(file)), variables=variables)
 
 
@@ -66,9 +66,10 @@ def spec_from_dict(data: dict[str, Any], *, base_dir: str = ".", variables: Vari
 
 def parse_yaml(text: str, file: str) -> tuple[Any, dict[FieldPath, Mark]]:
     """Parse YAML into plain data plus the (line, column) of every key and value."""
-    loader = _Loader(text)
     marks: dict[FieldPath, Mark] = {}
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = _Loader(text)
         node = loader.get_single_node()
         if node is None:
             raise SpecError([Problem(file, 1, 1, "", "the file is empty")])
@@ -78,10 +79,17 @@ def parse_yaml(text: str, file: str) -> tuple[Any, dict[FieldPath, Mark]]:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = ", ".join(part for part in (exc.context, exc.problem) if part) or "malformed YAML"
         raise SpecError([Problem(file, line, col, "", f"YAML syntax: {problem}")]) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML refuses, by its offset in the text
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        code = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        message = f"character {code} is not allowed in YAML ({exc.reason})"
+        raise SpecError([Problem(file, line, column, "", message)]) from None
     except yaml.YAMLError as exc:
         raise SpecError([Problem(file, 1, 1, "", f"YAML syntax: {exc}")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 MAX_DEPTH = 64
@@ -138,17 +146,28 @@ class _Builder:
             raise self.fail(node, path, f"cannot read {node.tag} value {node.value!r}: {exc}") from None
 
     def _mapping(self, node: yaml.MappingNode, path: FieldPath) -> dict[str, Any]:
+        """A mapping's data; keys merged in with `<<:` give way to the mapping's own keys (and
+        to earlier merges), as YAML's merge key says; a key written twice is an error."""
+        own = sum(1 for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge")
         self.loader.flatten_mapping(node)
+        merged = len(node.value) - own
+        own_names: set[str] = set()
         result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
+        for index, (key_node, value_node) in enumerate(node.value):
             if not isinstance(key_node, yaml.ScalarNode):
                 raise self.fail(key_node, path, "keys must be plain names")
             key = self.scalar(key_node, path)
             if not isinstance(key, str | int | float) or isinstance(key, bool):
                 raise self.fail(key_node, path, "keys must be plain names")
             name = str(key)
-            if name in result:
-                raise self.fail(key_node, (*path, name), "key appears twice in this mapping")
+            if index >= merged:
+                if name in own_names:
+                    raise self.fail(key_node, (*path, name), "key appears twice in this mapping")
+                own_names.add(name)
+            if name in result:  # an override: forget where the value it replaces was
+                prefix = (*path, name)
+                for stale in [m for m in self.marks if m[: len(prefix)] == prefix]:
+                    del self.marks[stale]
             self.marks[(*path, name)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             result[name] = self.build(value_node, (*path, name))
         return result

@@ -14,7 +14,8 @@ from multicloud.resources import Sensitive
 if TYPE_CHECKING:
     from multicloud.spec.models import Service
 
-_PLACEHOLDER = re.compile(r"\$\$|\$\{([^}]*)\}")
+_PLACEHOLDER = re.compile(r"\$\$|\$\{([^}]*)\}|\$\{([^}]*)$")
+"""`$$`, `${BODY}`, or (group 2) a `${` that is never closed."""
 SERVICE_ATTRIBUTES = ("host", "port", "url")
 SECRETS_DIR = "/run/secrets"
 """Where a target that mounts secret files puts them by default: one file per secret, named after it."""
@@ -93,7 +94,14 @@ def references(text: str) -> Iterator[Reference]:
     """Yield every reference in a string; raise PlaceholderSyntaxError on a malformed one."""
     for match in _PLACEHOLDER.finditer(text):
         if match.group(0) != "$$":
-            yield parse_reference(match.group(1))
+            yield parse_reference(_body(match))
+
+
+def _body(match: re.Match[str]) -> str:
+    """The inside of a `${...}`; raise PlaceholderSyntaxError for a `${` never closed."""
+    if match.group(2) is not None:
+        raise PlaceholderSyntaxError(f"${{{match.group(2)} is not closed; end the placeholder with }}")
+    return match.group(1)
 
 
 def interpolate(text: str, lookup: Callable[[LoadTimeRef], str], *, escape: bool) -> str:
@@ -120,10 +128,16 @@ def whole_secret(text: str) -> SecretRef | None:
     if match is None or match.group(0) == "$$":
         return None
     try:
-        ref = parse_reference(match.group(1))
+        ref = parse_reference(_body(match))
     except PlaceholderSyntaxError:
         return None
     return ref if isinstance(ref, SecretRef) else None
+
+
+def takes_secret_value(text: str) -> bool:
+    """Whether a text takes in some secret's value (a `${secrets.x.file}` path does not; `$${...}`
+    is a literal); raise PlaceholderSyntaxError on a malformed placeholder."""
+    return any(isinstance(r, SecretRef) and not r.file for r in references(text))
 
 
 def default_secret_file(name: str) -> str:
@@ -169,7 +183,7 @@ def resolve(
         nonlocal used_secret
         if match.group(0) == "$$":
             return "$"
-        ref = parse_reference(match.group(1))
+        ref = parse_reference(_body(match))
         if isinstance(ref, SecretRef) and ref.file:
             return secret_file(ref.name)
         if isinstance(ref, SecretRef):

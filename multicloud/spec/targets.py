@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from multicloud.errors import TargetError
+from multicloud.spec.files import MAX_SECRET_BYTES, UnreadableFileError, decode, read_limited
 from multicloud.spec.models import Secret, Service, Spec, Volume
 
 MERGED_FIELDS = ("env", "resources", "build")
@@ -83,7 +85,9 @@ def target_spec(spec: Spec, target: str) -> TargetSpec:
     """Resolve a spec for one named target; raise TargetError for an unknown name."""
     if target not in spec.targets:
         known = ", ".join(spec.targets) or "none; add a `targets:` section"
-        raise TargetError(f"unknown target {target!r} (targets in {spec.source.path}: {known})")
+        close = difflib.get_close_matches(target, list(spec.targets), n=1)
+        advice = f"did you mean {close[0]!r}? " if close else ""
+        raise TargetError(f"unknown target {target!r} ({advice}targets in {spec.source.path}: {known})")
     config = spec.targets[target]
     return TargetSpec(
         app=config.app or spec.name,
@@ -113,9 +117,11 @@ def read_secrets(spec: TargetSpec, environ: Mapping[str, str]) -> dict[str, str]
         elif secret.from_file is not None:
             path = Path(spec.base_dir, secret.from_file)
             try:
-                values[name] = path.read_text(encoding="utf-8").rstrip("\n")
-            except OSError as exc:
-                missing.append(f"secret {name!r}: cannot read {path}: {exc.strerror}")
+                values[name] = decode(read_limited(str(path), MAX_SECRET_BYTES)).rstrip("\n")
+            except FileNotFoundError:
+                missing.append(f"secret {name!r}: cannot read {path}: No such file or directory")
+            except UnreadableFileError as exc:
+                missing.append(f"secret {name!r}: cannot read {path}: {exc}")
     if missing:
         raise TargetError("missing secret values:\n  " + "\n  ".join(missing))
     return values

@@ -111,6 +111,7 @@ class MemorySettings(ProviderSettings):
     state_file: str | None = Field(default=None, min_length=1, description="JSON file shared by separate runs")
     max_replicas: StrictInt | None = Field(default=None, ge=0, description="a replica limit, as a cloud has")
     raw_tcp_ingress: StrictBool = Field(default=True, description="false: refuse public TCP ports like Cloud Run")
+    empty_secrets: StrictBool = Field(default=True, description="false: refuse empty secrets like Secrets Manager")
 
 
 class MemoryProvider:
@@ -124,7 +125,11 @@ class MemoryProvider:
         checked = validate_settings(MemorySettings, settings or {}, provider="memory")
         path = checked.state_file
         self.cloud = cloud or _SHARED.setdefault(str(path), MemoryCloud(path=path))
-        self.capabilities = Capabilities(max_replicas=checked.max_replicas, raw_tcp_ingress=checked.raw_tcp_ingress)
+        self.capabilities = Capabilities(
+            max_replicas=checked.max_replicas,
+            raw_tcp_ingress=checked.raw_tcp_ingress,
+            empty_secrets=checked.empty_secrets,
+        )
 
     def desired(self, spec: TargetSpec, secrets: Mapping[str, str]) -> list[Resource]:
         """One network, one resource per volume and per service. Pure."""

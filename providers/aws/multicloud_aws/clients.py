@@ -13,13 +13,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from multicloud.errors import (
-    BackendUnavailableError,
-    MulticloudError,
-    ProviderError,
-    RetryableError,
-    UserError,
-)
+from multicloud.errors import MulticloudError, NotFoundError, ProviderError, RetryableError, UserError
+from multicloud.translate import from_status, unreachable
 
 ClientFactory = Callable[[str], Any]
 """Returns a boto3 client for a service name ("ecs", "elbv2", ...)."""
@@ -44,10 +39,6 @@ CREDENTIALS_HINT = (
     "configure AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the target's "
     "`profile` setting), or point AWS_ENDPOINT_URL at an emulator started with `multicloud emulate aws`"
 )
-
-
-class NotFoundError(ProviderError):
-    """AWS has no object of that name or id."""
 
 
 class AccessDeniedError(UserError):
@@ -123,9 +114,9 @@ def translate(exc: BaseException, doing: str) -> MulticloudError | None:
     if isinstance(exc, bex.ProfileNotFound):
         return UserError(f"{exc} while {doing}", hint="name a profile from ~/.aws/config in `profile`")
     if isinstance(exc, bex.EndpointConnectionError | bex.ConnectionClosedError):
-        return BackendUnavailableError(
-            f"cannot reach the AWS endpoint while {doing}: {exc}",
-            hint="check the network, or start the emulator (`multicloud emulate aws`) and export what it prints",
+        return unreachable(
+            "the AWS endpoint", doing, exc,
+            "check the network, or start the emulator (`multicloud emulate aws`) and export what it prints",
         )
     if isinstance(exc, bex.ReadTimeoutError | bex.ConnectTimeoutError):
         return RetryableError(f"AWS did not answer in time while {doing}")
@@ -141,8 +132,11 @@ def _client_error(exc: Any, doing: str) -> MulticloudError:
     message = str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     text = f"AWS refused {doing}: {code}: {message}"
-    if code in RETRYABLE_CODES or status >= 500 or status == 429:
+    if code in RETRYABLE_CODES:
         return RetryableError(text)
+    by_status = from_status(status, text)
+    if by_status is not None:
+        return by_status
     if code in NOT_FOUND_CODES or code.endswith(("NotFound", "NotFoundException")):
         return NotFoundError(text)
     if code in CREDENTIAL_CODES:

@@ -10,11 +10,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from multicloud.errors import ProviderError, RetryableError, UserError
+from multicloud.errors import NotFoundError, ProviderError, RetryableError, UserError
 from multicloud.planner import Action, Change
 from multicloud.resources import Resource, Sensitive, fingerprint
 from multicloud_aws import names
-from multicloud_aws.clients import NOT_FOUND_CODES, NotFoundError, error_code, guard
+from multicloud_aws.clients import NOT_FOUND_CODES, error_code, guard
 from multicloud_aws.context import Context
 from multicloud_aws.lookups import (
     cloud_map_service,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from multicloud.errors import NotFoundError
 from multicloud_aws import names
-from multicloud_aws.clients import NotFoundError, guard
+from multicloud_aws.clients import guard
 from multicloud_aws.context import Context
 
 

@@ -12,9 +12,10 @@ import json
 from datetime import datetime
 from typing import Any
 
+from multicloud.errors import NotFoundError
 from multicloud.resources import Resource, Sensitive
 from multicloud_aws import names
-from multicloud_aws.clients import NotFoundError, guard
+from multicloud_aws.clients import guard
 from multicloud_aws.context import Context, chunks, one
 from multicloud_aws.desired import DEFAULT, service_depends_on
 from multicloud_aws.readers import READERS

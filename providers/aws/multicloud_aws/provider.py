@@ -30,6 +30,8 @@ CAPABILITIES = Capabilities(
     build=True,
     max_cpu=16.0,
     max_memory=FARGATE_MEMORY[16384][-1] * MIB,
+    empty_secrets=False,
+    max_secret_bytes=65536,
     notes=(
         "public ports share one Network Load Balancer per app: public port numbers must differ across services",
         "HTTP ports are plain TCP listeners on that NLB (no TLS termination, no path routing)",

@@ -9,8 +9,9 @@ from typing import Any
 
 from multicloud.addressing import endpoint_url
 from multicloud.contract import Endpoint, LogLine, ServiceStatus
+from multicloud.errors import NotFoundError
 from multicloud_aws import names
-from multicloud_aws.clients import NotFoundError, guard
+from multicloud_aws.clients import guard
 from multicloud_aws.context import Context, chunks
 from multicloud_aws.desired import namespace_name
 from multicloud_aws.observe import Seen, cluster_of

@@ -9,10 +9,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from multicloud.contract import Health, HealthState
-from multicloud.errors import RetryableError, UserError
+from multicloud.errors import NotFoundError, RetryableError, UserError
 from multicloud.planner import Action, Change
 from multicloud_aws import names
-from multicloud_aws.clients import NotFoundError, error_code, guard
+from multicloud_aws.clients import error_code, guard
 from multicloud_aws.context import Context
 from multicloud_aws.lookups import cloud_map_service, role_arn, secret_arn, security_group_id, target_group_arn
 from multicloud_aws.taskdef import register_request, task_hash

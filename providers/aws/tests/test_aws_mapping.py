@@ -193,3 +193,17 @@ def test_container_health_checks_use_the_portable_probe() -> None:
     assert _health(Service.model_validate({"image": "x", "healthcheck": {"tcp": 1883}})) is None  # the NLB's job
     ran = _health(Service.model_validate({"image": "x", "healthcheck": {"command": ["true"]}}))
     assert ran is not None and ran["command"] == ["CMD", "true"]
+
+
+def test_empty_or_oversized_secrets_are_refused_at_plan_before_any_call() -> None:
+    """Secrets Manager stores 1 to 65,536 bytes: an empty secret (an unset-but-exported variable)
+    or a larger one is a plan error at its `secrets.NAME`, not a failed CreateSecret mid-apply."""
+    spec = spec_from_dict({"name": "mapping", "services": {"api": {"image": "x:1", "env": {"T": "${secrets.token}"}}},
+                           "secrets": {"token": {"from_env": "TOKEN"}},
+                           "targets": {"aws": {"provider": "aws-ecs", "region": "eu-west-1"}}})
+    provider = AwsEcsProvider({"region": "eu-west-1"}, client_factory=_no_calls)
+    for value, says in (("", "cannot store an empty secret"), ("x" * 65537, "65,537 bytes")):
+        with pytest.raises(UserError) as caught:
+            Deployment(spec, "aws", provider=provider, environ={"TOKEN": value}).plan()
+        assert "secrets.token" in str(caught.value) and says in str(caught.value)
+        assert value not in str(caught.value) or not value

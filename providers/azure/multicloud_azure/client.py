@@ -10,12 +10,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from multicloud.errors import (
-    BackendUnavailableError,
     MulticloudError,
     ProviderError,
     RetryableError,
     UserError,
 )
+from multicloud.translate import from_status, unreachable
 from multicloud_azure.api import AciApi, Json
 from multicloud_azure.settings import TOKEN_ENV, AzureSettings
 
@@ -160,9 +160,9 @@ def _translated(what: str, settings: AzureSettings) -> Iterator[None]:
     except HttpResponseError as exc:
         raise _from_status(what, exc.status_code or 0, _code(exc), _message(exc)) from exc
     except ServiceRequestError as exc:
-        raise BackendUnavailableError(
-            f"cannot reach ARM at {settings.arm_endpoint} while {what}: {exc}",
-            hint="check the target's arm_endpoint and ca_bundle (for the emulator: `multicloud emulate azure`)",
+        raise unreachable(
+            f"ARM at {settings.arm_endpoint}", what, exc,
+            "check the target's arm_endpoint and ca_bundle (for the emulator: `multicloud emulate azure`)",
         ) from exc
     except ServiceResponseError as exc:
         raise RetryableError(f"ARM connection failed while {what}: {exc}") from exc
@@ -178,13 +178,18 @@ def _from_status(what: str, status: int, code: str, message: str) -> MulticloudE
             hint="`multicloud status` and `multicloud logs` show why; the next apply redeploys the group",
         )
     text = f"{what}: {status} {code}: {message}".rstrip(": ")
-    if status == 429 or status >= 500 or (status == 409 and code in RETRYABLE_CONFLICTS):
+    if status == 409 and code in RETRYABLE_CONFLICTS:
         return RetryableError(text)
     if status == 409 and code == "InvalidContainerGroupUpdate":
         return ProviderError(text, hint="the group must be deleted and recreated; run plan to see the replace")
     if status == 404 and code == "ResourceGroupNotFound":
         return UserError(text, hint="create the resource group first (az group create) or fix resource_group")
-    if status in (400, 403, 404, 409):
+    if status == 404 and code == "SubscriptionNotFound":
+        return UserError(text, hint="fix the target's subscription_id")
+    by_status = from_status(status, text)
+    if by_status is not None:
+        return by_status
+    if status in (400, 403, 409):
         return UserError(text)
     return ProviderError(text)
 

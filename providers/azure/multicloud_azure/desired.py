@@ -12,7 +12,7 @@ from typing import Any
 from multicloud.addressing import DirectAddressing, resolve_service
 from multicloud.errors import CapabilityError
 from multicloud.resources import Resource, fingerprint, to_jsonable
-from multicloud.spec.placeholders import SecretRef, references
+from multicloud.spec.placeholders import takes_secret_value
 from multicloud.spec.targets import TargetSpec
 from multicloud_azure import mapping, tags, views
 from multicloud_azure.api import Json
@@ -161,7 +161,7 @@ def check(spec: TargetSpec, settings: AzureSettings) -> None:
         cpu += service.resources.cpu
         memory += mapping.memory_gb(service.resources.memory)
         arguments = [*(service.command or []), *(service.entrypoint or [])]
-        if any(isinstance(r, SecretRef) and not r.file for a in arguments for r in references(a)):
+        if any(takes_secret_value(a) for a in arguments):
             found.append(
                 f"services.{name}.command: ACI has no secure command arguments; pass the secret in env instead"
             )

@@ -61,7 +61,8 @@ def test_example_as_written_is_rejected_with_what_to_do(
     with pytest.raises(CapabilityError) as caught:
         deployment(data, make_provider()).plan()
     text = str(caught.value)
-    assert "services.ingestion.replicas: 2 replicas cannot run on ACI" in text
+    # found in the service, reported where the target's override sets it
+    assert "targets.azure.overrides.ingestion.replicas: 2 replicas cannot run on ACI" in text
     assert "overrides.ingestion.replicas: 1" in text
     assert "port 8001/TCP is also used by services.auth.ports.http" in text
     assert "cannot remap ports" in text

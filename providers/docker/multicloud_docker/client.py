@@ -19,12 +19,12 @@ from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 from multicloud.errors import (
-    BackendUnavailableError,
     MulticloudError,
     ProviderError,
     RetryableError,
     UserError,
 )
+from multicloud.translate import from_status, unreachable
 from multicloud_docker.engine_http import (
     EngineHTTP,
     EngineHTTPError,
@@ -45,10 +45,6 @@ START_HINT = (
 T = TypeVar("T")
 ClientFactory = Callable[[], Any]
 """Returns an engine client: an `EngineClient`, a `docker.APIClient`, or anything with their methods."""
-
-
-class NotFoundError(ProviderError):
-    """The engine has no object of that name or id (HTTP 404)."""
 
 
 class ConflictError(RetryableError):
@@ -147,7 +143,7 @@ def translate(exc: BaseException, doing: str) -> MulticloudError | None:
     """Map an engine client's exception (stdlib client, docker SDK, requests) to a
     multicloud error; None if it is none of those."""
     if isinstance(exc, EngineUnreachableError):
-        return BackendUnavailableError(f"cannot reach the Docker engine while {doing}: {_short(exc)}", hint=START_HINT)
+        return unreachable("the Docker engine", doing, exc, START_HINT)
     if isinstance(exc, EngineTimeoutError):
         return RetryableError(f"the Docker engine did not answer in time while {doing}")
     if isinstance(exc, EngineHTTPError):
@@ -158,7 +154,7 @@ def translate(exc: BaseException, doing: str) -> MulticloudError | None:
     from docker import errors as derr
 
     if isinstance(exc, rex.ConnectionError):
-        return BackendUnavailableError(f"cannot reach the Docker engine while {doing}: {_short(exc)}", hint=START_HINT)
+        return unreachable("the Docker engine", doing, exc, START_HINT)
     if isinstance(exc, rex.Timeout):
         return RetryableError(f"the Docker engine did not answer in time while {doing}")
     if isinstance(exc, derr.BuildError):
@@ -169,7 +165,7 @@ def translate(exc: BaseException, doing: str) -> MulticloudError | None:
     if isinstance(exc, derr.DockerException):
         text = str(exc)
         if "Connection" in text or "FileNotFoundError" in text or "No such file" in text:
-            return BackendUnavailableError(f"cannot reach the Docker engine while {doing}: {text}", hint=START_HINT)
+            return unreachable("the Docker engine", doing, text, START_HINT)
         return ProviderError(f"Docker SDK error while {doing}: {text}")
     return None
 
@@ -189,15 +185,11 @@ def _api_error(exc: Any, doing: str) -> MulticloudError:
         return UserError(
             message, hint="the container cannot start as configured: check the service's command, entrypoint and user"
         )
-    if status == 404:
-        return NotFoundError(message)
     if status == 409:
         return ConflictError(message)
     if status == 400:
         return UserError(message)
-    if status >= 500:
-        return RetryableError(message)
-    return ProviderError(message)
+    return from_status(status, message) or ProviderError(message)
 
 
 _CONTAINER_CONFIG_ERRORS = (
@@ -215,8 +207,3 @@ def _build_log_tail(log: Any, lines: int = 15) -> list[str]:
             text = chunk.get("stream") or chunk.get("error") or ""
             found.extend(line for line in str(text).splitlines() if line.strip())
     return found[-lines:]
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc)
-    return text if len(text) <= 300 else text[:297] + "..."

@@ -8,12 +8,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from multicloud.errors import NotFoundError
 from multicloud.resources import Resource, Sensitive
 from multicloud.spec.placeholders import SECRETS_DIR
 from multicloud.spec.units import parse_memory
 from multicloud_docker import healthcheck
 from multicloud_docker import labels as L
-from multicloud_docker.client import ConflictError, NotFoundError, guard
+from multicloud_docker.client import ConflictError, guard
 
 READ_ONLY_TMPFS = {"/tmp": "rw,nosuid,nodev,size=64m"}
 RESTART_RETRIES = 3

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from multicloud.errors import ProviderError, UserError
+from multicloud.errors import NotFoundError, ProviderError, UserError
 from multicloud.resources import Resource
 from multicloud_docker import labels as L
-from multicloud_docker.client import NotFoundError, guard
+from multicloud_docker.client import guard
 
 BUILD_TIMEOUT = 3600
 Say = Callable[[str], None]

@@ -22,13 +22,13 @@ from multicloud.contract import (
     LogLine,
     ServiceStatus,
 )
-from multicloud.errors import ProviderError, UserError
+from multicloud.errors import NotFoundError, ProviderError, UserError
 from multicloud.planner import Action, Change
 from multicloud.resources import Resource
 from multicloud.spec.targets import TargetSpec
 from multicloud_docker import converge, images, observe, views
 from multicloud_docker import labels as L
-from multicloud_docker.client import ClientFactory, ConflictError, Lazy, NotFoundError, default_factory, guard
+from multicloud_docker.client import ClientFactory, ConflictError, Lazy, default_factory, guard
 from multicloud_docker.containers import readiness
 from multicloud_docker.desired import desired as render_desired
 from multicloud_docker.settings import DockerSettings, parse_settings

@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from docker_helpers import SECRET, three_service_spec
 from multicloud_docker import labels as L
-from multicloud_docker.client import ConflictError, NotFoundError, translate
+from multicloud_docker.client import ConflictError, translate
 from multicloud_docker.observe import Replica, generations, service_instance
 from multicloud_docker.provider import DockerProvider
 from multicloud_docker.settings import DEFAULT_CAPABILITIES, parse_settings
 
 from multicloud.errors import (
     BackendUnavailableError,
+    NotFoundError,
     RetryableError,
     SettingsError,
     TargetError,

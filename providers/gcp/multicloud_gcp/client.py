@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from multicloud.errors import BackendUnavailableError, ProviderError, RetryableError, UserError
+from multicloud.errors import ProviderError, RetryableError, UserError
+from multicloud.translate import from_status, unreachable
 from multicloud_gcp.api import Body, CloudRunApi
 from multicloud_gcp.settings import GcpSettings
 
@@ -44,20 +45,24 @@ def translate(exc: Exception, what: str, settings: GcpSettings) -> Exception:
     name = type(exc).__name__
     message = getattr(exc, "message", None) or str(exc)
     endpoint = settings.api_endpoint or "run.googleapis.com"
-    unreachable = (
+    cannot_connect = (
         "failed to connect" in message.lower()
         or "connection refused" in message.lower()
         or name in ("ConnectionError", "ConnectTimeout", "DefaultCredentialsError", "TransportError")
     )
-    if unreachable:
+    if cannot_connect:
         hint = (
             "start the emulator (`multicloud emulate gcp`) or fix api_endpoint"
             if settings.emulated
             else "check network access and credentials (`gcloud auth application-default login`)"
         )
-        return BackendUnavailableError(f"{what}: Cloud Run at {endpoint} cannot be reached: {message}", hint=hint)
+        return unreachable(f"Cloud Run at {endpoint}", what, message, hint)
     if name in RETRYABLE or any(base.__name__ in RETRYABLE for base in type(exc).__mro__):
         return RetryableError(f"{what}: {name}: {message}")
+    status = getattr(exc, "code", None)  # google.api_core errors carry the HTTP status
+    by_status = from_status(status, f"{what}: {name}: {message}") if isinstance(status, int) else None
+    if by_status is not None:
+        return by_status
     if name in USER or any(base.__name__ in USER for base in type(exc).__mro__):
         return UserError(f"{what}: Cloud Run refused it: {message}")
     return ProviderError(f"{what}: {name}: {message}")

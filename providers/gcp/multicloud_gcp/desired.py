@@ -11,7 +11,7 @@ from multicloud.addressing import resolve_service
 from multicloud.errors import CapabilityError
 from multicloud.resources import Resource, Sensitive, fingerprint
 from multicloud.spec.models import HealthCheck, Service
-from multicloud.spec.placeholders import SECRETS_DIR, SecretRef, references, secret_files, whole_secret
+from multicloud.spec.placeholders import SECRETS_DIR, secret_files, takes_secret_value, whole_secret
 from multicloud.spec.targets import TargetSpec
 from multicloud.spec.units import format_memory
 from multicloud_gcp import limits
@@ -99,13 +99,13 @@ def _problems(app: str, name: str, service: Service, settings: GcpSettings) -> l
             )
     for key, text in service.env.items():
         whole = whole_secret(text)
-        if _secret_values(text) and (whole is None or whole.file):
+        if takes_secret_value(text) and (whole is None or whole.file):
             found.append(
                 f"{where}.env.{key}: on Cloud Run a secret is a Secret Manager reference, so it must be the "
                 'whole value ("${secrets.NAME}"); put the composed value in the secret instead'
             )
     for args in (service.command or [], service.entrypoint or []):
-        if any(_secret_values(a) for a in args):
+        if any(takes_secret_value(a) for a in args):
             found.append(f"{where}: secrets cannot appear in command or entrypoint on Cloud Run; pass them in env")
     if service.user is not None or service.read_only:
         found.append(f"{where}: Cloud Run sets neither the user nor a read-only root filesystem; drop user/read_only")
@@ -120,11 +120,6 @@ def _problems(app: str, name: str, service: Service, settings: GcpSettings) -> l
             "${secrets.NAME.file} gets a directory of its own; use ${secrets.NAME.file} for every secret file"
         )
     return found
-
-
-def _secret_values(text: str) -> bool:
-    """Whether a text takes in a secret's value (not just its file path)."""
-    return any(isinstance(r, SecretRef) and not r.file for r in references(text))
 
 
 def secret_file_path(service: Service, name: str) -> str:

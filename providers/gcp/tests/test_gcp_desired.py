@@ -208,9 +208,10 @@ def test_a_tls_port_on_cloud_run_says_to_serve_plain() -> None:
     from multicloud.capabilities import violations
 
     found = violations(target_spec(spec, "gcp"), provider.capabilities)
-    assert found == [
-        "services.web.ports.web (8000/https): target 'gcp' terminates TLS itself and talks plain http to the "
-        "container; use protocol http on this target (clients still reach it over TLS)"]
+    assert found == [(
+        ("services", "web", "ports", 0),
+        "web (8000/https): target 'gcp' terminates TLS itself and talks plain http to the "
+        "container; use protocol http on this target (clients still reach it over TLS)")]
 
 
 def test_the_secrets_list_and_secret_file_volumes_do_not_mix_on_cloud_run() -> None:
