@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
+from multicloud import errors
 from multicloud.errors import (
     MulticloudError,
     ProviderError,
@@ -45,6 +46,10 @@ START_HINT = (
 T = TypeVar("T")
 ClientFactory = Callable[[], Any]
 """Returns an engine client: an `EngineClient`, a `docker.APIClient`, or anything with their methods."""
+
+
+NotFoundError = errors.NotFoundError
+"""The core's NotFoundError (one class for every provider), under the name this module always exported."""
 
 
 class ConflictError(RetryableError):
