@@ -25,10 +25,18 @@ TLS_PROTOCOLS = frozenset({"https", "mqtts", "mqtt-wss"})
 WEBSOCKET_PROTOCOLS = frozenset({"mqtt-ws", "mqtt-wss"})
 
 
-def endpoint_url(protocol: str, host: str, port: int | str) -> str:
-    """The URL a port is reached at: scheme from its protocol (mqtt-wss is wss://…/mqtt)."""
+TLS_FRONT = {"http": "https", "grpc": "https", "mqtt-ws": "mqtt-wss"}
+"""What clients speak to a plain port behind a platform that terminates TLS itself (Cloud Run)."""
+
+
+def endpoint_url(protocol: str, host: str, port: int | str | None = None, *, tls_front: bool = False) -> str:
+    """The URL a port is reached at: scheme from its protocol (mqtt-wss is wss://…/mqtt); no port
+    means the scheme's default; `tls_front`: as clients reach it through the platform's TLS."""
+    if tls_front:
+        protocol = TLS_FRONT.get(protocol, protocol)
     path = "/mqtt" if protocol in WEBSOCKET_PROTOCOLS else ""
-    return f"{URL_SCHEMES.get(protocol, 'tcp')}://{host}:{port}{path}"
+    where = host if port is None else f"{host}:{port}"
+    return f"{URL_SCHEMES.get(protocol, 'tcp')}://{where}{path}"
 
 
 def http_probe(service: Service) -> tuple[str, int]:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from multicloud.addressing import TLS_FRONT, endpoint_url
 from multicloud.errors import SettingsError, UserError
 from multicloud.spec.models import Port, Service
 from multicloud.spec.placeholders import ServiceRef
-
-SCHEMES = {"http": "https", "grpc": "https", "mqtt-ws": "wss"}
 
 
 def service_id(app: str, service: str) -> str:
@@ -47,10 +46,9 @@ class CloudRunAddressing:
 
     def url(self, service: str, port: Port) -> str:
         """https:// for HTTP and gRPC, wss://HOST/mqtt for MQTT over WebSockets."""
-        scheme = SCHEMES.get(port.protocol)
-        if scheme is None:
+        if port.protocol not in TLS_FRONT:
             raise UserError(f"services.{service}: a {port.protocol} port has no URL on Cloud Run (HTTP only)")
-        return f"{scheme}://{self.host(service)}" + ("/mqtt" if port.protocol == "mqtt-ws" else "")
+        return endpoint_url(port.protocol, self.host(service), tls_front=True)
 
     def __call__(self, ref: ServiceRef) -> str:
         if ref.service not in self.services:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from multicloud.addressing import endpoint_url
 from multicloud.contract import Endpoint, Health, HealthState, ServiceStatus
 from multicloud_gcp.api import Body
 from multicloud_gcp.mapping import PORT_ANNOTATION, owner
@@ -110,7 +111,7 @@ def endpoints_of(body: Body) -> list[Endpoint]:
         return []
     public = body.get("ingress", "INGRESS_TRAFFIC_ALL") == "INGRESS_TRAFFIC_ALL"
     name, _, protocol = str(exposed).partition("/")
-    url = f"wss://{str(uri).removeprefix('https://')}/mqtt" if protocol == "mqtt-ws" else str(uri)
+    url = endpoint_url(protocol, str(uri).removeprefix("https://").rstrip("/"), tls_front=True)
     return [Endpoint(found[1], name, protocol, url, public)]
 
 
