@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from multicloud.errors import MulticloudError, NotFoundError, ProviderError, RetryableError, UserError
+from multicloud import errors
+from multicloud.errors import MulticloudError, ProviderError, RetryableError, UserError
 from multicloud.translate import from_status, unreachable
 
 ClientFactory = Callable[[str], Any]
@@ -39,6 +40,10 @@ CREDENTIALS_HINT = (
     "configure AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the target's "
     "`profile` setting), or point AWS_ENDPOINT_URL at an emulator started with `multicloud emulate aws`"
 )
+
+
+NotFoundError = errors.NotFoundError
+"""The core's NotFoundError (one class for every provider), under the name this module always exported."""
 
 
 class AccessDeniedError(UserError):

@@ -114,9 +114,10 @@ def test_raw_tcp_port_fails_at_plan_before_any_call(
     with pytest.raises(CapabilityError) as caught:
         deploy(spec_from_dict(spec), gcp).plan()
     text = str(caught.value)
-    assert "services.broker.ports[1]: mqtts (8883/mqtts)" in text and "no raw TCP ingress" in text
+    # the ports are the override's, so that is where the findings point
+    assert "targets.gcp.overrides.broker.ports[1]: mqtts (8883/mqtts)" in text and "no raw TCP ingress" in text
     assert "protocol: mqtt-ws" in text
-    assert "services.broker.ports[2]: mqtt-wss (8081/mqtt-wss): target 'gcp' terminates TLS itself" in text
+    assert "targets.gcp.overrides.broker.ports[2]: mqtt-wss (8081/mqtt-wss): target 'gcp' terminates TLS" in text
     assert cloudrun.model.requests == []
 
 
