@@ -111,8 +111,8 @@ def interpolate(text: str, lookup: Callable[[LoadTimeRef], str], *, escape: bool
     `${vars...}` or `${env...}`; raise whatever `lookup` raises for an unknown or unset one."""
 
     def substitute(match: re.Match[str]) -> str:
-        body = match.group(1)
-        if match.group(0) == "$$" or not body.strip().startswith(("vars.", "env.")):
+        body = match.group(1)  # None for a `${` never closed: left as written, reported where it is checked
+        if match.group(0) == "$$" or body is None or not body.strip().startswith(("vars.", "env.")):
             return match.group(0)
         ref = parse_reference(body)
         assert isinstance(ref, VarRef | EnvRef)  # the prefixes above parse to nothing else
