@@ -19,6 +19,7 @@ from multicloud_aws import gaps
 from multicloud_aws.provider import AwsEcsProvider
 
 from multicloud.contract import RunningEmulator
+from multicloud.spec import load
 from multicloud.testing.contract import SECRET_VALUE
 from multicloud.testing.kill import kill, run_trial, trial_count
 
@@ -35,19 +36,23 @@ FORCED = [
 SEED = int(os.environ.get("MULTICLOUD_KILL_SEED", "10"))
 
 
-def _point(trial: int) -> tuple[str, str] | int:
-    """Where trial number `trial` kills: after the first call of an operation, or after the Nth mutation."""
+def _point(trial: int) -> tuple[str, tuple[str, str] | int]:
+    """What trial number `trial` does and where it kills: it creates the app (the first ones
+    killed after the first call of a FORCED operation, the rest after a random mutation), or
+    every other one replaces the public port (9000 -> 8080: a second target group is made
+    before the first is deleted) and is killed after one of its few mutations."""
     if trial < len(FORCED):
-        return FORCED[trial]
-    return random.Random(SEED + trial).randint(1, 45)
+        return "create", FORCED[trial]
+    rng = random.Random(SEED + trial)
+    return ("replace", rng.randint(1, 8)) if trial % 2 == 0 else ("create", rng.randint(1, 28))
 
 
-def _spec_file(path: Path, app: str) -> Path:
+def _spec_file(path: Path, app: str, port: int = 8080) -> Path:
     service = {"image": "registry.example.com/contract/app:1"}
     data = {
         "name": app,
         "services": {
-            "api": {**service, "ports": [{"name": "http", "port": 8080, "protocol": "http", "expose": "public"}]},
+            "api": {**service, "ports": [{"name": "http", "port": port, "protocol": "http", "expose": "public"}]},
             "worker": {**service, "depends_on": ["api"],
                        "env": {"API_URL": "${services.api.url}", "TOKEN": "${secrets.token}"}},
             "extra": dict(service),
@@ -62,10 +67,13 @@ def _spec_file(path: Path, app: str) -> Path:
 @pytest.mark.parametrize("trial", range(trial_count()))
 def test_kill_9_then_apply_converges(trial: int, aws: RunningEmulator, make_provider: Callable[..., AwsEcsProvider],
                                      app_name: str, deploy: Any, tagged: Any, tmp_path: Path) -> None:
+    scenario, point = _point(trial)
+    if scenario == "replace":
+        before = load(_spec_file(tmp_path / "before.yaml", app_name, port=9000))
+        deploy(before, make_provider(), {"CONTRACT_TOKEN": SECRET_VALUE}).apply()
     spec_file = _spec_file(tmp_path / "multicloud.yaml", app_name)
     env = {**os.environ, **aws.environment, "CONTRACT_TOKEN": SECRET_VALUE,
            "MULTICLOUD_STATE_DIR": str(tmp_path / "state")}
-    point = _point(trial)
     mutations = [0]
     pid: list[int] = []
 
@@ -78,7 +86,7 @@ def test_kill_9_then_apply_converges(trial: int, aws: RunningEmulator, make_prov
             kill(pid[0])
 
     gaps.watch(watcher)
-    label = f"after {point[1]}" if isinstance(point, tuple) else f"after mutation {point}"
+    label = f"{scenario}: " + (f"after {point[1]}" if isinstance(point, tuple) else f"after mutation {point}")
     outcome = run_trial(spec_file, "aws", env, point=label, arm=pid.append, disarm=lambda: gaps.watch(None))
     print(f"aws kill trial {trial}: {outcome}")
     provider = make_provider()
@@ -90,7 +98,5 @@ def test_kill_9_then_apply_converges(trial: int, aws: RunningEmulator, make_prov
         spaces = provider.ctx.client("servicediscovery").list_namespaces()["Namespaces"]
         assert len([n for n in spaces if n.get("Description") == f"multicloud:{app_name}"]) == 1
     finally:
-        from multicloud.spec import load
-
         deploy(load(spec_file), provider, {"CONTRACT_TOKEN": SECRET_VALUE}).destroy()
     assert tagged(provider, app_name) == []
