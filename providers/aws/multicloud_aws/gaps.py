@@ -2,7 +2,8 @@
 an emulator runs (installed once, removed when the last emulator stops):
 
 - ECS services run: after create/update, running == desired and the primary deployment
-  is COMPLETED on the new revision (moto keeps runningCount 0); deleted services and
+  is COMPLETED on the new revision (moto keeps runningCount 0), at once or, with
+  set_rollout_seconds, that long later (IN_PROGRESS, 0 running until then); deleted services and
   clusters go away (moto keeps them INACTIVE, still listed by the tagging API);
 - each "task" gets an IP that is registered in the service's NLB target groups and as a
   Cloud Map instance, and writes one line to its awslogs stream;
@@ -32,7 +33,7 @@ from multicloud_aws import local_registry
 from multicloud_aws.fargate import allowed_pairs, is_valid
 
 _lock = threading.RLock()
-_state: dict[str, float] = {"installed": 0, "latency": 0.0}
+_state: dict[str, float] = {"installed": 0, "latency": 0.0, "rollout": 0.0}
 _originals: list[tuple[Any, str, Any]] = []
 _addresses = itertools.count(10)
 _faults: dict[tuple[str, str], Fault] = {}
@@ -59,6 +60,11 @@ def inject(service: str, operation: str, code: str = "ThrottlingException", *, t
 def watch(watcher: Callable[[str, str], None] | None) -> None:
     """Call `watcher(service, operation)` after every emulated call took effect (None: stop)."""
     _watchers[:] = [watcher] if watcher else []
+
+
+def set_rollout_seconds(seconds: float) -> None:
+    """Make each ECS deployment reach its steady state `seconds` after it started (0: at once)."""
+    _state["rollout"] = max(0.0, seconds)
 
 
 def set_latency(seconds: float) -> None:
@@ -92,8 +98,9 @@ def install() -> None:
         from moto.servicediscovery.models import ServiceDiscoveryBackend
         from moto.servicediscovery.responses import ServiceDiscoveryResponse
 
-        _patch(EC2ContainerServiceBackend, "create_service", _after(_deployed))
-        _patch(EC2ContainerServiceBackend, "update_service", _after(_deployed))
+        _patch(EC2ContainerServiceBackend, "create_service", _after(_rolling_out))
+        _patch(EC2ContainerServiceBackend, "update_service", _after(_rolling_out))
+        _patch(EC2ContainerServiceBackend, "describe_services", _settling)
         _patch(EC2ContainerServiceBackend, "delete_service", _after(_deleted))
         _patch(EC2ContainerServiceBackend, "delete_cluster", _after(_cluster_deleted))
         _patch(EC2ContainerServiceBackend, "register_task_definition", _before_register)
@@ -121,7 +128,7 @@ def uninstall() -> None:
                 setattr(owner, name, original)
             _faults.clear()
             _watchers.clear()
-            _state["latency"] = 0.0
+            _state["latency"] = _state["rollout"] = 0.0
 
 
 def _patch(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
@@ -140,6 +147,34 @@ def _after(hook: Callable[[Any, Any], None]) -> Callable[[Any], Any]:
         return patched
 
     return make
+
+
+def _rolling_out(backend: Any, service: Any) -> None:
+    """A new deployment: steady at once, or IN_PROGRESS with no task running until its time."""
+    delay = _state["rollout"]
+    if not delay:
+        _deployed(backend, service)
+        return
+    from moto.core.utils import utcnow
+
+    service.multicloud_steady_at = time.monotonic() + delay
+    service.running_count, service.pending_count = 0, int(service.desired_count or 0)
+    deployment = service.deployments[0] if service.deployments else {"id": "ecs-svc/0", "createdAt": utcnow()}
+    deployment.update({"status": "PRIMARY", "runningCount": 0, "pendingCount": service.pending_count,
+                       "rolloutState": "IN_PROGRESS", "taskDefinition": service.task_definition})
+    service.deployments = [deployment]
+
+
+def _settling(original: Any) -> Any:
+    def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
+        for service in list(self.services.values()):
+            due = getattr(service, "multicloud_steady_at", None)
+            if due is not None and time.monotonic() >= due:
+                service.multicloud_steady_at = None
+                _deployed(self, service)
+        return original(self, *args, **kwargs)
+
+    return patched
 
 
 def _deployed(backend: Any, service: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -91,3 +92,27 @@ def test_change_one_service_then_roll_it_back(provider: AwsEcsProvider, app_name
         assert ecs.describe_services(cluster=app_name, services=["worker"])["services"][0]["taskDefinition"] == after
     finally:
         changed.destroy()
+
+
+def test_health_timeout_is_honoured_and_a_reapply_waits_for_the_rollout(
+        provider: AwsEcsProvider, app_name: str, deploy: Any) -> None:
+    from multicloud.errors import ApplyFailedError
+
+    deployment = deploy(contract_spec(app_name, SERVICE), provider, ENV, target="test")
+    gaps.set_rollout_seconds(12.0)  # each ECS deployment stays IN_PROGRESS, 0 tasks running, for 12 s
+    try:
+        deployment.health_timeout = 3
+        started = time.monotonic()
+        with pytest.raises(ApplyFailedError, match="not healthy after 3s"):
+            deployment.apply()
+        assert time.monotonic() - started < 12
+        deployment.health_timeout = 30
+        assert deployment.apply().ok  # creates what was blocked; waits for api's rollout, which it leaves alone
+        assert not deployment.plan().has_changes
+        again = deployment.apply()  # nothing to change: returns at once, every service steady
+        assert again.ok and again.changed == 0
+        assert {(s.service, s.running, s.state) for s in deployment.status()} == {
+            ("api", 1, "running"), ("worker", 1, "running")}
+    finally:
+        gaps.set_rollout_seconds(0)
+        deployment.destroy()
