@@ -19,6 +19,14 @@ DATA = Path(__file__).parent / "data"
 IOT_SPEC = DATA / "iot-backend.yaml"
 
 
+@pytest.fixture(autouse=True)
+def _state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keep locks in a tmp directory, never in ~ (shared with whoever else deploys `iot-backend`)."""
+    state = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("MULTICLOUD_STATE_DIR", str(state))
+    return state
+
+
 @pytest.fixture
 def cloudrun() -> Iterator[RunningCloudRun]:
     """A fresh Cloud Run emulator (REST and gRPC) for one test."""
