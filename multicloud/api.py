@@ -14,6 +14,7 @@ from multicloud.errors import ApplyFailedError, CapabilityError, Finding, Settin
 from multicloud.findings import located
 from multicloud.generated import LocalSecretStore, SupportsSecretStore, generated_values
 from multicloud.lock import app_lock
+from multicloud.ownership import refuse_foreign, stamped
 from multicloud.planner import Plan, plan
 from multicloud.registry import create_provider
 from multicloud.resources import Resource
@@ -125,6 +126,8 @@ class Deployment:
             self.check_secrets(secrets)
             desired = self._desired(secrets)
         observed = self.provider.observe(self.app)
+        refuse_foreign(self.app, self.target, observed)
+        desired = stamped(desired, self.target)
         return plan(self.app, self.target, desired, observed, delete_persistent=destroy and volumes)
 
     def _secret_values(self) -> dict[str, str]:

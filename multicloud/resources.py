@@ -96,6 +96,9 @@ class Resource:
     create-before-delete leaves two; each is planned on its own), and `faults` says what is
     broken in an instance whose properties match (e.g. "replica 2 exited (137)"); a faulty
     instance is planned for replacement.
+    `target` is the spec target a resource belongs to: the core sets it on desired resources,
+    providers label or tag what they create with it and report it when they observe ("" where
+    there is no such label: made before targets were labelled, or by a provider that keeps none).
     """
 
     kind: str
@@ -110,6 +113,7 @@ class Resource:
     update_effect: str = field(default="", compare=False)
     instance: str = field(default="", compare=False)
     faults: tuple[str, ...] = field(default=(), compare=False)
+    target: str = field(default="", compare=False)
 
     @property
     def key(self) -> str:

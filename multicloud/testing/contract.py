@@ -28,7 +28,7 @@ import pytest
 
 from multicloud.api import Deployment
 from multicloud.contract import Capabilities, Provider
-from multicloud.errors import ApplyFailedError, InconsistentResultError
+from multicloud.errors import ApplyFailedError, InconsistentResultError, UserError
 from multicloud.planner import Action
 from multicloud.render import plan_json, plan_text
 from multicloud.resources import Resource
@@ -280,11 +280,11 @@ class ProviderContract:
         data = contract_data(app, contract_service)
         staging_app = f"{app}-stg"
         data["targets"] = {
-            "prod": {"provider": "contract"},
+            "test": {"provider": "contract"},  # prod; the app fixture destroys it afterwards
             "staging": {"provider": "contract", "app": staging_app, "defaults": {"env": {"STAGE": "staging"}}},
         }
         spec = spec_from_dict(data)
-        prod, staging = self.deployment(spec, provider, "prod"), self.deployment(spec, provider, "staging")
+        prod, staging = self.deployment(spec, provider), self.deployment(spec, provider, "staging")
         assert (prod.app, staging.app) == (app, staging_app)
         prod.apply()
         planned = staging.plan()
@@ -300,6 +300,23 @@ class ProviderContract:
         assert provider.observe(staging_app) == []
         assert provider.observe(app) == before
         assert not prod.plan().has_changes
+
+    def test_a_target_never_plans_against_another_targets_app(
+        self, provider: Provider, app: str, contract_service: dict[str, Any]
+    ) -> None:
+        data = contract_data(app, contract_service)
+        data["targets"] = {"test": {"provider": "contract"}, "staging": {"provider": "contract"}}  # one app name
+        spec = spec_from_dict(data)
+        prod, staging = self.deployment(spec, provider), self.deployment(spec, provider, "staging")
+        prod.apply()
+        before = provider.observe(app)
+        # what a provider finds by tags reports its target; a few kinds found otherwise (AWS Cloud Map
+        # markers, ECR repository names) report none, which counts as this target's
+        assert before and {r.target for r in before} <= {"test", ""} and any(r.target == "test" for r in before)
+        for destroy in (False, True):
+            with pytest.raises(UserError, match=r"(?s)belongs to target 'test'.*targets.staging.app"):
+                staging.plan(destroy=destroy)
+        assert provider.observe(app) == before and not prod.plan().has_changes
 
     def test_secret_values_never_shown(self, provider: Provider, app: str, contract_service: dict[str, Any]) -> None:
         deployment = self.deployment(contract_spec(app, contract_service), provider)

@@ -190,6 +190,7 @@ class MemoryProvider:
                     raise ProviderError(f"{change.key}: instance {change.before.instance} to update is gone")
                 stored, entry = match[0]
                 entry["properties"] = to_jsonable(props)
+                entry["target"] = resource.target
                 entry["log"] = [*entry["log"], f"update: revision {entry['revision']}"][-100:]
                 owned[stored] = entry
                 return
@@ -202,6 +203,7 @@ class MemoryProvider:
                 "service": resource.service,
                 "persistent": resource.persistent,
                 "depends_on": list(resource.depends_on),
+                "target": resource.target,
                 "revision": revision,
                 "instance": f"{resource.name}-{revision}",
                 "log": [*(found[-1][1]["log"] if found else []), f"create: revision {revision}"][-100:],
@@ -296,4 +298,5 @@ def _resource(key: str, entry: Mapping[str, Any]) -> Resource:
         payload={"revision": entry.get("revision"), "instance": entry.get("instance"), "log": entry.get("log", [])},
         instance=str(entry.get("instance") or ""),
         faults=tuple(entry.get("faults", ())),
+        target=str(entry.get("target") or ""),
     )

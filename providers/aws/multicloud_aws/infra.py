@@ -52,7 +52,7 @@ def log_group(ctx: Context, app: str, change: Change) -> None:
     resource = change.resource
     with guard(f"creating log group {name}"):
         try:
-            client.create_log_group(logGroupName=name, tags=names.tags(app, resource.key))
+            client.create_log_group(logGroupName=name, tags=names.resource_tags(app, resource))
         except Exception as exc:
             if error_code(exc) != "ResourceAlreadyExistsException":
                 raise
@@ -84,7 +84,7 @@ def role(ctx: Context, app: str, change: Change) -> None:
         try:
             client.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust),
                                Description=f"multicloud task execution role of {app}",
-                               Tags=names.tag_list(names.tags(app, resource.key)))
+                               Tags=names.tag_list(names.resource_tags(app, resource)))
         except Exception as exc:
             if error_code(exc) != "EntityAlreadyExists":
                 raise
@@ -113,7 +113,7 @@ def security_group(ctx: Context, app: str, change: Change) -> None:
             group = client.create_security_group(
                 GroupName=names.security_group(app), Description=f"multicloud app {app}", VpcId=ctx.vpc(),
                 TagSpecifications=[{"ResourceType": "security-group",
-                                    "Tags": names.tag_list(names.tags(app, resource.key, **names.created()))}],
+                                    "Tags": names.tag_list(names.resource_tags(app, resource, **names.created()))}],
             )["GroupId"]
         current = client.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]["IpPermissions"]
         wanted: list[dict[str, Any]] = [{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group}]}]
@@ -170,7 +170,8 @@ def cluster(ctx: Context, app: str, change: Change) -> None:
         if active and names.tag_dict(active[0].get("tags")).get(names.TAG_APP) != app:
             raise UserError(f"ECS cluster {name} exists and is not multicloud's for {app}",
                             hint=f"set the target's `cluster: {name}` to deploy into it")
-        client.create_cluster(clusterName=name, tags=names.tag_list(names.tags(app, change.resource.key), lower=True),
+        cluster_tags = names.tag_list(names.resource_tags(app, change.resource), lower=True)
+        client.create_cluster(clusterName=name, tags=cluster_tags,
                               settings=[{"name": "containerInsights", "value": "enabled"}])
 
 
@@ -198,7 +199,7 @@ def namespace(ctx: Context, app: str, change: Change) -> None:
     with guard(f"creating Cloud Map namespace {name}"):
         started = client.create_private_dns_namespace(
             Name=name, Vpc=ctx.vpc(), Description=names.marker(app),
-            Tags=names.tag_list(names.tags(app, change.resource.key)))
+            Tags=names.tag_list(names.resource_tags(app, change.resource)))
         _wait_operation(ctx, started)
 
 
@@ -243,7 +244,7 @@ def discovery(ctx: Context, app: str, change: Change) -> None:
                 raise RetryableError(f"the Cloud Map namespace {namespace_name} does not exist yet")
             client.create_service(Name=resource.name, NamespaceId=ns, DnsConfig=records,
                                   Description=names.marker(app), HealthCheckCustomConfig={"FailureThreshold": 1},
-                                  Tags=names.tag_list(names.tags(app, resource.key, resource.name)))
+                                  Tags=names.tag_list(names.resource_tags(app, resource, resource.name)))
         else:
             client.update_service(Id=current["Id"], Service={"DnsConfig": {"DnsRecords": records["DnsRecords"]}})
 
@@ -278,7 +279,7 @@ def load_balancer(ctx: Context, app: str, change: Change) -> None:
         with guard(f"creating load balancer {name}"):
             arn = client.create_load_balancer(
                 Name=name, Type="network", Scheme=resource.properties["scheme"], Subnets=ctx.subnets(),
-                Tags=names.tag_list(names.tags(app, resource.key, **names.created())),
+                Tags=names.tag_list(names.resource_tags(app, resource, **names.created())),
             )["LoadBalancers"][0]["LoadBalancerArn"]
     tag_hash(ctx, "load-balancer", str(arn), resource)
 
@@ -304,7 +305,7 @@ def port(ctx: Context, app: str, change: Change) -> None:
     group = target_group_arn(ctx, str(props["target_group"]))
     with guard(f"creating target group {props['target_group']}"):
         if group is None:
-            tags = names.tags(app, resource.key, resource.service, **names.created(),
+            tags = names.resource_tags(app, resource, resource.service, **names.created(),
                               **{names.TAG_LOAD_BALANCER: str(props["load_balancer"])})
             group = client.create_target_group(
                 Name=props["target_group"], Protocol=props["protocol"], Port=props["port"], VpcId=ctx.vpc(),
@@ -351,7 +352,7 @@ def secret(ctx: Context, app: str, change: Change) -> None:
         return
     value = resource.properties["value"]
     assert isinstance(value, Sensitive)
-    tags = names.tags(app, resource.key, resource.service, **{names.TAG_DIGEST: value.digest})
+    tags = names.resource_tags(app, resource, resource.service, **{names.TAG_DIGEST: value.digest})
     with guard(f"storing secret {name}"):
         try:
             client.create_secret(Name=name, SecretString=value.reveal(), Tags=names.tag_list(tags),
@@ -374,7 +375,8 @@ def repository(ctx: Context, app: str, change: Change) -> None:
     with guard(f"creating repository {name}"):
         try:
             client.create_repository(repositoryName=name, imageScanningConfiguration={"scanOnPush": True},
-                                     tags=names.tag_list(names.tags(app, change.resource.key, change.resource.service)))
+                                     tags=names.tag_list(names.resource_tags(app, change.resource,
+                                                                             change.resource.service)))
         except Exception as exc:
             if error_code(exc) != "RepositoryAlreadyExistsException":
                 raise

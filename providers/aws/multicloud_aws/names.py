@@ -6,7 +6,10 @@ import hashlib
 import time
 from collections.abc import Iterable, Mapping
 
+from multicloud.resources import Resource
+
 TAG_APP = "multicloud:app"
+TAG_TARGET = "multicloud:target"
 TAG_KEY = "multicloud:resource"
 TAG_SERVICE = "multicloud:service"
 TAG_HASH = "multicloud:spec-hash"
@@ -102,6 +105,14 @@ def tags(app: str, key: str, service: str | None = None, **extra: str) -> dict[s
     if service:
         found[TAG_SERVICE] = service
     found.update(extra)
+    return found
+
+
+def resource_tags(app: str, resource: Resource, service: str | None = None, **extra: str) -> dict[str, str]:
+    """The tags of an object made for a resource: those of `tags` plus the spec target it belongs to."""
+    found = tags(app, resource.key, service, **extra)
+    if resource.target:
+        found[TAG_TARGET] = resource.target
     return found
 
 

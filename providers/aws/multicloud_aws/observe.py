@@ -49,13 +49,14 @@ class Seen:
         return [r for key in sorted(self.instances) for r in self.instances[key]]
 
     def add(self, kind: str, name: str, props: dict[str, Any], *, arn: str = "", service: str | None = None,
-            depends_on: tuple[str, ...] = (), created: str = "", faults: tuple[str, ...] = ()) -> None:
+            depends_on: tuple[str, ...] = (), created: str = "", faults: tuple[str, ...] = (),
+            target: str = "") -> None:
         """Record one observed object as an instance of `kind/name` (told apart by its ARN,
         ordered by `created`, then ARN), with what is broken in it."""
         if not depends_on and kind in STATIC_DEPS:
             depends_on = (f"{STATIC_DEPS[kind]}/{self.app}",)
         resource = Resource(kind, name, props, depends_on=depends_on, service=service,
-                            payload={"arn": arn, "created": created}, instance=arn, faults=faults)
+                            payload={"arn": arn, "created": created}, instance=arn, faults=faults, target=target)
         found = self.instances.setdefault(resource.key, [])
         found.append(resource)
         found.sort(key=lambda r: (r.payload["created"], r.payload["arn"]))
@@ -119,9 +120,9 @@ def _tagged(ctx: Context, app: str, seen: Seen, key: str | None) -> None:
         elif kind == "secret":
             digest = Sensitive(digest=tags.get(names.TAG_DIGEST, ""))
             props = {"name": arn.split(":secret:", 1)[-1][:-7], "value": digest}
-            seen.add(kind, name, props, arn=arn, service=service)
+            seen.add(kind, name, props, arn=arn, service=service, target=tags.get(names.TAG_TARGET, ""))
         elif kind == "cluster":
-            seen.add(kind, name, {"name": arn.rsplit("/", 1)[-1]}, arn=arn)
+            seen.add(kind, name, {"name": arn.rsplit("/", 1)[-1]}, arn=arn, target=tags.get(names.TAG_TARGET, ""))
         elif kind in READERS:
             described.setdefault(kind, []).append((arn, tags))
     for kind, items in sorted(described.items()):
@@ -130,7 +131,7 @@ def _tagged(ctx: Context, app: str, seen: Seen, key: str | None) -> None:
             if arn in found_props:
                 name = tags[names.TAG_KEY].partition("/")[2]
                 seen.add(kind, name, found_props[arn], arn=arn, service=tags.get(names.TAG_SERVICE) or None,
-                         created=created_of(tags.get(names.TAG_CREATED)))
+                         created=created_of(tags.get(names.TAG_CREATED)), target=tags.get(names.TAG_TARGET, ""))
 
 
 def _cloud_map(ctx: Context, app: str, seen: Seen) -> None:
@@ -172,7 +173,7 @@ def _role(ctx: Context, app: str, seen: Seen) -> None:
         return
     props = read_role(ctx, app, role["Arn"])
     if props is not None:
-        seen.add("role", app, dict(props), arn=role["Arn"])
+        seen.add("role", app, dict(props), arn=role["Arn"], target=tags.get(names.TAG_TARGET, ""))
 
 
 def _repositories(ctx: Context, app: str, seen: Seen) -> None:
@@ -241,7 +242,8 @@ def add_service(ctx: Context, app: str, seen: Seen, described: dict[str, Any], t
     if primary.get("rolloutState") == "FAILED":
         faults = (f"its deployment failed: {primary.get('rolloutStateReason') or 'no reason given'}",)
     seen.add("service", name, props, arn=described["serviceArn"], service=name,
-             depends_on=service_depends_on(app, props, own_cluster=props["cluster"] == app), faults=faults)
+             depends_on=service_depends_on(app, props, own_cluster=props["cluster"] == app), faults=faults,
+             target=tags.get(names.TAG_TARGET, ""))
 
 
 def _read_task(ctx: Context, app: str, service: str, task_arn: str) -> Any:

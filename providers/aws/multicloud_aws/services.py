@@ -38,7 +38,7 @@ def apply_service(ctx: Context, app: str, change: Change, say: Callable[[str], N
         "networkConfiguration": {"awsvpcConfiguration": _network(ctx, app, props["network"])},
         "deploymentConfiguration": CIRCUIT_BREAKER,
     }
-    tags = names.tags(app, resource.key, resource.name, **{
+    tags = names.resource_tags(app, resource, resource.name, **{
         names.TAG_TASK_HASH: task_hash(props["task"]),
         names.TAG_TASK_REVISION: revision.rsplit(":", 1)[-1],
         names.TAG_AFTER: " ".join(props["after"]),

@@ -65,7 +65,7 @@ def render(spec: TargetSpec, settings: AzureSettings, secrets: Mapping[str, str]
     name = settings.group_name(spec.app)
     containers: list[Json] = []
     volumes: list[Json] = []
-    all_tags: dict[str, str] = {tags.APP: spec.app, tags.LAYOUT: settings.layout}
+    all_tags: dict[str, str] = {tags.APP: spec.app, tags.TARGET: spec.target, tags.LAYOUT: settings.layout}
     public_ports: list[Json] = []
     for service_name, service in spec.services.items():
         if service.replicas == 0:

@@ -11,6 +11,7 @@ from typing import Any
 from multicloud.resources import Sensitive
 
 APP = "multicloud-app"
+TARGET = "multicloud-target"
 SPEC = "multicloud-spec"
 LAYOUT = "multicloud-layout"
 GROUP_META = "multicloud-meta"

@@ -48,6 +48,7 @@ def resources(group: Mapping[str, Any], *, primary: bool = True, payload: Any = 
                     payload=payload,
                     update_effect=effect,
                     faults=container_faults(item) if never_restarted else (),
+                    target=all_tags.get(tags.TARGET, ""),
                 )
             )
     failed = props.get("provisioningState") == "Failed"
@@ -59,6 +60,7 @@ def resources(group: Mapping[str, Any], *, primary: bool = True, payload: Any = 
         replace_mode="delete-before-create",
         payload=payload,
         faults=(f"group {group['name']} failed to provision: {failure(group)}",) if failed else (),
+        target=all_tags.get(tags.TARGET, ""),
     )
     return [*containers, group_resource]
 

@@ -45,6 +45,7 @@ def create_replica(api: Any, app: str, resource: Resource, index: int, generatio
         app,
         resource.key,
         {k: v for k, v in props.items() if k != L.SCALE_PROPERTY},
+        resource.target,
         **{
             L.SERVICE: resource.name,
             L.REPLICA: str(index),

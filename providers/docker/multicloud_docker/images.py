@@ -33,7 +33,7 @@ def build(api: Any, app: str, resource: Resource, say: Say) -> None:
     else:
         say(f"building {tag}")
         payload = resource.payload or {}
-        image_labels = L.owned(app, resource.key, resource.properties)
+        image_labels = L.owned(app, resource.key, resource.properties, resource.target)
         props = resource.properties
         with guard(f"building {tag}"):
             stream = api.build(

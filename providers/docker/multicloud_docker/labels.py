@@ -10,6 +10,8 @@ from multicloud.resources import fingerprint, from_jsonable, to_jsonable
 
 PREFIX = "multicloud."
 APP = "multicloud.app"
+TARGET = "multicloud.target"
+"""The spec target that made an object (see multicloud.ownership)."""
 SERVICE = "multicloud.service"
 REPLICA = "multicloud.replica"
 RESOURCE = "multicloud.resource"
@@ -65,9 +67,11 @@ def decode(text: str | None) -> dict[str, Any]:
     return from_jsonable(value) if isinstance(value, dict) else {}
 
 
-def owned(app: str, key: str, properties: Mapping[str, Any], **extra: str) -> dict[str, str]:
-    """The labels of one owned object: app, resource key, properties and any extras."""
+def owned(app: str, key: str, properties: Mapping[str, Any], target: str = "", **extra: str) -> dict[str, str]:
+    """The labels of one owned object: app, target (when known), resource key, properties and any extras."""
     labels = {APP: app, RESOURCE: key, PROPERTIES: encode(properties)}
+    if target:
+        labels[TARGET] = target
     labels.update(extra)
     return labels
 

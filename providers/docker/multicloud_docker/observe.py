@@ -117,6 +117,7 @@ def service_instance(name: str, members: Sequence[Replica]) -> Resource:
         payload={"containers": [r.id for r in members], "generation": lead.generation},
         instance=lead.generation,
         faults=tuple(faults),
+        target=lead.labels.get(L.TARGET, ""),
     )
 
 
@@ -144,7 +145,7 @@ def volumes(api: Any, app: str, key: str | None = None) -> list[Resource]:
     with guard(f"listing volumes of app {app!r}"):
         found = (api.volumes(filters=L.selector(app, key)) or {}).get("Volumes") or []
     return [
-        Resource(r.kind, r.name, r.properties, persistent=True, payload=r.payload)
+        Resource(r.kind, r.name, r.properties, persistent=True, payload=r.payload, target=r.target)
         for r in _simple("volume", [(v.get("Labels") or {}, v["Name"]) for v in found])
     ]
 
@@ -154,7 +155,7 @@ def images(api: Any, app: str, key: str | None = None) -> list[Resource]:
     instance, so the plan keeps the desired build and removes the others."""
     with guard(f"listing images of app {app!r}"):
         found = api.images(filters=L.selector(app, key))
-    tags: list[tuple[str, int, str, dict[str, Any]]] = []
+    tags: list[tuple[str, int, str, dict[str, Any], str]] = []
     for image in found:
         image_labels = image.get("Labels") or {}
         service = image_labels.get(L.RESOURCE, "").partition("/")[2]
@@ -162,10 +163,10 @@ def images(api: Any, app: str, key: str | None = None) -> list[Resource]:
         for tag in image.get("RepoTags") or []:
             if tag.startswith(repository):
                 props = L.decode(image_labels.get(L.PROPERTIES))
-                tags.append((service, int(image.get("Created", 0)), tag, props))
+                tags.append((service, int(image.get("Created", 0)), tag, props, image_labels.get(L.TARGET, "")))
     return [
-        Resource("image", service, props, service=service, payload={"tags": [tag]}, instance=tag)
-        for service, _, tag, props in sorted(tags)
+        Resource("image", service, props, service=service, payload={"tags": [tag]}, instance=tag, target=target)
+        for service, _, tag, props, target in sorted(tags)
     ]
 
 
@@ -180,7 +181,7 @@ def _simple(kind: str, found: list[tuple[Mapping[str, str], str]]) -> list[Resou
             result[name].payload["ids"].append(ident)
             continue
         props = L.decode(object_labels.get(L.PROPERTIES))
-        result[name] = Resource(kind, name, props, payload={"ids": [ident]})
+        result[name] = Resource(kind, name, props, payload={"ids": [ident]}, target=object_labels.get(L.TARGET, ""))
     return [result[n] for n in sorted(result)]
 
 

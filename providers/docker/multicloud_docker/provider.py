@@ -154,7 +154,7 @@ class DockerProvider:
     def _create(self, app: str, kind: str, resource: Resource, say: Any) -> None:
         """Create a network or volume under its fixed name; refuse one that exists unlabelled."""
         name = str(resource.properties["name"])
-        labels = L.owned(app, resource.key, resource.properties)
+        labels = L.owned(app, resource.key, resource.properties, resource.target)
         if kind == "network":
             with guard(f"looking up network {name}"):
                 clash = [n for n in self.api.networks(names=[name]) if n.get("Name") == name]

@@ -24,6 +24,7 @@ from multicloud_gcp.mapping import (
     PORT_ANNOTATION,
     SERVICE_LABEL,
     SPEC_LABEL,
+    TARGET_LABEL,
     summarize,
 )
 from multicloud_gcp.settings import GcpSettings
@@ -209,7 +210,7 @@ def service_body(
     websocket = port is not None and port.protocol == "mqtt-ws"
     minimum = max(service.replicas, 1) if websocket else service.replicas
     maximum = max(minimum, settings.max_instances or minimum, 1)
-    labels = {APP_LABEL: spec.app, SERVICE_LABEL: name}
+    labels = {APP_LABEL: spec.app, TARGET_LABEL: spec.target, SERVICE_LABEL: name}
     template: dict[str, Any] = {
         "labels": dict(labels),
         "annotations": {DIGESTS_ANNOTATION: json.dumps(digests, sort_keys=True)} if digests else {},

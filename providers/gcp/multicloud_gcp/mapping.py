@@ -15,6 +15,7 @@ from multicloud.resources import Resource, Sensitive
 from multicloud_gcp.api import Body
 
 APP_LABEL = "multicloud-app"
+TARGET_LABEL = "multicloud-target"
 SERVICE_LABEL = "multicloud-service"
 SPEC_LABEL = "multicloud-spec"
 DEPENDS_ANNOTATION = "multicloud.dev/depends-on"
@@ -111,6 +112,7 @@ def resource_of(body: Body, *, own_account: bool = True) -> Resource | None:
         service=found[1],
         payload=body,
         faults=faults_of(body),
+        target=(body.get("labels") or {}).get(TARGET_LABEL, ""),
     )
 
 
