@@ -13,6 +13,7 @@ _EXPORTS = {
     "loads": "multicloud.spec",
     "spec_from_dict": "multicloud.spec",
     "Spec": "multicloud.spec",
+    "Variables": "multicloud.spec",
     "Deployment": "multicloud.api",
     "Plan": "multicloud.planner",
     "Action": "multicloud.planner",
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from multicloud.errors import MulticloudError
     from multicloud.planner import Action, Plan
     from multicloud.resources import Resource
-    from multicloud.spec import Spec, load, loads, spec_from_dict
+    from multicloud.spec import Spec, Variables, load, loads, spec_from_dict
 
 __all__ = [
     "Action",
@@ -44,6 +45,7 @@ __all__ = [
     "Provider",
     "Resource",
     "Spec",
+    "Variables",
     "__version__",
     "load",
     "loads",

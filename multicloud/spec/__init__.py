@@ -14,6 +14,7 @@ from multicloud.spec.models import (
     VolumeMount,
 )
 from multicloud.spec.targets import TargetSpec, read_secrets, target_spec
+from multicloud.spec.variables import Variables
 
 __all__ = [
     "Build",
@@ -25,6 +26,7 @@ __all__ = [
     "Spec",
     "Target",
     "TargetSpec",
+    "Variables",
     "Volume",
     "VolumeMount",
     "load",
