@@ -83,6 +83,11 @@ def as_finding(item: str | Finding) -> Finding:
     return tuple(match.group(1).split(".")), match.group(2)
 
 
+def _dotted(path: FieldPath) -> str:
+    """services.web.ports[0], as the spec's own errors write a path."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path).lstrip(".")
+
+
 class CapabilityError(UserError):
     """The target cannot run the spec as written; each finding says where and what to do instead.
     With `problems` (the findings located in the spec file) each line starts with file:line:col."""
@@ -95,7 +100,7 @@ class CapabilityError(UserError):
         self.findings = [as_finding(v) for v in violations]
         self.problems = list(problems)
         self.violations = [str(p) for p in problems] or [
-            f"{'.'.join(map(str, path))}: {text}" if path else text for path, text in self.findings
+            f"{_dotted(path)}: {text}" if path else text for path, text in self.findings
         ]
         lines = "\n".join(f"  {v}" if self.problems else f"  - {v}" for v in self.violations)
         super().__init__(f"target {target!r} ({provider}) cannot run this spec:\n{lines}")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from multicloud.addressing import DirectAddressing, resolve_service
-from multicloud.errors import CapabilityError
+from multicloud.errors import CapabilityError, Finding
 from multicloud.resources import Resource, fingerprint, to_jsonable
 from multicloud.spec.placeholders import takes_secret_value
 from multicloud.spec.targets import TargetSpec
@@ -135,27 +135,30 @@ def dns_label(settings: AzureSettings, app: str, group: str) -> str | None:
 
 
 def check(spec: TargetSpec, settings: AzureSettings) -> None:
-    """Raise CapabilityError with every reason one ACI group cannot hold these services."""
-    found: list[str] = []
+    """Raise CapabilityError with every reason one ACI group cannot hold these services, each at
+    the field it concerns."""
+    found: list[Finding] = []
     target = spec.target
     owners: dict[tuple[int, str], str] = {}
     cpu = memory = 0.0
     running = [(n, s) for n, s in spec.services.items() if s.replicas > 0]
     for name, service in running:
         if service.replicas > 1:
-            found.append(
-                f"services.{name}.replicas: {service.replicas} replicas cannot run on ACI: a container group is one "
+            found.append((
+                ("services", name, "replicas"),
+                f"{service.replicas} replicas cannot run on ACI: a container group is one "
                 f"instance and ACI has no replica count. Set targets.{target}.overrides.{name}.replicas: 1, or run "
-                "the copies as separate apps (or on Azure Container Apps) behind a load balancer"
-            )
-        for port in service.ports:
+                "the copies as separate apps (or on Azure Container Apps) behind a load balancer",
+            ))
+        for index, port in enumerate(service.ports):
             key = (port.port, mapping.transport(port.protocol))
             if key in owners:
-                found.append(
-                    f"services.{name}.ports.{port.name}: port {port.port}/{key[1]} is also used by {owners[key]}; "
+                found.append((
+                    ("services", name, "ports", index),
+                    f"{port.name}: port {port.port}/{key[1]} is also used by {owners[key]}; "
                     "the containers of one ACI group share one IP and ACI cannot remap ports, so give one of them "
-                    f"another port (targets.{target}.overrides)"
-                )
+                    f"another port (targets.{target}.overrides)",
+                ))
             else:
                 owners[key] = f"services.{name}.ports.{port.name}"
         cpu += service.resources.cpu
@@ -163,23 +166,25 @@ def check(spec: TargetSpec, settings: AzureSettings) -> None:
         arguments = [*(service.command or []), *(service.entrypoint or [])]
         if any(takes_secret_value(a) for a in arguments):
             found.append(
-                f"services.{name}.command: ACI has no secure command arguments; pass the secret in env instead"
+                (("services", name, "command"), "ACI has no secure command arguments; pass the secret in env instead")
             )
         if service.user is not None or service.read_only:
-            found.append(
-                f"services.{name}: user and read_only cannot be set on ACI containers; drop them for this target "
-                f"(targets.{target}.overrides.{name})"
-            )
+            found.append((
+                ("services", name),
+                "user and read_only cannot be set on ACI containers; drop them for this target "
+                f"(targets.{target}.overrides.{name})",
+            ))
         check_ = service.healthcheck
         if check_ is not None and check_.http is not None and check_.port is None and not service.ports:
-            found.append(f"services.{name}.healthcheck: an http check needs a port (healthcheck.port)")
+            found.append((("services", name, "healthcheck"), "an http check needs a port (healthcheck.port)"))
     if len(running) > MAX_CONTAINERS:
-        found.append(f"services: ACI allows {MAX_CONTAINERS} containers per group ({len(running)} given)")
+        found.append((("services",), f"ACI allows {MAX_CONTAINERS} containers per group ({len(running)} given)"))
     if cpu > MAX_CPU + 1e-9 or memory > MAX_MEMORY_GB + 1e-9:
-        found.append(
-            f"services: together they request {cpu:g} CPU and {memory:g} GB, over ACI's {MAX_CPU:g} CPU and "
+        found.append((
+            ("services",),
+            f"together they request {cpu:g} CPU and {memory:g} GB, over ACI's {MAX_CPU:g} CPU and "
             f"{MAX_MEMORY_GB:g} GB per container group; lower resources per service, or exclude some services "
-            f"on target {target!r}"
-        )
+            f"on target {target!r}",
+        ))
     if found:
         raise CapabilityError(target, PROVIDER, found)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from multicloud.addressing import resolve_service
-from multicloud.errors import CapabilityError
+from multicloud.errors import CapabilityError, Finding
 from multicloud.resources import Resource, Sensitive, fingerprint
 from multicloud.spec.models import HealthCheck, Service
 from multicloud.spec.placeholders import SECRETS_DIR, secret_files, takes_secret_value, whole_secret
@@ -36,9 +36,9 @@ def desired_services(spec: TargetSpec, secrets: Mapping[str, str], settings: Gcp
     """Render one `service/NAME` resource per spec service; raise CapabilityError listing
     every way the spec breaks Cloud Run's rules (before any call is made)."""
     address = CloudRunAddressing(spec.app, spec.services, settings.region, settings.project_number)
-    problems = [
-        f"secrets.{name}: generate: true needs a secret store multicloud writes, and gcp-cloudrun only refers to "
-        "Secret Manager secrets that exist (secret_names); create the secret there and use from_env or from_file"
+    problems: list[Finding] = [
+        (("secrets", name), "generate: true needs a secret store multicloud writes, and gcp-cloudrun only refers "
+         "to Secret Manager secrets that exist (secret_names); create the secret there and use from_env or from_file")
         for name in spec.generated_secrets()
     ]
     resources = []
@@ -63,63 +63,69 @@ def _depends(service: Service) -> tuple[str, ...]:
     return tuple(f"service/{d}" for d in service.depends_on)
 
 
-def _problems(app: str, name: str, service: Service, settings: GcpSettings) -> list[str]:
-    """Every Cloud Run rule this service breaks, each with what to do instead."""
-    where = f"services.{name}"
-    found: list[str] = []
+def _problems(app: str, name: str, service: Service, settings: GcpSettings) -> list[Finding]:
+    """Every Cloud Run rule this service breaks, as (field path, what to do instead)."""
+    where = ("services", name)
+    found: list[Finding] = []
     problem = limits.service_id_problem(service_id(app, name))
     if problem:
-        found.append(f"{where}: the Cloud Run name APP-SERVICE is {problem}; shorten the app or service name")
+        found.append((where, f"the Cloud Run name APP-SERVICE is {problem}; shorten the app or service name"))
     if len(service.ports) > 1:
-        found.append(
-            f"{where}.ports: Cloud Run serves exactly one port per service ({len(service.ports)} given); keep "
+        found.append((
+            (*where, "ports"),
+            f"Cloud Run serves exactly one port per service ({len(service.ports)} given); keep "
             "one HTTP, gRPC or mqtt-ws port with targets.TARGET.overrides, or split the service"
-        )
+        ))
     cpu, memory = service.resources.cpu, service.resources.memory
     websocket = any(p.protocol == "mqtt-ws" for p in service.ports)
     if websocket and cpu < 1:
-        found.append(
-            f"{where}.resources.cpu: {cpu} is below 1, where Cloud Run serves one request - one device's "
+        found.append((
+            (*where, "resources", "cpu"),
+            f"{cpu} is below 1, where Cloud Run serves one request - one device's "
             "WebSocket - per instance; give the broker cpu: 1 or more"
-        )
+        ))
     concurrency, cpu_idle, gen1 = _cpu_mode(service, settings)
     found += [
-        f"{where}.resources: {p}"
+        ((*where, "resources"), p)
         for p in limits.resource_problems(cpu, memory, concurrency=concurrency, cpu_idle=cpu_idle, gen1=gen1)
     ]
     check = service.healthcheck
     if check is not None:
         if check.command is not None:
-            found.append(f"{where}.healthcheck: Cloud Run probes are HTTP or TCP, not commands; use http: or tcp:")
+            found.append(((*where, "healthcheck"), "Cloud Run probes are HTTP or TCP, not commands; use http: or tcp:"))
         probe_port = check.port or check.tcp
         serving = service.ports[0].port if service.ports else 8080
         if probe_port is not None and probe_port != serving:
-            found.append(
-                f"{where}.healthcheck: Cloud Run probes only the serving port {serving} (not {probe_port}); "
+            found.append((
+                (*where, "healthcheck"),
+                f"Cloud Run probes only the serving port {serving} (not {probe_port}); "
                 "override the health check for this target"
-            )
+            ))
     for key, text in service.env.items():
         whole = whole_secret(text)
         if takes_secret_value(text) and (whole is None or whole.file):
-            found.append(
-                f"{where}.env.{key}: on Cloud Run a secret is a Secret Manager reference, so it must be the "
+            found.append((
+                (*where, "env", key),
+                "on Cloud Run a secret is a Secret Manager reference, so it must be the "
                 'whole value ("${secrets.NAME}"); put the composed value in the secret instead'
-            )
+            ))
     for args in (service.command or [], service.entrypoint or []):
         if any(takes_secret_value(a) for a in args):
-            found.append(f"{where}: secrets cannot appear in command or entrypoint on Cloud Run; pass them in env")
+            found.append((where, "secrets cannot appear in command or entrypoint on Cloud Run; pass them in env"))
     if service.user is not None or service.read_only:
-        found.append(f"{where}: Cloud Run sets neither the user nor a read-only root filesystem; drop user/read_only")
+        found.append((where, "Cloud Run sets neither the user nor a read-only root filesystem; drop user/read_only"))
     if len(service.secrets) > 1:
-        found.append(
-            f"{where}.secrets: Cloud Run mounts one secret per directory, so at most one secret file "
+        found.append((
+            (*where, "secrets"),
+            "Cloud Run mounts one secret per directory, so at most one secret file "
             "per service at /run/secrets; use ${secrets.NAME.file} in env for the others"
-        )
+        ))
     if service.secrets and len(secret_files(service)) > len(service.secrets):
-        found.append(
-            f"{where}.secrets: on Cloud Run the secrets list mounts /run/secrets, where each "
+        found.append((
+            (*where, "secrets"),
+            "on Cloud Run the secrets list mounts /run/secrets, where each "
             "${secrets.NAME.file} gets a directory of its own; use ${secrets.NAME.file} for every secret file"
-        )
+        ))
     return found
 
 
