@@ -78,6 +78,19 @@ def with_tls(environ: dict[str, str], folder: Path, names: list[str]) -> str:
     return str(ca.ca_cert)
 
 
+def session_leftovers(session: str) -> Callable[[], list[str]]:
+    """What is left of an emulator's data-plane session: its containers' names."""
+
+    def leftovers() -> list[str]:
+        import docker
+
+        api = docker.APIClient(version="1.41")
+        selector = {"label": [f"multicloud.dataplane={session}"]}
+        return [c["Names"][0] for c in api.containers(all=True, filters=selector)]
+
+    return leftovers
+
+
 @contextmanager
 def local_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
     """The spec on the local engine, its public ports on ports the engine picks."""
@@ -141,14 +154,7 @@ def azure_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
         say(f"ACI emulator at {handle.endpoint}; the group's address will be {address}; database at {state.address}")
         parsed = spec_from_dict(spec, base_dir=str(EXAMPLE))
         deployment = Deployment(parsed, "azure", environ=environ, health_timeout=300)
-        session = handle.backend.runner.plane.session
-
-        def leftovers() -> list[str]:
-            import docker
-
-            api = docker.APIClient(version="1.41")
-            selector = {"label": [f"multicloud.dataplane={session}"]}
-            return [c["Names"][0] for c in api.containers(all=True, filters=selector)]
+        leftovers = session_leftovers(handle.backend.runner.plane.session)
 
         def reach(url: str) -> str:
             """The group's fqdn stands for its loopback address."""
@@ -158,16 +164,84 @@ def azure_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
         yield Prepared(deployment, environ, ca_file, leftovers, reach)
 
 
-TARGETS = {"local": local_target, "azure": azure_target}
+@contextmanager
+def gcp_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
+    """The spec on the Cloud Run emulator with its data plane: secrets in its Secret Manager, a
+    PostgreSQL published on the instances' network, and run.app names resolved to its TLS front."""
+    from multicloud_docker.dataplane import DataPlane, Member, Publish, Unit
+    from multicloud_gcp.emulator import CloudRunEmulator
+    from multicloud_gcp.emulator.running import NETWORK
+    from stack import build_images, free_port
+
+    say("building the service images (Docker's layer cache makes repeats quick)")
+    images = build_images()
+    with ExitStack() as stack:
+        running = CloudRunEmulator(run=True).start()
+        stack.callback(running.stop)
+        if not running.front or running.model.runner is None:
+            raise SystemExit(f"e2e: {running.notes[-1]}")
+        environ = fresh_secrets()
+        gateway, _subnet = running.model.runner.plane.network(NETWORK)
+        db = DataPlane("e2e-db").start()
+        stack.callback(db.close)
+        port = free_port()
+        password = {"/run/secrets": {"db_password": environ["IOT_DB_PASSWORD"].encode()}}
+        env = {"POSTGRES_PASSWORD_FILE": "/run/secrets/db_password"}
+        member = Member("db", images["db"], env=env, files=password)
+        db.apply(Unit("db", (member,), publish=(Publish(5432, host_ip=gateway, host_port=port),)))
+        state = db.wait("db", 120)
+        if state.error:
+            raise SystemExit(f"e2e: the database did not start: {state.error}")
+        environ["IOT_DATABASE_URL"] = f"postgresql://iot:{environ['IOT_DB_PASSWORD']}@{gateway}:{port}/iot"
+        environ["IOT_TLS_CERT"] = environ["IOT_TLS_KEY"] = "unused on gcp"  # Cloud Run terminates TLS
+        gcp = spec["targets"]["gcp"]
+        gcp.update(running.settings(project=gcp["project"], region=gcp["region"]))
+        gcp["project_number"] = running.model.project_number
+        for name in ("auth", "broker", "ingestion", "registry"):  # the images as pushed to Artifact Registry
+            gcp["overrides"][name]["image"] = images[name]
+        spec["targets"] = {"gcp": gcp}
+        for name, source in spec["secrets"].items():  # Secret Manager holds the values on Cloud Run
+            running.model.secret_values[name] = environ[source["from_env"]]
+        stack.enter_context(resolved_to(running.front))
+        say(f"Cloud Run emulator at {running.endpoint}; run.app URLs stand for the front at {running.front}")
+        parsed = spec_from_dict(spec, base_dir=str(EXAMPLE))
+        deployment = Deployment(parsed, "gcp", environ=environ, health_timeout=300)
+        leftovers = session_leftovers(running.model.runner.plane.session)
+        yield Prepared(deployment, environ, running.front_ca, leftovers)
+
+
+@contextmanager
+def resolved_to(front: str) -> Iterator[None]:
+    """Make this process resolve every run.app name (port 443) to the emulator's front."""
+    import socket
+
+    host, port = front.rsplit(":", 1)
+    original = socket.getaddrinfo
+
+    def getaddrinfo(name: Any, service: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(name, str) and name.lower().endswith(".run.app") and str(service) in ("443", "None"):
+            return original(host, int(port), *args, **kwargs)
+        return original(name, service, *args, **kwargs)
+
+    socket.getaddrinfo = getaddrinfo
+    try:
+        yield
+    finally:
+        socket.getaddrinfo = original
+
+
+TARGETS = {"local": local_target, "azure": azure_target, "gcp": gcp_target}
 
 
 def flow(ready: Prepared) -> int:
-    """Register devices, publish QoS 1 readings over mqtts, read every acknowledged one back; return the count."""
+    """Register devices, publish QoS 1 readings over MQTT over TLS (gcp: over WebSockets over TLS),
+    read every acknowledged one back; return the count."""
     public = {(e.service, e.port): e.url for e in ready.deployment.endpoints() if e.public}
     say(f"endpoints: {', '.join(sorted(public.values()))}")
-    registry = ready.reach(public[("registry", "https")])
+    registry = ready.reach(next(url for (service, _), url in public.items() if service == "registry"))
     api = RegistryClient(registry, ready.environ["IOT_ADMIN_TOKEN"], ca_file=ready.ca_file)
-    broker = ready.reach(public[("broker", "mqtts")])
+    brokers = {port: url for (service, port), url in public.items() if service == "broker"}
+    broker = ready.reach(brokers.get("mqtts") or brokers.get("mqtt-wss") or next(iter(brokers.values())))
     ca_file = ready.ca_file
     deadline = time.monotonic() + 180
     while True:  # the registry serves once it has its database schema and its broker session
