@@ -1,7 +1,7 @@
 """Create, update and delete the app's shared objects: log group, role, security group,
-cluster, Cloud Map, NLB ports, secrets and repositories. Each step is idempotent: a
-failure leaves tagged objects that the next apply finds and finishes; the spec-hash tag is
-written last, so an object carrying it is complete."""
+cluster, Cloud Map, secrets and repositories (the NLB and its ports: multicloud_aws.balancer).
+Each step is idempotent: a failure leaves tagged objects that the next apply finds and
+finishes; the spec-hash tag is written last, so an object carrying it is complete."""
 
 from __future__ import annotations
 
@@ -18,10 +18,8 @@ from multicloud_aws.clients import NOT_FOUND_CODES, error_code, guard
 from multicloud_aws.context import Context
 from multicloud_aws.lookups import (
     cloud_map_service,
-    load_balancer_arn,
     namespace_id,
     security_group_id,
-    target_group_arn,
 )
 
 Handler = Callable[[Context, str, Change], None]
@@ -47,7 +45,7 @@ def log_group(ctx: Context, app: str, change: Change) -> None:
     name = names.log_group(app)
     if change.action is Action.DELETE:
         with guard(f"deleting log group {name}"):
-            _ignore_missing(lambda: client.delete_log_group(logGroupName=name))
+            ignore_missing(lambda: client.delete_log_group(logGroupName=name))
         return
     resource = change.resource
     with guard(f"creating log group {name}"):
@@ -68,8 +66,8 @@ def role(ctx: Context, app: str, change: Change) -> None:
     name = names.role(app)
     if change.action is Action.DELETE:
         with guard(f"deleting role {name}"):
-            _ignore_missing(lambda: client.delete_role_policy(RoleName=name, PolicyName="multicloud"))
-            _ignore_missing(lambda: client.delete_role(RoleName=name))
+            ignore_missing(lambda: client.delete_role_policy(RoleName=name, PolicyName="multicloud"))
+            ignore_missing(lambda: client.delete_role(RoleName=name))
         return
     resource = change.resource
     trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
@@ -104,7 +102,7 @@ def security_group(ctx: Context, app: str, change: Change) -> None:
         group = _object_id(change) or security_group_id(ctx, app)
         if group:
             with guard(f"deleting security group {group}"):
-                _ignore_missing(lambda: client.delete_security_group(GroupId=group))
+                ignore_missing(lambda: client.delete_security_group(GroupId=group))
         return
     resource = change.resource
     group = security_group_id(ctx, app)
@@ -131,7 +129,7 @@ def security_group(ctx: Context, app: str, change: Change) -> None:
     tag_hash(ctx, "security-group", group, resource)
 
 
-def _observed_arn(change: Change) -> str | None:
+def observed_arn(change: Change) -> str | None:
     """The ARN of the object a delete addresses: the one observed, which may be an older copy."""
     payload = change.before.payload if change.before is not None else None
     return str(payload["arn"]) if isinstance(payload, Mapping) and payload.get("arn") else None
@@ -139,7 +137,7 @@ def _observed_arn(change: Change) -> str | None:
 
 def _object_id(change: Change) -> str | None:
     """The id at the end of the observed object's ARN (sg-..., ns-..., srv-...)."""
-    arn = _observed_arn(change)
+    arn = observed_arn(change)
     return arn.rstrip("/").rsplit("/", 1)[-1] if arn else None
 
 
@@ -162,7 +160,7 @@ def cluster(ctx: Context, app: str, change: Change) -> None:
     name = str(change.resource.properties["name"])
     if change.action is Action.DELETE:
         with guard(f"deleting cluster {name}"):
-            _ignore_missing(lambda: client.delete_cluster(cluster=name))
+            ignore_missing(lambda: client.delete_cluster(cluster=name))
         return
     with guard(f"creating cluster {name}"):
         found = client.describe_clusters(clusters=[name], include=["TAGS"]).get("clusters", [])
@@ -191,8 +189,8 @@ def namespace(ctx: Context, app: str, change: Change) -> None:
                 for entry in [e for page in pages for e in page["Services"]]:
                     if entry.get("Description") == names.marker(app):
                         _deregister_instances(client, entry["Id"])
-                        _ignore_missing(lambda: client.delete_service(Id=entry["Id"]))  # noqa: B023
-                _wait_operation(ctx, _ignore_missing(lambda: client.delete_namespace(Id=current)))
+                        ignore_missing(lambda: client.delete_service(Id=entry["Id"]))  # noqa: B023
+                _wait_operation(ctx, ignore_missing(lambda: client.delete_namespace(Id=current)))
         return
     if namespace_id(ctx, app, name):
         return
@@ -232,7 +230,7 @@ def discovery(ctx: Context, app: str, change: Change) -> None:
         if found:
             with guard(f"deleting Cloud Map service {resource.properties['name']}"):
                 _deregister_instances(client, found)
-                _ignore_missing(lambda: client.delete_service(Id=found))
+                ignore_missing(lambda: client.delete_service(Id=found))
         return
     records = {"RoutingPolicy": "MULTIVALUE", "DnsRecords": [{"Type": "A", "TTL": resource.properties["ttl"]}]}
     namespace_name = str(resource.properties["namespace"])
@@ -259,85 +257,7 @@ def _deregister_instances(client: Any, service_id: str) -> None:
             return
         raise
     for instance in instances:
-        _ignore_missing(lambda: client.deregister_instance(ServiceId=service_id, InstanceId=instance))  # noqa: B023
-
-
-def load_balancer(ctx: Context, app: str, change: Change) -> None:
-    """Create the app's internet-facing NLB (named after its placement, so a moved one can
-    exist beside the old); delete the observed one (its listeners go with it)."""
-    client = ctx.client("elbv2")
-    resource = change.resource
-    name = str(resource.properties["name"])
-    if change.action is Action.DELETE:
-        arn = _observed_arn(change) or load_balancer_arn(ctx, name)
-        if arn:
-            with guard(f"deleting load balancer {name}"):
-                _ignore_missing(lambda: client.delete_load_balancer(LoadBalancerArn=arn))
-        return
-    arn = load_balancer_arn(ctx, name)
-    if arn is None:
-        with guard(f"creating load balancer {name}"):
-            arn = client.create_load_balancer(
-                Name=name, Type="network", Scheme=resource.properties["scheme"], Subnets=ctx.subnets(),
-                Tags=names.tag_list(names.resource_tags(app, resource, **names.created())),
-            )["LoadBalancers"][0]["LoadBalancerArn"]
-    tag_hash(ctx, "load-balancer", str(arn), resource)
-
-
-def port(ctx: Context, app: str, change: Change) -> None:
-    """Create a public port: an `ip` target group and the listener of its NLB forwarding to
-    it (the group is found by name when a killed apply made it already); delete the observed
-    group and the listeners that forward to it."""
-    client = ctx.client("elbv2")
-    resource = change.resource
-    props = resource.properties
-    if change.action is Action.DELETE:
-        arn = _observed_arn(change) or target_group_arn(ctx, str(props["target_group"]))
-        if arn:
-            with guard(f"deleting target group {props['target_group']}"):
-                for listener in _listeners_forwarding_to(client, arn):
-                    _ignore_missing(lambda: client.delete_listener(ListenerArn=listener))  # noqa: B023
-                _ignore_missing(lambda: client.delete_target_group(TargetGroupArn=arn))
-        return
-    lb = load_balancer_arn(ctx, str(props["load_balancer"]))
-    if lb is None:
-        raise RetryableError(f"load balancer {props['load_balancer']} does not exist yet")
-    group = target_group_arn(ctx, str(props["target_group"]))
-    with guard(f"creating target group {props['target_group']}"):
-        if group is None:
-            tags = names.resource_tags(app, resource, resource.service, **names.created(),
-                              **{names.TAG_LOAD_BALANCER: str(props["load_balancer"])})
-            group = client.create_target_group(
-                Name=props["target_group"], Protocol=props["protocol"], Port=props["port"], VpcId=ctx.vpc(),
-                TargetType="ip", HealthCheckProtocol="TCP", Tags=names.tag_list(tags),
-            )["TargetGroups"][0]["TargetGroupArn"]
-        action = [{"Type": "forward", "TargetGroupArn": group}]
-        slot = (props["port"], props["protocol"])
-        listeners = client.describe_listeners(LoadBalancerArn=lb)["Listeners"]
-        existing = [x for x in listeners if (x["Port"], x["Protocol"]) == slot]
-        if not existing:
-            client.create_listener(LoadBalancerArn=lb, Protocol=props["protocol"], Port=props["port"],
-                                   DefaultActions=action)
-        elif [a.get("TargetGroupArn") for a in existing[0].get("DefaultActions", [])] != [group]:
-            client.modify_listener(ListenerArn=existing[0]["ListenerArn"], DefaultActions=action)
-    tag_hash(ctx, "port", str(group), resource)
-
-
-def _listeners_forwarding_to(client: Any, group: str) -> list[str]:
-    """The ARNs of listeners (of any NLB the group serves) that forward to a target group."""
-    try:
-        found = client.describe_target_groups(TargetGroupArns=[group])["TargetGroups"]
-    except Exception as exc:
-        if error_code(exc) in NOT_FOUND_CODES:
-            return []
-        raise
-    result = []
-    for lb in found[0].get("LoadBalancerArns", []) if found else []:
-        listeners = _ignore_missing(lambda: client.describe_listeners(LoadBalancerArn=lb))  # noqa: B023
-        for listener in (listeners or {}).get("Listeners", []):
-            if any(a.get("TargetGroupArn") == group for a in listener.get("DefaultActions", [])):
-                result.append(str(listener["ListenerArn"]))
-    return result
+        ignore_missing(lambda: client.deregister_instance(ServiceId=service_id, InstanceId=instance))  # noqa: B023
 
 
 def secret(ctx: Context, app: str, change: Change) -> None:
@@ -348,7 +268,7 @@ def secret(ctx: Context, app: str, change: Change) -> None:
     name = str(resource.properties["name"])
     if change.action is Action.DELETE:
         with guard(f"deleting secret {name}"):
-            _ignore_missing(lambda: client.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True))
+            ignore_missing(lambda: client.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True))
         return
     value = resource.properties["value"]
     assert isinstance(value, Sensitive)
@@ -370,7 +290,7 @@ def repository(ctx: Context, app: str, change: Change) -> None:
     name = str(change.resource.properties["name"])
     if change.action is Action.DELETE:
         with guard(f"deleting repository {name}"):
-            _ignore_missing(lambda: client.delete_repository(repositoryName=name, force=True))
+            ignore_missing(lambda: client.delete_repository(repositoryName=name, force=True))
         return
     with guard(f"creating repository {name}"):
         try:
@@ -382,7 +302,7 @@ def repository(ctx: Context, app: str, change: Change) -> None:
                 raise
 
 
-def _ignore_missing(call: Callable[[], Any]) -> Any:
+def ignore_missing(call: Callable[[], Any]) -> Any:
     """Run a delete-like call; an object already gone is success."""
     try:
         return call()
@@ -400,8 +320,6 @@ HANDLERS: dict[str, Handler] = {
     "cluster": cluster,
     "namespace": namespace,
     "discovery": discovery,
-    "load-balancer": load_balancer,
-    "port": port,
     "secret": secret,
     "repository": repository,
 }

@@ -10,7 +10,7 @@ from multicloud.errors import ProviderError
 from multicloud.planner import Change
 from multicloud.resources import Resource
 from multicloud.spec.targets import TargetSpec
-from multicloud_aws import infra, reports, services
+from multicloud_aws import balancer, infra, reports, services
 from multicloud_aws.clients import ClientFactory, NotFoundError, default_factory, guard
 from multicloud_aws.context import Context
 from multicloud_aws.desired import cluster_name, render
@@ -39,6 +39,11 @@ CAPABILITIES = Capabilities(
         "tasks have no persistent volumes; use a managed store and a secret URL",
     ),
 )
+
+
+HANDLERS: dict[str, infra.Handler] = {**infra.HANDLERS, "load-balancer": balancer.load_balancer,
+                                       "port": balancer.port}
+"""The step of each kind but `service`."""
 
 
 class AwsEcsProvider:
@@ -86,8 +91,8 @@ class AwsEcsProvider:
         kind = change.resource.kind
         if kind == "service":
             services.apply_service(self.ctx, app, change, lambda message: emit(Event("progress", change.key, message)))
-        elif kind in infra.HANDLERS:
-            infra.HANDLERS[kind](self.ctx, app, change)
+        elif kind in HANDLERS:
+            HANDLERS[kind](self.ctx, app, change)
         else:
             raise ProviderError(f"aws-ecs has no handler for {change.key}")
 

@@ -147,11 +147,11 @@ def test_an_older_copy_of_a_target_group_is_deleted(make_provider: Callable[...,
     new = deploy(_spec(app_name), provider, ENV, target="test")
     port = next(r for r in new.plan().changes if r.key == "port/api.http").after
     assert port is not None
-    from multicloud_aws import infra
+    from multicloud_aws import balancer
 
     from multicloud.planner import Change
 
-    infra.port(provider.ctx, app_name, Change(Action.CREATE, port.key, None, port))
+    balancer.port(provider.ctx, app_name, Change(Action.CREATE, port.key, None, port))
     try:
         ports = [r for r in provider.observe(app_name) if r.kind == "port"]
         assert [r.key for r in ports] == ["port/api.http"] * 2 and len({r.instance for r in ports}) == 2
