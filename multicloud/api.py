@@ -11,6 +11,7 @@ from multicloud import capabilities
 from multicloud.contract import Endpoint, EventSink, LogLine, Provider, ServiceStatus, SupportsRollback
 from multicloud.engine import ApplyResult, Engine
 from multicloud.errors import ApplyFailedError, CapabilityError, Finding, SettingsError, SpecError, UserError
+from multicloud.fallbacks import with_fallbacks
 from multicloud.findings import located
 from multicloud.generated import LocalSecretStore, SupportsSecretStore, generated_values
 from multicloud.lock import app_lock
@@ -43,7 +44,8 @@ class Deployment:
     ) -> None:
         self.spec = spec
         self.target = target
-        self.target_spec: TargetSpec = target_spec(spec, target)
+        self.written: TargetSpec = target_spec(spec, target)
+        """The spec as this target's section writes it, before port fallbacks."""
         self._provider = provider
         self._environ = environ
         self.on_event = on_event
@@ -69,12 +71,18 @@ class Deployment:
         return cls(spec, target, environ=environ, **options)
 
     @cached_property
+    def target_spec(self) -> TargetSpec:
+        """The spec as this target runs it: its section applied and, where the provider cannot
+        serve a port, the port's fallback in its place."""
+        return with_fallbacks(self.written, self.provider.capabilities)
+
+    @cached_property
     def provider(self) -> Provider:
         """The target's provider, loaded from its plugin on first use."""
         if self._provider is not None:
             return self._provider
         try:
-            return create_provider(self.target_spec.provider, self.target_spec.settings)
+            return create_provider(self.written.provider, self.written.settings)
         except SettingsError as exc:
             raise self._located(exc) from exc
 
@@ -85,7 +93,7 @@ class Deployment:
     @property
     def app(self) -> str:
         """The app's name on this target (its `app:`, else the spec's name), which labels everything it owns."""
-        return self.target_spec.app
+        return self.written.app
 
     def check(self) -> None:
         """Raise CapabilityError if the target cannot run the spec, each finding at its line;

@@ -13,6 +13,7 @@ from multicloud.spec.units import format_memory
 RAW_TCP = ("tcp", "mqtt", "mqtts")
 HTTP = ("http", "https", "grpc")
 PLAIN_BEHIND_FRONT = {"https": "http", "mqtt-wss": "mqtt-ws"}
+FALLBACK = " (or give it `fallback: PORT`, another port of the service to use here)"
 
 
 def violations(spec: TargetSpec, caps: Capabilities) -> list[Finding]:
@@ -30,7 +31,8 @@ def violations(spec: TargetSpec, caps: Capabilities) -> list[Finding]:
                     if port.protocol.startswith("mqtt")
                     else "use an HTTP, gRPC or WebSocket port"
                 )
-                found.append((label, f"{what}: {where} has no raw TCP ingress; {instead}, or make it internal"))
+                advice = f"{instead}, or make it internal{FALLBACK}"
+                found.append((label, f"{what}: {where} has no raw TCP ingress; {advice}"))
             if port.protocol in HTTP and not caps.http_ingress:
                 found.append((label, f"{what}: {where} has no public HTTP ingress; make the port internal"))
             if port.protocol == "udp" and not caps.udp_ingress:

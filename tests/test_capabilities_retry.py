@@ -8,6 +8,7 @@ import pytest
 
 from multicloud import capabilities
 from multicloud.addressing import endpoint_url
+from multicloud.capabilities import FALLBACK
 from multicloud.contract import Capabilities
 from multicloud.engine import Engine
 from multicloud.errors import FatalError, RetryableError
@@ -44,7 +45,7 @@ def test_violations_say_what_to_do_instead():
     found = violations(IOT, CLOUD_RUN)
     assert (
         "services.broker.ports[0]: mqtt (1883/mqtt): target 'gcp' has no raw TCP ingress; serve MQTT over "
-        "WebSockets (protocol: mqtt-ws) for devices, or make it internal"
+        "WebSockets (protocol: mqtt-ws) for devices, or make it internal" + FALLBACK
     ) in found
     assert any(v.startswith("services.broker.ports: target 'gcp' exposes at most 1 public port") for v in found)
     assert any(v.startswith("services.db.ports[0]: pg: target 'gcp' has no internal tcp networking") for v in found)
@@ -93,7 +94,7 @@ def test_tls_ports_where_the_platform_terminates_tls_say_to_serve_plain():
     found = violations(target_spec(loads(TLS_PORTS), "t"), Capabilities(raw_tcp_ingress=False, terminates_tls=True))
     assert found == [
         "services.web.ports[1]: mqtts (8883/mqtts): target 't' has no raw TCP ingress; serve MQTT over WebSockets "
-        "(protocol: mqtt-ws) for devices, or make it internal",
+        "(protocol: mqtt-ws) for devices, or make it internal" + FALLBACK,
         "services.web.ports[0]: https (8443/https): target 't' terminates TLS itself and talks plain http to the "
         "container; use protocol http on this target (clients still reach it over TLS)",
         "services.web.ports[2]: wss (8081/mqtt-wss): target 't' terminates TLS itself and talks plain mqtt-ws to the "

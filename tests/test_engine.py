@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 
 from multicloud.api import Deployment
+from multicloud.capabilities import FALLBACK
 from multicloud.engine import Engine
 from multicloud.errors import (
     ApplyFailedError,
@@ -502,7 +503,8 @@ def test_capability_violations_fail_the_plan(cloud):
     assert "target 'test' (memory) cannot run this spec" in message
     lines = message.splitlines()
     assert any(line.endswith("services.cache.ports[0]: redis (6379/tcp): target 'test' has no raw TCP ingress; "
-                             "use an HTTP, gRPC or WebSocket port, or make it internal") for line in lines), message
+                             "use an HTTP, gRPC or WebSocket port, or make it internal" + FALLBACK)
+               for line in lines), message
     assert "  <string>:15:5: services.web.replicas: 3 exceeds target 'test''s maximum of 1" in lines
     assert cloud.calls == []
 

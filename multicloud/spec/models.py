@@ -130,6 +130,10 @@ class Port(Model):
     port: int = Field(ge=1, le=65535)
     protocol: PortProtocol = "tcp"
     expose: Exposure = "internal"
+    fallback: Name | None = Field(
+        default=None,
+        description="another port of this service to use where a target cannot serve this one (no raw TCP)",
+    )
 
 
 class Resources(Model):

@@ -122,6 +122,26 @@ def interpolate(text: str, lookup: Callable[[LoadTimeRef], str], *, escape: bool
     return _PLACEHOLDER.sub(substitute, text)
 
 
+def redirect_ports(text: str, target: Callable[[ServiceRef], str | None]) -> str:
+    """Rewrite each `${services.S.port|url[.P]}` for which `target` names another port of S to
+    refer to that port; everything else stays as written (malformed placeholders too)."""
+
+    def substitute(match: re.Match[str]) -> str:
+        body = match.group(1)
+        if match.group(0) == "$$" or body is None:
+            return match.group(0)
+        try:
+            ref = parse_reference(body)
+        except PlaceholderSyntaxError:
+            return match.group(0)
+        if not isinstance(ref, ServiceRef) or ref.attribute not in ("port", "url"):
+            return match.group(0)
+        port = target(ref)
+        return match.group(0) if port is None else f"${{services.{ref.service}.{ref.attribute}.{port}}}"
+
+    return _PLACEHOLDER.sub(substitute, text)
+
+
 def whole_secret(text: str) -> SecretRef | None:
     """The secret reference a text consists of entirely (`${secrets.x}` or `${secrets.x.file}`), else None."""
     match = _PLACEHOLDER.fullmatch(text.strip())

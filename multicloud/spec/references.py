@@ -48,6 +48,11 @@ def _check_service(
             found.append(((*at, "depends_on", i), "a service cannot depend on itself"))
         elif dep not in spec.services:
             found.append(((*at, "depends_on", i), f"unknown service {dep!r}{_known(spec.services)}"))
+    names = [p.name for p in service.ports]
+    for i, port in enumerate(service.ports):
+        if port.fallback is not None and (port.fallback == port.name or port.fallback not in names):
+            message = f"not another port of this service (ports: {', '.join(names)})"
+            found.append(((*at, "ports", i, "fallback"), message))
     for i, secret in enumerate(service.secrets):
         if secret not in spec.secrets:
             found.append(((*at, "secrets", i), f"unknown secret {secret!r}{_known(spec.secrets)}"))

@@ -233,3 +233,28 @@ def test_generated_secrets_are_refused_with_what_to_do() -> None:
     })
     with pytest.raises(CapabilityError, match=r"secrets.token: generate: true .* create the secret there"):
         CloudRunProvider(SETTINGS).desired(target_spec(spec, "gcp"), {"token": "stand-in"})
+
+
+def test_a_tcp_port_falls_back_to_its_websocket_port_without_overrides() -> None:
+    from multicloud.api import Deployment
+
+    spec = spec_from_dict({
+        "name": "iot",
+        "services": {
+            "broker": {"image": "broker:1", "resources": {"cpu": 1, "memory": "1Gi"},
+                       "ports": [{"name": "mqtt", "port": 1883, "protocol": "mqtt", "expose": "public",
+                                  "fallback": "mqtt-ws"},
+                                 {"name": "mqtt-ws", "port": 8080, "protocol": "mqtt-ws", "expose": "public"}],
+                       "healthcheck": {"tcp": 1883}},
+            "ingestion": {"image": "ingestion:1", "env": {"MQTT_URL": "${services.broker.url.mqtt}"}},
+        },
+        "targets": {"gcp": {"provider": "gcp-cloudrun"}},
+    })
+    deployment = Deployment(spec, "gcp", provider=CloudRunProvider(SETTINGS), environ={})
+    deployment.check()
+    resources = {r.name: r for r in deployment.provider.desired(deployment.target_spec, {})}
+    (container,) = resources["ingestion"].payload["template"]["containers"]
+    url = next(e["value"] for e in container["env"] if e["name"] == "MQTT_URL")
+    assert url.startswith("wss://iot-broker-") and url.endswith(".run.app/mqtt"), url
+    (broker,) = resources["broker"].payload["template"]["containers"]
+    assert [p["container_port"] for p in broker["ports"]] == [8080]

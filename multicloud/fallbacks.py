@@ -1,0 +1,73 @@
+"""Port fallbacks: where a target cannot serve a port (Cloud Run has no raw TCP), the port's
+`fallback` (another port of the same service) stands in for it: the port is left out and every
+`${services.S.port|url.P}` to it, and a health check on it, refer to the fallback instead."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from multicloud.capabilities import RAW_TCP
+from multicloud.contract import Capabilities
+from multicloud.spec.models import HealthCheck, Port, Service
+from multicloud.spec.placeholders import PLACEHOLDER_FIELDS, ServiceRef, redirect_ports
+from multicloud.spec.targets import TargetSpec
+
+
+def servable(port: Port, caps: Capabilities) -> bool:
+    """Whether the target can carry this port at all (raw TCP and UDP need the matching capability)."""
+    if port.protocol == "udp":
+        return caps.udp_ingress if port.expose == "public" else caps.internal_tcp
+    if port.protocol in RAW_TCP:
+        return caps.raw_tcp_ingress if port.expose == "public" else caps.internal_tcp
+    return True
+
+
+def with_fallbacks(spec: TargetSpec, caps: Capabilities) -> TargetSpec:
+    """The target spec with each port the target cannot serve replaced by its fallback (followed
+    while the fallback cannot be served either); a port without a usable fallback stays, and the
+    capability check says what to do. Pure."""
+    moved: dict[tuple[str, str], str] = {}
+    for name, service in spec.services.items():
+        ports = {p.name: p for p in service.ports}
+        for port in service.ports:
+            chosen, seen = port, {port.name}
+            while not servable(chosen, caps) and chosen.fallback in ports and chosen.fallback not in seen:
+                chosen = ports[chosen.fallback]
+                seen.add(chosen.name)
+            if chosen is not port and servable(chosen, caps):
+                moved[(name, port.name)] = chosen.name
+    if not moved:
+        return spec
+    services = {name: _redirected(name, service, spec.services, moved) for name, service in spec.services.items()}
+    return replace(spec, services=services)
+
+
+def _redirected(
+    name: str, service: Service, services: Mapping[str, Service], moved: Mapping[tuple[str, str], str]
+) -> Service:
+    """One service with its replaced ports left out and its references and health check redirected."""
+
+    def target(ref: ServiceRef) -> str | None:
+        other = services.get(ref.service)
+        first = other.ports[0].name if other and other.ports else None
+        return moved.get((ref.service, ref.port or first or ""))
+
+    update: dict[str, object] = {"ports": [p for p in service.ports if (name, p.name) not in moved]}
+    update["env"] = {key: redirect_ports(value, target) for key, value in service.env.items()}
+    for field in PLACEHOLDER_FIELDS[1:]:
+        args = getattr(service, field)
+        if args is not None:
+            update[field] = [redirect_ports(arg, target) for arg in args]
+    if service.healthcheck is not None:
+        update["healthcheck"] = _health(service, service.healthcheck, {p.name: p for p in service.ports}, name, moved)
+    return service.model_copy(update=update)
+
+
+def _health(
+    service: Service, check: HealthCheck, ports: Mapping[str, Port], name: str, moved: Mapping[tuple[str, str], str]
+) -> HealthCheck:
+    """A health check on a replaced port probes its fallback's port number instead."""
+    numbers = {p.port: ports[moved[(name, p.name)]].port for p in service.ports if (name, p.name) in moved}
+    update = {f: numbers[getattr(check, f)] for f in ("tcp", "port") if getattr(check, f) in numbers}
+    return check.model_copy(update=update) if update else check
