@@ -57,7 +57,7 @@ class Deployment:
     @classmethod
     def from_file(
         cls,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         target: str,
         *,
         vars: Mapping[str, str] | None = None,
@@ -65,8 +65,9 @@ class Deployment:
         environ: Mapping[str, str] | None = None,
         **options: Any,
     ) -> Deployment:
-        """Load a spec file with its variables (`vars` as `--var`, `var_files` as `--var-file`;
-        `environ` answers MULTICLOUD_VAR_name, `${env.NAME}` and secrets) and deploy it to target."""
+        """Load a spec file (or several: later ones override, as `-f` repeated) with its variables
+        (`vars` as `--var`, `var_files` as `--var-file`; `environ` answers MULTICLOUD_VAR_name,
+        `${env.NAME}` and secrets) and deploy it to target."""
         spec = load(path, Variables(values=dict(vars or {}), files=var_files, environ=environ))
         return cls(spec, target, environ=environ, **options)
 

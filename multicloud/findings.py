@@ -29,8 +29,7 @@ def locate_findings(spec: Spec, target: str, findings: list[Finding]) -> list[Pr
     problems = []
     for path, message in findings:
         where = spec_path(spec, target, path) if path else ("targets", target)
-        line, column = spec.source.locate(where)
-        problems.append(Problem(spec.source.path, line, column, dotted(where), message))
+        problems.append(Problem(*spec.source.where(where), dotted(where), message))
     return problems
 
 

@@ -98,8 +98,7 @@ def locate(source: SourceMap, base: FieldPath, problems: list[tuple[FieldPath, s
     located = []
     for field, message in problems:
         path = (*base, *field)
-        line, column = source.locate(path)
-        located.append(Problem(source.path, line, column, dotted(path), message))
+        located.append(Problem(*source.where(path), dotted(path), message))
     return sorted(located, key=lambda p: (p.line, p.column, p.field))
 
 

@@ -53,12 +53,31 @@ def _error(args: argparse.Namespace, message: str, exc: MulticloudError | None =
 
 
 def _load(args: argparse.Namespace) -> Any:
-    """The spec named by --file, with the variables given by --var and --var-file."""
+    """The spec named by --file (or found), with the variables given by --var and --var-file."""
     from multicloud.spec import load
     from multicloud.spec.variables import Variables, parse_assignment
 
+    args.files = _spec_files(args.files)
+    args.file = " + ".join(args.files)
     values = dict(parse_assignment(text) for text in args.var)
-    return load(args.file, Variables(values=values, files=args.var_file))
+    return load(args.files, Variables(values=values, files=args.var_file))
+
+
+def _spec_files(given: list[str] | None) -> list[str]:
+    """The spec files: those given by -f, else $MULTICLOUD_FILE (several separated as in $PATH), else
+    multicloud.yaml or .yml in this directory or its nearest parent; UserError if there is none."""
+    from multicloud.spec.files import SPEC_NAMES, find_spec
+
+    if given:
+        return given
+    from_env = [name for name in os.environ.get("MULTICLOUD_FILE", "").split(os.pathsep) if name]
+    if from_env:
+        return from_env
+    found = find_spec()
+    if found is None:
+        names = " or ".join(SPEC_NAMES)
+        raise UserError(f"no {names} in {os.getcwd()} or its parents; name the spec with -f FILE")
+    return [found]
 
 
 def _deployment(args: argparse.Namespace, **options: Any) -> Any:

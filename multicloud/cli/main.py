@@ -27,8 +27,9 @@ plan --detailed-exitcode: 0 no changes, 1 error, 2 changes present.
 
 def _common(parser: argparse.ArgumentParser, *, target: bool = True, output: bool = True) -> None:
     parser.add_argument(
-        "-f", "--file", default=os.environ.get("MULTICLOUD_FILE", "multicloud.yaml"),
-        help="spec file (default: multicloud.yaml, or $MULTICLOUD_FILE)",
+        "-f", "--file", action="append", dest="files", metavar="FILE",
+        help="spec file; repeat to override it with later files, as compose does (default: $MULTICLOUD_FILE, "
+        "else multicloud.yaml or .yml in this directory or the nearest parent)",
     )
     parser.add_argument(
         "--var", action="append", default=[], metavar="NAME=VALUE",

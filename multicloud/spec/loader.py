@@ -7,6 +7,7 @@ escapes as a traceback.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -17,6 +18,7 @@ from multicloud.errors import Problem, SpecError
 from multicloud.spec.files import MAX_SPEC_BYTES, UnreadableFileError, decode, read_limited
 from multicloud.spec.messages import describe, dotted
 from multicloud.spec.models import Mark, SourceMap, Spec
+from multicloud.spec.overrides import Located, locate_all, merge
 from multicloud.spec.references import check_references
 from multicloud.spec.variables import Variables, substitute_variables
 
@@ -24,16 +26,43 @@ FieldPath = tuple[str | int, ...]
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def load(path: str | os.PathLike[str], variables: Variables | None = None) -> Spec:
-    """Read and validate a spec file, its variables substituted; raise SpecError listing every problem found."""
-    file = os.fspath(path)
+def load(
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], variables: Variables | None = None
+) -> Spec:
+    """Read and validate a spec file, its variables substituted; raise SpecError listing every problem found.
+    Given several files, later ones override earlier ones as compose's override files do (relative paths
+    stay relative to the first file's directory) and each problem names the file its field came from."""
+    files = [os.fspath(path)] if isinstance(path, str | os.PathLike) else [os.fspath(p) for p in path]
+    if not files:
+        raise SpecError([Problem("<none>", 1, 1, "", "no spec file given")])
+    base_dir = os.path.dirname(os.path.abspath(files[0]))
+    if len(files) == 1:
+        return loads(_read(files[0]), file=files[0], base_dir=base_dir, variables=variables)
+    data: Any = None
+    located: dict[FieldPath, Located] = {}
+    for file in files:
+        document, marks = parse_yaml(_read(file), file)
+        if not isinstance(document, dict):
+            raise SpecError([Problem(file, 1, 1, "", "the spec must be a mapping of fields (name, services...)")])
+        if data is None:
+            data, located = document, locate_all(file, marks)
+        else:
+            data, located = merge(data, located, document, locate_all(file, marks))
+    source = SourceMap(
+        path=files[0], base_dir=base_dir, marks={p: (line, col) for p, (_, line, col) in located.items()},
+        files={p: f for p, (f, _, _) in located.items() if f != files[0]},
+    )
+    return _validate(data, source, variables)
+
+
+def _read(file: str) -> str:
+    """The text of a spec file; SpecError at the file if it is missing or unreadable."""
     try:
-        text = decode(read_limited(file, MAX_SPEC_BYTES))
+        return decode(read_limited(file, MAX_SPEC_BYTES))
     except FileNotFoundError:
         raise SpecError([Problem(file, 1, 1, "", "file not found")]) from None
     except UnreadableFileError as exc:
         raise SpecError([Problem(file, exc.line, exc.column, "", str(exc))]) from None
-    return loads(text, file=file, base_dir=os.path.dirname(os.path.abspath(file)), variables=variables)
 
 
 def loads(text: str, *, file: str = "<string>", base_dir: str = ".", variables: Variables | None = None) -> Spec:
@@ -43,6 +72,11 @@ def loads(text: str, *, file: str = "<string>", base_dir: str = ".", variables: 
     source = SourceMap(path=file, base_dir=base_dir, marks=marks)
     if data is None:
         raise SpecError([Problem(file, 1, 1, "", "the file is empty")])
+    return _validate(data, source, variables)
+
+
+def _validate(data: Any, source: SourceMap, variables: Variables | None) -> Spec:
+    """The spec of parsed data, variables substituted; SpecError with each problem's file:line:column."""
     if not isinstance(data, dict):
         raise SpecError([_problem(source, (), "the spec must be a mapping of fields (name, services...)")])
     unresolved = substitute_variables(data, source, variables or Variables())
@@ -179,9 +213,8 @@ def _from_pydantic(source: SourceMap, error: ErrorDetails, data: Any) -> Problem
 
 
 def _problem(source: SourceMap, path: FieldPath, message: str) -> Problem:
-    line, column = source.locate(path)
-    return Problem(source.path, line, column, dotted(path), message)
+    return Problem(*source.where(path), dotted(path), message)
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:
-    return sorted(problems, key=lambda p: (p.line, p.column, p.field))
+    return sorted(problems, key=lambda p: (p.file, p.line, p.column, p.field))

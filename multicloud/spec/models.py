@@ -328,20 +328,29 @@ class Spec(Model):
 
 
 class SourceMap:
-    """The file a spec was read from and the line and column of every field in it."""
+    """The file a spec was read from and the line and column of every field in it (and, for a spec
+    merged from override files, the file of each field that came from another file than the first)."""
 
-    def __init__(self, path: str, base_dir: str, marks: dict[tuple[str | int, ...], Mark]) -> None:
+    def __init__(
+        self, path: str, base_dir: str, marks: dict[tuple[str | int, ...], Mark],
+        files: dict[tuple[str | int, ...], str] | None = None,
+    ) -> None:
         self.path = path
         self.base_dir = base_dir
         self.marks = marks
+        self.files = files or {}
 
     def locate(self, path: tuple[str | int, ...]) -> Mark:
         """Return the line and column of a field, or of its nearest ancestor that exists."""
+        return self.where(path)[1:]
+
+    def where(self, path: tuple[str | int, ...]) -> tuple[str, int, int]:
+        """Return the file, line and column of a field, or of its nearest ancestor that exists."""
         for end in range(len(path), -1, -1):
             mark = self.marks.get(tuple(path[:end]))
             if mark is not None:
-                return mark
-        return (1, 1)
+                return (self.files.get(tuple(path[:end]), self.path), *mark)
+        return (self.path, 1, 1)
 
 
 Mark = tuple[int, int]

@@ -113,8 +113,7 @@ def substitute_variables(data: dict[str, Any], source: SourceMap, variables: Var
     problems: list[Problem] = []
 
     def at(path: FieldPath, message: str) -> None:
-        line, column = source.locate(path)
-        problems.append(Problem(source.path, line, column, dotted(path), message))
+        problems.append(Problem(*source.where(path), dotted(path), message))
 
     declared = _declared(data.get("vars"), at)
     environ = os.environ if variables.environ is None else variables.environ
