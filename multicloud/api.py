@@ -18,13 +18,15 @@ from multicloud.lock import app_lock
 from multicloud.ownership import refuse_foreign, stamped
 from multicloud.planner import Plan, plan
 from multicloud.registry import create_provider
-from multicloud.resources import Resource
+from multicloud.resources import Resource, Sensitive
 from multicloud.retry import RetryPolicy
+from multicloud.saved_plans import SavedPlan, observed_fingerprint, plan_steps, read, refuse_if_changed, write
 from multicloud.settings import locate
 from multicloud.spec.loader import load
 from multicloud.spec.models import Spec
 from multicloud.spec.targets import TargetSpec, read_secrets, target_spec
 from multicloud.spec.variables import Variables
+from multicloud.targeting import Scope, limit, scope
 
 
 class Deployment:
@@ -126,9 +128,19 @@ class Deployment:
         self.check()
         self._desired({name: f"validate-{name}" for name in self.target_spec.used_secrets()})
 
-    def plan(self, *, destroy: bool = False, volumes: bool = False) -> Plan:
-        """Compare the spec with what exists and return the plan; changes nothing."""
+    def plan(self, *, destroy: bool = False, volumes: bool = False, services: Sequence[str] = ()) -> Plan:
+        """Compare the spec with what exists and return the plan (limited to `services` and what they
+        need, or for a destroy what needs them, when named); changes nothing."""
+        return self._plan(destroy=destroy, volumes=volumes, services=services).plan
+
+    def scope(self, services: Sequence[str], *, destroy: bool = False) -> Scope:
+        """The services a plan limited to `services` acts on, and why each other one is taken in."""
+        return scope(self.target_spec.services, services, destroy=destroy)
+
+    def _plan(self, *, destroy: bool, volumes: bool, services: Sequence[str]) -> SavedPlan:
+        """The plan, with what it was made against (see saved_plans)."""
         desired: list[Resource] = []
+        secrets: dict[str, str] = {}
         if not destroy:
             self.check()
             secrets = self._secret_values()
@@ -136,8 +148,35 @@ class Deployment:
             desired = self._desired(secrets)
         observed = self.provider.observe(self.app)
         refuse_foreign(self.app, self.target, observed)
+        if services:
+            desired, observed = limit(desired, observed, self.scope(services, destroy=destroy).services)
         desired = stamped(desired, self.target)
-        return plan(self.app, self.target, desired, observed, delete_persistent=destroy and volumes)
+        planned = plan(self.app, self.target, desired, observed, delete_persistent=destroy and volumes)
+        digests = {name: Sensitive.of(value, app=self.app).digest for name, value in secrets.items()}
+        return SavedPlan(self.app, self.target, tuple(services), destroy, volumes,
+                         observed_fingerprint(observed), plan_steps(planned), digests, plan=planned)
+
+    def save_plan(self, path: str, *, destroy: bool = False, volumes: bool = False,
+                  services: Sequence[str] = ()) -> Plan:
+        """Plan and write the plan to `path` (no secret values; secrets it generates are kept for the apply)."""
+        saved = self._plan(destroy=destroy, volumes=volumes, services=services)
+        self._keep_fresh_secrets()
+        write(path, saved)
+        return saved.plan
+
+    def saved_plan(self, path: str) -> Plan:
+        """The plan saved in `path`, if planning again gives exactly it; UserError saying what changed if not."""
+        saved = read(path)
+        now = self._plan(destroy=saved.destroy, volumes=saved.volumes, services=saved.services)
+        refuse_if_changed(path, saved, now)
+        return now.plan
+
+    def apply_saved(self, path: str) -> ApplyResult:
+        """Apply exactly the plan saved in `path` under the app lock, after checking (under the lock)
+        that what exists, the spec and its secrets are as they were; refuses touching nothing if not."""
+        saved = read(path)
+        with app_lock(self.app, self.target, "destroy" if saved.destroy else "apply"):
+            return self._run(self.saved_plan(path))
 
     def _secret_values(self) -> dict[str, str]:
         """Every used secret's value: read from its source, or generated (the stored value, else a
@@ -155,20 +194,23 @@ class Deployment:
             return self.provider
         return LocalSecretStore(self.provider.name, self.app, self.target)
 
-    def apply(self, planned: Plan | None = None) -> ApplyResult:
-        """Apply a plan (a fresh one when none is given) under the app lock; raise
-        ApplyFailedError carrying the result if any step failed. Steps re-read state first."""
+    def apply(self, planned: Plan | None = None, *, services: Sequence[str] = ()) -> ApplyResult:
+        """Apply a plan (a fresh one when none is given, limited to `services` and what they need when
+        named) under the app lock; raise ApplyFailedError carrying the result if any step failed.
+        Steps re-read state first."""
         with app_lock(self.app, self.target, "apply"):
-            return self._run(planned or self.plan())
+            return self._run(planned or self.plan(services=services))
 
-    def destroy(self, planned: Plan | None = None, *, volumes: bool = False) -> ApplyResult:
-        """Delete everything the app owns on the target (volumes only when asked), by the
-        given destroy plan or a fresh one; steps re-read state first."""
+    def destroy(
+        self, planned: Plan | None = None, *, volumes: bool = False, services: Sequence[str] = ()
+    ) -> ApplyResult:
+        """Delete everything the app owns on the target (volumes only when asked), or only `services`
+        and what needs them, by the given destroy plan or a fresh one; steps re-read state first."""
         with app_lock(self.app, self.target, "destroy"):
-            planned = planned or self.plan(destroy=True, volumes=volumes)
+            planned = planned or self.plan(destroy=True, volumes=volumes, services=services)
             result = self._run(planned)
             store = self._secret_store()
-            if not planned.kept and isinstance(store, LocalSecretStore):
+            if not planned.kept and not services and isinstance(store, LocalSecretStore):
                 store.forget()  # no volume is left whose data a generated password guards
             return result
 
@@ -195,11 +237,15 @@ class Deployment:
         with app_lock(self.app, self.target, "rollback"):
             return provider.rollback(self.app, service)
 
-    def _run(self, planned: Plan) -> ApplyResult:
+    def _keep_fresh_secrets(self) -> None:
+        """Store the secrets this deployment generated (locally kept ones; providers keep theirs)."""
         store = self._secret_store()
         if self._fresh_secrets and isinstance(store, LocalSecretStore):
             store.keep(self._fresh_secrets)
             self._fresh_secrets = {}
+
+    def _run(self, planned: Plan) -> ApplyResult:
+        self._keep_fresh_secrets()
         engine = Engine(
             self.provider,
             concurrency=self.concurrency,

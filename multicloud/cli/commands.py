@@ -120,12 +120,37 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from multicloud.render import plan_json, plan_text
 
-    planned = _deployment(args).plan(destroy=args.destroy)
+    deployment = _deployment(args)
+    options = {"destroy": args.destroy, "services": args.services}
+    _say_scope(args, deployment, destroy=args.destroy)
+    planned = deployment.save_plan(args.out, **options) if args.out else deployment.plan(**options)
     if args.output == "json":
         _print_json(plan_json(planned))
     else:
         print(plan_text(planned, verbose=args.verbose))
+        if args.out:
+            print(f"Saved the plan to {args.out}; `multicloud apply {args.out}` applies exactly it.")
     return 2 if args.detailed_exitcode and planned.has_changes else 0
+
+
+def _say_scope(args: argparse.Namespace, deployment: Any, *, destroy: bool) -> None:
+    """Under text output, say which services a targeted plan takes in besides those named."""
+    if args.services:
+        described = deployment.scope(args.services, destroy=destroy).describe()
+        if args.output != "json":
+            print(described)
+
+
+def _saved_plan_file(args: argparse.Namespace) -> tuple[str, Any] | None:
+    """The plan file `apply FILE` names (its one argument, an existing file) and its content, else None."""
+    if len(args.services) == 1 and os.path.isfile(args.services[0]):
+        from multicloud.saved_plans import read
+
+        path = str(args.services[0])
+        saved = read(path)
+        args.target = args.target or saved.target
+        return path, saved
+    return None
 
 
 def cmd_apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
@@ -134,8 +159,13 @@ def cmd_apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
     from multicloud.render import plan_json, plan_text
 
     quiet = args.output == "json"
+    saved = None if destroy else _saved_plan_file(args)
     deployment = _deployment(args, concurrency=args.concurrency, health_timeout=args.health_timeout)
-    planned = deployment.plan(destroy=destroy, volumes=getattr(args, "volumes", False))
+    if saved is not None:
+        planned, destroy = deployment.saved_plan(saved[0]), saved[1].destroy
+    else:
+        _say_scope(args, deployment, destroy=destroy)
+        planned = deployment.plan(destroy=destroy, volumes=getattr(args, "volumes", False), services=args.services)
     if not quiet:
         print(plan_text(planned))
     if not planned.has_changes:
@@ -147,12 +177,17 @@ def cmd_apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
         if quiet:
             _print_json({"plan": plan_json(planned), "steps": steps})
         return 0
-    if not args.yes:
+    if not args.yes and saved is None:  # a saved plan was reviewed when it was made (as terraform's)
         _confirm("destroy" if destroy else "apply")
     try:
         with progress(sys.stderr if quiet else sys.stdout) as sink:
             deployment.on_event = sink
-            result = deployment.destroy(planned) if destroy else deployment.apply(planned)
+            if saved is not None:
+                result = deployment.apply_saved(saved[0])
+            elif destroy:
+                result = deployment.destroy(planned, services=args.services)
+            else:
+                result = deployment.apply(planned)
     except ApplyFailedError as exc:
         if quiet and exc.result is not None:
             _print_json({"plan": plan_json(planned), "steps": _steps_json(exc.result)})

@@ -58,6 +58,10 @@ def _apply_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _services(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("services", nargs="*", metavar="SERVICE", help=help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser for every command."""
     import argparse
@@ -88,15 +92,22 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p = command("plan", help="show what apply would create, update, replace or delete")
     _common(p)
+    _services(p, "plan only these services and what they need (or, with --destroy, what needs them)")
+    p.add_argument("--out", metavar="FILE", help="save the plan for `apply FILE` (holds no secret value)")
     p.add_argument("--detailed-exitcode", action="store_true", help="exit 0 no changes, 2 changes, 1 error")
     p.add_argument("--destroy", action="store_true", help="plan the removal of everything the app owns")
     p.add_argument("-v", "--verbose", action="store_true", help="show every property of new resources")
     p = command("apply", help="make the target match the spec (shows the plan first)")
     _common(p)
     _apply_options(p)
+    p.add_argument(
+        "services", nargs="*", metavar="SERVICE|PLANFILE",
+        help="apply only these services and what they need; or apply exactly a plan saved by plan --out",
+    )
     p = command("destroy", help="remove everything the app owns on the target")
     _common(p)
     _apply_options(p)
+    _services(p, "remove only these services and the services that need them")
     p.add_argument("--volumes", action="store_true", help="also delete named volumes and their data")
     p = command("rollback", help="return a service to its previous revision (ECS, Cloud Run)")
     _common(p, output=False)

@@ -1,0 +1,130 @@
+"""Saved plans (`plan --out FILE`, `apply FILE`): a plan with the fingerprint of what existed when it was made.
+
+The file holds no secret value: properties carry secrets as digests, and the secrets the plan
+needs are listed by digest only. Applying re-resolves them and re-reads what exists; any difference
+from the file refuses the apply before anything is touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from multicloud.errors import UserError
+from multicloud.planner import Plan
+from multicloud.resources import Resource, to_jsonable
+
+FORMAT = "multicloud-plan/1"
+MAX_PLAN_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    """What `plan --out` writes: the plan's scope and options, its steps, what it was made against."""
+
+    app: str
+    target: str
+    services: tuple[str, ...]
+    destroy: bool
+    volumes: bool
+    observed: str
+    """Fingerprint of every resource the plan was made against (as observed)."""
+    steps: list[dict[str, Any]]
+    secrets: dict[str, str] = field(default_factory=dict)
+    """Each secret the plan renders -> its digest."""
+    plan: Plan = field(default=Plan("", "", ()), compare=False)
+    """The plan itself, with what applying needs (not written: `apply FILE` plans again and compares)."""
+
+
+def observed_fingerprint(observed: Sequence[Resource]) -> str:
+    """A hash of what exists (each instance's identity, properties, faults and owner), in a stable order."""
+    entries = sorted(
+        (r.key, r.instance, to_jsonable(dict(r.properties)), list(r.faults), r.target, r.persistent)
+        for r in observed
+    )
+    return hashlib.sha256(json.dumps(entries, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def plan_steps(planned: Plan) -> list[dict[str, Any]]:
+    """The plan's steps in order, as JSON data (secrets by digest): what `apply FILE` must find again."""
+    return [
+        {
+            "id": c.id,
+            "action": c.action.value,
+            "requires": list(c.requires),
+            "before": to_jsonable(dict(c.before.properties)) if c.before is not None else None,
+            "after": to_jsonable(dict(c.after.properties)) if c.after is not None else None,
+        }
+        for c in planned.changes
+    ]
+
+
+def write(path: str, saved: SavedPlan) -> None:
+    """Write a saved plan (mode 0600, replaced whole); a failure leaves any earlier file as it was."""
+    data = {"format": FORMAT, **saved.__dict__, "services": list(saved.services)}
+    del data["plan"]
+    temporary = f"{path}.tmp-{os.getpid()}"
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=1, sort_keys=True)
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise UserError(f"cannot write the plan to {path}: {exc.strerror or exc}") from exc
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def read(path: str) -> SavedPlan:
+    """Read a saved plan; UserError naming the file if it is missing, too big or not one."""
+    try:
+        if os.path.getsize(path) > MAX_PLAN_BYTES:
+            raise UserError(f"{path}: larger than any saved plan ({MAX_PLAN_BYTES} bytes)")
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read the saved plan {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}:{exc.lineno}:{exc.colno}: not a saved plan (JSON: {exc.msg})") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise UserError(f"{path}: not a saved plan (format is not {FORMAT!r}); write one with plan --out FILE")
+    try:
+        return SavedPlan(
+            app=_typed(data, "app", str), target=_typed(data, "target", str),
+            services=tuple(_typed(data, "services", list)), destroy=_typed(data, "destroy", bool),
+            volumes=_typed(data, "volumes", bool), observed=_typed(data, "observed", str),
+            steps=_typed(data, "steps", list), secrets=_typed(data, "secrets", dict),
+        )
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"{path}: not a saved plan ({exc.args[0]})") from None
+
+
+def _typed(data: Mapping[str, Any], key: str, kind: type) -> Any:
+    """`data[key]`, or TypeError/KeyError naming the field when it is missing or of another type."""
+    if key not in data:
+        raise KeyError(f"field {key!r} is missing")
+    if not isinstance(data[key], kind):
+        raise TypeError(f"field {key!r} is not a {kind.__name__}")
+    return data[key]
+
+
+def refuse_if_changed(path: str, saved: SavedPlan, now: SavedPlan) -> None:
+    """Raise UserError saying what differs when the situation the plan was made in no longer holds."""
+    if (saved.app, saved.target) != (now.app, now.target):
+        raise UserError(f"{path} is a plan for app {saved.app!r} on target {saved.target!r}, "
+                        f"not for {now.app!r} on {now.target!r}")
+    changed = sorted(n for n in saved.secrets.keys() | now.secrets.keys() if saved.secrets.get(n) != now.secrets.get(n))
+    if changed:
+        raise UserError(f"secret(s) {', '.join(changed)} changed since {path} was saved (compared by digest); "
+                        "nothing was applied", hint="run plan --out again and review the new plan")
+    if saved.observed != now.observed:
+        raise UserError(f"what exists on target {saved.target!r} changed since {path} was saved; nothing was applied",
+                        hint="run plan --out again and review the new plan")
+    if saved.steps != now.steps:
+        raise UserError(f"the spec no longer gives the plan saved in {path} (it changed since); nothing was applied",
+                        hint="run plan --out again and review the new plan")
