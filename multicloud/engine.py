@@ -215,7 +215,8 @@ class Engine:
             return Action.DELETE if doomed else Action.NOOP
         current, others = choose(change.after, found)
         step = diff(change.after, current)
-        # an earlier attempt of this replace may have created the new instance already
+        # the instance the plan meant to replace, no longer the one kept: the new one was made
+        # by an earlier attempt of this step, or by an interrupted apply that finished since
         leftover = [r for r in others if change.before is not None and r.instance == change.before.instance != ""]
         after = change.after
         if step.action is Action.CREATE:
