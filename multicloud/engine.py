@@ -100,10 +100,15 @@ class Engine:
         wanted = {c.key: c.after for c in plan.changes if c.after is not None}
         results = self._run(plan.app, acting, lambda app, change: self._step(app, change, wanted.get(change.key)))
         if all(r.outcome in ("done", "skipped") for r in results.values()):
+            touched = [c for c in acting if c.after is not None]
+            swept = self._run(plan.app, touched, self._sweep)
+            results.update({f"{k}#sweep": r for k, r in swept.items() if r.outcome == "failed"})
+        if all(r.outcome in ("done", "skipped") for r in results.values()):
             idle = [c for c in plan.changes if c.action is Action.NOOP and c.after is not None]
             deadline = time.monotonic() + self.health_timeout  # one for all: they wait side by side
             results.update(self._run(plan.app, idle, lambda app, change: self._settle(app, change, deadline)))
         order = [c.id for c in plan.changes if c.id in results and results[c.id].outcome != "settled"]
+        order += [k for k in results if k.endswith("#sweep")]
         return ApplyResult(plan.app, plan.target, tuple(results[k] for k in order))
 
     def _run(
@@ -125,7 +130,7 @@ class Engine:
                         self._event("blocked", change.key, "not attempted: a step it depends on failed")
                         del pending[key]
                         progressed = True
-                    elif all(s in ("done", "skipped") for s in states):
+                    elif all(s in ("done", "skipped", "settled") for s in states):
                         running[pool.submit(job, app, change)] = key
                         del pending[key]
                         progressed = True
@@ -162,6 +167,23 @@ class Engine:
             return StepResult(change.key, change.action, "settled")
         self._event("skipped", change.key, "already as desired, now healthy", started)
         return StepResult(change.key, change.action, "skipped", 0, time.monotonic() - started)
+
+    def _sweep(self, app: str, change: Change) -> StepResult:
+        """Once every step is done, read a key a step changed again and delete any instance of
+        it other than the one kept: an interrupted apply's last calls (a create the engine was
+        still carrying out when the client died) may land after this apply planned. Failures
+        become a failed StepResult."""
+        started = time.monotonic()
+        assert change.after is not None
+        try:
+            _, extra = choose(change.after, self.provider.read(app, change.key))
+            for instance in extra:
+                delete = Change(Action.DELETE, change.key, instance, None, reason="appeared during the apply")
+                self._call(app, delete, started, f"deleting {instance.instance}: it appeared during the apply")
+        except MulticloudError as exc:
+            self._event("failed", change.key, str(exc), started)
+            return StepResult(change.key, Action.DELETE, "failed", 1, time.monotonic() - started, exc)
+        return StepResult(change.key, Action.DELETE, "done" if extra else "settled", 1, time.monotonic() - started)
 
     def _step(self, app: str, change: Change, desired: Resource | None) -> StepResult:
         """Run one step with retries: re-read, act on the difference found, verify, wait for

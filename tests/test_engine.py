@@ -259,7 +259,8 @@ def test_retryable_errors_are_retried_until_they_pass(cloud):
     step = next(s for s in result.steps if s.key == "service/api")
     assert step.attempts == 3
     assert cloud.calls.count(("create", "service/api")) == 3
-    assert cloud.calls.count(("read", "service/api")) == 4  # re-read before every attempt, then to verify
+    # re-read before every attempt, then to verify, then once more when every step is done
+    assert cloud.calls.count(("read", "service/api")) == 5
     retries = [e for e in events if e.kind == "retry"]
     assert [e.resource for e in retries] == ["service/api", "service/api"]
     assert "attempt 1 failed (throttled)" in retries[0].message

@@ -123,6 +123,29 @@ def test_an_instance_planned_as_stale_that_finished_starting_is_kept_not_deleted
     assert not newer.plan().has_changes
 
 
+class LateCreate(MemoryProvider):
+    """The create a killed apply had sent lands while the next apply waits for health."""
+
+    landed = False
+
+    def health(self, app: str, resource: Resource) -> Health:
+        if resource.key == "service/api" and not self.landed:
+            self.landed = True
+            stale = dataclasses.replace(resource, properties={**resource.properties, "image": "farm/api:0"})
+            super().apply(app, Change(Action.CREATE, resource.key, None, stale), lambda e: None)
+        return super().health(app, resource)
+
+
+def test_an_instance_that_appears_during_the_apply_is_removed_before_it_ends(cloud):
+    events = []
+    result = deployment(cloud, provider=LateCreate(cloud=cloud), on_event=events.append).apply()
+    assert result.ok
+    assert stored(cloud, "service/api") == ["service/api"]
+    assert cloud.apps["farm"]["service/api"]["properties"]["image"] == "farm/api:1"
+    assert any("it appeared during the apply" in e.message for e in events)
+    assert not deployment(cloud).plan().has_changes
+
+
 def test_a_retried_replace_deletes_the_old_instance_without_creating_twice(cloud):
     deployment(cloud).apply()
     cloud.inject("delete", "service/api", RetryableError("throttled"))
