@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 EXAMPLE = Path(__file__).resolve().parents[1]
-for path in (EXAMPLE, EXAMPLE / "tests"):
+for path in (EXAMPLE, EXAMPLE / "tests", EXAMPLE / "services" / "common"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -14,7 +13,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from multicloud.build import build_hash, context_path
+from multicloud.spec.loader import load
+
 EXAMPLE = Path(__file__).resolve().parents[1]
+SPEC = EXAMPLE / "multicloud.yaml"
 SERVICES = ("db", "auth", "broker", "ingestion", "registry")
 IMAGE_PREFIX = "iot-backend-test"
 
@@ -29,25 +32,23 @@ def docker(*args: str, env: dict[str, str] | None = None, check: bool = True, ti
     return result.stdout.strip()
 
 
-def source_digest(folder: Path) -> str:
-    """A digest of a build context's files (paths and contents), to tag the image built from it."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:12]
-
-
 def build_images(services: tuple[str, ...] = SERVICES) -> dict[str, str]:
-    """Build every service image (Docker's layer cache makes repeats quick); return name -> tag.
-
-    Tags carry a digest of the sources, so another checkout building at the same time (a CI
-    clone, another engineer's tree) never swaps its images in under this one's name.
+    """Build each service image as the spec's `build:` says (context, Dockerfile, target) unless built; return
+    name -> tag. Tags are the core's context hash (what .dockerignore keeps, the Dockerfile, the target), so
+    another checkout building at the same time (a CI clone, another engineer's tree) never swaps its images
+    in under this one's name, and an unchanged context is not built again.
     """
+    spec = load(SPEC)
     tags = {}
     for name in services:
-        context = EXAMPLE / "services" / name
-        tag = f"{IMAGE_PREFIX}/{name}:{source_digest(context)}"
-        docker("build", "-q", "-t", tag, str(context), timeout=1800)
+        build = spec.services[name].build
+        if build is None:
+            raise RuntimeError(f"{SPEC}: services.{name} has no build")
+        tag = f"{IMAGE_PREFIX}/{name}:{build_hash(spec.source.base_dir, name, build)}"
+        if not docker("images", "-q", tag):
+            context = context_path(spec.source.base_dir, build)
+            target = ["--target", build.target] if build.target else []
+            docker("build", "-q", "-t", tag, "-f", str(context / build.dockerfile), *target, str(context), timeout=1800)
         tags[name] = tag
     return tags
 

@@ -14,9 +14,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "ingestion"))
 
 from ingestion_service import mqtt_codec as mq
-from ingestion_service.mqtt_url import BrokerUrl
 from ingestion_service.payload import Rejected, device_of, row_line
 from ingestion_service.transport import WS_GUID, masked, open_stream
+from iot_common.mqtt_url import BrokerUrl
 
 
 def publish_packet(topic: str, payload: bytes, packet_id: int, props: bytes = b"", dup: bool = False) -> bytes:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from iot_common.env import secret
 from mosquitto_log import LogWatch
 
 # Service accounts: env var holding the password -> (username, ACL lines). Device ids cannot
@@ -49,18 +50,6 @@ DEFAULT_HOLD = "$share/ingestion/devices/+/telemetry"  # mosquitto_passwd's defa
 def log(message: str) -> None:
     """Print one line to stdout, prefixed so it stands apart from mosquitto's lines."""
     print(f"broker-agent: {message}", flush=True)
-
-
-def env_secret(name: str) -> str | None:
-    """Read a secret from NAME, or from the file named by NAME_FILE, or /run/secrets/<name>."""
-    value = os.environ.get(name)
-    if value:
-        return value
-    path = os.environ.get(f"{name}_FILE") or f"/run/secrets/{name.lower()}"
-    try:
-        return Path(path).read_text(encoding="utf-8").strip() or None
-    except OSError:
-        return None
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -95,7 +84,7 @@ class Settings:
         """Build settings from environment variables (ports 0 disable a listener)."""
         services = {}
         for var, (user, _acl) in SERVICE_ACCOUNTS.items():
-            password = env_secret(var)
+            password = secret(var)
             if password:
                 services[user] = password
         return Settings(
@@ -105,7 +94,7 @@ class Settings:
             tls_port=int(os.environ.get("MQTTS_PORT") or 0),
             wss_port=int(os.environ.get("WSS_PORT") or 0),
             auth_url=os.environ.get("AUTH_URL", "").rstrip("/"),
-            feed_token=env_secret("BROKER_FEED_TOKEN"),
+            feed_token=secret("BROKER_FEED_TOKEN"),
             reload_interval=float(os.environ.get("RELOAD_INTERVAL_MS", "250")) / 1000,
             max_queued=int(os.environ.get("MAX_QUEUED_MESSAGES", "1000000")),
             hold_until_subscribed=os.environ.get("HOLD_DEVICES_UNTIL_SUBSCRIBED", DEFAULT_HOLD),
@@ -311,7 +300,7 @@ def prepare(s: Settings) -> Path:
     s.state_dir.mkdir(parents=True, exist_ok=True)
     conf = s.state_dir / "mosquitto.conf"
     if s.tls_port or s.wss_port:
-        cert, key = env_secret("MQTT_TLS_CERT"), env_secret("MQTT_TLS_KEY")
+        cert, key = secret("MQTT_TLS_CERT"), secret("MQTT_TLS_KEY")
         if not cert or not key:
             sys.exit("broker-agent: MQTTS_PORT and WSS_PORT need MQTT_TLS_CERT and MQTT_TLS_KEY (PEM, or *_FILE)")
         s.tls_dir.mkdir(mode=0o700, exist_ok=True)

@@ -13,10 +13,11 @@ import time
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from iot_common.schema import migrate
 from pydantic import BaseModel
 
 from auth_service import feed
-from auth_service.db import COMPONENT, MIGRATIONS, make_pool, migrate
+from auth_service.db import COMPONENT, MIGRATIONS, make_pool
 from auth_service.hashing import mosquitto_hash, new_api_token, new_device_password, token_digest
 from auth_service.settings import Settings
 

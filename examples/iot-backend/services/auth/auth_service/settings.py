@@ -4,27 +4,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
-
-def secret(name: str) -> str | None:
-    """Read a secret from NAME, the file named by NAME_FILE, or /run/secrets/<name in lower case>."""
-    value = os.environ.get(name)
-    if value:
-        return value
-    path = os.environ.get(f"{name}_FILE") or f"/run/secrets/{name.lower()}"
-    try:
-        return Path(path).read_text(encoding="utf-8").strip() or None
-    except OSError:
-        return None
-
-
-def required_secret(name: str) -> str:
-    """Read a secret that must be set; exit with a message naming it (never its value)."""
-    value = secret(name)
-    if not value:
-        raise SystemExit(f"auth: {name} (or {name}_FILE) must be set")
-    return value
+from iot_common.env import required_secret
 
 
 @dataclass(frozen=True)
@@ -42,9 +23,9 @@ class Settings:
     def from_env() -> Settings:
         """Build settings from the environment."""
         return Settings(
-            database_url=required_secret("DATABASE_URL"),
-            admin_token=required_secret("ADMIN_TOKEN"),
-            feed_token=required_secret("BROKER_FEED_TOKEN"),
+            database_url=required_secret("auth", "DATABASE_URL"),
+            admin_token=required_secret("auth", "ADMIN_TOKEN"),
+            feed_token=required_secret("auth", "BROKER_FEED_TOKEN"),
             port=int(os.environ.get("PORT") or 8000),
             access_log=os.environ.get("ACCESS_LOG", "0") == "1",
         )

@@ -7,10 +7,12 @@ import logging
 import signal
 from collections.abc import Callable
 
+from iot_common.schema import migrate
+
 from ingestion_service import metrics
 from ingestion_service.adoption import Adoptions
 from ingestion_service.consumer import Consumer
-from ingestion_service.db import migrate
+from ingestion_service.db import COMPONENT, MIGRATIONS
 from ingestion_service.settings import Settings
 
 
@@ -37,7 +39,7 @@ def main() -> None:
     """Start everything and block until asked to stop."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
-    migrate(settings.database_url)
+    migrate(settings.database_url, COMPONENT, MIGRATIONS)
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(consume(settings))
 

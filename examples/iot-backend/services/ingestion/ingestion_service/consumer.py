@@ -20,10 +20,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from iot_common.mqtt_url import BrokerUrl
+
 from ingestion_service import metrics
 from ingestion_service import mqtt_codec as mq
 from ingestion_service.db import BatchWriter, DeadLetter
-from ingestion_service.mqtt_url import BrokerUrl
 from ingestion_service.payload import Rejected, device_of, row_line
 from ingestion_service.session import Refused, Session
 from ingestion_service.settings import Settings

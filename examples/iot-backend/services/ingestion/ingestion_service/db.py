@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-
-log = logging.getLogger("ingestion.db")
 
 MIGRATIONS: list[str] = [
     """
@@ -46,7 +42,6 @@ MIGRATIONS: list[str] = [
     """,
 ]
 COMPONENT = "ingestion"
-MIGRATION_LOCK = 7_100_001
 
 # One statement, one round trip, one implicit transaction (the connection is in autocommit): the
 # batch travels as a single text parameter of tab-separated lines and is split by the server.
@@ -129,41 +124,6 @@ def error_text(exc: BaseException, limit: int = 200) -> str:
     return f"database: {state or ''} {text}".replace("\x00", "")[:limit]
 
 
-def connect_with_retry(url: str, timeout: float = 90.0) -> psycopg.Connection:
-    """Connect, retrying while the database starts (services may start before it is up)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return psycopg.connect(url, autocommit=True, connect_timeout=5)
-        except psycopg.OperationalError as exc:
-            if time.monotonic() > deadline:
-                raise
-            log.warning("database not reachable yet (%s); retrying", str(exc).splitlines()[0][:120])
-            time.sleep(1.0)
-
-
-def migrate(url: str, component: str = COMPONENT, migrations: list[str] = MIGRATIONS) -> int:
-    """Apply the migrations this component has not applied yet; return its schema version."""
-    with connect_with_retry(url) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
-        try:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_versions (component text PRIMARY KEY, version int NOT NULL)"
-            )
-            row = conn.execute("SELECT version FROM schema_versions WHERE component = %s", (component,)).fetchone()
-            current = row[0] if row else 0
-            for number, sql in enumerate(migrations[current:], start=current + 1):
-                with conn.transaction():
-                    conn.execute(sql)
-                    conn.execute(
-                        "INSERT INTO schema_versions VALUES (%s, %s)"
-                        " ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version",
-                        (component, number),
-                    )
-                log.info("%s schema migrated to version %d", component, number)
-            return len(migrations)
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
 
 
 class BatchWriter:

@@ -7,8 +7,9 @@ import contextlib
 import logging
 import time
 
+from iot_common.mqtt_url import BrokerUrl
+
 from ingestion_service import mqtt_codec as mq
-from ingestion_service.mqtt_url import BrokerUrl
 from ingestion_service.settings import Settings
 from ingestion_service.transport import Stream, open_stream
 

@@ -5,19 +5,8 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
-from pathlib import Path
 
-
-def secret(name: str) -> str | None:
-    """Read a secret from NAME, the file named by NAME_FILE, or /run/secrets/<name in lower case>."""
-    value = os.environ.get(name)
-    if value:
-        return value
-    path = os.environ.get(f"{name}_FILE") or f"/run/secrets/{name.lower()}"
-    try:
-        return Path(path).read_text(encoding="utf-8").strip() or None
-    except OSError:
-        return None
+from iot_common.env import secret
 
 
 def number(name: str, default: float) -> float:

@@ -10,7 +10,7 @@ import socket
 import ssl
 import struct
 
-from ingestion_service.mqtt_url import BrokerUrl
+from iot_common.mqtt_url import BrokerUrl
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 READ_SIZE = 256 * 1024

@@ -6,8 +6,9 @@ import tempfile
 from pathlib import Path
 
 import uvicorn
+from iot_common.env import secret
 
-from registry_service.settings import Settings, secret
+from registry_service.settings import Settings
 
 
 def tls_options() -> dict[str, str]:

@@ -13,12 +13,13 @@ from typing import Any
 import psycopg
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
+from iot_common.schema import migrate
 from pydantic import BaseModel, Field, constr, validator
 
 from registry_service.auth_client import AuthClient
 from registry_service.commands import CommandPublisher
 from registry_service.dashboard import dashboard_routes
-from registry_service.db import make_pool, migrate
+from registry_service.db import COMPONENT, MIGRATIONS, make_pool
 from registry_service.dead_letters import dead_letter_routes
 from registry_service.inputs import (
     DEVICE_ID,
@@ -61,7 +62,7 @@ async def startup() -> None:
     """Migrate the schema and open the pool and the auth client."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     state.settings = Settings.from_env()
-    await asyncio.to_thread(migrate, state.settings.database_url)
+    await asyncio.to_thread(migrate, state.settings.database_url, COMPONENT, MIGRATIONS)
     state.pool = make_pool(state.settings.database_url)
     await state.pool.open()
     state.auth = AuthClient(state.settings.auth_url, state.settings.token_cache_seconds)

@@ -9,9 +9,8 @@ import threading
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from iot_common.mqtt_url import BrokerUrl
 from paho.mqtt.enums import CallbackAPIVersion
-
-from registry_service.mqtt_url import BrokerUrl
 
 log = logging.getLogger("registry.commands")
 USERNAME = "_registry"

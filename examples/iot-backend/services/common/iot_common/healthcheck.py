@@ -1,6 +1,6 @@
-"""Exit 0 when GET http(s)://127.0.0.1:$PORT/healthz answers 200 (for container health checks);
-https when the registry serves TLS (its certificate names the public host, so it is not verified
-on this loopback probe)."""
+"""Exit 0 when GET http(s)://127.0.0.1:$PORT/healthz answers 200 (every HTTP service's container health check);
+https when the service serves TLS (TLS_CERT or TLS_CERT_FILE set; its certificate names the public host,
+so it is not verified on this loopback probe)."""
 
 import os
 import ssl

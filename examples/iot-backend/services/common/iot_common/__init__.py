@@ -1,0 +1,1 @@
+"""What the IoT backend services share: secrets from the environment, migrations, broker URLs, health probes."""
