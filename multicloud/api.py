@@ -12,7 +12,7 @@ from multicloud.contract import Endpoint, EventSink, LogLine, Provider, ServiceS
 from multicloud.engine import ApplyResult, Engine
 from multicloud.errors import ApplyFailedError, CapabilityError, Finding, SettingsError, SpecError, UserError
 from multicloud.fallbacks import with_fallbacks
-from multicloud.findings import located
+from multicloud.findings import located, spec_complaint
 from multicloud.generated import LocalSecretStore, SupportsSecretStore, generated_values
 from multicloud.lock import app_lock
 from multicloud.ownership import refuse_foreign, stamped
@@ -121,6 +121,11 @@ class Deployment:
             raise self._located(exc) from exc
         except CapabilityError as exc:
             raise located(self.spec, self.target, exc) from exc
+        except UserError as exc:
+            complaint = spec_complaint(self.spec, self.target, self.provider.name, exc)
+            if complaint is None:
+                raise
+            raise complaint from exc
 
     def validate(self) -> None:
         """Check that the target can run the spec, rendering its resources offline (secret

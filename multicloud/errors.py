@@ -72,15 +72,18 @@ Finding = tuple[FieldPath, str]
 _LEADING_PATH = re.compile(r"^((?:services|secrets|volumes)(?:\.[A-Za-z0-9_-]+)*): (.+)$", re.S)
 
 
+def spec_finding(message: str) -> Finding | None:
+    """The finding a message is when it starts with a spec field's dotted path, else None."""
+    match = _LEADING_PATH.match(message)
+    return None if match is None else (tuple(match.group(1).split(".")), match.group(2))
+
+
 def as_finding(item: str | Finding) -> Finding:
     """A finding from a provider: a (field path, message) pair, or text that starts with the
     field's dotted path (`services.web.replicas: ...`); other text concerns the whole spec."""
     if not isinstance(item, str):
         return item
-    match = _LEADING_PATH.match(item)
-    if match is None:
-        return (), item
-    return tuple(match.group(1).split(".")), match.group(2)
+    return spec_finding(item) or ((), item)
 
 
 def _dotted(path: FieldPath) -> str:
@@ -93,7 +96,13 @@ class CapabilityError(UserError):
     With `problems` (the findings located in the spec file) each line starts with file:line:col."""
 
     def __init__(
-        self, target: str, provider: str, violations: Sequence[str | Finding], problems: Sequence[Problem] = ()
+        self,
+        target: str,
+        provider: str,
+        violations: Sequence[str | Finding],
+        problems: Sequence[Problem] = (),
+        *,
+        hint: str | None = None,
     ) -> None:
         self.target = target
         self.provider = provider
@@ -103,7 +112,7 @@ class CapabilityError(UserError):
             f"{_dotted(path)}: {text}" if path else text for path, text in self.findings
         ]
         lines = "\n".join(f"  {v}" if self.problems else f"  - {v}" for v in self.violations)
-        super().__init__(f"target {target!r} ({provider}) cannot run this spec:\n{lines}")
+        super().__init__(f"target {target!r} ({provider}) cannot run this spec:\n{lines}", hint=hint)
 
 
 class TargetError(UserError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from multicloud.errors import CapabilityError, FieldPath, Finding, Problem
+from multicloud.errors import CapabilityError, FieldPath, Finding, Problem, UserError, spec_finding
 from multicloud.spec.messages import dotted
 from multicloud.spec.models import Spec
 
@@ -36,5 +36,17 @@ def locate_findings(spec: Spec, target: str, findings: list[Finding]) -> list[Pr
 def located(spec: Spec, target: str, error: CapabilityError) -> CapabilityError:
     """The same CapabilityError with its findings placed in the spec file."""
     return CapabilityError(
-        error.target, error.provider, error.findings, problems=locate_findings(spec, target, error.findings)
+        error.target, error.provider, error.findings, problems=locate_findings(spec, target, error.findings),
+        hint=error.hint,
     )
+
+
+def spec_complaint(spec: Spec, target: str, provider: str, error: UserError) -> CapabilityError | None:
+    """A provider's UserError about one spec field (its message starts with the field's path, e.g.
+    `services.api.resources.cpu: ...`) as a finding at its line; None for any other error."""
+    if type(error) is not UserError:
+        return None
+    finding = spec_finding(error.message)
+    if finding is None:
+        return None
+    return located(spec, target, CapabilityError(target, provider, [finding], hint=error.hint))

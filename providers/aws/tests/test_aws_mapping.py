@@ -207,3 +207,19 @@ def test_empty_or_oversized_secrets_are_refused_at_plan_before_any_call() -> Non
             Deployment(spec, "aws", provider=provider, environ={"TOKEN": value}).plan()
         assert "secrets.token" in str(caught.value) and says in str(caught.value)
         assert value not in str(caught.value) or not value
+
+
+def test_a_spec_complaint_from_desired_is_shown_at_its_line(tmp_path: Path) -> None:
+    """aws-ecs says what it cannot run as `services.X.field: ...`; the core prints it at that line."""
+    from multicloud.errors import CapabilityError
+    from multicloud.spec import load
+
+    path = tmp_path / "multicloud.yaml"
+    path.write_text("name: fg\nservices:\n  api:\n    image: x:1\n    resources: {cpu: 0.25, memory: 8Gi}\n"
+                    "targets:\n  aws: {provider: aws-ecs, region: eu-west-1}\n")
+    provider = AwsEcsProvider({"region": "eu-west-1"}, client_factory=_no_calls)
+    with pytest.raises(CapabilityError) as caught:
+        Deployment(load(path), "aws", provider=provider, environ={}).plan()
+    (problem,) = caught.value.problems
+    assert (problem.file, problem.line, problem.field) == (str(path), 5, "services.api.resources")
+    assert "Fargate has no task with cpu 0.25 and 8Gi" in problem.message and "cpu 0.5: 1Gi-4Gi" in str(caught.value)
