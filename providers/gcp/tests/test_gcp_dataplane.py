@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 from multicloud_gcp.emulator import CloudRunEmulator, RunningCloudRun
+from multicloud_gcp.emulator.running import accepts
 
 from multicloud.api import Deployment
+from multicloud.errors import MulticloudError
 from multicloud.retry import RetryPolicy
 from multicloud.spec import spec_from_dict
 
@@ -155,6 +157,10 @@ def test_revisions_run_behind_the_front_with_the_container_contract(running: Run
     }
     deployment = deploy(running, services)
     web = url_of(deployment, "web")
+    assert running.model.runner is not None
+    started = instances(running, f"{deployment.spec.name}-web")
+    keys = {i["Config"]["Labels"]["multicloud.dataplane.unit"] for i in started}
+    assert any(accepts(running.model.runner.address(k), 8081) for k in keys)  # apply waited for the startup probe
     status, body = get(running, web)
     assert status == 200, body
     answer = json.loads(body)
@@ -178,6 +184,14 @@ def test_revisions_run_behind_the_front_with_the_container_contract(running: Run
     while instances(running, f"{deployment.spec.name}-web") and time.monotonic() < deadline:
         time.sleep(0.2)
     assert instances(running, f"{deployment.spec.name}-web") == []
+
+
+def test_a_revision_whose_image_cannot_start_fails_the_rollout(running: RunningCloudRun) -> None:
+    services = {"gone": {"image": "multicloud-test/does-not-exist:never",
+                         "ports": [{"name": "http", "port": 8080, "protocol": "http", "expose": "public"}]}}
+    with pytest.raises(MulticloudError) as caught:
+        deploy(running, services)
+    assert "is not ready and cannot serve traffic" in str(caught.value) and "does-not-exist" in str(caught.value)
 
 
 def test_websockets_pass_and_the_request_timeout_ends_requests(running: RunningCloudRun) -> None:

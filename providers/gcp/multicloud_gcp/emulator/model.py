@@ -75,6 +75,7 @@ class CloudRunModel:
         self._counter = 0
         self.runner: RevisionRunner | None = None
         """The data plane that runs serving revisions; None serves the API only."""
+        self._gates: dict[str, Callable[[], bool | str]] = {}
         self.secret_values: dict[str, str] = {}
         """The emulated Secret Manager: secret name -> value of its latest version."""
 
@@ -102,9 +103,12 @@ class CloudRunModel:
         """Finish every operation whose time has come."""
         now = time.monotonic()
         for name, (due, finish) in list(self._pending.items()):
-            if due <= now:
+            gate = self._gates.get(name)
+            verdict = gate() if gate is not None and due <= now else True
+            if due <= now and verdict is not False:
                 del self._pending[name]
-                self._complete(name, finish)
+                self._gates.pop(name, None)
+                self._complete(name, finish if verdict is True else self._failing(name, str(verdict)))
 
     def _complete(self, name: str, finish: Callable[[], Json]) -> None:
         """Finish an operation with the service as its response, or with the error finishing raised."""
@@ -115,8 +119,11 @@ class CloudRunModel:
             operation["error"] = exc.status_json()
         operation["done"] = True
 
-    def _operation(self, parent: str, service: Json, finish: Callable[[], Json]) -> Json:
-        """Start an operation; done at once unless operations are slowed."""
+    def _operation(
+        self, parent: str, service: Json, finish: Callable[[], Json], gate: Callable[[], bool | str] | None = None
+    ) -> Json:
+        """Start an operation; done at once unless operations are slowed or a `gate` (the data
+        plane: the new revision's instance accepts on its port) says not yet (True, False, or why it failed)."""
         name = f"{parent}/operations/{uuid.uuid4()}"
         self.operations[name] = {
             "name": name,
@@ -124,8 +131,11 @@ class CloudRunModel:
             "done": False,
         }
         delay = self.faults.operation_delay
-        if delay > 0:
+        if gate is not None:
+            self._gates[name] = gate
+        if delay > 0 or gate is not None:
             self._pending[name] = (time.monotonic() + delay, finish)
+            self._settle()
         else:
             self._complete(name, finish)
         return copy.deepcopy(self.operations[name])
@@ -177,7 +187,7 @@ class CloudRunModel:
         service.setdefault("traffic", [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}])
         self.services[name] = service
         self._roll_out(service, new_revision=True)
-        return self._operation(parent, service, lambda: self._become_ready(name))
+        return self._operation(parent, service, lambda: self._become_ready(name), self._started(service, True))
 
     def get_service(self, name: str) -> Json:
         """Return one service."""
@@ -227,7 +237,8 @@ class CloudRunModel:
         current["generation"] = str(int(current["generation"]) + 1)
         current["updateTime"] = _now()
         self._roll_out(current, new_revision=changed_template)
-        return self._operation(name.rpartition("/services/")[0], current, lambda: self._become_ready(name))
+        gate = self._started(current, changed_template)
+        return self._operation(name.rpartition("/services/")[0], current, lambda: self._become_ready(name), gate)
 
     def delete_service(self, name: str, validate_only: bool = False) -> Json:
         """Delete a service and its revisions (when its operation completes). Returns the operation."""
@@ -278,6 +289,28 @@ class CloudRunModel:
             _condition("ConfigurationsReady", "CONDITION_RECONCILING"),
             _condition("RoutesReady", "CONDITION_RECONCILING"),
         ]
+
+    def _failing(self, operation: str, message: str) -> Callable[[], Json]:
+        """An operation's finish that fails it, its service and its revision: the instances did not start."""
+
+        def finish() -> Json:
+            name = self.operations[operation]["metadata"].get("name", "")
+            service = self.services.get(name)
+            if service is not None:
+                revision = self.revisions.get(service.get("latestCreatedRevision", ""), {})
+                service.update(reconciling=False, terminalCondition=_condition("Ready", "CONDITION_FAILED", message))
+                revision.update(reconciling=False, conditions=[_condition("Ready", "CONDITION_FAILED", message)])
+            raise ApiError("FAILED_PRECONDITION", message)
+
+        return finish
+
+    def _started(self, service: Json, new_revision: bool) -> Callable[[], bool | str] | None:
+        """With a data plane, start a new revision's instances now and return the gate that
+        holds the rollout until one accepts on its port (Cloud Run's startup probe)."""
+        if self.runner is None or not new_revision or self._missing_secret(service):
+            return None
+        revision = self.revisions[service["latestCreatedRevision"]]
+        return self.runner.prestart(service, revision, self.secret_values)
 
     def _missing_secret(self, service: Json) -> str | None:
         """The first referenced secret not in known_secrets (None when secrets are not checked)."""

@@ -11,8 +11,9 @@ volumes) resolve from the emulator's secret store (`CloudRunModel.secret_values`
 from __future__ import annotations
 
 import random
+import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -168,6 +169,15 @@ def _probe(container: Json) -> Probe | None:
     return kube_probe(container["startupProbe"], restart=False) if container.get("startupProbe") else None
 
 
+def accepts(address: str, port: int) -> bool:
+    """True when address:port accepts a TCP connection (a startup probe)."""
+    try:
+        socket.create_connection((address, port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
+
+
 class RevisionRunner:
     """What the Cloud Run model calls to run its services; keeps the routes the front reads."""
 
@@ -202,6 +212,28 @@ class RevisionRunner:
             self._routes[host] = Route(name, internal, timeout, tuple(routed))
         for key in stale:
             self.plane.remove(key)
+
+    def prestart(self, service: Json, revision: Json, secrets: Mapping[str, str]) -> Callable[[], bool | str]:
+        """Start a new revision's instances before it serves; return a check that is True once
+        one accepts on its port, False until then, or says why they cannot start."""
+        units = revision_units(service, revision, secrets, self.inside)
+        with self._lock:
+            self._units.setdefault(service["name"], set()).update(u.key for u in units)
+        for unit in units:
+            self.plane.apply(unit)
+        port = serving_port(revision)
+        short = revision["name"].rsplit("/", 1)[-1]
+
+        def started() -> bool | str:
+            for unit in units:
+                state = self.plane.state(unit.key)
+                if state.error:
+                    return f"Revision '{short}' is not ready and cannot serve traffic: {state.error}"
+                if state.address and accepts(state.address, port):
+                    return True
+            return False
+
+        return started
 
     def remove(self, service: Json) -> None:
         """Stop routing to a service and remove its instances."""
