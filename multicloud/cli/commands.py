@@ -60,7 +60,16 @@ def _load(args: argparse.Namespace) -> Any:
     args.files = _spec_files(args.files)
     args.file = " + ".join(args.files)
     values = dict(parse_assignment(text) for text in args.var)
-    return load(args.files, Variables(values=values, files=args.var_file))
+    variables = Variables(values=values, files=args.var_file)
+    from multicloud.compose import load_files
+
+    from_compose = load_files(args.files, variables, profiles=getattr(args, "profile", None) or ())
+    if from_compose is None:
+        return load(args.files, variables)
+    spec, notes = from_compose
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    return spec
 
 
 def _spec_files(given: list[str] | None) -> list[str]:
@@ -329,6 +338,12 @@ def cmd_providers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from multicloud.cli.compose_import import import_compose
+
+    return import_compose(args)
+
+
 HANDLERS: dict[str, Handler] = {
     "validate": cmd_validate,
     "plan": cmd_plan,
@@ -341,4 +356,5 @@ HANDLERS: dict[str, Handler] = {
     "schema": cmd_schema,
     "emulate": cmd_emulate,
     "providers": cmd_providers,
+    "import": cmd_import,
 }

@@ -32,6 +32,10 @@ def _common(parser: argparse.ArgumentParser, *, target: bool = True, output: boo
         "else multicloud.yaml or .yml in this directory or the nearest parent)",
     )
     parser.add_argument(
+        "--profile", action="append", metavar="NAME",
+        help="compose profile to include when -f names a compose file (repeatable; default $COMPOSE_PROFILES)",
+    )
+    parser.add_argument(
         "--var", action="append", default=[], metavar="NAME=VALUE",
         help="set a variable the spec declares under vars: (repeatable; beats --var-file and $MULTICLOUD_VAR_NAME)",
     )
@@ -60,6 +64,16 @@ def _apply_options(parser: argparse.ArgumentParser) -> None:
 
 def _services(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("services", nargs="*", metavar="SERVICE", help=help)
+
+
+def _import_command(p: argparse.ArgumentParser) -> None:
+    p.add_argument("kind", choices=("compose",), help="what to import from")
+    p.add_argument("files", nargs="*", metavar="FILE",
+                   help="compose files, merged as compose merges them (default: compose.yaml and its override file)")
+    p.add_argument("--out", metavar="FILE",
+                   help="where to write (default: multicloud.yaml beside the first file; - for stdout)")
+    p.add_argument("--force", action="store_true", help="replace an existing spec file")
+    p.add_argument("--profile", action="append", metavar="NAME", help="compose profile to include (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-run", action="store_true", help="serve the API only (default: run the workload's containers on a "
         "reachable Docker engine, removed when the emulator stops)"
     )
+    _import_command(command("import", help="write a multicloud.yaml from compose files (saying what is not carried)"))
     p = command("schema", help="print the spec's JSON Schema (for editor completion)")
     p = command("providers", help="list installed provider plugins")
     p.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")

@@ -37,11 +37,11 @@ def load(
         raise SpecError([Problem("<none>", 1, 1, "", "no spec file given")])
     base_dir = os.path.dirname(os.path.abspath(files[0]))
     if len(files) == 1:
-        return loads(_read(files[0]), file=files[0], base_dir=base_dir, variables=variables)
+        return loads(read_spec_text(files[0]), file=files[0], base_dir=base_dir, variables=variables)
     data: Any = None
     located: dict[FieldPath, Located] = {}
     for file in files:
-        document, marks = parse_yaml(_read(file), file)
+        document, marks = parse_yaml(read_spec_text(file), file)
         if not isinstance(document, dict):
             raise SpecError([Problem(file, 1, 1, "", "the spec must be a mapping of fields (name, services...)")])
         if data is None:
@@ -52,11 +52,11 @@ def load(
         path=files[0], base_dir=base_dir, marks={p: (line, col) for p, (_, line, col) in located.items()},
         files={p: f for p, (f, _, _) in located.items() if f != files[0]},
     )
-    return _validate(data, source, variables)
+    return validate_data(data, source, variables)
 
 
-def _read(file: str) -> str:
-    """The text of a spec file; SpecError at the file if it is missing or unreadable."""
+def read_spec_text(file: str) -> str:
+    """The text of a spec (or compose) file; SpecError at the file if it is missing or unreadable."""
     try:
         return decode(read_limited(file, MAX_SPEC_BYTES))
     except FileNotFoundError:
@@ -72,11 +72,12 @@ def loads(text: str, *, file: str = "<string>", base_dir: str = ".", variables: 
     source = SourceMap(path=file, base_dir=base_dir, marks=marks)
     if data is None:
         raise SpecError([Problem(file, 1, 1, "", "the file is empty")])
-    return _validate(data, source, variables)
+    return validate_data(data, source, variables)
 
 
-def _validate(data: Any, source: SourceMap, variables: Variables | None) -> Spec:
-    """The spec of parsed data, variables substituted; SpecError with each problem's file:line:column."""
+def validate_data(data: Any, source: SourceMap, variables: Variables | None) -> Spec:
+    """The spec of parsed data, variables substituted; SpecError with each problem's file:line:column
+    (the source map says where each field was written: a spec file, or the compose file it came from)."""
     if not isinstance(data, dict):
         raise SpecError([_problem(source, (), "the spec must be a mapping of fields (name, services...)")])
     unresolved = substitute_variables(data, source, variables or Variables())
