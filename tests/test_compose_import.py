@@ -196,3 +196,22 @@ def test_an_existing_spec_is_kept_and_a_spec_is_not_taken_for_compose(
     assert "A: '1'" in (tmp_path / "multicloud.yaml").read_text()
     code, out, _ = run(capsys, "validate", "-o", "json")  # the imported spec, read as a spec
     assert code == 0 and json.loads(out)["targets"] == ["local"]
+
+
+def test_keys_of_the_wrong_shape_are_errors_at_their_lines(tmp_path: Path, env: None, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "services:\n  a:\n    image: x\n    ports: '80:80'\n    deploy: {replicas: many}\n"
+                    "    healthcheck: {test: {x: 1}}\n  b:\n    image: y\n    environment: A=1\n    profiles: dev\n"
+                    "  c: ~\nvolumes:\n  v: external\n")
+    code, _, err = run(capsys, "validate", "-f", "compose.yaml")
+    assert code == 2 and "Traceback" not in err and "internal error" not in err
+    for expected in (
+        "compose.yaml:4:5: services.a.ports: cannot read `ports` as compose writes it",
+        "compose.yaml:5:5: services.a.deploy: cannot read `deploy`",
+        "compose.yaml:6:19: services.a.healthcheck.test: test is a string, [CMD, ...]",
+        "compose.yaml:10:5: services.b.profiles: profiles is a list of names",
+        "compose.yaml:11:3: services.c: a service is a mapping",
+        "compose.yaml:13:3: volumes.v: a volume is empty or a mapping",
+    ):
+        assert expected in err, (expected, err)

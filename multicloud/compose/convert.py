@@ -53,6 +53,9 @@ def convert(document: dict[str, Any], at: dict[FieldPath, Located], directory: s
             ctx.error(("services", name), "a service is a mapping (image, build, ports...)")
             continue
         active = service.get("profiles")
+        if active is not None and not (isinstance(active, list) and all(isinstance(p, str) for p in active)):
+            ctx.error(("services", name, "profiles"), "profiles is a list of names")
+            continue
         if active and not set(active) & set(profiles):
             ctx.note(("services", name, "profiles"), f"in profiles {', '.join(active)}, none active "
                      f"(--profile {active[0]} to include it)")
@@ -97,7 +100,12 @@ def _fix_depends(ctx: Context, services: dict[str, Any], renamed: dict[str, str]
 def _volumes(ctx: Context, section: Any) -> dict[str, Any]:
     """Top-level named volumes as spec volumes (their driver options are noted, not carried)."""
     volumes: dict[str, Any] = {}
+    if section is not None and not isinstance(section, dict):
+        ctx.error(("volumes",), "volumes is a mapping of volume names")
     for name, options in (section or {}).items() if isinstance(section, dict) else ():
+        if options is not None and not isinstance(options, dict):
+            ctx.error(("volumes", name), "a volume is empty or a mapping (driver, external, name...)")
+            continue
         for key in options or {}:
             if not str(key).startswith("x-"):
                 ctx.note(("volumes", name, key), f"spec volumes have no `{key}`: each target provides its own storage")
@@ -110,6 +118,8 @@ def _volumes(ctx: Context, section: Any) -> dict[str, Any]:
 def _secrets(ctx: Context, section: Any) -> dict[str, Any]:
     """Top-level secrets: `file` as from_file, `environment` as from_env; others noted."""
     secrets: dict[str, Any] = {}
+    if section is not None and not isinstance(section, dict):
+        ctx.error(("secrets",), "secrets is a mapping of secret names")
     for name, given in (section or {}).items() if isinstance(section, dict) else ():
         path = ("secrets", name)
         options = given if isinstance(given, dict) else {}

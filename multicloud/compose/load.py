@@ -12,6 +12,7 @@ from multicloud.compose.interpolate import InterpolationError, project_environme
 from multicloud.compose.merge import environment_as_map
 from multicloud.compose.merge import merge as compose_merge
 from multicloud.errors import Problem, SpecError
+from multicloud.spec.files import SPEC_NAMES
 from multicloud.spec.loader import parse_yaml, read_spec_text, validate_data
 from multicloud.spec.models import SourceMap, Spec
 from multicloud.spec.overrides import locate_all, merge
@@ -68,6 +69,8 @@ def load_files(files: Sequence[str], variables: Variables | None = None, *, prof
     """The spec of files that begin with compose files (later spec files override the converted project,
     e.g. to add targets) and the notes on what was not carried; None when the first file is no compose file."""
     first = files[0]
+    if os.path.basename(first) in SPEC_NAMES:  # a spec by its name: not read twice
+        return None
     data, _ = parse_yaml(read_spec_text(first), first)
     if not is_compose(first, data):
         return None

@@ -19,6 +19,17 @@ WHY_NOT = {
     "working_dir": "set WORKDIR in the image",
     "extends": "write the service out in full",
 }
+SHAPES = {
+    "ports": "a list of \"HOST:CONTAINER\" or of mappings with target",
+    "expose": "a list of port numbers",
+    "volumes": "a list of \"NAME:/path\" or of mappings with type, source, target",
+    "secrets": "a list of names or of mappings with source",
+    "healthcheck": "a mapping with test, interval, timeout, retries, start_period",
+    "deploy": "a mapping with replicas and resources.limits",
+    "depends_on": "a list of services or a mapping of service: {condition}",
+    "environment": "a list of KEY=VALUE or a mapping",
+    "profiles": "a list of names",
+}
 RESTARTS_CARRIED = ("always", "unless-stopped", None)
 _COMPOSE_MEMORY = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([bkmg]?)b?\s*$", re.IGNORECASE)
 _PORT_PROTOCOLS = ("http", "https", "grpc", "tcp", "udp")
@@ -33,7 +44,11 @@ def convert_service(ctx: Context, name: str, service: dict[str, Any], out: dict[
             continue
         handler = _HANDLERS.get(key)
         if handler is not None:
-            handler(ctx, path, value, out)
+            try:
+                handler(ctx, path, value, out)
+            except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+                shape = SHAPES.get(key, "see the compose specification")
+                ctx.error(path, f"cannot read `{key}` as compose writes it ({shape}): {exc}")
         else:
             ctx.note(path, f"the spec has no `{key}`" + (f": {WHY_NOT[key]}" if key in WHY_NOT else ""))
     if "image" in out and "build" in out:
@@ -89,7 +104,7 @@ def _env_file(ctx: Context, path: FieldPath, value: Any, out: dict[str, Any]) ->
 
 
 def _ports(ctx: Context, path: FieldPath, value: Any, out: dict[str, Any]) -> None:
-    for index, item in enumerate(value if isinstance(value, list) else []):
+    for index, item in enumerate(_listed(value)):
         where = (*path, index)
         port = _long_port(ctx, where, item) if isinstance(item, dict) else _short_port(ctx, where, item)
         if port is not None:
@@ -155,7 +170,7 @@ def _add_port(ctx: Context, path: FieldPath, port: dict[str, Any], out: dict[str
 
 
 def _expose(ctx: Context, path: FieldPath, value: Any, out: dict[str, Any]) -> None:
-    for index, item in enumerate(value if isinstance(value, list) else []):
+    for index, item in enumerate(_listed(value)):
         text = ctx.resolve((*path, index), str(item))
         number, _, proto = text.partition("/")
         if "-" in number:
@@ -167,7 +182,7 @@ def _expose(ctx: Context, path: FieldPath, value: Any, out: dict[str, Any]) -> N
 
 
 def _volumes(ctx: Context, path: FieldPath, value: Any, out: dict[str, Any]) -> None:
-    for index, item in enumerate(value if isinstance(value, list) else []):
+    for index, item in enumerate(_listed(value)):
         where = (*path, index)
         if isinstance(item, dict):
             kind, source, target = item.get("type", "volume"), item.get("source"), item.get("target")
@@ -191,7 +206,7 @@ def _volumes(ctx: Context, path: FieldPath, value: Any, out: dict[str, Any]) -> 
 
 
 def _secrets(ctx: Context, path: FieldPath, value: Any, out: dict[str, Any]) -> None:
-    for index, item in enumerate(value if isinstance(value, list) else []):
+    for index, item in enumerate(_listed(value)):
         source = item.get("source") if isinstance(item, dict) else item
         if isinstance(item, dict):
             for key in item:
@@ -202,12 +217,15 @@ def _secrets(ctx: Context, path: FieldPath, value: Any, out: dict[str, Any]) -> 
 
 
 def _healthcheck(ctx: Context, path: FieldPath, value: Any, out: dict[str, Any]) -> None:
-    test = value.get("test") if isinstance(value, dict) else None
-    if not isinstance(value, dict) or value.get("disable") or test in (["NONE"], "NONE", None):
+    test = _mapping(value).get("test")
+    if value.get("disable") or test in (["NONE"], "NONE", None):
         return
     check: dict[str, Any] = {}
     if isinstance(test, str):
         check["command"] = ["sh", "-c", ctx.text((*path, "test"), test)]
+    elif not isinstance(test, list):
+        ctx.error((*path, "test"), "test is a string, [CMD, ...], [CMD-SHELL, ...] or [NONE]")
+        return
     elif test[:1] == ["CMD"]:
         check["command"] = [ctx.text((*path, "test", i + 1), str(a)) for i, a in enumerate(test[1:])]
     elif test[:1] == ["CMD-SHELL"]:
@@ -225,7 +243,7 @@ def _healthcheck(ctx: Context, path: FieldPath, value: Any, out: dict[str, Any])
 
 
 def _depends_on(ctx: Context, path: FieldPath, value: Any, out: dict[str, Any]) -> None:
-    names = list(value) if isinstance(value, list | dict) else []
+    names = list(value) if isinstance(value, dict) else _listed(value)
     for name in names:
         options = value[name] if isinstance(value, dict) and isinstance(value[name], dict) else {}
         condition = options.get("condition", "service_started")
@@ -240,7 +258,7 @@ def _depends_on(ctx: Context, path: FieldPath, value: Any, out: dict[str, Any]) 
 
 
 def _deploy(ctx: Context, path: FieldPath, value: Any, out: dict[str, Any]) -> None:
-    for key, item in (value or {}).items():
+    for key, item in _mapping(value).items():
         if key == "replicas":
             out["replicas"] = int(ctx.resolve((*path, key), str(item)))
         elif key == "resources" and isinstance(item, dict):
@@ -293,11 +311,25 @@ def _profiles(ctx: Context, path: FieldPath, value: Any, out: dict[str, Any]) ->
     """Profiles were applied before conversion (a service outside the active ones is left out)."""
 
 
+def _listed(value: Any) -> list[Any]:
+    """A compose list; TypeError (reported at the key) for anything else."""
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list, found {type(value).__name__}")
+    return value
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """A compose mapping; TypeError (reported at the key) for anything else."""
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a mapping, found {type(value).__name__}")
+    return value
+
+
 def _as_map(value: Any) -> dict[str, Any]:
     """A compose list of KEY=VALUE (or KEY alone) or a mapping, as a mapping."""
     if isinstance(value, dict):
         return value
-    pairs = [str(item).partition("=") for item in value or []]
+    pairs = [str(item).partition("=") for item in _listed(value)]
     return {key: (val if sep else None) for key, sep, val in pairs}
 
 
