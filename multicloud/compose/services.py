@@ -100,6 +100,9 @@ def _env_file(ctx: Context, path: FieldPath, value: Any, out: dict[str, Any]) ->
     for index, entry in enumerate(entries):
         file, required = (entry.get("path"), entry.get("required", True)) if isinstance(entry, dict) else (entry, True)
         read.update(ctx.read_env_file((*path, index) if isinstance(value, list) else path, str(file), bool(required)))
+    if read:
+        ctx.note(path, f"the file itself: its variables ({', '.join(sorted(read))}) are copied into env; "
+                 "move any secret among them to secrets:")
     out["env"] = {**read, **out.get("env", {})}  # `environment` beats env_file, as in compose
 
 
