@@ -215,3 +215,15 @@ def test_keys_of_the_wrong_shape_are_errors_at_their_lines(tmp_path: Path, env: 
         "compose.yaml:13:3: volumes.v: a volume is empty or a mapping",
     ):
         assert expected in err, (expected, err)
+
+
+def test_apply_reads_the_compose_file_directly(tmp_path: Path, env: None, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(project(tmp_path, "iot"))
+    code, out, err = run(capsys, "apply", "-f", "compose.yaml", "-f", "mem.yaml", "--target", "mem", "--yes")
+    assert code == 0, err
+    assert "Apply complete" in out and "services.auth.env_file: not carried" in err
+    code, out, _ = run(capsys, "status", "-f", "compose.yaml", "-f", "mem.yaml", "--target", "mem", "-o", "json")
+    assert code == 0 and "ingestion" in out
+    code, out, _ = run(capsys, "plan", "-f", "compose.yaml", "-f", "mem.yaml", "--target", "mem", "--detailed-exitcode")
+    assert code == 0, out  # nothing to change: the compose file reads the same every time
