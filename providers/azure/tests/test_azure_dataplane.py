@@ -141,9 +141,9 @@ def test_a_group_runs_as_containers_on_localhost(running_arm: EmulatorHandle, mo
     view = arm_get(running_arm, path)
     ip = view["properties"]["ipAddress"]["ip"]
     assert ip.startswith("127.") and ip != "127.0.0.1"
-    answer = get_json(f"http://{ip}:8081/upstream")
+    answer = get_json(f"http://{ip}:8081/upstream", timeout=60)
     assert answer == {"service": "front", "upstream": answer["upstream"]} and answer["upstream"]["service"] == "back"
-    front = get_json(f"http://{ip}:8081/")
+    front = get_json(f"http://{ip}:8081/", timeout=60)
     digest = hashlib.sha256(SECRET.encode()).hexdigest()
     assert front["token_sha"] == digest and front["secret_files"] == {"token": digest}
     containers = {c["name"]: c["properties"]["instanceView"] for c in view["properties"]["containers"]}

@@ -80,9 +80,9 @@ def test_members_share_localhost_and_get_env_and_files(plane: DataPlane, test_im
     plane.apply(unit)
     state = plane.wait(unit.key)
     assert state.converged and state.error is None, state.error
-    answer = get_json(f"http://127.0.0.1:{port}/upstream")
+    answer = get_json(f"http://127.0.0.1:{port}/upstream", timeout=60)
     assert answer["service"] == "front" and answer["upstream"]["service"] == "back"
-    direct = get_json(f"http://127.0.0.1:{port}/")
+    direct = get_json(f"http://127.0.0.1:{port}/", timeout=60)
     assert direct["greeting"] == "hi"
     assert set(direct["secret_files"]) == {"token"}
     until(lambda: set(plane.state(unit.key).members) == {"back", "front"})
@@ -99,7 +99,7 @@ def test_killed_members_and_holders_come_back(plane: DataPlane, test_images: str
     unit = pair(test_images, port)
     plane.apply(unit)
     assert plane.wait(unit.key).error is None
-    get_json(f"http://127.0.0.1:{port}/upstream")
+    get_json(f"http://127.0.0.1:{port}/upstream", timeout=60)
     until(lambda: "back" in plane.state(unit.key).members)
     back = plane.state(unit.key).members["back"].container
     engine.remove_container(back, force=True)
@@ -109,10 +109,10 @@ def test_killed_members_and_holders_come_back(plane: DataPlane, test_images: str
             and plane.state(unit.key).members["back"].container != back
         )
     )
-    assert get_json(f"http://127.0.0.1:{port}/upstream")["upstream"]["service"] == "back"
+    assert get_json(f"http://127.0.0.1:{port}/upstream", timeout=60)["upstream"]["service"] == "back"
     holder = engine.containers(filters={"label": [f"{E.SESSION}={plane.session}", f"{E.ROLE}=holder"]})[0]
     engine.remove_container(holder["Id"], force=True)
-    assert get_json(f"http://127.0.0.1:{port}/upstream")["upstream"]["service"] == "back"
+    assert get_json(f"http://127.0.0.1:{port}/upstream", timeout=60)["upstream"]["service"] == "back"
 
 
 def test_a_change_recreates_only_the_changed_member(plane: DataPlane, test_images: str) -> None:
@@ -126,7 +126,7 @@ def test_a_change_recreates_only_the_changed_member(plane: DataPlane, test_image
     assert plane.wait(key).error is None
     until(lambda: len(plane.state(key).members) == 2 and plane.state(key).members["front"].container != before["front"])
     assert plane.state(key).members["back"].container == before["back"]
-    assert get_json(f"http://127.0.0.1:{port}/")["greeting"] == "hello"
+    assert get_json(f"http://127.0.0.1:{port}/", timeout=60)["greeting"] == "hello"
     plane.remove(key)
     until(lambda: plane.state(key).converged and not plane.state(key).members)
 
