@@ -14,7 +14,7 @@ from multicloud.spec.models import HealthCheck, Service
 from multicloud.spec.placeholders import SECRETS_DIR, secret_files, takes_secret_value, whole_secret
 from multicloud.spec.targets import TargetSpec
 from multicloud.spec.units import format_memory
-from multicloud_gcp import limits
+from multicloud_gcp import limits, rules
 from multicloud_gcp.addressing import CloudRunAddressing, service_id
 from multicloud_gcp.api import Body
 from multicloud_gcp.mapping import (
@@ -43,7 +43,7 @@ def desired_services(spec: TargetSpec, secrets: Mapping[str, str], settings: Gcp
     ]
     resources = []
     for name, service in spec.services.items():
-        found = _problems(spec.app, name, service, settings)
+        found = _problems(spec, name, service, settings)
         problems += found
         if found:
             continue
@@ -63,11 +63,16 @@ def _depends(service: Service) -> tuple[str, ...]:
     return tuple(f"service/{d}" for d in service.depends_on)
 
 
-def _problems(app: str, name: str, service: Service, settings: GcpSettings) -> list[Finding]:
+def _problems(spec: TargetSpec, name: str, service: Service, settings: GcpSettings) -> list[Finding]:
     """Every Cloud Run rule this service breaks, as (field path, what to do instead)."""
     where = ("services", name)
-    found: list[Finding] = []
-    problem = limits.service_id_problem(service_id(app, name))
+    found: list[Finding] = [
+        *rules.reserved_env_problems(where, service),
+        *rules.internal_reference_problems(spec, where, service, settings),
+        *rules.billing_problems(spec, where, name, settings),
+        *rules.broker_problems(where, service, settings),
+    ]
+    problem = limits.service_id_problem(service_id(spec.app, name))
     if problem:
         found.append((where, f"the Cloud Run name APP-SERVICE is {problem}; shorten the app or service name"))
     if len(service.ports) > 1:
@@ -84,7 +89,7 @@ def _problems(app: str, name: str, service: Service, settings: GcpSettings) -> l
             f"{cpu} is below 1, where Cloud Run serves one request - one device's "
             "WebSocket - per instance; give the broker cpu: 1 or more"
         ))
-    concurrency, cpu_idle, gen1 = _cpu_mode(service, settings)
+    concurrency, cpu_idle, gen1 = _cpu_mode(spec, name, settings)
     found += [
         ((*where, "resources"), p)
         for p in limits.resource_problems(cpu, memory, concurrency=concurrency, cpu_idle=cpu_idle, gen1=gen1)
@@ -141,12 +146,15 @@ def _volume_name(secret: str) -> str:
     return name if name == f"secret-{secret}" else f"{name}-{hashlib.sha256(secret.encode()).hexdigest()[:6]}"
 
 
-def _cpu_mode(service: Service, settings: GcpSettings) -> tuple[int, bool, bool]:
-    """(concurrency, cpu_idle, first-generation) for a service, as Cloud Run requires for its CPU."""
+def _cpu_mode(spec: TargetSpec, name: str, settings: GcpSettings) -> tuple[int, bool, bool]:
+    """(concurrency, cpu_idle, first-generation) for a service, as Cloud Run requires for its CPU:
+    a broker takes 1000 WebSockets; GEN2 needs 512 MiB, so less runs first-generation."""
+    service = spec.services[name]
     if service.resources.cpu < 1:
         return 1, True, True
-    always_on = not service.ports or any(p.protocol == "mqtt-ws" for p in service.ports)
-    return settings.concurrency, not always_on, False
+    concurrency = limits.MAX_CONCURRENCY if rules.is_broker(service) else settings.concurrency
+    gen1 = service.resources.memory < limits.GEN2_MIN_MEMORY
+    return concurrency, not rules.instance_billing(spec, name, settings), gen1
 
 
 def secret_path(name: str, settings: GcpSettings) -> str:
@@ -169,7 +177,10 @@ def service_body(
     )
     digests: dict[str, str] = {}
     env: list[dict[str, Any]] = []
+    dropped = rules.dropped_env(service)
     for key, raw in service.env.items():
+        if key in dropped:
+            continue
         whole = whole_secret(raw)
         value = resolved.env[key]
         if whole is not None and not whole.file:
@@ -179,7 +190,7 @@ def service_body(
             env.append({"name": key, "value_source": {"secret_key_ref": ref}})
         else:
             env.append({"name": key, "value": str(value)})
-    concurrency, cpu_idle, gen1 = _cpu_mode(service, settings)
+    concurrency, cpu_idle, gen1 = _cpu_mode(spec, name, settings)
     container: dict[str, Any] = {
         "image": service.image,
         "command": [str(a) for a in resolved.entrypoint or []],
@@ -214,8 +225,7 @@ def service_body(
         volumes.append({"name": volume, "secret": {"secret": secret_path(secret, settings), "items": [item]}})
         container.setdefault("volume_mounts", []).append({"name": volume, "mount_path": f"{SECRETS_DIR}/{secret}"})
     websocket = port is not None and port.protocol == "mqtt-ws"
-    minimum = max(service.replicas, 1) if websocket else service.replicas
-    maximum = max(minimum, settings.max_instances or minimum, 1)
+    minimum, maximum = rules.scaling(service, settings)
     labels = {APP_LABEL: spec.app, TARGET_LABEL: spec.target, SERVICE_LABEL: name}
     template: dict[str, Any] = {
         "labels": dict(labels),

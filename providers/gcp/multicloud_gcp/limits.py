@@ -14,6 +14,9 @@ MIN_MEMORY = 128 * 1024**2
 MAX_MEMORY = 32 * 1024**3
 MAX_CONCURRENCY = 1000
 MAX_TIMEOUT = 3600
+DEFAULT_MAX_INSTANCES = 100
+GEN2_MIN_MEMORY = 512 * 1024**2
+RESERVED_ENV = ("PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION")
 GI = 1024**3
 MI = 1024**2
 # cpu -> (minimum, maximum) memory, from Cloud Run's "vCPU and memory" table
@@ -80,6 +83,24 @@ def resource_problems(cpu: float, memory: int, *, concurrency: int, cpu_idle: bo
             "requests only and the first-generation execution environment"
         )
     return found
+
+
+def execution_problem(memory: int, *, gen2: bool) -> str | None:
+    """Why the second-generation environment cannot run with this memory, or None."""
+    if gen2 and memory < GEN2_MIN_MEMORY:
+        return f"memory {format_memory(memory)} is below 512Mi, the second-generation execution environment's minimum"
+    return None
+
+
+def reserved_env_problem(names: list[str]) -> str | None:
+    """Cloud Run's refusal of env names it sets itself, or None."""
+    reserved = [n for n in names if n in RESERVED_ENV]
+    if not reserved:
+        return None
+    return (
+        f"The following reserved env names were provided: {', '.join(reserved)}. "
+        "These values are automatically set by the system."
+    )
 
 
 def memory_of(text: str) -> int:

@@ -28,7 +28,7 @@ from multicloud_gcp.limits import MAX_CONCURRENCY, MAX_TIMEOUT
 
 EMULATOR_PROJECT_NUMBER = "123456789012"
 PROJECT_ID = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"
-REGION = r"^[a-z]+-[a-z]+[0-9]$"
+REGION = r"^[a-z]+-[a-z]+[0-9]+$"
 
 
 def _matches(pattern: str, what: str) -> Any:
@@ -107,6 +107,11 @@ class GcpSettings(ProviderSettings):
     )
     vpc_network: Text | None = Field(default=None, description="Direct VPC egress network for every service")
     vpc_subnet: Text | None = Field(default=None, description="its subnetwork (needs vpc_network)")
+    instance_billing: dict[str, bool] = Field(
+        default_factory=dict,
+        description="service -> keep CPU between requests (cpuIdle false); default: on for services with "
+        "no port, mqtt-ws brokers and services that hold MQTT sessions",
+    )
     internal_auth: Literal["none", "iam"] = Field(
         default="none", description="none: internal services skip the IAM invoker check; iam: keep it"
     )

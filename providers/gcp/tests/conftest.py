@@ -42,11 +42,20 @@ def transport(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def provider_for(cloudrun: RunningCloudRun) -> Callable[..., CloudRunProvider]:
-    """Make a provider on the unmodified run_v2 clients, pointed at the emulator: f(transport, **settings)."""
+def iot_settings(cloudrun: RunningCloudRun) -> Callable[[str], dict[str, str]]:
+    """f(transport): settings pointing at the emulator, with the IoT example's VPC (its internal
+    auth is reached through it, as on Cloud Run)."""
+    network = {k: v for k, v in load_iot_spec().targets["gcp"].settings.items() if k.startswith("vpc_")}
+    return lambda transport: {**network, **cloudrun.settings(transport)}
+
+
+@pytest.fixture
+def provider_for(iot_settings: Callable[[str], dict[str, str]]) -> Callable[..., CloudRunProvider]:
+    """Make a provider on the unmodified run_v2 clients, pointed at the emulator, with the IoT
+    example's VPC: f(transport, **settings)."""
 
     def make(transport: str, **extra: Any) -> CloudRunProvider:
-        return CloudRunProvider({**cloudrun.settings(transport), **extra})
+        return CloudRunProvider({**iot_settings(transport), **extra})
 
     return make
 

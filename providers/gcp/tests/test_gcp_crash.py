@@ -27,6 +27,7 @@ def test_kill_9_mid_apply_then_apply_converges(
     tmp_path: Path,
     deploy: Callable[..., Deployment],
     write_spec: Callable[[Spec, dict[str, str], Path], Path],
+    provider_for: Callable[..., CloudRunProvider],
 ) -> None:
     cloudrun.model.faults.slow_operations(1.0)
     spec_file = write_spec(iot_spec, cloudrun.settings("rest"), tmp_path / "multicloud.yaml")
@@ -52,7 +53,7 @@ def test_kill_9_mid_apply_then_apply_converges(
     assert any(s["reconciling"] for s in cloudrun.model.services.values()), "an operation was in flight"
 
     cloudrun.model.faults.slow_operations(0.05)
-    provider = CloudRunProvider(cloudrun.settings("grpc"))
+    provider = provider_for("grpc")
     deployment = deploy(load(spec_file), provider)
     result = deployment.apply()
     assert result.ok
@@ -67,12 +68,15 @@ def test_kill_9_mid_apply_then_apply_converges(
 
 
 def test_health_timeout_is_honoured_against_a_slow_emulator(
-    cloudrun: RunningCloudRun, iot_spec: Spec, deploy: Callable[..., Deployment]
+    cloudrun: RunningCloudRun,
+    iot_spec: Spec,
+    deploy: Callable[..., Deployment],
+    provider_for: Callable[..., CloudRunProvider],
 ) -> None:
     from multicloud.errors import ApplyFailedError
 
     cloudrun.model.faults.slow_operations(60.0)  # services stay reconciling for a minute
-    deployment = deploy(iot_spec, CloudRunProvider(cloudrun.settings("rest")))
+    deployment = deploy(iot_spec, provider_for("rest"))
     deployment.health_timeout = 2
     started = time.monotonic()
     with pytest.raises(ApplyFailedError, match="not healthy after 2s"):

@@ -155,7 +155,7 @@ def test_revisions_run_behind_the_front_with_the_container_contract(running: Run
             "ports": [{"name": "http", "port": 8080, "protocol": "http", "expose": "internal"}],
         },
     }
-    deployment = deploy(running, services)
+    deployment = deploy(running, services, vpc_network="run-vpc")  # web reaches internal back
     web = url_of(deployment, "web")
     assert running.model.runner is not None
     started = instances(running, f"{deployment.spec.name}-web")

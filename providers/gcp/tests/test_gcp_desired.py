@@ -122,7 +122,7 @@ def test_urls_need_the_project_number_outside_the_emulator() -> None:
         {
             "name": "shop",
             "services": {
-                "a": {"image": "x", "ports": [{"name": "h", "port": 80, "protocol": "http"}]},
+                "a": {"image": "x", "ports": [{"name": "h", "port": 80, "protocol": "http", "expose": "public"}]},
                 "b": {"image": "x", "env": {"A": "${services.a.url}"}},
             },
             "targets": {"gcp": {"provider": "gcp-cloudrun"}},
@@ -246,7 +246,8 @@ def test_a_tcp_port_falls_back_to_its_websocket_port_without_overrides() -> None
                                   "fallback": "mqtt-ws"},
                                  {"name": "mqtt-ws", "port": 8080, "protocol": "mqtt-ws", "expose": "public"}],
                        "healthcheck": {"tcp": 1883}},
-            "ingestion": {"image": "ingestion:1", "env": {"MQTT_URL": "${services.broker.url.mqtt}"}},
+            "ingestion": {"image": "ingestion:1", "resources": {"cpu": 1, "memory": "512Mi"},
+                          "env": {"MQTT_URL": "${services.broker.url.mqtt}"}},
         },
         "targets": {"gcp": {"provider": "gcp-cloudrun"}},
     })

@@ -50,10 +50,11 @@ def test_kill_9_then_apply_converges(
     tmp_path: Path,
     deploy: Callable[..., Deployment],
     write_spec: Callable[[Spec, dict[str, str], Path], Path],
+    iot_settings: Callable[[str], dict[str, str]],
 ) -> None:
     rng = random.Random(SEED + trial)
     scenario = list(SCENARIOS)[trial % len(SCENARIOS)]
-    settings = cloudrun.settings("rest")
+    settings = iot_settings("rest")
     if scenario != "create":
         deploy(iot_spec, CloudRunProvider(settings)).apply()
     target = _changed(iot_spec, scenario)

@@ -41,12 +41,12 @@ def check_service(service: dict[str, Any], existing_revisions: set[str]) -> None
     containers = template.get("containers") or []
     if not 1 <= len(containers) <= 10:
         found.append(("template.containers", "a revision template needs 1 to 10 containers"))
-    concurrency = int(template.get("maxInstanceRequestConcurrency") or 80)
-    gen1 = template.get("executionEnvironment") == "EXECUTION_ENVIRONMENT_GEN1"
+    concurrency = int(template.get("maxInstanceRequestConcurrency") or 0)
+    environment = template.get("executionEnvironment")
     with_ports = 0
     for index, container in enumerate(containers):
         with_ports += bool(container.get("ports"))
-        found += _container_problems(f"template.containers[{index}]", container, concurrency, gen1)
+        found += _container_problems(f"template.containers[{index}]", container, concurrency, environment)
     if with_ports > 1:
         found.append(("template.containers", "exactly one container may expose a port (the ingress container)"))
     scaling = template.get("scaling") or {}
@@ -69,8 +69,11 @@ def check_service(service: dict[str, Any], existing_revisions: set[str]) -> None
         raise ApiError("INVALID_ARGUMENT", f"The request has errors: {summary}", tuple(found))
 
 
-def _container_problems(where: str, container: dict[str, Any], concurrency: int, gen1: bool) -> list[tuple[str, str]]:
-    """The rules one container breaks: image, one port, unique env names, CPU and memory limits."""
+def _container_problems(
+    where: str, container: dict[str, Any], concurrency: int, environment: str | None
+) -> list[tuple[str, str]]:
+    """The rules one container breaks: image, one port, env names, CPU and memory limits; an unset
+    concurrency is Cloud Run's default (1 below 1 CPU, else 80)."""
     found: list[tuple[str, str]] = []
     if not container.get("image"):
         found.append((f"{where}.image", "an image is required"))
@@ -85,6 +88,9 @@ def _container_problems(where: str, container: dict[str, Any], concurrency: int,
     names = [e.get("name") for e in container.get("env") or []]
     if len(names) != len(set(names)):
         found.append((f"{where}.env", "environment variable names must be unique"))
+    reserved = limits.reserved_env_problem([str(n) for n in names])
+    if reserved:
+        found.append((f"{where}.env", reserved))
     resources = container.get("resources") or {}
     limit = resources.get("limits") or {}
     try:
@@ -93,6 +99,11 @@ def _container_problems(where: str, container: dict[str, Any], concurrency: int,
     except ValueError as exc:
         return [*found, (f"{where}.resources.limits", f"invalid quantity: {exc}")]
     cpu_idle = bool(resources.get("cpuIdle"))
+    gen1 = environment == "EXECUTION_ENVIRONMENT_GEN1"
+    concurrency = concurrency or (1 if cpu < 1 else 80)
     for problem in limits.resource_problems(cpu, memory, concurrency=concurrency, cpu_idle=cpu_idle, gen1=gen1):
         found.append((f"{where}.resources.limits", problem))
+    gen2 = limits.execution_problem(memory, gen2=environment == "EXECUTION_ENVIRONMENT_GEN2")
+    if gen2:
+        found.append(("template.executionEnvironment", gen2))
     return found

@@ -1,0 +1,169 @@
+"""What real Cloud Run refuses or starves (issue 16, items 15-21): refused at plan, or rendered the way
+Cloud Run accepts, and the emulator refusing what Cloud Run refuses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from google.api_core import exceptions
+from google.cloud import run_v2
+from multicloud_gcp.emulator import RunningCloudRun
+from multicloud_gcp.provider import CloudRunProvider
+
+from multicloud.api import Deployment
+from multicloud.errors import CapabilityError, SettingsError
+from multicloud.registry import create_provider
+from multicloud.spec import Spec, spec_from_dict
+from providers.gcp.tests.test_gcp_desired import SETTINGS, render
+from providers.gcp.tests.test_gcp_emulator import PARENT, service, services_client
+
+HTTP = {"name": "http", "port": 8000, "protocol": "http", "expose": "public"}
+BROKER = {
+    "image": "broker:1",
+    "resources": {"cpu": 1, "memory": "1Gi"},
+    "ports": [{"name": "mqtt-ws", "port": 8080, "protocol": "mqtt-ws", "expose": "public"}],
+}
+
+
+def refused(services: dict[str, Any], **settings: Any) -> str:
+    """The plan error a spec gets on gcp-cloudrun."""
+    with pytest.raises(CapabilityError) as caught:
+        render(services, **settings)
+    return str(caught.value)
+
+
+def one_spec(services: dict[str, Any]) -> Spec:
+    return spec_from_dict({"name": "shop", "services": services, "targets": {"gcp": {"provider": "gcp-cloudrun"}}})
+
+
+def env_of(payload: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value") for e in payload["template"]["containers"][0]["env"]}
+
+
+# 15: reserved env names
+def test_port_equal_to_the_container_port_is_left_to_cloud_run_and_other_reserved_names_are_refused() -> None:
+    api = render({"api": {"image": "x:1", "ports": [HTTP], "env": {"PORT": "8000", "MODE": "a"}}})["api"]
+    assert env_of(api.payload) == {"MODE": "a"}
+    text = refused({"api": {"image": "x:1", "ports": [HTTP], "env": {"PORT": "9000", "K_SERVICE": "x"}}})
+    assert "services.api.env.PORT: PORT is reserved on Cloud Run" in text and "(8000)" in text
+    assert "services.api.env.K_SERVICE: K_SERVICE is reserved on Cloud Run" in text
+
+
+def test_the_emulator_refuses_reserved_env_names_as_cloud_run_does(
+    cloudrun: RunningCloudRun, transport: str
+) -> None:
+    client = services_client(cloudrun, transport)
+    env = [run_v2.EnvVar(name="PORT", value="8080"), run_v2.EnvVar(name="K_REVISION", value="r")]
+    with pytest.raises(exceptions.BadRequest) as caught:
+        client.create_service(parent=PARENT, service_id="reserved", service=service(env=env))
+    assert "The following reserved env names were provided: PORT, K_REVISION" in caught.value.message
+
+
+def test_a_service_setting_its_own_port_deploys_on_the_emulator(
+    provider_for: Callable[..., CloudRunProvider], deploy: Callable[..., Deployment]
+) -> None:
+    spec = one_spec({"api": {"image": "x:1", "ports": [HTTP], "env": {"PORT": "8000"}}})
+    result = deploy(spec, provider_for("rest")).apply()
+    assert result.ok
+
+
+# 16: internal services need the VPC
+def test_an_internal_service_referenced_without_a_vpc_is_a_plan_error() -> None:
+    services = {
+        "auth": {"image": "x:1", "ports": [{**HTTP, "expose": "internal"}]},
+        "api": {"image": "x:1", "ports": [HTTP], "env": {"AUTH": "${services.auth.url}", "H": "${services.auth.host}"}},
+    }
+    text = refused(services)
+    assert "services.api.env.AUTH: auth is internal" in text and "services.api.env.H:" in text
+    assert "set vpc_network" in text
+    assert render(services, vpc_network="iot-vpc")["api"].payload["template"]["vpc_access"]
+
+
+# 17: instance-based billing for services working outside requests
+def test_mqtt_clients_keep_their_cpu_between_requests_unless_told_otherwise() -> None:
+    services = {
+        "broker": BROKER,
+        "ingest": {"image": "x:1", "resources": {"cpu": 1, "memory": "512Mi"}, "ports": [HTTP],
+                   "env": {"MQTT_URL": "${services.broker.url}"}},
+        "web": {"image": "x:1", "resources": {"cpu": 1, "memory": "512Mi"}, "ports": [HTTP]},
+    }
+    rendered = render(services)
+    idle = {n: r.payload["template"]["containers"][0]["resources"]["cpu_idle"] for n, r in rendered.items()}
+    assert idle == {"broker": False, "ingest": False, "web": True}
+    told = render(services, instance_billing={"ingest": False, "web": True})
+    assert told["ingest"].properties["cpu_idle"] is True and told["web"].properties["cpu_idle"] is False
+
+
+def test_an_mqtt_client_below_one_cpu_is_refused() -> None:
+    services = {"broker": BROKER, "ingest": {"image": "x:1", "env": {"MQTT_URL": "${services.broker.url}"}}}
+    text = refused(services)
+    assert "services.ingest.resources.cpu: 0.25 is below 1" in text and "instance_billing: {ingest: false}" in text
+    assert render(services, instance_billing={"ingest": False})["ingest"].properties["cpu_idle"] is True
+
+
+def test_instance_billing_is_a_setting() -> None:
+    with pytest.raises(SettingsError) as caught:
+        create_provider("gcp-cloudrun", {**SETTINGS, "instance_billing": {"web": "sometimes"}})
+    assert caught.value.field.startswith("instance_billing")
+
+
+# 18: GEN2 needs 512 MiB
+def test_below_512_mib_runs_first_generation() -> None:
+    small = {"image": "x:1", "resources": {"cpu": 1, "memory": "256Mi"}, "ports": [HTTP]}
+    template = render({"small": small})["small"].payload["template"]
+    assert template["execution_environment"] == "EXECUTION_ENVIRONMENT_GEN1"
+    big = {**small, "resources": {"cpu": 1, "memory": "512Mi"}}
+    assert render({"big": big})["big"].payload["template"]["execution_environment"] == "EXECUTION_ENVIRONMENT_GEN2"
+
+
+def test_the_emulator_refuses_gen2_below_512_mib(cloudrun: RunningCloudRun, transport: str) -> None:
+    client = services_client(cloudrun, transport)
+    small = service(resources=run_v2.ResourceRequirements(limits={"cpu": "1", "memory": "256Mi"}))
+    small.template.execution_environment = run_v2.ExecutionEnvironment.EXECUTION_ENVIRONMENT_GEN2
+    with pytest.raises(exceptions.BadRequest, match="below 512Mi"):
+        client.create_service(parent=PARENT, service_id="small", service=small)
+    small.template.execution_environment = run_v2.ExecutionEnvironment.EXECUTION_ENVIRONMENT_GEN1
+    client.create_service(parent=PARENT, service_id="small", service=small).result()
+
+
+def test_a_small_service_deploys_on_the_emulator(
+    provider_for: Callable[..., CloudRunProvider], deploy: Callable[..., Deployment]
+) -> None:
+    spec = one_spec({"api": {"image": "x:1", "ports": [HTTP], "resources": {"cpu": 1, "memory": "256Mi"}}})
+    assert deploy(spec, provider_for("grpc")).apply().ok
+
+
+# 19: broker scaling
+def test_a_broker_takes_1000_websockets_on_a_fixed_instance_count() -> None:
+    template = render({"broker": BROKER}, max_instances=1)["broker"].payload["template"]
+    assert template["max_instance_request_concurrency"] == 1000
+    assert template["scaling"] == {"min_instance_count": 1, "max_instance_count": 1}
+    text = refused({"broker": BROKER}, max_instances=5)
+    assert "services.broker.ports: max_instances 5 would scale this mqtt-ws broker" in text
+    assert "services.broker.replicas: 3 replicas" in refused({"broker": {**BROKER, "replicas": 3}})
+
+
+def test_below_one_cpu_the_ceiling_is_cloud_runs_default() -> None:
+    small = render({"web": {"image": "x:1", "ports": [HTTP]}})["web"].payload["template"]
+    assert small["scaling"] == {"min_instance_count": 1, "max_instance_count": 100}
+    capped = render({"web": {"image": "x:1", "ports": [HTTP]}}, max_instances=3)["web"].payload["template"]
+    assert capped["scaling"]["max_instance_count"] == 3
+    whole = {"image": "x:1", "ports": [HTTP], "resources": {"cpu": 1, "memory": "512Mi"}}
+    assert render({"web": whole})["web"].payload["template"]["scaling"]["max_instance_count"] == 1
+
+
+# 20: region names
+def test_two_digit_regions_are_accepted() -> None:
+    assert render({"web": {"image": "x:1"}}, region="europe-west10")["web"].payload["name"].startswith(
+        "projects/demo-project/locations/europe-west10/"
+    )
+
+
+# 21: the emulator's concurrency default below 1 CPU
+def test_the_emulator_defaults_concurrency_to_one_below_one_cpu(cloudrun: RunningCloudRun, transport: str) -> None:
+    client = services_client(cloudrun, transport)
+    small = service(resources=run_v2.ResourceRequirements(limits={"cpu": "500m", "memory": "512Mi"}, cpu_idle=True))
+    small.template.execution_environment = run_v2.ExecutionEnvironment.EXECUTION_ENVIRONMENT_GEN1
+    client.create_service(parent=PARENT, service_id="half", service=small).result()
