@@ -1,23 +1,42 @@
-"""Runs the IoT stack on the local engine with plain `docker build` / `docker run` (test helper)."""
+"""Runs the IoT stack as multicloud.yaml declares it (local target) with plain `docker build`/`docker run` (tests)."""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from multicloud.addressing import DirectAddressing, resolve_service
 from multicloud.build import build_hash, context_path
+from multicloud.resources import Sensitive
 from multicloud.spec.loader import load
+from multicloud.spec.models import Service, Spec
+from multicloud.spec.placeholders import SECRETS_DIR, secret_files
+from multicloud.spec.targets import services_for
 
 EXAMPLE = Path(__file__).resolve().parents[1]
 SPEC = EXAMPLE / "multicloud.yaml"
+TARGET = "local"
+# What the tests run differently from the spec, and why: devices and the API speak plain mqtt:// and
+# http:// unless a stack is given `tls` (then the broker's TLS listeners are the spec's), and the
+# ws:// tests need the broker's plain WebSockets listener, which the spec leaves off.
+HARNESS_ENV = {
+    "broker": {"MQTTS_PORT": "0", "WSS_PORT": "0", "MQTT_TLS_CERT_FILE": "", "MQTT_TLS_KEY_FILE": "",
+               "WS_PORT": "8080"},
+    "registry": {"TLS_CERT_FILE": "", "TLS_KEY_FILE": ""},
+}
+# (service, container port) -> the name under which DockerStack.ports records its host port
+HARNESS_PORTS = {("broker", 1883): "mqtt", ("broker", 8080): "ws", ("broker", 8883): "mqtts", ("broker", 8081): "wss",
+                 ("registry", 8000): "registry", ("ingestion", 8000): "ingestion"}
 SERVICES = ("db", "auth", "broker", "ingestion", "registry")
 IMAGE_PREFIX = "iot-backend-test"
 
@@ -77,7 +96,14 @@ class DockerStack:
     ports: dict[str, int] = field(default_factory=dict)
     containers: list[str] = field(default_factory=list)
     tls: Path | None = None
+    spec: Spec = field(default_factory=lambda: load(SPEC))
+    secret_dir: Path | None = None
     """A folder made by iotsim.devca: the broker then also serves mqtts (8883) and wss (8081) with its certificate."""
+
+    @property
+    def services(self) -> dict[str, Service]:
+        """The spec's services as the local target runs them."""
+        return services_for(self.spec, TARGET)
 
     @property
     def network(self) -> str:
@@ -122,60 +148,69 @@ class DockerStack:
         """The services' database URL (inside the network)."""
         return f"postgresql://iot:{self.secrets['db_password']}@db:5432/iot"
 
-    def _run(self, service: str, env: dict[str, str], publish: dict[int, int], replica: int = 1,
-             volumes: dict[str, str] | None = None) -> None:
+    def _run(self, service: str, env: dict[str, str], publish: dict[int, int], replica: int = 1) -> None:
+        """Start one replica as the spec runs it: its volumes, its secrets as files in /run/secrets, `env`."""
         name = self.name(service, replica)
         args = ["run", "-d", "--name", name, "--hostname", name, "--network", self.network,
                 "--network-alias", service, "--label", f"iot-backend-test={self.prefix}"]
         for host_port, container_port in publish.items():
             args += ["-p", f"127.0.0.1:{host_port}:{container_port}"]
-        for volume, target in (volumes or {}).items():
-            args += ["-v", f"{self.prefix}-{volume}:{target}"]
+        for mount in self.services[service].volumes:
+            args += ["-v", f"{self.prefix}-{mount.source}:{mount.target}"]
+        for secret in secret_files(self.services[service]):  # those its environment still points at
+            if f"{SECRETS_DIR}/{secret}" in env.values():
+                args += ["-v", f"{self.secret_dir / secret}:{SECRETS_DIR}/{secret}:ro"]
         for key in env:
             args += ["-e", key]  # values travel in the environment, never on the command line
         docker(*args, self.images[service], env={**os.environ, **env})
         self.containers.append(name)
 
-    def env(self, service: str) -> dict[str, str]:
-        """The environment of a service, as the spec gives it on the local target."""
-        s = self.secrets
-        common = {"DATABASE_URL": self.database_url()}
-        return {
-            "db": {"POSTGRES_PASSWORD": s["db_password"]},
-            "auth": {**common, "ADMIN_TOKEN": s["admin_token"], "BROKER_FEED_TOKEN": s["broker_feed_token"]},
-            "broker": {"AUTH_URL": "http://auth:8000", "BROKER_FEED_TOKEN": s["broker_feed_token"],
-                       "INGESTION_MQTT_PASSWORD": s["ingestion_mqtt_password"],
-                       "REGISTRY_MQTT_PASSWORD": s["registry_mqtt_password"], **self._broker_tls()},
-            "ingestion": {**common, "MQTT_URL": "mqtt://broker:1883",
-                          "INGESTION_MQTT_PASSWORD": s["ingestion_mqtt_password"]},
-            "registry": {**common, "AUTH_URL": "http://auth:8000", "MQTT_URL": "mqtt://broker:1883",
-                         "REGISTRY_MQTT_PASSWORD": s["registry_mqtt_password"]},
-        }[service]
+    def spec_secrets(self) -> dict[str, str]:
+        """The value of each of the spec's secrets in this stack (the TLS pair only with `tls`)."""
+        values = {**self.secrets, "database_url": self.database_url()}
+        if self.tls is not None:
+            values.update(tls_cert=(self.tls / "server.crt").read_text(), tls_key=(self.tls / "server.key").read_text())
+        return values
 
-    def _broker_tls(self) -> dict[str, str]:
-        """The broker's TLS listeners and certificate (PEM in env: this harness only; the spec uses files)."""
-        if self.tls is None:
-            return {}
-        return {"MQTTS_PORT": "8883", "WSS_PORT": "8081", "MQTT_TLS_CERT": (self.tls / "server.crt").read_text(),
-                "MQTT_TLS_KEY": (self.tls / "server.key").read_text()}
+    def env(self, service: str) -> dict[str, str]:
+        """A service's environment as the spec gives it on the local target, then HARNESS_ENV (and, with
+        `tls`, the broker's TLS listeners as the spec has them)."""
+        address = DirectAddressing(self.services, host=lambda name: name)
+        resolved = resolve_service(self.services[service], address, self.spec_secrets(), app=self.prefix).env
+        env = {k: v.reveal() if isinstance(v, Sensitive) else str(v) for k, v in resolved.items()}
+        overrides = dict(HARNESS_ENV.get(service, {}))
+        if service == "broker" and self.tls is not None:
+            overrides = {k: v for k, v in overrides.items() if k == "WS_PORT"}
+        return {**env, **overrides}
 
     def start(self) -> DockerStack:
-        """Create the network and every container, then wait until the stack answers."""
+        """Write the secret files, create the network and every container, then wait until the stack answers."""
+        self.secret_dir = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-secrets-"))
+        for secret, value in self.spec_secrets().items():
+            path = self.secret_dir / secret
+            path.write_text(value, encoding="utf-8")
+            path.chmod(0o644)  # read by the containers' own users; the folder is private (0700)
         docker("network", "create", "--label", f"iot-backend-test={self.prefix}", self.network)
-        self.ports = {"registry": free_port(), "mqtt": free_port(), "ws": free_port()}
-        self._run("db", self.env("db"), {}, volumes={"pgdata": "/var/lib/postgresql/data"})
-        self._run("auth", self.env("auth"), {})
-        broker_ports = {self.ports["mqtt"]: 1883, self.ports["ws"]: 8080}
-        if self.tls is not None:
-            self.ports.update(mqtts=free_port(), wss=free_port())
-            broker_ports.update({self.ports["mqtts"]: 8883, self.ports["wss"]: 8081})
-        self._run("broker", self.env("broker"), broker_ports, volumes={"broker": "/var/lib/mosquitto"})
+        for service in ("db", "auth", "broker"):
+            self._run(service, self.env(service), self._publish(service))
         for replica in range(1, self.ingestion_replicas + 1):
-            self.ports[f"ingestion-{replica}"] = port = free_port()
-            self._run("ingestion", self.env("ingestion"), {port: 8000}, replica=replica)
-        self._run("registry", self.env("registry"), {self.ports["registry"]: 8000})
+            self._run("ingestion", self.env("ingestion"), self._publish("ingestion", replica), replica=replica)
+        self._run("registry", self.env("registry"), self._publish("registry"))
         self.wait_healthy()
         return self
+
+    def _publish(self, service: str, replica: int = 1) -> dict[int, int]:
+        """host port -> container port for what the tests reach (HARNESS_PORTS; the broker's TLS listeners
+        only with `tls`), each recorded in `ports`; a port the spec no longer has is an error."""
+        publish = {}
+        for (owner, number), key in HARNESS_PORTS.items():
+            if owner != service or (key in ("mqtts", "wss") and self.tls is None):
+                continue
+            if key != "ws" and number not in {p.port for p in self.services[service].ports}:
+                raise RuntimeError(f"{SPEC}: services.{service} has no port {number} (tests/stack.py HARNESS_PORTS)")
+            self.ports[f"ingestion-{replica}" if service == "ingestion" else key] = host = free_port()
+            publish[host] = number
+        return publish
 
     def wait_healthy(self, timeout: float = 120.0) -> None:
         """Wait until the registry and every ingestion replica answer /healthz with 200."""
@@ -293,6 +328,8 @@ class DockerStack:
         """Remove every container, the volumes and the network."""
         if self.containers:
             docker("rm", "-f", "-v", *self.containers, check=False)
-        for volume in ("pgdata", "broker"):
+        for volume in self.spec.volumes:
             docker("volume", "rm", "-f", f"{self.prefix}-{volume}", check=False)
         docker("network", "rm", self.network, check=False)
+        if self.secret_dir is not None:
+            shutil.rmtree(self.secret_dir, ignore_errors=True)

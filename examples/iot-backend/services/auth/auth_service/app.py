@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from iot_common.schema import migrate
+from iot_common.web import database_health, open_database
 from pydantic import BaseModel
 
 from auth_service import feed
@@ -39,11 +39,9 @@ state = State()
 
 async def startup() -> None:
     """Migrate the schema, open the pool and start listening for changes."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     state.settings = Settings.from_env()
-    await asyncio.to_thread(migrate, state.settings.database_url, COMPONENT, MIGRATIONS)
     state.pool = make_pool(state.settings.database_url)
-    await state.pool.open()
+    await open_database(state.settings.database_url, COMPONENT, MIGRATIONS, state.pool)
     state.notifier = feed.Notifier(state.settings.database_url)
     state.notifier.start()
     state.writer = feed.CredentialWriter(state.pool)
@@ -126,13 +124,8 @@ def broker_feed(request: Request) -> None:
 
 @app.get("/healthz")
 async def healthz() -> dict[str, str]:
-    """Healthy when the database answers."""
-    try:
-        async with state.pool.connection(timeout=2.0) as conn:
-            await conn.execute("SELECT 1")
-    except Exception as exc:
-        raise HTTPException(503, f"database unavailable: {type(exc).__name__}") from exc
-    return {"status": "ok"}
+    """Healthy when the database answers (503 otherwise)."""
+    return await database_health(state.pool)
 
 
 @app.post("/v1/tokens/verify", response_model=Principal)

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import psycopg
+from iot_common.tasks import BackgroundTask
 from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger("auth.feed")
@@ -19,26 +20,14 @@ APPLIED_CHANNEL = "broker_applied"  # the broker reported the version it has loa
 WRITE_LOCK = 7_100_002
 
 
-class Notifier:
+class Notifier(BackgroundTask):
     """Wakes long-polls when any auth replica commits a credential change or the broker reports."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self._events = {CHANNEL: asyncio.Event(), APPLIED_CHANNEL: asyncio.Event()}
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        """Start listening in the background (reconnects on its own)."""
-        self._task = asyncio.create_task(self._listen())
-
-    async def stop(self) -> None:
-        """Stop listening."""
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _listen(self) -> None:
+    async def _run(self) -> None:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
@@ -112,7 +101,7 @@ async def broker_applied(pool: AsyncConnectionPool) -> tuple[int, int]:
     return (int(row[0]), int(row[1] or 0)) if row else (0, 0)
 
 
-class CredentialWriter:
+class CredentialWriter(BackgroundTask):
     """Group commit: concurrent credential changes share one transaction, one NOTIFY and one fsync.
 
     Writers take WRITE_LOCK before drawing versions, so versions become visible in increasing
@@ -123,18 +112,6 @@ class CredentialWriter:
         self.pool = pool
         self.max_batch = max_batch
         self.queue: asyncio.Queue[tuple[list[tuple[str, str]], asyncio.Future[dict[str, int]]]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        """Start the writer task."""
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        """Stop the writer task."""
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def issue(self, items: list[tuple[str, str]]) -> dict[str, int]:
         """Store (device id, hash) pairs all-or-nothing; return id -> version, or raise KeyError(existing ids)."""

@@ -5,8 +5,8 @@ import os
 import tempfile
 from pathlib import Path
 
-import uvicorn
 from iot_common.env import secret
+from iot_common.web import serve
 
 from registry_service.settings import Settings
 
@@ -30,12 +30,4 @@ def tls_options() -> dict[str, str]:
 
 if __name__ == "__main__":
     settings = Settings.from_env()
-    uvicorn.run(
-        "registry_service.app:app",
-        host=settings.host,
-        port=settings.port,
-        access_log=settings.access_log,
-        log_level="info",
-        loop="uvloop",
-        **tls_options(),
-    )
+    serve("registry_service.app:app", settings.host, settings.port, settings.access_log, **tls_options())

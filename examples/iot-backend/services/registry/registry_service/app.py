@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from iot_common.schema import migrate
+from iot_common.web import database_health, open_database
 from pydantic import BaseModel, Field, constr, validator
 
 from registry_service.auth_client import AuthClient
@@ -60,11 +60,9 @@ state = State()
 
 async def startup() -> None:
     """Migrate the schema and open the pool and the auth client."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     state.settings = Settings.from_env()
-    await asyncio.to_thread(migrate, state.settings.database_url, COMPONENT, MIGRATIONS)
     state.pool = make_pool(state.settings.database_url)
-    await state.pool.open()
+    await open_database(state.settings.database_url, COMPONENT, MIGRATIONS, state.pool)
     state.auth = AuthClient(state.settings.auth_url, state.settings.token_cache_seconds)
     state.registrar = Registrar(state.pool, state.auth)
     state.registrar.start()
@@ -188,13 +186,8 @@ async def query_devices(where: str, params: tuple[Any, ...]) -> list[tuple[Any, 
 
 @app.get("/healthz", tags=["ops"])
 async def healthz() -> dict[str, str]:
-    """Healthy when the database answers."""
-    try:
-        async with state.pool.connection(timeout=2.0) as conn:
-            await conn.execute("SELECT 1")
-    except Exception as exc:
-        raise HTTPException(503, f"database unavailable: {type(exc).__name__}") from exc
-    return {"status": "ok"}
+    """Healthy when the database answers (503 otherwise)."""
+    return await database_health(state.pool)
 
 
 @app.post("/devices", status_code=201, tags=["devices"])

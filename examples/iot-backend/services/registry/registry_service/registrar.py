@@ -10,7 +10,6 @@ Under no concurrency a group is one request, as before.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 
 import psycopg
 from fastapi import HTTPException
+from iot_common.tasks import BackgroundTask
 from psycopg_pool import AsyncConnectionPool
 
 from registry_service.auth_client import AuthClient
@@ -52,7 +52,7 @@ def settle(pending: Pending, result: tuple[datetime, dict[str, Any]] | None = No
         pending.future.set_result(result)
 
 
-class Registrar:
+class Registrar(BackgroundTask):
     """Queues single registrations and stores them in groups, each with its own answer."""
 
     def __init__(self, pool: AsyncConnectionPool, auth: AuthClient, max_group: int = 1000) -> None:
@@ -61,18 +61,6 @@ class Registrar:
         self.max_group = max_group
         self.waiting: dict[str, list[Pending]] = {}  # operator token -> registrations
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        """Start the worker."""
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        """Stop the worker."""
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def register(self, token: str, device_id: str, name: str,
                        metadata: dict[str, Any]) -> tuple[datetime, dict[str, Any]]:
