@@ -252,8 +252,10 @@ class ProviderContract:
         acted = [c for c in planned.changes if c.action is not Action.NOOP]
         deleted = [c for c in acted if c.action is Action.DELETE]
         assert deleted and all(c.resource.service == "extra" for c in deleted), plan_text(planned)
-        # a resource the services share may be updated to leave it out (ACI re-sends the whole group)
-        assert all(c.action is Action.UPDATE and c.resource.service is None for c in acted if c not in deleted)
+        # a resource the services share may be updated to leave it out (ACI re-sends the whole group),
+        # or replaced where the platform cannot resize it in place (an ACI group)
+        shared = (Action.UPDATE, Action.REPLACE)
+        assert all(c.action in shared and c.resource.service is None for c in acted if c not in deleted)
         smaller.apply(planned)
         assert "extra" not in {r.service for r in provider.observe(app)}
 

@@ -19,7 +19,12 @@ from multicloud.translate import from_status, unreachable
 from multicloud_azure.api import AciApi, Json
 from multicloud_azure.settings import TOKEN_ENV, AzureSettings
 
-RETRYABLE_CONFLICTS = {"Conflict", "AnotherOperationInProgress", "OperationNotAllowed", "ResourceBusy"}
+# 409s that pass: the group is mid-operation (ContainerGroupTransitioning) or the region has no
+# capacity for the request right now (ServiceUnavailable, "not available in the location ... at this moment")
+RETRYABLE_CONFLICTS = {
+    "Conflict", "AnotherOperationInProgress", "OperationNotAllowed", "ResourceBusy",
+    "ContainerGroupTransitioning", "ServiceUnavailable",
+}
 
 
 class StaticTokenCredential:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +13,8 @@ from typing import Any
 from multicloud.addressing import DirectAddressing, resolve_service
 from multicloud.errors import CapabilityError, Finding
 from multicloud.resources import Resource, fingerprint, to_jsonable
-from multicloud.spec.placeholders import takes_secret_value
+from multicloud.spec.models import Service
+from multicloud.spec.placeholders import secret_files, takes_secret_value
 from multicloud.spec.targets import TargetSpec
 from multicloud_azure import mapping, tags, views
 from multicloud_azure.api import Json
@@ -22,6 +24,9 @@ PROVIDER = "azure-aci"
 MAX_CPU = 4.0
 MAX_MEMORY_GB = 16.0
 MAX_CONTAINERS = 60
+MAX_PUBLIC_PORTS = 5
+MAX_VOLUMES = 20
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 @dataclass(frozen=True)
@@ -42,19 +47,21 @@ class GroupPlan:
         return seen == self.properties
 
 
-def needs_recreate(plan: GroupPlan, current: Mapping[str, Any]) -> bool:
-    """True when PUTting the plan over an existing group (a GET) would change what ARM only
-    changes by deleting and recreating it: the group's location, OS, restart policy or SKU,
-    or the cpu or memory of a container in both."""
+def needs_recreate(plan: GroupPlan, current: Mapping[str, Any]) -> list[str]:
+    """What PUTting the plan over an existing group (a GET) would change that ARM only changes by
+    deleting and recreating it: anything while the group has terminated, the group's location,
+    OS, restart policy, SKU or set of containers, or the cpu or memory of a container in both
+    ([] when none)."""
+    state = views.terminated(current)
+    changed: list[str] = [f"group/{plan.name} state ({state})"] if state else []
     for resource in views.resources(current):
         wanted = plan.properties.get(resource.key)
         if wanted is None:
             continue
         seen = to_jsonable(dict(resource.properties))
         fields = views.GROUP_REPLACE_ON if resource.kind == "group" else views.CONTAINER_REPLACE_ON
-        if any(seen.get(f) != wanted.get(f) for f in fields):
-            return True
-    return False
+        changed += [f"{resource.key} {f}" for f in sorted(fields) if seen.get(f) != wanted.get(f)]
+    return changed
 
 
 def render(spec: TargetSpec, settings: AzureSettings, secrets: Mapping[str, str]) -> tuple[GroupPlan, list[Resource]]:
@@ -177,6 +184,7 @@ def check(spec: TargetSpec, settings: AzureSettings) -> None:
         check_ = service.healthcheck
         if check_ is not None and check_.http is not None and check_.port is None and not service.ports:
             found.append((("services", name, "healthcheck"), "an http check needs a port (healthcheck.port)"))
+    found += _arm_limits(spec, settings, running)
     if len(running) > MAX_CONTAINERS:
         found.append((("services",), f"ACI allows {MAX_CONTAINERS} containers per group ({len(running)} given)"))
     if cpu > MAX_CPU + 1e-9 or memory > MAX_MEMORY_GB + 1e-9:
@@ -188,3 +196,41 @@ def check(spec: TargetSpec, settings: AzureSettings) -> None:
         ))
     if found:
         raise CapabilityError(target, PROVIDER, found)
+
+
+def _arm_limits(spec: TargetSpec, settings: AzureSettings, running: list[tuple[str, Service]]) -> list[Finding]:
+    """Findings for what ARM rejects only when the group is PUT: more than 5 public ports on the IP,
+    environment variable names ACI refuses, more than 20 volumes (one per service with secret
+    files), and `--` in the group or a container name."""
+    found: list[Finding] = []
+    public = [(n, i, p) for n, s in running for i, p in enumerate(s.ports) if p.expose == "public"]
+    for name, index, port in public[MAX_PUBLIC_PORTS:]:
+        found.append((
+            ("services", name, "ports", index),
+            f"{port.name}: ACI allows {MAX_PUBLIC_PORTS} public ports per IP address and the group has "
+            f"{len(public)}; make some internal (expose: internal) or move services to another app",
+        ))
+    for name, service in running:
+        if "--" in name:
+            found.append((("services", name), f"{name}: ACI container names cannot contain `--`; rename the service"))
+        for key in service.env:
+            if not ENV_NAME.match(key):
+                found.append((
+                    ("services", name, "env", key),
+                    f"{key}: ACI environment variable names are letters, digits and _ (not starting with a digit), "
+                    "at most 63 characters; rename it",
+                ))
+    with_volume = [name for name, service in running if secret_files(service)]
+    if len(with_volume) > MAX_VOLUMES:
+        found.append((
+            ("services",),
+            f"{len(with_volume)} services mount secret files and each needs a volume, over ACI's {MAX_VOLUMES} "
+            "per container group; pass some secrets in env instead, or split the app",
+        ))
+    if settings.group is None and "--" in spec.app:
+        found.append((
+            ("app",),
+            f"the container group is named after the app {spec.app!r} and ACI group names cannot contain `--`; "
+            "rename the app or set the target's `group:` setting",
+        ))
+    return found

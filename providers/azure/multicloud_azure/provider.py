@@ -31,7 +31,8 @@ CAPABILITIES = Capabilities(
     notes=(
         "all services run in one container group and share localhost; ports must be unique across services",
         "replicas > 1 cannot run in one group: the plan says what to do",
-        "any change restarts every container of the group; cpu, memory and restart policy recreate it",
+        "any change restarts every container of the group; cpu, memory, restart policy and adding or removing a "
+        "service recreate it",
         "build: is not supported; give image: (e.g. pushed to an Azure Container Registry)",
     ),
 )
@@ -124,8 +125,12 @@ class AzureAciProvider:
                 emit(Event("progress", change.key, f"group {group_name} already as rendered; no PUT"))
                 return
             existed = current is not None and not _deleting(current)
-            if existed and current is not None and desired.needs_recreate(plan, current):
-                self._delete(group_name, change.key, emit, why="ARM cannot change it in place")
+            recreate = desired.needs_recreate(plan, current) if existed and current is not None else []
+            if recreate:
+                why = f"ARM cannot change {', '.join(recreate)} in place"
+                if f"group/{group_name} containers" in recreate:
+                    why += "; adding or removing a service resizes the group, which ACI does only by recreating it"
+                self._delete(group_name, change.key, emit, why=why)
                 existed = False
             self._put(plan, change.key, emit, existed=existed)
 

@@ -12,7 +12,9 @@ from multicloud_azure import tags
 from multicloud_azure.api import Json
 from multicloud_azure.mapping import SECRETS_PATH, secrets_volume
 
-GROUP_REPLACE_ON = frozenset({"location", "os_type", "restart_policy", "sku"})
+# `containers`: ACI sizes a group by the sum of its containers and changes that only by recreating it
+TERMINATED = ("Stopped", "Succeeded", "Failed")
+GROUP_REPLACE_ON = frozenset({"location", "os_type", "restart_policy", "sku", "containers"})
 CONTAINER_REPLACE_ON = frozenset({"cpu", "memory_gb"})
 
 
@@ -52,6 +54,9 @@ def resources(group: Mapping[str, Any], *, primary: bool = True, payload: Any = 
                 )
             )
     failed = props.get("provisioningState") == "Failed"
+    faults = [f"group {group['name']} failed to provision: {failure(group)}"] if failed else []
+    if terminated(group) == "Stopped":
+        faults.append(f"group {group['name']} is stopped and ACI cannot update a terminated group in place")
     group_resource = Resource(
         "group",
         str(group["name"]),
@@ -59,10 +64,17 @@ def resources(group: Mapping[str, Any], *, primary: bool = True, payload: Any = 
         replace_on=GROUP_REPLACE_ON,
         replace_mode="delete-before-create",
         payload=payload,
-        faults=(f"group {group['name']} failed to provision: {failure(group)}",) if failed else (),
+        faults=tuple(faults),
         target=all_tags.get(tags.TARGET, ""),
     )
     return [*containers, group_resource]
+
+
+def terminated(group: Mapping[str, Any]) -> str | None:
+    """The group's state when it has terminated (Stopped, Succeeded or Failed: every container
+    exited), else None; ACI updates such a group only by recreating it."""
+    state = (group["properties"].get("instanceView") or {}).get("state")
+    return str(state) if state in TERMINATED else None
 
 
 def failure(group: Mapping[str, Any]) -> str:

@@ -39,10 +39,11 @@ def arm(emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> Iterator[E
     backend = emulator.backend
     backend.faults.clear()
     backend.failures.clear()
-    backend.op_seconds, backend.page_size = 0.02, 100
+    backend.op_seconds, backend.page_size, backend.region_cpu = 0.02, 100, None
     yield emulator
     backend.faults.clear()
     backend.failures.clear()
+    backend.region_cpu = None
     backend.op_seconds, backend.page_size = 0.02, 100
 
 

@@ -17,6 +17,7 @@ class TestAzureAciContract(ProviderContract):
     replace_edits = {
         "container.cpu": lambda data: worker(data).update(resources={"cpu": 0.5}),
         "container.memory_gb": lambda data: worker(data).update(resources={"memory": "1536Mi"}),
+        "group.containers": lambda data: data["services"].update(extra={"image": worker(data)["image"]}),
     }
     replace_unreachable = {
         "group.location": "a target setting (location): test_azure_replace",

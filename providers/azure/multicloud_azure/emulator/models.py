@@ -17,7 +17,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from multicloud_azure.emulator import running
-from multicloud_azure.emulator.validation import ArmError, validate_group, validate_update
+from multicloud_azure.emulator.validation import (
+    ArmError,
+    check_capacity,
+    check_updatable,
+    validate_group,
+    validate_update,
+)
 
 RESOURCE_TYPE = "Microsoft.ContainerInstance/containerGroups"
 
@@ -101,6 +107,8 @@ class AciBackend:
         self.operations: dict[str, Operation] = {}
         self.faults: list[Fault] = []
         self.failures: list[str] = []
+        self.region_cpu: float | None = None
+        """CPU free per region across every group (None: unlimited); beyond it PUTs get 409 ServiceUnavailable."""
         self.requests: list[RequestRecord] = []
         self.watchers: list[Callable[[str, str, int], None]] = []
         """Called with (method, path, status) once a request took effect (kill trials)."""
@@ -150,6 +158,7 @@ class AciBackend:
             self.operations.clear()
             self.faults.clear()
             self.failures.clear()
+            self.region_cpu = None
             self.requests.clear()
 
     def append_log(self, subscription: str, resource_group: str, name: str, container: str, line: str) -> None:
@@ -166,13 +175,14 @@ class AciBackend:
         with self.lock:
             now = self.clock()
             existing = self._find(sub, rg, name)
-            if existing is not None and existing.deleting_until is not None:
-                raise ArmError(409, "Conflict", f"The container group '{name}' is being deleted; try again later.")
-            if existing is not None and existing.ready_at > now:
+            if existing is not None and (existing.deleting_until is not None or existing.ready_at > now):
                 raise ArmError(
-                    409, "AnotherOperationInProgress",
-                    f"Another operation on container group '{name}' is in progress; try again later.",
+                    409, "ContainerGroupTransitioning",
+                    f"The container group '{name}' is still transitioning, please retry later.",
                 )
+            self._check_capacity(sub, rg, name, body)
+            if existing is not None:
+                check_updatable(name, self.view(existing)["properties"]["instanceView"]["state"])
             self._check_dns_label(sub, rg, name, body)
             stored = copy.deepcopy(dict(body))
             stored["location"] = _location(stored["location"])
@@ -370,6 +380,12 @@ class AciBackend:
                 f"The Resource '{RESOURCE_TYPE}/{name}' under resource group '{rg}' was not found.",
             )
         return group
+
+    def _check_capacity(self, sub: str, rg: str, name: str, body: Mapping[str, Any]) -> None:
+        """Raise 409 ServiceUnavailable when the region lacks the CPU the group asks for now."""
+        if self.region_cpu is not None:
+            others = [g.body for k, g in self.groups.items() if k != (sub, rg, name) and self._find(*k) is not None]
+            check_capacity(_location(str(body["location"])), body, others, self.region_cpu)
 
     def _check_dns_label(self, sub: str, rg: str, name: str, body: Mapping[str, Any]) -> None:
         """Raise 409 DnsNameLabelNotAvailable when another group in the region has the label."""

@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 DNS_LABEL = re.compile(r"^[a-z][a-z0-9-]{3,61}[a-z0-9]$")
-VOLUME_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+VOLUME_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{3,61}[a-z0-9]$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+MAX_PUBLIC_PORTS = 5
+MAX_VOLUMES = 20
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
 OS_TYPES = ("Linux", "Windows")
 MAX_CONTAINERS = 60
@@ -117,6 +120,12 @@ def _validate_container(
         if var_name in env_names:
             raise bad("DuplicateEnvironmentVariable", f"Duplicate environment variable '{var_name}' in '{name}'.")
         env_names.add(var_name)
+        if not ENV_NAME.match(str(var_name)):
+            raise bad(
+                "InvalidEnvironmentVariableName",
+                f"The environment variable name '{var_name}' of container '{name}' is invalid. It must match "
+                "'^[A-Za-z_][A-Za-z0-9_]*$' and be at most 63 characters long.",
+            )
         if var.get("value") is None and var.get("secureValue") is None:
             raise bad(
                 "InvalidEnvironmentVariable",
@@ -146,10 +155,16 @@ def _validate_container(
 def _validate_volumes(volumes: list[Mapping[str, Any]]) -> set[str]:
     """Check volume names and secret contents; return the names."""
     names: set[str] = set()
+    if len(volumes) > MAX_VOLUMES:
+        raise bad("TooManyVolumes", f"A container group can have at most {MAX_VOLUMES} volumes ({len(volumes)} given).")
     for volume in volumes:
         vname = str(volume.get("name", ""))
-        if not VOLUME_NAME.match(vname) or vname in names:
-            raise bad("InvalidVolumeName", f"The volume name '{vname}' is invalid or repeated.")
+        if not VOLUME_NAME.match(vname) or "--" in vname or vname in names:
+            raise bad(
+                "InvalidVolumeName",
+                f"The volume name '{vname}' is invalid or repeated: it must be 5-63 lowercase letters, numbers and "
+                "single dashes, not starting or ending with a dash.",
+            )
         names.add(vname)
         for value in (volume.get("secret") or {}).values():
             try:
@@ -167,7 +182,13 @@ def _validate_ip(group: str, ip: Mapping[str, Any] | None, ports: Mapping[tuple[
         raise bad("InvalidIpAddressType", "The IP address type must be 'Public' or 'Private'.")
     exposed = ip.get("ports") or []
     if not exposed:
-        raise bad("IpAddressPortsRequired", f"The IP address of container group '{group}' must expose a port.")
+        raise bad("MissingIpAddressPorts", f"The IP address of container group '{group}' must expose a port.")
+    if len(exposed) > MAX_PUBLIC_PORTS:
+        raise bad(
+            "TooManyIpAddressPorts",
+            f"The IP address of container group '{group}' exposes {len(exposed)} ports; at most {MAX_PUBLIC_PORTS} "
+            "are allowed.",
+        )
     for port in exposed:
         key = (int(port.get("port", 0)), str(port.get("protocol") or "TCP").upper())
         if key not in ports:
@@ -195,6 +216,8 @@ def validate_update(name: str, before: Mapping[str, Any], after: Mapping[str, An
     fields = ("osType", "restartPolicy", "subnetIds", "sku")
     changed = any(_norm(old.get(f)) != _norm(new.get(f)) for f in fields)
     old_resources = {c["name"]: (c.get("properties") or {}).get("resources") for c in old.get("containers") or []}
+    if {c["name"] for c in new.get("containers") or []} != set(old_resources):
+        changed = True  # the group's resources are the sum of its containers'
     for container in new.get("containers") or []:
         previous = old_resources.get(container["name"])
         if previous is not None and _norm(previous) != _norm((container.get("properties") or {}).get("resources")):
@@ -203,6 +226,37 @@ def validate_update(name: str, before: Mapping[str, Any], after: Mapping[str, An
         raise ArmError(409, "LocationCannotBeChanged", f"The location of container group '{name}' cannot be changed.")
     if changed:
         raise ArmError(409, "InvalidContainerGroupUpdate", RECREATE_MESSAGE.format(name=name))
+
+
+def _group_cpu(body: Mapping[str, Any]) -> float:
+    """The CPU a group body requests, summed over its containers."""
+    containers = (body.get("properties") or {}).get("containers") or []
+    return sum(float(((c.get("properties") or {}).get("resources") or {}).get("requests", {}).get("cpu") or 0)
+               for c in containers)
+
+
+def check_capacity(location: str, body: Mapping[str, Any], others: Sequence[Mapping[str, Any]], limit: float) -> None:
+    """Raise the 409 ServiceUnavailable ACI answers when the CPU free in a region (limit, less what
+    the other groups there take) is less than the group asks for."""
+    used = sum(_group_cpu(o) for o in others if _place(o) == location)
+    wanted = _group_cpu(body)
+    if used + wanted > limit + 1e-9:
+        raise ArmError(
+            409, "ServiceUnavailable",
+            f"The requested resource is not available in the location '{location}' at this moment. Please retry "
+            f"with a different resource request or in another location. Resource requested: '{wanted:g}' CPU "
+            "'Linux' OS",
+        )
+
+
+def check_updatable(name: str, state: str) -> None:
+    """Raise the 409 for an update of a terminated group (Stopped, Succeeded, Failed)."""
+    if state in ("Stopped", "Succeeded", "Failed"):
+        raise ArmError(
+            409, "ContainerGroupTerminated",
+            f"The container group '{name}' is in state '{state}' and cannot be updated; delete it and create it "
+            "again.",
+        )
 
 
 def _place(body: Mapping[str, Any]) -> str:
