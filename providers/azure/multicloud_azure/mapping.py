@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from multicloud.addressing import ResolvedService, http_probe
-from multicloud.probes import tcp_script
 from multicloud.resources import Sensitive
 from multicloud.spec.models import HealthCheck, Service
 from multicloud.spec.placeholders import SECRETS_DIR, secret_files
@@ -60,12 +59,13 @@ def container(
     command = [*(resolved.entrypoint or []), *(resolved.command or [])]
     if command:
         props["command"] = [str(a) for a in command]
+    meta: Json = {"p": [[p.port, transport(p.protocol), p.name, p.protocol] for p in service.ports]}
     if service.healthcheck is not None:
         liveness, readiness = probes(service, service.healthcheck)
-        if liveness is not None:
-            props["livenessProbe"] = liveness
-        props["readinessProbe"] = readiness
-    meta: Json = {"p": [[p.port, transport(p.protocol), p.name, p.protocol] for p in service.ports]}
+        if liveness is not None and readiness is not None:
+            props["livenessProbe"], props["readinessProbe"] = liveness, readiness
+        elif service.healthcheck.tcp is not None:
+            meta["t"] = service.healthcheck.tcp  # unprobed: the plan says so (views.container_properties)
     if secure:
         meta["s"] = secure
     volume: Json | None = None
@@ -78,10 +78,10 @@ def container(
     return {"name": name, "properties": props}, volume, meta
 
 
-def probes(service: Service, check: HealthCheck) -> tuple[Json | None, Json]:
-    """(liveness, readiness) probes for a health check. ACI probes are exec or httpGet only:
-    a tcp check becomes a readiness-only exec probe (the core's portable probe script), so an
-    image with no probe tool is never restarted for it."""
+def probes(service: Service, check: HealthCheck) -> tuple[Json | None, Json | None]:
+    """(liveness, readiness) probes for a health check; (None, None) for a tcp check. ACI probes
+    are exec or httpGet only, and a readiness probe that never passes (an exec of sh/nc on an image
+    without them) keeps the container unreachable for its whole life, so a tcp check is not probed."""
     timing: Json = {
         "periodSeconds": max(1, round(check.interval)),
         "timeoutSeconds": max(1, round(check.timeout)),
@@ -95,8 +95,7 @@ def probes(service: Service, check: HealthCheck) -> tuple[Json | None, Json]:
     if check.command is not None:
         probe = {"exec": {"command": list(check.command)}, **timing}
         return probe, dict(probe)
-    assert check.tcp is not None
-    return None, {"exec": {"command": ["/bin/sh", "-c", tcp_script(check.tcp, check.timeout)]}, **timing}
+    return None, None
 
 
 def plain(values: list[str | Sensitive] | None) -> bool:

@@ -152,9 +152,16 @@ def container_properties(
         "cpu": float(requests.get("cpu") or 0),
         "memory_gb": float(requests.get("memoryInGB") or 0),
         "liveness": _probe(props.get("livenessProbe")),
-        "readiness": _probe(props.get("readinessProbe")),
+        "readiness": _probe(props.get("readinessProbe")) or _unprobed(meta.get("t")),
         "secret_files": secret_files,
     }
+
+
+def _unprobed(port: Any) -> str | None:
+    """What the plan says for a tcp check ACI cannot probe, or None."""
+    if not isinstance(port, int):
+        return None
+    return f"none: the tcp check on port {port} is not probed (ACI probes are exec or httpGet only)"
 
 
 def _probe(probe: Mapping[str, Any] | None) -> dict[str, Any] | None:

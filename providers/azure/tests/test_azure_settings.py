@@ -163,7 +163,8 @@ def test_removing_a_container_re_sends_the_rendered_group_with_the_others_secret
                          provider=make_provider(), environ={"S0": "v"})
     planned = smaller.plan()
     acted = [(c.key, c.action) for c in planned.changes if c.action is not Action.NOOP]
-    assert acted == [("group/unit", Action.UPDATE), ("container/b", Action.DELETE)], plan_text(planned)
+    # ACI resizes a group only by recreating it (issue 16 item 9)
+    assert acted == [("group/unit", Action.REPLACE), ("container/b", Action.DELETE)], plan_text(planned)
     assert smaller.apply(planned).ok
     provider = make_provider()
     group = provider.client.get_group("unit")
@@ -265,14 +266,25 @@ def test_status_and_logs_follow_what_aci_reports(
     assert status["a"].state == "terminated" and status["a"].running == 0 and status["a"].desired == 1
 
 
-def test_tcp_checks_become_portable_exec_probes() -> None:
+def test_tcp_checks_get_no_probe_and_the_plan_says_so(settings: dict[str, Any]) -> None:
     from multicloud_azure.mapping import probes
 
-    from multicloud.probes import tcp_script
     from multicloud.spec.models import Service
 
     broker = Service.model_validate({"image": "x", "healthcheck": {"tcp": 1883, "timeout": "2s"}})
     assert broker.healthcheck is not None
-    liveness, readiness = probes(broker, broker.healthcheck)
-    assert liveness is None  # an image without any probe tool is never restarted for it
-    assert readiness["exec"] == {"command": ["/bin/sh", "-c", tcp_script(1883, 2.0)]}
+    assert probes(broker, broker.healthcheck) == (None, None)  # ACI has no tcp probe; sh -c nc may never pass
+    spec = spec_from_dict({
+        "name": "tcpcheck",
+        "services": {"broker": {"image": "eclipse-mosquitto:2", "healthcheck": {"tcp": 1883},
+                                "ports": [{"name": "mqtt", "port": 1883, "protocol": "tcp", "expose": "public"}]}},
+        "targets": {"azure": {"provider": "azure-aci", **settings}},
+    })
+    planned = Deployment(spec, "azure", environ={}).plan()
+    broker_change = next(c for c in planned.changes if c.key == "container/broker")
+    assert broker_change.after is not None
+    assert broker_change.after.properties["readiness"].startswith("none: the tcp check on port 1883 is not probed")
+    assert "+ readiness: \"none: the tcp check" in plan_text(planned, verbose=True)
+    group = next(c.resource.payload for c in planned.changes if c.resource.kind == "group")
+    container = group.body["properties"]["containers"][0]["properties"]
+    assert "readinessProbe" not in container and "livenessProbe" not in container
