@@ -69,7 +69,7 @@ def timed(action: Callable[[], Any]) -> float:
 
 def one_run(handle: EmulatorHandle, extra: int) -> dict[str, float]:
     settings = {
-        "subscription_id": "00000000-0000-0000-0000-0000000bench",
+        "subscription_id": "00000000-0000-0000-0000-00000000beec",
         "resource_group": f"bench-{uuid.uuid4().hex[:6]}",
         "location": "westeurope",
         "arm_endpoint": handle.endpoint,

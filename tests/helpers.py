@@ -36,7 +36,8 @@ SKETCH = textwrap.dedent(
     targets:
       local: {provider: docker}
       aws:   {provider: aws-ecs, region: eu-west-1}
-      azure: {provider: azure-aci, subscription_id: "...", resource_group: iot, location: westeurope}
+      azure: {provider: azure-aci, subscription_id: "00000000-0000-0000-0000-000000000000", resource_group: iot,
+              location: westeurope}
       gcp:   {provider: gcp-cloudrun, project: my-proj, region: europe-west1}
     """
 )

@@ -33,7 +33,8 @@ targets:
     regoin: eu-west-1
     log_retention_days: 2
   gcp: {provider: gcp-cloudrun, project: X}
-  az: {provider: azure-aci, subscription_id: s, resource_group: rg, location: x, registry: {server: a}}
+  az: {provider: azure-aci, subscription_id: 00000000-0000-0000-0000-000000000001, resource_group: rg, location: x,
+       registry: {server: a}}
   typo: {provider: dokcer}
 """
 
@@ -66,7 +67,7 @@ def test_validate_reports_every_settings_problem_at_its_line(
         f"{f}:14:33: targets.gcp.project: 'X' is not a project ID",
         f"{f}:14:3: targets.gcp.region: missing required field 'region'",
         "targets.az.registry.username: missing required field 'username'",
-        f"{f}:16:10: targets.typo.provider: no provider 'dokcer' is installed; did you mean 'docker'?",
+        f"{f}:17:10: targets.typo.provider: no provider 'dokcer' is installed; did you mean 'docker'?",
     ):
         assert expected in err, err
     assert "Traceback" not in err

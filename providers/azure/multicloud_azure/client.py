@@ -41,12 +41,15 @@ class StaticTokenCredential:
 
 
 def credential(settings: AzureSettings) -> Any:
-    """The static token from MULTICLOUD_AZURE_TOKEN when set, else DefaultAzureCredential."""
+    """The static token from MULTICLOUD_AZURE_TOKEN when set, else DefaultAzureCredential (at the
+    target's authority_host when set; azure-identity itself reads AZURE_AUTHORITY_HOST)."""
     token = os.environ.get(TOKEN_ENV)
     if token:
         return StaticTokenCredential(token)
     from azure.identity import DefaultAzureCredential
 
+    if settings.authority_host:  # a sovereign cloud: its arm_endpoint alone would still log in publicly
+        return DefaultAzureCredential(authority=settings.authority_host)
     return DefaultAzureCredential()
 
 

@@ -37,6 +37,13 @@ CAPABILITIES = Capabilities(
     ),
 )
 
+# provisioning states that will not become Succeeded by waiting, and what they mean
+BROKEN_STATES = {
+    "Canceled": "its last operation was canceled; the next apply PUTs it again",
+    "Unhealthy": "ACI reports it unhealthy",
+    "NotAccessible": "ACI cannot reach it (e.g. its subnet or registry is not accessible)",
+}
+
 
 class AzureAciProvider:
     """Renders, observes and applies one container group per app (layout `group`)."""
@@ -166,6 +173,8 @@ class AzureAciProvider:
         provisioning = str(group["properties"].get("provisioningState") or "Pending")
         if provisioning == "Failed":
             return Health(HealthState.UNHEALTHY, f"group {name} failed to provision: {views.failure(group)}")
+        if provisioning in BROKEN_STATES:
+            return Health(HealthState.UNHEALTHY, f"group {name} is {provisioning}: {BROKEN_STATES[provisioning]}")
         if provisioning != "Succeeded":
             return Health(HealthState.STARTING, f"group {name} is {provisioning.lower()}")
         if resource.kind == "group":

@@ -22,7 +22,8 @@ DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
 ENDPOINT_ENV = "MULTICLOUD_AZURE_ARM_ENDPOINT"
 CA_BUNDLE_ENV = "MULTICLOUD_AZURE_CA_BUNDLE"
 TOKEN_ENV = "MULTICLOUD_AZURE_TOKEN"  # noqa: S105 - a variable name, not a secret
-RESOURCE_GROUP = r"^[-\w._()]{1,89}[-\w_()]$"
+RESOURCE_GROUP = r"^[-\w._()]{0,89}[-\w_()]$"
+GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 GROUP_NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 DNS_LABEL = r"^[a-z][a-z0-9-]{3,61}[a-z0-9]$"
 RESTART_POLICIES = {
@@ -86,7 +87,10 @@ class Registry(ProviderSettings):
 class AzureSettings(ProviderSettings):
     """Settings of an `azure-aci` target: where and how an app runs on ACI."""
 
-    subscription_id: Required = Field(description="the Azure subscription ID")
+    subscription_id: Annotated[
+        str, BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v),
+        *_rule(GUID, "must be the subscription's ID, a GUID such as 00000000-0000-0000-0000-000000000000"),
+    ] = Field(description="the Azure subscription ID (a GUID)")
     resource_group: Annotated[
         str, *_rule(RESOURCE_GROUP, "is not a valid resource group name (1-90 letters, digits, ._-())")
     ] = Field(description="an existing resource group")
@@ -112,6 +116,10 @@ class AzureSettings(ProviderSettings):
     )
     ca_bundle: Annotated[str, AfterValidator(_ca_bundle)] | None = Field(
         default=None, description=f"a private CA for arm_endpoint (default: ${CA_BUNDLE_ENV})"
+    )
+    authority_host: Annotated[str, AfterValidator(_endpoint)] | None = Field(
+        default=None, description="Entra ID authority for sovereign clouds, e.g. https://login.microsoftonline.us "
+        "(default: $AZURE_AUTHORITY_HOST or the public cloud's)"
     )
     registry: Registry | None = Field(default=None, description="credentials for a private registry")
     poll_interval: Seconds = Field(default=2.0, description="seconds between LRO polls without Retry-After")

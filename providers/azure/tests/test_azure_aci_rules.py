@@ -16,7 +16,7 @@ from multicloud_azure.emulator import EmulatorHandle
 from multicloud_azure.provider import AzureAciProvider
 
 from multicloud.api import Deployment
-from multicloud.contract import Event
+from multicloud.contract import Event, HealthState
 from multicloud.errors import CapabilityError, ProviderError, RetryableError, UserError
 from multicloud.planner import Action
 from multicloud.render import plan_text
@@ -226,3 +226,17 @@ def test_an_update_of_a_stopped_group_recreates_it(
     assert any("state (Stopped)" in e.message for e in events), [e.message for e in events]
     found = provider.client.get_group("members")
     assert found is not None and found["properties"]["instanceView"]["state"] != "Stopped"
+
+
+@pytest.mark.parametrize("state", ["Canceled", "Unhealthy", "NotAccessible"])
+def test_states_that_waiting_does_not_fix_are_reported_as_what_they_are(
+    arm: EmulatorHandle, settings: dict[str, Any], make_provider: Callable[..., AzureAciProvider],
+    resource_group: str, state: str,
+) -> None:
+    provider = make_provider()
+    assert Deployment(_two_services(settings, ("a",)), "azure", provider=provider, environ={}).apply().ok
+    arm.backend.groups[(settings["subscription_id"], resource_group, "members")].state = state
+    arm.backend.groups[(settings["subscription_id"], resource_group, "members")].ready_at = float("inf")
+    group = next(r for r in provider.observe("members") if r.kind == "group")
+    health = provider.health("members", group)
+    assert health.state is HealthState.UNHEALTHY and state in health.message

@@ -22,7 +22,13 @@ from multicloud.render import plan_text
 from multicloud.spec import load, spec_from_dict
 from multicloud.spec.targets import target_spec
 
-BASE = {"subscription_id": "s", "resource_group": "rg", "location": "West Europe"}
+BASE = {"subscription_id": "00000000-0000-0000-0000-000000000001", "resource_group": "rg", "location": "West Europe"}
+
+
+def test_one_character_resource_groups_and_a_sovereign_authority_are_accepted() -> None:
+    parsed = parse_settings({**BASE, "resource_group": "r", "authority_host": "https://login.microsoftonline.us"},
+                            environ={})
+    assert parsed.resource_group == "r" and parsed.authority_host == "https://login.microsoftonline.us"
 
 
 @pytest.mark.parametrize(
@@ -30,6 +36,8 @@ BASE = {"subscription_id": "s", "resource_group": "rg", "location": "West Europe
     [
         ({"region": "x"}, "region"),
         ({"subscription_id": ""}, "subscription_id"),
+        ({"subscription_id": "my-subscription"}, "subscription_id"),
+        ({"authority_host": "login.microsoftonline.us"}, "authority_host"),
         ({"resource_group": "bad/rg"}, "resource_group"),
         ({"dns_label": "9-starts-with-digit"}, "dns_label"),
         ({"dns_label": "abc"}, "dns_label"),
@@ -68,7 +76,7 @@ def test_a_bad_setting_is_reported_at_its_line(tmp_path: Path) -> None:
         targets:
           azure:
             provider: azure-aci
-            subscription_id: s
+            subscription_id: 00000000-0000-0000-0000-000000000001
             resource_group: rg
             location: westeurope
             restart_policy: sometimes
@@ -83,7 +91,8 @@ def test_sdk_is_imported_only_when_a_client_is_built() -> None:
     code = (
         "import sys, multicloud_azure.provider, multicloud_azure.emulator;"
         "from multicloud_azure.provider import AzureAciProvider;"
-        "AzureAciProvider({'subscription_id': 's', 'resource_group': 'rg', 'location': 'x'});"
+        "AzureAciProvider({'subscription_id': '00000000-0000-0000-0000-000000000001',"
+        " 'resource_group': 'rg', 'location': 'x'});"
         "print(sorted(m for m in sys.modules if m.startswith('azure')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
