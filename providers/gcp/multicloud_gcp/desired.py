@@ -269,17 +269,19 @@ def _default_probe(port: int) -> dict[str, Any]:
 
 def _probes(check: HealthCheck, serving: int) -> dict[str, Any]:
     """Startup (and, for HTTP, liveness) probes from a health check, within Cloud Run's bounds."""
-    period = min(max(1, round(check.interval)), 240)
+    period = min(max(1, round(check.interval)), limits.STARTUP_WINDOW)
     timing = {
         "period_seconds": period,
         "timeout_seconds": min(max(1, round(check.timeout)), period),
         "failure_threshold": check.retries,
     }
+    # Cloud Run bounds a startup probe's window (period x failures) to 240 s
+    startup = {
+        **timing,
+        "failure_threshold": min(check.retries, limits.STARTUP_WINDOW // period),
+        "initial_delay_seconds": min(round(check.start_period), limits.STARTUP_WINDOW),
+    }
     if check.http is not None:
         action = {"http_get": {"path": check.http, "port": check.port or serving}}
-        startup = {**timing, "initial_delay_seconds": min(round(check.start_period), 240), **action}
-        return {"startup_probe": startup, "liveness_probe": {**timing, **action}}
-    port = {"port": check.tcp or serving}
-    return {
-        "startup_probe": {**timing, "initial_delay_seconds": min(round(check.start_period), 240), "tcp_socket": port}
-    }
+        return {"startup_probe": {**startup, **action}, "liveness_probe": {**timing, **action}}
+    return {"startup_probe": {**startup, "tcp_socket": {"port": check.tcp or serving}}}

@@ -16,6 +16,11 @@ MAX_CONCURRENCY = 1000
 MAX_TIMEOUT = 3600
 DEFAULT_MAX_INSTANCES = 100
 GEN2_MIN_MEMORY = 512 * 1024**2
+STARTUP_WINDOW = 240  # startup probes: period, initial delay and period x failures, in seconds
+LIVENESS_WINDOW = 3600  # liveness probes: period and initial delay
+SYSTEM_ANNOTATIONS = (
+    "run.googleapis.com/", "cloud.googleapis.com/", "serving.knative.dev/", "autoscaling.knative.dev/"
+)
 RESERVED_ENV = ("PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION")
 GI = 1024**3
 MI = 1024**2
@@ -101,6 +106,28 @@ def reserved_env_problem(names: list[str]) -> str | None:
         f"The following reserved env names were provided: {', '.join(reserved)}. "
         "These values are automatically set by the system."
     )
+
+
+def probe_problems(probe: dict[str, int], *, startup: bool) -> list[str]:
+    """Every bound a probe's timings (camelCase or snake_case keys) break, as Cloud Run states them."""
+    def get(name: str, camel: str, default: int) -> int:
+        return int(probe.get(name, probe.get(camel, default)))
+
+    high = STARTUP_WINDOW if startup else LIVENESS_WINDOW
+    period = get("period_seconds", "periodSeconds", 10)
+    delay = get("initial_delay_seconds", "initialDelaySeconds", 0)
+    timeout = get("timeout_seconds", "timeoutSeconds", 1)
+    failures = get("failure_threshold", "failureThreshold", 3)
+    found = []
+    if not 1 <= period <= high:
+        found.append(f"periodSeconds {period} is outside 1..{high}")
+    if not 0 <= delay <= high:
+        found.append(f"initialDelaySeconds {delay} is outside 0..{high}")
+    if timeout > period:
+        found.append(f"timeoutSeconds {timeout} exceeds periodSeconds {period}")
+    if startup and period * failures > STARTUP_WINDOW:
+        found.append(f"periodSeconds x failureThreshold ({period} x {failures}) exceeds {STARTUP_WINDOW} seconds")
+    return found
 
 
 def memory_of(text: str) -> int:

@@ -167,3 +167,31 @@ def test_the_emulator_defaults_concurrency_to_one_below_one_cpu(cloudrun: Runnin
     small = service(resources=run_v2.ResourceRequirements(limits={"cpu": "500m", "memory": "512Mi"}, cpu_idle=True))
     small.template.execution_environment = run_v2.ExecutionEnvironment.EXECUTION_ENVIRONMENT_GEN1
     client.create_service(parent=PARENT, service_id="half", service=small).result()
+
+
+# 20: probes within Cloud Run's bounds
+def test_a_long_startup_window_is_cut_to_240_seconds_and_deploys(
+    provider_for: Callable[..., CloudRunProvider], deploy: Callable[..., Deployment]
+) -> None:
+    check = {"http": "/healthz", "interval": "10s", "retries": 60}
+    spec = one_spec({"api": {"image": "x:1", "ports": [HTTP], "healthcheck": check}})
+    container = render(spec.model_dump(exclude_unset=True)["services"])["api"].payload["template"]["containers"][0]
+    assert container["startup_probe"]["failure_threshold"] == 24, "10 s x 24 = Cloud Run's 240 s"
+    assert container["liveness_probe"]["failure_threshold"] == 60
+    assert deploy(spec, provider_for("rest")).apply().ok
+
+
+def test_the_emulator_refuses_unbounded_probes(cloudrun: RunningCloudRun, transport: str) -> None:
+    client = services_client(cloudrun, transport)
+    probe = run_v2.Probe(period_seconds=10, failure_threshold=60, tcp_socket=run_v2.TCPSocketAction(port=8080))
+    with pytest.raises(exceptions.BadRequest, match=r"periodSeconds x failureThreshold \(10 x 60\) exceeds 240"):
+        client.create_service(parent=PARENT, service_id="slow", service=service(startup_probe=probe))
+
+
+# 21: v2 refuses system annotations
+def test_the_emulator_refuses_v1_annotations(cloudrun: RunningCloudRun, transport: str) -> None:
+    client = services_client(cloudrun, transport)
+    body = service()
+    body.template.annotations["autoscaling.knative.dev/maxScale"] = "3"
+    with pytest.raises(exceptions.BadRequest, match="system annotations are not supported in v2"):
+        client.create_service(parent=PARENT, service_id="annotated", service=body)

@@ -32,9 +32,15 @@ def _seconds(text: str) -> float:
 def check_service(service: dict[str, Any], existing_revisions: set[str]) -> None:
     """Raise INVALID_ARGUMENT listing every rule a service body breaks."""
     found: list[tuple[str, str]] = []
+    template_of = (service.get("template") or {}).get("annotations")
     for key, value in (service.get("labels") or {}).items():
         if not limits.LABEL_KEY.match(key) or not limits.LABEL_VALUE.match(str(value)):
             found.append((f"labels.{key}", "label keys and values: lowercase letters, digits, _ and -, at most 63"))
+    for where, notes in (("annotations", service.get("annotations")), ("template.annotations", template_of)):
+        for key in notes or {}:
+            if str(key).startswith(limits.SYSTEM_ANNOTATIONS):
+                found.append((f"{where}.{key}", "system annotations are not supported in v2 (run.googleapis.com, "
+                              "cloud.googleapis.com, serving.knative.dev, autoscaling.knative.dev)"))
     if service.get("ingress", "INGRESS_TRAFFIC_ALL") not in INGRESS:
         found.append(("ingress", f"unknown ingress {service.get('ingress')!r}"))
     template = service.get("template") or {}
@@ -91,6 +97,10 @@ def _container_problems(
     reserved = limits.reserved_env_problem([str(n) for n in names])
     if reserved:
         found.append((f"{where}.env", reserved))
+    for kind in ("startupProbe", "livenessProbe"):
+        probe = container.get(kind)
+        for problem in limits.probe_problems(probe or {}, startup=kind == "startupProbe") if probe else ():
+            found.append((f"{where}.{kind}", problem))
     resources = container.get("resources") or {}
     limit = resources.get("limits") or {}
     try:
