@@ -98,6 +98,12 @@ def _problems(spec: TargetSpec, name: str, service: Service, settings: GcpSettin
     if check is not None:
         if check.command is not None:
             found.append(((*where, "healthcheck"), "Cloud Run probes are HTTP or TCP, not commands; use http: or tcp:"))
+        if check.http is not None and service.ports and service.ports[0].protocol == "grpc":
+            found.append((
+                (*where, "healthcheck", "http"),
+                "Cloud Run's HTTP probes speak HTTP/1, and this grpc port serves h2c (HTTP/2 only); "
+                "use tcp: for this target",
+            ))
         probe_port = check.port or check.tcp
         serving = service.ports[0].port if service.ports else 8080
         if probe_port is not None and probe_port != serving:

@@ -195,3 +195,11 @@ def test_the_emulator_refuses_v1_annotations(cloudrun: RunningCloudRun, transpor
     body.template.annotations["autoscaling.knative.dev/maxScale"] = "3"
     with pytest.raises(exceptions.BadRequest, match="system annotations are not supported in v2"):
         client.create_service(parent=PARENT, service_id="annotated", service=body)
+
+
+def test_an_http_probe_on_an_h2c_port_is_refused() -> None:
+    grpc = {"name": "api", "port": 9000, "protocol": "grpc", "expose": "public"}
+    text = refused({"api": {"image": "x:1", "ports": [grpc], "healthcheck": {"http": "/healthz"}}})
+    assert "services.api.healthcheck.http: Cloud Run's HTTP probes speak HTTP/1" in text
+    probe = render({"api": {"image": "x:1", "ports": [grpc], "healthcheck": {"tcp": 9000}}})["api"]
+    assert probe.payload["template"]["containers"][0]["startup_probe"]["tcp_socket"] == {"port": 9000}
