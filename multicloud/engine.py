@@ -303,12 +303,13 @@ class Engine:
                 return polls > 1
             if health.state is HealthState.UNHEALTHY:
                 raise FatalError(f"{resource.key} is unhealthy: {health.message}")
-            if health.message != last:
+            if health.message != last and time.monotonic() < deadline:
                 self._event("waiting", resource.key, f"waiting for health: {health.message}", started)
                 last = health.message
             if time.monotonic() >= deadline:
+                why = health.message if health.message == last or polls == 1 else f"{last}; then {health.message}"
                 raise HealthTimeoutError(
-                    f"{resource.key} not healthy after {self.health_timeout:g}s: {health.message}",
+                    f"{resource.key} not healthy after {self.health_timeout:g}s: {why}",
                     hint="check `multicloud logs` for the service; the next apply resumes from here",
                 )
             self.sleep(min(interval, max(0.0, deadline - time.monotonic())))
