@@ -39,8 +39,8 @@ class AciApi(Protocol):
         """Restart every container of a group in place and wait."""
         ...
 
-    def container_logs(self, group: str, container: str, tail: int | None) -> str:
-        """The log text of one container."""
+    def container_logs(self, group: str, container: str, tail: int | None, timestamps: bool = False) -> str:
+        """The log text of one container (each line after its RFC 3339 time when `timestamps`)."""
         ...
 
 

@@ -126,10 +126,12 @@ class SdkAciApi:
         with _translated(f"restarting container group {name!r}", self._settings):
             self._client.container_groups.begin_restart(self._rg, name).result()
 
-    def container_logs(self, group: str, container: str, tail: int | None) -> str:
+    def container_logs(self, group: str, container: str, tail: int | None, timestamps: bool = False) -> str:
         """GET the container's logs."""
         with _translated(f"reading logs of {group}/{container}", self._settings):
-            logs = self._client.containers.list_logs(self._rg, group, container, tail=tail)
+            logs = self._client.containers.list_logs(
+                self._rg, group, container, tail=tail, timestamps=timestamps or None
+            )
             return str(logs.content or "")
 
 

@@ -204,21 +204,28 @@ class AzureAciProvider:
     def logs(
         self, app: str, service: str | None, *, follow: bool = False, tail: int | None = 100
     ) -> Iterator[LogLine]:
-        """Container logs from ACI; `follow` polls every 2 s for new lines until interrupted."""
+        """Container logs from ACI; `follow` polls every 2 s and yields the lines stamped after the
+        last one seen (ACI caps a log at 4 MB and starts it afresh on restart, so counting lines
+        would skip or repeat them) until interrupted."""
         group = self._group(app)
         if group is None:
             return
         names = [c["name"] for c in group["properties"].get("containers") or [] if service in (None, c["name"])]
-        seen: dict[str, int] = {}
+        if not follow:
+            for name in names:
+                for line in self.client.container_logs(group["name"], name, tail).splitlines():
+                    yield LogLine(name, f"{group['name']}/{name}", line)
+            return
+        seen: dict[str, tuple[str, int]] = {}
         while True:
             for name in names:
-                lines = self.client.container_logs(group["name"], name, None if follow else tail).splitlines()
-                start = seen.get(name, max(0, len(lines) - tail) if (follow and tail) else 0)
-                for line in lines[start:]:
+                text = self.client.container_logs(group["name"], name, None, timestamps=True)
+                stamped = [views.stamped(line) for line in text.splitlines()]
+                if name not in seen:
+                    stamped = stamped[-tail:] if tail else stamped
+                for line, mark in views.after(stamped, seen.get(name)):
                     yield LogLine(name, f"{group['name']}/{name}", line)
-                seen[name] = len(lines)
-            if not follow:
-                return
+                    seen[name] = mark
             time.sleep(2.0)
 
     def endpoints(self, app: str) -> list[Endpoint]:

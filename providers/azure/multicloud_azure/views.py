@@ -4,7 +4,7 @@ and one `group/NAME`. Both desired (projected from the body about to be PUT) and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from multicloud.resources import Resource, Sensitive
@@ -197,3 +197,26 @@ def public_host(group: Mapping[str, Any]) -> str | None:
     if ip.get("type") != "Public":
         return None
     return ip.get("fqdn") or ip.get("ip")
+
+
+def stamped(line: str) -> tuple[str, str]:
+    """(time, text) of a log line ACI returned with timestamps; the time's fraction padded to
+    nanoseconds so that times compare as text ('' when the line has none)."""
+    stamp, _, text = line.partition(" ")
+    if not stamp.endswith("Z") or "T" not in stamp:
+        return "", line
+    whole, _, fraction = stamp[:-1].partition(".")
+    return f"{whole}.{fraction.ljust(9, '0')[:9]}Z", text
+
+
+def after(lines: list[tuple[str, str]], mark: tuple[str, int] | None) -> Iterator[tuple[str, tuple[str, int]]]:
+    """The texts of stamped lines that come after `mark` (the last time yielded and how many lines
+    had that time), each with the mark it leaves; unstamped lines count as at the previous time."""
+    last, count = mark or ("", 0)
+    current, index = "", 0
+    for given, text in lines:
+        stamp = given or current
+        index = index + 1 if stamp == current else 1
+        current = stamp
+        if stamp > last or (stamp == last and index > count):
+            yield text, (stamp, index)

@@ -3,6 +3,7 @@ its 409 codes, its limits and the changes it only makes by recreating a group.""
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import threading
@@ -240,3 +241,29 @@ def test_states_that_waiting_does_not_fix_are_reported_as_what_they_are(
     group = next(r for r in provider.observe("members") if r.kind == "group")
     health = provider.health("members", group)
     assert health.state is HealthState.UNHEALTHY and state in health.message
+
+
+def test_logs_follow_by_time_across_a_restart_that_starts_the_log_afresh(
+    arm: EmulatorHandle, settings: dict[str, Any], make_provider: Callable[..., AzureAciProvider],
+    resource_group: str,
+) -> None:
+    provider = make_provider()
+    deployment = Deployment(_two_services(settings, ("a",)), "azure", provider=provider, environ={})
+    assert deployment.apply().ok
+    sub = settings["subscription_id"]
+    for text in ("first", "second", "third"):
+        arm.backend.append_log(sub, resource_group, "members", "a", text)
+    follow = deployment.logs("a", follow=True, tail=1)
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    try:
+        assert pool.submit(next, follow).result(timeout=10).message == "third"
+        provider.client.restart_group("members")  # ACI's log starts afresh, shorter than before
+        arm.backend.append_log(sub, resource_group, "members", "a", "after restart")
+        assert pool.submit(next, follow).result(timeout=10).message == "after restart"
+        arm.backend.append_log(sub, resource_group, "members", "a", "after restart")  # same text, new line
+        assert pool.submit(next, follow).result(timeout=10).message == "after restart"
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    raw = provider.client.container_logs("members", "a", None, timestamps=True).splitlines()
+    stamp, _, text = raw[-1].partition(" ")
+    assert text == "after restart" and stamp.endswith("Z") and len(raw) == 2  # the restart dropped the rest

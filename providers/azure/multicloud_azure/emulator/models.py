@@ -26,6 +26,7 @@ from multicloud_azure.emulator.validation import (
 )
 
 RESOURCE_TYPE = "Microsoft.ContainerInstance/containerGroups"
+LOG_CAP = 4 * 1024 * 1024
 
 
 @dataclass
@@ -164,8 +165,7 @@ class AciBackend:
     def append_log(self, subscription: str, resource_group: str, name: str, container: str, line: str) -> None:
         """Make a container print a line (what `container logs` returns)."""
         with self.lock:
-            group = self._live(subscription, resource_group, name)
-            group.logs.setdefault(container, []).append(line)
+            _log(self._live(subscription, resource_group, name), container, line)
 
     # --- ARM operations ----------------------------------------------------------------------
 
@@ -199,7 +199,7 @@ class AciBackend:
             group.failure = self.failures.pop(0) if self.failures else None
             for container in stored["properties"]["containers"]:
                 line = f"[emulator] container {container['name']} started from {container['properties']['image']}"
-                group.logs.setdefault(container["name"], []).append(line)
+                _log(group, container["name"], line)
             op = self._operation(kind, group, now)
             op.failed = group.failure
             if self.runner is not None and group.failure is None:
@@ -247,6 +247,7 @@ class AciBackend:
             now = self.clock()
             group.ready_at, group.state, group.stopped = now + self.op_seconds, "Updating", False
             if kind == "restart":
+                group.logs.clear()  # ACI's log is the current container's: a restart starts it afresh
                 for container in group.body["properties"]["containers"]:
                     group.restarts[container["name"]] = group.restarts.get(container["name"], 0) + 1
             if self.runner is not None:
@@ -263,18 +264,20 @@ class AciBackend:
             if self.runner is not None:
                 self.runner.remove(_key(group))
 
-    def logs(self, sub: str, rg: str, name: str, container: str, tail: int | None) -> str:
-        """A container's log as ACI returns it: one string."""
+    def logs(
+        self, sub: str, rg: str, name: str, container: str, tail: int | None, *, timestamps: bool = False
+    ) -> str:
+        """A container's log as ACI returns it: one string, each line after its time when `timestamps`."""
         with self.lock:
             group = self._live(sub, rg, name)
             if container not in {c["name"] for c in group.body["properties"]["containers"]}:
                 message = f"The container '{container}' of group '{name}' was not found."
                 raise ArmError(404, "ContainerNotFound", message)
             if self.runner is not None:
-                return self.runner.logs(_key(group), container, tail)
+                return self.runner.logs(_key(group), container, tail, timestamps)
             lines = group.logs.get(container, [])
             lines = lines[-tail:] if tail else lines
-            return "".join(line + "\n" for line in lines)
+            return "".join((line if timestamps else line.partition(" ")[2]) + "\n" for line in lines)
 
     def operation(self, sub: str, op_id: str) -> tuple[Operation, str]:
         """An operation and its status now: InProgress, Succeeded or Failed."""
@@ -403,6 +406,15 @@ class AciBackend:
                     f"The DNS name label '{label}' in container group '{name}' not available. "
                     "Try using a different label.",
                 )
+
+
+def _log(group: Group, container: str, line: str) -> None:
+    """Append a line, after its time, to a container's log, which ACI caps at 4 MB (oldest dropped)."""
+    lines = group.logs.setdefault(container, [])
+    lines.append(f"{datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')} {line}")
+    size = sum(len(item) + 1 for item in lines)
+    while size > LOG_CAP and lines:
+        size -= len(lines.pop(0)) + 1
 
 
 def _location(value: str) -> str:

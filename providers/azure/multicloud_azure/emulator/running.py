@@ -160,9 +160,9 @@ class GroupRunner:
         """What the group's containers are doing."""
         return self.plane.state(key)
 
-    def logs(self, key: str, container: str, tail: int | None) -> str:
-        """A container's output."""
-        return self.plane.logs(key, container, tail)
+    def logs(self, key: str, container: str, tail: int | None, timestamps: bool = False) -> str:
+        """A container's output (each line after its time when `timestamps`)."""
+        return str(self.plane.logs(key, container, tail, timestamps=timestamps))
 
     def close(self) -> None:
         """Stop the data plane, removing every container it made."""

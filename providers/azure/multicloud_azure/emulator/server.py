@@ -185,7 +185,8 @@ class ArmHandler(BaseHTTPRequestHandler):
     def _h_logs(self, *, sub: str, rg: str, name: str, container: str, query: dict[str, str], raw: bytes) -> Reply:
         """Return a container's logs as {'content': ...}."""
         tail = int(query["tail"]) if "tail" in query else None
-        return 200, {"content": self.server.backend.logs(sub, rg, name, container, tail)}, {}
+        timestamps = query.get("timestamps", "false").lower() == "true"
+        return 200, {"content": self.server.backend.logs(sub, rg, name, container, tail, timestamps=timestamps)}, {}
 
     def _h_op_status(self, *, sub: str, loc: str, op: str, query: dict[str, str], raw: bytes) -> Reply:
         """The Azure-AsyncOperation status document of an operation."""

@@ -133,8 +133,9 @@ class DataPlane:
                 return state
             time.sleep(0.05)
 
-    def logs(self, key: str, member: str, tail: int | None = None) -> str:
-        """A member's output (stdout and stderr) so far; '' when it has no container."""
+    def logs(self, key: str, member: str, tail: int | None = None, *, timestamps: bool = False) -> str:
+        """A member's output (stdout and stderr) so far, each line after its RFC 3339 time when
+        `timestamps`; '' when it has no container."""
         state = self.state(key).members.get(member)
         if state is None or not state.container:
             return ""
@@ -143,7 +144,9 @@ class DataPlane:
                 self._reader = self._factory()
             try:
                 with guard(f"reading the logs of {member}"):
-                    data = self._reader.logs(state.container, stdout=True, stderr=True, tail=tail or "all")
+                    data = self._reader.logs(
+                        state.container, stdout=True, stderr=True, tail=tail or "all", timestamps=timestamps
+                    )
             except MulticloudError:
                 return ""
         return bytes(data).decode("utf-8", "replace")
