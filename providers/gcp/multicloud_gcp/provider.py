@@ -111,7 +111,16 @@ class CloudRunProvider:
             self.client.create_service(self.settings.parent, service_id(app, resource.name), body)
         else:
             emit(Event("progress", change.key, f"updating Cloud Run service {name} (new revision)"))
-            self.client.update_service(body)
+            self.client.update_service(self._keeping_account(name, body))
+
+    def _keeping_account(self, name: str, body: Body) -> Body:
+        """The update body with the service account it runs as now when `service_account` is unset
+        (an update replaces the whole template: left out, Cloud Run reverts to the default account)."""
+        if self.settings.service_account is not None:
+            return body
+        current = self.client.get_service(name) or {}
+        account = (current.get("template") or {}).get("service_account")
+        return {**body, "template": {**body["template"], "service_account": account}} if account else body
 
     def health(self, app: str, resource: Resource) -> Health:
         """Ready once Cloud Run's terminal condition succeeded and it stopped reconciling."""

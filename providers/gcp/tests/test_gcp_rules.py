@@ -203,3 +203,18 @@ def test_an_http_probe_on_an_h2c_port_is_refused() -> None:
     assert "services.api.healthcheck.http: Cloud Run's HTTP probes speak HTTP/1" in text
     probe = render({"api": {"image": "x:1", "ports": [grpc], "healthcheck": {"tcp": 9000}}})["api"]
     assert probe.payload["template"]["containers"][0]["startup_probe"]["tcp_socket"] == {"port": 9000}
+
+
+def test_an_update_keeps_the_account_set_outside_multicloud_when_none_is_set(
+    cloudrun: RunningCloudRun, provider_for: Callable[..., CloudRunProvider], deploy: Callable[..., Deployment]
+) -> None:
+    spec = one_spec({"api": {"image": "x:1", "ports": [HTTP]}})
+    deploy(spec, provider_for("rest")).apply()
+    (stored,) = cloudrun.model.services.values()
+    console = "console-set@demo-project.iam.gserviceaccount.com"
+    stored["template"]["serviceAccount"] = console  # set in the console
+    changed = one_spec({"api": {"image": "x:2", "ports": [HTTP]}})
+    assert deploy(changed, provider_for("grpc")).apply().ok
+    (stored,) = cloudrun.model.services.values()
+    assert stored["template"]["serviceAccount"] == console
+    assert stored["template"]["containers"][0]["image"] == "x:2"
