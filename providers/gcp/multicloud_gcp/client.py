@@ -40,6 +40,14 @@ USER = (
 )
 
 
+PERMISSION_DENIED = 403
+PERMISSIONS_HINT = (
+    "the deploying identity needs roles/run.admin (run.services.setIamPolicy: public and internal "
+    "services set invokerIamDisabled; roles/run.developer lacks it) and roles/iam.serviceAccountUser "
+    "on the runtime service account; see docs/providers/gcp.md, Permissions"
+)
+
+
 def translate(exc: Exception, what: str, settings: GcpSettings) -> Exception:
     """Map an SDK or transport exception to the multicloud error a caller acts on."""
     name = type(exc).__name__
@@ -60,6 +68,8 @@ def translate(exc: Exception, what: str, settings: GcpSettings) -> Exception:
     if name in RETRYABLE or any(base.__name__ in RETRYABLE for base in type(exc).__mro__):
         return RetryableError(f"{what}: {name}: {message}")
     status = getattr(exc, "code", None)  # google.api_core errors carry the HTTP status
+    if status == PERMISSION_DENIED:
+        return UserError(f"{what}: Cloud Run refused it: {message}", hint=PERMISSIONS_HINT)
     by_status = from_status(status, f"{what}: {name}: {message}") if isinstance(status, int) else None
     if by_status is not None:
         return by_status

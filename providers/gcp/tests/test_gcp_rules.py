@@ -13,7 +13,7 @@ from multicloud_gcp.emulator import RunningCloudRun
 from multicloud_gcp.provider import CloudRunProvider
 
 from multicloud.api import Deployment
-from multicloud.errors import CapabilityError, SettingsError
+from multicloud.errors import ApplyFailedError, CapabilityError, SettingsError
 from multicloud.registry import create_provider
 from multicloud.spec import Spec, spec_from_dict
 from providers.gcp.tests.test_gcp_desired import SETTINGS, render
@@ -218,3 +218,15 @@ def test_an_update_keeps_the_account_set_outside_multicloud_when_none_is_set(
     (stored,) = cloudrun.model.services.values()
     assert stored["template"]["serviceAccount"] == console
     assert stored["template"]["containers"][0]["image"] == "x:2"
+
+
+def test_permission_denied_names_the_roles_it_takes(
+    cloudrun: RunningCloudRun, provider_for: Callable[..., CloudRunProvider], deploy: Callable[..., Deployment]
+) -> None:
+    spec = one_spec({"api": {"image": "x:1", "ports": [HTTP]}})
+    cloudrun.model.faults.fail("CreateService", "PERMISSION_DENIED", message="Permission 'run.services.setIamPolicy' "
+                               "denied on resource 'projects/demo-project/locations/europe-west1/services/shop-api'")
+    with pytest.raises(ApplyFailedError) as caught:
+        deploy(spec, provider_for("rest")).apply()
+    assert "run.services.setIamPolicy" in str(caught.value)
+    assert "roles/run.admin" in str(caught.value)
