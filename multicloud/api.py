@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -227,9 +228,15 @@ class Deployment:
         """Where each exposed port is reached."""
         return self.provider.endpoints(self.app)
 
-    def logs(self, service: str | None = None, *, follow: bool = False, tail: int | None = 100) -> Iterator[LogLine]:
-        """Log lines of one service or of all."""
-        return self.provider.logs(self.app, service, follow=follow, tail=tail)
+    def logs(
+        self, service: str | None = None, *, follow: bool = False, tail: int | None = 100,
+        since: datetime | None = None,
+    ) -> Iterator[LogLine]:
+        """Log lines of one service or of all: of the history, those written at or after `since`, then
+        the last `tail` of them (None: all; 0: none, only new lines with follow)."""
+        if since is None:  # providers written before `since` existed keep working
+            return self.provider.logs(self.app, service, follow=follow, tail=tail)
+        return self.provider.logs(self.app, service, follow=follow, tail=tail, since=since)
 
     def rollback(self, service: str) -> str:
         """Return a service to its previous revision (providers that keep revisions)."""

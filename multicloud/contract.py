@@ -157,9 +157,12 @@ class Provider(Protocol):
         ...
 
     def logs(
-        self, app: str, service: str | None, *, follow: bool = False, tail: int | None = 100
+        self, app: str, service: str | None, *, follow: bool = False, tail: int | None = 100,
+        since: datetime | None = None,
     ) -> Iterator[LogLine]:
-        """Yield log lines of one service or all of them; reads only."""
+        """Yield log lines of one service or all of them: of the history, those at or after `since`
+        (a time with a zone), then the last `tail` (None: all; 0: none); reads only. A provider whose
+        platform cannot tell when a line was written raises UserError for `since`."""
         ...
 
     def endpoints(self, app: str) -> list[Endpoint]:

@@ -241,18 +241,47 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    statuses = _deployment(args).status()
-    if args.output == "json":
-        _print_json([s.__dict__ for s in statuses])
+    deployment = _deployment(args)
+    if args.watch is None:
+        _print_status(args, deployment.status())
         return 0
+    import time
+    from datetime import UTC, datetime
+
+    if not args.watch > 0:
+        raise UserError(f"--watch {args.watch:g}: the interval must be more than 0 seconds")
+    redraw = sys.stdout.isatty() and args.output != "json"
+    try:
+        while True:
+            statuses = deployment.status()
+            if redraw:
+                sys.stdout.write("\x1b[H\x1b[2J")  # home and clear: the table redrawn in place
+            if args.output != "json":
+                print(f"{deployment.app} on {deployment.target} at {datetime.now(UTC):%H:%M:%S} UTC "
+                      f"(every {args.watch:g}s; Ctrl-C stops)")
+            _print_status(args, statuses)
+            sys.stdout.flush()
+            time.sleep(args.watch)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _print_status(args: argparse.Namespace, statuses: list[Any]) -> None:
+    """The status table (or under -o json, one JSON document; one line each when watching)."""
+    if args.output == "json":
+        data = [s.__dict__ for s in statuses]
+        if args.watch is None:
+            _print_json(data)
+        else:
+            print(json.dumps(data, default=str))
+        return
     if not statuses:
         print("nothing deployed")
-        return 0
+        return
     print(f"{'SERVICE':20} {'STATE':12} {'RUNNING':>8} {'HEALTHY':>8}  DETAIL")
     for s in statuses:
         running, healthy = f"{s.running}/{s.desired}", f"{s.healthy}/{s.desired}"
         print(f"{s.service:20} {s.state:12} {running:>8} {healthy:>8}  {s.detail}")
-    return 0
 
 
 def cmd_endpoints(args: argparse.Namespace) -> int:
@@ -281,7 +310,10 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if args.service and args.service not in deployment.target_spec.services:
         known = ", ".join(deployment.target_spec.services)
         raise UserError(f"no service {args.service!r} on target {deployment.target!r} (services: {known})")
-    for line in deployment.logs(args.service, follow=args.follow, tail=args.tail):
+    from multicloud.logwindow import parse_since
+
+    since = parse_since(args.since) if args.since else None
+    for line in deployment.logs(args.service, follow=args.follow, tail=args.tail, since=since):
         stamp = f"{line.timestamp.isoformat(timespec='seconds')} " if line.timestamp else ""
         print(f"{line.instance} | {stamp}{line.message}", flush=args.follow)
     return 0

@@ -62,6 +62,15 @@ def _apply_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _count(text: str) -> int:
+    """A number of lines (0 or more) for --tail; argparse reports anything else."""
+    import argparse
+
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of lines (0 or more)")
+    return int(text)
+
+
 def _services(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("services", nargs="*", metavar="SERVICE", help=help)
 
@@ -128,13 +137,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("service", help="service name")
     p = command("status", help="replica counts and state per service")
     _common(p)
+    p.add_argument(
+        "--watch", nargs="?", type=float, const=2.0, metavar="SECONDS",
+        help="show it again every SECONDS (default 2) until Ctrl-C",
+    )
     p = command("endpoints", help="where each exposed port is reached (e.g. the MQTT URL)")
     _common(p)
     p = command("logs", help="print a service's logs (all services if none is named)")
     _common(p, output=False)
     p.add_argument("service", nargs="?", help="service name")
     p.add_argument("--follow", action="store_true", help="keep printing new lines")
-    p.add_argument("--tail", type=int, default=100, metavar="N", help="lines of history per service (default 100)")
+    p.add_argument(
+        "--tail", type=_count, default=100, metavar="N",
+        help="lines of history per service, after --since (default 100; 0: none, only new lines with --follow)",
+    )
+    p.add_argument(
+        "--since", metavar="WHEN", help="only lines written since WHEN: a duration ago (10m, 1h30m, 2d) or an ISO time",
+    )
     p = command("emulate", help="run a local emulator of a cloud (prints the environment to export)")
     p.add_argument("cloud", help="emulator name, e.g. aws, azure, gcp (see `multicloud providers`)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")

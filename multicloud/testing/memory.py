@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pydantic import Field, StrictBool, StrictInt
@@ -20,6 +21,7 @@ from pydantic import Field, StrictBool, StrictInt
 from multicloud.addressing import DirectAddressing, endpoint_url, resolve_service
 from multicloud.contract import Capabilities, Endpoint, EventSink, Health, HealthState, LogLine, ServiceStatus
 from multicloud.errors import MulticloudError, ProviderError
+from multicloud.logwindow import last, refuse_since
 from multicloud.planner import Action, Change
 from multicloud.resources import Resource, from_jsonable, to_jsonable
 from multicloud.settings import ProviderSettings, validate_settings
@@ -232,13 +234,16 @@ class MemoryProvider:
             statuses.append(ServiceStatus(resource.name, replicas, healthy, healthy, state, "; ".join(resource.faults)))
         return statuses
 
-    def logs(self, app: str, service: str | None, *, follow: bool = False, tail: int | None = 100) -> Iterator[LogLine]:
-        """The provider's own record of what happened to each service."""
+    def logs(
+        self, app: str, service: str | None, *, follow: bool = False, tail: int | None = 100,
+        since: datetime | None = None,
+    ) -> Iterator[LogLine]:
+        """The provider's own record of what happened to each service (the last `tail` lines; it keeps no times)."""
+        refuse_since("memory", since, "it records no time for its lines")
         newest = {r.key: r for r in self.observe(app)}
         for resource in newest.values():
             if resource.kind == "service" and service in (None, resource.name):
-                lines = resource.payload["log"]
-                for line in lines[-tail:] if tail else lines:
+                for line in last(resource.payload["log"], tail):
                     yield LogLine(resource.name, resource.payload["instance"], line)
 
     def endpoints(self, app: str) -> list[Endpoint]:

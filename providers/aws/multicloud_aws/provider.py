@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from multicloud.contract import Capabilities, Endpoint, Event, EventSink, Health, HealthState, LogLine, ServiceStatus
@@ -116,9 +117,13 @@ class AwsEcsProvider:
         """Desired/running tasks, rollout state and the latest event per service; reads only."""
         return reports.status(self.ctx, app, observe(self.ctx, app))
 
-    def logs(self, app: str, service: str | None, *, follow: bool = False, tail: int | None = 100) -> Iterator[LogLine]:
-        """CloudWatch lines of one service or all; follow polls for new ones; reads only."""
-        return reports.logs(self.ctx, app, service, follow=follow, tail=tail)
+    def logs(
+        self, app: str, service: str | None, *, follow: bool = False, tail: int | None = 100,
+        since: datetime | None = None,
+    ) -> Iterator[LogLine]:
+        """CloudWatch lines of one service or all (since read from CloudWatch by start time); follow polls
+        for new ones; reads only."""
+        return reports.logs(self.ctx, app, service, follow=follow, tail=tail, since=since)
 
     def endpoints(self, app: str) -> list[Endpoint]:
         """Public ports at the NLB's DNS name, internal ones at their Cloud Map name; reads only."""

@@ -10,6 +10,7 @@ from typing import Any
 from multicloud.addressing import endpoint_url
 from multicloud.contract import Endpoint, LogLine, ServiceStatus
 from multicloud.errors import NotFoundError
+from multicloud.logwindow import last as window_last
 from multicloud_aws import names
 from multicloud_aws.clients import guard
 from multicloud_aws.context import Context, chunks
@@ -80,23 +81,27 @@ def endpoints(ctx: Context, app: str, seen: Seen) -> list[Endpoint]:
     return result
 
 
-def logs(ctx: Context, app: str, service: str | None, *, follow: bool, tail: int | None) -> Iterator[LogLine]:
-    """Lines from the app's log group (streams SERVICE/SERVICE/TASK), oldest first; with
-    follow, poll for new lines until the caller stops iterating."""
+def logs(
+    ctx: Context, app: str, service: str | None, *, follow: bool, tail: int | None, since: datetime | None = None
+) -> Iterator[LogLine]:
+    """Lines from the app's log group (streams SERVICE/SERVICE/TASK), oldest first: those from `since`
+    (CloudWatch's startTime), the last `tail` of them; with follow, poll for new lines until the caller
+    stops iterating."""
     client = ctx.client("logs")
     group = names.log_group(app)
     kwargs: dict[str, Any] = {"logGroupName": group}
     if service:
         kwargs["logStreamNamePrefix"] = f"{service}/"
+    if since is not None:
+        kwargs["startTime"] = max(0, int(since.timestamp() * 1000))
     seen_ids: set[str] = set()
     prefix = kwargs.get("logStreamNamePrefix", "")
     events = [e for e in _events(client, kwargs) if str(e.get("logStreamName", "")).startswith(prefix)]
-    if tail:
-        events = events[-tail:]
-    last = 0
-    for event in events:
+    last = int(kwargs.get("startTime", 0))
+    for event in events:  # what is not shown of the history is not shown by follow either
         seen_ids.add(event["eventId"])
         last = max(last, int(event["timestamp"]))
+    for event in window_last(events, tail):
         yield _line(event)
     while follow:
         time.sleep(FOLLOW_INTERVAL)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 from multicloud.addressing import endpoint_url
 from multicloud.contract import Capabilities, Endpoint, Event, EventSink, Health, HealthState, LogLine, ServiceStatus
 from multicloud.errors import ProviderError, UserError
+from multicloud.logwindow import last
 from multicloud.planner import Action, Change
 from multicloud.resources import Resource
 from multicloud.spec.targets import TargetSpec
@@ -202,30 +204,36 @@ class AzureAciProvider:
         return result
 
     def logs(
-        self, app: str, service: str | None, *, follow: bool = False, tail: int | None = 100
+        self, app: str, service: str | None, *, follow: bool = False, tail: int | None = 100,
+        since: datetime | None = None,
     ) -> Iterator[LogLine]:
-        """Container logs from ACI; `follow` polls every 2 s and yields the lines stamped after the
-        last one seen (ACI caps a log at 4 MB and starts it afresh on restart, so counting lines
-        would skip or repeat them) until interrupted."""
+        """Container logs from ACI: of the history, the lines stamped at or after `since`, then the last
+        `tail`; `follow` polls every 2 s and yields the lines stamped after the last one seen (ACI caps
+        a log at 4 MB and starts it afresh on restart, so counting lines would skip or repeat them)
+        until interrupted."""
         group = self._group(app)
         if group is None:
             return
         names = [c["name"] for c in group["properties"].get("containers") or [] if service in (None, c["name"])]
-        if not follow:
-            for name in names:
-                for line in self.client.container_logs(group["name"], name, tail).splitlines():
-                    yield LogLine(name, f"{group['name']}/{name}", line)
-            return
+        floor = None if since is None else views.stamp_of(since)
         seen: dict[str, tuple[str, int]] = {}
         while True:
             for name in names:
+                if not follow and tail == 0:
+                    continue
                 text = self.client.container_logs(group["name"], name, None, timestamps=True)
                 stamped = [views.stamped(line) for line in text.splitlines()]
-                if name not in seen:
-                    stamped = stamped[-tail:] if tail else stamped
-                for line, mark in views.after(stamped, seen.get(name)):
-                    yield LogLine(name, f"{group['name']}/{name}", line)
+                skip = 0
+                if name not in seen:  # the history: what --since and --tail leave of it
+                    shown = [line for line in stamped if floor is None or line[0] >= floor]
+                    skip = len(stamped) - len(last(shown, tail))
+                    seen[name] = ("", 0)
+                for index, (line, mark) in enumerate(views.after(stamped, seen[name])):
                     seen[name] = mark
+                    if index >= skip:
+                        yield LogLine(name, f"{group['name']}/{name}", line)
+            if not follow:
+                return
             time.sleep(2.0)
 
     def endpoints(self, app: str) -> list[Endpoint]:

@@ -5,6 +5,7 @@ and one `group/NAME`. Both desired (projected from the body about to be PUT) and
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from multicloud.resources import Resource, Sensitive
@@ -207,6 +208,12 @@ def stamped(line: str) -> tuple[str, str]:
         return "", line
     whole, _, fraction = stamp[:-1].partition(".")
     return f"{whole}.{fraction.ljust(9, '0')[:9]}Z", text
+
+
+def stamp_of(moment: datetime) -> str:
+    """A time as `stamped` gives it (UTC, nanoseconds), to compare with the times of lines."""
+    utc = moment.astimezone(UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond:06d}000Z"
 
 
 def after(lines: list[tuple[str, str]], mark: tuple[str, int] | None) -> Iterator[tuple[str, tuple[str, int]]]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -270,6 +272,17 @@ def test_status_and_logs_follow_what_aci_reports(
     arm.backend.append_log(sub, resource_group, "unit", "a", "second")
     assert next(follow).message == "second"
     follow.close()
+    assert list(deployment.logs("a", tail=0)) == []
+    assert [line.message for line in deployment.logs("a", tail=None)][-2:] == ["first", "second"]
+    quiet = deployment.logs("a", follow=True, tail=0)  # none of the history, then the new lines
+    writer = threading.Timer(1.0, arm.backend.append_log, (sub, resource_group, "unit", "a", "third"))
+    writer.start()
+    assert next(quiet).message == "third"
+    writer.join()
+    quiet.close()
+    assert list(deployment.logs("a", tail=None, since=datetime.now(UTC) + timedelta(hours=1))) == []
+    recent = [line.message for line in deployment.logs("a", tail=None, since=datetime.now(UTC) - timedelta(hours=1))]
+    assert recent[-3:] == ["first", "second", "third"]
     arm.backend.stop(sub, resource_group, "unit")
     status = {s.service: s for s in deployment.status()}
     assert status["a"].state == "terminated" and status["a"].running == 0 and status["a"].desired == 1

@@ -10,6 +10,7 @@ when an apply changes something (reads use a stdlib client there).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 from multicloud.contract import (
@@ -32,6 +33,7 @@ from multicloud_docker.client import ClientFactory, ConflictError, Lazy, default
 from multicloud_docker.containers import readiness
 from multicloud_docker.desired import desired as render_desired
 from multicloud_docker.settings import DockerSettings, parse_settings
+from multicloud_docker.views import LogWindow
 
 
 class DockerProvider:
@@ -143,9 +145,12 @@ class DockerProvider:
         """Replica counts and state per service; reads only."""
         return views.status(self.api, app)
 
-    def logs(self, app: str, service: str | None, *, follow: bool = False, tail: int | None = 100) -> Iterator[LogLine]:
-        """Log lines of the app's containers, oldest first; reads only."""
-        return views.logs(self.api, app, service, follow, tail)
+    def logs(
+        self, app: str, service: str | None, *, follow: bool = False, tail: int | None = 100,
+        since: datetime | None = None,
+    ) -> Iterator[LogLine]:
+        """Log lines of the app's containers, oldest first (the engine applies tail and since); reads only."""
+        return views.logs(self.api, app, service, follow, LogWindow(tail, since))
 
     def endpoints(self, app: str) -> list[Endpoint]:
         """host:port URLs of public ports and service-name URLs of internal ones; reads only."""

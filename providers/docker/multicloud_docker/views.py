@@ -5,7 +5,8 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from multicloud.addressing import endpoint_url
@@ -66,7 +67,22 @@ def endpoints(api: Any, app: str, public_host: str) -> list[Endpoint]:
     return found
 
 
-def logs(api: Any, app: str, service: str | None, follow: bool, tail: int | None) -> Iterator[LogLine]:
+@dataclass(frozen=True)
+class LogWindow:
+    """Which history to read: the last `tail` lines (None: all, 0: none) written at or after `since`."""
+
+    tail: int | None = None
+    since: datetime | None = None
+
+    def options(self) -> dict[str, Any]:
+        """The Docker API's arguments for this window."""
+        options: dict[str, Any] = {"tail": "all" if self.tail is None else max(self.tail, 0)}
+        if self.since is not None:
+            options["since"] = max(self.since.timestamp(), 0.001)
+        return options
+
+
+def logs(api: Any, app: str, service: str | None, follow: bool, window: LogWindow) -> Iterator[LogLine]:
     """Log lines of every container of the app or of one service, oldest first; with follow,
     interleaved as they arrive until every container's stream ends."""
     group = [r for r in replicas(api, app) if service in (None, r.service)]
@@ -74,20 +90,22 @@ def logs(api: Any, app: str, service: str | None, follow: bool, tail: int | None
         what = f"service {service!r} of app {app!r}" if service else f"app {app!r}"
         raise UserError(f"no containers found for {what}", hint="run `multicloud status` to see what is deployed")
     if not follow:
-        lines = [line for r in group for line in _read(api, r, tail)]
-        lines.sort(key=lambda line: line.timestamp or datetime.min)
+        lines = [line for r in group for line in _read(api, r, window)]
+        lines.sort(key=lambda line: line.timestamp or datetime.min.replace(tzinfo=UTC))
         yield from lines
         return
-    yield from _follow(api, group, tail)
+    yield from _follow(api, group, window)
 
 
-def _read(api: Any, replica: Replica, tail: int | None) -> list[LogLine]:
+def _read(api: Any, replica: Replica, window: LogWindow) -> list[LogLine]:
+    if window.tail == 0:
+        return []
     with guard(f"reading logs of {replica.name}"):
-        raw = api.logs(replica.id, stdout=True, stderr=True, timestamps=True, tail=tail if tail else "all")
+        raw = api.logs(replica.id, stdout=True, stderr=True, timestamps=True, **window.options())
     return [_line(replica, text) for text in raw.decode("utf-8", "replace").splitlines()]
 
 
-def _follow(api: Any, group: Sequence[Replica], tail: int | None) -> Iterator[LogLine]:
+def _follow(api: Any, group: Sequence[Replica], window: LogWindow) -> Iterator[LogLine]:
     lines: queue.Queue[object] = queue.Queue(maxsize=10000)
 
     def pump(replica: Replica) -> None:
@@ -100,7 +118,7 @@ def _follow(api: Any, group: Sequence[Replica], tail: int | None) -> Iterator[Lo
                     timestamps=True,
                     stream=True,
                     follow=True,
-                    tail=tail if tail else "all",
+                    **window.options(),
                 )
                 pending = b""
                 for chunk in stream:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 from multicloud.contract import Capabilities, Endpoint, Event, EventSink, Health, LogLine, ServiceStatus
@@ -131,7 +132,10 @@ class CloudRunProvider:
         """Per service: conditions, latest ready revision and traffic split; reads only."""
         return sorted((reports.status_of(b) for b in self._owned(app)), key=lambda s: s.service)
 
-    def logs(self, app: str, service: str | None, *, follow: bool = False, tail: int | None = 100) -> Iterator[LogLine]:
+    def logs(
+        self, app: str, service: str | None, *, follow: bool = False, tail: int | None = 100,
+        since: datetime | None = None,
+    ) -> Iterator[LogLine]:
         """Not read through this provider: Cloud Run logs live in Cloud Logging (see the hint)."""
         selector = f" AND resource.labels.service_name={service_id(app, service)}" if service else ""
         raise UserError(
