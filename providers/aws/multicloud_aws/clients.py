@@ -26,6 +26,7 @@ RETRYABLE_CODES = frozenset({
     "ServerException", "RequestThrottled", "SlowDown", "ResourceInUse", "ResourceInUseException",
     "ConflictException", "DependencyViolation", "ConcurrentModificationException", "ConcurrentModification",
     "OperationInProgress", "ResourceConflictException", "ServiceNotActiveException",
+    "ClusterContainsServicesException", "ClusterContainsTasksException",
 })
 NOT_FOUND_CODES = frozenset({
     "ResourceNotFoundException", "ServiceNotFoundException", "ClusterNotFoundException", "NoSuchEntity",

@@ -3,8 +3,9 @@ an emulator runs (installed once, removed when the last emulator stops):
 
 - ECS services run: after create/update, running == desired and the primary deployment
   is COMPLETED on the new revision (moto keeps runningCount 0), at once or, with
-  set_rollout_seconds, that long later (IN_PROGRESS, 0 running until then); deleted services and
-  clusters go away (moto keeps them INACTIVE, still listed by the tagging API);
+  set_rollout_seconds, that long later (IN_PROGRESS, 0 running until then); deleted services
+  drain first (multicloud_aws.draining: set_draining_seconds), then go away (moto keeps them
+  INACTIVE); deleted clusters stay INACTIVE and tagged, as on AWS (multicloud_aws.draining);
 - each "task" gets an IP that is registered in the service's NLB target groups and as a
   Cloud Map instance, and writes one line to its awslogs stream;
 - register_task_definition rejects cpu/memory pairs Fargate does not accept;
@@ -29,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from multicloud_aws import local_registry
+from multicloud_aws import draining, local_registry
 from multicloud_aws.fargate import allowed_pairs, is_valid
 
 _lock = threading.RLock()
@@ -67,6 +68,9 @@ def set_rollout_seconds(seconds: float) -> None:
     _state["rollout"] = max(0.0, seconds)
 
 
+set_draining_seconds = draining.set_seconds
+
+
 def set_latency(seconds: float) -> None:
     """Delay every emulated call by `seconds` (a cloud's round trip), for benchmarks."""
     _state["latency"] = max(0.0, seconds)
@@ -101,8 +105,6 @@ def install() -> None:
         _patch(EC2ContainerServiceBackend, "create_service", _after(_rolling_out))
         _patch(EC2ContainerServiceBackend, "update_service", _after(_rolling_out))
         _patch(EC2ContainerServiceBackend, "describe_services", _settling)
-        _patch(EC2ContainerServiceBackend, "delete_service", _after(_deleted))
-        _patch(EC2ContainerServiceBackend, "delete_cluster", _after(_cluster_deleted))
         _patch(EC2ContainerServiceBackend, "register_task_definition", _before_register)
         _patch(ResourceGroupsTaggingAPIBackend, "get_resources", _get_resources)
         _patch(ServiceDiscoveryBackend, "create_private_dns_namespace", _create_namespace)
@@ -113,6 +115,7 @@ def install() -> None:
         _patch(Repository, "__init__", local_registry.repository_init)
         _patch(ECRResponse, "get_authorization_token", local_registry.authorization_token)
         _patch(ECRBackend, "delete_repository", local_registry.delete_repository)
+        draining.install(_patch, _deleted)
         # moto warns when an injected code is not in the service model; that is the point
         warnings.filterwarnings("ignore", message=r"Exception\((InjectedFault|RegistryUnavailable)\)",
                                 category=UserWarning)
@@ -129,6 +132,7 @@ def uninstall() -> None:
             _faults.clear()
             _watchers.clear()
             _state["latency"] = _state["rollout"] = 0.0
+            draining.uninstall()
 
 
 def _patch(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
@@ -203,11 +207,6 @@ def _deleted(backend: Any, service: Any) -> None:
     for key, value in list(backend.services.items()):
         if value is service:
             del backend.services[key]
-
-
-def _cluster_deleted(backend: Any, cluster: Any) -> None:
-    """A deleted cluster is gone (moto keeps it INACTIVE, visible to the tagging API)."""
-    backend.clusters.pop(cluster.name, None)
 
 
 def _register(backend: Any, service: Any, addresses: list[str]) -> None:

@@ -21,6 +21,7 @@ from multicloud_aws.lookups import (
     namespace_id,
     security_group_id,
 )
+from multicloud_aws.releasing import until_released
 
 Handler = Callable[[Context, str, Change], None]
 
@@ -102,7 +103,7 @@ def security_group(ctx: Context, app: str, change: Change) -> None:
         group = _object_id(change) or security_group_id(ctx, app)
         if group:
             with guard(f"deleting security group {group}"):
-                ignore_missing(lambda: client.delete_security_group(GroupId=group))
+                until_released(ctx, lambda: ignore_missing(lambda: client.delete_security_group(GroupId=group)))
         return
     resource = change.resource
     group = security_group_id(ctx, app)
@@ -160,7 +161,7 @@ def cluster(ctx: Context, app: str, change: Change) -> None:
     name = str(change.resource.properties["name"])
     if change.action is Action.DELETE:
         with guard(f"deleting cluster {name}"):
-            ignore_missing(lambda: client.delete_cluster(cluster=name))
+            until_released(ctx, lambda: ignore_missing(lambda: client.delete_cluster(cluster=name)))
         return
     with guard(f"creating cluster {name}"):
         found = client.describe_clusters(clusters=[name], include=["TAGS"]).get("clusters", [])
@@ -188,9 +189,9 @@ def namespace(ctx: Context, app: str, change: Change) -> None:
                     Filters=[{"Name": "NAMESPACE_ID", "Values": [current], "Condition": "EQ"}])
                 for entry in [e for page in pages for e in page["Services"]]:
                     if entry.get("Description") == names.marker(app):
-                        _deregister_instances(client, entry["Id"])
-                        ignore_missing(lambda: client.delete_service(Id=entry["Id"]))  # noqa: B023
-                _wait_operation(ctx, ignore_missing(lambda: client.delete_namespace(Id=current)))
+                        _delete_registry(ctx, client, entry["Id"])
+                _wait_operation(ctx, until_released(ctx, lambda: ignore_missing(
+                    lambda: client.delete_namespace(Id=current))))
         return
     if namespace_id(ctx, app, name):
         return
@@ -229,8 +230,7 @@ def discovery(ctx: Context, app: str, change: Change) -> None:
                                        or {}).get("Id")
         if found:
             with guard(f"deleting Cloud Map service {resource.properties['name']}"):
-                _deregister_instances(client, found)
-                ignore_missing(lambda: client.delete_service(Id=found))
+                _delete_registry(ctx, client, found)
         return
     records = {"RoutingPolicy": "MULTIVALUE", "DnsRecords": [{"Type": "A", "TTL": resource.properties["ttl"]}]}
     namespace_name = str(resource.properties["namespace"])
@@ -245,6 +245,17 @@ def discovery(ctx: Context, app: str, change: Change) -> None:
                                   Tags=names.tag_list(names.resource_tags(app, resource, resource.name)))
         else:
             client.update_service(Id=current["Id"], Service={"DnsConfig": {"DnsRecords": records["DnsRecords"]}})
+
+
+def _delete_registry(ctx: Context, client: Any, service_id: str) -> None:
+    """Delete a Cloud Map service with its instances, waiting while the tasks of a draining ECS
+    service still hold it (ResourceInUse); a failure leaves it, maybe without instances."""
+
+    def attempt() -> None:
+        _deregister_instances(client, service_id)
+        ignore_missing(lambda: client.delete_service(Id=service_id))
+
+    until_released(ctx, attempt)
 
 
 def _deregister_instances(client: Any, service_id: str) -> None:

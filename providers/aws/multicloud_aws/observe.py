@@ -121,8 +121,6 @@ def _tagged(ctx: Context, app: str, seen: Seen, key: str | None) -> None:
             digest = Sensitive(digest=tags.get(names.TAG_DIGEST, ""))
             props = {"name": arn.split(":secret:", 1)[-1][:-7], "value": digest}
             seen.add(kind, name, props, arn=arn, service=service, target=tags.get(names.TAG_TARGET, ""))
-        elif kind == "cluster":
-            seen.add(kind, name, {"name": arn.rsplit("/", 1)[-1]}, arn=arn, target=tags.get(names.TAG_TARGET, ""))
         elif kind in READERS:
             described.setdefault(kind, []).append((arn, tags))
     for kind, items in sorted(described.items()):

@@ -15,6 +15,17 @@ Items = list[tuple[str, dict[str, str]]]
 """(ARN, tags) of the objects of one kind."""
 
 
+def read_clusters(ctx: Context, items: Items) -> dict[str, dict[str, Any]]:
+    """ACTIVE clusters' properties by ARN, described: the tagging API lists deleted (INACTIVE)
+    clusters for days, and nothing can be created in one."""
+    found: dict[str, dict[str, Any]] = {}
+    for batch in chunks(sorted(arn for arn, _ in items), 100):
+        with guard("describing ECS clusters"):
+            clusters = ctx.client("ecs").describe_clusters(clusters=batch)["clusters"]
+        found.update({c["clusterArn"]: {"name": c["clusterName"]} for c in clusters if c.get("status") == "ACTIVE"})
+    return found
+
+
 def read_log_groups(ctx: Context, items: Items) -> dict[str, dict[str, Any]]:
     """Log groups' properties by ARN, described."""
     found: dict[str, dict[str, Any]] = {}
@@ -109,6 +120,7 @@ def _vpc(ctx: Context, vpc: str) -> str:
 
 
 READERS: dict[str, Callable[[Context, Items], dict[str, dict[str, Any]]]] = {
+    "cluster": read_clusters,
     "log-group": read_log_groups,
     "security-group": read_security_groups,
     "load-balancer": read_load_balancers,

@@ -15,6 +15,7 @@ from multicloud_aws import names
 from multicloud_aws.clients import error_code, guard
 from multicloud_aws.context import Context
 from multicloud_aws.lookups import cloud_map_service, role_arn, secret_arn, security_group_id, target_group_arn
+from multicloud_aws.releasing import until_drained
 from multicloud_aws.taskdef import register_request, task_hash
 
 CIRCUIT_BREAKER = {"deploymentCircuitBreaker": {"enable": True, "rollback": True},
@@ -51,6 +52,8 @@ def apply_service(ctx: Context, app: str, change: Change, say: Callable[[str], N
     if registry is None:
         raise RetryableError(f"Cloud Map service {resource.name} does not exist yet")
     registries = [{"registryArn": registry["Arn"]}]
+    if current is None:
+        until_drained(ctx, cluster, resource.name)  # a deleted one of the same name blocks its name until then
     with guard(f"deploying ECS service {resource.name}"):
         if current is None:
             extra: dict[str, Any] = {"loadBalancers": balancers} if balancers else {}
@@ -167,13 +170,16 @@ def _describe(ctx: Context, cluster: str, service: str) -> dict[str, Any] | None
 
 
 def delete_service(ctx: Context, app: str, service: str, cluster: str) -> None:
-    """Scale to zero, delete the service, then deregister and delete its revisions."""
+    """Scale to zero, delete the service and wait while it drains (its tasks stop), then
+    deregister and delete its revisions; a timeout leaves it DRAINING for the next destroy."""
     client = ctx.client("ecs")
     current = _describe(ctx, cluster, service)
     with guard(f"deleting ECS service {service}"):
         if current is not None and names.tag_dict(current.get("tags")).get(names.TAG_APP) == app:
             client.update_service(cluster=cluster, service=service, desiredCount=0)
             client.delete_service(cluster=cluster, service=service, force=True)
+    until_drained(ctx, cluster, service)
+    with guard(f"deleting the revisions of ECS service {service}"):
         family = names.family(app, service)
         arns = client.list_task_definitions(familyPrefix=family, status="ACTIVE")["taskDefinitionArns"]
         arns = [a for a in arns if a.split("/")[-1].rsplit(":", 1)[0] == family]

@@ -114,6 +114,11 @@ class AwsSettings(ProviderSettings):
     keep_revisions: StrictInt = Field(
         default=5, ge=2, le=100, description="task definition revisions kept per service for rollback (default 5)"
     )
+    delete_timeout: StrictInt = Field(
+        default=600, ge=0, le=3600,
+        description="seconds a destroy waits for deleted services to drain and release the cluster, Cloud Map and "
+                    "security group (default 600, as Terraform waits)",
+    )
 
 
 def parse_settings(raw: Mapping[str, Any] | AwsSettings) -> AwsSettings:

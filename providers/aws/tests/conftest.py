@@ -104,10 +104,17 @@ def _deployment(spec: Any, provider: AwsEcsProvider, environ: dict[str, str], ta
 
 
 def _tagged(provider: AwsEcsProvider, app: str) -> list[str]:
-    """ARNs of everything still tagged with the app, by the tagging API (every type)."""
+    """ARNs of everything still tagged with the app, by the tagging API (every type), but
+    deleted clusters (INACTIVE: AWS lists them for days)."""
     client = provider.ctx.client("resourcegroupstaggingapi")
     found = client.get_resources(TagFilters=[{"Key": "multicloud:app", "Values": [app]}])
-    return sorted(r["ResourceARN"] for r in found["ResourceTagMappingList"])
+    arns = sorted(r["ResourceARN"] for r in found["ResourceTagMappingList"])
+    clusters = [a for a in arns if ":cluster/" in a]
+    if clusters:
+        described = provider.ctx.client("ecs").describe_clusters(clusters=clusters)["clusters"]
+        inactive = {c["clusterArn"] for c in described if c["status"] == "INACTIVE"}
+        arns = [a for a in arns if a not in inactive]
+    return arns
 
 
 @pytest.fixture

@@ -1,0 +1,106 @@
+"""What real AWS does that moto alone hides (issue 16, AWS items), taught to the emulator
+(multicloud_aws.gaps) so each test fails on a provider that ignores it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from multicloud_aws import gaps
+from multicloud_aws.provider import AwsEcsProvider
+
+from multicloud.testing.contract import SECRET_VALUE, contract_spec
+
+SERVICE = {"image": "registry.example.com/contract/app:1"}
+ENV = {"CONTRACT_TOKEN": SECRET_VALUE}
+DRAIN_SECONDS = 2.5
+
+
+@pytest.fixture
+def provider(make_provider: Callable[..., AwsEcsProvider]) -> AwsEcsProvider:
+    return make_provider()
+
+
+@pytest.fixture
+def draining() -> Iterator[float]:
+    """Deleted ECS services stay DRAINING, tasks running, for DRAIN_SECONDS."""
+    gaps.set_draining_seconds(DRAIN_SECONDS)
+    yield DRAIN_SECONDS
+    gaps.set_draining_seconds(0)
+
+
+def test_destroy_waits_for_draining_services_before_cluster_cloud_map_and_security_group(
+        provider: AwsEcsProvider, app_name: str, deploy: Any, tagged: Any, draining: float) -> None:
+    deployment = deploy(contract_spec(app_name, SERVICE), provider, ENV, target="test")
+    assert deployment.apply().ok
+    ecs = provider.ctx.client("ecs")
+    started = time.monotonic()
+    result = deployment.destroy()
+    assert result.ok, result
+    assert time.monotonic() - started >= draining
+    assert tagged(provider, app_name) == []
+    assert [c for c in ecs.describe_clusters(clusters=[app_name])["clusters"] if c["status"] == "ACTIVE"] == []
+
+
+def test_the_emulator_refuses_deletes_while_a_service_drains(
+        provider: AwsEcsProvider, app_name: str, deploy: Any, draining: float) -> None:
+    deployment = deploy(contract_spec(app_name, SERVICE), provider, ENV, target="test")
+    assert deployment.apply().ok
+    ecs, ec2 = provider.ctx.client("ecs"), provider.ctx.client("ec2")
+    discovery = provider.ctx.client("servicediscovery")
+    try:
+        api = ecs.describe_services(cluster=app_name, services=["api"])["services"][0]
+        with pytest.raises(Exception, match="ClusterContainsServicesException"):
+            ecs.delete_cluster(cluster=app_name)
+        ecs.delete_service(cluster=app_name, service="api", force=True)
+        assert ecs.describe_services(cluster=app_name, services=["api"])["services"][0]["status"] == "DRAINING"
+        ecs.delete_service(cluster=app_name, service="worker", force=True)
+        with pytest.raises(Exception, match="ClusterContainsTasksException"):
+            ecs.delete_cluster(cluster=app_name)
+        registry = api["serviceRegistries"][0]["registryArn"].rsplit("/", 1)[-1]
+        with pytest.raises(Exception, match="ResourceInUse"):
+            discovery.delete_service(Id=registry)
+        group = api["networkConfiguration"]["awsvpcConfiguration"]["securityGroups"][0]
+        with pytest.raises(Exception, match="DependencyViolation"):
+            ec2.delete_security_group(GroupId=group)
+        time.sleep(draining)
+        assert ecs.describe_services(cluster=app_name, services=["api"])["services"] == []
+    finally:
+        assert deployment.destroy().ok
+
+
+def test_apply_after_destroy_recreates_the_cluster_the_tagging_api_still_lists(
+        provider: AwsEcsProvider, app_name: str, deploy: Any, tagged: Any) -> None:
+    deployment = deploy(contract_spec(app_name, SERVICE), provider, ENV, target="test")
+    assert deployment.apply().ok
+    assert deployment.destroy().ok
+    listed = provider.ctx.client("resourcegroupstaggingapi").get_resources(
+        TagFilters=[{"Key": "multicloud:app", "Values": [app_name]}])["ResourceTagMappingList"]
+    assert [r["ResourceARN"] for r in listed if ":cluster/" in r["ResourceARN"]]  # INACTIVE, still listed
+    try:
+        assert "cluster/" + app_name in {c.key for c in deployment.plan().changes if c.action.value == "create"}
+        assert deployment.apply().ok
+        ecs = provider.ctx.client("ecs")
+        assert ecs.describe_clusters(clusters=[app_name])["clusters"][0]["status"] == "ACTIVE"
+        assert len(ecs.list_services(cluster=app_name)["serviceArns"]) == 2
+        assert not deployment.plan().has_changes
+    finally:
+        assert deployment.destroy().ok
+    assert tagged(provider, app_name) == []
+
+
+def test_creating_a_service_waits_while_a_deleted_one_of_its_name_drains(
+        provider: AwsEcsProvider, app_name: str, deploy: Any, draining: float) -> None:
+    deployment = deploy(contract_spec(app_name, SERVICE), provider, ENV, target="test")
+    assert deployment.apply().ok
+    ecs = provider.ctx.client("ecs")
+    try:
+        ecs.delete_service(cluster=app_name, service="worker", force=True)  # someone deleted it; it drains
+        result = deployment.apply()
+        assert result.ok, result
+        worker = ecs.describe_services(cluster=app_name, services=["worker"])["services"]
+        assert [s["status"] for s in worker] == ["ACTIVE"]
+    finally:
+        assert deployment.destroy().ok
