@@ -29,6 +29,9 @@ from multicloud.spec.targets import TargetSpec, read_secrets, target_spec
 from multicloud.spec.variables import Variables
 from multicloud.targeting import Scope, limit, scope
 
+DEFAULT_HEALTH_TIMEOUT = 300.0
+"""Seconds each step waits for health when neither the caller nor the provider says otherwise."""
+
 
 class Deployment:
     """One spec on one target. Methods return typed results and print nothing."""
@@ -43,7 +46,7 @@ class Deployment:
         on_event: EventSink | None = None,
         concurrency: int = 4,
         retry: RetryPolicy | None = None,
-        health_timeout: float = 300.0,
+        health_timeout: float | None = None,
     ) -> None:
         self.spec = spec
         self.target = target
@@ -55,6 +58,7 @@ class Deployment:
         self.concurrency = concurrency
         self.retry = retry
         self.health_timeout = health_timeout
+        """Seconds each step waits for health; None: the provider's capabilities.health_timeout, else 300."""
         self._fresh_secrets: dict[str, str] = {}
 
     @classmethod
@@ -256,13 +260,20 @@ class Deployment:
             store.keep(self._fresh_secrets)
             self._fresh_secrets = {}
 
+    @property
+    def effective_health_timeout(self) -> float:
+        """The health timeout in force: the one given, else the provider's usual one, else 300 s."""
+        if self.health_timeout is not None:
+            return self.health_timeout
+        return self.provider.capabilities.health_timeout or DEFAULT_HEALTH_TIMEOUT
+
     def _run(self, planned: Plan) -> ApplyResult:
         self._keep_fresh_secrets()
         engine = Engine(
             self.provider,
             concurrency=self.concurrency,
             retry=self.retry,
-            health_timeout=self.health_timeout,
+            health_timeout=self.effective_health_timeout,
             emit=self.on_event,
         )
         result = engine.apply(planned)

@@ -36,6 +36,8 @@ class Capabilities:
     max_secret_bytes: int | None = None
     terminates_tls: bool = False
     """The platform's front end terminates TLS for every port (Cloud Run): containers serve plain."""
+    health_timeout: float | None = None
+    """Seconds a change usually needs to turn healthy there: the default health timeout (else 300)."""
     notes: tuple[str, ...] = ()
 
 

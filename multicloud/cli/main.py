@@ -57,8 +57,8 @@ def _apply_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     parser.add_argument("--concurrency", type=int, default=4, metavar="N", help="steps run at once (default 4)")
     parser.add_argument(
-        "--health-timeout", type=float, default=300.0, metavar="SECONDS",
-        help="how long each step waits for health (default 300)",
+        "--health-timeout", type=float, default=None, metavar="SECONDS",
+        help="how long each step waits for health (default: the provider's, e.g. aws-ecs 600; else 300)",
     )
 
 

@@ -4,6 +4,7 @@ next apply finds and finishes; the spec-hash tag is written last."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from multicloud.errors import RetryableError
@@ -11,6 +12,7 @@ from multicloud.planner import Action, Change
 from multicloud_aws import names
 from multicloud_aws.clients import NOT_FOUND_CODES, error_code, guard
 from multicloud_aws.context import Context
+from multicloud_aws.desired import DEREGISTRATION_DELAY
 from multicloud_aws.infra import ignore_missing, observed_arn, tag_hash
 from multicloud_aws.lookups import load_balancer_arn, target_group_arn
 
@@ -62,8 +64,12 @@ def port(ctx: Context, app: str, change: Change) -> None:
                                        **{names.TAG_LOAD_BALANCER: str(props["load_balancer"])})
             group = client.create_target_group(
                 Name=props["target_group"], Protocol=props["protocol"], Port=props["port"], VpcId=ctx.vpc(),
-                TargetType="ip", HealthCheckProtocol="TCP", Tags=names.tag_list(tags),
+                TargetType="ip", HealthCheckProtocol="TCP", Tags=names.tag_list(tags), **_health_check(props),
             )["TargetGroups"][0]["TargetGroupArn"]
+        else:
+            client.modify_target_group(TargetGroupArn=group, **_health_check(props))
+        client.modify_target_group_attributes(TargetGroupArn=group, Attributes=[
+            {"Key": "deregistration_delay.timeout_seconds", "Value": str(DEREGISTRATION_DELAY)}])
         action = [{"Type": "forward", "TargetGroupArn": group}]
         slot = (props["port"], props["protocol"])
         listeners = client.describe_listeners(LoadBalancerArn=lb)["Listeners"]
@@ -74,6 +80,13 @@ def port(ctx: Context, app: str, change: Change) -> None:
         elif [a.get("TargetGroupArn") for a in existing[0].get("DefaultActions", [])] != [group]:
             client.modify_listener(ListenerArn=existing[0]["ListenerArn"], DefaultActions=action)
     tag_hash(ctx, "port", str(group), resource)
+
+
+def _health_check(props: Mapping[str, Any]) -> dict[str, Any]:
+    """The target group's health check timings, as ELBv2 parameters."""
+    check = props["health_check"]
+    return {"HealthCheckIntervalSeconds": check["interval"], "HealthyThresholdCount": check["healthy"],
+            "UnhealthyThresholdCount": check["unhealthy"]}
 
 
 def _listeners_forwarding_to(client: Any, group: str) -> list[str]:

@@ -33,6 +33,7 @@ CAPABILITIES = Capabilities(
     max_memory=FARGATE_MEMORY[16384][-1] * MIB,
     empty_secrets=False,
     max_secret_bytes=65536,
+    health_timeout=600.0,  # a rollout: image pull, 60 s grace, 2 NLB checks 10 s apart, 30 s draining, per batch
     notes=(
         "public ports share one Network Load Balancer per app: public port numbers must differ across services",
         "HTTP ports are plain TCP listeners on that NLB (no TLS termination, no path routing)",

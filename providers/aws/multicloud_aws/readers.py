@@ -83,7 +83,10 @@ def read_ports(ctx: Context, items: Items) -> dict[str, dict[str, Any]]:
             found[arn] = {"target_group": group["TargetGroupName"], "protocol": group["Protocol"],
                           "port": group["Port"], "vpc": _vpc(ctx, group["VpcId"]),
                           "load_balancer": tags_of[arn].get(names.TAG_LOAD_BALANCER),
-                          "listening": arn in listened}
+                          "listening": arn in listened, "health_check": {
+                              "interval": group.get("HealthCheckIntervalSeconds"),
+                              "healthy": group.get("HealthyThresholdCount"),
+                              "unhealthy": group.get("UnhealthyThresholdCount")}}
     return found
 
 

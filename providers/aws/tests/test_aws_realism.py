@@ -104,3 +104,54 @@ def test_creating_a_service_waits_while_a_deleted_one_of_its_name_drains(
         assert [s["status"] for s in worker] == ["ACTIVE"]
     finally:
         assert deployment.destroy().ok
+
+
+def test_target_groups_drain_and_turn_healthy_fast_and_older_ones_are_updated(
+        provider: AwsEcsProvider, app_name: str, deploy: Any) -> None:
+    deployment = deploy(contract_spec(app_name, SERVICE), provider, ENV, target="test")
+    assert deployment.apply().ok
+    elbv2 = provider.ctx.client("elbv2")
+
+    def timings() -> list[tuple[int, int, int, str]]:
+        arns = tagged_target_groups(provider, app_name)
+        groups = elbv2.describe_target_groups(TargetGroupArns=arns)["TargetGroups"]
+        return [(g["HealthCheckIntervalSeconds"], g["HealthyThresholdCount"], g["UnhealthyThresholdCount"],
+                 _attribute(elbv2, g["TargetGroupArn"], "deregistration_delay.timeout_seconds")) for g in groups]
+
+    try:
+        assert timings() == [(10, 2, 2, "30")]
+        group = tagged_target_groups(provider, app_name)[0]
+        elbv2.modify_target_group(TargetGroupArn=group, HealthCheckIntervalSeconds=30, HealthyThresholdCount=5)
+        elbv2.modify_target_group_attributes(TargetGroupArn=group, Attributes=[
+            {"Key": "deregistration_delay.timeout_seconds", "Value": "300"}])  # as an older apply left it
+        planned = deployment.plan()
+        changed = [(c.key, [f.path for f in c.fields]) for c in planned.changes if c.action.value != "no-op"]
+        assert changed == [("port/api.http", ["health_check.healthy", "health_check.interval"])]
+        assert deployment.apply(planned).ok
+        assert timings() == [(10, 2, 2, "30")]
+        assert not deployment.plan().has_changes
+    finally:
+        assert deployment.destroy().ok
+
+
+def tagged_target_groups(provider: AwsEcsProvider, app: str) -> list[str]:
+    """The app's target group ARNs, by the tagging API."""
+    found = provider.ctx.client("resourcegroupstaggingapi").get_resources(
+        TagFilters=[{"Key": "multicloud:app", "Values": [app]}],
+        ResourceTypeFilters=["elasticloadbalancing:targetgroup"])
+    return [r["ResourceARN"] for r in found["ResourceTagMappingList"]]
+
+
+def _attribute(elbv2: Any, group: str, key: str) -> str:
+    attributes = elbv2.describe_target_group_attributes(TargetGroupArn=group)["Attributes"]
+    return str(next(a["Value"] for a in attributes if a["Key"] == key))
+
+
+def test_aws_ecs_waits_ten_minutes_for_health_unless_told(provider: AwsEcsProvider, app_name: str) -> None:
+    from multicloud.api import Deployment
+    from multicloud.spec import spec_from_dict
+    from multicloud.testing.contract import contract_data
+
+    spec = spec_from_dict(contract_data(app_name, SERVICE))
+    assert Deployment(spec, "test", provider=provider).effective_health_timeout == 600
+    assert Deployment(spec, "test", provider=provider, health_timeout=45).effective_health_timeout == 45
