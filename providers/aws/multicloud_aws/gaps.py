@@ -8,6 +8,8 @@ an emulator runs (installed once, removed when the last emulator stops):
   INACTIVE); deleted clusters stay INACTIVE and tagged, as on AWS (multicloud_aws.draining);
 - each "task" gets an IP that is registered in the service's NLB target groups and as a
   Cloud Map instance, and writes one line to its awslogs stream;
+- deployments of an image marked with fail_image() fail and roll back, as ECS's circuit
+  breaker does (multicloud_aws.rollbacks);
 - register_task_definition rejects cpu/memory pairs Fargate does not accept;
 - a VPC holds several private DNS namespaces (moto allows one); list_services honours the
   NAMESPACE_ID filter; a namespace with services, or a service with instances, cannot be
@@ -30,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from multicloud_aws import draining, local_registry
+from multicloud_aws import draining, local_registry, rollbacks
 from multicloud_aws.fargate import allowed_pairs, is_valid
 
 _lock = threading.RLock()
@@ -69,6 +71,7 @@ def set_rollout_seconds(seconds: float) -> None:
 
 
 set_draining_seconds = draining.set_seconds
+fail_image = rollbacks.fail_image
 
 
 def set_latency(seconds: float) -> None:
@@ -116,6 +119,7 @@ def install() -> None:
         _patch(ECRResponse, "get_authorization_token", local_registry.authorization_token)
         _patch(ECRBackend, "delete_repository", local_registry.delete_repository)
         draining.install(_patch, _deleted)
+        rollbacks.install(_patch)
         # moto warns when an injected code is not in the service model; that is the point
         warnings.filterwarnings("ignore", message=r"Exception\((InjectedFault|RegistryUnavailable)\)",
                                 category=UserWarning)
@@ -133,6 +137,7 @@ def uninstall() -> None:
             _watchers.clear()
             _state["latency"] = _state["rollout"] = 0.0
             draining.uninstall()
+            rollbacks.uninstall()
 
 
 def _patch(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
@@ -185,6 +190,8 @@ def _deployed(backend: Any, service: Any) -> None:
     """The service reached a steady state: its tasks run, get IPs, register and log."""
     from moto.core.utils import utcnow
 
+    if rollbacks.failed(backend, service):
+        return
     desired = int(service.desired_count or 0)
     service.running_count, service.pending_count = desired, 0
     now = utcnow()

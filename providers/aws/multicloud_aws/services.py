@@ -195,15 +195,21 @@ def delete_service(ctx: Context, app: str, service: str, cluster: str) -> None:
 
 def service_health(ctx: Context, cluster: str, service: str) -> Health:
     """Healthy once the primary deployment completed with every task running; unhealthy
-    when the circuit breaker failed it."""
+    when the circuit breaker failed it, or rolled it back to a revision older than the one
+    the last apply deployed (that rollback completes: aws-actions/amazon-ecs-deploy-task-definition#860)."""
     current = _describe(ctx, cluster, service)
     if current is None:
         return Health(HealthState.STARTING, "service not visible yet")
     primary: dict[str, Any] = next((d for d in current.get("deployments", []) if d.get("status") == "PRIMARY"), {})
     desired, running = int(current.get("desiredCount", 0)), int(current.get("runningCount", 0))
     state = primary.get("rolloutState", "COMPLETED")
+    deployed = names.tag_dict(current.get("tags")).get(names.TAG_TASK_REVISION, "")
+    revision = str(primary.get("taskDefinition") or current.get("taskDefinition", "")).rsplit(":", 1)[-1]
+    events = "; ".join(e.get("message", "") for e in current.get("events", [])[:3])
+    if deployed.isdigit() and revision.isdigit() and int(revision) < int(deployed):
+        return Health(HealthState.UNHEALTHY,
+                      f"revision {deployed} failed to deploy and ECS rolled back to revision {revision}: {events}")
     if state == "FAILED":
-        events = "; ".join(e.get("message", "") for e in current.get("events", [])[:3])
         reason = primary.get("rolloutStateReason", "")
         return Health(HealthState.UNHEALTHY, f"deployment failed and rolled back: {reason} {events}".strip())
     if state == "COMPLETED" and running >= desired:

@@ -155,3 +155,28 @@ def test_aws_ecs_waits_ten_minutes_for_health_unless_told(provider: AwsEcsProvid
     spec = spec_from_dict(contract_data(app_name, SERVICE))
     assert Deployment(spec, "test", provider=provider).effective_health_timeout == 600
     assert Deployment(spec, "test", provider=provider, health_timeout=45).effective_health_timeout == 45
+
+
+def test_a_circuit_breaker_rollback_fails_the_apply(provider: AwsEcsProvider, app_name: str, deploy: Any) -> None:
+    from multicloud.errors import ApplyFailedError
+
+    broken = "registry.example.com/contract/app:broken"
+    first = deploy(contract_spec(app_name, SERVICE), provider, ENV, target="test")
+    assert first.apply().ok
+    ecs = provider.ctx.client("ecs")
+    before = ecs.describe_services(cluster=app_name, services=["api"])["services"][0]["taskDefinition"]
+    gaps.fail_image(broken)
+    gaps.set_rollout_seconds(1.0)  # as on AWS, the breaker rolls back after the apply's own read-back
+    try:
+        second = deploy(contract_spec(app_name, {"image": broken}), provider, ENV, target="test")
+        second.health_timeout = 10
+        with pytest.raises(ApplyFailedError, match="failed to deploy and ECS rolled back"):
+            second.apply()
+        api = ecs.describe_services(cluster=app_name, services=["api"])["services"][0]
+        assert api["taskDefinition"] == before  # ECS went back; the apply says so instead of succeeding
+        assert [d["rolloutState"] for d in api["deployments"]] == ["COMPLETED"]
+        assert second.plan().has_changes  # the spec is not what runs
+    finally:
+        gaps.fail_image(None)
+        gaps.set_rollout_seconds(0)
+        first.destroy()
