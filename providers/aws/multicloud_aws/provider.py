@@ -23,7 +23,7 @@ from multicloud_aws.settings import AwsSettings, parse_settings
 
 CAPABILITIES = Capabilities(
     raw_tcp_ingress=True,
-    udp_ingress=True,
+    udp_ingress=False,  # an NLB checks a UDP target over TCP, which the task's UDP port never answers
     http_ingress=True,
     websockets=True,
     internal_tcp=True,
@@ -39,6 +39,7 @@ CAPABILITIES = Capabilities(
         "HTTP ports are plain TCP listeners on that NLB (no TLS termination, no path routing)",
         "task cpu/memory round up to Fargate's allowed pairs",
         "tasks have no persistent volumes; use a managed store and a secret URL",
+        "no public UDP: an NLB health-checks UDP targets over TCP, so a UDP-only task is never healthy",
     ),
 )
 

@@ -19,7 +19,6 @@ def api_port(**fields: Any) -> Callable[[dict[str, Any]], None]:
 class TestAwsEcsContract(ProviderContract):
     replace_edits = {
         "port.port": api_port(port=8081),
-        "port.protocol": api_port(protocol="udp"),
         "port.target_group": api_port(port=8082),
     }
     # target settings, not the spec: each converges in one apply in test_aws_replace.py
@@ -33,6 +32,7 @@ class TestAwsEcsContract(ProviderContract):
         "load-balancer.subnets": "a target setting (subnets): test_aws_replace",
         "discovery.name": "the service's name: renaming a service is a delete and a create",
         "discovery.namespace": "a target setting (namespace): test_aws_replace",
+        "port.protocol": "public ports are TCP (public UDP is refused at plan): test_aws_realism",
         "port.vpc": "a target setting (vpc): test_aws_replace",
         "port.load_balancer": "follows the NLB's placement (vpc, subnets): test_aws_replace",
         "service.cluster": "a target setting (cluster): test_aws_replace",

@@ -180,3 +180,16 @@ def test_a_circuit_breaker_rollback_fails_the_apply(provider: AwsEcsProvider, ap
         gaps.fail_image(None)
         gaps.set_rollout_seconds(0)
         first.destroy()
+
+
+def test_public_udp_is_refused_at_plan(provider: AwsEcsProvider, app_name: str, deploy: Any, calls: Any) -> None:
+    from multicloud.errors import CapabilityError
+    from multicloud.spec import spec_from_dict
+    from multicloud.testing.contract import contract_data
+
+    data = contract_data(app_name, SERVICE)
+    data["services"]["api"]["ports"][0].update(protocol="udp", port=5683)
+    deployment = deploy(spec_from_dict(data), provider, ENV, target="test")
+    with pytest.raises(CapabilityError, match="cannot receive UDP"):
+        deployment.plan()
+    assert calls.mutations() == []

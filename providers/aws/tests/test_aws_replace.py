@@ -1,5 +1,5 @@
 """Every replace_on field of the aws-ecs resources converges in one apply: the namespace, the
-NLB's placement (subnets, VPC), a public port's number and protocol, the cluster; and objects
+NLB's placement (subnets, VPC), a public port's number, the cluster; and objects
 a killed apply left (a target group without its listener, an older copy) are finished or removed."""
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ CHANGES: dict[str, tuple[Callable[[AwsEcsProvider, str], dict[str, Any]], dict[s
     "namespace": (lambda p, app: {"namespace": f"{app}.other"}, {},
                   {"namespace/{app}", "discovery/api", "discovery/worker"}),
     "port number": (lambda p, app: {}, {"port": 8081}, {"port/api.http"}),
-    "port protocol": (lambda p, app: {}, {"protocol": "udp"}, {"port/api.http"}),
     "subnets": (lambda p, app: {"subnets": _one_default_subnet(p)}, {}, {"load-balancer/{app}", "port/api.http"}),
     "vpc": (lambda p, app: _other_vpc(p), {}, {"security-group/{app}", "load-balancer/{app}", "port/api.http"}),
 }
