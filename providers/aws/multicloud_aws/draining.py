@@ -140,8 +140,7 @@ def _refusing_registry(remove: Remove) -> Callable[[Any], Any]:
 
             for service in _live(self.account_id, self.region_name, remove):
                 arns = [str(r.get("registryArn", "")) for r in service.service_registries or []]
-                if any(a.endswith("/" + service_id) for a in arns) and (
-                        service.status == "DRAINING" or service.running_count):
+                if any(a.endswith("/" + service_id) for a in arns) and service.status == "DRAINING":
                     raise JsonRESTError("ResourceInUse", f"The service {service_id} has registered instances "
                                                          f"(tasks of ECS service {service.name})")
             return original(self, service_id, *args, **kwargs)
