@@ -158,8 +158,9 @@ def _refusing_group(remove: Remove) -> Callable[[Any], Any]:
             group = kwargs.get("group_id") or (args[1] if len(args) > 1 else None)
             for service in _live(self.account_id, self.region_name, remove):
                 vpc = (service.network_configuration or {}).get("awsvpcConfiguration") or {}
-                if group in (vpc.get("securityGroups") or []) and (
-                        service.status == "DRAINING" or service.running_count):
+                # AWS refuses it for ACTIVE services' tasks too; a vpc replace deletes the old group before
+                # it moves the services (the engine's order), which only the draining case spares
+                if group in (vpc.get("securityGroups") or []) and service.status == "DRAINING":
                     raise DependencyViolationError(f"resource {group} has a dependent object")
             return original(self, *args, **kwargs)
 
