@@ -54,10 +54,11 @@ def _error(args: argparse.Namespace, message: str, exc: MulticloudError | None =
 
 def _load(args: argparse.Namespace) -> Any:
     """The spec named by --file (or found), with the variables given by --var and --var-file."""
+    from multicloud.discovery import spec_files
     from multicloud.spec import load
     from multicloud.spec.variables import Variables, parse_assignment
 
-    args.files = _spec_files(args.files)
+    args.files = spec_files(args.files)
     args.file = " + ".join(args.files)
     values = dict(parse_assignment(text) for text in args.var)
     variables = Variables(values=values, files=args.var_file)
@@ -70,23 +71,6 @@ def _load(args: argparse.Namespace) -> Any:
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     return spec
-
-
-def _spec_files(given: list[str] | None) -> list[str]:
-    """The spec files: those given by -f, else $MULTICLOUD_FILE (several separated as in $PATH), else
-    multicloud.yaml or .yml in this directory or its nearest parent; UserError if there is none."""
-    from multicloud.spec.files import SPEC_NAMES, find_spec
-
-    if given:
-        return given
-    from_env = [name for name in os.environ.get("MULTICLOUD_FILE", "").split(os.pathsep) if name]
-    if from_env:
-        return from_env
-    found = find_spec()
-    if found is None:
-        names = " or ".join(SPEC_NAMES)
-        raise UserError(f"no {names} in {os.getcwd()} or its parents; name the spec with -f FILE")
-    return [found]
 
 
 def _deployment(args: argparse.Namespace, **options: Any) -> Any:
@@ -370,6 +354,14 @@ def cmd_providers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    from multicloud.cli.completion import completion_script
+    from multicloud.cli.main import build_parser
+
+    sys.stdout.write(completion_script(args.shell, build_parser()))
+    return 0
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from multicloud.cli.compose_import import import_compose
 
@@ -389,4 +381,5 @@ HANDLERS: dict[str, Handler] = {
     "emulate": cmd_emulate,
     "providers": cmd_providers,
     "import": cmd_import,
+    "completion": cmd_completion,
 }

@@ -25,6 +25,16 @@ plan --detailed-exitcode: 0 no changes, 1 error, 2 changes present.
 """
 
 
+COMPLETION_HELP = """\
+Print a static completion script: commands, options, and the service and target names of the spec
+(read when you press Tab, from -f FILE on the line or the spec found as commands find it).
+
+  bash:  multicloud completion bash > ~/.local/share/bash-completion/completions/multicloud
+  zsh:   multicloud completion zsh > "${fpath[1]}/_multicloud"   (then: autoload -U compinit && compinit)
+  fish:  multicloud completion fish > ~/.config/fish/completions/multicloud.fish
+"""
+
+
 def _common(parser: argparse.ArgumentParser, *, target: bool = True, output: bool = True) -> None:
     parser.add_argument(
         "-f", "--file", action="append", dest="files", metavar="FILE",
@@ -83,6 +93,11 @@ def _import_command(p: argparse.ArgumentParser) -> None:
                    help="where to write (default: multicloud.yaml beside the first file; - for stdout)")
     p.add_argument("--force", action="store_true", help="replace an existing spec file")
     p.add_argument("--profile", action="append", metavar="NAME", help="compose profile to include (repeatable)")
+
+
+def _completion_command(p: argparse.ArgumentParser) -> None:
+    p.description = COMPLETION_HELP
+    p.add_argument("shell", choices=("bash", "zsh", "fish"), help="the shell to complete in")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         "reachable Docker engine, removed when the emulator stops)"
     )
     _import_command(command("import", help="write a multicloud.yaml from compose files (saying what is not carried)"))
+    _completion_command(command("completion", help="print a shell completion script (bash, zsh or fish)"))
     p = command("schema", help="print the spec's JSON Schema (for editor completion)")
     p = command("providers", help="list installed provider plugins")
     p.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
@@ -196,6 +212,10 @@ def _fast_path(argv: Sequence[str]) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code (errors are printed, never raised as tracebacks)."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_complete":  # the completion scripts' helper: no parser, nothing heavy
+        from multicloud.cli.completion import print_names
+
+        return print_names(argv[1:])
     if list(argv) in FAST_PATHS and _fast_path(argv):
         return 0
     parser = build_parser()

@@ -11,8 +11,8 @@ from multicloud.compose.convert import Converted, convert
 from multicloud.compose.interpolate import InterpolationError, project_environment
 from multicloud.compose.merge import environment_as_map
 from multicloud.compose.merge import merge as compose_merge
+from multicloud.discovery import SPEC_NAMES
 from multicloud.errors import Problem, SpecError
-from multicloud.spec.files import SPEC_NAMES
 from multicloud.spec.loader import parse_yaml, read_spec_text, validate_data
 from multicloud.spec.models import SourceMap, Spec
 from multicloud.spec.overrides import locate_all, merge

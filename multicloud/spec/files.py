@@ -94,22 +94,3 @@ def _kind(mode: int) -> str:
         if test(mode):
             return name
     return "not a regular file"
-
-
-SPEC_NAMES = ("multicloud.yaml", "multicloud.yml")
-"""The names a spec is found by when none is given, in order of preference (as compose's compose.yaml/.yml)."""
-
-
-def find_spec(start: str = ".") -> str | None:
-    """The spec file in `start` or the nearest of its parents (relative to `start` when below it), or None."""
-    here = os.path.abspath(start)
-    while True:
-        for name in SPEC_NAMES:
-            candidate = os.path.join(here, name)
-            if os.path.isfile(candidate):
-                relative = os.path.relpath(candidate, start)
-                return relative if not relative.startswith(os.pardir) else candidate
-        parent = os.path.dirname(here)
-        if parent == here:
-            return None
-        here = parent
