@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from multicloud import capabilities
+from multicloud.backing import bind, connection_urls
 from multicloud.contract import Endpoint, EventSink, LogLine, Provider, ServiceStatus, SupportsRollback
 from multicloud.engine import ApplyResult, Engine
 from multicloud.errors import ApplyFailedError, CapabilityError, Finding, SettingsError, SpecError, UserError
@@ -80,9 +81,9 @@ class Deployment:
 
     @cached_property
     def target_spec(self) -> TargetSpec:
-        """The spec as this target runs it: its section applied and, where the provider cannot
-        serve a port, the port's fallback in its place."""
-        return with_fallbacks(self.written, self.provider.capabilities)
+        """The spec as this target runs it: its section applied, where the provider cannot serve a
+        port the port's fallback in its place, and `${resources...}` bound to where it puts them."""
+        return bind(with_fallbacks(self.written, self.provider.capabilities), self.provider)
 
     @cached_property
     def provider(self) -> Provider:
@@ -189,14 +190,16 @@ class Deployment:
             return self._run(self.saved_plan(path))
 
     def _secret_values(self) -> dict[str, str]:
-        """Every used secret's value: read from its source, or generated (the stored value, else a
-        fresh one that apply keeps)."""
+        """Every used secret's value: read from its source, generated (the stored value, else a
+        fresh one that apply keeps), or composed (a resource's URL, from its generated password)."""
         environ = os.environ if self._environ is None else self._environ
         values = read_secrets(self.target_spec, environ)
         generated, self._fresh_secrets = generated_values(
             self._secret_store(), self.app, self.target_spec.generated_secrets()
         )
-        return {**values, **generated}
+        values.update(generated)
+        used = set(self.target_spec.used_secrets())
+        return {**values, **{k: v for k, v in connection_urls(self.target_spec, values).items() if k in used}}
 
     def _secret_store(self) -> SupportsSecretStore:
         """The provider when it keeps secrets itself, else the machine-local store for this target."""

@@ -84,6 +84,14 @@ def violations(spec: TargetSpec, caps: Capabilities) -> list[Finding]:
             found.append(
                 (("services", name, "replicas"), f"{service.replicas} exceeds {where}'s maximum of {caps.max_replicas}")
             )
+    for name, resource in spec.resources.items():
+        if resource.type not in caps.resources:
+            offered = ", ".join(caps.resources) or "none"
+            found.append((
+                ("resources", name, "type"),
+                f"{where} cannot provide a {resource.type} database (resource types it provides: {offered}); "
+                "run it elsewhere and give the services its URL as a secret"
+            ))
     return found
 
 

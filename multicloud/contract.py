@@ -38,6 +38,9 @@ class Capabilities:
     """The platform's front end terminates TLS for every port (Cloud Run): containers serve plain."""
     health_timeout: float | None = None
     """Seconds a change usually needs to turn healthy there: the default health timeout (else 300)."""
+    resources: tuple[str, ...] = ()
+    """The types of backing resource (`resources:` in the spec) the target provides, e.g. ("postgres",);
+    see multicloud.backing for what providing one means."""
     notes: tuple[str, ...] = ()
 
 

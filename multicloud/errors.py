@@ -69,7 +69,7 @@ FieldPath = tuple[str | int, ...]
 Finding = tuple[FieldPath, str]
 """Something a target cannot run: the spec field it concerns and what to do instead."""
 
-_LEADING_PATH = re.compile(r"^((?:services|secrets|volumes)(?:\.[A-Za-z0-9_-]+)*): (.+)$", re.S)
+_LEADING_PATH = re.compile(r"^((?:services|secrets|volumes|resources)(?:\.[A-Za-z0-9_-]+)*): (.+)$", re.S)
 
 
 def spec_finding(message: str) -> Finding | None:

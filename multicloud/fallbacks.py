@@ -10,7 +10,7 @@ from dataclasses import replace
 from multicloud.capabilities import RAW_TCP
 from multicloud.contract import Capabilities
 from multicloud.spec.models import HealthCheck, Port, Service
-from multicloud.spec.placeholders import PLACEHOLDER_FIELDS, ServiceRef, redirect_ports
+from multicloud.spec.placeholders import ServiceRef, redirect_ports, rewrite_service
 from multicloud.spec.targets import TargetSpec
 
 
@@ -53,12 +53,8 @@ def _redirected(
         first = other.ports[0].name if other and other.ports else None
         return moved.get((ref.service, ref.port or first or ""))
 
+    service = rewrite_service(service, lambda text: redirect_ports(text, target))
     update: dict[str, object] = {"ports": [p for p in service.ports if (name, p.name) not in moved]}
-    update["env"] = {key: redirect_ports(value, target) for key, value in service.env.items()}
-    for field in PLACEHOLDER_FIELDS[1:]:
-        args = getattr(service, field)
-        if args is not None:
-            update[field] = [redirect_ports(arg, target) for arg in args]
     if service.healthcheck is not None:
         update["healthcheck"] = _health(service, service.healthcheck, {p.name: p for p in service.ports}, name, moved)
     return service.model_copy(update=update)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -41,6 +42,22 @@ SKETCH = textwrap.dedent(
       gcp:   {provider: gcp-cloudrun, project: my-proj, region: europe-west1}
     """
 )
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """Run the CLI in-process: its exit code and everything it printed (stdout then stderr)."""
+    from multicloud.cli.main import main
+
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out + err
+
+
+def write_spec(tmp_path: Path, text: str) -> Path:
+    """Write a spec (its `%(state)s` the path of a memory target's state file) to tmp_path/multicloud.yaml."""
+    path = tmp_path / "multicloud.yaml"
+    path.write_text(text % {"state": tmp_path / "state.json"})
+    return path
 
 
 def spec(text: str) -> Spec:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from multicloud.cli.main import main
 from multicloud.errors import SpecError
 from multicloud.spec import loads
+from tests.helpers import run_cli, write_spec
 
 SPEC = """\
 name: gendemo
@@ -32,15 +32,7 @@ targets:
 
 @pytest.fixture
 def spec_file(tmp_path: Path) -> Path:
-    path = tmp_path / "multicloud.yaml"
-    path.write_text(SPEC % {"state": tmp_path / "state.json"})
-    return path
-
-
-def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out + err
+    return write_spec(tmp_path, SPEC)
 
 
 def test_generated_once_kept_private_stable_and_never_printed(
@@ -48,9 +40,9 @@ def test_generated_once_kept_private_stable_and_never_printed(
 ) -> None:
     f = str(spec_file)
     store = _state_dir / "secrets" / "memory" / "gendemo" / "mem"
-    code, planned = _run(capsys, "plan", "-f", f, "-v")
+    code, planned = run_cli(capsys, "plan", "-f", f, "-v")
     assert code == 0 and not store.exists(), "a plan keeps nothing"
-    code, applied = _run(capsys, "apply", "-f", f, "--yes", "-o", "json")
+    code, applied = run_cli(capsys, "apply", "-f", f, "--yes", "-o", "json")
     assert code == 0
     assert sorted(p.name for p in store.iterdir()) == ["db_password", "token"]  # only used ones
     assert stat.S_IMODE(store.stat().st_mode) == 0o700
@@ -60,9 +52,9 @@ def test_generated_once_kept_private_stable_and_never_printed(
         values[path.name] = path.read_text()
         assert len(values[path.name]) >= 32
     assert values["token"] != values["db_password"]
-    code, replanned = _run(capsys, "plan", "-f", f, "--detailed-exitcode")
+    code, replanned = run_cli(capsys, "plan", "-f", f, "--detailed-exitcode")
     assert code == 0, replanned  # the kept values are used: nothing changes
-    code, reapplied = _run(capsys, "apply", "-f", f, "--yes")
+    code, reapplied = run_cli(capsys, "apply", "-f", f, "--yes")
     assert code == 0 and {p.name: p.read_text() for p in store.iterdir()} == values
     state = (spec_file.parent / "state.json").read_text()
     for output in (planned, applied, replanned, reapplied, state):
@@ -77,13 +69,13 @@ def test_destroy_keeps_them_while_a_volume_survives(spec_file: Path, capsys: pyt
     spec_file.write_text(text)
     f = str(spec_file)
     store = _state_dir / "secrets" / "memory" / "gendemo" / "mem"
-    assert _run(capsys, "apply", "-f", f, "--yes")[0] == 0
+    assert run_cli(capsys, "apply", "-f", f, "--yes")[0] == 0
     kept = (store / "token").read_text()
-    assert _run(capsys, "destroy", "-f", f, "--yes")[0] == 0
+    assert run_cli(capsys, "destroy", "-f", f, "--yes")[0] == 0
     assert (store / "token").read_text() == kept, "the volume's data may depend on it"
-    assert _run(capsys, "apply", "-f", f, "--yes")[0] == 0
+    assert run_cli(capsys, "apply", "-f", f, "--yes")[0] == 0
     assert (store / "token").read_text() == kept
-    assert _run(capsys, "destroy", "-f", f, "--yes", "--volumes")[0] == 0
+    assert run_cli(capsys, "destroy", "-f", f, "--yes", "--volumes")[0] == 0
     assert not store.exists()
 
 

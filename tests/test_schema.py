@@ -102,6 +102,9 @@ services:
 volumes:
   data:
   logs: {}
+resources:
+  store: {type: postgres, version: 15, storage: 100Gi, tier: medium, database: shop, user: shop, deletion: snapshot}
+  cache-db: {type: postgres}
 """
 
 
@@ -125,6 +128,11 @@ BAD = {
     "gcp transport": {"targets": {"g": {"provider": "gcp-cloudrun", "project": "my-proj", "region": "europe-west1",
                                         "transport": "soap"}}},
     "aws retention": {"targets": {"aws": {"provider": "aws-ecs", "log_retention_days": 2}}},
+    "resource type unknown": {"resources": {"db": {"type": "mysql"}}},
+    "postgres version unknown": {"resources": {"db": {"type": "postgres", "version": 9}}},
+    "postgres storage too small": {"resources": {"db": {"type": "postgres", "storage": 1000}}},
+    "postgres tier unknown": {"resources": {"db": {"type": "postgres", "tier": "huge"}}},
+    "postgres field unknown": {"resources": {"db": {"type": "postgres", "size": "20Gi"}}},
 }
 
 

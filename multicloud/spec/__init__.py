@@ -1,5 +1,6 @@
 """The declarative spec: models, loading with precise errors, per-target views."""
 
+from multicloud.spec.backing import Postgres
 from multicloud.spec.loader import load, loads, spec_from_dict
 from multicloud.spec.models import (
     Build,
@@ -20,6 +21,7 @@ __all__ = [
     "Build",
     "HealthCheck",
     "Port",
+    "Postgres",
     "Resources",
     "Secret",
     "Service",

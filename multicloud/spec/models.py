@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from multicloud.spec.backing import Postgres
 from multicloud.spec.units import (
     DURATION_PATTERN,
     MAX_DURATION,
@@ -262,6 +263,15 @@ class Secret(Model):
         return self
 
 
+class DerivedSecret(Secret):
+    """A secret the core composes for a target (a resource's URL) instead of reading it: never
+    written in a spec file, so it has no source."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DerivedSecret:
+        return self
+
+
 class Volume(Model):
     """A named volume; its data survives updates and, by default, destroy."""
 
@@ -306,13 +316,16 @@ class Target(BaseModel):
 
 
 class Spec(Model):
-    """A whole application: services, secrets, volumes and the targets it deploys to."""
+    """A whole application: services, the resources they use, secrets, volumes and the targets it deploys to."""
 
     name: Name
     vars: dict[Identifier, str | int | float | bool | None] = Field(
         default_factory=dict, description="variables and their defaults (empty: must be set); use as ${vars.NAME}"
     )
     services: dict[Name, Service] = Field(min_length=1)
+    resources: dict[Name, Postgres] = Field(
+        default_factory=dict, description="backing resources the target provides (type: postgres), by name"
+    )
     secrets: dict[Identifier, Secret] = Field(default_factory=dict)
     volumes: dict[
         Identifier, Annotated[Volume, BeforeValidator(_none_to_empty, json_schema_input_type=Volume | None)]

@@ -1,6 +1,7 @@
 """The placeholder grammar, in one place: `${services.NAME.host|port|url[.PORT]}`, `${secrets.NAME}`,
-`${secrets.NAME.file}` (resolved per target) and `${vars.NAME}`, `${env.NAME[:-DEFAULT]}` (resolved
-when the spec is loaded): parse and resolve."""
+`${secrets.NAME.file}` (resolved per target), `${resources.NAME.url[.file]|host|port|name}` (bound per
+target: see multicloud.backing) and `${vars.NAME}`, `${env.NAME[:-DEFAULT]}` (resolved when the spec is
+loaded): parse and resolve."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 _PLACEHOLDER = re.compile(r"\$\$|\$\{([^}]*)\}|\$\{([^}]*)$")
 """`$$`, `${BODY}`, or (group 2) a `${` that is never closed."""
 SERVICE_ATTRIBUTES = ("host", "port", "url")
+RESOURCE_ATTRIBUTES = ("url", "host", "port", "name")
 SECRETS_DIR = "/run/secrets"
 """Where a target that mounts secret files puts them by default: one file per secret, named after it."""
 
@@ -39,6 +41,16 @@ class SecretRef:
 
 
 @dataclass(frozen=True)
+class ResourceRef:
+    """A reference to a backing resource under top-level `resources:`: its URL (a secret; `file`: the
+    path of a file holding it), host, port or database name."""
+
+    name: str
+    attribute: str
+    file: bool = False
+
+
+@dataclass(frozen=True)
 class VarRef:
     """A reference to a variable declared under top-level `vars:`."""
 
@@ -55,7 +67,7 @@ class EnvRef:
     empty_is_unset: bool = False
 
 
-Reference = ServiceRef | SecretRef | VarRef | EnvRef
+Reference = ServiceRef | SecretRef | ResourceRef | VarRef | EnvRef
 LoadTimeRef = VarRef | EnvRef
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 _VAR_BODY = re.compile(rf"vars\.({_IDENTIFIER})")
@@ -83,10 +95,15 @@ def parse_reference(body: str) -> Reference:
         if parts[2] == "host" and len(parts) == 4:
             raise PlaceholderSyntaxError(f"${{{body}}}: host takes no port name")
         return ServiceRef(parts[1], parts[2], parts[3] if len(parts) == 4 else None)
+    if parts[0] == "resources" and len(parts) in (3, 4) and parts[1] and parts[2] in RESOURCE_ATTRIBUTES:
+        if len(parts) == 4 and parts[2:] != ["url", "file"]:
+            raise PlaceholderSyntaxError(f"${{{body}}}: only url takes .file (the path of a file holding it)")
+        return ResourceRef(parts[1], parts[2], file=len(parts) == 4)
     raise PlaceholderSyntaxError(
         f"${{{body}}} is not a known placeholder; use ${{services.NAME.host}}, "
         "${services.NAME.port[.PORT]}, ${services.NAME.url[.PORT]}, ${secrets.NAME} or "
-        "${secrets.NAME.file}, ${vars.NAME}, ${env.NAME} or ${env.NAME:-DEFAULT} (write $$ for a literal $)"
+        "${secrets.NAME.file}, ${resources.NAME.url[.file]|host|port|name}, ${vars.NAME}, "
+        "${env.NAME} or ${env.NAME:-DEFAULT} (write $$ for a literal $)"
     )
 
 
@@ -142,6 +159,23 @@ def redirect_ports(text: str, target: Callable[[ServiceRef], str | None]) -> str
     return _PLACEHOLDER.sub(substitute, text)
 
 
+def bind_resources(text: str, bound: Callable[[ResourceRef], str]) -> str:
+    """Rewrite each `${resources.N.ATTR}` as `bound` says (a literal, `$` already doubled, or another
+    placeholder such as `${secrets.X}`); everything else stays as written (malformed placeholders too)."""
+
+    def substitute(match: re.Match[str]) -> str:
+        body = match.group(1)
+        if match.group(0) == "$$" or body is None or not body.strip().startswith("resources."):
+            return match.group(0)
+        try:
+            ref = parse_reference(body)
+        except PlaceholderSyntaxError:
+            return match.group(0)
+        return bound(ref) if isinstance(ref, ResourceRef) else match.group(0)
+
+    return _PLACEHOLDER.sub(substitute, text)
+
+
 def whole_secret(text: str) -> SecretRef | None:
     """The secret reference a text consists of entirely (`${secrets.x}` or `${secrets.x.file}`), else None."""
     match = _PLACEHOLDER.fullmatch(text.strip())
@@ -178,6 +212,20 @@ def placeholder_fields(service: Service) -> Iterator[tuple[tuple[str | int, ...]
             yield (field, i), arg
 
 
+def rewrite_service(service: Service, rewrite: Callable[[str], str]) -> Service:
+    """The service with `rewrite` applied to every field that may hold placeholders (env, command,
+    entrypoint); the same service when nothing changes."""
+    update: dict[str, object] = {}
+    env = {key: rewrite(value) for key, value in service.env.items()}
+    if env != service.env:
+        update["env"] = env
+    for field in PLACEHOLDER_FIELDS[1:]:
+        args = getattr(service, field)
+        if args is not None and (changed := [rewrite(arg) for arg in args]) != args:
+            update[field] = changed
+    return service.model_copy(update=update) if update else service
+
+
 def secret_files(service: Service) -> list[str]:
     """Names of the secrets a service gets as files: its `secrets:` list and every
     `${secrets.NAME.file}` it uses, in that order, each once."""
@@ -211,6 +259,11 @@ def resolve(
             return secrets(ref.name)
         if isinstance(ref, VarRef | EnvRef):
             raise PlaceholderSyntaxError(f"${{{match.group(1)}}} is resolved when the spec is loaded, not here")
+        if isinstance(ref, ResourceRef):
+            raise PlaceholderSyntaxError(
+                f"${{{match.group(1)}}} is bound to the target's resource first (multicloud.backing.bind; "
+                "Deployment does it)"
+            )
         return address(ref)
 
     value = _PLACEHOLDER.sub(substitute, text)

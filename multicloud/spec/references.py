@@ -8,11 +8,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from multicloud.spec.backing import reserved_secrets, role_problem
 from multicloud.spec.messages import describe
 from multicloud.spec.models import TARGET_RESERVED, Service, Spec, Target
 from multicloud.spec.placeholders import (
     PlaceholderSyntaxError,
     Reference,
+    ResourceRef,
     SecretRef,
     ServiceRef,
     placeholder_fields,
@@ -30,6 +32,7 @@ def check_references(spec: Spec) -> list[Finding]:
     for name, service in spec.services.items():
         findings += _check_service(spec, name, service, ("services", name))
     findings += _check_cycles(spec.services, lambda name: ("services", name))
+    findings += _check_resources(spec)
     base = list(findings)
     for target_name, target in spec.targets.items():
         findings += _check_target(spec, target_name, base)
@@ -71,15 +74,37 @@ def _check_service(
             found.append(((*at, *field_path), str(exc)))
             continue
         known = spec.services if services is None else services
-        found += [((*at, *field_path), msg) for ref in refs if (msg := _check_ref(known, spec.secrets, ref))]
+        found += [((*at, *field_path), msg) for ref in refs if (msg := _check_ref(known, spec, ref))]
     return found
 
 
-def _check_ref(services: Mapping[str, Service], secrets: Mapping[str, Any], ref: Reference) -> str | None:
-    """What is wrong with a reference among these services and secrets, or None."""
+def _check_resources(spec: Spec) -> list[Finding]:
+    """A resource may not share a service's name (both are reached by name) nor its owner be a role
+    a managed PostgreSQL keeps; no secret may take the name the core gives a resource's own secrets."""
+    found: list[Finding] = []
+    for name, resource in spec.resources.items():
+        if name in spec.services:
+            found.append((("resources", name), f"a service is also named {name!r}; give one of them another name"))
+        problem = role_problem(resource.user_name(name))
+        if problem:
+            found.append((("resources", name, "user" if resource.user else "database"), problem))
+    reserved = reserved_secrets(spec.resources)
+    for name in spec.secrets:
+        if name in reserved:
+            found.append((("secrets", name), f"the name is kept for {reserved[name]}; rename this secret"))
+    return found
+
+
+def _check_ref(services: Mapping[str, Service], spec: Spec, ref: Reference) -> str | None:
+    """What is wrong with a reference among these services and the spec's secrets and resources, or None."""
+    secrets = spec.secrets
     if isinstance(ref, SecretRef):
         if ref.name not in secrets:
             return f"${{secrets.{ref.name}}}: unknown secret{_known(secrets)}"
+        return None
+    if isinstance(ref, ResourceRef):
+        if ref.name not in spec.resources:
+            return f"${{resources.{ref.name}...}}: unknown resource{_known(spec.resources)}"
         return None
     if not isinstance(ref, ServiceRef):
         return f"${{vars.{ref.name}}} or ${{env.{ref.name}}} left unresolved (load the spec with multicloud.load)"
@@ -182,7 +207,7 @@ def _check_target(spec: Spec, target_name: str, base_findings: list[Finding]) ->
                     found.append((place(field_path), message))
                 elif isinstance(ref, ServiceRef) and ref.service in view:
                     # the target's overrides may have changed the ports this refers to
-                    problem = _check_ref(view, spec.secrets, ref)
+                    problem = _check_ref(view, spec, ref)
                     finding = (place(field_path), problem or "")
                     if problem and finding not in base_findings and finding not in found:
                         found.append((finding[0], f"{problem} (on target {target_name!r}, after its overrides)"))

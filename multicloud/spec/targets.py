@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from multicloud.errors import TargetError
+from multicloud.spec.backing import Address, Postgres, password_secret, url_secret
 from multicloud.spec.files import MAX_SECRET_BYTES, UnreadableFileError, decode, read_limited
-from multicloud.spec.models import Secret, Service, Spec, Volume
+from multicloud.spec.models import DerivedSecret, Secret, Service, Spec, Volume
 
 MERGED_FIELDS = ("env", "resources", "build")
 
@@ -64,12 +65,22 @@ class TargetSpec:
     volumes: Mapping[str, Volume]
     base_dir: str = "."
     excluded: frozenset[str] = field(default_factory=frozenset)
+    resources: Mapping[str, Postgres] = field(default_factory=dict)
+    """The backing resources this target provides (see multicloud.backing)."""
+    uses: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Service -> the resources its placeholders refer to (kept when they are bound)."""
+    addresses: Mapping[str, Address] = field(default_factory=dict)
+    """Resource -> its multicloud.backing.Address on this target, once bound; empty before."""
+
+    def resource_keys(self, service: str) -> tuple[str, ...]:
+        """Keys (`postgres/NAME`) of the resources a service refers to: its resource depends on them."""
+        return tuple(f"{self.resources[name].type}/{name}" for name in self.uses.get(service, ()))
 
     def used_secrets(self) -> list[str]:
-        """Names of the secrets some service on this target uses, in spec order."""
+        """Names of the secrets some service on this target uses, and each resource's password, in spec order."""
         from multicloud.spec.placeholders import SecretRef, placeholder_fields, references
 
-        used: set[str] = set()
+        used: set[str] = {password_secret(name) for name in self.resources}
         for service in self.services.values():
             used.update(service.secrets)
             for _, value in placeholder_fields(service):
@@ -89,17 +100,37 @@ def target_spec(spec: Spec, target: str) -> TargetSpec:
         advice = f"did you mean {close[0]!r}? " if close else ""
         raise TargetError(f"unknown target {target!r} ({advice}targets in {spec.source.path}: {known})")
     config = spec.targets[target]
+    services = services_for(spec, target)
+    own: dict[str, Secret] = {}
+    for name in spec.resources:
+        own[password_secret(name)] = Secret(generate=True)
+        own[url_secret(name)] = DerivedSecret()
     return TargetSpec(
         app=config.app or spec.name,
         target=target,
         provider=config.provider,
         settings=config.settings,
-        services=services_for(spec, target),
-        secrets=spec.secrets,
+        services=services,
+        secrets={**spec.secrets, **own},
         volumes=spec.volumes,
         base_dir=spec.source.base_dir,
         excluded=frozenset(config.exclude),
+        resources=spec.resources,
+        uses={name: uses for name, service in services.items() if (uses := resources_used(service))},
     )
+
+
+def resources_used(service: Service) -> tuple[str, ...]:
+    """The resources a service's placeholders refer to, in the order they first appear."""
+    from multicloud.spec.placeholders import PlaceholderSyntaxError, ResourceRef, placeholder_fields, references
+
+    names: dict[str, None] = {}
+    for _, text in placeholder_fields(service):
+        try:
+            names.update((ref.name, None) for ref in references(text) if isinstance(ref, ResourceRef))
+        except PlaceholderSyntaxError:  # reported when the spec is validated
+            continue
+    return tuple(names)
 
 
 def read_secrets(spec: TargetSpec, environ: Mapping[str, str]) -> dict[str, str]:

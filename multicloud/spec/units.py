@@ -17,10 +17,13 @@ _MEMORY_UNITS = {
     "kb": 1000,
     "mb": 1000**2,
     "gb": 1000**3,
+    "t": 1000**4,
+    "ti": 1024**4,
+    "tb": 1000**4,
 }
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-MEMORY_PATTERN = r"^\s*[0-9]+(\.[0-9]+)?\s*([kKmMgG]([iI]|[bB])?)?\s*$"
+MEMORY_PATTERN = r"^\s*[0-9]+(\.[0-9]+)?\s*([kKmMgGtT]([iI]|[bB])?)?\s*$"
 """The memory sizes parse_memory reads, as a JSON Schema pattern."""
 DURATION_PATTERN = r"^\s*([0-9]+(\.[0-9]+)?(ms|s|m|h))+\s*$"
 """The durations parse_duration reads, as a JSON Schema pattern."""
@@ -30,8 +33,8 @@ MAX_DURATION = 7 * 86400.0
 """A week: longer intervals and timeouts are mistakes (and overflow the engines' nanosecond fields)."""
 
 
-def parse_memory(value: object) -> int:
-    """Return a memory size in bytes; raise ValueError naming the accepted forms."""
+def parse_memory(value: object, maximum: int = MAX_MEMORY) -> int:
+    """Return a memory (or storage) size in bytes, at most `maximum`; raise ValueError naming the accepted forms."""
     if isinstance(value, bool):
         raise ValueError("memory must be a size such as 512Mi or 1Gi")
     if isinstance(value, int):
@@ -40,8 +43,8 @@ def parse_memory(value: object) -> int:
         match = _MEMORY.match(value)
         if match and match.group(2).lower() in _MEMORY_UNITS:
             size = Decimal(match.group(1)) * _MEMORY_UNITS[match.group(2).lower()]
-            if size > MAX_MEMORY:
-                raise ValueError(f"{value.strip()} is more than the largest memory size, {format_memory(MAX_MEMORY)}")
+            if size > maximum:
+                raise ValueError(f"{value.strip()} is more than the largest size here, {format_memory(maximum)}")
             return int(size)
     raise ValueError(f"{value!r} is not a memory size; use a number of bytes or e.g. 512Mi, 1Gi")
 

@@ -23,8 +23,9 @@ from multicloud.contract import Capabilities, Endpoint, EventSink, Health, Healt
 from multicloud.errors import MulticloudError, ProviderError
 from multicloud.logwindow import last, refuse_since
 from multicloud.planner import Action, Change
-from multicloud.resources import Resource, from_jsonable, to_jsonable
+from multicloud.resources import Resource, Sensitive, from_jsonable, to_jsonable
 from multicloud.settings import ProviderSettings, validate_settings
+from multicloud.spec.backing import Address, password_secret
 from multicloud.spec.models import Service
 from multicloud.spec.targets import TargetSpec
 from multicloud.spec.units import format_memory
@@ -131,16 +132,26 @@ class MemoryProvider:
             max_replicas=checked.max_replicas,
             raw_tcp_ingress=checked.raw_tcp_ingress,
             empty_secrets=checked.empty_secrets,
+            resources=("postgres",),
         )
 
     def desired(self, spec: TargetSpec, secrets: Mapping[str, str]) -> list[Resource]:
-        """One network, one resource per volume and per service. Pure."""
+        """One network, one resource per volume, per database and per service. Pure."""
         address = DirectAddressing(spec.services, host=lambda name: f"{name}.{spec.app}.internal")
         resources = [Resource("network", spec.app, {"app": spec.app})]
         resources += [Resource("volume", v, {"app": spec.app}, persistent=True) for v in spec.volumes]
+        for name, db in spec.resources.items():
+            props = {
+                "version": db.version, "storage": format_memory(db.storage), "tier": db.tier,
+                "database": db.database_name(name), "user": db.user_name(name), "deletion": db.deletion,
+                "password": Sensitive.of(secrets[password_secret(name)], app=spec.app),
+            }
+            resources.append(Resource("postgres", name, props, depends_on=("network/" + spec.app,),
+                                      replace_on=frozenset({"version", "database", "user"}),
+                                      persistent=db.persistent))
         for name, service in spec.services.items():
             resolved = resolve_service(service, address, secrets, app=spec.app)
-            deps = ("network/" + spec.app, *(f"service/{d}" for d in service.depends_on))
+            deps = ("network/" + spec.app, *(f"service/{d}" for d in service.depends_on), *spec.resource_keys(name))
             deps += tuple(f"volume/{m.source}" for m in service.volumes)
             resources.append(
                 Resource(
@@ -154,6 +165,10 @@ class MemoryProvider:
                 )
             )
         return resources
+
+    def postgres_address(self, spec: TargetSpec, name: str) -> Address:
+        """A database at NAME.APP.internal:5432, over TLS."""
+        return Address(f"{name}.{spec.app}.internal", options={"sslmode": "require"})
 
     def observe(self, app: str) -> list[Resource]:
         """Every instance stored for the app, oldest first within a key."""
@@ -193,6 +208,7 @@ class MemoryProvider:
                 stored, entry = match[0]
                 entry["properties"] = to_jsonable(props)
                 entry["target"] = resource.target
+                entry["persistent"] = resource.persistent
                 entry["log"] = [*entry["log"], f"update: revision {entry['revision']}"][-100:]
                 owned[stored] = entry
                 return
