@@ -136,13 +136,26 @@ class Deployment:
     def validate(self) -> None:
         """Check that the target can run the spec, rendering its resources offline (secret
         values stand in as placeholders); raise UserError subclasses. Touches nothing."""
+        self._offline_desired()
+
+    def _offline_desired(self) -> list[Resource]:
+        """The desired resources after the capability check, placeholders standing in for secret values."""
         self.check()
-        self._desired({name: f"validate-{name}" for name in self.target_spec.used_secrets()})
+        return self._desired({name: f"validate-{name}" for name in self.target_spec.used_secrets()})
 
     def plan(self, *, destroy: bool = False, volumes: bool = False, services: Sequence[str] = ()) -> Plan:
         """Compare the spec with what exists and return the plan (limited to `services` and what they
         need, or for a destroy what needs them, when named); changes nothing."""
         return self._plan(destroy=destroy, volumes=volumes, services=services).plan
+
+    def desired_plan(self, *, services: Sequence[str] = ()) -> Plan:
+        """The plan as if nothing existed on the target: what the spec becomes there (limited to
+        `services` and what they need). Reads nothing from the target and needs no secret value
+        (placeholders stand in, as for validate); changes nothing."""
+        desired = self._offline_desired()
+        if services:
+            desired, _ = limit(desired, [], self.scope(services).services)
+        return plan(self.app, self.target, stamped(desired, self.target), [])
 
     def scope(self, services: Sequence[str], *, destroy: bool = False) -> Scope:
         """The services a plan limited to `services` acts on, and why each other one is taken in."""

@@ -126,6 +126,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 2 if args.detailed_exitcode and planned.has_changes else 0
 
 
+def cmd_graph(args: argparse.Namespace) -> int:
+    from multicloud.graph import render
+
+    deployment = _deployment(args)
+    if args.desired:
+        planned = deployment.desired_plan(services=args.services)
+    else:
+        planned = deployment.plan(services=args.services)
+    print(render(planned, args.output))
+    return 0
+
+
 def _say_scope(args: argparse.Namespace, deployment: Any, *, destroy: bool) -> None:
     """Under text output, say which services a targeted plan takes in besides those named."""
     if args.services:
@@ -373,6 +385,7 @@ HANDLERS: dict[str, Handler] = {
     "plan": cmd_plan,
     "apply": cmd_apply,
     "destroy": cmd_destroy,
+    "graph": cmd_graph,
     "rollback": cmd_rollback,
     "status": cmd_status,
     "endpoints": cmd_endpoints,

@@ -100,6 +100,17 @@ def _completion_command(p: argparse.ArgumentParser) -> None:
     p.add_argument("shell", choices=("bash", "zsh", "fish"), help="the shell to complete in")
 
 
+def _graph_command(p: argparse.ArgumentParser) -> None:
+    _common(p, output=False)
+    _services(p, "graph only these services and what they need")
+    p.add_argument("-o", "--output", choices=("mermaid", "dot"), default="mermaid", help="format (default mermaid)")
+    p.add_argument(
+        "--desired", action="store_true",
+        help="graph what the spec becomes on the target as if nothing existed there: reads nothing from "
+        "the target and needs no secret value",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser for every command."""
     import argparse
@@ -147,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     _apply_options(p)
     _services(p, "remove only these services and the services that need them")
     p.add_argument("--volumes", action="store_true", help="also delete named volumes and their data")
+    _graph_command(command("graph", help="print the dependency graph of a plan (Mermaid or Graphviz DOT)"))
     p = command("rollback", help="return a service to its previous revision (ECS, Cloud Run)")
     _common(p, output=False)
     p.add_argument("service", help="service name")

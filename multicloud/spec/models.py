@@ -102,7 +102,8 @@ Command = Annotated[
             "anyOf": [
                 {"type": "array", "items": {"type": "string"}, "minItems": 1},
                 {"type": "string", "minLength": 1, "description": "split into arguments like a shell"},
-            ]
+            ],
+            "examples": [["python", "-m", "app"]],
         }
     ),
 ]
@@ -111,16 +112,20 @@ Command = Annotated[
 class Model(BaseModel):
     """Base: unknown fields are errors, instances are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class Build(Model):
     """Build an image from a context directory (relative to the spec file)."""
 
     context: str
+    """the build context: a directory relative to the spec file"""
     dockerfile: str = "Dockerfile"
+    """the Dockerfile, relative to the context"""
     args: dict[str, EnvValue] = Field(default_factory=dict)
+    """build arguments (ARG values)"""
     target: str | None = None
+    """the stage of a multi-stage Dockerfile to build (default: the last)"""
 
 
 class Port(Model):
@@ -128,9 +133,13 @@ class Port(Model):
     https, mqtts and mqtt-wss ports are served over TLS by the container itself."""
 
     name: Name
+    """the port's name, used by ${services.S.port.NAME} and ${services.S.url.NAME}"""
     port: int = Field(ge=1, le=65535)
+    """the number the container listens on"""
     protocol: PortProtocol = "tcp"
+    """what the port speaks; https, mqtts and mqtt-wss: the container serves TLS itself"""
     expose: Exposure = "internal"
+    """public: reachable from outside the target; internal: only the app's services"""
     fallback: Name | None = Field(
         default=None,
         description="another port of this service to use where a target cannot serve this one (no raw TCP)",
@@ -141,20 +150,29 @@ class Resources(Model):
     """CPU (in cores) and memory (bytes, written like 512Mi) for each replica."""
 
     cpu: float = Field(default=0.25, gt=0, le=64)
+    """cores per replica"""
     memory: MemorySize = 512 * 1024 * 1024
+    """memory per replica"""
 
 
 class HealthCheck(Model):
     """Exactly one of http (a path), tcp (a port) or command, with timing."""
 
     http: str | None = Field(default=None, pattern=r"^/")
+    """a path answered with 2xx or 3xx when healthy"""
     port: int | None = Field(default=None, ge=1, le=65535, description="port for http checks")
     tcp: int | None = Field(default=None, ge=1, le=65535)
+    """a port that accepts connections when healthy"""
     command: Command | None = None
+    """a command run in the container, healthy when it exits 0"""
     interval: Duration = 10.0
+    """time between checks"""
     timeout: Duration = 5.0
+    """how long one check may take"""
     retries: int = Field(default=3, ge=1, le=100)
+    """failed checks in a row that make it unhealthy"""
     start_period: Duration = 0.0
+    """time after start during which failures do not count"""
 
     @model_validator(mode="after")
     def _exactly_one_probe(self) -> HealthCheck:
@@ -181,8 +199,11 @@ class VolumeMount(Model):
     """A named volume (declared under top-level `volumes`) mounted at an absolute path."""
 
     source: Identifier
+    """a volume declared under the top-level volumes"""
     target: str = Field(pattern=r"^/")
+    """where it is mounted in the container (an absolute path)"""
     read_only: bool = False
+    """mount it read-only"""
 
 
 def _build_short_form(value: Any) -> Any:
@@ -196,19 +217,29 @@ class Service(Model):
     """One containerised service: what to run and how it is reached."""
 
     image: str | None = None
+    """the image to run (repository/name:tag); give image or build"""
     build: Annotated[
         Build | None,
         BeforeValidator(_build_short_form, json_schema_input_type=Build | str | None),
     ] = None
+    """build the image from a context (a path, or context, dockerfile, args, target); give image or build"""
     command: Command | None = None
+    """the arguments to run (default: the image's CMD); placeholders allowed"""
     entrypoint: Command | None = None
+    """replaces the image's ENTRYPOINT; placeholders allowed"""
     ports: list[Port] = Field(default_factory=list)
+    """the ports it listens on"""
     env: dict[EnvName, EnvValue] = Field(default_factory=dict)
+    """environment variables; values may hold ${...} placeholders"""
     secrets: list[Identifier] = Field(default_factory=list, description="mounted at /run/secrets/NAME")
     resources: Resources = Field(default_factory=Resources)
+    """CPU and memory of each replica"""
     replicas: int = Field(default=1, ge=0, le=1000)
+    """how many copies run"""
     healthcheck: HealthCheck | None = None
+    """how the target tells the service is ready and alive"""
     depends_on: list[Name] = Field(default_factory=list)
+    """services started (and healthy) before this one"""
     volumes: list[
         Annotated[
             VolumeMount,
@@ -218,8 +249,11 @@ class Service(Model):
             ),
         ]
     ] = Field(default_factory=list)
+    """named volumes mounted into the container (NAME:/path[:ro])"""
     user: str | None = None
+    """user (and group) the process runs as, e.g. 1000:1000"""
     read_only: bool = False
+    """a read-only root filesystem"""
 
     @model_validator(mode="after")
     def _image_or_build(self) -> Service:
@@ -251,7 +285,9 @@ class Secret(Model):
     (`generate: true`) made once and kept in the target's secret store."""
 
     from_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """an environment variable holding the value at plan time"""
     from_file: str | None = None
+    """a UTF-8 file holding the value (relative to the spec file)"""
     generate: Literal[True] | None = Field(
         default=None, description="a random value made on the first apply and kept in the target's secret store"
     )
@@ -286,7 +322,7 @@ TARGET_RESERVED = ("provider", "app", "defaults", "overrides", "exclude")
 class Target(BaseModel):
     """A deployment target: a provider name, its settings, and per-target changes."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, use_attribute_docstrings=True)
 
     provider: str = Field(min_length=1)
     app: Name | None = Field(
@@ -319,18 +355,23 @@ class Spec(Model):
     """A whole application: services, the resources they use, secrets, volumes and the targets it deploys to."""
 
     name: Name
+    """the app's name: labels everything it owns on every target"""
     vars: dict[Identifier, str | int | float | bool | None] = Field(
         default_factory=dict, description="variables and their defaults (empty: must be set); use as ${vars.NAME}"
     )
     services: dict[Name, Service] = Field(min_length=1)
+    """the containers to run, by name"""
     resources: dict[Name, Postgres] = Field(
         default_factory=dict, description="backing resources the target provides (type: postgres), by name"
     )
     secrets: dict[Identifier, Secret] = Field(default_factory=dict)
+    """secret values and where they come from; used as ${secrets.NAME} or ${secrets.NAME.file}"""
     volumes: dict[
         Identifier, Annotated[Volume, BeforeValidator(_none_to_empty, json_schema_input_type=Volume | None)]
     ] = Field(default_factory=dict)
+    """named volumes services mount; their data survives updates"""
     targets: dict[Name, Target] = Field(default_factory=dict)
+    """where the app deploys: a provider and its settings per name"""
 
     _source: SourceMap | None = PrivateAttr(default=None)
 
