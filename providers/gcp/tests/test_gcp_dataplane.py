@@ -13,7 +13,7 @@ import socket
 import ssl
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,11 +81,11 @@ def _build_images() -> None:
             assert not [c for c in log if "error" in c], log[-3:]
 
 
-def deploy(running: RunningCloudRun, services: dict[str, Any], **settings: Any) -> Deployment:
-    """Apply a spec of these services to the emulator; return its Deployment."""
+def deploy(running: RunningCloudRun, services: dict[str, Any], app: str = "", **settings: Any) -> Deployment:
+    """Apply a spec of these services to the emulator (as app `app`, else a new one); return its Deployment."""
     target = {"provider": "gcp-cloudrun", **running.settings(), **settings}
     data = {
-        "name": f"run{uuid.uuid4().hex[:6]}",
+        "name": app or f"run{uuid.uuid4().hex[:6]}",
         "secrets": {"token": {"from_env": "TOKEN_VALUE"}},
         "services": services,
         "targets": {"gcp": target},
@@ -117,7 +117,15 @@ def through_front(
 
 def get(running: RunningCloudRun, url: str, path: str = "/") -> tuple[int, bytes]:
     """GET a path of a service URL through the front: (status, body)."""
-    sock, data = through_front(running, url, f"GET {path} HTTP/1.1\r\nHost: HOST\r\n\r\n".encode())
+    status, _, body = exchange(running, url, path)
+    return status, body
+
+
+def exchange(running: RunningCloudRun, url: str, path: str = "/", cookie: str = "") -> tuple[int, str, bytes]:
+    """GET a path of a service URL through the front, sending a Cookie header when given:
+    (status, the answer's head, body)."""
+    extra = f"Cookie: {cookie}\r\n" if cookie else ""
+    sock, data = through_front(running, url, f"GET {path} HTTP/1.1\r\nHost: HOST\r\n{extra}\r\n".encode())
     with sock:
         while True:
             more = sock.recv(65536)
@@ -125,7 +133,7 @@ def get(running: RunningCloudRun, url: str, path: str = "/") -> tuple[int, bytes
                 break
             data += more
     head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
+    return int(head.split()[1]), head.decode("latin-1"), body
 
 
 def instances(running: RunningCloudRun, service_name: str) -> list[dict[str, Any]]:
@@ -228,3 +236,103 @@ def test_the_name_server_gives_run_app_names_the_front() -> None:
     reply = answer(query, question(query)[2], "172.30.0.1")
     assert reply[:2] == b"\x12\x34" and reply[6:8] == b"\x00\x01" and reply.endswith(socket.inet_aton("172.30.0.1"))
     assert answer(query, question(query)[2], None)[6:8] == b"\x00\x00"
+
+
+def _http(port: int = 8080) -> list[dict[str, Any]]:
+    return [{"name": "http", "port": port, "protocol": "http", "expose": "public"}]
+
+
+def updated(deployment: Deployment, service: str, edit: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
+    """Change a deployed service's Cloud Run body with `edit` through the run_v2 client (as a user
+    would in the console) and wait for the rollout; return the service as it is then."""
+    client = deployment.provider.client  # type: ignore[attr-defined]
+    name = f"projects/demo-project/locations/europe-west1/services/{deployment.spec.name}-{service}"
+    body = client.get_service(name)
+    edit(body)
+    client.update_service({k: v for k, v in body.items() if k in (
+        "name", "labels", "annotations", "ingress", "invoker_iam_disabled", "template", "traffic")})
+    deadline = time.monotonic() + 60
+    while (body := client.get_service(name)).get("reconciling") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return dict(body)
+
+
+def test_traffic_splits_between_two_revisions_and_tags_reach_one(running: RunningCloudRun) -> None:
+    app = f"run{uuid.uuid4().hex[:6]}"
+    first = deploy(running, {"split": {"image": APP_IMAGE, "env": {"GREETING": "blue"}, "ports": _http()}}, app)
+    second = deploy(running, {"split": {"image": APP_IMAGE, "env": {"GREETING": "green"}, "ports": _http()}}, app)
+    client = second.provider.client  # type: ignore[attr-defined]
+    name = f"projects/demo-project/locations/europe-west1/services/{app}-split"
+    green, blue = (r["name"].rsplit("/", 1)[-1] for r in client.list_revisions(name))
+    body = updated(second, "split", lambda body: body.update(traffic=[
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": blue, "percent": 50, "tag": "blue"},
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": green, "percent": 50, "tag": "green"},
+    ]))
+    tagged = {t["tag"]: t["uri"] for t in body["traffic_statuses"]}
+    assert tagged["blue"] == f"https://blue---{body['uri'].removeprefix('https://')}"
+    greetings = [json.loads(get(running, url_of(second, "split"))[1])["greeting"] for _ in range(40)]
+    assert 8 <= greetings.count("blue") <= 32 and greetings.count("green") == 40 - greetings.count("blue")
+    for tag, uri in tagged.items():
+        assert {json.loads(get(running, uri)[1])["greeting"] for _ in range(5)} == {tag}
+    first.destroy()
+
+
+def test_session_affinity_pins_a_client_to_its_instance(running: RunningCloudRun) -> None:
+    deployment = deploy(running, {"ws": {"image": APP_IMAGE, "replicas": 3, "ports": _http()}})
+    updated(deployment, "ws", lambda body: body["template"].update(session_affinity=True))
+    url = url_of(deployment, "ws")
+    answers = [exchange(running, url) for _ in range(12)]
+    assert len({json.loads(body)["hostname"] for _, _, body in answers}) >= 2  # no cookie: spread
+    cookies = [line.split(":", 1)[1].split(";")[0].strip() for _, head, _ in answers
+               for line in head.split("\r\n") if line.lower().startswith("set-cookie: gaesa=")]
+    assert len(cookies) == 12
+    pinned = {exchange(running, url, cookie=cookies[0]) for _ in range(8)}
+    assert {json.loads(body)["hostname"] for _, _, body in pinned} == {json.loads(answers[0][2])["hostname"]}
+    assert not any("Set-Cookie" in head for _, head, _ in pinned)  # the pin holds: no new cookie
+    assert "Set-Cookie: GAESA=" in exchange(running, url, cookie="GAESA=forged")[1]  # unknown: placed anew
+    deployment.destroy()
+
+
+SLOW = """
+import http.server, os, socket, time
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        time.sleep(1.5 if self.path == "/slow" else 0)
+        body = socket.gethostname().encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+http.server.ThreadingHTTPServer(("0.0.0.0", int(os.environ["PORT"])), H).serve_forever()
+"""
+
+
+def test_instances_scale_with_load_up_to_max_and_down_to_zero(running: RunningCloudRun) -> None:
+    import threading
+
+    assert running.model.runner is not None
+    scaler = running.model.runner.scaler
+    service = {"image": PYTHON_IMAGE, "command": ["python3", "-c", SLOW], "replicas": 0, "ports": _http(),
+               "resources": {"cpu": 0.5, "memory": "256Mi"}}  # below 1 cpu: one request per instance
+    deployment = deploy(running, {"slow": service}, max_instances=2)
+    name, url = f"{deployment.spec.name}-slow", url_of(deployment, "slow")
+    assert len(instances(running, name)) == 1  # deployed with one instance, though min is 0
+    answers: list[tuple[int, bytes]] = []
+    threads = [threading.Thread(target=lambda: answers.append(get(running, url, "/slow"))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    peak = 0
+    while any(t.is_alive() for t in threads):
+        peak = max(peak, len(instances(running, name)))
+        time.sleep(0.2)
+    assert [status for status, _ in answers] == [200] * 4
+    assert len({body for _, body in answers}) == 2 and peak == 2  # four at once: a second instance, no third
+    idle, scaler.idle_seconds = scaler.idle_seconds, 1.0
+    try:
+        deadline = time.monotonic() + 30
+        while instances(running, name) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert instances(running, name) == []  # min 0 and idle: scaled to zero
+    finally:
+        scaler.idle_seconds = idle
+    assert get(running, url)[0] == 200  # a cold start from zero
+    assert len(instances(running, name)) == 1
+    deployment.destroy()

@@ -1,10 +1,13 @@
 """The Cloud Run emulator's TLS front: the one way to a service's instances, as Google's front end is.
 
 HTTPS on one local port (certificates from a test CA, one per region, chosen by SNI). A request
-is routed by its Host header (the service URL's host name) to an instance of a serving revision
-(weighted by traffic percent), waiting for one to accept while it starts (a cold start), with
-X-Forwarded-For and X-Forwarded-Proto added. A WebSocket upgrade passes through; the service's
-request timeout ends a request (504 when nothing was answered yet) and a WebSocket. A service
+is routed by its Host header (a service URL's host name, or `TAG---HOST` for a traffic tag's
+revision) to a revision picked by traffic percent and an instance the autoscaler places it on
+(`scaling.py`), waiting for one to accept while it starts (a cold start; 429 when max instances
+stay full), with X-Forwarded-For and X-Forwarded-Proto added. With session affinity the answer
+sets the GAESA cookie, and a request carrying it goes back to the same instance while it serves.
+A WebSocket upgrade passes through; the service's request timeout ends a request (504 when
+nothing was answered yet) and a WebSocket. A service
 whose ingress is internal refuses callers from outside its network with 404, as Cloud Run does:
 callers on the machine's loopback are outside; instances calling another service's URL reach a
 second front on the instances' network (port 443), where they are inside.
@@ -13,7 +16,6 @@ second front on the instances' network (port 443), where they are inside.
 from __future__ import annotations
 
 import ipaddress
-import random
 import selectors
 import socket
 import socketserver
@@ -26,10 +28,14 @@ from multicloud.testing.tls import TestAuthority
 
 if TYPE_CHECKING:
     from multicloud_gcp.emulator.running import RevisionRunner
+    from multicloud_gcp.emulator.scaling import Lease
 
 MAX_HEAD = 65536
 COLD_START = 60.0
 """Seconds a request waits for an instance to accept before the front answers 503."""
+AFFINITY_COOKIE = "GAESA"
+"""The cookie Cloud Run's front end pins a client to an instance with (session affinity)."""
+AFFINITY_AGE = 30 * 86400
 NOT_FOUND = b"<html><body><h1>Error: Page not found</h1>The requested URL was not found on this server.</body></html>"
 
 
@@ -123,42 +129,69 @@ class _Handler(socketserver.BaseRequestHandler):
         if route is None or (route.internal and not self.server.inside(self.client_address[0])):
             _reply(client, 404, NOT_FOUND, "text/html")
             return
-        picked = route.pick()
-        if picked is None:
+        if not any(percent > 0 for percent, _ in route.revisions):
             _reply(client, 503, b"no revision of this service serves traffic\n")
             return
-        revision, port, instances = picked
-        upstream = self._connect(instances, port)
+        token = _cookie(headers.get("cookie", ""), AFFINITY_COOKIE)
+        lease = self.server.runner.lease(route, token)
+        if lease is None:
+            _reply(client, 429, b"Rejected because no instance was available: max instances reached\n")
+            return
+        try:
+            self._forward(client, lines, headers, body, (route.timeout, lease, token))
+        finally:
+            self.server.runner.release(lease)
+
+    def _forward(
+        self, client: ssl.SSLSocket, lines: list[str], headers: dict[str, str], body: bytes,
+        placed: tuple[float, Lease, str],
+    ) -> None:
+        """Send the request to the leased instance and copy the exchange both ways (a new
+        session-affinity cookie added to the answer), or answer 502/503/504 for the instance;
+        `placed` is (request timeout, lease, the affinity token the client sent)."""
+        timeout, lease, token = placed
+        upstream = self._connect(lease.key, lease.port)
         if upstream is None:
-            text = f"no instance of {revision.rsplit('/', 1)[-1]} accepted within {COLD_START:.0f}s\n"
-            _reply(client, 503, text.encode())
+            short = lease.revision.rsplit("/", 1)[-1]
+            _reply(client, 503, f"no instance of {short} accepted within {COLD_START:.0f}s\n".encode())
             return
         upgrade = headers.get("upgrade", "").lower() == "websocket"
         forwarded = [lines[0]] + [line for line in lines[1:] if line and not _hop(line, upgrade)]
         forwarded += [f"X-Forwarded-For: {self.client_address[0]}", "X-Forwarded-Proto: https"]
         if not upgrade:
             forwarded.append("Connection: close")
+        cookie = b""
+        if lease.affinity and lease.token != token:
+            line = f"Set-Cookie: {AFFINITY_COOKIE}={lease.token}; Path=/; Max-Age={AFFINITY_AGE}; Secure; HttpOnly"
+            cookie = line.encode() + b"\r\n"
         with upstream:
             upstream.sendall(("\r\n".join(forwarded) + "\r\n\r\n").encode("latin-1") + body)
-            answered, timed_out = _splice(client, upstream, time.monotonic() + route.timeout)
+            answered, timed_out = _splice(client, upstream, time.monotonic() + timeout, cookie)
         if not answered:
             status, message = (504, b"upstream request timeout\n") if timed_out else (502, b"bad gateway\n")
             _reply(client, status, message)
 
-    def _connect(self, instances: tuple[str, ...], port: int) -> socket.socket | None:
-        """A connection to an instance that accepts, waiting through a cold start; None at the deadline."""
+    def _connect(self, key: str, port: int) -> socket.socket | None:
+        """A connection to an instance once it accepts, waiting through a cold start; None at the deadline."""
         deadline = time.monotonic() + COLD_START
         while time.monotonic() < deadline:
-            for key in random.sample(instances, len(instances)):
-                address = self.server.runner.address(key)
-                if not address:
-                    continue
+            address = self.server.runner.address(key)
+            if address:
                 try:
                     return socket.create_connection((address, port), timeout=2)
                 except OSError:
-                    continue
-            time.sleep(0.2)
+                    pass
+            time.sleep(0.1)
         return None
+
+
+def _cookie(header: str, name: str) -> str:
+    """A cookie's value from a Cookie header ('' when absent)."""
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value.strip()
+    return ""
 
 
 def _hop(line: str, upgrade: bool) -> bool:
@@ -179,9 +212,11 @@ def _read_head(sock: ssl.SSLSocket) -> tuple[bytes, bytes]:
     return head, rest
 
 
-def _splice(client: ssl.SSLSocket, upstream: socket.socket, deadline: float) -> tuple[bool, bool]:
-    """Copy bytes both ways until either side closes or the deadline; (upstream answered, timed out)."""
+def _splice(client: ssl.SSLSocket, upstream: socket.socket, deadline: float, extra: bytes = b"") -> tuple[bool, bool]:
+    """Copy bytes both ways until either side closes or the deadline, `extra` header lines added
+    after the answer's status line; (upstream answered, timed out)."""
     answered = False
+    held = b""
     selector = selectors.DefaultSelector()
     client.setblocking(False)
     upstream.setblocking(False)
@@ -204,6 +239,12 @@ def _splice(client: ssl.SSLSocket, upstream: socket.socket, deadline: float) -> 
                     return answered, False
                 if not data:
                     return answered, False
+                if source is upstream and extra:
+                    held += data
+                    if b"\r\n" not in held and len(held) < MAX_HEAD:
+                        continue
+                    status, _, rest = held.partition(b"\r\n")
+                    data, extra = status + b"\r\n" + extra + rest, b""
                 if source is upstream:
                     answered = True
                 key.data.setblocking(True)
@@ -215,7 +256,8 @@ def _splice(client: ssl.SSLSocket, upstream: socket.socket, deadline: float) -> 
 
 def _reply(client: ssl.SSLSocket, status: int, body: bytes, kind: str = "text/plain") -> None:
     """A complete short HTTP answer."""
-    reasons = {404: "Not Found", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+    reasons = {404: "Not Found", 429: "Too Many Requests", 502: "Bad Gateway", 503: "Service Unavailable"}
+    reasons[504] = "Gateway Timeout"
     reason = reasons.get(status, "Error")
     head = f"HTTP/1.1 {status} {reason}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
     head += "Connection: close\r\n\r\n"

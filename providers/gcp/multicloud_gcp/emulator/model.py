@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from multicloud_gcp.emulator import validate
 from multicloud_gcp.emulator.defaults import fill_defaults
 from multicloud_gcp.emulator.faults import ApiError, Faults
+from multicloud_gcp.emulator.traffic import traffic_statuses
 from multicloud_gcp.settings import EMULATOR_PROJECT_NUMBER
 
 if TYPE_CHECKING:
@@ -345,11 +346,7 @@ class CloudRunModel:
             _condition("ConfigurationsReady", "CONDITION_SUCCEEDED"),
             _condition("RoutesReady", "CONDITION_SUCCEEDED"),
         ]
-        latest = service["latestReadyRevision"].rsplit("/", 1)[-1]
-        service["trafficStatuses"] = [
-            {**t, **({"revision": latest} if t.get("type") == "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST" else {})}
-            for t in service.get("traffic") or []
-        ]
+        service["trafficStatuses"] = traffic_statuses(service)
         if self.runner is not None:
             self.runner.sync(service, self.revisions, self.secret_values)
         return copy.deepcopy(service)

@@ -3,9 +3,11 @@ real containers, reached only through the TLS front (`front.py`) at the service'
 
 An instance is one data-plane unit (its containers share localhost, as Cloud Run's sidecars do)
 on the session's network, with the container contract set: `PORT` (the ingress container's
-port), `K_SERVICE`, `K_REVISION`, `K_CONFIGURATION`. A revision runs max(1, min instances)
-instances (capped by max instances); Secret Manager references (env `secretKeyRef`, secret
-volumes) resolve from the emulator's secret store (`CloudRunModel.secret_values`).
+port), `K_SERVICE`, `K_REVISION`, `K_CONFIGURATION`. Revisions that take traffic or carry a
+tag scale between their min and max instances by load (`scaling.py`); a service's URLs split
+requests between revisions by traffic percent, and `TAG---HOST` reaches a tag's revision.
+Secret Manager references (env `secretKeyRef`, secret volumes) resolve from the emulator's
+secret store (`CloudRunModel.secret_values`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from multicloud.spec.units import parse_memory
+from multicloud_gcp.emulator.scaling import IDLE_SECONDS, Lease, Pool, Scaler, bounds
 from multicloud_gcp.limits import parse_cpu
 
 if TYPE_CHECKING:
@@ -48,43 +51,53 @@ class Inside:
 
 @dataclass(frozen=True)
 class Route:
-    """Where the front sends a service's requests: weighted revisions, each with its instance keys."""
+    """Where the front sends a URL's requests: a service's revisions weighted by traffic percent
+    (a tag's URL: its one revision at 100)."""
 
     service: str
     internal: bool
     timeout: float
-    revisions: tuple[tuple[int, str, int, tuple[str, ...]], ...]
-    """(percent, revision name, serving port, instance unit keys)."""
+    revisions: tuple[tuple[int, str], ...]
+    """(percent, revision name)."""
 
-    def pick(self) -> tuple[str, int, tuple[str, ...]] | None:
-        """A revision by its traffic percent: (name, port, instance keys); None when none serves."""
-        serving = [r for r in self.revisions if r[0] > 0 and r[3]]
+    def pick(self) -> str | None:
+        """A revision by its traffic percent; None when none takes traffic."""
+        serving = [r for r in self.revisions if r[0] > 0]
         if not serving:
             return None
-        chosen = random.choices(serving, weights=[r[0] for r in serving])[0]
-        return chosen[1], chosen[2], chosen[3]
+        return random.choices(serving, weights=[r[0] for r in serving])[0][1]
 
 
 def serving_revisions(service: Json) -> dict[str, int]:
     """Revision name -> percent of traffic, from the service's resolved traffic."""
-    name = service["name"]
     shares: dict[str, int] = {}
     for target in service.get("trafficStatuses") or service.get("traffic") or []:
-        if target.get("type") == "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST":
-            revision = service.get("latestReadyRevision", "")
-        else:
-            revision = f"{name}/revisions/{target.get('revision', '')}"
+        revision = _target_revision(service, target)
         if revision and int(target.get("percent") or 0) > 0:
             shares[revision] = shares.get(revision, 0) + int(target["percent"])
     return shares
 
 
-def instance_count(service: Json, revision: Json) -> int:
-    """max(1, min instances of the revision or service), capped by max instances when set."""
-    mins = [int((s.get("scaling") or {}).get("minInstanceCount") or 0) for s in (revision, service)]
-    count = max(1, *mins)
-    cap = int((revision.get("scaling") or {}).get("maxInstanceCount") or 0)
-    return min(count, cap) if cap > 0 else count
+def tagged_revisions(service: Json) -> dict[str, str]:
+    """Tag -> revision name, for the traffic targets that carry a tag (whatever their percent)."""
+    return {
+        str(t["tag"]): _target_revision(service, t)
+        for t in service.get("trafficStatuses") or service.get("traffic") or []
+        if t.get("tag") and _target_revision(service, t)
+    }
+
+
+def _target_revision(service: Json, target: Json) -> str:
+    """The full revision name a traffic target sends to (the latest ready one for LATEST)."""
+    if target.get("type") == "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST":
+        return str(service.get("latestReadyRevision", ""))
+    return f"{service['name']}/revisions/{target.get('revision', '')}" if target.get("revision") else ""
+
+
+def service_hosts(service: Json) -> list[str]:
+    """The host names of a service's URLs (`uri` and every one in `urls`)."""
+    urls = [service.get("uri", ""), *(service.get("urls") or [])]
+    return list(dict.fromkeys(str(u).removeprefix("https://").rstrip("/").lower() for u in urls if u))
 
 
 def serving_port(revision: Json) -> int:
@@ -95,10 +108,10 @@ def serving_port(revision: Json) -> int:
     return 8080
 
 
-def revision_units(
-    service: Json, revision: Json, secrets: Mapping[str, str], inside: Inside | None = None
-) -> list[Unit]:
-    """The instances a revision runs as (with `inside`: able to call services by their URLs)."""
+def revision_unit(
+    service: Json, revision: Json, secrets: Mapping[str, str], inside: Inside | None, index: int
+) -> Unit:
+    """Instance `index` of a revision (with `inside`: able to call services by their URLs)."""
     from multicloud_docker.dataplane import Unit
 
     service_id = service["name"].rsplit("/", 1)[-1]
@@ -107,14 +120,11 @@ def revision_units(
     contract["K_CONFIGURATION"] = service_id
     volumes = {v["name"]: v["secret"] for v in revision.get("volumes") or [] if "secret" in v}
     members = tuple(
-        _member(container, index, contract, volumes, secrets, inside=inside)
-        for index, container in enumerate(revision.get("containers") or [])
+        _member(container, position, contract, volumes, secrets, inside=inside)
+        for position, container in enumerate(revision.get("containers") or [])
     )
     dns = (inside.address,) if inside is not None else ()
-    return [
-        Unit(f"gcp/{revision['name']}/{i}", members, network=NETWORK, dns=dns)
-        for i in range(instance_count(service, revision))
-    ]
+    return Unit(f"gcp/{revision['name']}/{index}", members, network=NETWORK, dns=dns)
 
 
 def _member(
@@ -179,57 +189,65 @@ def accepts(address: str, port: int) -> bool:
 
 
 class RevisionRunner:
-    """What the Cloud Run model calls to run its services; keeps the routes the front reads."""
+    """What the Cloud Run model calls to run its services; keeps the routes the front reads and,
+    through its scaler, each revision's instances."""
 
-    def __init__(self, plane: DataPlane) -> None:
+    def __init__(self, plane: DataPlane, idle_seconds: float = IDLE_SECONDS) -> None:
         self.plane = plane
+        self.scaler = Scaler(plane, idle_seconds)
         self._lock = threading.Lock()
         self._routes: dict[str, Route] = {}
-        self._units: dict[str, set[str]] = {}
+        self._revisions: dict[str, set[str]] = {}
         self.inside: Inside | None = None
         """Set when instances can call services' URLs (the inside front runs)."""
 
+    def _pool(self, service: Json, revision: Json, secrets: Mapping[str, str]) -> Pool:
+        """A revision's pool: its bounds, port, affinity and how to make its instances."""
+        minimum, maximum, concurrency = bounds(service, revision)
+        inside = self.inside
+        return Pool(
+            revision["name"], serving_port(revision), concurrency, minimum, maximum,
+            bool(revision.get("sessionAffinity")),
+            lambda index: revision_unit(service, revision, secrets, inside, index),
+        )
+
     def sync(self, service: Json, revisions: Mapping[str, Json], secrets: Mapping[str, str]) -> None:
-        """Run the service's serving revisions (removing instances of the rest) and route to them."""
+        """Keep pools for the revisions that take traffic or carry a tag (min instances running,
+        dropping the rest of the service's) and route its URLs and tag URLs to them."""
         name = service["name"]
-        host = str(service.get("uri", "")).removeprefix("https://")
-        wanted: dict[str, Unit] = {}
-        routed = []
-        for revision_name, percent in serving_revisions(service).items():
-            revision = revisions.get(revision_name)
-            if revision is None:
-                continue
-            units = revision_units(service, revision, secrets, self.inside)
-            wanted.update((u.key, u) for u in units)
-            routed.append((percent, revision_name, serving_port(revision), tuple(u.key for u in units)))
-        for unit in wanted.values():
-            self.plane.apply(unit)
+        shares, tags = serving_revisions(service), tagged_revisions(service)
+        wanted = {r for r in (*shares, *tags.values()) if r in revisions}
+        for revision_name in wanted:
+            self.scaler.ensure(self._pool(service, revisions[revision_name], secrets), start=0)
+        timeout = float(str((service.get("template") or {}).get("timeout") or "300s").removesuffix("s"))
+        internal = service.get("ingress") in INTERNAL_INGRESS
+        weighted = tuple((p, r) for r, p in shares.items() if r in wanted)
         with self._lock:
-            stale = self._units.get(name, set()) - set(wanted)
-            self._units[name] = set(wanted)
-            timeout = float(str((service.get("template") or {}).get("timeout") or "300s").removesuffix("s"))
-            internal = service.get("ingress") in INTERNAL_INGRESS
-            self._routes[host] = Route(name, internal, timeout, tuple(routed))
-        for key in stale:
-            self.plane.remove(key)
+            stale = self._revisions.get(name, set()) - wanted
+            self._revisions[name] = set(wanted)
+            routes = {h: r for h, r in self._routes.items() if r.service != name}
+            for host in service_hosts(service):
+                routes[host] = Route(name, internal, timeout, weighted)
+                for tag, revision_name in tags.items():
+                    routes[f"{tag}---{host}"] = Route(name, internal, timeout, ((100, revision_name),))
+            self._routes = routes
+        for revision_name in stale:
+            self.scaler.drop(revision_name)
 
     def prestart(self, service: Json, revision: Json, secrets: Mapping[str, str]) -> Callable[[], bool | str]:
-        """Start a new revision's instances before it serves; return a check that is True once
-        one accepts on its port, False until then, or says why they cannot start."""
-        units = revision_units(service, revision, secrets, self.inside)
+        """Start a new revision's instances (max(1, min), capped by max) before it serves; return a
+        check that is True once one accepts on its port, False until then, or says why they cannot."""
+        pool = self.scaler.ensure(self._pool(service, revision, secrets), start=1)
         with self._lock:
-            self._units.setdefault(service["name"], set()).update(u.key for u in units)
-        for unit in units:
-            self.plane.apply(unit)
-        port = serving_port(revision)
+            self._revisions.setdefault(service["name"], set()).add(revision["name"])
         short = revision["name"].rsplit("/", 1)[-1]
 
         def started() -> bool | str:
-            for unit in units:
-                state = self.plane.state(unit.key)
+            for key in self.scaler.keys(pool.revision):
+                state = self.plane.state(key)
                 if state.error:
                     return f"Revision '{short}' is not ready and cannot serve traffic: {state.error}"
-                if state.address and accepts(state.address, port):
+                if state.address and accepts(state.address, pool.port):
                     return True
             return False
 
@@ -238,20 +256,33 @@ class RevisionRunner:
     def remove(self, service: Json) -> None:
         """Stop routing to a service and remove its instances."""
         with self._lock:
-            keys = self._units.pop(service["name"], set())
+            gone = self._revisions.pop(service["name"], set())
             self._routes = {h: r for h, r in self._routes.items() if r.service != service["name"]}
-        for key in keys:
-            self.plane.remove(key)
+        for revision_name in gone:
+            self.scaler.drop(revision_name)
 
     def route(self, host: str) -> Route | None:
         """The route of a service URL's host name."""
         with self._lock:
             return self._routes.get(host.split(":", maxsplit=1)[0].lower())
 
+    def lease(self, route: Route, token: str = "") -> Lease | None:
+        """A place for one request: on the instance a session-affinity token names while it serves
+        one of the route's revisions, else on a revision picked by traffic percent; None when no
+        revision takes traffic or every instance stayed full (see Scaler.lease)."""
+        revisions = [r for _, r in route.revisions]
+        revision = (self.scaler.owner(token, revisions) if token else None) or route.pick()
+        return self.scaler.lease(revision, token) if revision else None
+
+    def release(self, lease: Lease) -> None:
+        """Give back a request's place on its instance."""
+        self.scaler.release(lease)
+
     def address(self, key: str) -> str:
         """An instance's address on the data-plane network ('' until it runs)."""
         return self.plane.state(key).address
 
     def close(self) -> None:
-        """Stop the data plane, removing every container it made."""
+        """Stop the scaler and the data plane, removing every container it made."""
+        self.scaler.close()
         self.plane.close()

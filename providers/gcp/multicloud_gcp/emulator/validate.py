@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from multicloud_gcp import limits
@@ -15,6 +16,7 @@ INGRESS = (
     "INGRESS_TRAFFIC_UNSPECIFIED",
 )
 PORT_NAMES = ("http1", "h2c")
+TAG = re.compile(r"^[a-z]([a-z0-9-]{0,45}[a-z0-9])?$")
 
 
 def check_service_id(service_id: str) -> None:
@@ -70,6 +72,12 @@ def check_service(service: dict[str, Any], existing_revisions: set[str]) -> None
             revision = target.get("revision")
             if target.get("type") == "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION" and revision not in existing_revisions:
                 found.append(("traffic", f"revision {revision!r} does not exist for this service"))
+    tags = [str(t["tag"]) for t in traffic if t.get("tag")]
+    for tag in tags:
+        if not TAG.match(tag):
+            found.append(("traffic.tag", f"tag {tag!r}: lowercase letters, digits and hyphens, starting with a letter"))
+    if len(tags) != len(set(tags)):
+        found.append(("traffic.tag", "each tag may name one traffic target"))
     if found:
         summary = "; ".join(f"{field}: {text}" for field, text in found)
         raise ApiError("INVALID_ARGUMENT", f"The request has errors: {summary}", tuple(found))
