@@ -10,7 +10,15 @@ from typing import Any
 
 from multicloud import capabilities
 from multicloud.backing import bind, connection_urls
-from multicloud.contract import Endpoint, EventSink, LogLine, Provider, ServiceStatus, SupportsRollback
+from multicloud.contract import (
+    Endpoint,
+    EventSink,
+    LogLine,
+    Provider,
+    ServiceStatus,
+    SupportsExec,
+    SupportsRollback,
+)
 from multicloud.engine import ApplyResult, Engine
 from multicloud.errors import ApplyFailedError, CapabilityError, Finding, SettingsError, SpecError, UserError
 from multicloud.fallbacks import with_fallbacks
@@ -29,6 +37,7 @@ from multicloud.spec.models import Spec
 from multicloud.spec.targets import TargetSpec, read_secrets, target_spec
 from multicloud.spec.variables import Variables
 from multicloud.targeting import Scope, limit, scope
+from multicloud.terminal import Terminal
 
 DEFAULT_HEALTH_TIMEOUT = 300.0
 """Seconds each step waits for health when neither the caller nor the provider says otherwise."""
@@ -268,6 +277,20 @@ class Deployment:
             raise UserError(f"target {self.target!r} ({provider.name}) keeps no revisions to roll back to")
         with app_lock(self.app, self.target, "rollback"):
             return provider.rollback(self.app, service)
+
+    def exec(self, service: str, command: Sequence[str], *, replica: int = 1, terminal: Terminal) -> int:
+        """Run a command in a running replica (1-based) of a service; return its exit status."""
+        if service not in self.target_spec.services:
+            known = ", ".join(self.target_spec.services)
+            raise UserError(f"no service {service!r} on target {self.target!r} (services: {known})")
+        if not command:
+            raise UserError("say what to run after --, e.g. multicloud exec SERVICE -- sh")
+        if replica < 1:
+            raise UserError(f"--replica {replica}: replicas are numbered from 1")
+        provider = self.provider
+        if not isinstance(provider, SupportsExec):
+            raise UserError(f"target {self.target!r} ({provider.name}) cannot run commands in a service")
+        return provider.exec(self.app, service, list(command), replica=replica, terminal=terminal)
 
     def _keep_fresh_secrets(self) -> None:
         """Store the secrets this deployment generated (locally kept ones; providers keep theirs)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -13,6 +13,7 @@ from multicloud.resources import Resource
 if TYPE_CHECKING:
     from multicloud.planner import Change
     from multicloud.spec.targets import TargetSpec
+    from multicloud.terminal import Terminal
 
 
 @dataclass(frozen=True)
@@ -206,4 +207,16 @@ class SupportsRollback(Protocol):
     def rollback(self, app: str, service: str) -> str:
         """Point the service back at its previous revision; return a one-line account of
         what changed. Raises UserError when there is no previous revision."""
+        ...
+
+
+@runtime_checkable
+class SupportsExec(Protocol):
+    """A provider that can run a command in a running replica of a service."""
+
+    def exec(self, app: str, service: str, command: Sequence[str], *, replica: int, terminal: Terminal) -> int:
+        """Run `command` in replica `replica` (1-based) of `service`, wired to `terminal`; return its
+        exit status (0 when the platform does not report one, as ACI). UserError when the service
+        has no such running replica or the target refuses (saying which setting it needs);
+        leaves nothing behind but what the command itself did."""
         ...

@@ -315,6 +315,18 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_exec(args: argparse.Namespace) -> int:
+    from multicloud.terminal import Terminal, raw_mode, terminal_size
+
+    deployment = _deployment(args)
+    tty = not args.no_tty and sys.stdin.isatty() and sys.stdout.isatty()
+    terminal = Terminal(sys.stdin.buffer, sys.stdout.buffer, sys.stderr.buffer, tty,
+                        terminal_size(sys.stdout.fileno()) if tty else None)
+    sys.stdout.flush()
+    with raw_mode(sys.stdin.fileno() if tty else -1, tty):
+        return int(deployment.exec(args.service, args.argv, replica=args.replica, terminal=terminal))
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from multicloud.settings import settings_models
     from multicloud.spec.schema import spec_schema
@@ -390,6 +402,7 @@ HANDLERS: dict[str, Handler] = {
     "status": cmd_status,
     "endpoints": cmd_endpoints,
     "logs": cmd_logs,
+    "exec": cmd_exec,
     "schema": cmd_schema,
     "emulate": cmd_emulate,
     "providers": cmd_providers,

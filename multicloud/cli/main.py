@@ -95,6 +95,32 @@ def _import_command(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", action="append", metavar="NAME", help="compose profile to include (repeatable)")
 
 
+EXEC_HELP = """\
+Run CMD in a running replica of SERVICE, as `docker compose exec` does: standard input is
+forwarded, and a terminal is allocated when this one is a terminal (not with -T).
+
+  docker        the engine's exec
+  aws-ecs       ECS Exec (the session API): the service needs enableExecuteCommand, and AWS's
+                session-manager-plugin must be on PATH
+  azure-aci     ACI's exec API: one program, no arguments (an Azure limit); its exit status is
+                not reported (0)
+  gcp-cloudrun  refused: Cloud Run offers no way into a running instance
+
+exit codes: the exit status of CMD (126: it could not be run, 127: not found); multicloud's own
+errors, said on stderr as "error: ...": 1 (a backend failed or cannot be reached), 2 (invalid
+input: no such service or replica, or the target refuses exec).
+"""
+
+
+def _exec_command(p: argparse.ArgumentParser) -> None:
+    p.description = EXEC_HELP
+    _common(p, output=False)
+    p.add_argument("--replica", type=int, default=1, metavar="N", help="which replica, from 1 (default 1)")
+    p.add_argument("-T", "--no-tty", action="store_true", help="allocate no terminal even on a terminal")
+    p.add_argument("service", help="service name")
+    p.add_argument("argv", nargs="*", metavar="CMD", help="the command and its arguments, after --")
+
+
 def _completion_command(p: argparse.ArgumentParser) -> None:
     p.description = COMPLETION_HELP
     p.add_argument("shell", choices=("bash", "zsh", "fish"), help="the shell to complete in")
@@ -135,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
         # an abbreviated option is a typo waiting to happen (`--out` silently becoming `--output`)
-        return commands.add_parser(name, help=help, allow_abbrev=False)
+        return commands.add_parser(name, help=help, allow_abbrev=False, formatter_class=Formatter)
 
     p = command("validate", help="check a spec (and, with --target, that the target can run it)")
     _common(p)
@@ -181,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--since", metavar="WHEN", help="only lines written since WHEN: a duration ago (10m, 1h30m, 2d) or an ISO time",
     )
+    _exec_command(command("exec", help="run a command in a running service (exit status passed through)"))
     p = command("emulate", help="run a local emulator of a cloud (prints the environment to export)")
     p.add_argument("cloud", help="emulator name, e.g. aws, azure, gcp (see `multicloud providers`)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -230,8 +257,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return print_names(argv[1:])
     if list(argv) in FAST_PATHS and _fast_path(argv):
         return 0
+    remote: list[str] | None = None
+    if argv and argv[0] == "exec" and "--" in argv:  # what follows -- is CMD's, every `--` and option of it
+        split = list(argv).index("--")
+        argv, remote = argv[:split], list(argv[split + 1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    if remote is not None:
+        args.argv = [*args.argv, *remote]
     if args.command is None:
         parser.print_help()
         return 2

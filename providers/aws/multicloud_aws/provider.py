@@ -11,7 +11,8 @@ from multicloud.errors import ProviderError
 from multicloud.planner import Change
 from multicloud.resources import Resource
 from multicloud.spec.targets import TargetSpec
-from multicloud_aws import balancer, infra, reports, services
+from multicloud.terminal import Terminal
+from multicloud_aws import balancer, execute, infra, reports, services
 from multicloud_aws.clients import ClientFactory, NotFoundError, default_factory, guard
 from multicloud_aws.context import Context
 from multicloud_aws.desired import cluster_name, render
@@ -130,6 +131,11 @@ class AwsEcsProvider:
     def endpoints(self, app: str) -> list[Endpoint]:
         """Public ports at the NLB's DNS name, internal ones at their Cloud Map name; reads only."""
         return reports.endpoints(self.ctx, app, observe(self.ctx, app))
+
+    def exec(self, app: str, service: str, command: Sequence[str], *, replica: int, terminal: Terminal) -> int:
+        """ECS Exec into the replica-th running task of a service where it has enableExecuteCommand
+        (the plugin talks to this terminal itself); UserError otherwise."""
+        return execute.run(self.ctx, cluster_name(app, self.settings), service, command, replica=replica)
 
     def rollback(self, app: str, service: str) -> str:
         """Point a service at its previous task definition revision; return that revision.

@@ -240,3 +240,8 @@ def rollback(ctx: Context, app: str, cluster: str, service: str) -> str:
             names.TAG_TASK_HASH: tags.get(names.TAG_TASK_HASH, ""),
             names.TAG_TASK_REVISION: target.rsplit(":", 1)[-1]}, lower=True))
     return target
+
+
+def describe_service(ctx: Context, cluster: str, service: str) -> dict[str, Any] | None:
+    """The ACTIVE ECS service of that name with its tags, or None (for readers outside this module)."""
+    return _describe(ctx, cluster, service)

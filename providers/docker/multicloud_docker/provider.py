@@ -9,7 +9,7 @@ when an apply changes something (reads use a stdlib client there).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +27,8 @@ from multicloud.errors import NotFoundError, ProviderError, UserError
 from multicloud.planner import Action, Change
 from multicloud.resources import Resource
 from multicloud.spec.targets import TargetSpec
-from multicloud_docker import converge, images, observe, views
+from multicloud.terminal import Terminal
+from multicloud_docker import converge, execs, images, observe, views
 from multicloud_docker import labels as L
 from multicloud_docker.client import ClientFactory, ConflictError, Lazy, default_factory, guard
 from multicloud_docker.containers import readiness
@@ -151,6 +152,10 @@ class DockerProvider:
     ) -> Iterator[LogLine]:
         """Log lines of the app's containers, oldest first (the engine applies tail and since); reads only."""
         return views.logs(self.api, app, service, follow, LogWindow(tail, since))
+
+    def exec(self, app: str, service: str, command: Sequence[str], *, replica: int, terminal: Terminal) -> int:
+        """Run a command in a running replica through the engine's exec; return its exit status."""
+        return execs.run(self.api, app, service, command, replica=replica, terminal=terminal)
 
     def endpoints(self, app: str) -> list[Endpoint]:
         """host:port URLs of public ports and service-name URLs of internal ones; reads only."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +11,7 @@ from multicloud.errors import UserError
 from multicloud.planner import Action, Change
 from multicloud.resources import Resource
 from multicloud.spec.targets import TargetSpec
+from multicloud.terminal import Terminal
 from multicloud_gcp import reports
 from multicloud_gcp.addressing import service_id
 from multicloud_gcp.api import Body, ClientFactory, CloudRunApi
@@ -149,6 +150,13 @@ class CloudRunProvider:
         """Each service's run.app URL (the broker's as wss://HOST/mqtt); reads only."""
         found = [e for b in self._owned(app) for e in reports.endpoints_of(b)]
         return sorted(found, key=lambda e: (e.service, e.port))
+
+    def exec(self, app: str, service: str, command: Sequence[str], *, replica: int, terminal: Terminal) -> int:
+        """Refuse: Cloud Run has no API to run a command in a running instance."""
+        raise UserError(
+            f"Cloud Run cannot run a command in service {service!r}: it offers no way into a running instance",
+            hint="read `multicloud logs`, or run the same spec on the docker target and exec there",
+        )
 
     def rollback(self, app: str, service: str) -> str:
         """Send all traffic to the revision before the one serving now; UserError when none."""

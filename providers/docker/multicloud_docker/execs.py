@@ -1,0 +1,90 @@
+"""`multicloud exec` on the Docker engine: the engine's exec on the hijacked connection, as
+`docker exec` does it (stdin half-closed at its end, output demultiplexed unless on a terminal)."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from multicloud.errors import MulticloudError, UserError
+from multicloud.terminal import STDOUT, Terminal, relay
+from multicloud_docker.client import guard
+from multicloud_docker.observe import Replica, replicas
+
+
+def run(api: Any, app: str, service: str, command: Sequence[str], *, replica: int, terminal: Terminal) -> int:
+    """Run `command` in the newest running container of that replica (1-based); return its exit
+    status. UserError when there is none; an exec that cannot start leaves nothing behind."""
+    container = running_replica(replicas(api, app), app, service, replica)
+    return run_in(api, container.id, command, terminal, where=container.name)
+
+
+def running_replica(found: Sequence[Replica], app: str, service: str, replica: int) -> Replica:
+    """The newest running container of replica `replica` of a service (UserError naming those running)."""
+    mine = [r for r in found if r.service == service and r.state == "running"]
+    chosen = [r for r in mine if r.index == replica]
+    if not chosen:
+        running = ", ".join(str(i) for i in sorted({r.index for r in mine})) or "none"
+        raise UserError(
+            f"service {service!r} of app {app!r} has no running replica {replica} (running replicas: {running})",
+            hint="see `multicloud status`",
+        )
+    return max(chosen, key=lambda r: r.created)
+
+
+def run_in(api: Any, container: str, command: Sequence[str], terminal: Terminal, *, where: str) -> int:
+    """Run `command` in a container through the engine's exec, relaying `terminal`; its exit status."""
+    with guard(f"starting {command[0]!r} in {where}"):
+        made = api.exec_create(
+            container, list(command), stdin=terminal.stdin is not None, tty=terminal.tty, stdout=True, stderr=True
+        )
+        hijacked = api.exec_start(made["Id"], socket=True, tty=terminal.tty)
+    if terminal.size is not None:
+        try:
+            with guard(f"sizing the terminal in {where}"):
+                api.exec_resize(made["Id"], height=terminal.size[0], width=terminal.size[1])
+        except MulticloudError:  # a command that has already ended cannot be resized: as docker, go on
+            pass
+    conn: socket.socket = getattr(hijacked, "_sock", hijacked)
+    try:
+        relay(terminal, _output(conn, terminal.tty), conn.sendall, lambda: conn.shutdown(socket.SHUT_WR))
+    finally:
+        conn.close()
+    return exit_status(api, made["Id"], where)
+
+
+def exit_status(api: Any, exec_id: str, where: str) -> int:
+    """The exec's exit code once the engine has recorded it (it may lag the stream's end briefly)."""
+    deadline = time.monotonic() + 5.0
+    while True:
+        with guard(f"reading the exit status in {where}"):
+            info = api.exec_inspect(exec_id)
+        if info.get("ExitCode") is not None and not info.get("Running"):
+            return int(info["ExitCode"])
+        if time.monotonic() > deadline:
+            return 1
+        time.sleep(0.02)
+
+
+def _output(conn: socket.socket, tty: bool) -> Iterator[tuple[int, bytes]]:
+    """(stream, bytes) from the connection: one raw stream on a terminal, else the engine's
+    frames (a header of stream type and length before each chunk)."""
+    if tty:
+        while chunk := conn.recv(65536):
+            yield STDOUT, chunk
+        return
+    while header := _exactly(conn, 8):
+        stream, size = header[0], struct.unpack(">I", header[4:])[0]
+        yield (stream if stream in (1, 2) else STDOUT), _exactly(conn, size)
+
+
+def _exactly(conn: socket.socket, size: int) -> bytes:
+    """`size` bytes from the connection (fewer only at its end)."""
+    parts, left = [], size
+    while left and (chunk := conn.recv(left)):
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
