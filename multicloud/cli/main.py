@@ -112,6 +112,19 @@ input: no such service or replica, or the target refuses exec).
 """
 
 
+def _logs_command(p: argparse.ArgumentParser) -> None:
+    _common(p, output=False)
+    p.add_argument("service", nargs="?", help="service name")
+    p.add_argument("--follow", action="store_true", help="keep printing new lines")
+    p.add_argument(
+        "--tail", type=_count, default=100, metavar="N",
+        help="lines of history per service, after --since (default 100; 0: none, only new lines with --follow)",
+    )
+    p.add_argument(
+        "--since", metavar="WHEN", help="only lines written since WHEN: a duration ago (10m, 1h30m, 2d) or an ISO time",
+    )
+
+
 def _exec_command(p: argparse.ArgumentParser) -> None:
     p.description = EXEC_HELP
     _common(p, output=False)
@@ -196,17 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = command("endpoints", help="where each exposed port is reached (e.g. the MQTT URL)")
     _common(p)
-    p = command("logs", help="print a service's logs (all services if none is named)")
-    _common(p, output=False)
-    p.add_argument("service", nargs="?", help="service name")
-    p.add_argument("--follow", action="store_true", help="keep printing new lines")
-    p.add_argument(
-        "--tail", type=_count, default=100, metavar="N",
-        help="lines of history per service, after --since (default 100; 0: none, only new lines with --follow)",
-    )
-    p.add_argument(
-        "--since", metavar="WHEN", help="only lines written since WHEN: a duration ago (10m, 1h30m, 2d) or an ISO time",
-    )
+    _logs_command(command("logs", help="print a service's logs (all services if none is named)"))
     _exec_command(command("exec", help="run a command in a running service (exit status passed through)"))
     p = command("emulate", help="run a local emulator of a cloud (prints the environment to export)")
     p.add_argument("cloud", help="emulator name, e.g. aws, azure, gcp (see `multicloud providers`)")
