@@ -5,8 +5,11 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -101,3 +104,19 @@ def generate(directory: str, hosts: list[str]) -> TestCertificate:
     """Write a CA and a server certificate valid for `hosts` (names or IPs) into directory;
     a failure leaves at most partial PEM files there, which nothing else reads. Needs `cryptography`."""
     return TestAuthority(directory).issue(hosts)
+
+
+class WrappedServer(ThreadingHTTPServer):
+    """A threaded HTTP server whose listening socket `wrap` may turn into TLS (handshakes then happen in
+    the handler threads); quiet about clients that hang up mid-request and handshakes that fail."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], handler: Any, wrap: Callable[[Any], Any] | None = None) -> None:
+        super().__init__(address, handler)
+        if wrap is not None:
+            self.socket = wrap(self.socket)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Ignore the client's failure."""

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from multicloud.addressing import DirectAddressing, resolve_service
-from multicloud.build import build_hash
 from multicloud.errors import UserError
+from multicloud.image_push import image_form
 from multicloud.probes import probe_script
 from multicloud.resources import Resource, Sensitive
 from multicloud.spec.models import HealthCheck, Service
@@ -121,9 +121,7 @@ def _service_resources(app: str, name: str, service: Service, *, settings: AwsSe
         repo = Resource("repository", name, {"name": names.repository(app, name)}, replace_on=frozenset({"name"}),
                         service=name)
         resources.append(repo)
-        image = {"build": service.build.context, "dockerfile": service.build.dockerfile,
-                 "args": dict(sorted(service.build.args.items())), "target": service.build.target,
-                 "repository": repo.key, "hash": build_hash(base_dir, name, service.build)}
+        image = {**image_form(base_dir, name, service.build), "repository": repo.key}
     task = {
         "family": names.family(app, name),
         "cpu": cpu,

@@ -5,71 +5,19 @@ deploy-by-digest run for real. Docker trusts plain-HTTP registries on 127.0.0.0/
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import json
-import os
-import re
-import shutil
-import subprocess
-import tempfile
 import threading
-import time
-import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from multicloud.errors import BackendUnavailableError
-from multicloud_aws import registry_api
+from multicloud import image_registry as registry_api
+from multicloud.testing.registry import INSTALL, Registry, binary, missing, start
 
-INSTALL = "apt-get install -y docker-registry (Debian/Ubuntu; it provides /usr/bin/docker-registry)"
-MISSING = ("the aws emulator has no container registry to push `build:` images to: Debian's docker-registry is "
-           f"not installed; install it ({INSTALL}) or give the emulator a running one "
-           "(AwsEmulator(registry='HOST:PORT'))")
-_LISTENING = re.compile(rb"listening on (\S+:\d+)")
+__all__ = ["INSTALL", "MISSING", "Registry", "attach", "current", "unavailable_reason"]
+
+MISSING = missing("aws") + " or give the emulator a running one (AwsEmulator(registry='HOST:PORT'))"
 _lock = threading.Lock()
 _active: list[Registry] = []
-
-
-@dataclass
-class Registry:
-    """A registry ECR points at: `address` (HOST:PORT) over `scheme`, and how to stop it."""
-
-    address: str
-    scheme: str = "http"
-    process: subprocess.Popen[bytes] | None = None
-    directory: str | None = None
-    stopped: bool = field(default=False, repr=False)
-
-    @property
-    def endpoint(self) -> str:
-        """The registry's base URL, e.g. http://127.0.0.1:5000."""
-        return f"{self.scheme}://{self.address}"
-
-    def stop(self) -> None:
-        """Stop the process this module started (if any) and delete its storage."""
-        if self.stopped:
-            return
-        self.stopped = True
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        if self.directory:
-            shutil.rmtree(self.directory, ignore_errors=True)
-
-
-def binary() -> str | None:
-    """The docker-registry executable, or None when the package is not installed."""
-    found = shutil.which("docker-registry")
-    if found:
-        return found
-    return "/usr/bin/docker-registry" if os.access("/usr/bin/docker-registry", os.X_OK) else None
 
 
 def unavailable_reason() -> str | None:
@@ -89,7 +37,7 @@ def attach(option: str | None) -> tuple[Registry | None, Callable[[], None]]:
     if option is None or (option == "auto" and binary() is None):
         return None, lambda: None
     if option in ("auto", "start"):
-        registry = start()
+        registry = start(emulator="aws")
     else:
         scheme, _, address = option.rpartition("://")
         registry = Registry(address.rstrip("/"), scheme or "http")
@@ -103,47 +51,6 @@ def attach(option: str | None) -> tuple[Registry | None, Callable[[], None]]:
         registry.stop()
 
     return registry, detach
-
-
-def start(timeout: float = 20.0) -> Registry:
-    """Run docker-registry on 127.0.0.1:<free port> with temporary storage and no auth."""
-    path = binary()
-    if path is None:
-        raise BackendUnavailableError(MISSING, hint=INSTALL)
-    directory = tempfile.mkdtemp(prefix="multicloud-registry-")
-    config = {
-        "version": 0.1,
-        "log": {"level": "info", "accesslog": {"disabled": True}},
-        "storage": {"filesystem": {"rootdirectory": f"{directory}/storage"}, "delete": {"enabled": True}},
-        "http": {"addr": "127.0.0.1:0", "secret": os.urandom(16).hex()},
-    }
-    Path(directory, "config.yml").write_text(json.dumps(config))  # JSON is YAML
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
-    log_path = Path(directory, "registry.log")
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([path, "serve", f"{directory}/config.yml"], stdin=subprocess.DEVNULL,
-                                   stdout=log, stderr=subprocess.STDOUT, env=env)
-    registry = Registry("", process=process, directory=directory)
-    atexit.register(registry.stop)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        found = _LISTENING.search(log_path.read_bytes())
-        if found and _answers(f"http://{found.group(1).decode()}"):
-            registry.address = found.group(1).decode()
-            return registry
-        time.sleep(0.05)
-    tail = log_path.read_bytes().decode(errors="replace").strip().splitlines()[-5:]
-    registry.stop()
-    raise BackendUnavailableError(f"docker-registry did not start within {timeout:.0f} s: {' / '.join(tail)}")
-
-
-def _answers(endpoint: str) -> bool:
-    """Whether GET /v2/ answers 200."""
-    try:
-        with urllib.request.urlopen(f"{endpoint}/v2/", timeout=2) as response:  # noqa: S310
-            return int(response.status) == 200
-    except OSError:
-        return False
 
 
 # --- moto patches (installed by multicloud_aws.gaps) --------------------------------------

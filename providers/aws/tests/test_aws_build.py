@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from multicloud_aws import local_registry, registry_api
+from multicloud_aws import local_registry
 from multicloud_aws.local_registry import Registry
 from multicloud_aws.provider import AwsEcsProvider
 
+from multicloud import image_registry as registry_api
 from multicloud.errors import ApplyFailedError, UserError
 from multicloud.planner import Action
 from multicloud.render import plan_text

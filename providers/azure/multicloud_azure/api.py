@@ -43,5 +43,10 @@ class AciApi(Protocol):
         """The log text of one container (each line after its RFC 3339 time when `timestamps`)."""
         ...
 
+    def registry_login(self, name: str) -> tuple[str, str]:
+        """(login server, refresh token) of the subscription's container registry `name`: ARM names
+        its login server, and ACR's /oauth2/exchange trades the ARM token for a refresh token."""
+        ...
+
 
 ClientFactory = Callable[[AzureSettings], AciApi]

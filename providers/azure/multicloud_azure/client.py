@@ -16,6 +16,7 @@ from multicloud.errors import (
     UserError,
 )
 from multicloud.translate import from_status, unreachable
+from multicloud_azure import acr
 from multicloud_azure.api import AciApi, Json
 from multicloud_azure.settings import TOKEN_ENV, AzureSettings
 
@@ -57,8 +58,9 @@ def make_client(settings: AzureSettings) -> AciApi:
     """Build the SDK client for the settings' endpoint, CA bundle, polling and retries."""
     from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 
+    token_source = credential(settings)
     client = ContainerInstanceManagementClient(
-        credential(settings),
+        token_source,
         settings.subscription_id,
         base_url=settings.arm_endpoint,
         credential_scopes=[f"{settings.arm_endpoint}/.default"],
@@ -68,16 +70,17 @@ def make_client(settings: AzureSettings) -> AciApi:
         retry_backoff_factor=0.5,
         retry_backoff_max=20,
     )
-    return SdkAciApi(client, settings)
+    return SdkAciApi(client, settings, token_source)
 
 
 class SdkAciApi:
     """AciApi over the real ContainerInstanceManagementClient."""
 
-    def __init__(self, client: Any, settings: AzureSettings) -> None:
+    def __init__(self, client: Any, settings: AzureSettings, token_source: Any = None) -> None:
         self._client = client
         self._settings = settings
         self._rg = settings.resource_group
+        self._credential = token_source
 
     def get_group(self, name: str) -> Json | None:
         """GET one group; None on 404."""
@@ -133,6 +136,30 @@ class SdkAciApi:
                 self._rg, group, container, tail=tail, timestamps=timestamps or None
             )
             return str(logs.content or "")
+
+    def registry_login(self, name: str) -> tuple[str, str]:
+        """Find the registry among the subscription's (any resource group) and exchange the ARM
+        token for an ACR refresh token; UserError when there is no such registry."""
+        from azure.core.rest import HttpRequest
+
+        arm = self._settings.arm_endpoint
+        url: str | None = (f"{arm}/subscriptions/{self._settings.subscription_id}/providers/"
+                           f"Microsoft.ContainerRegistry/registries?api-version={acr.API_VERSION}")
+        server = None
+        with _translated(f"finding container registry {name!r}", self._settings):
+            while url and server is None:
+                response = self._client._send_request(HttpRequest("GET", url))
+                response.raise_for_status()
+                page = response.json()
+                server = next((str(r["properties"]["loginServer"]) for r in page.get("value") or []
+                               if str(r.get("name", "")).lower() == name.lower()), None)
+                url = page.get("nextLink")
+            arm_token = str(self._credential.get_token(f"{arm}/.default").token)
+        if server is None:
+            raise UserError(f"acr: there is no container registry {name!r} in subscription "
+                            f"{self._settings.subscription_id}",
+                            hint="create it (az acr create --name NAME --sku Basic) or fix the target's acr setting")
+        return server, acr.exchange(server, arm_token, self._settings.ca_bundle)
 
 
 def _json(model: Any) -> Json:

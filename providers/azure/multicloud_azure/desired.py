@@ -12,6 +12,7 @@ from typing import Any
 
 from multicloud.addressing import DirectAddressing, resolve_service
 from multicloud.errors import CapabilityError, Finding
+from multicloud.image_push import image_form
 from multicloud.resources import Resource, fingerprint, to_jsonable
 from multicloud.spec.models import Service
 from multicloud.spec.placeholders import secret_files, takes_secret_value
@@ -38,6 +39,8 @@ class GroupPlan:
     body: Json = field(repr=False)
     spec_hash: str
     properties: Mapping[str, Any] = field(repr=False)
+    base_dir: str = "."
+    """The spec's directory, which `build:` contexts are relative to."""
 
     def matches(self, current: Mapping[str, Any] | None) -> bool:
         """True when an existing group (a GET) already is this plan, so no PUT is needed."""
@@ -79,6 +82,8 @@ def render(spec: TargetSpec, settings: AzureSettings, secrets: Mapping[str, str]
             continue
         resolved = resolve_service(service, address, secrets, app=spec.app)
         item, volume, meta = mapping.container(service_name, service, resolved, secrets, app=spec.app)
+        if service.build is not None:  # pushed to the ACR at apply (acr.push_builds); the tag maps it back
+            item["properties"]["image"] = meta["b"] = image_form(spec.base_dir, service_name, service.build)
         containers.append(item)
         if volume is not None:
             volumes.append(volume)
@@ -100,12 +105,17 @@ def render(spec: TargetSpec, settings: AzureSettings, secrets: Mapping[str, str]
         props["ipAddress"] = ip
     if volumes:
         props["volumes"] = volumes
+    group_meta: Json = {}
     if settings.registry is not None:
         password = settings.registry.password(app=spec.app)
         props["imageRegistryCredentials"] = [
             {"server": settings.registry.server, "username": settings.registry.username, "password": password.reveal()}
         ]
-        tags.put_json(all_tags, tags.GROUP_META, {"r": tags.encode_digest(password)})
+        group_meta["r"] = tags.encode_digest(password)
+    if any(s.build is not None for s in spec.services.values() if s.replicas > 0):
+        group_meta["a"] = settings.acr
+    if group_meta:
+        tags.put_json(all_tags, tags.GROUP_META, group_meta)
     body: Json = {"location": settings.location, "tags": all_tags, "properties": props}
     if not containers:
         return GroupPlan(name, body, "", {}), []
@@ -120,7 +130,7 @@ def render(spec: TargetSpec, settings: AzureSettings, secrets: Mapping[str, str]
             f"the group's metadata needs {len(all_tags)} tags but ARM allows {tags.MAX_TAGS}; "
             "use fewer secret values or services per group"
         ])
-    plan = GroupPlan(name, body, spec_hash, properties)
+    plan = GroupPlan(name, body, spec_hash, properties, spec.base_dir)
     return plan, [_with_payload(r, plan) for r in projected]
 
 
@@ -175,6 +185,12 @@ def check(spec: TargetSpec, settings: AzureSettings) -> None:
             found.append(
                 (("services", name, "command"), "ACI has no secure command arguments; pass the secret in env instead")
             )
+        if service.build is not None and settings.acr is None:
+            found.append((
+                ("services", name, "build"),
+                "ACI cannot build images: set the target's `acr:` setting to an Azure Container Registry to push "
+                f"the build to, or give the service image: (targets.{target}.overrides.{name}.image)",
+            ))
         if service.user is not None or service.read_only:
             found.append((
                 ("services", name),

@@ -16,6 +16,7 @@ from multicloud.planner import Action, Change
 from multicloud.resources import Resource
 from multicloud.spec.targets import TargetSpec
 from multicloud_azure import desired, tags, views
+from multicloud_azure.acr import push_builds
 from multicloud_azure.api import AciApi, ClientFactory, Json
 from multicloud_azure.desired import GroupPlan
 from multicloud_azure.settings import AzureSettings, parse_settings
@@ -27,7 +28,7 @@ CAPABILITIES = Capabilities(
     websockets=True,
     internal_tcp=True,
     volumes=False,
-    build=False,
+    build=True,
     max_cpu=desired.MAX_CPU,
     max_memory=int(desired.MAX_MEMORY_GB * 1024**3),
     notes=(
@@ -35,7 +36,7 @@ CAPABILITIES = Capabilities(
         "replicas > 1 cannot run in one group: the plan says what to do",
         "any change restarts every container of the group; cpu, memory, restart policy and adding or removing a "
         "service recreate it",
-        "build: is not supported; give image: (e.g. pushed to an Azure Container Registry)",
+        "build: pushes to the Azure Container Registry the `acr` setting names (deployed by digest)",
     ),
 )
 
@@ -141,17 +142,20 @@ class AzureAciProvider:
                     why += "; adding or removing a service resizes the group, which ACI does only by recreating it"
                 self._delete(group_name, change.key, emit, why=why)
                 existed = False
-            self._put(plan, change.key, emit, existed=existed)
+            self._put(app, plan, change.key, emit, existed=existed)
 
-    def _put(self, plan: GroupPlan, key: str, emit: EventSink, *, existed: bool) -> None:
-        """PUT the rendered group; returns once ARM accepted it (health then waits for it to be
-        provisioned). A failure leaves whatever ARM kept (tagged, observable)."""
+    def _put(self, app: str, plan: GroupPlan, key: str, emit: EventSink, *, existed: bool) -> None:
+        """Push the group's `build:` images, then PUT the rendered group; returns once ARM accepted it
+        (health then waits for it to be provisioned). A failure leaves whatever ARM kept (tagged,
+        observable) and pushed images."""
         count = len(plan.body["properties"]["containers"])
         verb = f"updating group {plan.name} in place: all {count} container(s) restart" if existed else (
             f"creating group {plan.name} with {count} container(s)"
         )
+        body = push_builds(self.client, self.settings, app, plan.body, plan.base_dir,
+                           say=lambda text: emit(Event("progress", key, text)))
         emit(Event("progress", key, verb))
-        self.client.put_group(plan.name, plan.body)
+        self.client.put_group(plan.name, body)
 
     def _delete(self, name: str, key: str, emit: EventSink, *, why: str = "") -> None:
         """DELETE a group and wait; a failure leaves it deleting or in place, seen by the next plan."""

@@ -24,6 +24,7 @@ CA_BUNDLE_ENV = "MULTICLOUD_AZURE_CA_BUNDLE"
 TOKEN_ENV = "MULTICLOUD_AZURE_TOKEN"  # noqa: S105 - a variable name, not a secret
 RESOURCE_GROUP = r"^[-\w._()]{0,89}[-\w_()]$"
 GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+ACR_NAME = r"^[a-zA-Z0-9]{5,50}$"
 GROUP_NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 DNS_LABEL = r"^[a-z][a-z0-9-]{3,61}[a-z0-9]$"
 RESTART_POLICIES = {
@@ -122,6 +123,8 @@ class AzureSettings(ProviderSettings):
         "(default: $AZURE_AUTHORITY_HOST or the public cloud's)"
     )
     registry: Registry | None = Field(default=None, description="credentials for a private registry")
+    acr: Annotated[str, *_rule(ACR_NAME, "must be a registry's name: 5-50 letters and digits")] | None = (
+        Field(default=None, description="the Azure Container Registry (its name) `build:` images are pushed to"))
     poll_interval: Seconds = Field(default=2.0, description="seconds between LRO polls without Retry-After")
     http_retries: Annotated[int, Field(ge=0, le=20, strict=True)] = Field(
         default=3, description="SDK-level retries of 408/429/5xx (honouring Retry-After)"

@@ -10,6 +10,7 @@ from typing import Any
 
 from multicloud.resources import Resource, Sensitive
 from multicloud_azure import tags
+from multicloud_azure.acr import TOKEN_USER as ACR_TOKEN_USER
 from multicloud_azure.api import Json
 from multicloud_azure.mapping import SECRETS_PATH, secrets_volume
 
@@ -103,6 +104,8 @@ def group_properties(group: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[
     ip = _ip(props)
     registry = None
     for cred in props.get("imageRegistryCredentials") or []:
+        if cred.get("username") == ACR_TOKEN_USER:
+            continue  # the `acr` registry's, with a refresh token from each apply (compared as `acr`)
         digest = meta.get("r")
         registry = {
             "server": cred.get("server"),
@@ -116,6 +119,7 @@ def group_properties(group: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[
         "sku": props.get("sku") or "Standard",
         "ip": {"type": ip.get("type"), "dns_label": ip.get("dnsNameLabel")} if ip else None,
         "registry": registry,
+        "acr": meta.get("a"),
         "containers": sorted(str(c["name"]) for c in props.get("containers") or []),
     }
 
@@ -145,8 +149,12 @@ def container_properties(
     secret_files: dict[str, Sensitive] | None = None
     if any(m.get("name") == secrets_volume(item["name"]) and m.get("mountPath") == SECRETS_PATH for m in mounts):
         secret_files = {k: tags.decode_digest(v) for k, v in sorted(files.items()) if isinstance(v, str)}
+    image = props.get("image")
+    build = meta.get("b")
+    if isinstance(image, str) and isinstance(build, dict) and image.partition("@")[0].endswith(f"/{item['name']}"):
+        image = build  # pushed from a `build:` (acr.push_builds): compared as the build it came from
     return {
-        "image": props.get("image"),
+        "image": image,
         "command": list(props["command"]) if props.get("command") else None,
         "env": env,
         "ports": ports,

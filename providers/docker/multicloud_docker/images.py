@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from multicloud.errors import NotFoundError, ProviderError, UserError
@@ -89,6 +89,23 @@ def ensure_pulled(api: Any, ref: str, say: Say) -> None:
         ) from exc
     if not image_exists(api, ref):
         raise UserError(f"image {ref} is still missing after a pull")
+
+
+def pull_with(api: Any, ref: str, auth: Mapping[str, str]) -> None:
+    """Log in to the reference's registry (the engine checks the credentials there: a pull by digest
+    it already has would not) and pull with them; UserError naming the registry's answer when it refuses."""
+    repository, tag = _split(ref)
+    try:
+        with guard(f"logging in to {ref.split('/', 1)[0]}"):
+            api.login(auth["username"], auth["password"], registry=ref.split("/", 1)[0], reauth=True)
+        with guard(f"pulling image {ref}"):
+            for chunk in api.pull(repository, tag=tag, auth_config=dict(auth), stream=True, decode=True):
+                if "error" in chunk:
+                    raise UserError(f"pulling {ref} failed: {str(chunk['error']).strip()}")
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"pulling {ref} with the registry credentials failed: {exc}") from exc
 
 
 def require_built(api: Any, ref: str) -> None:

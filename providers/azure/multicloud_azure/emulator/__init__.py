@@ -19,6 +19,7 @@ from typing import Any
 
 from multicloud.contract import RunningEmulator
 from multicloud.testing.tls import generate
+from multicloud_azure.emulator.acr import AcrBackend
 from multicloud_azure.emulator.models import AciBackend, Fault
 from multicloud_azure.emulator.running import start_runner
 from multicloud_azure.emulator.server import ArmServer
@@ -76,6 +77,7 @@ class AzureEmulator:
                 """Serve TLS on the listening socket; handshakes happen in the handler threads."""
                 return context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
 
+            backend.acr = AcrBackend(lambda: backend.token, wrap)
             server = ArmServer((host, port), backend, wrap)
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
@@ -95,6 +97,8 @@ class AzureEmulator:
             shutil.rmtree(directory, ignore_errors=True)
             if backend.runner is not None:
                 backend.runner.close()
+            if backend.acr is not None:
+                backend.acr.stop()
 
         environment = {TOKEN_ENV: token, ENDPOINT_ENV: endpoint, CA_BUNDLE_ENV: cert.ca_bundle}
         running = RunningEmulator("azure", endpoint, environment, stop, notes=notes)

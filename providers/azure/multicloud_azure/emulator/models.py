@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from multicloud_azure.emulator import running
 from multicloud_azure.emulator.validation import (
@@ -24,6 +24,9 @@ from multicloud_azure.emulator.validation import (
     validate_group,
     validate_update,
 )
+
+if TYPE_CHECKING:
+    from multicloud_azure.emulator.acr import AcrBackend
 
 RESOURCE_TYPE = "Microsoft.ContainerInstance/containerGroups"
 LOG_CAP = 4 * 1024 * 1024
@@ -116,6 +119,8 @@ class AciBackend:
         self.lock = threading.RLock()
         self.runner: running.GroupRunner | None = None
         """The data plane that runs the groups' containers; None serves the API only."""
+        self.acr: AcrBackend | None = None
+        """The emulated container registries (Microsoft.ContainerRegistry); None serves none."""
 
     # --- test controls ---------------------------------------------------------------------
 

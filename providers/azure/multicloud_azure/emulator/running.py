@@ -46,6 +46,8 @@ def group_unit(key: str, body: Mapping[str, Any]) -> Unit:
     props = body["properties"]
     secret_volumes = {v["name"]: v["secret"] for v in props.get("volumes") or [] if "secret" in v}
     restart = RESTART.get(str(props.get("restartPolicy") or "Always"), "always")
+    credentials = {str(c.get("server")): {"username": str(c.get("username")), "password": str(c.get("password"))}
+                   for c in props.get("imageRegistryCredentials") or []}
     members = []
     for container in props["containers"]:
         cprops = container["properties"]
@@ -71,6 +73,7 @@ def group_unit(key: str, body: Mapping[str, Any]) -> Unit:
                 memory=round(float(requests["memoryInGB"]) * GIB) if requests.get("memoryInGB") else None,
                 probe=_probe(cprops),
                 restart=restart,  # type: ignore[arg-type]
+                pull_auth=credentials.get(str(cprops["image"]).split("/", 1)[0]),
             )
         )
     ip = props.get("ipAddress") or {}

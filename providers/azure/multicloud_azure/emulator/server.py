@@ -6,10 +6,12 @@ import json
 import re
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from multicloud.testing.tls import WrappedServer
+from multicloud_azure.emulator import acr
 from multicloud_azure.emulator.models import AciBackend, Fault, Operation
 from multicloud_azure.emulator.validation import ArmError
 
@@ -17,6 +19,8 @@ API_VERSIONS = ("2023-05-01",)
 PROVIDER = "providers/Microsoft.ContainerInstance"
 _SUB = r"^/subscriptions/(?P<sub>[^/]+)"
 _GROUPS = _SUB + r"/resourceGroups/(?P<rg>[^/]+)/" + PROVIDER + "/containerGroups"
+_REGISTRIES = "/providers/Microsoft.ContainerRegistry/registries"
+_REGISTRY = _SUB + "/resourceGroups/(?P<rg>[^/]+)" + _REGISTRIES + "/(?P<name>[^/]+)"
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     (m, re.compile(p + "$", re.IGNORECASE), h)
     for m, p, h in [
@@ -30,6 +34,9 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("GET", _GROUPS + "/(?P<name>[^/]+)/containers/(?P<container>[^/]+)/logs", "logs"),
         ("GET", _SUB + "/" + PROVIDER + "/locations/(?P<loc>[^/]+)/operations/(?P<op>[^/]+)", "op_status"),
         ("GET", _SUB + "/" + PROVIDER + "/locations/(?P<loc>[^/]+)/operationResults/(?P<op>[^/]+)", "op_result"),
+        ("GET", _SUB + _REGISTRIES, "acr_list"),
+        ("GET", _REGISTRY, "acr_get"),
+        ("PUT", _REGISTRY, "acr_put"),
     ]
 ]
 STATUS_CODES = {429: "TooManyRequests", 500: "InternalServerError", 503: "ServiceUnavailable", 409: "Conflict"}
@@ -120,10 +127,11 @@ class ArmHandler(BaseHTTPRequestHandler):
             raise ArmError(
                 400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required."
             )
-        if version not in API_VERSIONS:
+        versions = acr.API_VERSIONS if _REGISTRIES.lower() in path.lower() else API_VERSIONS
+        if version not in versions:
             raise ArmError(
                 400, "InvalidApiVersionParameter",
-                f"The api-version '{version}' is invalid. The supported versions are '{', '.join(API_VERSIONS)}'.",
+                f"The api-version '{version}' is invalid. The supported versions are '{', '.join(versions)}'.",
             )
         for route_method, pattern, handler in ROUTES:
             match = pattern.match(path)
@@ -204,6 +212,26 @@ class ArmHandler(BaseHTTPRequestHandler):
             return 202, None, {**self._lro_headers(operation, location=True)}
         return 204, None, {}
 
+    def _h_acr_list(self, *, sub: str, query: dict[str, str], raw: bytes) -> Reply:
+        """List the subscription's container registries."""
+        return self._page(self._acr().list(sub), query, self.path)
+
+    def _h_acr_get(self, *, sub: str, rg: str, name: str, query: dict[str, str], raw: bytes) -> Reply:
+        """Return one container registry."""
+        return 200, self._acr().get(sub, rg, name), {}
+
+    def _h_acr_put(self, *, sub: str, rg: str, name: str, query: dict[str, str], raw: bytes) -> Reply:
+        """Create or update a container registry (done at once: provisioningState Succeeded)."""
+        status, view = self._acr().put(sub, rg, name, json.loads(raw or b"{}"))
+        return status, view, {}
+
+    def _acr(self) -> acr.AcrBackend:
+        """The emulator's registries, or 404 when it serves none."""
+        found = self.server.backend.acr
+        if found is None:
+            raise ArmError(404, "NoRegisteredProviderFound", "Microsoft.ContainerRegistry is not served here.")
+        return found
+
     # --- helpers -----------------------------------------------------------------------------
 
     def _page(self, items: list[dict[str, Any]], query: dict[str, str], path: str) -> Reply:
@@ -268,18 +296,10 @@ class ArmHandler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
 
-class ArmServer(ThreadingHTTPServer):
+class ArmServer(WrappedServer):
     """A threaded HTTP(S) server bound to one AciBackend."""
 
-    daemon_threads = True
-    allow_reuse_address = True
-
     def __init__(self, address: tuple[str, int], backend: AciBackend, wrap: Callable[[Any], Any] | None) -> None:
-        super().__init__(address, ArmHandler)
         self.backend = backend
+        super().__init__(address, ArmHandler, wrap)
         self.host_header = f"{address[0]}:{self.server_address[1]}"
-        if wrap is not None:
-            self.socket = wrap(self.socket)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Ignore clients that hang up mid-request (and TLS handshakes that fail)."""

@@ -46,6 +46,9 @@ class Member:
     memory: int | None = None
     probe: Probe | None = None
     restart: RestartPolicy = "always"
+    pull_auth: Mapping[str, str] | None = field(default=None, repr=False)
+    """Registry credentials ({"username", "password"}): the image is pulled with them on every create,
+    as a cloud pulls (a wrong credential fails the member); None uses what the engine has."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ def member_hash(unit: Unit, member: Member, key: bytes) -> str:
     (HMAC) with the runner's secret so that secret env and file values cannot be guessed from it."""
     files = {d: {n: content.hex() for n, content in f.items()} for d, f in member.files.items()}
     body: dict[str, Any] = {
-        **{k: v for k, v in vars(member).items() if k not in ("files", "probe", "env")},
+        **{k: v for k, v in vars(member).items() if k not in ("files", "probe", "env", "pull_auth")},
         "env": dict(member.env),
         "files": files,
         "probe": vars(member.probe) if member.probe else None,

@@ -16,7 +16,7 @@ from multicloud_docker.client import NotFoundError, guard
 from multicloud_docker.containers import discard, files_archive
 from multicloud_docker.dataplane.desired import Member, Probe, Unit
 from multicloud_docker.dataplane.holder import PROGRAM
-from multicloud_docker.images import ensure_pulled
+from multicloud_docker.images import ensure_pulled, pull_with
 
 SESSION = "multicloud.dataplane"
 """Label: the data-plane session that owns the object (every object of a session carries it)."""
@@ -112,7 +112,10 @@ def create_holder(
 def create_member(api: Any, member: Member, holder: str, name: str, labels: Mapping[str, str]) -> str:
     """Pull the image if missing, create a member in the holder's namespace, write its files,
     start it. A failure leaves a labelled container that is not running (removed next pass)."""
-    ensure_pulled(api, member.image, lambda _line: None)
+    if member.pull_auth is not None:
+        pull_with(api, member.image, member.pull_auth)
+    else:
+        ensure_pulled(api, member.image, lambda _line: None)
     restart: dict[str, Any] = {"Name": member.restart}
     with guard(f"creating container {name}"):
         host_config = api.create_host_config(
