@@ -28,8 +28,8 @@ class Terminal:
 def relay(
     terminal: Terminal,
     output: Iterable[tuple[int, bytes]],
-    send: Callable[[bytes], None],
-    end_input: Callable[[], None],
+    send: Callable[[bytes], object],
+    end_input: Callable[[], object],
 ) -> None:
     """Copy terminal.stdin to `send` in a daemon thread (`end_input` at its end), and each (stream,
     bytes) of `output` to stdout or stderr until the output ends. An input side that fails (the

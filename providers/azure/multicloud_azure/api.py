@@ -48,5 +48,9 @@ class AciApi(Protocol):
         its login server, and ACR's /oauth2/exchange trades the ARM token for a refresh token."""
         ...
 
+    def exec_command(self, group: str, container: str, command: str, rows: int, cols: int) -> Json:
+        """Grant an exec session in a container: {'webSocketUri', 'password'}."""
+        ...
+
 
 ClientFactory = Callable[[AzureSettings], AciApi]

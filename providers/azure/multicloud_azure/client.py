@@ -161,6 +161,15 @@ class SdkAciApi:
                             hint="create it (az acr create --name NAME --sku Basic) or fix the target's acr setting")
         return server, acr.exchange(server, arm_token, self._settings.ca_bundle)
 
+    def exec_command(self, group: str, container: str, command: str, rows: int, cols: int) -> Json:
+        """POST the container's exec: a WebSocket URI and its one-time password."""
+        from azure.mgmt.containerinstance.models import ContainerExecRequest, ContainerExecRequestTerminalSize
+
+        size = ContainerExecRequestTerminalSize(rows=rows, cols=cols)
+        request = ContainerExecRequest(command=command, terminal_size=size)
+        with _translated(f"starting {command!r} in {group}/{container}", self._settings):
+            return _json(self._client.containers.execute_command(self._rg, group, container, request))
+
 
 def _json(model: Any) -> Json:
     """The REST JSON (camelCase, read-only fields included) of an SDK model."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +15,8 @@ from multicloud.logwindow import last
 from multicloud.planner import Action, Change
 from multicloud.resources import Resource
 from multicloud.spec.targets import TargetSpec
-from multicloud_azure import desired, tags, views
+from multicloud.terminal import Terminal
+from multicloud_azure import desired, execute, tags, views
 from multicloud_azure.acr import push_builds
 from multicloud_azure.api import AciApi, ClientFactory, Json
 from multicloud_azure.desired import GroupPlan
@@ -239,6 +240,17 @@ class AzureAciProvider:
             if not follow:
                 return
             time.sleep(2.0)
+
+    def exec(self, app: str, service: str, command: Sequence[str], *, replica: int, terminal: Terminal) -> int:
+        """Run one program in the service's container through ACI's exec API (0: ACI reports no status)."""
+        group = self._group(app)
+        names = [c["name"] for c in (group or {}).get("properties", {}).get("containers") or []]
+        if group is None or service not in names:
+            raise UserError(f"service {service!r} of app {app!r} is not deployed", hint="see `multicloud status`")
+        if replica != 1:
+            raise UserError(f"ACI runs one replica of each service; there is no replica {replica}")
+        ca_bundle = self.settings.ca_bundle
+        return execute.run(self.client, group["name"], service, command, terminal=terminal, ca_bundle=ca_bundle)
 
     def endpoints(self, app: str) -> list[Endpoint]:
         """Public ports at the group's DNS name (or IP); internal ones at localhost in the group."""

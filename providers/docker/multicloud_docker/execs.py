@@ -37,23 +37,28 @@ def running_replica(found: Sequence[Replica], app: str, service: str, replica: i
 
 def run_in(api: Any, container: str, command: Sequence[str], terminal: Terminal, *, where: str) -> int:
     """Run `command` in a container through the engine's exec, relaying `terminal`; its exit status."""
-    with guard(f"starting {command[0]!r} in {where}"):
-        made = api.exec_create(
-            container, list(command), stdin=terminal.stdin is not None, tty=terminal.tty, stdout=True, stderr=True
-        )
-        hijacked = api.exec_start(made["Id"], socket=True, tty=terminal.tty)
+    conn, exec_id = start(api, container, command, stdin=terminal.stdin is not None, tty=terminal.tty, where=where)
     if terminal.size is not None:
         try:
             with guard(f"sizing the terminal in {where}"):
-                api.exec_resize(made["Id"], height=terminal.size[0], width=terminal.size[1])
+                api.exec_resize(exec_id, height=terminal.size[0], width=terminal.size[1])
         except MulticloudError:  # a command that has already ended cannot be resized: as docker, go on
             pass
-    conn: socket.socket = getattr(hijacked, "_sock", hijacked)
     try:
-        relay(terminal, _output(conn, terminal.tty), conn.sendall, lambda: conn.shutdown(socket.SHUT_WR))
+        relay(terminal, output(conn, terminal.tty), conn.sendall, lambda: conn.shutdown(socket.SHUT_WR))
     finally:
         conn.close()
-    return exit_status(api, made["Id"], where)
+    return exit_status(api, exec_id, where)
+
+
+def start(api: Any, container: str, command: Sequence[str], *, stdin: bool, tty: bool, where: str
+          ) -> tuple[socket.socket, str]:
+    """Start `command` in a container (the engine's exec); return the connection carrying its
+    streams and the exec's id. Nothing is left behind when it cannot start."""
+    with guard(f"starting {command[0]!r} in {where}"):
+        made = api.exec_create(container, list(command), stdin=stdin, tty=tty, stdout=True, stderr=True)
+        hijacked = api.exec_start(made["Id"], socket=True, tty=tty)
+    return getattr(hijacked, "_sock", hijacked), str(made["Id"])
 
 
 def exit_status(api: Any, exec_id: str, where: str) -> int:
@@ -69,7 +74,7 @@ def exit_status(api: Any, exec_id: str, where: str) -> int:
         time.sleep(0.02)
 
 
-def _output(conn: socket.socket, tty: bool) -> Iterator[tuple[int, bytes]]:
+def output(conn: socket.socket, tty: bool) -> Iterator[tuple[int, bytes]]:
     """(stream, bytes) from the connection: one raw stream on a terminal, else the engine's
     frames (a header of stream type and length before each chunk)."""
     if tty:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import socket
 import threading
 import time
 import uuid
@@ -274,15 +275,27 @@ class AciBackend:
     ) -> str:
         """A container's log as ACI returns it: one string, each line after its time when `timestamps`."""
         with self.lock:
-            group = self._live(sub, rg, name)
-            if container not in {c["name"] for c in group.body["properties"]["containers"]}:
-                message = f"The container '{container}' of group '{name}' was not found."
-                raise ArmError(404, "ContainerNotFound", message)
+            group = self._with_container(sub, rg, name, container)
             if self.runner is not None:
                 return self.runner.logs(_key(group), container, tail, timestamps)
             lines = group.logs.get(container, [])
             lines = lines[-tail:] if tail else lines
             return "".join((line if timestamps else line.partition(" ")[2]) + "\n" for line in lines)
+
+    def exec_target(self, sub: str, rg: str, name: str, container: str) -> str:
+        """The data plane's key of the group whose container an exec may run in (ArmError as ACI's:
+        no such group or container; 409 when nothing runs containers)."""
+        with self.lock:
+            group = self._with_container(sub, rg, name, container)
+            if self.runner is None:
+                message = "This emulator runs no containers (started with --no-run)."
+                raise ArmError(409, "ContainerGroupNotRunning", message)
+            return _key(group)
+
+    def exec_connection(self, key: str, container: str, command: str) -> socket.socket | None:
+        """Start `command` (one program, as ACI runs it) in the container's terminal; its connection,
+        or None when the container is not running."""
+        return None if self.runner is None else self.runner.exec(key, container, [command])
 
     def operation(self, sub: str, op_id: str) -> tuple[Operation, str]:
         """An operation and its status now: InProgress, Succeeded or Failed."""
@@ -373,6 +386,14 @@ class AciBackend:
         if group is not None and group.deleting_until is not None and self.clock() >= group.deleting_until:
             del self.groups[(sub, rg, name)]
             return None
+        return group
+
+    def _with_container(self, sub: str, rg: str, name: str, container: str) -> Group:
+        """The live group, if it has that container (ArmError 404 as ACI's otherwise)."""
+        group = self._live(sub, rg, name)
+        if container not in {c["name"] for c in group.body["properties"]["containers"]}:
+            message = f"The container '{container}' of group '{name}' was not found."
+            raise ArmError(404, "ContainerNotFound", message)
         return group
 
     def _alive(self, group: Group) -> bool:

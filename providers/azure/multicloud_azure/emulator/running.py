@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import socket
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -166,6 +167,10 @@ class GroupRunner:
     def logs(self, key: str, container: str, tail: int | None, timestamps: bool = False) -> str:
         """A container's output (each line after its time when `timestamps`)."""
         return str(self.plane.logs(key, container, tail, timestamps=timestamps))
+
+    def exec(self, key: str, container: str, command: list[str]) -> socket.socket | None:
+        """Start a command in a container's terminal (None when it is not running)."""
+        return self.plane.exec(key, container, command, tty=True)
 
     def close(self) -> None:
         """Stop the data plane, removing every container it made."""

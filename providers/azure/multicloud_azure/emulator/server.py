@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from multicloud.testing.tls import WrappedServer
-from multicloud_azure.emulator import acr
+from multicloud_azure.emulator import acr, exec_socket
 from multicloud_azure.emulator.models import AciBackend, Fault, Operation
 from multicloud_azure.emulator.validation import ArmError
 
@@ -32,6 +32,7 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("PATCH", _GROUPS + "/(?P<name>[^/]+)", "patch"),
         ("POST", _GROUPS + "/(?P<name>[^/]+)/(?P<action>restart|start|stop)", "action"),
         ("GET", _GROUPS + "/(?P<name>[^/]+)/containers/(?P<container>[^/]+)/logs", "logs"),
+        ("POST", _GROUPS + "/(?P<name>[^/]+)/containers/(?P<container>[^/]+)/exec", "exec"),
         ("GET", _SUB + "/" + PROVIDER + "/locations/(?P<loc>[^/]+)/operations/(?P<op>[^/]+)", "op_status"),
         ("GET", _SUB + "/" + PROVIDER + "/locations/(?P<loc>[^/]+)/operationResults/(?P<op>[^/]+)", "op_result"),
         ("GET", _SUB + _REGISTRIES, "acr_list"),
@@ -39,6 +40,7 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("PUT", _REGISTRY, "acr_put"),
     ]
 ]
+EXEC_PATH = "/_exec/"
 STATUS_CODES = {429: "TooManyRequests", 500: "InternalServerError", 503: "ServiceUnavailable", 409: "Conflict"}
 
 Reply = tuple[int, Any, dict[str, str]]
@@ -54,7 +56,12 @@ class ArmHandler(BaseHTTPRequestHandler):
         """Stay quiet; the backend keeps a request log instead."""
 
     def do_GET(self) -> None:
-        """Serve a GET."""
+        """Serve a GET (an exec session's WebSocket, whose password is its authentication)."""
+        if self.path.startswith(EXEC_PATH):
+            backend = self.server.backend
+            session = self.server.exec_sessions.take(self.path[len(EXEC_PATH):])
+            exec_socket.serve(self, session, lambda s: backend.exec_connection(s.key, s.container, s.command))
+            return
         self._serve("GET")
 
     def do_PUT(self) -> None:
@@ -196,6 +203,16 @@ class ArmHandler(BaseHTTPRequestHandler):
         timestamps = query.get("timestamps", "false").lower() == "true"
         return 200, {"content": self.server.backend.logs(sub, rg, name, container, tail, timestamps=timestamps)}, {}
 
+    def _h_exec(self, *, sub: str, rg: str, name: str, container: str, query: dict[str, str], raw: bytes) -> Reply:
+        """Grant an exec session: {webSocketUri, password} (ACI runs `command` as one program, no arguments)."""
+        command = json.loads(raw or b"{}").get("command")
+        if not isinstance(command, str) or not command.strip():
+            raise ArmError(400, "InvalidRequestContent", "The exec request must have a 'command'.")
+        key = self.server.backend.exec_target(sub, rg, name, container)
+        ident, password = self.server.exec_sessions.grant(key, container, command)
+        uri = f"wss://{self.headers.get('Host') or self.server.host_header}{EXEC_PATH}{ident}"
+        return 200, {"webSocketUri": uri, "password": password}, {}
+
     def _h_op_status(self, *, sub: str, loc: str, op: str, query: dict[str, str], raw: bytes) -> Reply:
         """The Azure-AsyncOperation status document of an operation."""
         operation, status = self.server.backend.operation(sub, op)
@@ -302,4 +319,5 @@ class ArmServer(WrappedServer):
     def __init__(self, address: tuple[str, int], backend: AciBackend, wrap: Callable[[Any], Any] | None) -> None:
         self.backend = backend
         super().__init__(address, ArmHandler, wrap)
+        self.exec_sessions = exec_socket.ExecSessions()
         self.host_header = f"{address[0]}:{self.server_address[1]}"

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import functools
 import secrets
+import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from multicloud.errors import MulticloudError
+from multicloud_docker import execs
 from multicloud_docker.client import ClientFactory, default_factory, guard, read_client
 from multicloud_docker.dataplane import engine as E
 from multicloud_docker.dataplane.desired import Unit, holder_hash, member_hash
@@ -150,6 +152,15 @@ class DataPlane:
             except MulticloudError:
                 return ""
         return bytes(data).decode("utf-8", "replace")
+
+    def exec(self, key: str, member: str, command: Sequence[str], *, tty: bool = True) -> socket.socket | None:
+        """Start `command` in a member's running container (the engine's exec, stdin attached) and
+        return the connection carrying its streams; None when the member is not running."""
+        state = self.state(key).members.get(member)
+        if state is None or not state.container or state.state != "running":
+            return None
+        conn, _ = execs.start(self._factory(), state.container, command, stdin=True, tty=tty, where=member)
+        return conn
 
     # --- the loop ----------------------------------------------------------------------------
 
