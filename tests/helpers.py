@@ -93,3 +93,25 @@ def where(text: str, needle: str, nth: int = 0) -> tuple[int, int]:
 def at(found: Problem) -> tuple[int, int]:
     """A problem's (line, column)."""
     return found.line, found.column
+
+
+CLOUD_SDKS = ("boto3", "botocore", "docker", "azure", "google", "grpc")
+
+
+def sdks_loaded_by(*commands: list[str]) -> list[str]:
+    """The cloud SDK modules one fresh interpreter has loaded after running these CLI commands (each
+    must exit 0), e.g. sdks_loaded_by(["graph", "-f", path]) == [] for a command that needs none."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\nfrom multicloud.cli.main import main\n"
+        f"for argv in {commands!r}:\n    assert main(argv) == 0, argv\n"
+        f"print('SDKS', json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {CLOUD_SDKS!r})))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=root,
+                         check=False)
+    assert run.returncode == 0, run.stderr
+    return list(json.loads(run.stdout.rsplit("SDKS ", 1)[1]))

@@ -121,7 +121,7 @@ def test_the_extras_install_every_provider_from_the_wheels(installed: Path) -> N
 
 
 @pytest.mark.slow
-def test_the_installed_cli_draws_the_example_on_every_target(installed: Path) -> None:
+def test_the_installed_cli_draws_and_prices_the_example_on_every_target(installed: Path) -> None:
     example = str(ROOT / "examples" / "iot-backend" / "multicloud.yaml")
     drawn = _run(installed, "python", "-c", (  # one process: the fresh venv compiles its bytecode once
         "from multicloud.cli.main import main\n"
@@ -131,5 +131,9 @@ def test_the_installed_cli_draws_the_example_on_every_target(installed: Path) ->
     assert drawn.returncode == 0, drawn.stderr
     for target in ("local", "aws", "azure", "gcp"):
         assert f'digraph "iot-backend on {target}"' in drawn.stdout
+    priced = _run(installed, "multicloud", "estimate", "-f", example, "-o", "json")  # the wheels carry prices.yaml
+    assert priced.returncode == 0, priced.stderr
+    totals = {t["target"]: t["total"] for t in json.loads(priced.stdout)["targets"]}
+    assert totals == {"local": 0, "aws": 133.06, "azure": 73.74, "gcp": 234.07}  # as tests/test_estimate.py
     helped = _run(installed, "multicloud", "--help")
     assert helped.returncode == 0 and "graph" in helped.stdout

@@ -138,6 +138,12 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from multicloud.cli.estimate import estimate_command
+
+    return estimate_command(args, _load(args))
+
+
 def _say_scope(args: argparse.Namespace, deployment: Any, *, destroy: bool) -> None:
     """Under text output, say which services a targeted plan takes in besides those named."""
     if args.services:
@@ -398,6 +404,7 @@ HANDLERS: dict[str, Handler] = {
     "apply": cmd_apply,
     "destroy": cmd_destroy,
     "graph": cmd_graph,
+    "estimate": cmd_estimate,
     "rollback": cmd_rollback,
     "status": cmd_status,
     "endpoints": cmd_endpoints,

@@ -150,6 +150,23 @@ def _graph_command(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _emulate_command(p: argparse.ArgumentParser) -> None:
+    p.add_argument("cloud", help="emulator name, e.g. aws, azure, gcp (see `multicloud providers`)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    p.add_argument(
+        "--no-run", action="store_true", help="serve the API only (default: run the workload's containers on a "
+        "reachable Docker engine, removed when the emulator stops)"
+    )
+
+
+def _estimate_command(p: argparse.ArgumentParser) -> None:
+    from multicloud.cli.estimate import add_arguments
+
+    _common(p, target=False, output=False)
+    add_arguments(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser for every command."""
     import argparse
@@ -198,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     _services(p, "remove only these services and the services that need them")
     p.add_argument("--volumes", action="store_true", help="also delete named volumes and their data")
     _graph_command(command("graph", help="print the dependency graph of a plan (Mermaid or Graphviz DOT)"))
+    _estimate_command(command("estimate", help="the spec's monthly cost on each target, side by side (list prices)"))
     p = command("rollback", help="return a service to its previous revision (ECS, Cloud Run)")
     _common(p, output=False)
     p.add_argument("service", help="service name")
@@ -211,14 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     _logs_command(command("logs", help="print a service's logs (all services if none is named)"))
     _exec_command(command("exec", help="run a command in a running service (exit status passed through)"))
-    p = command("emulate", help="run a local emulator of a cloud (prints the environment to export)")
-    p.add_argument("cloud", help="emulator name, e.g. aws, azure, gcp (see `multicloud providers`)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
-    p.add_argument(
-        "--no-run", action="store_true", help="serve the API only (default: run the workload's containers on a "
-        "reachable Docker engine, removed when the emulator stops)"
-    )
+    _emulate_command(command("emulate", help="run a local emulator of a cloud (prints the environment to export)"))
     _import_command(command("import", help="write a multicloud.yaml from compose files (saying what is not carried)"))
     _completion_command(command("completion", help="print a shell completion script (bash, zsh or fish)"))
     p = command("schema", help="print the spec's JSON Schema (for editor completion)")

@@ -68,5 +68,12 @@ def fargate_size(service: str, cpu: float, memory_bytes: int) -> tuple[int, int]
     return chosen, fitting[0]
 
 
+def billed_size(service: str, cpu: float, memory_bytes: int) -> tuple[float, float]:
+    """The vCPU and GiB Fargate bills for a request (its task size, see fargate_size); UserError as there.
+    Named by prices.yaml for `multicloud estimate`."""
+    units, mib = fargate_size(service, cpu, memory_bytes)
+    return units / 1024, mib / 1024
+
+
 def _gib(mib: int) -> str:
     return f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi"
