@@ -235,6 +235,14 @@ def secret_files(service: Service) -> list[str]:
     return list(names)
 
 
+def service_secrets(service: Service) -> list[str]:
+    """Names of every secret a service uses: its `secrets:` list and every `${secrets.NAME...}`, each once."""
+    names = dict.fromkeys(service.secrets)
+    for _, text in placeholder_fields(service):
+        names.update((r.name, None) for r in references(text) if isinstance(r, SecretRef))
+    return list(names)
+
+
 def resolve(
     text: str,
     address: Callable[[ServiceRef], str],

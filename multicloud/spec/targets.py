@@ -78,13 +78,11 @@ class TargetSpec:
 
     def used_secrets(self) -> list[str]:
         """Names of the secrets some service on this target uses, and each resource's password, in spec order."""
-        from multicloud.spec.placeholders import SecretRef, placeholder_fields, references
+        from multicloud.spec.placeholders import service_secrets
 
         used: set[str] = {password_secret(name) for name in self.resources}
         for service in self.services.values():
-            used.update(service.secrets)
-            for _, value in placeholder_fields(service):
-                used.update(r.name for r in references(value) if isinstance(r, SecretRef))
+            used.update(service_secrets(service))
         return [name for name in self.secrets if name in used]
 
     def generated_secrets(self) -> list[str]:

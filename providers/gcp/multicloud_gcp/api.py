@@ -41,3 +41,40 @@ class CloudRunApi(Protocol):
 
 
 ClientFactory = Callable[[GcpSettings], CloudRunApi]
+
+
+class SecretManagerApi(Protocol):
+    """Secret Manager v1 calls for the secrets multicloud writes; errors already translated."""
+
+    def list_secrets(self, project: str, labels: dict[str, str]) -> list[Body]:
+        """Every secret of the project carrying these labels (all pages); reads only."""
+        ...
+
+    def get_secret(self, name: str) -> Body | None:
+        """A secret's metadata, or None when it does not exist; reads only."""
+        ...
+
+    def create_secret(
+        self, project: str, secret_id: str, labels: dict[str, str], annotations: dict[str, str]
+    ) -> bool:
+        """Create a secret (automatic replication, no version yet); False when it already exists."""
+        ...
+
+    def update_annotations(self, name: str, annotations: dict[str, str]) -> None:
+        """Replace a secret's annotations."""
+        ...
+
+    def add_version(self, name: str, value: str) -> None:
+        """Add a version holding `value` (sent with its CRC32C); the latest from now on."""
+        ...
+
+    def latest_value(self, name: str) -> str | None:
+        """The latest enabled version's value, or None when the secret or its versions are missing."""
+        ...
+
+    def delete_secret(self, name: str) -> None:
+        """Delete a secret with every version; a missing one is not an error."""
+        ...
+
+
+SecretFactory = Callable[[GcpSettings], SecretManagerApi]

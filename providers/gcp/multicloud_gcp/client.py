@@ -6,7 +6,7 @@ Every google.api_core / google.auth exception is translated here, once, with `ra
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 from multicloud.errors import ProviderError, RetryableError, UserError
@@ -78,6 +78,24 @@ def translate(exc: Exception, what: str, settings: GcpSettings) -> Exception:
     return ProviderError(f"{what}: {name}: {message}")
 
 
+@contextmanager
+def translated(what: str, settings: GcpSettings) -> Iterator[None]:
+    """Translate any SDK exception raised in the block (once, `raise ... from`)."""
+    try:
+        yield
+    except (RetryableError, UserError, ProviderError):
+        raise
+    except Exception as exc:
+        raise translate(exc, what, settings) from exc
+
+
+def emulator_channel(settings: GcpSettings) -> Any:
+    """An insecure gRPC channel to an emulator's api_endpoint."""
+    import grpc
+
+    return grpc.insecure_channel(str(settings.api_endpoint).removeprefix("http://").rstrip("/"))
+
+
 class GoogleCloudRunApi:
     """CloudRunApi over the unmodified run_v2.ServicesClient and RevisionsClient."""
 
@@ -89,15 +107,9 @@ class GoogleCloudRunApi:
         with self._translated("connect"):
             self._services, self._revisions = _clients(settings)
 
-    @contextmanager
-    def _translated(self, what: str) -> Iterator[None]:
+    def _translated(self, what: str) -> AbstractContextManager[None]:
         """Translate any SDK exception raised in the block (once, `raise ... from`)."""
-        try:
-            yield
-        except (RetryableError, UserError, ProviderError):
-            raise
-        except Exception as exc:
-            raise translate(exc, what, self.settings) from exc
+        return translated(what, self.settings)
 
     def _wait(self, operation: Any) -> Body:
         """Wait for an operation with a short first poll; raise its translated error if it failed."""
@@ -111,20 +123,20 @@ class GoogleCloudRunApi:
             multiplier=1.5,
             timeout=self.settings.operation_timeout,
         )
-        return _body(operation.result(timeout=self.settings.operation_timeout, polling=polling))
+        return body_of(operation.result(timeout=self.settings.operation_timeout, polling=polling))
 
     def get_service(self, name: str) -> Body | None:
         """Return the service, or None when it does not exist; reads only."""
         with self._translated(f"get {name}"):
             try:
-                return _body(self._services.get_service(name=name))
+                return body_of(self._services.get_service(name=name))
             except self._exceptions.NotFound:
                 return None
 
     def list_services(self, parent: str) -> list[Body]:
         """Return every service under the parent (all pages); reads only."""
         with self._translated(f"list services in {parent}"):
-            return [_body(s) for s in self._services.list_services(parent=parent)]
+            return [body_of(s) for s in self._services.list_services(parent=parent)]
 
     def create_service(self, parent: str, service_id: str, body: Body) -> None:
         """Start creating a service; returns once Cloud Run accepted it (not waiting for the
@@ -154,7 +166,7 @@ class GoogleCloudRunApi:
     def list_revisions(self, service: str) -> list[Body]:
         """Return the revisions of a service, newest first; reads only."""
         with self._translated(f"list revisions of {service}"):
-            found = [_body(r) for r in self._revisions.list_revisions(parent=service)]
+            found = [body_of(r) for r in self._revisions.list_revisions(parent=service)]
         return sorted(found, key=lambda r: r.get("create_time", ""), reverse=True)
 
 
@@ -169,18 +181,16 @@ def _clients(settings: GcpSettings) -> tuple[Any, Any]:
     from google.cloud import run_v2
 
     if settings.emulated and settings.transport == "grpc":
-        import grpc
         from google.cloud.run_v2.services.revisions.transports import RevisionsGrpcTransport
         from google.cloud.run_v2.services.services.transports import ServicesGrpcTransport
 
-        target = str(settings.api_endpoint).removeprefix("http://").rstrip("/")
-        channel = grpc.insecure_channel(target)
+        channel = emulator_channel(settings)
         return (
             run_v2.ServicesClient(transport=ServicesGrpcTransport(channel=channel)),
             run_v2.RevisionsClient(transport=RevisionsGrpcTransport(channel=channel)),
         )
     options = ClientOptions(api_endpoint=settings.api_endpoint) if settings.api_endpoint else None
-    credentials = _credentials(settings)
+    credentials = credentials_for(settings)
     make: Callable[..., Any]
     clients = []
     for make in (run_v2.ServicesClient, run_v2.RevisionsClient):
@@ -188,7 +198,7 @@ def _clients(settings: GcpSettings) -> tuple[Any, Any]:
     return clients[0], clients[1]
 
 
-def _credentials(settings: GcpSettings) -> Any:
+def credentials_for(settings: GcpSettings) -> Any:
     """Anonymous, a service-account key file, or Application Default Credentials."""
     if settings.credentials == "anonymous":
         from google.auth.credentials import AnonymousCredentials
@@ -215,7 +225,7 @@ def _message(body: Body) -> Any:
     return run_v2.Service.wrap(pb)
 
 
-def _body(message: Any) -> Body:
+def body_of(message: Any) -> Body:
     """The JSON form (proto field names) of a proto-plus message."""
     from google.protobuf import json_format
 
@@ -235,13 +245,14 @@ def _renamed(value: Any) -> Any:
 
 def proto_modules() -> dict[str, Any]:
     """The protobuf classes the emulator's gRPC server (de)serialises, imported on demand."""
-    from google.cloud import run_v2
+    from google.cloud import run_v2, secretmanager_v1
     from google.longrunning import operations_pb2
     from google.protobuf import empty_pb2, json_format
     from google.rpc import status_pb2
 
     return {
         "run_v2": run_v2,
+        "secretmanager_v1": secretmanager_v1,
         "operations_pb2": operations_pb2,
         "empty_pb2": empty_pb2,
         "json_format": json_format,

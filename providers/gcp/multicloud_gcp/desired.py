@@ -11,7 +11,7 @@ from multicloud.addressing import resolve_service
 from multicloud.errors import CapabilityError, Finding
 from multicloud.resources import Resource, Sensitive, fingerprint
 from multicloud.spec.models import HealthCheck, Service
-from multicloud.spec.placeholders import SECRETS_DIR, secret_files, takes_secret_value, whole_secret
+from multicloud.spec.placeholders import SECRETS_DIR, secret_files, service_secrets, takes_secret_value, whole_secret
 from multicloud.spec.targets import TargetSpec
 from multicloud.spec.units import format_memory
 from multicloud_gcp import limits, rules
@@ -27,6 +27,7 @@ from multicloud_gcp.mapping import (
     TARGET_LABEL,
     summarize,
 )
+from multicloud_gcp.secrets import secret_ids, secret_resources
 from multicloud_gcp.settings import GcpSettings
 
 PROVIDER = "gcp-cloudrun"
@@ -36,12 +37,9 @@ def desired_services(spec: TargetSpec, secrets: Mapping[str, str], settings: Gcp
     """Render one `service/NAME` resource per spec service; raise CapabilityError listing
     every way the spec breaks Cloud Run's rules (before any call is made)."""
     address = CloudRunAddressing(spec.app, spec.services, settings.region, settings.project_number)
-    problems: list[Finding] = [
-        (("secrets", name), "generate: true needs a secret store multicloud writes, and gcp-cloudrun only refers "
-         "to Secret Manager secrets that exist (secret_names); create the secret there and use from_env or from_file")
-        for name in spec.generated_secrets()
-    ]
-    resources = []
+    problems: list[Finding] = []
+    resources = secret_resources(spec, secrets, settings)
+    written = {r.name for r in resources}
     for name, service in spec.services.items():
         found = _problems(spec, name, service, settings)
         problems += found
@@ -50,8 +48,9 @@ def desired_services(spec: TargetSpec, secrets: Mapping[str, str], settings: Gcp
         body = service_body(spec, name, secrets, settings, address=address)
         properties = summarize(body)
         body["labels"][SPEC_LABEL] = fingerprint(properties)
+        needs = tuple(f"secret/{s}" for s in service_secrets(service) if s in written)
         resources.append(
-            Resource("service", name, properties, depends_on=_depends(service), service=name, payload=body)
+            Resource("service", name, properties, depends_on=(*_depends(service), *needs), service=name, payload=body)
         )
     if problems:
         raise CapabilityError(spec.target, PROVIDER, problems)
@@ -163,11 +162,6 @@ def _cpu_mode(spec: TargetSpec, name: str, settings: GcpSettings) -> tuple[int, 
     return concurrency, not rules.instance_billing(spec, name, settings), gen1
 
 
-def secret_path(name: str, settings: GcpSettings) -> str:
-    """The Secret Manager secret a spec secret refers to: `secret_names` or the same name."""
-    return settings.secret_names.get(name, name)
-
-
 def service_body(
     spec: TargetSpec,
     name: str,
@@ -178,6 +172,7 @@ def service_body(
 ) -> Body:
     """The Cloud Run v2 Service (protobuf JSON, proto field names) for one spec service."""
     service = spec.services[name]
+    ids = secret_ids(spec, settings)
     resolved = resolve_service(
         service, address, secrets, lambda secret: secret_file_path(service, secret), app=spec.app
     )
@@ -192,7 +187,7 @@ def service_body(
         if whole is not None and not whole.file:
             assert isinstance(value, Sensitive)
             digests[key] = value.digest
-            ref = {"secret": secret_path(whole.name, settings), "version": "latest"}
+            ref = {"secret": ids[whole.name], "version": "latest"}
             env.append({"name": key, "value_source": {"secret_key_ref": ref}})
         else:
             env.append({"name": key, "value": str(value)})
@@ -221,14 +216,14 @@ def service_body(
         known = secret in secrets
         digests[f"file:{secret}"] = Sensitive.of(secrets[secret], app=spec.app).digest if known else "unknown"
         item = {"path": secret, "version": "latest"}
-        volumes.append({"name": "secrets", "secret": {"secret": secret_path(secret, settings), "items": [item]}})
+        volumes.append({"name": "secrets", "secret": {"secret": ids[secret], "items": [item]}})
         container["volume_mounts"] = [{"name": "secrets", "mount_path": SECRETS_DIR}]
     for secret in [s for s in secret_files(service) if s not in service.secrets]:
         known = secret in secrets
         digests[f"file:{secret}"] = Sensitive.of(secrets[secret], app=spec.app).digest if known else "unknown"
         item = {"path": secret, "version": "latest"}
         volume = _volume_name(secret)
-        volumes.append({"name": volume, "secret": {"secret": secret_path(secret, settings), "items": [item]}})
+        volumes.append({"name": volume, "secret": {"secret": ids[secret], "items": [item]}})
         container.setdefault("volume_mounts", []).append({"name": volume, "mount_path": f"{SECRETS_DIR}/{secret}"})
     websocket = port is not None and port.protocol == "mqtt-ws"
     minimum, maximum = rules.scaling(service, settings)

@@ -6,17 +6,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from multicloud.contract import Capabilities, Endpoint, Event, EventSink, Health, LogLine, ServiceStatus
+from multicloud.contract import Capabilities, Endpoint, Event, EventSink, Health, HealthState, LogLine, ServiceStatus
 from multicloud.errors import UserError
 from multicloud.planner import Action, Change
-from multicloud.resources import Resource
+from multicloud.resources import Resource, Sensitive
 from multicloud.spec.targets import TargetSpec
 from multicloud.terminal import Terminal
 from multicloud_gcp import reports
 from multicloud_gcp.addressing import service_id
-from multicloud_gcp.api import Body, ClientFactory, CloudRunApi
+from multicloud_gcp.api import Body, ClientFactory, CloudRunApi, SecretFactory, SecretManagerApi
 from multicloud_gcp.desired import desired_services
-from multicloud_gcp.mapping import owner, resource_of
+from multicloud_gcp.mapping import APP_LABEL, owner, resource_of
+from multicloud_gcp.secrets import DIGEST_ANNOTATION, annotations_of, labels_of, secret_of
 from multicloud_gcp.settings import GcpSettings, parse_settings
 
 CAPABILITIES = Capabilities(
@@ -38,7 +39,8 @@ CAPABILITIES = Capabilities(
         "MQTT is served over WebSockets (mqtt-ws): min instances >= 1, session affinity, and a request "
         "timeout of at most 60 min, after which devices must reconnect",
         "images are taken as given (build and push to Artifact Registry first)",
-        "secrets are Secret Manager references; multicloud never writes their values",
+        "secrets are Secret Manager references, except generated ones (generate: true) and a database's URL, "
+        "which multicloud writes to Secret Manager as APP-NAME",
         "Cloud Run terminates TLS itself (https://, wss://): containers serve plain http or mqtt-ws",
     ),
 )
@@ -51,11 +53,14 @@ class CloudRunProvider:
     capabilities = CAPABILITIES
 
     def __init__(
-        self, settings: Mapping[str, Any] | GcpSettings, *, client_factory: ClientFactory | None = None
+        self, settings: Mapping[str, Any] | GcpSettings, *, client_factory: ClientFactory | None = None,
+        secret_factory: SecretFactory | None = None,
     ) -> None:
         self.settings: GcpSettings = parse_settings(settings)
         self._factory = client_factory
         self._client: CloudRunApi | None = None
+        self._secret_factory = secret_factory
+        self._secrets: SecretManagerApi | None = None
 
     @property
     def client(self) -> CloudRunApi:
@@ -67,6 +72,34 @@ class CloudRunProvider:
                 self._factory = default_client_factory
             self._client = self._factory(self.settings)
         return self._client
+
+    @property
+    def secrets(self) -> SecretManagerApi:
+        """The Secret Manager client, built on first use."""
+        if self._secrets is None:
+            if self._secret_factory is None:
+                from multicloud_gcp.secretclient import default_secret_factory
+
+                self._secret_factory = default_secret_factory
+            self._secrets = self._secret_factory(self.settings)
+        return self._secrets
+
+    def _secret_name(self, secret_id: str) -> str:
+        """The resource name of a secret in the target's project."""
+        return f"projects/{self.settings.project}/secrets/{secret_id}"
+
+    def stored_secrets(self, app: str, names: Sequence[str]) -> dict[str, str]:
+        """The values of the app's generated secrets Secret Manager already holds (their latest
+        versions, so they stay as first generated); reads only."""
+        owned = {r.name: r for r in self._owned_secrets(app) if r.name in names}
+        values = {name: self.secrets.latest_value(self._secret_name(str(r.properties["secret"])))
+                  for name, r in owned.items()}
+        return {name: value for name, value in values.items() if value is not None}
+
+    def _owned_secrets(self, app: str) -> list[Resource]:
+        """The secrets multicloud wrote for the app, as resources."""
+        found = [secret_of(b) for b in self.secrets.list_secrets(self.settings.project, {APP_LABEL: app})]
+        return [r for r in found if r is not None]
 
     def _name(self, app: str, service: str) -> str:
         """The full Cloud Run name of an app's service."""
@@ -84,11 +117,14 @@ class CloudRunProvider:
         """Every Cloud Run service labelled with the app; reads only."""
         own = self.settings.service_account is not None
         found = [resource_of(body, own_account=own) for body in self._owned(app)]
+        found += self._owned_secrets(app)
         return sorted((r for r in found if r is not None), key=lambda r: r.key)
 
     def read(self, app: str, key: str) -> list[Resource]:
         """The service as it is now ([] when absent or owned by another app); reads only."""
         kind, _, name = key.partition("/")
+        if kind == "secret":
+            return [r for r in self._owned_secrets(app) if r.name == name]
         if kind != "service":
             return []
         body = self.client.get_service(self._name(app, name))
@@ -102,6 +138,9 @@ class CloudRunProvider:
         once Cloud Run accepted it (health then waits for the rollout), or delete one and wait.
         A failure leaves a labelled service the next apply converges."""
         resource = change.resource
+        if resource.kind == "secret":
+            self._apply_secret(app, change, emit)
+            return
         name = self._name(app, resource.name)
         if change.action is Action.DELETE:
             emit(Event("progress", change.key, f"deleting Cloud Run service {name}"))
@@ -115,6 +154,35 @@ class CloudRunProvider:
             emit(Event("progress", change.key, f"updating Cloud Run service {name} (new revision)"))
             self.client.update_service(self._keeping_account(name, body))
 
+    def _apply_secret(self, app: str, change: Change, emit: EventSink) -> None:
+        """Create a written secret with its first version, add a version when its value changed, or
+        delete it with its versions. A failure may leave a secret without a version, which the next
+        apply fills (its digest annotation is set only with a version)."""
+        resource = change.resource
+        name = self._secret_name(str(resource.properties["secret"]))
+        if change.action is Action.DELETE:
+            emit(Event("progress", change.key, f"deleting secret {name}"))
+            self.secrets.delete_secret(name)
+            return
+        value = resource.properties["value"]
+        assert isinstance(value, Sensitive)
+        annotations = annotations_of(resource)
+        before = change.before.properties.get("value") if change.before is not None else None
+        if change.action is Action.CREATE:
+            emit(Event("progress", change.key, f"storing secret {name} in Secret Manager"))
+            labels = labels_of(app, resource.target)
+            pending = {k: v for k, v in annotations.items() if k != DIGEST_ANNOTATION}
+            if not self.secrets.create_secret(self.settings.project, name.rsplit("/", 1)[-1], labels, pending):
+                existing = self.secrets.get_secret(name) or {}
+                if (existing.get("labels") or {}).get(APP_LABEL) != app:
+                    raise UserError(
+                        f"secret {name} already exists in Secret Manager and is not app {app!r}'s",
+                        hint=f"delete it, or give it another ID with secret_names: {{{resource.name}: ID}}",
+                    )
+        if change.action is Action.CREATE or before != value:
+            self.secrets.add_version(name, value.reveal())
+        self.secrets.update_annotations(name, annotations)
+
     def _keeping_account(self, name: str, body: Body) -> Body:
         """The update body with the service account it runs as now when `service_account` is unset
         (an update replaces the whole template: left out, Cloud Run reverts to the default account)."""
@@ -125,7 +193,9 @@ class CloudRunProvider:
         return {**body, "template": {**body["template"], "service_account": account}} if account else body
 
     def health(self, app: str, resource: Resource) -> Health:
-        """Ready once Cloud Run's terminal condition succeeded and it stopped reconciling."""
+        """Ready once Cloud Run's terminal condition succeeded and it stopped reconciling; a secret once stored."""
+        if resource.kind == "secret":
+            return Health(HealthState.HEALTHY, "stored in Secret Manager")
         body = self.client.get_service(self._name(app, resource.name))
         return reports.health_of(body)
 

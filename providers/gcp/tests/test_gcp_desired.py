@@ -223,18 +223,6 @@ def test_the_secrets_list_and_secret_file_volumes_do_not_mix_on_cloud_run() -> N
         CloudRunProvider(SETTINGS).desired(target_spec(spec, "gcp"), {"a": "1", "b": "2"})
 
 
-def test_generated_secrets_are_refused_with_what_to_do() -> None:
-    spec = spec_from_dict({
-        "name": "shop",
-        "services": {"api": {"image": "x:1", "ports": [{"name": "web", "port": 8000, "protocol": "http"}],
-                             "env": {"TOKEN": "${secrets.token}"}}},
-        "secrets": {"token": {"generate": True}},
-        "targets": {"gcp": {"provider": "gcp-cloudrun"}},
-    })
-    with pytest.raises(CapabilityError, match=r"secrets.token: generate: true .* create the secret there"):
-        CloudRunProvider(SETTINGS).desired(target_spec(spec, "gcp"), {"token": "stand-in"})
-
-
 def test_a_tcp_port_falls_back_to_its_websocket_port_without_overrides() -> None:
     from multicloud.api import Deployment
 

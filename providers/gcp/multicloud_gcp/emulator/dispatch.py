@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from multicloud_gcp.emulator import secretmanager
 from multicloud_gcp.emulator.faults import ApiError
 from multicloud_gcp.emulator.model import CloudRunModel, Json
 
@@ -28,6 +29,18 @@ METHODS = {
         "operations_pb2.WaitOperationRequest",
         "operations_pb2.Operation",
     ),
+    **{
+        method: (secretmanager.SERVICE, f"secretmanager_v1.{request}", f"{response}")
+        for method, request, response in (
+            ("CreateSecret", "CreateSecretRequest", "secretmanager_v1.Secret"),
+            ("GetSecret", "GetSecretRequest", "secretmanager_v1.Secret"),
+            ("UpdateSecret", "UpdateSecretRequest", "secretmanager_v1.Secret"),
+            ("ListSecrets", "ListSecretsRequest", "secretmanager_v1.ListSecretsResponse"),
+            ("DeleteSecret", "DeleteSecretRequest", "empty_pb2.Empty"),
+            ("AddSecretVersion", "AddSecretVersionRequest", "secretmanager_v1.SecretVersion"),
+            ("AccessSecretVersion", "AccessSecretVersionRequest", "secretmanager_v1.AccessSecretVersionResponse"),
+        )
+    },
 }
 
 
@@ -59,6 +72,7 @@ def dispatch(model: CloudRunModel, method: str, request: Json) -> Json:
         "GetOperation": (name, lambda: model.get_operation(name)),
         "ListOperations": (name, lambda: model.list_operations(name, size, token)),
         "DeleteOperation": (name, lambda: model.delete_operation(name)),
+        **secretmanager.handlers(model.secrets, request),
     }
     if method == "WaitOperation":
         model.call(method, name, lambda: {})

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from multicloud_gcp.emulator import validate
 from multicloud_gcp.emulator.defaults import fill_defaults
 from multicloud_gcp.emulator.faults import ApiError, Faults
+from multicloud_gcp.emulator.secretmanager import SecretManager
 from multicloud_gcp.emulator.traffic import traffic_statuses
 from multicloud_gcp.settings import EMULATOR_PROJECT_NUMBER
 
@@ -77,8 +78,10 @@ class CloudRunModel:
         self.runner: RevisionRunner | None = None
         """The data plane that runs serving revisions; None serves the API only."""
         self._gates: dict[str, Callable[[], bool | str]] = {}
-        self.secret_values: dict[str, str] = {}
-        """The emulated Secret Manager: secret name -> value of its latest version."""
+        self.secrets = SecretManager(project_number)
+        """The emulated Secret Manager."""
+        self.secret_values = self.secrets.values
+        """Secret ID -> value of its latest version (setting one adds a version)."""
 
     # --- bookkeeping ---------------------------------------------------------------------
 
@@ -314,13 +317,15 @@ class CloudRunModel:
         return self.runner.prestart(service, revision, self.secret_values)
 
     def _missing_secret(self, service: Json) -> str | None:
-        """The first referenced secret not in known_secrets (None when secrets are not checked)."""
+        """The first referenced secret neither in known_secrets nor in Secret Manager (None when
+        secrets are not checked)."""
         if self.known_secrets is None:
             return None
+        known = self.known_secrets | set(self.secret_values)
         for container in (service.get("template") or {}).get("containers") or []:
             for env in container.get("env") or []:
                 secret = ((env.get("valueSource") or {}).get("secretKeyRef") or {}).get("secret")
-                if secret and str(secret).rsplit("/", 1)[-1] not in self.known_secrets:
+                if secret and str(secret).rsplit("/", 1)[-1] not in known:
                     return str(secret)
         return None
 

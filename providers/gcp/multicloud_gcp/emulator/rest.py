@@ -29,6 +29,13 @@ ROUTES = [
     ("GET", rf"/v2/(?P<p>{LOC}/operations/[^/:]+)", "GetOperation", "name", None),
     ("DELETE", rf"/v2/(?P<p>{LOC}/operations/[^/:]+)", "DeleteOperation", "name", None),
     ("POST", rf"/v2/(?P<p>{LOC}/operations/[^/:]+):wait", "WaitOperation", "name", "*"),
+    ("POST", r"/v1/(?P<p>projects/[^/]+)/secrets", "CreateSecret", "parent", "secret"),
+    ("GET", r"/v1/(?P<p>projects/[^/]+)/secrets", "ListSecrets", "parent", None),
+    ("GET", r"/v1/(?P<p>projects/[^/]+/secrets/[^/:]+)", "GetSecret", "name", None),
+    ("PATCH", r"/v1/(?P<p>projects/[^/]+/secrets/[^/:]+)", "UpdateSecret", "secret.name", "secret"),
+    ("DELETE", r"/v1/(?P<p>projects/[^/]+/secrets/[^/:]+)", "DeleteSecret", "name", None),
+    ("POST", r"/v1/(?P<p>projects/[^/]+/secrets/[^/:]+):addVersion", "AddSecretVersion", "parent", "*"),
+    ("GET", r"/v1/(?P<p>projects/[^/]+/secrets/[^/]+/versions/[^/:]+):access", "AccessSecretVersion", "name", None),
 ]
 BOOLEANS = ("validateOnly", "allowMissing", "showDeleted")
 
@@ -37,7 +44,7 @@ def _query(text: str) -> dict[str, Any]:
     """Query parameters as request fields (booleans parsed, system parameters dropped)."""
     found: dict[str, Any] = {}
     for key, values in parse_qs(text).items():
-        if key.startswith("$") or key in ("updateMask",):
+        if key.startswith("$"):
             continue
         value: Any = values[-1]
         found[key] = value.lower() == "true" if key in BOOLEANS else value
@@ -88,12 +95,12 @@ class _Handler(BaseHTTPRequestHandler):
                 if route_verb != verb or match is None:
                     continue
                 request = _query(parts.query)
-                if body_field == "service":
-                    request["service"] = body if isinstance(body, dict) else {}
-                elif body_field == "*" and isinstance(body, dict):
+                if body_field == "*" and isinstance(body, dict):
                     request.update(body)
-                if param == "service.name":
-                    request["service"]["name"] = match.group("p")
+                elif body_field:
+                    request[body_field] = body if isinstance(body, dict) else {}
+                if param.endswith(".name"):
+                    request[param.removesuffix(".name")]["name"] = match.group("p")
                 else:
                     request[param] = match.group("p")
                 request = protos.normalize_request(method, request)

@@ -1,0 +1,68 @@
+"""Generated secrets on Cloud Run: written to the emulated Secret Manager (secret APP-NAME, labelled,
+its digest in an annotation) by the plan's own secret resource, referenced by the services, read
+back by the next plan (nothing changes, one version), never printed, deleted by destroy. Over the
+unmodified secretmanager_v1 client, REST and gRPC."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from multicloud_gcp.emulator import RunningCloudRun
+from multicloud_gcp.provider import CloudRunProvider
+
+from multicloud.api import Deployment
+from multicloud.errors import ApplyFailedError
+from multicloud.generated import LocalSecretStore
+from multicloud.render import plan_json, plan_text
+from multicloud.spec import spec_from_dict
+
+
+def _spec(app: str) -> Any:
+    return spec_from_dict({
+        "name": app,
+        "services": {"api": {"image": "registry.example.com/api:1", "env": {"TOKEN": "${secrets.token}"},
+                             "ports": [{"name": "http", "port": 8080, "protocol": "http"}]}},
+        "secrets": {"token": {"generate": True}},
+        "targets": {"gcp": {"provider": "gcp-cloudrun"}},
+    })
+
+
+def test_generated_secret_lives_in_secret_manager(
+    cloudrun: RunningCloudRun, provider_for: Callable[..., CloudRunProvider], transport: str,
+    deploy: Callable[..., Deployment],
+) -> None:
+    provider = provider_for(transport)
+    deployment = deploy(_spec("gen"), provider, env={})
+    planned = deployment.plan()
+    assert [c.key for c in planned.changes] == ["secret/token", "service/api"]
+    assert deployment.apply(planned).ok
+    stored = cloudrun.model.secrets.get_secret("projects/demo-project/secrets/gen-token")
+    assert stored["labels"] == {"multicloud-app": "gen", "multicloud-target": "gcp"}
+    value = cloudrun.model.secret_values["gen-token"]
+    assert len(value) >= 32 and value not in json.dumps(stored)
+    assert provider.stored_secrets("gen", ["token", "other"]) == {"token": value}
+    assert not LocalSecretStore("gcp-cloudrun", "gen", "gcp").directory.exists()
+    (container,) = cloudrun.model.services[f"{provider.settings.parent}/services/gen-api"]["template"]["containers"]
+    assert container["env"] == [
+        {"name": "TOKEN", "valueSource": {"secretKeyRef": {"secret": "gen-token", "version": "latest"}}}]
+    again = deploy(_spec("gen"), provider_for(transport), env={})
+    replanned = again.plan()
+    assert not replanned.has_changes  # the stored value is read back: stable across applies
+    assert again.apply(replanned).ok
+    assert cloudrun.model.secrets.access("projects/p/secrets/gen-token/versions/latest")["name"].endswith("/1")
+    shown = [plan_text(planned, verbose=True), json.dumps(plan_json(planned)), json.dumps(cloudrun.model.services)]
+    assert not any(value in text for text in shown)
+    deployment.destroy()
+    assert provider.stored_secrets("gen", ["token"]) == {} and "gen-token" not in cloudrun.model.secret_values
+
+
+def test_a_secret_of_that_name_that_is_not_the_apps_is_left_alone(
+    cloudrun: RunningCloudRun, provider_for: Callable[..., CloudRunProvider], deploy: Callable[..., Deployment]
+) -> None:
+    cloudrun.model.secret_values["theirs-token"] = "someone else's"
+    with pytest.raises(ApplyFailedError, match="already exists in Secret Manager and is not app 'theirs'"):
+        deploy(_spec("theirs"), provider_for("rest"), env={}).apply()
+    assert cloudrun.model.secret_values["theirs-token"] == "someone else's"
