@@ -138,12 +138,14 @@ def test_the_site_hooks_fill_every_marker_of_the_docs() -> None:
     hooks = _hooks()
     pages = {p.relative_to(ROOT / "docs").as_posix(): p.read_text() for p in (ROOT / "docs").rglob("*.md")}
     marked = {name: text for name, text in pages.items() if "<!-- multicloud:" in text}
-    assert set(marked) == {"reference/spec-fields.md", "providers/docker.md", "providers/aws.md",
+    assert set(marked) == {"index.md", "reference/spec-fields.md", "providers/docker.md", "providers/aws.md",
                            "providers/azure.md", "providers/gcp.md"}
     aws = hooks.fill(marked["providers/aws.md"])
     assert "<!-- multicloud:" not in aws and "```mermaid\nflowchart LR\n" in aws
     assert '["+ load-balancer/iot-backend"]:::create' in aws
     reference = hooks.fill(marked["reference/spec-fields.md"])
     assert "## Service {#service}" in reference and "## gcp-cloudrun target settings" in reference
+    index = hooks.fill(marked["index.md"])
+    assert index.startswith("# multicloud\n") and "## The two commands" in index and "## Where to go next" in index
     with pytest.raises(RuntimeError, match="no-such-target"):
         hooks.fill("<!-- multicloud: graph no-such-target -->")
