@@ -6,8 +6,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from multicloud.resources import Sensitive
-from multicloud.spec.models import Port, Service
 from multicloud.spec.placeholders import ServiceRef, default_secret_file, resolve
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from multicloud.spec.models import Port, Service
 
 URL_SCHEMES = {
     "http": "http",

@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from multicloud import capabilities
+from multicloud import capabilities, inputs
 from multicloud.backing import bind, connection_urls
 from multicloud.contract import (
     Endpoint,
@@ -70,6 +70,8 @@ class Deployment:
         self.health_timeout = health_timeout
         """Seconds each step waits for health; None: the provider's capabilities.health_timeout, else 300."""
         self._fresh_secrets: dict[str, str] = {}
+        self.last_plan: SavedPlan | None = None
+        """The last plan this deployment made, with what it was made against."""
 
     @classmethod
     def from_file(
@@ -186,8 +188,10 @@ class Deployment:
         desired = stamped(desired, self.target)
         planned = plan(self.app, self.target, desired, observed, delete_persistent=destroy and volumes)
         digests = {name: Sensitive.of(value, app=self.app).digest for name, value in secrets.items()}
-        return SavedPlan(self.app, self.target, tuple(services), destroy, volumes,
-                         observed_fingerprint(observed), plan_steps(planned), digests, plan=planned)
+        self.last_plan = SavedPlan(self.app, self.target, tuple(services), destroy, volumes,
+                                   observed_fingerprint(observed), plan_steps(planned), digests, plan=planned,
+                                   desired=tuple(desired))
+        return self.last_plan
 
     def save_plan(self, path: str, *, destroy: bool = False, volumes: bool = False,
                   services: Sequence[str] = ()) -> Plan:
@@ -214,7 +218,7 @@ class Deployment:
     def _secret_values(self) -> dict[str, str]:
         """Every used secret's value: read from its source, generated (the stored value, else a
         fresh one that apply keeps), or composed (a resource's URL, from its generated password)."""
-        environ = os.environ if self._environ is None else self._environ
+        environ = inputs.environ() if self._environ is None else self._environ
         values = read_secrets(self.target_spec, environ)
         generated, self._fresh_secrets = generated_values(
             self._secret_store(), self.app, self.target_spec.generated_secrets()

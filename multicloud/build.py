@@ -8,9 +8,13 @@ import re
 import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from multicloud import inputs
 from multicloud.errors import UserError
-from multicloud.spec.models import Build
+
+if TYPE_CHECKING:
+    from multicloud.spec.models import Build
 
 Rules = list[tuple[re.Pattern[str], bool]]
 
@@ -30,23 +34,40 @@ def build_hash(base_dir: str, service: str, build: Build) -> str:
 
 def context_hash(context: Path, dockerfile: str, args: Mapping[str, str], target: str | None) -> str:
     """Hash what a build reads (files .dockerignore keeps, Dockerfile, args, target); reads files only."""
+    digest = hashlib.sha256()
+    files = hashlib.sha256()
+    for part in _context_parts(context, dockerfile):
+        digest.update(part)
+        files.update(part)
+    inputs.note_build(str(context), dockerfile, files.hexdigest())
+    for key in sorted(args):
+        digest.update(f"arg\0{key}\0{args[key]}\0".encode())
+    digest.update(f"target\0{target or ''}".encode())
+    return digest.hexdigest()[:16]
+
+
+def files_digest(context: str, dockerfile: str) -> str:
+    """The digest of a build context's files and Dockerfile alone (what `inputs` compares)."""
+    files = hashlib.sha256()
+    for part in _context_parts(Path(context), dockerfile):
+        files.update(part)
+    return files.hexdigest()
+
+
+def _context_parts(context: Path, dockerfile: str) -> Iterator[bytes]:
+    """What of a context a build reads, in order: each file kept by .dockerignore, then the Dockerfile."""
     if not context.is_dir():
         raise UserError(f"build context {context} is not a directory")
     dockerfile_path = Path(dockerfile) if os.path.isabs(dockerfile) else context / dockerfile
     if not dockerfile_path.is_file():
         raise UserError(f"Dockerfile {dockerfile_path} does not exist")
-    digest = hashlib.sha256()
     rules = _ignore_rules(context)
     try:
         for rel in _files(context, rules):
-            digest.update(_entry(context / rel, rel))
-        digest.update(b"dockerfile\0" + dockerfile.encode() + b"\0" + _sha(dockerfile_path).encode())
+            yield _entry(context / rel, rel)
+        yield b"dockerfile\0" + dockerfile.encode() + b"\0" + _sha(dockerfile_path).encode()
     except OSError as exc:
         raise UserError(f"cannot read build context {context}: {exc}") from exc
-    for key in sorted(args):
-        digest.update(f"arg\0{key}\0{args[key]}\0".encode())
-    digest.update(f"target\0{target or ''}".encode())
-    return digest.hexdigest()[:16]
 
 
 def _entry(path: Path, rel: str) -> bytes:

@@ -201,6 +201,18 @@ class Emulator(Protocol):
 
 
 @runtime_checkable
+class SupportsQuickObserve(Protocol):
+    """A provider whose observe can run without its settings model or SDK, so that a plan or apply
+    with nothing to change, from a compiled target (multicloud.compiled), imports neither."""
+
+    def observer(self) -> tuple[str, dict[str, Any]]:
+        """An importable `module:function` and plain data (picklable, no secret) such that
+        `function(data, app)` returns what `observe(app)` returns now; its module imports no
+        pydantic and no SDK."""
+        ...
+
+
+@runtime_checkable
 class SupportsRollback(Protocol):
     """A provider that keeps previous revisions can return a service to the one before."""
 

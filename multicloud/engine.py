@@ -104,7 +104,8 @@ class Engine:
             swept = self._run(plan.app, touched, self._sweep)
             results.update({f"{k}#sweep": r for k, r in swept.items() if r.outcome == "failed"})
         if all(r.outcome in ("done", "skipped") for r in results.values()):
-            idle = [c for c in plan.changes if c.action is Action.NOOP and c.after is not None]
+            idle = [c for c in plan.changes if c.action is Action.NOOP and c.after is not None
+                    and not (c.before is not None and c.before.healthy)]  # observed healthy: settled
             deadline = time.monotonic() + self.health_timeout  # one for all: they wait side by side
             results.update(self._run(plan.app, idle, lambda app, change: self._settle(app, change, deadline)))
         order = [c.id for c in plan.changes if c.id in results and results[c.id].outcome != "settled"]

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from multicloud import inputs
 from multicloud.errors import UserError
 from multicloud.lock import state_dir
 
@@ -43,11 +44,17 @@ class LocalSecretStore:
         for name in names:
             path = self.directory / name
             try:
-                values[name] = path.read_text(encoding="utf-8")
+                data = path.read_bytes()
             except FileNotFoundError:
+                inputs.note_file(path, None)
                 continue
             except OSError as exc:
                 raise UserError(f"cannot read the generated secret {path}: {exc.strerror}") from exc
+            inputs.note_file(path, data)
+            try:
+                values[name] = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise UserError(f"cannot read the generated secret {path}: it is not UTF-8 text") from exc
         return values
 
     def keep(self, values: Mapping[str, str]) -> None:

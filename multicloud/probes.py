@@ -20,7 +20,10 @@ import shlex
 from dataclasses import dataclass
 
 from multicloud.addressing import http_probe
-from multicloud.spec.models import HealthCheck, Service
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from multicloud.spec.models import HealthCheck, Service
 
 HOST = "127.0.0.1"
 CLOSED = 200

@@ -95,7 +95,8 @@ class Resource:
     Observed only: `instance` tells apart coexisting instances of one key (an interrupted
     create-before-delete leaves two; each is planned on its own), and `faults` says what is
     broken in an instance whose properties match (e.g. "replica 2 exited (137)"); a faulty
-    instance is planned for replacement.
+    instance is planned for replacement; `healthy` says the provider saw it healthy while
+    observing, so an apply that leaves it alone need not wait for it (False: not known).
     `target` is the spec target a resource belongs to: the core sets it on desired resources,
     providers label or tag what they create with it and report it when they observe ("" where
     there is no such label: made before targets were labelled, or by a provider that keeps none).
@@ -113,6 +114,7 @@ class Resource:
     update_effect: str = field(default="", compare=False)
     instance: str = field(default="", compare=False)
     faults: tuple[str, ...] = field(default=(), compare=False)
+    healthy: bool = field(default=False, compare=False)
     target: str = field(default="", compare=False)
 
     @property

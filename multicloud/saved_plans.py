@@ -38,6 +38,8 @@ class SavedPlan:
     """Each secret the plan renders -> its digest."""
     plan: Plan = field(default=Plan("", "", ()), compare=False)
     """The plan itself, with what applying needs (not written: `apply FILE` plans again and compares)."""
+    desired: tuple[Resource, ...] = field(default=(), compare=False)
+    """The desired resources it was made from, within its scope (not written)."""
 
 
 def observed_fingerprint(observed: Sequence[Resource]) -> str:
@@ -66,7 +68,7 @@ def plan_steps(planned: Plan) -> list[dict[str, Any]]:
 def write(path: str, saved: SavedPlan) -> None:
     """Write a saved plan (mode 0600, replaced whole); a failure leaves any earlier file as it was."""
     data = {"format": FORMAT, **saved.__dict__, "services": list(saved.services)}
-    del data["plan"]
+    del data["plan"], data["desired"]
     temporary = f"{path}.tmp-{os.getpid()}"
     try:
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -18,6 +18,11 @@ def run(args: argparse.Namespace) -> int:
     """Dispatch to a command; print errors plainly and return the exit code."""
     handler = HANDLERS[args.command]
     try:
+        from multicloud.cli import quick
+
+        answered = quick.answer(args)
+        if answered is not None:
+            return answered
         return handler(args)
     except MulticloudError as exc:
         _error(args, str(exc), exc)
@@ -68,7 +73,8 @@ def _load(args: argparse.Namespace) -> Any:
     if from_compose is None:
         return load(args.files, variables)
     spec, notes = from_compose
-    for note in notes:
+    args.notes = [str(note) for note in notes]
+    for note in args.notes:
         print(f"note: {note}", file=sys.stderr)
     return spec
 
@@ -111,12 +117,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from multicloud.cli.quick import recording
     from multicloud.render import plan_json, plan_text
 
-    deployment = _deployment(args)
-    options = {"destroy": args.destroy, "services": args.services}
-    _say_scope(args, deployment, destroy=args.destroy)
-    planned = deployment.save_plan(args.out, **options) if args.out else deployment.plan(**options)
+    with recording(args) as keep:
+        deployment = _deployment(args)
+        options = {"destroy": args.destroy, "services": args.services}
+        _say_scope(args, deployment, destroy=args.destroy)
+        planned = deployment.save_plan(args.out, **options) if args.out else deployment.plan(**options)
+        keep(deployment, getattr(args, "notes", []))
     if args.output == "json":
         _print_json(plan_json(planned))
     else:
@@ -166,17 +175,20 @@ def _saved_plan_file(args: argparse.Namespace) -> tuple[str, Any] | None:
 
 def cmd_apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
     from multicloud.cli.progress import progress
+    from multicloud.cli.quick import recording
     from multicloud.errors import ApplyFailedError
     from multicloud.render import plan_json, plan_text
 
     quiet = args.output == "json"
     saved = None if destroy else _saved_plan_file(args)
-    deployment = _deployment(args, concurrency=args.concurrency, health_timeout=args.health_timeout)
-    if saved is not None:
-        planned, destroy = deployment.saved_plan(saved[0]), saved[1].destroy
-    else:
-        _say_scope(args, deployment, destroy=destroy)
-        planned = deployment.plan(destroy=destroy, volumes=getattr(args, "volumes", False), services=args.services)
+    with recording(args) as keep:
+        deployment = _deployment(args, concurrency=args.concurrency, health_timeout=args.health_timeout)
+        if saved is not None:
+            planned, destroy = deployment.saved_plan(saved[0]), saved[1].destroy
+        else:
+            _say_scope(args, deployment, destroy=destroy)
+            planned = deployment.plan(destroy=destroy, volumes=getattr(args, "volumes", False), services=args.services)
+            keep(deployment, getattr(args, "notes", []))
     if not quiet:
         print(plan_text(planned))
     if not planned.has_changes:

@@ -3,11 +3,11 @@ so no value is written into the spec), or resolved now where the spec needs a nu
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from multicloud import inputs
 from multicloud.spec.dotenv import DotenvError, parse_dotenv
 from multicloud.spec.files import MAX_SPEC_BYTES, UnreadableFileError, decode, read_limited
 
@@ -71,9 +71,10 @@ def resolve(text: str, environ: Mapping[str, str]) -> str:
 def project_environment(directory: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The variables compose interpolates with: the `.env` in the project directory, under the
     process environment (which wins); raise InterpolationError naming the `.env` line that is bad."""
-    environ = dict(os.environ if environ is None else environ)
+    environ = dict(inputs.environ() if environ is None else environ)
     path = Path(directory, ".env")
     if not path.is_file():
+        inputs.note_file(path, None)
         return environ
     try:
         values = parse_dotenv(decode(read_limited(str(path), MAX_SPEC_BYTES)), environ)

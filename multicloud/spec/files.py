@@ -8,6 +8,8 @@ import codecs
 import os
 import stat
 
+from multicloud import inputs
+
 MAX_SPEC_BYTES = 4 * 1024 * 1024
 """4 MiB: a spec is a few kilobytes; more can only be the wrong file (or /dev/zero)."""
 MAX_SECRET_BYTES = 1024 * 1024
@@ -38,6 +40,7 @@ def read_limited(path: str, limit: int) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
+        inputs.note_file(path, None)
         raise
     except OSError as exc:
         raise UnreadableFileError(f"cannot read file: {exc.strerror or exc}") from None
@@ -56,6 +59,7 @@ def read_limited(path: str, limit: int) -> bytes:
         os.close(fd)
     if len(data) > limit:
         raise UnreadableFileError(f"the file is over the limit of {limit:,} bytes")
+    inputs.note_file(path, data)
     return data
 
 

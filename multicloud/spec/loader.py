@@ -14,6 +14,8 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from multicloud import inputs
+from multicloud.compiled import Cache
 from multicloud.errors import Problem, SpecError
 from multicloud.spec.files import MAX_SPEC_BYTES, UnreadableFileError, decode, read_limited
 from multicloud.spec.messages import describe, dotted
@@ -31,10 +33,29 @@ def load(
 ) -> Spec:
     """Read and validate a spec file, its variables substituted; raise SpecError listing every problem found.
     Given several files, later ones override earlier ones as compose's override files do (relative paths
-    stay relative to the first file's directory) and each problem names the file its field came from."""
+    stay relative to the first file's directory) and each problem names the file its field came from.
+    A valid spec is kept compiled (multicloud.compiled) and reused while every file and variable it was
+    read from is unchanged; a spec with problems is never kept, so errors always come from a fresh read."""
     files = [os.fspath(path)] if isinstance(path, str | os.PathLike) else [os.fspath(p) for p in path]
     if not files:
         raise SpecError([Problem("<none>", 1, 1, "", "no spec file given")])
+    cache = Cache.open() if variables is None or variables.environ is None else None
+    if cache is None:
+        return _load_files(files, variables)
+    given = variables or Variables()
+    var_files = [os.path.abspath(f) for f in given.files]
+    name = cache.name("spec", os.getcwd(), files, sorted(given.values.items()), var_files)
+    spec = cache.get(name)
+    if isinstance(spec, Spec):
+        return spec
+    with inputs.recording(cache.key) as recorder:
+        spec = _load_files(files, variables)
+    cache.put(name, recorder.inputs, spec)
+    return spec
+
+
+def _load_files(files: list[str], variables: Variables | None) -> Spec:
+    """Read and validate spec files (see load), with no cache."""
     base_dir = os.path.dirname(os.path.abspath(files[0]))
     if len(files) == 1:
         return loads(read_spec_text(files[0]), file=files[0], base_dir=base_dir, variables=variables)

@@ -391,8 +391,29 @@ class SourceMap:
     ) -> None:
         self.path = path
         self.base_dir = base_dir
-        self.marks = marks
+        self._marks: dict[tuple[str | int, ...], Mark] | None = marks
+        self._packed = b""
         self.files = files or {}
+
+    @property
+    def marks(self) -> dict[tuple[str | int, ...], Mark]:
+        """The line and column of every field (unpacked on first use in a spec read from the cache)."""
+        if self._marks is None:
+            import pickle
+
+            self._marks = pickle.loads(self._packed)  # noqa: S301 - packed by __getstate__ below
+        return self._marks
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled with the marks packed: a spec reused from the cache unpacks them only to locate an error."""
+        import pickle
+
+        packed = self._packed if self._marks is None else pickle.dumps(self._marks, pickle.HIGHEST_PROTOCOL)
+        return {"path": self.path, "base_dir": self.base_dir, "files": self.files, "packed": packed}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path, self.base_dir, self.files = state["path"], state["base_dir"], state["files"]
+        self._marks, self._packed = None, state["packed"]
 
     def locate(self, path: tuple[str | int, ...]) -> Mark:
         """Return the line and column of a field, or of its nearest ancestor that exists."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from multicloud import inputs
 from multicloud.errors import Problem, UserError
 from multicloud.spec.dotenv import DotenvError, parse_dotenv
 from multicloud.spec.messages import dotted
@@ -93,8 +94,11 @@ class _Lookup:
         if self.dotenv is None:
             self.dotenv = {}
             try:
-                text = self.dotenv_path.read_text(encoding="utf-8")
+                data = self.dotenv_path.read_bytes()
+                inputs.note_file(self.dotenv_path, data)
+                text = data.decode("utf-8")
             except FileNotFoundError:
+                inputs.note_file(self.dotenv_path, None)
                 return self.dotenv
             except (OSError, UnicodeDecodeError) as exc:
                 self.problems.append(Problem(str(self.dotenv_path), 1, 1, "", f"cannot read: {exc}"))
@@ -116,7 +120,7 @@ def substitute_variables(data: dict[str, Any], source: SourceMap, variables: Var
         problems.append(Problem(*source.where(path), dotted(path), message))
 
     declared = _declared(data.get("vars"), at)
-    environ = os.environ if variables.environ is None else variables.environ
+    environ = inputs.environ() if variables.environ is None else variables.environ
     values: dict[str, str | None] = dict(declared)
     values.update({n: environ[ENV_PREFIX + n] for n in declared if ENV_PREFIX + n in environ})
     for var_file in variables.files:
@@ -169,10 +173,13 @@ def _read_var_file(path: str, declared: Mapping[str, Any], values: dict[str, str
     from multicloud.spec.loader import parse_yaml
 
     try:
-        data, marks = parse_yaml(Path(path).read_text(encoding="utf-8"), path)
+        raw = Path(path).read_bytes()
+        inputs.note_file(path, raw)
+        data, marks = parse_yaml(raw.decode("utf-8"), path)
     except SpecError as exc:
         return exc.problems
     except FileNotFoundError:
+        inputs.note_file(path, None)
         return [Problem(path, 1, 1, "", "var file not found")]
     except (OSError, UnicodeDecodeError) as exc:
         return [Problem(path, 1, 1, "", f"cannot read var file: {exc}")]

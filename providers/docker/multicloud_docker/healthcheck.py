@@ -12,7 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from multicloud.probes import probe_script
-from multicloud.spec.models import HealthCheck, Service
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from multicloud.spec.models import HealthCheck, Service
 
 MIN_INTERVAL = 0.001
 NANOS = 1_000_000_000

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,18 @@ class Replica:
     def generation(self) -> str:
         """The create that made it (containers older than generation labels: their spec hash)."""
         return self.labels.get(L.GENERATION) or self.spec_hash
+
+    @property
+    def settled(self) -> bool:
+        """Running and, as the list shows it, ready: passing its health check or, without one, up
+        for a second or more (the list cannot show restarts: a restarted replica counts from its last start)."""
+        if self.state != "running":
+            return False
+        if "(healthy)" in self.status:
+            return True
+        return "(health" not in self.status and "(unhealthy)" not in self.status and self.status.startswith(
+            "Up "
+        ) and "Less than a second" not in self.status
 
     @property
     def fault(self) -> str:
@@ -118,6 +130,7 @@ def service_instance(name: str, members: Sequence[Replica]) -> Resource:
         instance=lead.generation,
         faults=tuple(faults),
         target=lead.labels.get(L.TARGET, ""),
+        healthy=not faults and all(r.settled for r in members),
     )
 
 
@@ -145,7 +158,7 @@ def volumes(api: Any, app: str, key: str | None = None) -> list[Resource]:
     with guard(f"listing volumes of app {app!r}"):
         found = (api.volumes(filters=L.selector(app, key)) or {}).get("Volumes") or []
     return [
-        Resource(r.kind, r.name, r.properties, persistent=True, payload=r.payload, target=r.target)
+        Resource(r.kind, r.name, r.properties, persistent=True, payload=r.payload, target=r.target, healthy=True)
         for r in _simple("volume", [(v.get("Labels") or {}, v["Name"]) for v in found])
     ]
 
@@ -165,7 +178,8 @@ def images(api: Any, app: str, key: str | None = None) -> list[Resource]:
                 props = L.decode(image_labels.get(L.PROPERTIES))
                 tags.append((service, int(image.get("Created", 0)), tag, props, image_labels.get(L.TARGET, "")))
     return [
-        Resource("image", service, props, service=service, payload={"tags": [tag]}, instance=tag, target=target)
+        Resource("image", service, props, service=service, payload={"tags": [tag]}, instance=tag, target=target,
+                 healthy=True)
         for service, _, tag, props, target in sorted(tags)
     ]
 
@@ -181,17 +195,36 @@ def _simple(kind: str, found: list[tuple[Mapping[str, str], str]]) -> list[Resou
             result[name].payload["ids"].append(ident)
             continue
         props = L.decode(object_labels.get(L.PROPERTIES))
-        result[name] = Resource(kind, name, props, payload={"ids": [ident]}, target=object_labels.get(L.TARGET, ""))
+        target = object_labels.get(L.TARGET, "")
+        result[name] = Resource(kind, name, props, payload={"ids": [ident]}, target=target, healthy=True)
     return [result[n] for n in sorted(result)]
 
 
 def observe_all(api: Any, app: str) -> list[Resource]:
     """Everything the app owns: four list calls, made concurrently (the engine's image list
-    can be slow on a busy host)."""
+    can be slow on a busy host); the first call's error is raised. Plain threads: a pool would
+    import logging, a good part of a no-op apply's start-up."""
     readers = (networks, volumes, images, services)
-    with ThreadPoolExecutor(max_workers=len(readers), thread_name_prefix="multicloud-docker-observe") as pool:
-        futures = [pool.submit(reader, api, app) for reader in readers]
-    return [resource for future in futures for resource in future.result()]
+    results: list[list[Resource] | BaseException] = [[] for _ in readers]
+
+    def run(index: int) -> None:
+        try:
+            results[index] = readers[index](api, app)
+        except BaseException as exc:  # raised in the calling thread below
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,), name="multicloud-docker-observe") for i in range(1, 4)]
+    for thread in threads:
+        thread.start()
+    run(0)
+    for thread in threads:
+        thread.join()
+    found: list[Resource] = []
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+        found += result
+    return found
 
 
 def read(api: Any, app: str, key: str) -> list[Resource]:
@@ -202,3 +235,11 @@ def read(api: Any, app: str, key: str) -> list[Resource]:
     if reader is None:
         return []
     return [r for r in reader(api, app, key) if r.key == key]
+
+
+def observe_engine(data: Mapping[str, Any], app: str) -> list[Resource]:
+    """observe_all on the engine at data["host"] (None: DOCKER_HOST, else the local socket); what
+    DockerProvider.observer() names, so it needs neither the settings model nor the SDK."""
+    from multicloud_docker.client import default_factory
+
+    return observe_all(default_factory(data.get("host"))(), app)

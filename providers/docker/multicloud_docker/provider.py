@@ -69,6 +69,10 @@ class DockerProvider:
         """Everything labelled with the app: four list calls, no changes."""
         return observe.observe_all(self.api, app)
 
+    def observer(self) -> tuple[str, dict[str, Any]]:
+        """observe() without this class: `observe_engine` with the engine's address (SupportsQuickObserve)."""
+        return "multicloud_docker.observe:observe_engine", {"host": self.settings.host}
+
     def read(self, app: str, key: str) -> list[Resource]:
         """Every instance of one owned resource as it is now (one list call), oldest first."""
         return observe.read(self.api, app, key)

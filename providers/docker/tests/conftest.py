@@ -26,9 +26,10 @@ PYTHON_IMAGE = "multicloud-test/python3:1"
 
 @pytest.fixture(autouse=True)
 def _state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Keep locks in a tmp directory, never in ~."""
+    """Keep locks and the compiled-form cache in tmp directories, never in ~."""
     state = tmp_path_factory.mktemp("state")
     monkeypatch.setenv("MULTICLOUD_STATE_DIR", str(state))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
     return state
 
 

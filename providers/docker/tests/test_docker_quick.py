@@ -1,0 +1,84 @@
+"""No-op plans and applies from the compiled target on the real engine: the full path's answer,
+without pydantic, the spec models or the SDK; a changed input or a change of what exists takes the
+full path again; no secret value reaches the cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from docker_helpers import APP_IMAGE, containers_by_service
+
+from multicloud.cli.main import main
+from multicloud.compiled import cache_dir
+
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("test_images")]
+
+SECRET = "quick-secret-4d1c"
+PROBE = """
+import sys
+from multicloud.cli.main import main
+code = main(sys.argv[1:])
+print("loaded:", sorted(m for m in ("pydantic", "yaml", "docker", "multicloud.spec.models") if m in sys.modules))
+sys.exit(code)
+"""
+
+
+def test_a_no_op_is_answered_from_the_compiled_target_until_something_changes(
+    engine: Any, app: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = {
+        "name": app,
+        "services": {
+            "web": {
+                "image": APP_IMAGE,
+                "env": {"SERVICE_NAME": "web", "MODE": "${env.QUICK_MODE:-a}"},
+                "secrets": ["token"],
+                "healthcheck": {"tcp": 8080, "interval": "0.5s"},
+            }
+        },
+        "secrets": {"token": {"from_env": "QUICK_TOKEN"}},
+        "targets": {"local": {"provider": "docker"}},
+    }
+    path = tmp_path / "multicloud.yaml"
+    path.write_text(json.dumps(data))
+    monkeypatch.setenv("QUICK_TOKEN", SECRET)
+    plan = ["plan", "-f", str(path), "--target", "local", "--detailed-exitcode"]
+    assert main(["apply", "-f", str(path), "--target", "local", "--yes"]) == 0
+
+    quick = subprocess.run([sys.executable, "-c", PROBE, *plan, "-o", "json"], capture_output=True, text=True,
+                           check=False, env=os.environ.copy(), cwd=os.getcwd(), timeout=60)
+    assert quick.returncode == 0, quick.stderr
+    answer, _, loaded = quick.stdout.rpartition("loaded:")
+    assert loaded.strip() == "[]", quick.stdout  # nothing heavy: neither pydantic, YAML, the models nor the SDK
+    monkeypatch.setenv("MULTICLOUD_NO_CACHE", "1")
+    capsys.readouterr()
+    assert main([*plan, "-o", "json"]) == 0
+    assert json.loads(answer) == json.loads(capsys.readouterr().out)  # what the full path says
+    monkeypatch.delenv("MULTICLOUD_NO_CACHE")
+    assert main(["apply", "-f", str(path), "--target", "local", "--yes"]) == 0
+    assert "No changes." in capsys.readouterr().out
+
+    monkeypatch.setenv("QUICK_MODE", "b")  # an environment variable the spec reads
+    assert main(plan) == 2 and "MODE" in capsys.readouterr().out
+    monkeypatch.delenv("QUICK_MODE")
+    monkeypatch.setenv("QUICK_TOKEN", "another")  # a secret's source
+    assert main(plan) == 2 and "secrets.token" in capsys.readouterr().out
+    monkeypatch.setenv("QUICK_TOKEN", SECRET)
+    assert main(plan) == 0
+    for entry in cache_dir().iterdir():
+        assert SECRET.encode() not in entry.read_bytes()
+
+    (web,) = containers_by_service(engine, app)["web"]
+    engine.kill(web["Id"])  # what exists changed: the plan says so (the full path's answer)
+    deadline = time.monotonic() + 10
+    while engine.inspect_container(web["Id"])["State"]["Status"] != "exited" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    capsys.readouterr()
+    assert main(plan) == 2 and "exited (137)" in capsys.readouterr().out
