@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from multicloud.errors import UserError
@@ -33,6 +32,8 @@ def _gib(text: str) -> float:
 
 def estimate_command(args: argparse.Namespace, spec: Any) -> int:
     """Estimate the loaded spec on the targets asked for and print the table (or JSON)."""
+    import json
+
     from multicloud.estimate import DEFAULT_EGRESS_GIB, estimate_json, estimate_target, estimate_text
     from multicloud.pricing import price_tables
     from multicloud.spec.targets import target_spec
