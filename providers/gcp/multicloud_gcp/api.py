@@ -39,6 +39,10 @@ class CloudRunApi(Protocol):
         """Return the revisions of a service, newest first; reads only."""
         ...
 
+    def access_token(self) -> str:
+        """An OAuth access token of the deploying identity (Artifact Registry's docker password)."""
+        ...
+
 
 ClientFactory = Callable[[GcpSettings], CloudRunApi]
 

@@ -5,6 +5,7 @@ Every google.api_core / google.auth exception is translated here, once, with `ra
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 from multicloud.errors import ProviderError, RetryableError, UserError
 from multicloud.translate import from_status, unreachable
 from multicloud_gcp.api import Body, CloudRunApi
+from multicloud_gcp.environment import ACCESS_TOKEN_ENV
 from multicloud_gcp.settings import GcpSettings
 
 T = TypeVar("T")
@@ -168,6 +170,24 @@ class GoogleCloudRunApi:
         with self._translated(f"list revisions of {service}"):
             found = [body_of(r) for r in self._revisions.list_revisions(parent=service)]
         return sorted(found, key=lambda r: r.get("create_time", ""), reverse=True)
+
+
+    def access_token(self) -> str:
+        """$MULTICLOUD_GCP_ACCESS_TOKEN when set (the emulator's), else a fresh token of the target's
+        credentials; UserError when they are anonymous."""
+        token = os.environ.get(ACCESS_TOKEN_ENV)
+        if token:
+            return token
+        if self.settings.credentials == "anonymous":
+            raise UserError("pushing `build:` images to Artifact Registry needs an access token, and the target's "
+                            "credentials are anonymous",
+                            hint=f"use credentials: default (ADC) or a key file, or set {ACCESS_TOKEN_ENV}")
+        with self._translated("getting an access token for Artifact Registry"):
+            import google.auth.transport.requests
+
+            credentials = credentials_for(self.settings)
+            credentials.refresh(google.auth.transport.requests.Request())
+            return str(credentials.token)
 
 
 def default_client_factory(settings: GcpSettings) -> CloudRunApi:

@@ -9,6 +9,7 @@ from typing import Any
 
 from multicloud.addressing import resolve_service
 from multicloud.errors import CapabilityError, Finding
+from multicloud.image_push import image_form
 from multicloud.resources import Resource, Sensitive, fingerprint
 from multicloud.spec.models import HealthCheck, Service
 from multicloud.spec.placeholders import SECRETS_DIR, secret_files, service_secrets, takes_secret_value, whole_secret
@@ -17,8 +18,10 @@ from multicloud.spec.units import format_memory
 from multicloud_gcp import limits, rules
 from multicloud_gcp.addressing import CloudRunAddressing, service_id
 from multicloud_gcp.api import Body
+from multicloud_gcp.artifacts import BUILD_DIR
 from multicloud_gcp.mapping import (
     APP_LABEL,
+    BUILD_ANNOTATION,
     DEPENDS_ANNOTATION,
     DIGESTS_ANNOTATION,
     PORT_ANNOTATION,
@@ -46,6 +49,11 @@ def desired_services(spec: TargetSpec, secrets: Mapping[str, str], settings: Gcp
         if found:
             continue
         body = service_body(spec, name, secrets, settings, address=address)
+        if service.build is not None:  # pushed at apply (artifacts.sendable); the annotation maps it back
+            image = image_form(spec.base_dir, name, service.build)
+            body["template"]["containers"][0]["image"] = image
+            body["annotations"][BUILD_ANNOTATION] = json.dumps(image, sort_keys=True)
+            body[BUILD_DIR] = spec.base_dir
         properties = summarize(body)
         body["labels"][SPEC_LABEL] = fingerprint(properties)
         needs = tuple(f"secret/{s}" for s in service_secrets(service) if s in written)
@@ -71,6 +79,13 @@ def _problems(spec: TargetSpec, name: str, service: Service, settings: GcpSettin
         *rules.billing_problems(spec, where, name, settings),
         *rules.broker_problems(where, service, settings),
     ]
+    if service.build is not None and settings.artifact_registry is None:
+        found.append((
+            (*where, "build"),
+            "Cloud Run cannot build images: set the target's `artifact_registry:` setting to an Artifact Registry "
+            f"Docker repository to push the build to, or give the service image: "
+            f"(targets.{spec.target}.overrides.{name}.image)",
+        ))
     problem = limits.service_id_problem(service_id(spec.app, name))
     if problem:
         found.append((where, f"the Cloud Run name APP-SERVICE is {problem}; shorten the app or service name"))

@@ -8,12 +8,16 @@ from typing import Any
 
 API_ENDPOINT_ENV = "MULTICLOUD_GCP_API_ENDPOINT"
 PROJECT_NUMBER_ENV = "MULTICLOUD_GCP_PROJECT_NUMBER"
-FROM_ENVIRONMENT = {"api_endpoint": API_ENDPOINT_ENV, "project_number": PROJECT_NUMBER_ENV}
+REGISTRY_ENV = "MULTICLOUD_GCP_REGISTRY"
+ACCESS_TOKEN_ENV = "MULTICLOUD_GCP_ACCESS_TOKEN"  # noqa: S105 - a variable name, not a secret
+"""An OAuth access token for Artifact Registry (the emulator's; else the credentials' own)."""
+FROM_ENVIRONMENT = {"api_endpoint": API_ENDPOINT_ENV, "project_number": PROJECT_NUMBER_ENV,
+                    "registry_endpoint": REGISTRY_ENV}
 """Target setting -> the variable that supplies it when the spec leaves it out."""
 
 
 def with_environment(settings: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The target settings with api_endpoint and project_number taken from the environment where
+    """The target settings with api_endpoint, project_number and registry_endpoint taken from the environment where
     the spec names none (a setting in the spec wins); reads only, changes nothing."""
     env = os.environ if environ is None else environ
     filled = dict(settings)

@@ -21,6 +21,7 @@ SPEC_LABEL = "multicloud-spec"
 DEPENDS_ANNOTATION = "multicloud.dev/depends-on"
 DIGESTS_ANNOTATION = "multicloud.dev/secret-digests"
 PORT_ANNOTATION = "multicloud.dev/port"
+BUILD_ANNOTATION = "multicloud.dev/build"
 TEMPLATE_FIELDS = (
     "timeout",
     "service_account",
@@ -73,7 +74,7 @@ def summarize(body: Body, *, own_account: bool = True) -> dict[str, Any]:
     resources = container.get("resources", {})
     scaling = template.get("scaling", {})
     summary: dict[str, Any] = {
-        "image": container.get("image"),
+        "image": _image(container.get("image"), body),
         "entrypoint": container.get("command"),
         "command": container.get("args"),
         "env": env,
@@ -96,6 +97,19 @@ def summarize(body: Body, *, own_account: bool = True) -> dict[str, Any]:
     for name in TEMPLATE_FIELDS:
         summary[name] = template.get(name)
     return {k: v for k, v in summary.items() if v is not None}
+
+
+def _image(image: Any, body: Body) -> Any:
+    """A container's image as the plan compares it: a pushed `build:` (the service's own repository,
+    with the build annotation) as the build it came from, anything else as it is."""
+    build = (body.get("annotations") or {}).get(BUILD_ANNOTATION)
+    service = (body.get("labels") or {}).get(SERVICE_LABEL)
+    if isinstance(image, str) and build and service and image.partition("@")[0].endswith(f"/{service}"):
+        try:
+            return canonical(json.loads(build))
+        except ValueError:
+            return image
+    return image
 
 
 def resource_of(body: Body, *, own_account: bool = True) -> Resource | None:

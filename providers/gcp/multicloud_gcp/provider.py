@@ -15,6 +15,7 @@ from multicloud.terminal import Terminal
 from multicloud_gcp import reports
 from multicloud_gcp.addressing import service_id
 from multicloud_gcp.api import Body, ClientFactory, CloudRunApi, SecretFactory, SecretManagerApi
+from multicloud_gcp.artifacts import sendable
 from multicloud_gcp.desired import desired_services
 from multicloud_gcp.mapping import APP_LABEL, owner, resource_of
 from multicloud_gcp.secrets import DIGEST_ANNOTATION, annotations_of, labels_of, secret_of
@@ -27,7 +28,7 @@ CAPABILITIES = Capabilities(
     websockets=True,
     internal_tcp=False,
     volumes=False,
-    build=False,
+    build=True,
     max_cpu=8.0,
     max_memory=32 * 1024**3,
     max_replicas=1000,
@@ -38,7 +39,7 @@ CAPABILITIES = Capabilities(
         "Cloud Run serves one HTTP/1, HTTP/2, gRPC or WebSocket port per service; no raw TCP or UDP",
         "MQTT is served over WebSockets (mqtt-ws): min instances >= 1, session affinity, and a request "
         "timeout of at most 60 min, after which devices must reconnect",
-        "images are taken as given (build and push to Artifact Registry first)",
+        "build: pushes to the Artifact Registry repository `artifact_registry` names (deployed by digest)",
         "secrets are Secret Manager references, except generated ones (generate: true) and a database's URL, "
         "which multicloud writes to Secret Manager as APP-NAME",
         "Cloud Run terminates TLS itself (https://, wss://): containers serve plain http or mqtt-ws",
@@ -146,7 +147,8 @@ class CloudRunProvider:
             emit(Event("progress", change.key, f"deleting Cloud Run service {name}"))
             self.client.delete_service(name)
             return
-        body: Body = dict(resource.payload)
+        body = sendable(self.client, self.settings, app, resource.name, resource.payload,
+                        say=lambda text: emit(Event("progress", change.key, text)))
         if change.action is Action.CREATE:
             emit(Event("progress", change.key, f"creating Cloud Run service {name}"))
             self.client.create_service(self.settings.parent, service_id(app, resource.name), body)

@@ -112,6 +112,12 @@ class GcpSettings(ProviderSettings):
         description="service -> keep CPU between requests (cpuIdle false); default: on for services with "
         "no port, mqtt-ws brokers and services that hold MQTT sessions",
     )
+    artifact_registry: Annotated[
+        str, _matches(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$", "an Artifact Registry repository ID")
+    ] | None = Field(default=None, description="the Docker repository (in project and region) `build:` images go to")
+    registry_endpoint: Annotated[
+        str, _matches(r"^https?://[^/\s]+$", "a registry base URL such as https://europe-west1-docker.pkg.dev")
+    ] | None = Field(default=None, description="Artifact Registry's host (default https://REGION-docker.pkg.dev)")
     internal_auth: Literal["none", "iam"] = Field(
         default="none", description="none: internal services skip the IAM invoker check; iam: keep it"
     )
@@ -141,6 +147,11 @@ class GcpSettings(ProviderSettings):
     def emulated(self) -> bool:
         """True when the endpoint is a plain-HTTP emulator rather than Google."""
         return bool(self.api_endpoint and self.api_endpoint.startswith("http://"))
+
+    @property
+    def registry(self) -> str:
+        """The base URL of the Artifact Registry host images are pushed to."""
+        return self.registry_endpoint or f"https://{self.region}-docker.pkg.dev"
 
     @property
     def parent(self) -> str:

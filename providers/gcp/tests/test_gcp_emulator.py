@@ -14,7 +14,13 @@ from google.api_core import exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import run_v2
 from multicloud_gcp.emulator import CloudRunEmulator, RunningCloudRun
-from multicloud_gcp.environment import API_ENDPOINT_ENV, FROM_ENVIRONMENT, PROJECT_NUMBER_ENV
+from multicloud_gcp.environment import (
+    ACCESS_TOKEN_ENV,
+    API_ENDPOINT_ENV,
+    FROM_ENVIRONMENT,
+    PROJECT_NUMBER_ENV,
+    REGISTRY_ENV,
+)
 from multicloud_gcp.settings import EMULATOR_PROJECT_NUMBER
 
 from multicloud.testing.emulate import emulate
@@ -158,8 +164,9 @@ def test_emulate_command_serves_and_is_controlled_over_http() -> None:
     with emulate("gcp", "--port", "0") as emulated:
         assert "gcp emulator listening on http://127.0.0.1:" in emulated.comments[0]
         endpoint = emulated.comments[0].split(" on ")[1].split(";")[0]
-        assert emulated.exports == {API_ENDPOINT_ENV: endpoint, PROJECT_NUMBER_ENV: EMULATOR_PROJECT_NUMBER}
-        assert set(emulated.exports) == set(FROM_ENVIRONMENT.values()), "prints exactly what the provider reads"
+        registry = {k: emulated.exports[k] for k in (REGISTRY_ENV, ACCESS_TOKEN_ENV) if k in emulated.exports}
+        assert emulated.exports == {API_ENDPOINT_ENV: endpoint, PROJECT_NUMBER_ENV: EMULATOR_PROJECT_NUMBER, **registry}
+        assert set(emulated.exports) <= {*FROM_ENVIRONMENT.values(), ACCESS_TOKEN_ENV}, "prints what the provider reads"
         grpc_note = re.search(r"gRPC is served at (http://127\.0\.0\.1:\d+)", "\n".join(emulated.comments))
         assert grpc_note is not None, emulated.comments
         running = RunningCloudRun(

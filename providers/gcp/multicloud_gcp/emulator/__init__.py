@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 
 from multicloud.contract import RunningEmulator
 from multicloud.emulators import start_data_plane
+from multicloud_gcp.emulator import artifacts
 from multicloud_gcp.emulator.faults import ApiError, Faults
 from multicloud_gcp.emulator.model import CloudRunModel
-from multicloud_gcp.environment import API_ENDPOINT_ENV, PROJECT_NUMBER_ENV
+from multicloud_gcp.environment import ACCESS_TOKEN_ENV, API_ENDPOINT_ENV, PROJECT_NUMBER_ENV, REGISTRY_ENV
 from multicloud_gcp.settings import EMULATOR_PROJECT_NUMBER
 
 if TYPE_CHECKING:
@@ -68,17 +69,24 @@ class CloudRunEmulator:
         from multicloud_gcp.emulator import grpcserve, rest
 
         model = CloudRunModel(self.project_number, self.known_secrets)
+        registry, registry_note = artifacts.start()
         front, notes = self._data_plane(model) if self.run else (None, ())
+        if registry is not None and model.runner is not None:
+            model.runner.pull_auth = registry.pull_auth
         try:
             http_server, rest_port = rest.serve(model, host, port)
         except Exception:
             _stop_data_plane(model, front)
+            if registry is not None:
+                registry.stop()
             raise
         try:
             grpc_server, grpc_port = grpcserve.serve(model, host, port + 1 if port else 0)
         except Exception:
             http_server.shutdown()
             _stop_data_plane(model, front)
+            if registry is not None:
+                registry.stop()
             raise
 
         def stop() -> None:
@@ -86,14 +94,18 @@ class CloudRunEmulator:
             http_server.shutdown()
             http_server.server_close()
             _stop_data_plane(model, front)
+            if registry is not None:
+                registry.stop()
 
         rest_url, grpc_url = f"http://{host}:{rest_port}", f"http://{host}:{grpc_port}"
         return RunningCloudRun(
             name="gcp",
             endpoint=rest_url,
-            environment={API_ENDPOINT_ENV: rest_url, PROJECT_NUMBER_ENV: self.project_number},
+            environment={API_ENDPOINT_ENV: rest_url, PROJECT_NUMBER_ENV: self.project_number,
+                         **({REGISTRY_ENV: registry.endpoint, ACCESS_TOKEN_ENV: registry.token} if registry else {})},
             stop=stop,
-            notes=(f"gRPC is served at {grpc_url}: set api_endpoint to it and transport: grpc to use it", *notes),
+            notes=(f"gRPC is served at {grpc_url}: set api_endpoint to it and transport: grpc to use it", *notes,
+                   registry_note),
             grpc_endpoint=grpc_url,
             model=model,
             front=front.address if front is not None else "",

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from multicloud_docker.dataplane import DataPlane, Member, Probe, Unit
 
 Json = dict[str, Any]
+PullAuth = Callable[[str], Mapping[str, str] | None]
 NETWORK = "cloudrun"
 INTERNAL_INGRESS = ("INGRESS_TRAFFIC_INTERNAL_ONLY", "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER")
 
@@ -109,9 +110,11 @@ def serving_port(revision: Json) -> int:
 
 
 def revision_unit(
-    service: Json, revision: Json, secrets: Mapping[str, str], inside: Inside | None, index: int
+    service: Json, revision: Json, secrets: Mapping[str, str], inside: Inside | None, index: int, *,
+    pull_auth: PullAuth = lambda _image: None,
 ) -> Unit:
-    """Instance `index` of a revision (with `inside`: able to call services by their URLs)."""
+    """Instance `index` of a revision (with `inside`: able to call services by their URLs; images
+    pulled with the credentials `pull_auth` gives for them)."""
     from multicloud_docker.dataplane import Unit
 
     service_id = service["name"].rsplit("/", 1)[-1]
@@ -120,7 +123,7 @@ def revision_unit(
     contract["K_CONFIGURATION"] = service_id
     volumes = {v["name"]: v["secret"] for v in revision.get("volumes") or [] if "secret" in v}
     members = tuple(
-        _member(container, position, contract, volumes, secrets, inside=inside)
+        _member(container, position, contract, volumes, secrets, inside=inside, pull_auth=pull_auth)
         for position, container in enumerate(revision.get("containers") or [])
     )
     dns = (inside.address,) if inside is not None else ()
@@ -135,6 +138,7 @@ def _member(
     secrets: Mapping[str, str],
     *,
     inside: Inside | None,
+    pull_auth: PullAuth,
 ) -> Member:
     """One container of an instance: the contract env first, then its own (secrets resolved)."""
     from multicloud_docker.dataplane import Member
@@ -162,6 +166,7 @@ def _member(
         cpu=parse_cpu(str(limits["cpu"])) if limits.get("cpu") else None,
         memory=parse_memory(str(limits["memory"])) if limits.get("memory") else None,
         probe=_probe(container),
+        pull_auth=pull_auth(str(container["image"])),
     )
 
 
@@ -200,6 +205,8 @@ class RevisionRunner:
         self._revisions: dict[str, set[str]] = {}
         self.inside: Inside | None = None
         """Set when instances can call services' URLs (the inside front runs)."""
+        self.pull_auth: PullAuth = lambda _image: None
+        """The credentials an image is pulled with (the emulator's Artifact Registry sets it)."""
 
     def _pool(self, service: Json, revision: Json, secrets: Mapping[str, str]) -> Pool:
         """A revision's pool: its bounds, port, affinity and how to make its instances."""
@@ -208,7 +215,7 @@ class RevisionRunner:
         return Pool(
             revision["name"], serving_port(revision), concurrency, minimum, maximum,
             bool(revision.get("sessionAffinity")),
-            lambda index: revision_unit(service, revision, secrets, inside, index),
+            lambda index: revision_unit(service, revision, secrets, inside, index, pull_auth=self.pull_auth),
         )
 
     def sync(self, service: Json, revisions: Mapping[str, Json], secrets: Mapping[str, str]) -> None:
