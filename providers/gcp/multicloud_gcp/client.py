@@ -266,6 +266,7 @@ def _renamed(value: Any) -> Any:
 def proto_modules() -> dict[str, Any]:
     """The protobuf classes the emulator's gRPC server (de)serialises, imported on demand."""
     from google.cloud import run_v2, secretmanager_v1
+    from google.cloud.logging_v2 import types as logging_v2
     from google.longrunning import operations_pb2
     from google.protobuf import empty_pb2, json_format
     from google.rpc import status_pb2
@@ -273,6 +274,7 @@ def proto_modules() -> dict[str, Any]:
     return {
         "run_v2": run_v2,
         "secretmanager_v1": secretmanager_v1,
+        "logging_v2": logging_v2,
         "operations_pb2": operations_pb2,
         "empty_pb2": empty_pb2,
         "json_format": json_format,

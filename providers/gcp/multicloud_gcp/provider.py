@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from multicloud.contract import Capabilities, Endpoint, Event, EventSink, Health, HealthState, LogLine, ServiceStatus
 from multicloud.errors import UserError
+from multicloud.logwindow import last
 from multicloud.planner import Action, Change
 from multicloud.resources import Resource, Sensitive
 from multicloud.spec.targets import TargetSpec
@@ -21,6 +23,11 @@ from multicloud_gcp.mapping import APP_LABEL, owner, resource_of
 from multicloud_gcp.secrets import DIGEST_ANNOTATION, annotations_of, labels_of, secret_of
 from multicloud_gcp.settings import GcpSettings, parse_settings
 
+if TYPE_CHECKING:
+    from multicloud_gcp.logclient import Entry
+
+FOLLOW_POLL = 2.0
+"""Seconds between two reads of Cloud Logging while following."""
 CAPABILITIES = Capabilities(
     raw_tcp_ingress=False,
     udp_ingress=False,
@@ -209,14 +216,41 @@ class CloudRunProvider:
         self, app: str, service: str | None, *, follow: bool = False, tail: int | None = 100,
         since: datetime | None = None,
     ) -> Iterator[LogLine]:
-        """Not read through this provider: Cloud Run logs live in Cloud Logging (see the hint)."""
-        selector = f" AND resource.labels.service_name={service_id(app, service)}" if service else ""
-        raise UserError(
-            "the gcp-cloudrun provider does not read logs: Cloud Run writes them to Cloud Logging, which "
-            "needs another SDK and is not emulated",
-            hint=f"gcloud logging read 'resource.type=cloud_run_revision{selector}' --project "
-            f"{self.settings.project} --limit {tail or 100}",
-        )
+        """Lines from Cloud Logging (resource.type="cloud_run_revision", one service's name or each of
+        the app's): of the history, those stamped at or after `since`, then the last `tail`; `follow`
+        then asks every 2 s for lines stamped since the last one seen, until interrupted."""
+        from multicloud_gcp.logclient import default_logging_factory
+
+        names = [service] if service else [found[1] for b in self._owned(app) if (found := owner(b))]
+        client = default_logging_factory(self.settings)
+        filters = {
+            name: f'resource.type="cloud_run_revision" AND resource.labels.service_name="{service_id(app, name)}"'
+            for name in names
+        }
+        floor = f' AND timestamp>="{since.astimezone(UTC).isoformat()}"' if since is not None else ""
+        history = [] if tail == 0 else [
+            (entry, name) for name, text in filters.items()
+            for entry in client.list_entries(self.settings.project, text + floor, newest_first=tail is not None,
+                                             limit=tail)
+        ]
+        shown = last(sorted(history, key=lambda pair: pair[0].timestamp), tail)
+        yield from (_line(name, entry) for entry, name in shown)
+        mark = max((e.timestamp for e, _ in history), default=since or datetime.now(UTC))
+        seen = {e.insert_id for e, _ in history if e.timestamp == mark}
+        while follow:
+            time.sleep(FOLLOW_POLL)
+            after = f' AND timestamp>="{mark.astimezone(UTC).isoformat()}"'
+            fresh = sorted(
+                ((entry, name) for name, text in filters.items()
+                 for entry in client.list_entries(self.settings.project, text + after, newest_first=False, limit=None)
+                 if entry.insert_id not in seen),
+                key=lambda pair: pair[0].timestamp,
+            )
+            for entry, name in fresh:
+                if entry.timestamp > mark:
+                    mark, seen = entry.timestamp, set()
+                seen.add(entry.insert_id)
+                yield _line(name, entry)
 
     def endpoints(self, app: str) -> list[Endpoint]:
         """Each service's run.app URL (the broker's as wss://HOST/mqtt); reads only."""
@@ -246,3 +280,8 @@ class CloudRunProvider:
         body["traffic"] = [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": short, "percent": 100}]
         self.client.update_service(reports.writable(body))
         return f"{service}: traffic moved from {serving.rsplit('/', 1)[-1]} to {short} (100%)"
+
+
+def _line(service: str, entry: Entry) -> LogLine:
+    """A LogLine of a Cloud Logging entry: the instance as REVISION/INSTANCE (first 8 of its ID)."""
+    return LogLine(service, f"{entry.revision}/{entry.instance[:8]}", entry.text, entry.timestamp)

@@ -333,6 +333,31 @@ def test_instances_scale_with_load_up_to_max_and_down_to_zero(running: RunningCl
         assert instances(running, name) == []  # min 0 and idle: scaled to zero
     finally:
         scaler.idle_seconds = idle
+    served = [line for line in deployment.logs("slow", tail=None) if "GET /slow" in line.message]
+    assert len(served) == 4  # Cloud Logging kept what the stopped instances printed
     assert get(running, url)[0] == 200  # a cold start from zero
     assert len(instances(running, name)) == 1
+    deployment.destroy()
+
+
+def test_logs_come_from_cloud_logging(running: RunningCloudRun) -> None:
+    import threading
+    from datetime import UTC, datetime, timedelta
+
+    deployment = deploy(running, {"web": {"image": APP_IMAGE, "env": {"SERVICE_NAME": "web"}, "ports": _http()}})
+    url = url_of(deployment, "web")
+    for path in ("/one", "/two", "/three"):
+        assert get(running, url, path)[0] == 200
+    history = list(deployment.logs("web", tail=None))
+    assert history[0].message == "web listening on 8080" and history[0].instance.startswith(f"{deployment.app}-web-")
+    assert [line.timestamp for line in history] == sorted(line.timestamp for line in history)  # type: ignore[type-var]
+    last_two = list(deployment.logs("web", tail=2))
+    assert "/two" in last_two[0].message and "/three" in last_two[1].message
+    assert list(deployment.logs("web", since=datetime.now(UTC) + timedelta(minutes=1))) == []
+    assert len(list(deployment.logs(None, tail=None, since=datetime.now(UTC) - timedelta(minutes=5)))) == len(history)
+    following = deployment.logs("web", follow=True, tail=0)
+    threading.Timer(0.5, lambda: get(running, url, "/followed")).start()
+    line = next(following)  # the history is skipped (tail 0); the next request's line arrives
+    assert "/followed" in line.message
+    following.close()
     deployment.destroy()

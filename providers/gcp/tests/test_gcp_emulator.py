@@ -212,3 +212,29 @@ def test_the_environment_fills_only_what_the_spec_leaves_out() -> None:
     named = {"project": "p", "api_endpoint": "europe-west1-run.googleapis.com", "project_number": "123456"}
     assert with_environment(named, env) == named
     assert with_environment({"project": "p"}, {}) == {"project": "p"}
+
+
+def test_cloud_logging_filters_what_instances_printed(cloudrun: RunningCloudRun, transport: str) -> None:
+    from multicloud_gcp.logclient import GoogleLoggingApi
+    from multicloud_gcp.settings import parse_settings
+
+    from multicloud.errors import UserError
+
+    labels = {"project_id": "demo-project", "service_name": "shop-api", "revision_name": "shop-api-00001-abc",
+              "location": "europe-west1", "configuration_name": "shop-api"}
+    printed = "2026-11-29T08:00:00.123456789Z started\n2026-11-29T08:00:01.5Z GET / 200\n2026-11-29T08:00:02Z bye\n"
+    cloudrun.model.logging._take(f"gcp/{PARENT}/services/shop-api/revisions/shop-api-00001-abc/0", labels,
+                                 "app", "c1", printed)
+    endpoint = cloudrun.endpoint if transport == "rest" else cloudrun.grpc_endpoint
+    api = GoogleLoggingApi(parse_settings({"project": "demo-project", "region": "europe-west1",
+                                           "api_endpoint": endpoint, "transport": transport}))
+    wanted = 'resource.type="cloud_run_revision" AND resource.labels.service_name="shop-api"'
+    since = ' AND timestamp>="2026-11-29T08:00:00.5Z"'
+    assert [e.text for e in api.list_entries("demo-project", wanted + since, newest_first=False, limit=None)] == [
+        "GET / 200", "bye"]
+    assert [e.text for e in api.list_entries("demo-project", wanted + since, newest_first=True, limit=1)] == ["bye"]
+    assert api.list_entries("demo-project", 'resource.labels.service_name="other"' + since,
+                            newest_first=False, limit=None) == []
+    assert api.list_entries("other-project", wanted + since, newest_first=False, limit=None) == []
+    with pytest.raises(UserError, match="only AND"):
+        api.list_entries("demo-project", wanted + " OR textPayload:bye" + since, newest_first=False, limit=None)

@@ -122,6 +122,7 @@ class CloudRunEmulator:
         if plane is None:
             return None, (str(why),)
         model.runner = RevisionRunner(plane)
+        model.runner.attach(model.logging)
         try:
             certificates = Certificates(tempfile.mkdtemp(prefix="multicloud-gcp-front-"))
             front = Front(model.runner, certificates)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from multicloud_gcp.emulator import secretmanager
+from multicloud_gcp.emulator import cloudlogging, secretmanager
 from multicloud_gcp.emulator.faults import ApiError
 from multicloud_gcp.emulator.model import CloudRunModel, Json
 
@@ -41,6 +41,9 @@ METHODS = {
             ("AccessSecretVersion", "AccessSecretVersionRequest", "secretmanager_v1.AccessSecretVersionResponse"),
         )
     },
+    "ListLogEntries": (
+        cloudlogging.SERVICE, "logging_v2.ListLogEntriesRequest", "logging_v2.ListLogEntriesResponse"
+    ),
 }
 
 
@@ -73,6 +76,7 @@ def dispatch(model: CloudRunModel, method: str, request: Json) -> Json:
         "ListOperations": (name, lambda: model.list_operations(name, size, token)),
         "DeleteOperation": (name, lambda: model.delete_operation(name)),
         **secretmanager.handlers(model.secrets, request),
+        **cloudlogging.handlers(model.logging, request),
     }
     if method == "WaitOperation":
         model.call(method, name, lambda: {})

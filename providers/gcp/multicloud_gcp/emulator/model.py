@@ -13,13 +13,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from multicloud_gcp.emulator import validate
+from multicloud_gcp.emulator.cloudlogging import CloudLogging
 from multicloud_gcp.emulator.defaults import fill_defaults
 from multicloud_gcp.emulator.faults import ApiError, Faults
 from multicloud_gcp.emulator.secretmanager import SecretManager
+from multicloud_gcp.emulator.shapes import condition, now, page
 from multicloud_gcp.emulator.traffic import traffic_statuses
 from multicloud_gcp.settings import EMULATOR_PROJECT_NUMBER
 
@@ -42,21 +43,6 @@ REVISION_FIELDS = (
     "vpcAccess",
 )
 Json = dict[str, Any]
-
-
-def _now() -> str:
-    """Now, as an RFC 3339 timestamp."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _condition(kind: str, state: str, message: str = "") -> Json:
-    """A Cloud Run condition in JSON form."""
-    found = {"type": kind, "state": state, "lastTransitionTime": _now()}
-    if state == "CONDITION_FAILED":
-        found.update(message=message, severity="ERROR")
-    elif message:
-        found["message"] = message
-    return found
 
 
 class CloudRunModel:
@@ -82,6 +68,8 @@ class CloudRunModel:
         """The emulated Secret Manager."""
         self.secret_values = self.secrets.values
         """Secret ID -> value of its latest version (setting one adds a version)."""
+        self.logging = CloudLogging()
+        """The emulated Cloud Logging: what the data plane's instances printed."""
 
     # --- bookkeeping ---------------------------------------------------------------------
 
@@ -173,7 +161,7 @@ class CloudRunModel:
             return {"name": f"{parent}/operations/validate", "done": True}
         region = parent.rsplit("/", 1)[-1]
         host = f"{service_id}-{self.project_number}.{region}.run.app"
-        stamp = _now()
+        stamp = now()
         service = {
             **copy.deepcopy(body),
             "name": name,
@@ -200,7 +188,7 @@ class CloudRunModel:
     def list_services(self, parent: str, page_size: int = 0, page_token: str = "") -> Json:
         """Return one page of the services under a parent, by name."""
         names = sorted(n for n in self.services if n.startswith(parent + "/services/"))
-        return self._page(names, self.services, "services", page_size, page_token)
+        return page(names, self.services, "services", page_size, page_token)
 
     def update_service(self, body: Json, allow_missing: bool = False, validate_only: bool = False) -> Json:
         """Change a service; a changed template makes a new revision. Returns the operation."""
@@ -239,7 +227,7 @@ class CloudRunModel:
                 current.pop(key, None)
         current.setdefault("traffic", [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}])
         current["generation"] = str(int(current["generation"]) + 1)
-        current["updateTime"] = _now()
+        current["updateTime"] = now()
         self._roll_out(current, new_revision=changed_template)
         gate = self._started(current, changed_template)
         return self._operation(name.rpartition("/services/")[0], current, lambda: self._become_ready(name), gate)
@@ -250,7 +238,7 @@ class CloudRunModel:
         if validate_only:
             return {"name": f"{name.rpartition('/services/')[0]}/operations/validate", "done": True}
         service["reconciling"] = True
-        service["deleteTime"] = _now()
+        service["deleteTime"] = now()
 
         def finish() -> Json:
             """Remove the service and its revisions; return what was deleted."""
@@ -279,19 +267,19 @@ class CloudRunModel:
                     "uid": str(uuid.uuid4()),
                     "generation": "1",
                     "service": name,
-                    "createTime": _now(),
+                    "createTime": now(),
                     "reconciling": True,
-                    "conditions": [_condition("Ready", "CONDITION_RECONCILING")],
+                    "conditions": [condition("Ready", "CONDITION_RECONCILING")],
                 }
             )
             self.revisions[revision["name"]] = revision
             service["latestCreatedRevision"] = revision["name"]
         service["reconciling"] = True
         service["etag"] = f'"{uuid.uuid4().hex[:16]}"'
-        service["terminalCondition"] = _condition("Ready", "CONDITION_RECONCILING", "Deploying revision.")
+        service["terminalCondition"] = condition("Ready", "CONDITION_RECONCILING", "Deploying revision.")
         service["conditions"] = [
-            _condition("ConfigurationsReady", "CONDITION_RECONCILING"),
-            _condition("RoutesReady", "CONDITION_RECONCILING"),
+            condition("ConfigurationsReady", "CONDITION_RECONCILING"),
+            condition("RoutesReady", "CONDITION_RECONCILING"),
         ]
 
     def _failing(self, operation: str, message: str) -> Callable[[], Json]:
@@ -302,8 +290,8 @@ class CloudRunModel:
             service = self.services.get(name)
             if service is not None:
                 revision = self.revisions.get(service.get("latestCreatedRevision", ""), {})
-                service.update(reconciling=False, terminalCondition=_condition("Ready", "CONDITION_FAILED", message))
-                revision.update(reconciling=False, conditions=[_condition("Ready", "CONDITION_FAILED", message)])
+                service.update(reconciling=False, terminalCondition=condition("Ready", "CONDITION_FAILED", message))
+                revision.update(reconciling=False, conditions=[condition("Ready", "CONDITION_FAILED", message)])
             raise ApiError("FAILED_PRECONDITION", message)
 
         return finish
@@ -341,15 +329,15 @@ class CloudRunModel:
                 f"Revision '{revision.get('name', '').rsplit('/', 1)[-1]}' is not ready and cannot serve "
                 f"traffic. Secret {missing}/versions/latest was not found"
             )
-            service["terminalCondition"] = _condition("Ready", "CONDITION_FAILED", message)
-            revision.update(reconciling=False, conditions=[_condition("Ready", "CONDITION_FAILED", message)])
+            service["terminalCondition"] = condition("Ready", "CONDITION_FAILED", message)
+            revision.update(reconciling=False, conditions=[condition("Ready", "CONDITION_FAILED", message)])
             raise ApiError("FAILED_PRECONDITION", message)
-        revision.update(reconciling=False, conditions=[_condition("Ready", "CONDITION_SUCCEEDED")])
+        revision.update(reconciling=False, conditions=[condition("Ready", "CONDITION_SUCCEEDED")])
         service["latestReadyRevision"] = revision.get("name", service.get("latestReadyRevision", ""))
-        service["terminalCondition"] = _condition("Ready", "CONDITION_SUCCEEDED")
+        service["terminalCondition"] = condition("Ready", "CONDITION_SUCCEEDED")
         service["conditions"] = [
-            _condition("ConfigurationsReady", "CONDITION_SUCCEEDED"),
-            _condition("RoutesReady", "CONDITION_SUCCEEDED"),
+            condition("ConfigurationsReady", "CONDITION_SUCCEEDED"),
+            condition("RoutesReady", "CONDITION_SUCCEEDED"),
         ]
         service["trafficStatuses"] = traffic_statuses(service)
         if self.runner is not None:
@@ -368,7 +356,7 @@ class CloudRunModel:
         """Return one page of a service's revisions, newest first."""
         self._service(parent)
         names = [r for r, body in self.revisions.items() if body["service"] == parent][::-1]
-        return self._page(names, self.revisions, "revisions", page_size, page_token)
+        return page(names, self.revisions, "revisions", page_size, page_token)
 
     def get_operation(self, name: str) -> Json:
         """Return an operation as it is now."""
@@ -390,7 +378,7 @@ class CloudRunModel:
     def list_operations(self, parent: str, page_size: int = 0, page_token: str = "") -> Json:
         """Return one page of the operations under projects/P/locations/R."""
         names = [n for n in self.operations if n.startswith(parent + "/operations/")]
-        return self._page(names, self.operations, "operations", page_size, page_token)
+        return page(names, self.operations, "operations", page_size, page_token)
 
     def delete_operation(self, name: str) -> Json:
         """Forget an operation."""
@@ -398,19 +386,6 @@ class CloudRunModel:
         del self.operations[name]
         self._pending.pop(name, None)
         return {}
-
-    @staticmethod
-    def _page(names: list[str], source: dict[str, Json], key: str, page_size: int, token: str) -> Json:
-        """One page of named items and the token of the next; INVALID_ARGUMENT for a bad token."""
-        size = page_size if 0 < page_size <= 1000 else 100
-        try:
-            start = int(token) if token else 0
-        except ValueError:
-            raise ApiError("INVALID_ARGUMENT", f"Invalid page token {token!r}") from None
-        page: Json = {key: [copy.deepcopy(source[n]) for n in names[start : start + size]]}
-        if start + size < len(names):
-            page["nextPageToken"] = str(start + size)
-        return page
 
 
 def _canonical(value: Any) -> str:

@@ -29,6 +29,7 @@ ROUTES = [
     ("GET", rf"/v2/(?P<p>{LOC}/operations/[^/:]+)", "GetOperation", "name", None),
     ("DELETE", rf"/v2/(?P<p>{LOC}/operations/[^/:]+)", "DeleteOperation", "name", None),
     ("POST", rf"/v2/(?P<p>{LOC}/operations/[^/:]+):wait", "WaitOperation", "name", "*"),
+    ("POST", r"/v2/entries:list", "ListLogEntries", "", "*"),
     ("POST", r"/v1/(?P<p>projects/[^/]+)/secrets", "CreateSecret", "parent", "secret"),
     ("GET", r"/v1/(?P<p>projects/[^/]+)/secrets", "ListSecrets", "parent", None),
     ("GET", r"/v1/(?P<p>projects/[^/]+/secrets/[^/:]+)", "GetSecret", "name", None),
@@ -38,13 +39,14 @@ ROUTES = [
     ("GET", r"/v1/(?P<p>projects/[^/]+/secrets/[^/]+/versions/[^/:]+):access", "AccessSecretVersion", "name", None),
 ]
 BOOLEANS = ("validateOnly", "allowMissing", "showDeleted")
+SYSTEM_PARAMETERS = ("alt", "prettyPrint", "fields", "key", "quotaUser", "callback", "access_token", "uploadType")
 
 
 def _query(text: str) -> dict[str, Any]:
     """Query parameters as request fields (booleans parsed, system parameters dropped)."""
     found: dict[str, Any] = {}
     for key, values in parse_qs(text).items():
-        if key.startswith("$"):
+        if key.startswith("$") or key in SYSTEM_PARAMETERS:
             continue
         value: Any = values[-1]
         found[key] = value.lower() == "true" if key in BOOLEANS else value
@@ -101,7 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
                     request[body_field] = body if isinstance(body, dict) else {}
                 if param.endswith(".name"):
                     request[param.removesuffix(".name")]["name"] = match.group("p")
-                else:
+                elif param:
                     request[param] = match.group("p")
                 request = protos.normalize_request(method, request)
                 self._send(200, dispatch(self.server.model, method, request))

@@ -26,6 +26,8 @@ from multicloud_gcp.limits import parse_cpu
 if TYPE_CHECKING:
     from multicloud_docker.dataplane import DataPlane, Member, Probe, Unit
 
+    from multicloud_gcp.emulator.cloudlogging import CloudLogging
+
 Json = dict[str, Any]
 PullAuth = Callable[[str], Mapping[str, str] | None]
 NETWORK = "cloudrun"
@@ -99,6 +101,14 @@ def service_hosts(service: Json) -> list[str]:
     """The host names of a service's URLs (`uri` and every one in `urls`)."""
     urls = [service.get("uri", ""), *(service.get("urls") or [])]
     return list(dict.fromkeys(str(u).removeprefix("https://").rstrip("/").lower() for u in urls if u))
+
+
+def revision_labels(key: str) -> Json:
+    """The `cloud_run_revision` resource labels of an instance's unit key (gcp/REVISION NAME/INDEX)."""
+    parts = key.removeprefix("gcp/").rsplit("/", 1)[0].split("/")
+    project, location, service, revision = parts[1], parts[3], parts[5], parts[7]
+    return {"project_id": project, "location": location, "service_name": service,
+            "revision_name": revision, "configuration_name": service}
 
 
 def serving_port(revision: Json) -> int:
@@ -284,6 +294,21 @@ class RevisionRunner:
     def release(self, lease: Lease) -> None:
         """Give back a request's place on its instance."""
         self.scaler.release(lease)
+
+    def attach(self, logging: CloudLogging) -> None:
+        """Let Cloud Logging read every instance's containers, and one instance's just before it stops."""
+        logging.sources = self.instances
+        logging.reader = self.container_logs
+        self.scaler.on_stop = lambda key: logging.collect(key, revision_labels(key))
+
+    def instances(self) -> list[tuple[str, Json]]:
+        """(unit key, Cloud Logging resource labels) of every instance running now."""
+        return [(key, revision_labels(key)) for r in self.scaler.revisions() for key in self.scaler.keys(r)]
+
+    def container_logs(self, key: str) -> list[tuple[str, str, str]]:
+        """(container name, container ID, its output with RFC 3339 times) of each container of an instance."""
+        members = self.plane.state(key).members
+        return [(n, m.container, self.plane.logs(key, n, timestamps=True)) for n, m in members.items() if m.container]
 
     def address(self, key: str) -> str:
         """An instance's address on the data-plane network ('' until it runs)."""

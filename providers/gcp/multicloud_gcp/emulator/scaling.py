@@ -87,6 +87,8 @@ class Scaler:
         self.plane = plane
         self.idle_seconds = idle_seconds
         self.queue_wait = QUEUE_WAIT
+        self.on_stop: Callable[[str], None] = lambda key: None
+        """Called with an instance's unit key just before it is stopped (its logs are read then)."""
         self._pools: dict[str, Pool] = {}
         self._lock = threading.Condition()
         self._stopping = threading.Event()
@@ -116,7 +118,7 @@ class Scaler:
             pool = self._pools.pop(revision, None)
             self._lock.notify_all()
         for instance in (pool.instances.values() if pool else ()):
-            self.plane.remove(instance.key)
+            self._stop(instance.key)
 
     def revisions(self) -> set[str]:
         """The revisions that have a pool."""
@@ -204,8 +206,15 @@ class Scaler:
                         del pool.instances[index]
                         stopped.append(instance.key)
         for key in stopped:
-            self.plane.remove(key)
+            self._stop(key)
         return stopped
+
+    def _stop(self, key: str) -> None:
+        """Stop one instance, telling `on_stop` first (its failure does not keep the instance)."""
+        try:
+            self.on_stop(key)
+        finally:
+            self.plane.remove(key)
 
     def _reap_forever(self) -> None:
         while not self._stopping.wait(min(1.0, max(self.idle_seconds / 4, 0.1))):

@@ -16,11 +16,11 @@ import copy
 import re
 import threading
 from collections.abc import Iterator, MutableMapping
-from datetime import UTC, datetime
 from typing import Any
 
 from multicloud_gcp.checksum import crc32c
 from multicloud_gcp.emulator.faults import ApiError
+from multicloud_gcp.emulator.shapes import now
 
 Json = dict[str, Any]
 SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
@@ -29,10 +29,6 @@ LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 FILTER_TERM = re.compile(r"^labels\.([a-z][a-z0-9_-]{0,62})[=:](\S*)$")
 MAX_PAYLOAD = 64 * 1024
 SERVICE = "google.cloud.secretmanager.v1.SecretManagerService"
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class SecretManager:
@@ -78,7 +74,7 @@ class SecretManager:
             secret = {
                 "name": name,
                 "replication": copy.deepcopy(body["replication"]),
-                "createTime": _now(),
+                "createTime": now(),
                 "labels": dict(labels),
                 "annotations": dict(body.get("annotations") or {}),
                 "etag": '"1"',
@@ -151,7 +147,7 @@ class SecretManager:
             versions = self._versions[secret_id]
             version = {
                 "name": f"projects/{self.project_number}/secrets/{secret_id}/versions/{len(versions) + 1}",
-                "createTime": _now(),
+                "createTime": now(),
                 "state": "ENABLED",
                 "etag": '"1"',
                 "clientSpecifiedPayloadChecksum": sent is not None,
