@@ -174,7 +174,6 @@ def _saved_plan_file(args: argparse.Namespace) -> tuple[str, Any] | None:
 
 
 def cmd_apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
-    from multicloud.cli.progress import progress
     from multicloud.cli.quick import recording
     from multicloud.errors import ApplyFailedError
     from multicloud.render import plan_json, plan_text
@@ -194,7 +193,7 @@ def cmd_apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
     if not planned.has_changes:
         steps: list[dict[str, Any]] = []
         if not destroy and planned.changes:  # nothing to change, but an interrupted apply may have left it starting
-            with progress(sys.stderr if quiet else sys.stdout) as sink:
+            with _progress(args, planned, quiet) as sink:
                 deployment.on_event = sink
                 steps = _steps_json(deployment.apply(planned))
         if quiet:
@@ -203,7 +202,7 @@ def cmd_apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
     if not args.yes and saved is None:  # a saved plan was reviewed when it was made (as terraform's)
         _confirm("destroy" if destroy else "apply")
     try:
-        with progress(sys.stderr if quiet else sys.stdout) as sink:
+        with _progress(args, planned, quiet) as sink:
             deployment.on_event = sink
             if saved is not None:
                 result = deployment.apply_saved(saved[0])
@@ -223,6 +222,17 @@ def cmd_apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
         if not destroy:
             _print_endpoints(deployment.endpoints(), public_only=True)
     return 0
+
+
+def _progress(args: argparse.Namespace, planned: Any, quiet: bool) -> Any:
+    """The progress display of an apply: on stderr under -o json (stdout holds the result), else stdout;
+    the plan's acting resources listed from the start."""
+    from multicloud.cli.progress import progress
+    from multicloud.planner import Action
+
+    acting = [c.key for c in planned.changes if c.action is not Action.NOOP]
+    title = f"{planned.app} on {planned.target}"
+    return progress(sys.stderr if quiet else sys.stdout, args.progress, list(dict.fromkeys(acting)), title)
 
 
 def _steps_json(result: Any) -> list[dict[str, Any]]:

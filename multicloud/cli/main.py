@@ -67,6 +67,11 @@ def _apply_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     parser.add_argument("--concurrency", type=int, default=4, metavar="N", help="steps run at once (default 4)")
     parser.add_argument(
+        "--progress", choices=("plain", "tty", "json"), default=os.environ.get("MULTICLOUD_PROGRESS") or None,
+        help="how progress is shown: tty (a live view; the default on a terminal), plain (lines; elsewhere) "
+        "or json (one JSON object per event); $MULTICLOUD_PROGRESS",
+    )
+    parser.add_argument(
         "--health-timeout", type=float, default=None, metavar="SECONDS",
         help="how long each step waits for health (default: the provider's, e.g. aws-ecs 600; else 300)",
     )
