@@ -70,6 +70,8 @@ def test_helper_names_from_the_found_spec_and_from_f(project, capsys, monkeypatc
         assert main(["_complete", "services", *broken]) == 0
         assert capsys.readouterr().out == ""
     assert main(["_complete", "volumes"]) == 2
+    assert main(["_complete", "emulators"]) == 0
+    assert {"aws", "azure", "gcp"} <= set(capsys.readouterr().out.split())
 
 
 def test_helper_imports_neither_pydantic_nor_sdks(project):
@@ -119,6 +121,8 @@ def test_bash(project, tmp_path):
     assert _bash(script, sub, "multicloud", "logs", "-f", "../other.yaml", "") == ["zeta"]
     assert _bash(script, sub, "multicloud", "plan", "--file", "=", "../other.yaml", "-t", "") == ["staging"]
     assert _bash(script, sub, "multicloud", "completion", "") == ["bash", "zsh", "fish"]
+    assert _bash(script, sub, "multicloud", "emulate", "az") == ["azure"]
+    assert _bash(script, sub, "multicloud", "exec", "--replica", "2", "be") == ["beta"]
     assert _bash(script, sub, "multicloud", "plan", "--det") == ["--detailed-exitcode"]
     assert "../other.yaml" in _bash(script, sub, "multicloud", "plan", "-f", "../")
 

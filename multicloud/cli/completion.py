@@ -12,8 +12,10 @@ if TYPE_CHECKING:
     import argparse
 
 SHELLS = ("bash", "zsh", "fish")
-NAME_KINDS = ("services", "targets")
+NAME_KINDS = ("services", "targets", "emulators")
 SPEC_GLOB = ("*.yaml", "*.yml")
+EMULATORS_GROUP = "multicloud.emulators"
+"""multicloud.registry.EMULATORS_GROUP, not imported from there: that module loads the contract."""
 MAX_BYTES = 4 * 1024 * 1024
 """Larger files are skipped (as the loader refuses them)."""
 
@@ -36,6 +38,7 @@ _multicloud_names() {
 }
 _multicloud_services() { _multicloud_names services "$1"; }
 _multicloud_targets() { _multicloud_names targets "$1"; }
+_multicloud_emulators() { _multicloud_names emulators "$1"; }
 """,
     "zsh": r"""
 # $1: services or targets
@@ -53,6 +56,7 @@ _multicloud_names() {
 }
 _multicloud_services() { _multicloud_names services; }
 _multicloud_targets() { _multicloud_names targets; }
+_multicloud_emulators() { _multicloud_names emulators; }
 """,
     "fish": r"""
 # $argv[1]: services or targets
@@ -77,6 +81,9 @@ end
 
 SERVICES = {"bash": "_multicloud_services", "zsh": "_multicloud_services", "fish": "(__multicloud_names services)"}
 TARGETS = {"bash": "_multicloud_targets", "zsh": "_multicloud_targets", "fish": "(__multicloud_names targets)"}
+EMULATORS = {
+    "bash": "_multicloud_emulators", "zsh": "_multicloud_emulators", "fish": "(__multicloud_names emulators)",
+}
 
 
 def completion_script(shell: str, parser: argparse.ArgumentParser) -> str:
@@ -91,6 +98,8 @@ def completion_script(shell: str, parser: argparse.ArgumentParser) -> str:
             action.complete = SERVICES  # type: ignore[attr-defined]
         elif action.dest == "target":
             action.complete = TARGETS  # type: ignore[attr-defined]
+        elif action.dest == "cloud":
+            action.complete = EMULATORS  # type: ignore[attr-defined]
         elif action.dest in ("files", "var_file"):
             action.complete = shtab.glob(*SPEC_GLOB)  # type: ignore[attr-defined]
     script: str = shtab.complete(parser, shell, preamble=PREAMBLES[shell])
@@ -110,16 +119,21 @@ def _actions(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
 
 def print_names(argv: Sequence[str]) -> int:
     """`_complete services|targets [-f FILE]…`: print the names one a line, from the YAML alone (no
-    validation, no pydantic: it runs on every <Tab>); print nothing when there is no readable spec."""
+    validation, no pydantic: it runs on every <Tab>); print nothing when there is no readable spec.
+    `_complete emulators`: the installed emulators' names."""
     if not argv or argv[0] not in NAME_KINDS:
         print(f"usage: multicloud _complete {{{','.join(NAME_KINDS)}}} [-f FILE]...", file=sys.stderr)
         return 2
-    from multicloud.discovery import spec_files_found
-
-    files = spec_files_found(_file_options(argv[1:])) or []
     names: dict[str, None] = {}
-    for path in files:
-        names.update(dict.fromkeys(_names_in(path, argv[0])))
+    if argv[0] == "emulators":  # installed plugins, from package metadata alone (registry.py imports more)
+        from importlib import metadata
+
+        names.update(dict.fromkeys(sorted({ep.name for ep in metadata.entry_points(group=EMULATORS_GROUP)})))
+    else:
+        from multicloud.discovery import spec_files_found
+
+        for path in spec_files_found(_file_options(argv[1:])) or []:
+            names.update(dict.fromkeys(_names_in(path, argv[0])))
     sys.stdout.write("".join(f"{name}\n" for name in names))
     return 0
 
