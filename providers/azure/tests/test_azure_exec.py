@@ -72,14 +72,16 @@ def test_a_shell_runs_in_the_real_container(deployed: tuple[EmulatorHandle, Path
     the end of input is Ctrl-D, which ends the shell, and the session with it."""
     _, root = deployed
     read, write = os.pipe()
-    os.write(write, b"echo answer-$((6 * 7)) from $(hostname)\n")
+    os.write(write, b"echo answer-$((6 * 7)) from $(hostname)\nstty size\n")
     os.close(write)
     out = io.BytesIO()
     with os.fdopen(read, "rb", buffering=0) as stdin:
-        code = _deployment(root).exec("box", ["/bin/sh"], terminal=Terminal(stdin, out, io.BytesIO(), tty=True))
+        terminal = Terminal(stdin, out, io.BytesIO(), tty=True, size=(33, 101))
+        code = _deployment(root).exec("box", ["/bin/sh"], terminal=terminal)
     text = out.getvalue().decode()
     assert code == 0
     assert "answer-42 from " in text
+    assert "33 101" in text  # the terminalSize of the exec request
 
 
 def test_through_the_cli(deployed: tuple[EmulatorHandle, Path], capfd: pytest.CaptureFixture[str],

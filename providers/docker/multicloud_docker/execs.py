@@ -38,12 +38,7 @@ def running_replica(found: Sequence[Replica], app: str, service: str, replica: i
 def run_in(api: Any, container: str, command: Sequence[str], terminal: Terminal, *, where: str) -> int:
     """Run `command` in a container through the engine's exec, relaying `terminal`; its exit status."""
     conn, exec_id = start(api, container, command, stdin=terminal.stdin is not None, tty=terminal.tty, where=where)
-    if terminal.size is not None:
-        try:
-            with guard(f"sizing the terminal in {where}"):
-                api.exec_resize(exec_id, height=terminal.size[0], width=terminal.size[1])
-        except MulticloudError:  # a command that has already ended cannot be resized: as docker, go on
-            pass
+    resize(api, exec_id, terminal.size, where)
     try:
         relay(terminal, output(conn, terminal.tty), conn.sendall, lambda: conn.shutdown(socket.SHUT_WR))
     finally:
@@ -59,6 +54,18 @@ def start(api: Any, container: str, command: Sequence[str], *, stdin: bool, tty:
         made = api.exec_create(container, list(command), stdin=stdin, tty=tty, stdout=True, stderr=True)
         hijacked = api.exec_start(made["Id"], socket=True, tty=tty)
     return getattr(hijacked, "_sock", hijacked), str(made["Id"])
+
+
+def resize(api: Any, exec_id: str, size: tuple[int, int] | None, where: str) -> None:
+    """Size the exec's terminal (rows, columns), if asked; a command that has already ended cannot
+    be resized, and as docker does, that is no error."""
+    if size is None:
+        return
+    try:
+        with guard(f"sizing the terminal in {where}"):
+            api.exec_resize(exec_id, height=size[0], width=size[1])
+    except MulticloudError:
+        pass
 
 
 def exit_status(api: Any, exec_id: str, where: str) -> int:

@@ -33,6 +33,8 @@ class ExecSession:
     key: str
     container: str
     command: str
+    size: tuple[int, int]
+    """The terminal's rows and columns."""
     password: str
     expires: float
 
@@ -44,11 +46,12 @@ class ExecSessions:
         self._lock = threading.Lock()
         self._open: dict[str, ExecSession] = {}
 
-    def grant(self, key: str, container: str, command: str) -> tuple[str, str]:
+    def grant(self, key: str, container: str, command: str, size: tuple[int, int]) -> tuple[str, str]:
         """Record a session; return its id (the URI's last segment) and password."""
         ident, password = secrets.token_urlsafe(16), secrets.token_urlsafe(24)
+        expires = time.monotonic() + SESSION_SECONDS
         with self._lock:
-            self._open[ident] = ExecSession(key, container, command, password, time.monotonic() + SESSION_SECONDS)
+            self._open[ident] = ExecSession(key, container, command, size, password, expires)
         return ident, password
 
     def take(self, ident: str) -> ExecSession | None:

@@ -292,10 +292,11 @@ class AciBackend:
                 raise ArmError(409, "ContainerGroupNotRunning", message)
             return _key(group)
 
-    def exec_connection(self, key: str, container: str, command: str) -> socket.socket | None:
-        """Start `command` (one program, as ACI runs it) in the container's terminal; its connection,
-        or None when the container is not running."""
-        return None if self.runner is None else self.runner.exec(key, container, [command])
+    def exec_connection(self, key: str, container: str, command: str, size: tuple[int, int]
+                        ) -> socket.socket | None:
+        """Start `command` (one program, as ACI runs it) in the container's terminal of `size` rows x
+        columns; its connection, or None when the container is not running."""
+        return None if self.runner is None else self.runner.exec(key, container, [command], size)
 
     def operation(self, sub: str, op_id: str) -> tuple[Operation, str]:
         """An operation and its status now: InProgress, Succeeded or Failed."""

@@ -168,9 +168,9 @@ class GroupRunner:
         """A container's output (each line after its time when `timestamps`)."""
         return str(self.plane.logs(key, container, tail, timestamps=timestamps))
 
-    def exec(self, key: str, container: str, command: list[str]) -> socket.socket | None:
-        """Start a command in a container's terminal (None when it is not running)."""
-        return self.plane.exec(key, container, command, tty=True)
+    def exec(self, key: str, container: str, command: list[str], size: tuple[int, int]) -> socket.socket | None:
+        """Start a command in a container's terminal of `size` rows x columns (None when it is not running)."""
+        return self.plane.exec(key, container, command, tty=True, size=size)
 
     def close(self) -> None:
         """Stop the data plane, removing every container it made."""

@@ -60,7 +60,7 @@ class ArmHandler(BaseHTTPRequestHandler):
         if self.path.startswith(EXEC_PATH):
             backend = self.server.backend
             session = self.server.exec_sessions.take(self.path[len(EXEC_PATH):])
-            exec_socket.serve(self, session, lambda s: backend.exec_connection(s.key, s.container, s.command))
+            exec_socket.serve(self, session, lambda s: backend.exec_connection(s.key, s.container, s.command, s.size))
             return
         self._serve("GET")
 
@@ -205,11 +205,13 @@ class ArmHandler(BaseHTTPRequestHandler):
 
     def _h_exec(self, *, sub: str, rg: str, name: str, container: str, query: dict[str, str], raw: bytes) -> Reply:
         """Grant an exec session: {webSocketUri, password} (ACI runs `command` as one program, no arguments)."""
-        command = json.loads(raw or b"{}").get("command")
+        body = json.loads(raw or b"{}")
+        command, size = body.get("command"), body.get("terminalSize") or {}
         if not isinstance(command, str) or not command.strip():
             raise ArmError(400, "InvalidRequestContent", "The exec request must have a 'command'.")
         key = self.server.backend.exec_target(sub, rg, name, container)
-        ident, password = self.server.exec_sessions.grant(key, container, command)
+        rows, cols = int(size.get("rows") or 24), int(size.get("cols") or 80)
+        ident, password = self.server.exec_sessions.grant(key, container, command, (rows, cols))
         uri = f"wss://{self.headers.get('Host') or self.server.host_header}{EXEC_PATH}{ident}"
         return 200, {"webSocketUri": uri, "password": password}, {}
 

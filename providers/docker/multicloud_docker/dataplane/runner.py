@@ -153,13 +153,17 @@ class DataPlane:
                 return ""
         return bytes(data).decode("utf-8", "replace")
 
-    def exec(self, key: str, member: str, command: Sequence[str], *, tty: bool = True) -> socket.socket | None:
-        """Start `command` in a member's running container (the engine's exec, stdin attached) and
-        return the connection carrying its streams; None when the member is not running."""
+    def exec(self, key: str, member: str, command: Sequence[str], *, tty: bool = True,
+             size: tuple[int, int] | None = None) -> socket.socket | None:
+        """Start `command` in a member's running container (the engine's exec, stdin attached, its
+        terminal `size` rows x columns) and return the connection carrying its streams; None when
+        the member is not running."""
         state = self.state(key).members.get(member)
         if state is None or not state.container or state.state != "running":
             return None
-        conn, _ = execs.start(self._factory(), state.container, command, stdin=True, tty=tty, where=member)
+        api = self._factory()
+        conn, exec_id = execs.start(api, state.container, command, stdin=True, tty=tty, where=member)
+        execs.resize(api, exec_id, size, member)
         return conn
 
     # --- the loop ----------------------------------------------------------------------------
