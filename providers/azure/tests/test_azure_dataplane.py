@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from multicloud_azure.emulator import AzureEmulator, EmulatorHandle
+from azure_emulators import data_plane_emulator
+from multicloud_azure.emulator import EmulatorHandle
 from multicloud_azure.provider import AzureAciProvider
 
 from multicloud.api import Deployment
@@ -35,10 +36,7 @@ SUBSCRIPTION = "00000000-0000-0000-0000-00000000da7a"
 @pytest.fixture(scope="module")
 def running_arm() -> Iterator[EmulatorHandle]:
     """An ACI emulator with its data plane on the local engine (skips without an engine)."""
-    handle = AzureEmulator(op_seconds=0.02, run=True).serve()
-    if handle.backend.runner is None:
-        handle.stop()
-        pytest.skip(handle.running.notes[0])
+    handle = data_plane_emulator()
     _build_app_image()
     yield handle
     handle.stop()

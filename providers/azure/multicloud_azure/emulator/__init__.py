@@ -1,7 +1,8 @@
 """An ARM-compatible HTTPS emulator of Azure Container Instances (container groups).
 
 `AzureEmulator().start()` serves `Microsoft.ContainerInstance/containerGroups` at api-version
-2023-05-01 in a background thread, with a generated test certificate and a bearer token,
+2023-05-01 and `Microsoft.DBforPostgreSQL/flexibleServers` at 2026-10-01 (emulator.flexible)
+in a background thread, with a generated test certificate and a bearer token,
 and returns a `RunningEmulator` whose environment points the `azure-aci` provider at it.
 With `run=True` (what `multicloud emulate azure` and the `azure_emulator` fixture use) and a
 reachable Docker engine, the groups' containers really run (`emulator.running`).
@@ -20,7 +21,9 @@ from typing import Any
 from multicloud.contract import RunningEmulator
 from multicloud.testing.tls import generate
 from multicloud_azure.emulator.acr import AcrBackend
-from multicloud_azure.emulator.models import AciBackend, Fault
+from multicloud_azure.emulator.arm import Fault
+from multicloud_azure.emulator.flexible import FlexibleServers
+from multicloud_azure.emulator.models import AciBackend
 from multicloud_azure.emulator.running import start_runner
 from multicloud_azure.emulator.server import ArmServer
 
@@ -29,6 +32,11 @@ __all__ = ["AciBackend", "AzureEmulator", "EmulatorHandle", "Fault"]
 TOKEN_ENV = "MULTICLOUD_AZURE_TOKEN"  # noqa: S105 - a variable name, not a secret
 ENDPOINT_ENV = "MULTICLOUD_AZURE_ARM_ENDPOINT"
 CA_BUNDLE_ENV = "MULTICLOUD_AZURE_CA_BUNDLE"
+POSTGRES_NOTE = (
+    "data plane: flexible servers run PostgreSQL 15 in containers; a server's fqdn resolves inside the "
+    "container groups and stands, on this machine, for its own loopback address (port 5432; firewall "
+    "rules are kept, not enforced)"
+)
 
 
 @dataclass
@@ -63,10 +71,16 @@ class AzureEmulator:
         requests. A failure to bind leaves no thread and removes the certificate directory."""
         token = self.token or "mc-emulator-" + secrets.token_urlsafe(24)
         backend = AciBackend(token=token, op_seconds=self.op_seconds)
+        backend.postgres = FlexibleServers(op_seconds=self.op_seconds)
         notes: tuple[str, ...] = ()
         if self.run:
             backend.runner, note = start_runner()
             notes = (note,)
+            if backend.runner is not None:
+                from multicloud_docker.dataplane.postgres import PostgresServers
+
+                backend.postgres.plane = PostgresServers(backend.runner.plane)
+                notes += (POSTGRES_NOTE,)
         directory = tempfile.mkdtemp(prefix="multicloud-azure-emulator-")
         try:
             cert = generate(directory, [host])

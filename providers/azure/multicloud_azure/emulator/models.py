@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from multicloud_azure.emulator import running
+from multicloud_azure.emulator.arm import Fault, Operation, RequestLog, RequestRecord, location_name, now_iso
+from multicloud_azure.emulator.flexible import FlexibleServers
 from multicloud_azure.emulator.validation import (
     ArmError,
     check_capacity,
@@ -31,38 +33,6 @@ if TYPE_CHECKING:
 
 RESOURCE_TYPE = "Microsoft.ContainerInstance/containerGroups"
 LOG_CAP = 4 * 1024 * 1024
-
-
-@dataclass
-class Fault:
-    """An injected failure: the next `times` matching requests get `status` (or are slowed)."""
-
-    status: int = 500
-    times: int = 1
-    method: str | None = None
-    path_contains: str | None = None
-    retry_after: float | None = None
-    delay: float = 0.0
-    code: str = ""
-
-    def matches(self, method: str, path: str) -> bool:
-        """True when this fault applies to a request."""
-        return (self.method is None or self.method == method) and (
-            self.path_contains is None or self.path_contains in path
-        )
-
-
-@dataclass
-class Operation:
-    """A long-running operation as Azure-AsyncOperation reports it."""
-
-    id: str
-    kind: str
-    group: tuple[str, str, str]
-    location: str
-    started: float
-    done_at: float
-    failed: str | None = None
 
 
 @dataclass
@@ -83,22 +53,7 @@ class Group:
     logs: dict[str, list[str]] = field(default_factory=dict)
 
 
-@dataclass
-class RequestRecord:
-    """One request the emulator answered."""
-
-    method: str
-    path: str
-    status: int
-    at: float
-
-
-def _now_iso() -> str:
-    """Wall-clock time as ARM writes it."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-class AciBackend:
+class AciBackend(RequestLog):
     """ACI control-plane state for every subscription and resource group, thread-safe."""
 
     def __init__(
@@ -122,41 +77,15 @@ class AciBackend:
         """The data plane that runs the groups' containers; None serves the API only."""
         self.acr: AcrBackend | None = None
         """The emulated container registries (Microsoft.ContainerRegistry); None serves none."""
+        self.postgres: FlexibleServers | None = None
+        """The emulated Azure Database for PostgreSQL flexible servers; None serves none."""
 
     # --- test controls ---------------------------------------------------------------------
-
-    def inject(self, fault: Fault) -> None:
-        """Arm a fault for the next matching requests."""
-        with self.lock:
-            self.faults.append(fault)
-
-    def take_fault(self, method: str, path: str) -> Fault | None:
-        """Return and consume the first armed fault matching a request, if any."""
-        with self.lock:
-            for fault in self.faults:
-                if fault.times > 0 and fault.matches(method, path):
-                    fault.times -= 1
-                    return fault
-            self.faults = [f for f in self.faults if f.times > 0]
-            return None
 
     def fail_next_operations(self, message: str, times: int = 1) -> None:
         """Make the next `times` create/update operations end Failed (provisioningState Failed)."""
         with self.lock:
             self.failures += [message] * times
-
-    def record(self, method: str, path: str, status: int) -> None:
-        """Log an answered request and tell the watchers."""
-        with self.lock:
-            self.requests.append(RequestRecord(method, path, status, self.clock()))
-            watchers = list(self.watchers)
-        for watcher in watchers:
-            watcher(method, path, status)
-
-    def count(self, method: str, path_contains: str = "") -> int:
-        """How many requests of a method (on paths containing a text) were answered."""
-        with self.lock:
-            return sum(1 for r in self.requests if r.method == method and path_contains in r.path)
 
     def reset(self) -> None:
         """Forget every group, operation, fault and request."""
@@ -167,6 +96,8 @@ class AciBackend:
             self.failures.clear()
             self.region_cpu = None
             self.requests.clear()
+        if self.postgres is not None:
+            self.postgres.reset()
 
     def append_log(self, subscription: str, resource_group: str, name: str, container: str, line: str) -> None:
         """Make a container print a line (what `container logs` returns)."""
@@ -191,7 +122,7 @@ class AciBackend:
                 check_updatable(name, self.view(existing)["properties"]["instanceView"]["state"])
             self._check_dns_label(sub, rg, name, body)
             stored = copy.deepcopy(dict(body))
-            stored["location"] = _location(stored["location"])
+            stored["location"] = location_name(stored["location"])
             if existing is not None:
                 validate_update(name, existing.body, stored)
                 existing.body, existing.state, existing.ready_at = stored, "Updating", now + self.op_seconds
@@ -201,7 +132,7 @@ class AciBackend:
                 group = Group(sub, rg, name, stored, ready_at=now + self.op_seconds)
                 self.groups[(sub, rg, name)] = group
                 status, kind = 201, "create"
-            group.started_wall = _now_iso()
+            group.started_wall = now_iso()
             group.failure = self.failures.pop(0) if self.failures else None
             for container in stored["properties"]["containers"]:
                 line = f"[emulator] container {container['name']} started from {container['properties']['image']}"
@@ -415,14 +346,14 @@ class AciBackend:
         """Raise 409 ServiceUnavailable when the region lacks the CPU the group asks for now."""
         if self.region_cpu is not None:
             others = [g.body for k, g in self.groups.items() if k != (sub, rg, name) and self._find(*k) is not None]
-            check_capacity(_location(str(body["location"])), body, others, self.region_cpu)
+            check_capacity(location_name(str(body["location"])), body, others, self.region_cpu)
 
     def _check_dns_label(self, sub: str, rg: str, name: str, body: Mapping[str, Any]) -> None:
         """Raise 409 DnsNameLabelNotAvailable when another group in the region has the label."""
         label = ((body.get("properties") or {}).get("ipAddress") or {}).get("dnsNameLabel")
         if not label:
             return
-        location = _location(str(body["location"]))
+        location = location_name(str(body["location"]))
         for key, other in list(self.groups.items()):
             if key == (sub, rg, name) or self._find(*key) is None:
                 continue
@@ -442,11 +373,6 @@ def _log(group: Group, container: str, line: str) -> None:
     size = sum(len(item) + 1 for item in lines)
     while size > LOG_CAP and lines:
         size -= len(lines.pop(0)) + 1
-
-
-def _location(value: str) -> str:
-    """A location as ARM normalises it ('West Europe' -> 'westeurope')."""
-    return value.replace(" ", "").lower()
 
 
 def _key(group: Group) -> str:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from multicloud_docker.dataplane import DataPlane, MemberState, Probe, Unit, UnitState
 
 GIB = 1024**3
+NETWORK = "azure"
+"""The data-plane network every group joins, where flexible servers' fqdns resolve."""
 RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
 NOTE = (
     "data plane: container groups run as real containers on the local Docker engine; a group's "
@@ -85,7 +87,7 @@ def group_unit(key: str, body: Mapping[str, Any]) -> Unit:
             Publish(int(p["port"]), "udp" if str(p.get("protocol", "TCP")).upper() == "UDP" else "tcp", host)
             for p in ip.get("ports") or []
         )
-    return Unit(key, tuple(members), publish=publish)
+    return Unit(key, tuple(members), publish=publish, network=NETWORK)
 
 
 def _decoded(files: Mapping[str, str]) -> dict[str, bytes]:

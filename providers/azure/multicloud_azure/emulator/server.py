@@ -11,8 +11,9 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from multicloud.testing.tls import WrappedServer
-from multicloud_azure.emulator import acr, exec_socket
-from multicloud_azure.emulator.models import AciBackend, Fault, Operation
+from multicloud_azure.emulator import acr, exec_socket, flexroutes
+from multicloud_azure.emulator.arm import Fault, Operation
+from multicloud_azure.emulator.models import AciBackend
 from multicloud_azure.emulator.validation import ArmError
 
 API_VERSIONS = ("2023-05-01",)
@@ -130,6 +131,8 @@ class ArmHandler(BaseHTTPRequestHandler):
     def _route(self, method: str, path: str, query: dict[str, str], raw: bytes) -> Reply:
         """Check api-version and dispatch to the handler of the matching route."""
         version = query.get("api-version")
+        if version is not None and flexroutes.serves(path):
+            return flexroutes.route(self, method, path, query, raw)
         if version is None:
             raise ArmError(
                 400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required."
@@ -292,6 +295,8 @@ class ArmHandler(BaseHTTPRequestHandler):
             return 204, None, {}
         if method == "POST" and path == "/_emulator/settings":
             backend.op_seconds = float(data.get("op_seconds", backend.op_seconds))
+            if backend.postgres is not None:
+                backend.postgres.op_seconds = backend.op_seconds
             backend.page_size = int(data.get("page_size", backend.page_size))
             return 204, None, {}
         if method == "GET" and path == "/_emulator/requests":

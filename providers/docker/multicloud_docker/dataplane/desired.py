@@ -34,7 +34,9 @@ class Probe:
 @dataclass(frozen=True)
 class Member:
     """One container of a unit. `files` maps a directory to the files written into it before
-    the container starts (secret volumes); env and files never reach a label."""
+    the container starts (secret volumes); env and files never reach a label. `volumes` maps a
+    volume's name (the unit's own) to where it is mounted: it outlives the container and is
+    removed only when the unit is purged (a database's data)."""
 
     name: str
     image: str
@@ -49,6 +51,7 @@ class Member:
     pull_auth: Mapping[str, str] | None = field(default=None, repr=False)
     """Registry credentials ({"username", "password"}): the image is pulled with them on every create,
     as a cloud pulls (a wrong credential fails the member); None uses what the engine has."""
+    volumes: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

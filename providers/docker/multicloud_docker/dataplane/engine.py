@@ -109,13 +109,43 @@ def create_holder(
     return ident
 
 
-def create_member(api: Any, member: Member, holder: str, name: str, labels: Mapping[str, str]) -> str:
-    """Pull the image if missing, create a member in the holder's namespace, write its files,
-    start it. A failure leaves a labelled container that is not running (removed next pass)."""
+def volume_name(session: str, key: str, volume: str) -> str:
+    """The engine name of a unit's volume."""
+    unit = hashlib.sha256(key.encode()).hexdigest()[:8]
+    return f"mcdp-{session}-{unit}-{re.sub(r'[^a-zA-Z0-9_.-]', '-', volume)[:40]}"
+
+
+def ensure_volumes(api: Any, names: Iterable[str], labels: Mapping[str, str]) -> None:
+    """Create the named volumes that do not exist yet, labelled (an existing one keeps its data)."""
+    for name in names:
+        with guard(f"creating volume {name}"):
+            api.create_volume(name, labels=dict(labels))
+
+
+def remove_volumes(api: Any, session: str, key: str) -> None:
+    """Remove every volume of one unit of a session (its data is gone); gone already counts as done."""
+    with guard("listing data-plane volumes"):
+        found = (api.volumes(filters={"label": [f"{SESSION}={session}", f"{UNIT}={key}"]}) or {}).get("Volumes")
+    for volume in found or []:
+        try:
+            with guard(f"removing volume {volume.get('Name')}"):
+                api.remove_volume(volume["Name"], force=True)
+        except NotFoundError:
+            continue
+
+
+def create_member(
+    api: Any, member: Member, holder: str, name: str, labels: Mapping[str, str],
+    *, volumes: Mapping[str, str] | None = None,
+) -> str:
+    """Pull the image if missing, create a member in the holder's namespace with its named
+    volumes (engine name -> mount path) mounted, write its files, start it. A failure leaves a
+    labelled container that is not running (removed next pass)."""
     if member.pull_auth is not None:
         pull_with(api, member.image, member.pull_auth)
     else:
         ensure_pulled(api, member.image, lambda _line: None)
+    mounts = dict(volumes or {})
     restart: dict[str, Any] = {"Name": member.restart}
     with guard(f"creating container {name}"):
         host_config = api.create_host_config(
@@ -123,6 +153,7 @@ def create_member(api: Any, member: Member, holder: str, name: str, labels: Mapp
             restart_policy=restart if member.restart != "no" else None,
             nano_cpus=round(member.cpu * 1e9) if member.cpu else None,
             mem_limit=member.memory,
+            binds={volume: {"bind": path, "mode": "rw"} for volume, path in mounts.items()} or None,
         )
         created = api.create_container(
             image=member.image,
@@ -131,7 +162,7 @@ def create_member(api: Any, member: Member, holder: str, name: str, labels: Mapp
             entrypoint=list(member.entrypoint) if member.entrypoint is not None else None,
             environment=[f"{k}={v}" for k, v in member.env.items()],
             labels=dict(labels),
-            volumes=sorted(member.files) or None,
+            volumes=sorted([*member.files, *mounts.values()]) or None,
             healthcheck=docker_probe(member.probe),
             host_config=host_config,
         )

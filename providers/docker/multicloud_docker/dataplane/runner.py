@@ -60,6 +60,7 @@ class DataPlane:
         self._converged: dict[str, int] = {}
         self._errors: dict[str, str] = {}
         self._forced: set[str] = set()
+        self._purged: set[str] = set()
         self._states: dict[str, UnitState] = {}
         self._restarts: dict[tuple[str, str], int] = {}
         self._thread: threading.Thread | None = None
@@ -94,11 +95,42 @@ class DataPlane:
 
     def apply(self, unit: Unit) -> None:
         """Desire a unit (replacing an earlier one of the same key); the loop acts on it."""
-        self._change(unit.key, lambda: self._desired.__setitem__(unit.key, unit))
+        def desire() -> None:
+            self._desired[unit.key] = unit
+            self._purged.discard(unit.key)
+
+        self._change(unit.key, desire)
 
     def remove(self, key: str) -> None:
-        """Desire no unit under a key: its containers are removed."""
+        """Desire no unit under a key: its containers are removed (its volumes stay)."""
         self._change(key, lambda: self._desired.pop(key, None))
+
+    def purge(self, key: str) -> None:
+        """Desire no unit under a key and none of its data: containers and volumes are removed."""
+        def undesire() -> None:
+            self._desired.pop(key, None)
+            self._purged.add(key)
+
+        self._change(key, undesire)
+
+    def client(self) -> Any:
+        """A new engine client of this plane's engine (for work the loop does not do: builds)."""
+        return self._factory()
+
+    def run_command(
+        self, key: str, member: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> tuple[int, str]:
+        """Run a command to its end in a member's running container; return its exit code and output.
+        Raises MulticloudError when the member has no container or the engine fails."""
+        state = self.state(key).members.get(member)
+        if state is None or not state.container:
+            raise MulticloudError(f"{key}: {member} has no container to run a command in")
+        api = self._factory()
+        with guard(f"running a command in {member}"):
+            made = api.exec_create(state.container, argv, environment=env or None)
+            output = api.exec_start(made["Id"])
+            code = api.exec_inspect(made["Id"]).get("ExitCode")
+        return int(code if code is not None else -1), bytes(output).decode("utf-8", "replace")
 
     def network(self, network: str) -> tuple[str, str]:
         """Create a session network now (units on it use it as it is); return the host's address
@@ -180,6 +212,7 @@ class DataPlane:
             desired = dict(self._desired)
             generations = dict(self._generation)
             forced, self._forced = self._forced, set()
+            purged = {key for key in self._purged if key not in self._desired}
         try:
             observed = self._observed()
         except MulticloudError as exc:
@@ -190,6 +223,8 @@ class DataPlane:
         for key in (set(observed) | set(generations)) - set(desired):
             gone = [c["Id"] for c in observed.get(key, [])]
             done[key] = self._guarded(key, functools.partial(E.remove_containers, self._api, gone))
+            if done[key] and key in purged:
+                done[key] = self._guarded(key, functools.partial(E.remove_volumes, self._api, self.session, key))
         for key, unit in desired.items():
             if self._stopping.is_set():
                 return
@@ -201,6 +236,7 @@ class DataPlane:
                 if ok:
                     self._converged[key] = generations.get(key, 0)
                     self._errors.pop(key, None)
+                    self._purged.discard(key)
                 elif key in forced:
                     self._forced.add(key)
 
@@ -250,7 +286,10 @@ class DataPlane:
             if current is not None:
                 E.remove_containers(self._api, [current["Id"]])
             labels = {**self.labels, E.UNIT: unit.key, E.ROLE: "member", E.MEMBER: member.name, E.HASH: wanted}
-            E.create_member(self._api, member, holder_id, E.container_name(self.session, unit.key, member.name), labels)
+            volumes = {E.volume_name(self.session, unit.key, v): path for v, path in member.volumes.items()}
+            E.ensure_volumes(self._api, volumes, {**self.labels, E.UNIT: unit.key})
+            name = E.container_name(self.session, unit.key, member.name)
+            E.create_member(self._api, member, holder_id, name, labels, volumes=volumes)
         E.remove_containers(self._api, [c["Id"] for c in present.values()])
 
     def _heal(self, key: str, member: str, container: dict[str, Any], *, restart: bool) -> None:

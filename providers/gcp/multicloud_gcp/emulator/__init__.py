@@ -1,6 +1,7 @@
 """The Cloud Run emulator: Admin API v2 Services, Revisions and Operations over REST and gRPC.
 
-`CloudRunEmulator().start()` serves one in-memory `CloudRunModel` on two ports (REST, gRPC);
+`CloudRunEmulator().start()` serves one in-memory `CloudRunModel` on two ports (REST, gRPC),
+and the Cloud SQL Admin API v1 (`emulator.cloudsql`) on the REST port;
 tests reach the model (request log, faults, slow operations) through the returned handle, and
 another process through the REST control API under /_emulator/. With `run=True` (what
 `multicloud emulate gcp` and the `gcp_emulator` fixture use) and a reachable Docker engine,
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from multicloud.contract import RunningEmulator
 from multicloud.emulators import start_data_plane
 from multicloud_gcp.emulator import artifacts
+from multicloud_gcp.emulator.cloudsql import CloudSql
 from multicloud_gcp.emulator.faults import ApiError, Faults
 from multicloud_gcp.emulator.model import CloudRunModel
 from multicloud_gcp.environment import ACCESS_TOKEN_ENV, API_ENDPOINT_ENV, PROJECT_NUMBER_ENV, REGISTRY_ENV
@@ -26,6 +28,10 @@ if TYPE_CHECKING:
     from multicloud_gcp.emulator.front import Certificates, Front
     from multicloud_gcp.emulator.running import RevisionRunner
 
+CLOUDSQL_NOTE = (
+    "data plane: Cloud SQL instances run PostgreSQL 15 in containers; an instance's PRIMARY address is a loopback "
+    "address of its own (port 5432), its PRIVATE address answers Cloud Run instances"
+)
 __all__ = ["ApiError", "CloudRunEmulator", "CloudRunModel", "Faults", "RunningCloudRun"]
 
 
@@ -35,6 +41,8 @@ class RunningCloudRun(RunningEmulator):
 
     grpc_endpoint: str
     model: CloudRunModel
+    cloudsql: CloudSql | None = None
+    """The emulated Cloud SQL Admin API (served on the REST port under /v1/projects/...)."""
     front: str = ""
     """host:port of the TLS front that serves every service URL (empty without a data plane)."""
     front_ca: str = ""
@@ -73,8 +81,16 @@ class CloudRunEmulator:
         front, notes = self._data_plane(model) if self.run else (None, ())
         if registry is not None and model.runner is not None:
             model.runner.pull_auth = registry.pull_auth
+        cloudsql = CloudSql()
+        if model.runner is not None:
+            from multicloud_docker.dataplane.postgres import PostgresServers
+
+            from multicloud_gcp.emulator.running import NETWORK
+
+            cloudsql.plane, cloudsql.network = PostgresServers(model.runner.plane), NETWORK
+            notes = (*notes, CLOUDSQL_NOTE)
         try:
-            http_server, rest_port = rest.serve(model, host, port)
+            http_server, rest_port = rest.serve(model, host, port, cloudsql)
         except Exception:
             _stop_data_plane(model, front)
             if registry is not None:
@@ -108,6 +124,7 @@ class CloudRunEmulator:
                    registry_note),
             grpc_endpoint=grpc_url,
             model=model,
+            cloudsql=cloudsql,
             front=front.address if front is not None else "",
             front_ca=front.certificates.ca_bundle if front is not None else "",
         )

@@ -10,7 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from multicloud_gcp.emulator import protos
+from multicloud_gcp.emulator import protos, sqlroutes
+from multicloud_gcp.emulator.cloudsql import CloudSql
 from multicloud_gcp.emulator.dispatch import dispatch
 from multicloud_gcp.emulator.faults import ApiError
 from multicloud_gcp.emulator.model import CloudRunModel
@@ -92,6 +93,9 @@ class _Handler(BaseHTTPRequestHandler):
             if parts.path.startswith("/_emulator/"):
                 self._send(200, control(self.server.model, verb, parts.path, body))
                 return
+            if sqlroutes.serves(parts.path):
+                self._send(200, sqlroutes.route(self.server.cloudsql, verb, parts.path, parts.query, body))
+                return
             for route_verb, pattern, method, param, body_field in ROUTES:
                 match = re.fullmatch(pattern, parts.path)
                 if route_verb != verb or match is None:
@@ -123,6 +127,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         self._handle("DELETE")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
 
 
 def control(model: CloudRunModel, verb: str, path: str, body: Any) -> Any:
@@ -160,13 +167,16 @@ class _Server(ThreadingHTTPServer):
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
 
-    def __init__(self, address: tuple[str, int], model: CloudRunModel) -> None:
+    def __init__(self, address: tuple[str, int], model: CloudRunModel, cloudsql: CloudSql | None = None) -> None:
         super().__init__(address, _Handler)
         self.model = model
+        self.cloudsql = cloudsql
 
 
-def serve(model: CloudRunModel, host: str, port: int) -> tuple[ThreadingHTTPServer, int]:
+def serve(
+    model: CloudRunModel, host: str, port: int, cloudsql: CloudSql | None = None
+) -> tuple[ThreadingHTTPServer, int]:
     """Serve REST on host:port (0 picks one) in a daemon thread; return the server and its port."""
-    server = _Server((host, port), model)
+    server = _Server((host, port), model, cloudsql)
     threading.Thread(target=server.serve_forever, name="cloudrun-rest", daemon=True).start()
     return server, int(server.server_address[1])

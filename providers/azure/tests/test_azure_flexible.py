@@ -1,0 +1,212 @@
+"""Azure Database for PostgreSQL flexible servers in the ARM emulator, through the real, unmodified
+azure-mgmt-postgresqlflexibleservers client: long-running PUTs, ARM's refusals (global names,
+weak passwords, shrinking storage, a busy server), databases and firewall rules; with a data
+plane, a server is a real PostgreSQL that this machine and the container groups reach."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.mgmt.postgresqlflexibleservers import PostgreSQLManagementClient
+from azure_emulators import data_plane_emulator
+from multicloud_azure.client import StaticTokenCredential
+from multicloud_azure.emulator import AzureEmulator, EmulatorHandle
+
+SUBSCRIPTION = "00000000-0000-0000-0000-0000000f1e70"
+PASSWORD = "Zq8-unguessable-Pw"
+
+
+def sdk(handle: EmulatorHandle) -> Any:
+    """The real SDK client pointed at the emulator (short polls)."""
+    return PostgreSQLManagementClient(
+        StaticTokenCredential(handle.token),
+        SUBSCRIPTION,
+        base_url=handle.endpoint,
+        credential_scopes=[f"{handle.endpoint}/.default"],
+        polling_interval=0.05,
+        connection_verify=handle.ca_bundle,
+    )
+
+
+def server_body(**properties: Any) -> dict[str, Any]:
+    """A Burstable server with an administrator, as a deploy script would send it."""
+    return {
+        "location": "West Europe",
+        "sku": {"name": "Standard_B1ms", "tier": "Burstable"},
+        "properties": {
+            "administratorLogin": "iotadmin",
+            "administratorLoginPassword": PASSWORD,
+            "version": "16",
+            "storage": {"storageSizeGB": 32},
+            **properties,
+        },
+    }
+
+
+def unique() -> str:
+    """A server name no other test uses (names are global)."""
+    return f"pg-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="module")
+def arm() -> Iterator[EmulatorHandle]:
+    """An API-only ARM emulator."""
+    handle = AzureEmulator(op_seconds=0.02).serve()
+    yield handle
+    handle.stop()
+
+
+def test_create_read_children_and_delete_through_the_sdk(arm: EmulatorHandle) -> None:
+    client, name = sdk(arm), unique()
+    server = client.servers.begin_create_or_update("rg-a", name, server_body()).result()
+    assert server.state == "Ready"
+    assert server.fully_qualified_domain_name == f"{name}.postgres.database.azure.com"
+    assert server.administrator_login == "iotadmin" and server.administrator_login_password is None
+    assert server.storage.storage_size_gb == 32 and server.version == "16"
+    assert PASSWORD not in str(client.servers.get("rg-a", name).as_dict())
+
+    client.databases.begin_create("rg-a", name, "iot", {"properties": {"charset": "UTF8"}}).result()
+    assert {d.name for d in client.databases.list_by_server("rg-a", name)} >= {"iot", "postgres"}
+    rule = {"properties": {"startIpAddress": "0.0.0.0", "endIpAddress": "0.0.0.0"}}
+    client.firewall_rules.begin_create_or_update("rg-a", name, "AllowAzure", rule).result()
+    assert client.firewall_rules.get("rg-a", name, "AllowAzure").start_ip_address == "0.0.0.0"
+    assert [s.name for s in client.servers.list_by_resource_group("rg-a")] == [name]
+
+    updated = client.servers.begin_update("rg-a", name, {"properties": {"storage": {"storageSizeGB": 64}}}).result()
+    assert updated.storage.storage_size_gb == 64
+
+    client.servers.begin_delete("rg-a", name).result()
+    with pytest.raises(ResourceNotFoundError):
+        client.servers.get("rg-a", name)
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"administratorLoginPassword": "short1A"}, "PasswordNotComplex"),
+        ({"administratorLogin": "admin"}, "InvalidAdministratorLogin"),
+        ({"version": "9.6"}, "InvalidServerVersion"),
+        ({"storage": {"storageSizeGB": 33}}, "InvalidStorageSize"),
+    ],
+)
+def test_the_service_refuses_bad_servers(arm: EmulatorHandle, change: dict[str, Any], code: str) -> None:
+    with pytest.raises(HttpResponseError) as caught:
+        sdk(arm).servers.begin_create_or_update("rg-a", unique(), server_body(**change))
+    assert caught.value.status_code == 400 and caught.value.error.code == code
+
+
+def test_names_are_global_storage_only_grows_and_a_busy_server_refuses(arm: EmulatorHandle) -> None:
+    client, name = sdk(arm), unique()
+    with pytest.raises(HttpResponseError) as caught:
+        client.servers.begin_create_or_update("rg-a", "Bad_Name", server_body())
+    assert caught.value.error.code == "InvalidServerName"
+    client.servers.begin_create_or_update("rg-a", name, server_body()).result()
+    with pytest.raises(HttpResponseError) as caught:
+        client.servers.begin_create_or_update("rg-other", name, server_body())
+    assert caught.value.status_code == 409 and caught.value.error.code == "ServerNameAlreadyExists"
+    kind = "Microsoft.DBforPostgreSQL/flexibleServers"
+    availability = client.name_availability.check_globally({"name": name, "type": kind})
+    assert availability.name_available is False and availability.reason == "AlreadyExists"
+
+    with pytest.raises(HttpResponseError) as caught:
+        client.servers.begin_update("rg-a", name, {"properties": {"storage": {"storageSizeGB": 32 // 2}}})
+    assert caught.value.error.code == "InvalidStorageSize"
+
+    arm.backend.postgres.op_seconds = 5.0  # type: ignore[union-attr]
+    try:
+        client.servers.begin_update("rg-a", name, {"sku": {"name": "Standard_B2s", "tier": "Burstable"}})
+        with pytest.raises(HttpResponseError) as caught:
+            client.servers.begin_update("rg-a", name, {"tags": {"x": "1"}})
+        assert caught.value.status_code == 409 and caught.value.error.code == "ServerBusy"
+        assert client.servers.get("rg-a", name).state == "Updating"
+    finally:
+        arm.backend.postgres.op_seconds = 0.02  # type: ignore[union-attr]
+        arm.backend.postgres.servers[(SUBSCRIPTION, "rg-a", name)].operation.done_at = 0  # type: ignore[union-attr]
+
+
+# --- the data plane ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def running_arm() -> Iterator[EmulatorHandle]:
+    """An ARM emulator whose servers are real PostgreSQL containers (skips without an engine)."""
+    handle = data_plane_emulator()
+    yield handle
+    handle.stop()
+
+
+def psql(address: str, password: str, sql: str, database: str = "iot") -> subprocess.CompletedProcess[str]:
+    """Run SQL with this machine's psql against a server, as its administrator."""
+    return subprocess.run(
+        ["psql", "-X", "-tA", "-h", address, "-U", "iotadmin", "-d", database, "-c", sql],
+        env={"PGPASSWORD": password, "PATH": "/usr/bin:/bin", "PGCONNECT_TIMEOUT": "5"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+@pytest.mark.docker
+def test_a_server_is_a_real_postgres_that_keeps_its_data(running_arm: EmulatorHandle) -> None:
+    client, name = sdk(running_arm), unique()
+    client.servers.begin_create_or_update("rg-run", name, server_body()).result()
+    client.databases.begin_create("rg-run", name, "iot", {}).result()
+    address = running_arm.backend.postgres.address(SUBSCRIPTION, "rg-run", name)  # type: ignore[union-attr]
+    made = psql(address, PASSWORD, "CREATE TABLE readings (v int); INSERT INTO readings VALUES (42);")
+    assert made.returncode == 0, made.stderr
+
+    new_password = "An0ther-unguessable"
+    client.servers.begin_update("rg-run", name, {"properties": {"administratorLoginPassword": new_password}}).result()
+    assert psql(address, PASSWORD, "SELECT 1").returncode != 0
+    assert psql(address, new_password, "SELECT v FROM readings").stdout.strip() == "42"
+
+    image = running_arm.backend.postgres.plane.plane.state(  # type: ignore[union-attr]
+        f"azure-pg/{SUBSCRIPTION}/rg-run/{name}"
+    ).members["postgres"]
+    assert image.state == "running"
+    _group_reaches(running_arm, name, new_password)
+
+    client.servers.begin_delete("rg-run", name).result()
+    deadline = time.monotonic() + 30
+    while psql(address, new_password, "SELECT 1").returncode == 0:
+        assert time.monotonic() < deadline, "the deleted server still answers"
+        time.sleep(0.2)
+
+
+def _group_reaches(handle: EmulatorHandle, server: str, password: str) -> None:
+    """A container group reaches the server at its fqdn and reads the table (its log says 42)."""
+    from azure.mgmt.containerinstance import ContainerInstanceManagementClient
+    from multicloud_docker.dataplane.postgres import image_reference
+
+    aci = ContainerInstanceManagementClient(
+        StaticTokenCredential(handle.token), SUBSCRIPTION, base_url=handle.endpoint,
+        credential_scopes=[f"{handle.endpoint}/.default"], polling_interval=0.05, connection_verify=handle.ca_bundle,
+    )
+    fqdn = f"{server}.postgres.database.azure.com"
+    command = f"psql -X -tA -h {fqdn} -U iotadmin -d iot -c 'SELECT v FROM readings'"
+    group = {
+        "location": "westeurope",
+        "properties": {
+            "osType": "Linux",
+            "restartPolicy": "Never",
+            "containers": [{
+                "name": "client",
+                "properties": {
+                    "image": image_reference(),
+                    "command": ["sh", "-c", command],
+                    "environmentVariables": [{"name": "PGPASSWORD", "secureValue": password}],
+                    "resources": {"requests": {"cpu": 0.5, "memoryInGB": 0.5}},
+                },
+            }],
+        },
+    }
+    aci.container_groups.begin_create_or_update("rg-run", "pg-client", group).result()
+    deadline = time.monotonic() + 60
+    while "42" not in (log := aci.containers.list_logs("rg-run", "pg-client", "client").content or ""):
+        assert time.monotonic() < deadline, f"the group did not reach {fqdn}: {log!r}"
+        time.sleep(0.3)
+    aci.container_groups.begin_delete("rg-run", "pg-client").result()

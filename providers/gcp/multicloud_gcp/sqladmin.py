@@ -1,0 +1,122 @@
+"""The Cloud SQL Admin API v1 over REST (google-auth's AuthorizedSession, as the run_v2 REST
+transport uses): instances, databases, users and the `sql#operation`s every write returns.
+
+The one module that talks to Cloud SQL; HTTP errors become google.api_core exceptions and then
+multicloud's (`client.translate`), once, here. Imported only when a postgres resource is planned.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import quote
+
+from multicloud.errors import ProviderError, RetryableError, UserError
+from multicloud_gcp.client import credentials_for, translate
+from multicloud_gcp.settings import GcpSettings
+
+Json = dict[str, Any]
+DEFAULT_ENDPOINT = "https://sqladmin.googleapis.com"
+CONFLICT_RETRIES = 30
+
+
+class SqlAdmin:
+    """One project's Cloud SQL instances (waits for every operation it starts)."""
+
+    def __init__(self, settings: GcpSettings) -> None:
+        self.settings = settings
+        endpoint = settings.api_endpoint if settings.emulated else None
+        self.base = f"{(endpoint or DEFAULT_ENDPOINT).rstrip('/')}/v1/projects/{quote(settings.project, safe='')}"
+        from google.auth.transport.requests import AuthorizedSession
+
+        self._session = AuthorizedSession(credentials_for(settings))  # type: ignore[no-untyped-call]
+
+    def _call(self, method: str, path: str, what: str, body: Json | None = None, **params: str) -> Json:
+        """One request; errors translated (a 404 raises google's NotFound, translated to NotFoundError)."""
+        from google.api_core import exceptions
+
+        try:
+            response = self._session.request(  # type: ignore[no-untyped-call]
+                method, self.base + path, json=body, params=params or None, timeout=60
+            )
+            if response.status_code >= 400:
+                raise exceptions.from_http_response(response)  # type: ignore[no-untyped-call]
+            return dict(response.json()) if response.content else {}
+        except (RetryableError, UserError, ProviderError):
+            raise
+        except Exception as exc:
+            raise translate(exc, what, self.settings) from exc
+
+    def _write(self, method: str, path: str, what: str, body: Json | None = None, **params: str) -> Json:
+        """A write that starts an operation, repeated while another operation runs on the
+        instance (409 operationInProgress), then waited for."""
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                return self.wait(self._call(method, path, what, body, **params), what)
+            except RetryableError as exc:
+                if attempt == CONFLICT_RETRIES - 1 or "already in progress" not in exc.message:
+                    raise
+                time.sleep(min(0.2 * (attempt + 1), 5.0))
+        raise AssertionError("unreachable")
+
+    def wait(self, operation: Json, what: str) -> Json:
+        """Poll an operation until DONE; raise ProviderError with its errors when it failed."""
+        deadline = time.monotonic() + self.settings.operation_timeout
+        delay = self.settings.poll_interval
+        while operation.get("status") != "DONE":
+            if time.monotonic() > deadline:
+                raise RetryableError(f"{what}: Cloud SQL operation {operation.get('name')} is still running")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 5.0)
+            operation = self._call("GET", f"/operations/{operation['name']}", what)
+        errors = (operation.get("error") or {}).get("errors") or []
+        if errors:
+            detail = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
+            raise ProviderError(f"{what}: Cloud SQL operation {operation['operationType']} failed: {detail}")
+        return operation
+
+    def get_instance(self, name: str) -> Json | None:
+        """An instance, or None when there is none."""
+        from multicloud.errors import NotFoundError
+
+        try:
+            return self._call("GET", f"/instances/{name}", f"read Cloud SQL instance {name}")
+        except NotFoundError:
+            return None
+
+    def list_instances(self) -> list[Json]:
+        """Every instance of the project."""
+        return list(self._call("GET", "/instances", "list Cloud SQL instances").get("items") or [])
+
+    def insert_instance(self, body: Json) -> Json:
+        """Create an instance and wait until it is RUNNABLE."""
+        return self._write("POST", "/instances", f"create Cloud SQL instance {body['name']}", body)
+
+    def patch_instance(self, name: str, body: Json) -> Json:
+        """Change an instance's settings (or version) and wait."""
+        return self._write("PATCH", f"/instances/{name}", f"update Cloud SQL instance {name}", body)
+
+    def delete_instance(self, name: str) -> Json:
+        """Delete an instance with its data, and wait."""
+        return self._write("DELETE", f"/instances/{name}", f"delete Cloud SQL instance {name}")
+
+    def list_databases(self, instance: str) -> list[str]:
+        """The names of an instance's databases."""
+        found = self._call("GET", f"/instances/{instance}/databases", f"list databases of {instance}")
+        return [str(d["name"]) for d in found.get("items") or []]
+
+    def insert_database(self, instance: str, name: str) -> Json:
+        """Create a database and wait."""
+        return self._write("POST", f"/instances/{instance}/databases", f"create database {name}", {"name": name})
+
+    def list_users(self, instance: str) -> list[str]:
+        """The names of an instance's users."""
+        found = self._call("GET", f"/instances/{instance}/users", f"list users of {instance}")
+        return [str(u["name"]) for u in found.get("items") or []]
+
+    def set_user(self, instance: str, name: str, password: str) -> Json:
+        """Create a user (users.insert) or set its password (users.update ?name=), and wait."""
+        body = {"name": name, "password": password}
+        if name not in self.list_users(instance):
+            return self._write("POST", f"/instances/{instance}/users", f"create user {name}", body)
+        return self._write("PUT", f"/instances/{instance}/users", f"set the password of {name}", body, name=name)
