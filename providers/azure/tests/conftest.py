@@ -32,6 +32,18 @@ def emulator() -> Iterator[EmulatorHandle]:
     handle.stop()
 
 
+@pytest.fixture(scope="module")
+def data_plane_arm() -> Iterator[EmulatorHandle]:
+    """An ARM emulator whose data plane runs on the local engine, for one test module (skips
+    without an engine)."""
+    handle = AzureEmulator(op_seconds=0.02, run=True).serve()
+    if handle.backend.runner is None:
+        handle.stop()
+        pytest.skip(handle.running.notes[0])
+    yield handle
+    handle.stop()
+
+
 @pytest.fixture
 def arm(emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorHandle]:
     """The emulator with its token in the environment, fresh faults and normal speed."""

@@ -10,12 +10,10 @@ import hashlib
 import json
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from azure_emulators import data_plane_emulator
 from multicloud_azure.emulator import EmulatorHandle
 from multicloud_azure.provider import AzureAciProvider
 
@@ -34,12 +32,10 @@ SUBSCRIPTION = "00000000-0000-0000-0000-00000000da7a"
 
 
 @pytest.fixture(scope="module")
-def running_arm() -> Iterator[EmulatorHandle]:
+def running_arm(data_plane_arm: EmulatorHandle) -> EmulatorHandle:
     """An ACI emulator with its data plane on the local engine (skips without an engine)."""
-    handle = data_plane_emulator()
     _build_app_image()
-    yield handle
-    handle.stop()
+    return data_plane_arm
 
 
 def _build_app_image() -> None:

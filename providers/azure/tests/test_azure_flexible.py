@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.postgresqlflexibleservers import PostgreSQLManagementClient
-from azure_emulators import data_plane_emulator
 from multicloud_azure.client import StaticTokenCredential
 from multicloud_azure.emulator import AzureEmulator, EmulatorHandle
 
@@ -134,11 +133,9 @@ def test_names_are_global_storage_only_grows_and_a_busy_server_refuses(arm: Emul
 
 
 @pytest.fixture(scope="module")
-def running_arm() -> Iterator[EmulatorHandle]:
+def running_arm(data_plane_arm: EmulatorHandle) -> EmulatorHandle:
     """An ARM emulator whose servers are real PostgreSQL containers (skips without an engine)."""
-    handle = data_plane_emulator()
-    yield handle
-    handle.stop()
+    return data_plane_arm
 
 
 def psql(address: str, password: str, sql: str, database: str = "iot") -> subprocess.CompletedProcess[str]:

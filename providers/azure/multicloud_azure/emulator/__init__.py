@@ -33,7 +33,7 @@ TOKEN_ENV = "MULTICLOUD_AZURE_TOKEN"  # noqa: S105 - a variable name, not a secr
 ENDPOINT_ENV = "MULTICLOUD_AZURE_ARM_ENDPOINT"
 CA_BUNDLE_ENV = "MULTICLOUD_AZURE_CA_BUNDLE"
 POSTGRES_NOTE = (
-    "data plane: flexible servers run PostgreSQL 15 in containers; a server's fqdn resolves inside the "
+    "flexible servers run PostgreSQL 15 in containers; a server's fqdn resolves inside the "
     "container groups and stands, on this machine, for its own loopback address (port 5432; firewall "
     "rules are kept, not enforced)"
 )
@@ -80,7 +80,7 @@ class AzureEmulator:
                 from multicloud_docker.dataplane.postgres import PostgresServers
 
                 backend.postgres.plane = PostgresServers(backend.runner.plane)
-                notes += (POSTGRES_NOTE,)
+                notes = (f"{note}; {POSTGRES_NOTE}",)
         directory = tempfile.mkdtemp(prefix="multicloud-azure-emulator-")
         try:
             cert = generate(directory, [host])
