@@ -11,13 +11,12 @@ import subprocess
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from multicloud_azure import acr
-from multicloud_azure.emulator import AzureEmulator, EmulatorHandle
+from multicloud_azure.emulator import EmulatorHandle
 from multicloud_azure.provider import AzureAciProvider
 
 from multicloud import image_registry
@@ -34,19 +33,14 @@ BASE_IMAGE = "debian:bookworm-slim"
 
 
 @pytest.fixture(scope="module")
-def running_arm() -> Iterator[EmulatorHandle]:
+def running_arm(data_plane_arm: EmulatorHandle) -> EmulatorHandle:
     """An ACI emulator with its data plane (skips without an engine, the base image or docker-registry)."""
     reason = local_registry.unavailable_reason("azure")
     if reason:
         pytest.skip(reason)
     if subprocess.run(["docker", "image", "inspect", BASE_IMAGE], capture_output=True, check=False).returncode:
         pytest.skip(f"{BASE_IMAGE} is missing; scripts/setup-engine.sh builds the local stand-in")
-    handle = AzureEmulator(op_seconds=0.02, run=True).serve()
-    if handle.backend.runner is None:
-        handle.stop()
-        pytest.skip(handle.running.notes[0])
-    yield handle
-    handle.stop()
+    return data_plane_arm
 
 
 def _arm(handle: EmulatorHandle, method: str, path: str, body: Any = None) -> Any:
