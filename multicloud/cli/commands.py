@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
         detailed = getattr(args, "detailed_exitcode", False)
         return 1 if detailed else exc.exit_code
     except KeyboardInterrupt:
-        _error(args, "interrupted; the next apply resumes from what exists now")
+        changing = args.command in ("apply", "destroy", "rollback")
+        _error(args, "interrupted; the next apply resumes from what exists now" if changing else "interrupted")
         return 130
     except BrokenPipeError:
         return 0

@@ -28,7 +28,9 @@ def run(ctx: Context, cluster: str, service: str, command: Sequence[str], *, rep
     if not current.get("enableExecuteCommand"):
         raise UserError(
             f"ECS service {service!r} does not have enableExecuteCommand set, which ECS Exec needs",
-            hint="ECS Exec also needs a task role allowing ssmmessages:*; this provider does not enable it yet",
+            hint=f"this provider does not set it yet: `aws ecs update-service --cluster {cluster} --service {service} "
+            "--enable-execute-command --force-new-deployment` does (ECS Exec also needs a task role allowing "
+            "ssmmessages:CreateControlChannel, CreateDataChannel, OpenControlChannel, OpenDataChannel)",
         )
     plugin = shutil.which(PLUGIN)
     if plugin is None:
