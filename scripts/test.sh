@@ -11,8 +11,10 @@ export MULTICLOUD_APT_EXTRA="${MULTICLOUD_APT_EXTRA:-} chromium chromium-driver 
 if [[ ${MULTICLOUD_SKIP_ENGINE:-0} != 1 ]]; then
   if [[ $(id -u) -eq 0 ]]; then
     scripts/setup-engine.sh
+    scripts/postgres-image.sh
   else
     sudo env MULTICLOUD_APT_EXTRA="$MULTICLOUD_APT_EXTRA" scripts/setup-engine.sh
+    sudo scripts/postgres-image.sh
   fi
 fi
 set +e

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from multicloud.testing import MemoryCloud, MemoryProvider
-from multicloud.testing.contract import ProviderContract
+from multicloud.testing.postgres_contract import PostgresContract
 
 
 def worker(change: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
@@ -24,7 +24,7 @@ def build_instead(service: dict[str, Any]) -> None:
     service["build"] = {"context": "."}
 
 
-class TestMemoryProviderContract(ProviderContract):
+class TestMemoryProviderContract(PostgresContract):
     replace_edits = {
         "service.image": worker(lambda s: s.update(image="registry.example.com/contract/app:2")),
         "service.build": worker(build_instead),

@@ -14,7 +14,7 @@ from multicloud.spec.models import Build, Port, Service
 from multicloud.spec.placeholders import secret_files
 from multicloud.spec.targets import TargetSpec
 from multicloud.spec.units import format_memory
-from multicloud_docker import healthcheck
+from multicloud_docker import healthcheck, postgres
 from multicloud_docker.labels import SCALE_PROPERTY, image_repository, network_name, volume_name
 from multicloud_docker.settings import DockerSettings
 
@@ -22,8 +22,9 @@ HostPorts = dict[tuple[str, str], int]
 
 
 def desired(spec: TargetSpec, secrets: Mapping[str, str], settings: DockerSettings) -> list[Resource]:
-    """Network, volumes, built images and one service resource per running service.
-    Reads build contexts to hash them; raises UserError/TargetError for what cannot run."""
+    """Network, volumes, built images, each database (a container and its data volume) and one
+    service resource per running service. Reads build contexts to hash them; raises
+    UserError/TargetError for what cannot run."""
     app = spec.app
     network = _fixed("network", app, {"name": network_name(app), "driver": "bridge"})
     resources = [network]
@@ -31,6 +32,10 @@ def desired(spec: TargetSpec, secrets: Mapping[str, str], settings: DockerSettin
         resources.append(_fixed("volume", volume, {"name": volume_name(app, volume), "driver": "local"}, True))
     host_ports = publish_plan(spec, settings)
     address = DirectAddressing(spec.services, host=lambda name: name)
+    context = Context(spec, address, secrets, host_ports, settings)
+    resources += postgres.resources(
+        spec, settings, network.key, lambda name, service, image: service_properties(context, name, service, image)
+    )
     stopped = {name for name, service in spec.services.items() if service.replicas == 0}
     for name, service in spec.services.items():
         image_ref = service.image
@@ -43,8 +48,8 @@ def desired(spec: TargetSpec, secrets: Mapping[str, str], settings: DockerSettin
         if name in stopped:
             continue
         depends += [f"service/{dep}" for dep in service.depends_on if dep not in stopped]
+        depends += spec.resource_keys(name)
         assert image_ref is not None
-        context = Context(spec, address, secrets, host_ports, settings)
         props = service_properties(context, name, service, image_ref)
         fixed_port = any(p["host_port"] for p in props["ports"])
         resources.append(

@@ -21,6 +21,9 @@ GENERATION = "multicloud.generation"
 PROPERTIES = "multicloud.properties"
 DEPENDS_ON = "multicloud.depends-on"
 
+DATA_VOLUME = "postgres."
+"""The name of a database's data volume is this and the database's name (spec volumes hold no `.`)."""
+
 SCALE_PROPERTY = "replicas"
 """The one service property that changes in place (scaling); it is not part of the spec hash."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from multicloud.resources import Resource
@@ -12,6 +12,8 @@ from multicloud_docker import labels as L
 from multicloud_docker.client import guard
 
 LIVE_STATES = ("running", "restarting")
+CONTAINER_KINDS = ("service", "postgres")
+"""Kinds of resource that run as containers: services, and databases (multicloud_docker.postgres)."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Replica:
     created: int
     labels: Mapping[str, str] = field(repr=False)
     ports: Sequence[Mapping[str, Any]] = field(default=(), repr=False)
+    kind: str = "service"
 
     @property
     def live(self) -> bool:
@@ -68,14 +71,14 @@ class Replica:
 
 
 def replicas(api: Any, app: str, key: str | None = None) -> list[Replica]:
-    """Every labelled container of the app (or of one service resource), oldest first."""
+    """Every labelled container of the app (or of one service or database resource), oldest first."""
     with guard(f"listing containers of app {app!r}"):
         found = api.containers(all=True, filters=L.selector(app, key))
     result = []
     for summary in found:
         labels = summary.get("Labels") or {}
-        resource = labels.get(L.RESOURCE, "")
-        if not resource.startswith("service/"):
+        kind, _, name = labels.get(L.RESOURCE, "").partition("/")
+        if kind not in CONTAINER_KINDS:
             continue
         try:
             index = int(labels.get(L.REPLICA, "0"))
@@ -86,7 +89,7 @@ def replicas(api: Any, app: str, key: str | None = None) -> list[Replica]:
             Replica(
                 id=summary["Id"],
                 name=names[0].lstrip("/"),
-                service=resource.partition("/")[2],
+                service=name,
                 index=index,
                 spec_hash=labels.get(L.SPEC_HASH, ""),
                 state=str(summary.get("State", "")),
@@ -94,6 +97,7 @@ def replicas(api: Any, app: str, key: str | None = None) -> list[Replica]:
                 created=int(summary.get("Created", 0)),
                 labels=labels,
                 ports=summary.get("Ports") or [],
+                kind=kind,
             )
         )
     return sorted(result, key=lambda r: (r.created, r.name))
@@ -121,11 +125,11 @@ def service_instance(name: str, members: Sequence[Replica]) -> Resource:
         faults.append("replicas run different specs")
     depends = tuple(k for k in lead.labels.get(L.DEPENDS_ON, "").split(",") if k)
     return Resource(
-        "service",
+        lead.kind,
         name,
         props,
         depends_on=depends,
-        service=name,
+        service=name if lead.kind == "service" else None,
         payload={"containers": [r.id for r in members], "generation": lead.generation},
         instance=lead.generation,
         faults=tuple(faults),
@@ -135,13 +139,13 @@ def service_instance(name: str, members: Sequence[Replica]) -> Resource:
 
 
 def services(api: Any, app: str, key: str | None = None) -> list[Resource]:
-    """Service resources of the app (or of the one named by key): one per generation."""
-    groups: dict[str, list[Replica]] = {}
+    """Service and database resources of the app (or the one named by key): one per generation."""
+    groups: dict[tuple[str, str], list[Replica]] = {}
     for replica in replicas(api, app, key):
-        groups.setdefault(replica.service, []).append(replica)
+        groups.setdefault((replica.kind, replica.service), []).append(replica)
     return [
         service_instance(name, members)
-        for name, group in sorted(groups.items())
+        for (_, name), group in sorted(groups.items())
         for members in generations(group)
     ]
 
@@ -200,6 +204,18 @@ def _simple(kind: str, found: list[tuple[Mapping[str, str], str]]) -> list[Resou
     return [result[n] for n in sorted(result)]
 
 
+def data_policy(observed: list[Resource]) -> list[Resource]:
+    """The observed resources with each database's data volume (multicloud_docker.postgres) persistent
+    unless its container says `deletion: delete` (a volume's labels cannot change, a container's setting
+    is the current one; with no container left the data is kept)."""
+    deleting = {r.name for r in observed if r.kind == "postgres" and r.properties.get("deletion") == "delete"}
+    return [
+        replace(r, persistent=r.name.removeprefix(L.DATA_VOLUME) not in deleting)
+        if r.kind == "volume" and r.name.startswith(L.DATA_VOLUME) else r
+        for r in observed
+    ]
+
+
 def observe_all(api: Any, app: str) -> list[Resource]:
     """Everything the app owns: four list calls, made concurrently (the engine's image list
     can be slow on a busy host); the first call's error is raised. Plain threads: a pool would
@@ -224,17 +240,20 @@ def observe_all(api: Any, app: str) -> list[Resource]:
         if isinstance(result, BaseException):
             raise result
         found += result
-    return found
+    return data_policy(found)
 
 
 def read(api: Any, app: str, key: str) -> list[Resource]:
     """Every instance of one owned resource by key, oldest first; [] when there is none."""
-    kind = key.partition("/")[0]
-    readers = {"network": networks, "volume": volumes, "image": images, "service": services}
+    kind, _, name = key.partition("/")
+    readers = {"network": networks, "volume": volumes, "image": images, "service": services, "postgres": services}
     reader = readers.get(kind)
     if reader is None:
         return []
-    return [r for r in reader(api, app, key) if r.key == key]
+    found = [r for r in reader(api, app, key) if r.key == key]
+    if kind == "volume" and name.startswith(L.DATA_VOLUME):  # its persistence is its database's setting
+        found = data_policy([*found, *services(api, app, "postgres/" + name.removeprefix(L.DATA_VOLUME))])
+    return [r for r in found if r.key == key]
 
 
 def observe_engine(data: Mapping[str, Any], app: str) -> list[Resource]:

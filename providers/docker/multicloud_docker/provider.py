@@ -26,9 +26,10 @@ from multicloud.contract import (
 from multicloud.errors import NotFoundError, ProviderError, UserError
 from multicloud.planner import Action, Change
 from multicloud.resources import Resource
+from multicloud.spec.backing import Address
 from multicloud.spec.targets import TargetSpec
 from multicloud.terminal import Terminal
-from multicloud_docker import converge, execs, images, observe, views
+from multicloud_docker import converge, execs, images, observe, postgres, views
 from multicloud_docker import labels as L
 from multicloud_docker.client import ClientFactory, ConflictError, Lazy, default_factory, guard
 from multicloud_docker.containers import readiness
@@ -49,6 +50,7 @@ class DockerProvider:
         self._client: Lazy[Any] = Lazy(client_factory or default_factory(self.settings.host))
         self.capabilities = Capabilities(
             build=self.settings.build,
+            resources=("postgres",),
             notes=(
                 "public ports are published on the Docker host "
                 f"({self.settings.bind_address}, shown as {self.settings.public_host})",
@@ -64,6 +66,10 @@ class DockerProvider:
     def desired(self, spec: TargetSpec, secrets: Mapping[str, str]) -> list[Resource]:
         """Network, volumes, images and services for the spec; no engine calls."""
         return render_desired(spec, secrets, self.settings)
+
+    def postgres_address(self, spec: TargetSpec, name: str) -> Address:
+        """A database is reached at its name (its container's alias on the app's network), port 5432."""
+        return postgres.address(name)
 
     def observe(self, app: str) -> list[Resource]:
         """Everything labelled with the app: four list calls, no changes."""
@@ -92,7 +98,7 @@ class DockerProvider:
         if change.action is Action.DELETE:
             assert change.before is not None
             self._delete(app, change.before, say)
-        elif kind == "service":
+        elif kind in observe.CONTAINER_KINDS:
             if change.action is Action.CREATE:
                 converge.create_service(self.api, app, resource, say)
             else:
@@ -110,7 +116,7 @@ class DockerProvider:
     def _delete(self, app: str, before: Resource, say: Callable[[str], None]) -> None:
         """Remove exactly the observed instance: a service generation's containers, an image
         tag, a network's or volume's ids; gone already counts as done."""
-        if before.kind == "service":
+        if before.kind in observe.CONTAINER_KINDS:
             converge.delete_service(self.api, app, before, self.settings.stop_timeout, say)
         elif before.kind == "image":
             images.remove_tags(self.api, (before.payload or {}).get("tags") or [], say)
@@ -124,7 +130,7 @@ class DockerProvider:
         passes its health check (or, without one, has run a second); unhealthy when one exited,
         crash-loops or fails its check. Other kinds are healthy once they exist. Reads only:
         one list call, plus an inspect per replica the list cannot vouch for."""
-        if resource.kind != "service":  # exists once created: the engine verified that
+        if resource.kind not in observe.CONTAINER_KINDS:  # exists once created: the engine verified that
             return Health(HealthState.HEALTHY)
         digest = L.spec_hash(resource.properties)
         count = int(resource.properties[L.SCALE_PROPERTY])

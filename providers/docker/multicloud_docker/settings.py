@@ -92,6 +92,11 @@ class DockerSettings(ProviderSettings):
         description=f"Linux capabilities kept after dropping all (default {', '.join(DEFAULT_CAPABILITIES)})",
         json_schema_extra={"type": "array", "items": {"type": "string"}},
     )
+    postgres_image: Annotated[str, Field(min_length=1, pattern=r"^[^\s]+$")] = Field(
+        default="postgres:{version}",
+        description="the image a postgres resource runs, {version} its major version (default postgres:{version}, "
+        "the official image, or a stand-in of it)",
+    )
     init: StrictBool = Field(
         default=True,
         description="run an init process (docker-init) as PID 1 that forwards signals and reaps zombies (default true)",

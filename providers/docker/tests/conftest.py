@@ -60,6 +60,19 @@ def test_images(engine: Any) -> str:
     return APP_IMAGE
 
 
+@pytest.fixture(scope="session")
+def postgres_image(engine: Any) -> str:
+    """postgres:15, the image a postgres resource runs: the stand-in scripts/postgres-image.sh builds
+    offline (from examples/iot-backend/services/db) when the engine lacks it."""
+    import subprocess
+
+    if not _has_image(engine, BASE_IMAGE):
+        pytest.skip(f"{BASE_IMAGE} is missing; scripts/setup-engine.sh builds the local stand-in")
+    script = HERE.parents[2] / "scripts" / "postgres-image.sh"
+    subprocess.run([str(script)], check=True, capture_output=True, timeout=1800)
+    return "postgres:15"
+
+
 def _has_image(api: Any, ref: str) -> bool:
     import docker.errors
 
