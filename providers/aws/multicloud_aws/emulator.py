@@ -3,6 +3,8 @@ over HTTP (`AwsEmulator().start()`, `multicloud emulate aws`) or in process (`in
 
 moto is imported only when an emulator starts; install it with `multicloud-aws[emulator]`.
 ECR pushes go to a real local registry (multicloud_aws.local_registry: Debian's docker-registry).
+With `run=True` (what `multicloud emulate aws` and the `aws_emulator` fixture use) and a reachable
+Docker engine, ECS services run their tasks as real containers (multicloud_aws.dataplane).
 """
 
 from __future__ import annotations
@@ -40,9 +42,13 @@ def _require_moto() -> None:
 class AwsEmulator:
     """Registered under `multicloud.emulators` as `aws`."""
 
-    def __init__(self, registry: str | None = "auto") -> None:
-        """`registry` behind ECR: "auto" (start docker-registry when installed), "start", None or HOST:PORT."""
+    def __init__(self, registry: str | None = "auto", *, run: bool = False) -> None:
+        """`registry` behind ECR: "auto" (start docker-registry when installed), "start", None or HOST:PORT;
+        `run`: run ECS services' tasks as containers when a Docker engine is reachable."""
         self.registry = registry
+        self.run = run
+        self.data_plane: Any = None
+        """The started data plane (multicloud_aws.dataplane.EcsDataPlane), or None."""
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> RunningEmulator:
         """Serve moto (gaps filled) on host:port in a background thread; port 0 picks one."""
@@ -74,12 +80,24 @@ class AwsEmulator:
             if not stopped:
                 stopped.append(True)
                 server.stop()
+                if self.data_plane is not None:
+                    self.data_plane.close()
                 detach()
                 gaps.uninstall()
 
+        notes = [registry_note(registry)]
+        if self.run:
+            try:
+                from multicloud_aws import dataplane
+
+                self.data_plane, note = dataplane.start(int(bound_port))
+            except BaseException:
+                stop()
+                raise
+            notes.append(note)
+
         environment = {"AWS_ENDPOINT_URL": endpoint, **ENVIRONMENT}
-        return RunningEmulator(name="aws", endpoint=endpoint, environment=environment, stop=stop,
-                               notes=(registry_note(registry),))
+        return RunningEmulator(name="aws", endpoint=endpoint, environment=environment, stop=stop, notes=tuple(notes))
 
 
 def registry_note(registry: Registry | None) -> str:

@@ -16,7 +16,9 @@ an emulator runs (installed once, removed when the last emulator stops):
   deleted (ResourceInUse), as on AWS;
 - the tagging API pages by ResourcesPerPage alone when TagsPerPage is not given;
 - faults (throttling, 5xx) can be injected per operation, and a per-call latency set;
-- a watcher sees every call after it took effect (kill trials stop a client there).
+- a watcher sees every call after it took effect (kill trials stop a client there);
+- with a data plane attached (multicloud_aws.dataplane), the services created through that
+  emulator's server run real tasks instead: their deployments are its scheduler's to complete.
 - ECR repositories live in a real registry (multicloud_aws.local_registry): their URIs,
   the authorization token's proxyEndpoint and deletes point at it.
 """
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from multicloud_aws import draining, local_registry, rollbacks
+from multicloud_aws.dataplane import patches
 from multicloud_aws.fargate import allowed_pairs, is_valid
 
 _lock = threading.RLock()
@@ -41,6 +44,9 @@ _originals: list[tuple[Any, str, Any]] = []
 _addresses = itertools.count(10)
 _faults: dict[tuple[str, str], Fault] = {}
 _watchers: list[Callable[[str, str], None]] = []
+_runners: dict[str, Any] = {}
+"""Data planes by the port of the emulator server they run the services of."""
+_calling = threading.local()
 
 
 @dataclass
@@ -72,6 +78,27 @@ def set_rollout_seconds(seconds: float) -> None:
 
 set_draining_seconds = draining.set_seconds
 fail_image = rollbacks.fail_image
+
+
+def attach_runner(port: int, runner: Any) -> None:
+    """Hand the deployments of services created through the server on `port` to a data plane's
+    scheduler (`runner.rolled_out(backend, service)`); None detaches it."""
+    with _lock:
+        if runner is None:
+            _runners.pop(str(port), None)
+        else:
+            _runners[str(port)] = runner
+
+
+def calling_port() -> str:
+    """The port of the emulator server the current API call came to ('' in process)."""
+    return str(getattr(_calling, "port", ""))
+
+
+def _runner_of(service: Any) -> Any:
+    """The data plane that runs a service (the one of the server it was created through), or None."""
+    with _lock:
+        return _runners.get(str(getattr(service, "multicloud_server", "")))
 
 
 def set_latency(seconds: float) -> None:
@@ -109,6 +136,7 @@ def install() -> None:
         _patch(EC2ContainerServiceBackend, "update_service", _after(_rolling_out))
         _patch(EC2ContainerServiceBackend, "describe_services", _settling)
         _patch(EC2ContainerServiceBackend, "register_task_definition", _before_register)
+        patches.install(_patch)
         _patch(ResourceGroupsTaggingAPIBackend, "get_resources", _get_resources)
         _patch(ServiceDiscoveryBackend, "create_private_dns_namespace", _create_namespace)
         _patch(ServiceDiscoveryBackend, "delete_namespace", _refuse_in_use("namespace"))
@@ -159,7 +187,14 @@ def _after(hook: Callable[[Any, Any], None]) -> Callable[[Any], Any]:
 
 
 def _rolling_out(backend: Any, service: Any) -> None:
-    """A new deployment: steady at once, or IN_PROGRESS with no task running until its time."""
+    """A new deployment: run by the data plane of the server it came through, else steady at once,
+    or IN_PROGRESS with no task running until its time."""
+    if not hasattr(service, "multicloud_server"):
+        service.multicloud_server = calling_port()
+    runner = _runner_of(service)
+    if runner is not None:
+        runner.rolled_out(backend, service)
+        return
     delay = _state["rollout"]
     if not delay:
         _deployed(backend, service)
@@ -204,19 +239,22 @@ def _deployed(backend: Any, service: Any) -> None:
                               "message": f"(service {service.name}) has reached a steady state."})
     del service.events[20:]
     addresses = [str(ipaddress.IPv4Address("10.0.0.0") + next(_addresses)) for _ in range(desired)]
-    _register(backend, service, addresses)
+    register_addresses(backend, service, addresses)
     _log_start(backend, service, addresses)
 
 
 def _deleted(backend: Any, service: Any) -> None:
     """A deleted service is gone (moto keeps it INACTIVE, visible to tags and lists)."""
-    _register(backend, service, [])
+    register_addresses(backend, service, [])
+    runner = _runner_of(service)
+    if runner is not None:
+        runner.wake()
     for key, value in list(backend.services.items()):
         if value is service:
             del backend.services[key]
 
 
-def _register(backend: Any, service: Any, addresses: list[str]) -> None:
+def register_addresses(backend: Any, service: Any, addresses: list[str]) -> None:
     """Point the service's target groups and Cloud Map service at exactly these addresses."""
     from moto.elbv2.models import elbv2_backends
     from moto.servicediscovery.models import servicediscovery_backends
@@ -348,6 +386,7 @@ def _list_services(original: Any) -> Any:
 
 def _call_action(original: Any) -> Any:
     def patched(self: Any) -> Any:
+        _calling.port = str(self.headers.get("Host") or "").rpartition(":")[2] if self.headers else ""
         if _state["latency"]:
             time.sleep(_state["latency"])
         if _faults:

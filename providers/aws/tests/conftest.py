@@ -18,6 +18,7 @@ from multicloud_aws.provider import AwsEcsProvider
 
 from multicloud.api import Deployment
 from multicloud.contract import RunningEmulator
+from multicloud.emulators import emulator
 from multicloud.retry import RetryPolicy
 
 READ_PREFIXES = ("Describe", "List", "Get", "Discover")
@@ -141,3 +142,11 @@ def iot_example(app_name: str) -> dict[str, Any]:
 def iot_secrets() -> dict[str, str]:
     """Environment values for the IoT example's secrets."""
     return dict(IOT_SECRETS)
+
+
+@pytest.fixture(scope="session")
+def aws_emulator() -> Iterator[RunningEmulator]:
+    """The aws emulator serving the API only: these tests deploy images that exist nowhere
+    (test_aws_dataplane.py starts one that runs its tasks)."""
+    with emulator("aws", run=False) as started:
+        yield started

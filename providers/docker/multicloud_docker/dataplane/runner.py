@@ -167,9 +167,11 @@ class DataPlane:
                 return state
             time.sleep(0.05)
 
-    def logs(self, key: str, member: str, tail: int | None = None, *, timestamps: bool = False) -> str:
-        """A member's output (stdout and stderr) so far, each line after its RFC 3339 time when
-        `timestamps`; '' when it has no container."""
+    def logs(
+        self, key: str, member: str, tail: int | None = None, *, timestamps: bool = False, since: float | None = None
+    ) -> str:
+        """A member's output (stdout and stderr) so far (from `since`, seconds since the epoch), each
+        line after its RFC 3339 time when `timestamps`; '' when it has no container."""
         state = self.state(key).members.get(member)
         if state is None or not state.container:
             return ""
@@ -178,8 +180,9 @@ class DataPlane:
                 self._reader = self._factory()
             try:
                 with guard(f"reading the logs of {member}"):
+                    extra = {"since": since} if since else {}
                     data = self._reader.logs(
-                        state.container, stdout=True, stderr=True, tail=tail or "all", timestamps=timestamps
+                        state.container, stdout=True, stderr=True, tail=tail or "all", timestamps=timestamps, **extra
                     )
             except MulticloudError:
                 return ""

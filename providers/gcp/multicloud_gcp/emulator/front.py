@@ -16,13 +16,14 @@ second front on the instances' network (port 443), where they are inside.
 from __future__ import annotations
 
 import ipaddress
-import selectors
 import socket
 import socketserver
 import ssl
 import threading
 import time
 from typing import TYPE_CHECKING, Any
+
+from multicloud_docker.dataplane.splice import splice
 
 from multicloud.testing.tls import TestAuthority
 
@@ -166,7 +167,7 @@ class _Handler(socketserver.BaseRequestHandler):
             cookie = line.encode() + b"\r\n"
         with upstream:
             upstream.sendall(("\r\n".join(forwarded) + "\r\n\r\n").encode("latin-1") + body)
-            answered, timed_out = _splice(client, upstream, time.monotonic() + timeout, cookie)
+            answered, timed_out = splice(client, upstream, time.monotonic() + timeout, cookie)
         if not answered:
             status, message = (504, b"upstream request timeout\n") if timed_out else (502, b"bad gateway\n")
             _reply(client, status, message)
@@ -210,48 +211,6 @@ def _read_head(sock: ssl.SSLSocket) -> tuple[bytes, bytes]:
         data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
     return head, rest
-
-
-def _splice(client: ssl.SSLSocket, upstream: socket.socket, deadline: float, extra: bytes = b"") -> tuple[bool, bool]:
-    """Copy bytes both ways until either side closes or the deadline, `extra` header lines added
-    after the answer's status line; (upstream answered, timed out)."""
-    answered = False
-    held = b""
-    selector = selectors.DefaultSelector()
-    client.setblocking(False)
-    upstream.setblocking(False)
-    selector.register(client, selectors.EVENT_READ, upstream)
-    selector.register(upstream, selectors.EVENT_READ, client)
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return answered, True
-            for key, _ in selector.select(timeout=min(left, 1.0)):
-                source: Any = key.fileobj
-                try:
-                    data = source.recv(65536)
-                    while isinstance(source, ssl.SSLSocket) and source.pending():
-                        data += source.recv(source.pending())
-                except (ssl.SSLWantReadError, BlockingIOError):
-                    continue
-                except OSError:
-                    return answered, False
-                if not data:
-                    return answered, False
-                if source is upstream and extra:
-                    held += data
-                    if b"\r\n" not in held and len(held) < MAX_HEAD:
-                        continue
-                    status, _, rest = held.partition(b"\r\n")
-                    data, extra = status + b"\r\n" + extra + rest, b""
-                if source is upstream:
-                    answered = True
-                key.data.setblocking(True)
-                key.data.sendall(data)
-                key.data.setblocking(False)
-    finally:
-        selector.close()
 
 
 def _reply(client: ssl.SSLSocket, status: int, body: bytes, kind: str = "text/plain") -> None:

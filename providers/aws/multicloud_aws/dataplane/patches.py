@@ -1,0 +1,77 @@
+"""What the data plane changes in moto (installed by multicloud_aws.gaps with its other patches):
+ListTasks filters as ECS does, NLBs record the emulator server they were created through, and
+DescribeTargetHealth reports the emulated NLBs' health checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Patch = Callable[[Any, str, Callable[[Any], Any]], None]
+_health: list[Callable[[str, str, int], str | None]] = []
+
+
+def install(patch: Patch) -> None:
+    """Patch moto through gaps' `patch`."""
+    from moto.ecs.models import EC2ContainerServiceBackend
+    from moto.elbv2.models import ELBv2Backend, FakeTargetGroup
+
+    patch(EC2ContainerServiceBackend, "list_tasks", _listing)
+    patch(ELBv2Backend, "create_load_balancer", _stamping)
+    patch(FakeTargetGroup, "health_for", _reporting)
+
+
+def report_health(state: Callable[[str, str, int], str | None] | None) -> None:
+    """Answer DescribeTargetHealth with `state(group ARN, target id, port)` where it knows the target."""
+    _health[:] = [state] if state is not None else []
+
+
+def _listing(original: Any) -> Any:
+    """ListTasks as ECS answers it: desiredStatus RUNNING unless asked otherwise, and serviceName
+    filters by the task's service (moto ignores both)."""
+
+    def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
+        names = ("cluster_str", "container_instance", "family", "started_by", "service_name", "desiredStatus")
+        given = {**dict(zip(names, args, strict=False)), **kwargs}
+        service_name = given.pop("service_name", None)
+        given["desiredStatus"] = given.get("desiredStatus") or "RUNNING"
+        found = original(self, **given, service_name=None)
+        if service_name:
+            group = f"service:{service_name.rsplit('/', 1)[-1]}"
+            found = [t for t in found if getattr(t, "group", None) == group]
+        return found
+
+    return patched
+
+
+def _stamping(original: Any) -> Any:
+    """A new load balancer remembers the port of the emulator server it was created through."""
+
+    def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
+        from multicloud_aws import gaps
+
+        balancer = original(self, *args, **kwargs)
+        if not hasattr(balancer, "multicloud_server"):
+            balancer.multicloud_server = gaps.calling_port()
+        return balancer
+
+    return patched
+
+
+def _reporting(original: Any) -> Any:
+    """A registered target's health as the emulated NLB's checks found it."""
+
+    def patched(self: Any, target: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        from moto.elbv2.models import FakeHealthStatus
+
+        known = self.targets.get(target["Id"])
+        state = None
+        if known is not None and _health:
+            state = _health[0](self.arn, str(known["Id"]), int(known.get("Port") or self.port))
+        if state is None or state == "healthy":
+            return original(self, target, *args, **kwargs)
+        reason = {"initial": ("Elb.RegistrationInProgress", "Target registration is in progress"),
+                  "unhealthy": ("Target.FailedHealthChecks", "Health checks failed")}[state]
+        return FakeHealthStatus(known["Id"], known["Port"], self.health_check_port, state, *reason)
+
+    return patched

@@ -1,0 +1,357 @@
+"""The ECS service scheduler of the emulator: keeps each service's desiredCount tasks running as
+real containers, as ECS does.
+
+On every pass (on a change, else twice a second) it reads what each task's containers do, stops a
+task whose essential container exited or failed its health check (or that StopTask stopped), and
+starts tasks until the PRIMARY deployment's revision runs desiredCount of them; once they run
+(and pass their health check) the older revision's tasks stop and the deployment completes. Too
+many tasks failing to start trip the deployment circuit breaker, which rolls back to the previous
+revision. Running tasks' addresses are what the service's target groups and Cloud Map service hold.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from multicloud_aws import gaps, rollbacks
+from multicloud_aws.dataplane.awslogs import LogShipper, log_streams, missing_group
+from multicloud_aws.dataplane.tasks import (
+    STOPPED_KEPT,
+    EmulatedTask,
+    TaskStartError,
+    check_pullable,
+    secret_reader,
+    task_unit,
+)
+
+if TYPE_CHECKING:
+    from multicloud_docker.dataplane import DataPlane, UnitState
+
+    from multicloud_aws.dataplane.nlb import Balancers
+
+PERIOD = 0.5
+GRACE = 60.0
+"""Seconds after a task starts before failed load balancer health checks stop it (what the
+provider sets as healthCheckGracePeriodSeconds; moto does not keep it)."""
+SCALED = "Scaling activity initiated by (deployment {})"
+HEALTH = {"healthy": "HEALTHY", "unhealthy": "UNHEALTHY"}
+
+
+class Scheduler:
+    """Runs the tasks of the ECS services created through one emulator server."""
+
+    def __init__(self, plane: DataPlane, balancers: Balancers | None = None, period: float = PERIOD) -> None:
+        self.plane = plane
+        self.balancers = balancers
+        self.shipper = LogShipper(plane)
+        self.period = period
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._tasks: dict[str, list[EmulatedTask]] = {}
+        self._registered: dict[str, tuple[str, ...]] = {}
+        self._containers: dict[str, str] = {}
+        self._retry_at: dict[str, tuple[float, float]] = {}
+        self._thread = threading.Thread(target=self._loop, name="ecs-scheduler", daemon=True)
+
+    def start(self) -> Scheduler:
+        """Start the scheduler's thread."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop scheduling (the data plane's close removes the containers)."""
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(timeout=30)
+
+    def wake(self) -> None:
+        """Run a pass now."""
+        self._wake.set()
+
+    def running(self) -> list[EmulatedTask]:
+        """Every task whose containers exist."""
+        with gaps._lock:
+            return [t for tasks in self._tasks.values() for t in tasks if not t.removed]
+
+    # --- deployments (called by gaps from the API thread) -------------------------------------
+
+    def rolled_out(self, backend: Any, service: Any) -> None:
+        """CreateService or UpdateService took effect: a new revision starts a new PRIMARY
+        deployment (the previous one turns ACTIVE until its tasks stop); a count change updates it."""
+        from moto.core.utils import utcnow
+
+        with gaps._lock:
+            primary = next((d for d in service.deployments if d.get("status") == "PRIMARY"), None)
+            desired = int(service.desired_count or 0)
+            ours = primary is not None and bool(primary.get("multicloud_started"))
+            if ours and primary is not None and primary.get("taskDefinition") == service.task_definition:
+                primary.update(desiredCount=desired, updatedAt=utcnow())
+            else:
+                kept = [d for d in service.deployments if d.get("multicloud_started")]
+                for old in kept:
+                    old["status"] = "ACTIVE"
+                ident = str(primary["id"]) if primary is not None and not ours else f"ecs-svc/{time.time_ns()}"
+                now = utcnow()
+                service.deployments = [{
+                    "id": ident, "status": "PRIMARY", "taskDefinition": service.task_definition,
+                    "desiredCount": desired, "runningCount": 0, "pendingCount": 0, "failedTasks": 0,
+                    "rolloutState": "IN_PROGRESS", "rolloutStateReason": f"ECS deployment {ident} in progress.",
+                    "createdAt": now, "updatedAt": now, "launchType": service.launch_type or "FARGATE",
+                    "multicloud_started": True}, *kept]
+                if not rollbacks.failed(backend, service) and \
+                        service.deployments[0].get("taskDefinition") != service.task_definition:
+                    self.rolled_out(backend, service)  # fail_image: rolled back to the previous revision
+                    return
+        self._wake.set()
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                self._pass()
+            except Exception:  # a moto object changed under the pass: the next one sees it
+                time.sleep(self.period)
+            self._wake.wait(self.period)
+
+    def _pass(self) -> None:
+        """One reconcile of every service this scheduler runs, and of the tasks of deleted ones."""
+        with gaps._lock:
+            live: set[str] = set()
+            for backend, service in self._services():
+                live.add(service.arn)
+                self._reconcile(backend, service, self._tasks.setdefault(service.arn, []))
+            for arn in [a for a in self._tasks if a not in live]:
+                for task in self._tasks[arn]:
+                    self._stop(task, SCALED.format(task.started_by), "ServiceSchedulerInitiated")
+                self._tasks.pop(arn)
+                self._registered.pop(arn, None)
+
+    def _services(self) -> Iterator[tuple[Any, Any]]:
+        """(backend, service) of every ACTIVE or DRAINING service created through our server."""
+        from moto.ecs.models import ecs_backends
+
+        for regions in list(ecs_backends.values()):
+            for backend in list(regions.values()):
+                for service in list(backend.services.values()):
+                    if service.status in ("ACTIVE", "DRAINING") and gaps._runner_of(service) is self:
+                        yield backend, service
+
+    def _reconcile(self, backend: Any, service: Any, tasks: list[EmulatedTask]) -> None:
+        """Observe, replace, roll out, count and register the tasks of one service."""
+        primary: dict[str, Any] = next((d for d in service.deployments if d.get("status") == "PRIMARY"), {})
+        for task in tasks:
+            self._observe(task)
+        live = [t for t in tasks if t.last_status != "STOPPED"]
+        revision = service.task_definition
+        desired = int(service.desired_count or 0) if service.status == "ACTIVE" else 0
+        for task in live:
+            failing = [g for g in self._groups(service) if self._target(g, task) == "unhealthy"]
+            if failing and task.started_at is not None and \
+                    (datetime.now(UTC) - task.started_at).total_seconds() >= GRACE:
+                self._stop(task, f"Task failed ELB health checks in (target-group {failing[0][0]})",
+                           "TaskFailedToStart")
+        live = [t for t in live if not t.removed]
+        current = [t for t in live if t.task_definition_arn == revision]
+        older = [t for t in live if t.task_definition_arn != revision]
+        ready = [t for t in current if self._ready(t, service)]
+        failed = primary.get("rolloutState") == "FAILED"
+        for task in sorted(current, key=lambda t: self._ready(t, service))[: max(0, len(current) - desired)]:
+            self._stop(task, SCALED.format(primary.get("id", "")), "ServiceSchedulerInitiated")
+        if not failed and len(current) < desired and time.monotonic() >= self._retry_at.get(service.arn, (0, 0))[0]:
+            for _ in range(desired - len(current)):
+                started = self._launch(backend, service, revision, primary, tasks)
+                if started is None:
+                    break
+        if len(ready) >= desired:
+            for task in older:
+                self._stop(task, SCALED.format(primary.get("id", "")), "ServiceSchedulerInitiated")
+        self._count(service, primary, tasks, len(ready), desired)
+        addresses = tuple(sorted(t.address for t in tasks if t.last_status == "RUNNING" and t.address))
+        if self._registered.get(service.arn) != addresses:
+            gaps.register_addresses(backend, service, list(addresses))
+            self._registered[service.arn] = addresses
+        stopped = [t for t in tasks if t.removed]
+        for task in stopped[:-STOPPED_KEPT]:
+            backend.tasks.get(task.cluster_name, {}).pop(task.task_arn, None)
+        tasks[:] = [t for t in tasks if not t.removed] + stopped[-STOPPED_KEPT:]
+
+    def _observe(self, task: EmulatedTask) -> None:
+        """Move a task's state to what its containers do; stop it when it has ended."""
+        if task.removed:
+            return
+        if task.desired_status == "STOPPED":  # StopTask
+            self._stop(task, "Task stopped by user", "UserInitiated")
+            return
+        state: UnitState = self.plane.state(task.key)
+        essential = task.containers[0]["name"] if task.containers else ""
+        member = state.members.get(str(essential))
+        if member is None:
+            if state.error and task.started_at is None:
+                self._stop(task, f"CannotPullContainerError: {state.error}", "TaskFailedToStart")
+            elif state.error:
+                self._stop(task, f"Essential container in task exited: {state.error}", "EssentialContainerExited")
+            else:
+                task.show("PENDING" if state.address else "PROVISIONING", "UNKNOWN", state.address)
+            return
+        known = self._containers.setdefault(task.key, member.container)
+        if member.state == "terminated" or (known != member.container and task.started_at is not None):
+            task.show(task.last_status, task.health_status, state.address, member.exit_code)
+            self._stop(task, "Essential container in task exited", "EssentialContainerExited")
+        elif member.state == "running":
+            health = HEALTH.get(str(member.health), "UNKNOWN")
+            task.show("RUNNING", health, state.address)
+            if health == "UNHEALTHY":
+                self._stop(task, "Task failed container health checks", "TaskFailedToStart")
+        else:
+            task.show("PENDING", "UNKNOWN", state.address)
+
+    def _launch(self, backend: Any, service: Any, revision: str, primary: dict[str, Any],
+                tasks: list[EmulatedTask]) -> EmulatedTask | None:
+        """Start one task of a revision; None (and a later retry) when it cannot start."""
+        definition = backend.describe_task_definition(revision)
+        network = (service.network_configuration or {}).get("awsvpcConfiguration") or {}
+        task = EmulatedTask(service, definition, str(primary.get("id", "")), network)
+        backend.tasks.setdefault(service.cluster_name, {})[task.task_arn] = task
+        tasks.append(task)
+        task.log_streams = log_streams(task, definition)
+        try:
+            why = missing_group(task, task.log_streams)
+            if why:
+                raise TaskStartError(why)
+            check_pullable(definition)
+            unit = task_unit(task, definition, network=_network(backend, network), aliases=_aliases(backend, service),
+                             secret_value=secret_reader(task.account_id, task.region_name))
+        except TaskStartError as exc:
+            self._stop(task, str(exc), "TaskFailedToStart")
+            return None
+        self.plane.apply(unit)
+        _event(service, f"(service {service.name}) has started 1 tasks: (task {task.id}).")
+        return task
+
+    def _ready(self, task: EmulatedTask, service: Any) -> bool:
+        """Running, healthy when it has a health check, and healthy in its target groups."""
+        return task.last_status == "RUNNING" and (task.health_status == "HEALTHY" or not task.has_check) and \
+            all(self._target(g, task) == "healthy" for g in self._groups(service))
+
+    def _groups(self, service: Any) -> list[tuple[str, int]]:
+        """(target group ARN, container port) of the service's load balancers."""
+        if self.balancers is None:
+            return []
+        return [(str(b.get("targetGroupArn")), int(b.get("containerPort") or 0)) for b in service.load_balancers or []
+                if b.get("targetGroupArn")]
+
+    def _target(self, group: tuple[str, int], task: EmulatedTask) -> str | None:
+        """The task's health in a target group (None before it is registered or checked)."""
+        if self.balancers is None or not task.address:
+            return None
+        return self.balancers.state(group[0], task.address, group[1])
+
+    def _stop(self, task: EmulatedTask, reason: str, code: str) -> None:
+        """Stop a task: remove its containers; a task that never ran counts against its deployment."""
+        if task.removed:
+            return
+        task.removed = True
+        never_ran = task.started_at is None and code != "UserInitiated" and not reason.startswith("Scaling")
+        task.stop(reason, code)
+        self.shipper.ship(task)  # the last lines, before the containers go
+        self.shipper.forget(task)
+        self.plane.remove(task.key)
+        self._containers.pop(task.key, None)
+        if never_ran or code == "EssentialContainerExited" or reason.startswith("Task failed"):
+            self._failed(task)
+
+    def _failed(self, task: EmulatedTask) -> None:
+        """Count a failed task on its deployment, back off new starts, trip the circuit breaker."""
+        from moto.ecs.models import ecs_backends
+
+        arn = f"arn:aws:ecs:{task.region_name}:{task.account_id}:service/{task.cluster_name}/{task.service_name}"
+        _, delay = self._retry_at.get(arn, (0.0, 0.5))
+        self._retry_at[arn] = (time.monotonic() + delay, min(delay * 2, 30.0))
+        backend = ecs_backends[task.account_id][task.region_name]
+        service = backend.services.get(f"{task.cluster_name}:{task.service_name}")
+        if service is None:
+            return
+        _event(service, f"(service {service.name}) has stopped 1 running tasks: (task {task.id}). "
+                        f"{task.stopped_reason}")
+        deployment: dict[str, Any] | None = next((d for d in service.deployments if d.get("id") == task.started_by),
+                                                 None)
+        if deployment is None or deployment.get("rolloutState") != "IN_PROGRESS":
+            return
+        deployment["failedTasks"] = int(deployment.get("failedTasks") or 0) + 1
+        threshold = min(200, max(3, math.ceil(0.5 * int(service.desired_count or 0))))
+        if deployment["failedTasks"] >= threshold:
+            self._trip(backend, service, deployment)
+
+    def _trip(self, backend: Any, service: Any, deployment: dict[str, Any]) -> None:
+        """The circuit breaker fails the deployment and rolls back to the previous revision, if any."""
+        reason = f"ECS deployment {deployment['id']} failed: tasks failed to start."
+        deployment.update(rolloutState="FAILED", rolloutStateReason=reason)
+        _event(service, f"(service {service.name}) deployment {deployment['id']} deployment failed: "
+                        "tasks failed to start.")
+        previous = getattr(service, "multicloud_previous", None)
+        if previous and previous != service.task_definition:
+            service.task_definition, service.multicloud_previous = previous, None
+            _event(service, f"(service {service.name}) rolling back to {previous}.")
+            self.rolled_out(backend, service)
+
+    def _count(self, service: Any, primary: dict[str, Any], tasks: list[EmulatedTask], ready: int,
+               desired: int) -> None:
+        """runningCount and pendingCount of the service and its deployments; completion."""
+        from moto.core.utils import utcnow
+
+        live = [t for t in tasks if t.last_status != "STOPPED"]
+        service.running_count = sum(t.last_status == "RUNNING" for t in live)
+        service.pending_count = len(live) - service.running_count
+        for deployment in service.deployments:
+            mine = [t for t in live if t.started_by == deployment.get("id")]
+            deployment.update(runningCount=sum(t.last_status == "RUNNING" for t in mine),
+                              pendingCount=sum(t.last_status != "RUNNING" for t in mine))
+        older = [t for t in live if t.task_definition_arn != service.task_definition]
+        if primary.get("rolloutState") == "IN_PROGRESS" and ready >= desired and not older:
+            primary.update(rolloutState="COMPLETED", updatedAt=utcnow(),
+                           rolloutStateReason=f"ECS deployment {primary.get('id')} completed.")
+            service.deployments = [primary]
+            _event(service, f"(service {service.name}) (deployment {primary.get('id')}) deployment completed.")
+            _event(service, f"(service {service.name}) has reached a steady state.")
+
+
+
+
+def _event(service: Any, message: str) -> None:
+    """Add a service event (newest first, the last 20 kept)."""
+    from moto.core.utils import utcnow
+
+    service.events.insert(0, {"id": f"{time.time_ns()}", "createdAt": utcnow(), "message": message})
+    del service.events[20:]
+
+
+def _network(backend: Any, network: dict[str, Any]) -> str:
+    """The data-plane network of the task's VPC (that of its first subnet)."""
+    from moto.ec2.models import ec2_backends
+
+    subnets = network.get("subnets") or []
+    try:
+        return f"vpc-{ec2_backends[backend.account_id][backend.region_name].get_subnet(subnets[0]).vpc_id}"
+    except Exception:  # an unknown subnet: the region's shared network
+        return f"awsvpc-{backend.region_name}"
+
+
+def _aliases(backend: Any, service: Any) -> tuple[str, ...]:
+    """The Cloud Map names (`SERVICE.NAMESPACE`) of the service's registries."""
+    from moto.servicediscovery.models import servicediscovery_backends
+
+    discovery = servicediscovery_backends[backend.account_id][backend.region_name]
+    names = []
+    for registry in service.service_registries or []:
+        found = discovery.services.get(str(registry.get("registryArn", "")).rsplit("/", 1)[-1])
+        namespace = discovery.namespaces.get(found.namespace_id) if found is not None else None
+        if found is not None and namespace is not None:
+            names.append(f"{found.name}.{namespace.name}")
+    return tuple(names)

@@ -1,0 +1,216 @@
+"""ECS tasks as the emulator runs them: a task object moto's DescribeTasks, ListTasks and StopTask
+serve as they serve their own, and the data-plane unit a task definition becomes.
+
+A Fargate task in awsvpc mode is one unit: its own address on the app's network, answering to
+the Cloud Map names of its service; its containers get the definition's image, command, entry
+point, environment, `secrets` (valueFrom resolved from the emulated Secrets Manager at start),
+health check and the task's cpu and memory as limits.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from multicloud_docker.dataplane import Member, Probe, Unit
+
+MIB = 1024 * 1024
+STOPPED_KEPT = 20
+"""Stopped tasks a service keeps for DescribeTasks (ECS keeps them about an hour)."""
+
+
+class TaskStartError(Exception):
+    """A task cannot start (ECS stops it with this reason: a secret that cannot be read...)."""
+
+
+class EmulatedTask:
+    """One task of an ECS service, with the attributes moto's serializer reads for a `Task`."""
+
+    def __init__(self, service: Any, definition: Any, deployment: str, network: Mapping[str, Any]) -> None:
+        self.id = uuid.uuid4().hex
+        self.region_name = service.region_name
+        self.account_id = str(service._account_id)
+        self.cluster_name = service.cluster_name
+        self.cluster_arn = service.cluster_arn
+        self.task_arn = f"arn:aws:ecs:{self.region_name}:{self.account_id}:task/{self.cluster_name}/{self.id}"
+        self.task_definition_arn = definition.arn
+        self.service_name = service.name
+        self.group = f"service:{service.name}"
+        self.started_by = deployment
+        self.launch_type = service.launch_type or "FARGATE"
+        self.platform_version = "1.4.0"
+        self.cpu, self.memory = str(definition.cpu or ""), str(definition.memory or "")
+        self.container_instance_arn = None
+        self.resource_requirements = None
+        self.desired_status = "RUNNING"
+        self.last_status = "PROVISIONING"
+        self.health_status = "UNKNOWN"
+        self.stopped_reason = ""
+        self.stop_code: str | None = None
+        self.created_at = datetime.now(UTC)
+        self.started_at: datetime | None = None
+        self.stopping_at: datetime | None = None
+        self.stopped_at: datetime | None = None
+        self.availability_zone = f"{self.region_name}a"
+        self.connectivity = "CONNECTED"
+        self.tags: list[dict[str, str]] = []
+        self.overrides: dict[str, Any] = {}
+        self.network = dict(network)
+        self.address = ""
+        self.exit_code: int | None = None
+        self.containers = [{"name": c.get("name"), "image": c.get("image"), "lastStatus": "PENDING",
+                            "containerArn": f"{self.task_arn}/{uuid.uuid4()}", "taskArn": self.task_arn,
+                            "healthStatus": "UNKNOWN", "networkInterfaces": []}
+                           for c in definition.container_definitions]
+        self.attachments: list[dict[str, Any]] = []
+        self.log_streams: dict[str, tuple[str, str, str]] = {}
+        """Container -> (region, log group, stream) of its awslogs driver."""
+        self.removed = False
+        """Whether the scheduler removed the task's containers (it has stopped)."""
+        self.has_check = any(c.get("healthCheck") for c in definition.container_definitions)
+
+    @property
+    def key(self) -> str:
+        """The task's data-plane unit key."""
+        return f"aws/{self.account_id}/{self.region_name}/{self.cluster_name}/{self.id}"
+
+    def advance(self) -> None:
+        """moto calls this on every DescribeTasks; the scheduler moves the task's state instead."""
+
+    def show(self, last_status: str, health: str, address: str, exit_code: int | None = None) -> None:
+        """Reflect what the task's containers do: status, health, address (the ENI's), exit code."""
+        if self.last_status == "STOPPED":
+            return
+        if last_status == "RUNNING" and self.started_at is None:
+            self.started_at = datetime.now(UTC)
+        self.last_status, self.health_status = last_status, health
+        if address and address != self.address:
+            self.address = address
+            self.attachments = [{"id": self.id, "type": "ElasticNetworkInterface", "status": "ATTACHED", "details": [
+                {"name": "subnetId", "value": str((self.network.get("subnets") or [""])[0])},
+                {"name": "privateIPv4Address", "value": address}]}]
+        for container in self.containers:
+            container.update(lastStatus=last_status, healthStatus=health)
+            if address:
+                container["networkInterfaces"] = [{"attachmentId": self.id, "privateIpv4Address": address}]
+            if exit_code is not None:
+                container["exitCode"] = exit_code
+
+    def stop(self, reason: str, code: str) -> None:
+        """The task is stopped (by the scheduler, or StopTask, which moto marks STOPPED already)."""
+        now = datetime.now(UTC)
+        self.stopped_reason = self.stopped_reason or reason
+        self.stop_code = self.stop_code or code
+        self.desired_status, self.last_status = "STOPPED", "STOPPED"
+        self.stopping_at = self.stopping_at or now
+        self.stopped_at = self.stopped_at or now
+        for container in self.containers:
+            container["lastStatus"] = "STOPPED"
+
+
+def task_unit(task: EmulatedTask, definition: Any, *, network: str, aliases: tuple[str, ...],
+              secret_value: Callable[[str], str]) -> Unit:
+    """The unit a task runs as; raises TaskStartError when a secret cannot be resolved."""
+    from multicloud_docker.dataplane import Unit
+
+    cpu = float(definition.cpu) / 1024 if str(definition.cpu or "").isdigit() else None
+    memory = int(definition.memory) * MIB if str(definition.memory or "").isdigit() else None
+    base = {"AWS_REGION": task.region_name, "AWS_DEFAULT_REGION": task.region_name,
+            "AWS_EXECUTION_ENV": "AWS_ECS_FARGATE"}
+    members = tuple(_member(container, base, secret_value, cpu=cpu, memory=memory)
+                    for container in definition.container_definitions)
+    return Unit(task.key, members, network=network, aliases=aliases)
+
+
+def _member(container: Mapping[str, Any], base: Mapping[str, str], secret_value: Callable[[str], str], *,
+            cpu: float | None, memory: int | None) -> Member:
+    """One container of a task: its environment, then its secrets (valueFrom, read now)."""
+    from multicloud_docker.dataplane import Member
+
+    env = dict(base)
+    env.update({str(e["name"]): str(e.get("value", "")) for e in container.get("environment") or []})
+    for secret in container.get("secrets") or []:
+        env[str(secret["name"])] = secret_value(str(secret["valueFrom"]))
+    own_memory = container.get("memory") or container.get("memoryReservation")
+    return Member(
+        name=str(container.get("name") or "main"),
+        image=str(container["image"]),
+        env=env,
+        command=tuple(container["command"]) if container.get("command") else None,
+        entrypoint=tuple(container["entryPoint"]) if container.get("entryPoint") else None,
+        cpu=cpu,
+        memory=int(own_memory) * MIB if own_memory else memory,
+        probe=_probe(container.get("healthCheck")),
+        restart="no",  # ECS never restarts a container: the scheduler replaces the task
+    )
+
+
+def _probe(check: Mapping[str, Any] | None) -> Probe | None:
+    """The container health check with ECS's defaults (30 s interval, 5 s timeout, 3 retries)."""
+    if not check or not check.get("command"):
+        return None
+    from multicloud_docker.dataplane import Probe
+
+    return Probe(tuple(str(a) for a in check["command"]), interval=float(check.get("interval") or 30),
+                 timeout=float(check.get("timeout") or 5), retries=int(check.get("retries") or 3),
+                 start_period=float(check.get("startPeriod") or 0))
+
+
+def secret_reader(account: str, region: str) -> Callable[[str], str]:
+    """valueFrom -> value from the emulated Secrets Manager (an ARN or name, optionally with
+    `:json-key:version-stage:version-id` after the ARN); raises TaskStartError as ECS fails the task."""
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    backend = secretsmanager_backends[account][region]
+
+    def read(value_from: str) -> str:
+        parts = value_from.split(":")
+        arn, key, stage, version = value_from, "", "", ""
+        if value_from.startswith("arn:") and len(parts) > 7:
+            arn, key = ":".join(parts[:7]), parts[7]
+            stage = parts[8] if len(parts) > 8 else ""
+            version = parts[9] if len(parts) > 9 else ""
+        try:
+            found = backend.get_secret_value(secret_id=arn, version_id=version or None,  # type: ignore[arg-type]
+                                             version_stage=stage or None)  # type: ignore[arg-type]
+        except Exception as exc:
+            raise TaskStartError(
+                "ResourceInitializationError: unable to pull secrets or registry auth: retrieve secret from "
+                f"{arn}: {type(exc).__name__}") from exc
+        text = str(found.get("SecretString") or "")
+        if not key:
+            return text
+        try:
+            return str(json.loads(text)[key])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise TaskStartError(f"ResourceInitializationError: secret {arn} has no JSON key {key}") from exc
+
+    return read
+
+
+
+def check_pullable(definition: Any) -> None:
+    """Raise TaskStartError (CannotPullContainerError) for an image of the emulated ECR that its
+    registry does not hold: the engine may have it from the build, but a task pulls from ECR."""
+    from multicloud_aws import local_registry, registry_api
+
+    registry = local_registry.current()
+    if registry is None:
+        return
+    for container in definition.container_definitions:
+        image = str(container.get("image", ""))
+        if not image.startswith(f"{registry.address}/"):
+            continue
+        path = image.removeprefix(f"{registry.address}/")
+        name, reference = path.split("@", 1) if "@" in path else [*path.rsplit(":", 1), "latest"][:2]
+        try:
+            found = registry_api.manifest_digest(registry.endpoint, name, reference)
+        except OSError as exc:
+            raise TaskStartError(f"CannotPullContainerError: pull image manifest from {image}: {exc}") from exc
+        if found is None:
+            raise TaskStartError(f"CannotPullContainerError: pull image manifest has been retried 1 time(s): "
+                                 f"failed to resolve ref {image}: not found")

@@ -1,0 +1,234 @@
+"""The aws emulator's data plane, for real: an ECS service's tasks run as containers on the local
+Docker engine, read back by boto3 through DescribeServices, ListTasks and DescribeTasks; its NLB
+listener forwards to healthy tasks, and awslogs reach CloudWatch Logs. One emulator and one
+deployment serve the module (the stand-in base image, already on the engine: building and
+pushing to the emulated ECR is what `e2e.sh aws` runs)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from multicloud_aws import local_registry
+from multicloud_aws.dataplane import balancer_address
+from multicloud_aws.emulator import AwsEmulator, client_factory
+
+from multicloud import Deployment, spec_from_dict
+
+pytestmark = pytest.mark.docker
+SERVER = ("$|=1; my $s=IO::Socket::INET->new(LocalPort=>7000, Listen=>16, ReuseAddr=>1) or die qq(listen: $!); "
+          "print qq(listening as $ENV{GREETING}\\n); while (my $c=$s->accept) { print $c qq(task $ENV{HOSTNAME}\\n); "
+          "close $c; }")
+COMMAND = ["perl", "-MIO::Socket::INET", "-e", SERVER]
+"""A TCP server in the stand-in base image (perl-base is all it has): one line naming the task per connection."""
+SECRET = "s3cret-Qm27x"
+
+
+def _docker(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.fixture(scope="module")
+def running() -> Iterator[AwsEmulator]:
+    """An aws emulator running its tasks (a skip when no engine, registry or base image)."""
+    if _docker("image", "inspect", "debian:bookworm-slim").returncode != 0:
+        pytest.skip("no Docker engine with debian:bookworm-slim (scripts/setup-engine.sh)")
+    emulator = AwsEmulator(registry="auto", run=True)
+    started = emulator.start()
+    if emulator.data_plane is None or "ECR images are pushed" not in started.notes[0]:
+        started.stop()
+        pytest.skip(" / ".join(started.notes))
+    emulator.endpoint = started.endpoint  # type: ignore[attr-defined]
+    try:
+        yield emulator
+    finally:
+        session = emulator.data_plane.plane.session
+        started.stop()
+        selector = f"label=multicloud.dataplane={session}"
+        assert not _docker("ps", "-aq", "--filter", selector).stdout.strip()
+        assert not _docker("network", "ls", "-q", "--filter", selector).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def deployed(running: Any) -> Iterator[tuple[Deployment, Any, str]]:
+    """A two-task service applied through the provider; (deployment, ecs client, cluster)."""
+    app = f"dp-{uuid.uuid4().hex[:6]}"
+    spec = {
+        "name": app,
+        "services": {"web": {"image": "debian:bookworm-slim", "command": COMMAND, "replicas": 2,
+                             "resources": {"cpu": 0.25, "memory": "512Mi"},
+                             "env": {"GREETING": "hi", "TOKEN": "${secrets.token}"},
+                             "ports": [{"name": "echo", "port": 7000, "protocol": "tcp", "expose": "public"}]}},
+        "secrets": {"token": {"from_env": "TOKEN"}},
+        "targets": {"aws": {"provider": "aws-ecs", "region": "us-east-1", "endpoint_url": running.endpoint}},
+    }
+    ecs = client_factory(running.endpoint)("ecs")  # also sets the emulator's test credentials
+    deployment = Deployment(spec_from_dict(spec), "aws", environ={"TOKEN": SECRET},
+                            health_timeout=120)
+    deployment.apply()
+    try:
+        yield deployment, ecs, app
+    finally:
+        deployment.destroy()
+
+
+def _tasks(ecs: Any, cluster: str, status: str = "RUNNING") -> list[dict[str, Any]]:
+    arns = ecs.list_tasks(cluster=cluster, serviceName="web", desiredStatus=status)["taskArns"]
+    return ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if arns else []
+
+
+def _address(task: dict[str, Any]) -> str:
+    return str(task["containers"][0]["networkInterfaces"][0]["privateIpv4Address"])
+
+
+def _container(running: Any, address: str) -> str:
+    """The id of the member container of the task at `address`."""
+    session = running.data_plane.plane.session
+    listed = _docker("ps", "-q", "--filter", f"label=multicloud.dataplane={session}",
+                     "--filter", "label=multicloud.dataplane.role=member").stdout.split()
+    for ident in listed:
+        mode = _docker("inspect", "-f", "{{.HostConfig.NetworkMode}}", ident).stdout.strip()
+        holder = mode.removeprefix("container:")
+        networks = _docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", holder).stdout
+        if address in networks.split():
+            return ident
+    raise AssertionError(f"no container for task address {address}: {listed}")
+
+
+def _listener(deployment: Deployment) -> str:
+    """The loopback address the NLB's DNS name (the public endpoint's host) stands for."""
+    url = next(e.url for e in deployment.endpoints() if e.public)
+    return balancer_address(url.split("//", 1)[1].rsplit(":", 1)[0])
+
+
+def _hit(address: str) -> str:
+    """The line a task answers through the NLB listener, or ERR."""
+    try:
+        with socket.create_connection((address, 7000), timeout=3) as conn:
+            return conn.recv(100).decode().strip()
+    except OSError as exc:
+        return f"ERR {exc}"
+
+
+def _until(check: Any, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.3)
+
+
+def test_tasks_run_from_the_task_definition(running: Any, deployed: tuple[Deployment, Any, str]) -> None:
+    _, ecs, app = deployed
+    service = ecs.describe_services(cluster=app, services=["web"])["services"][0]
+    assert (service["desiredCount"], service["runningCount"]) == (2, 2)
+    assert service["deployments"][0]["rolloutState"] == "COMPLETED"
+    tasks = _tasks(ecs, app)
+    assert len(tasks) == 2 and {t["lastStatus"] for t in tasks} == {"RUNNING"}
+    addresses = {_address(t) for t in tasks}
+    assert len(addresses) == 2  # awsvpc: an address of its own per task
+    member = _container(running, next(iter(addresses)))
+    info = _docker("inspect", "-f", "{{json .Config.Env}} {{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}",
+                   member).stdout
+    assert f'"TOKEN={SECRET}"' in info and '"GREETING=hi"' in info  # valueFrom resolved at task start
+    assert info.split()[-2:] == [str(512 * 1024 * 1024), str(256 * 10**9 // 1024)]
+    resolved = _docker("exec", member, "getent", "hosts", f"web.{app}.internal").stdout.split()
+    assert set(resolved[::2]) == addresses  # the Cloud Map name answers with every task
+
+
+def test_the_nlb_forwards_to_healthy_targets(running: Any, deployed: tuple[Deployment, Any, str]) -> None:
+    deployment, ecs, app = deployed
+    address = _listener(deployment)
+    assert address.startswith("127.") and address != "127.0.0.1"
+    answers = {_hit(address) for _ in range(12)}
+    assert len(answers) == 2 and all(a.startswith("task ") for a in answers), answers
+    elb = client_factory(running.endpoint)("elbv2")
+    arn = ecs.describe_services(cluster=app, services=["web"])["services"][0]["loadBalancers"][0]["targetGroupArn"]
+    health = elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+    assert {(h["Target"]["Id"], h["TargetHealth"]["State"]) for h in health} == {
+        (_address(t), "healthy") for t in _tasks(ecs, app)}
+
+
+def test_awslogs_reach_cloudwatch(deployed: tuple[Deployment, Any, str]) -> None:
+    deployment, ecs, app = deployed
+    tasks = {t["taskArn"].rsplit("/", 1)[-1][:8] for t in _tasks(ecs, app)}
+    lines = _until(lambda: [line for line in deployment.logs() if line.message == "listening as hi"], 10)
+    assert {line.instance for line in lines} >= {f"web-{t}" for t in tasks}
+
+
+def test_a_killed_task_is_replaced_and_traffic_resumes(running: Any, deployed: tuple[Deployment, Any, str]) -> None:
+    deployment, ecs, app = deployed
+    address = _listener(deployment)
+    victim = _tasks(ecs, app)[0]
+    _docker("kill", _container(running, _address(victim)))
+    stopped = _until(lambda: [t for t in _tasks(ecs, app, "STOPPED") if t["taskArn"] == victim["taskArn"]])
+    assert stopped, "the killed task was not stopped"
+    assert stopped[0]["stoppedReason"] == "Essential container in task exited"
+    assert stopped[0]["stopCode"] == "EssentialContainerExited" and stopped[0]["containers"][0]["exitCode"] == 137
+    replaced = _until(lambda: len([t for t in _tasks(ecs, app) if t["lastStatus"] == "RUNNING"]) == 2)
+    assert replaced, _tasks(ecs, app)
+    assert victim["taskArn"] not in {t["taskArn"] for t in _tasks(ecs, app)}
+    assert _until(lambda: ecs.describe_services(cluster=app, services=["web"])["services"][0]["runningCount"] == 2)
+    new = {_hit(address) for _ in range(12)}
+    assert not any(a.startswith("ERR") for a in new), new  # the NLB skips the dead target at once
+    assert _until(lambda: len({_hit(address) for _ in range(12)}) == 2, 40), "the replacement never took traffic"
+    assert not deployment.plan().has_changes
+
+
+def test_stop_task_is_replaced(running: Any, deployed: tuple[Deployment, Any, str]) -> None:
+    _, ecs, app = deployed
+    victim = _tasks(ecs, app)[0]["taskArn"]
+    ecs.stop_task(cluster=app, task=victim, reason="operator")
+    assert _until(lambda: victim not in {t["taskArn"] for t in _tasks(ecs, app)} and len(
+        [t for t in _tasks(ecs, app) if t["lastStatus"] == "RUNNING"]) == 2)
+    gone = ecs.describe_tasks(cluster=app, tasks=[victim])["tasks"][0]
+    assert (gone["lastStatus"], gone["stoppedReason"], gone["stopCode"]) == ("STOPPED", "operator", "UserInitiated")
+
+
+def test_an_image_missing_from_ecr_fails_the_deployment(running: Any) -> None:
+    factory = client_factory(running.endpoint)
+    ecs, ec2 = factory("ecs"), factory("ec2")
+    cluster = f"pull-{uuid.uuid4().hex[:6]}"
+    ecs.create_cluster(clusterName=cluster)
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    group = ec2.describe_security_groups()["SecurityGroups"][0]["GroupId"]
+    image = f"{local_registry.current().address}/{cluster}/app:1.0"  # type: ignore[union-attr]
+    definition = ecs.register_task_definition(
+        family=cluster, requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+        containerDefinitions=[{"name": "app", "image": image, "essential": True}])["taskDefinition"]
+    ecs.create_service(cluster=cluster, serviceName="app", taskDefinition=definition["taskDefinitionArn"],
+                       desiredCount=1, launchType="FARGATE", networkConfiguration={
+                           "awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}})
+    try:
+        failed = _until(lambda: ecs.describe_services(cluster=cluster, services=["app"])["services"][0][
+            "deployments"][0]["rolloutState"] == "FAILED", 30)
+        assert failed, "three tasks that cannot pull did not trip the circuit breaker"
+        arns = ecs.list_tasks(cluster=cluster, serviceName="app", desiredStatus="STOPPED")["taskArns"]
+        stopped = ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"]
+        assert len(stopped) == 3 and all(t["stopCode"] == "TaskFailedToStart" for t in stopped)
+        assert stopped[0]["stoppedReason"].startswith("CannotPullContainerError:") and image in stopped[0][
+            "stoppedReason"]
+        assert not ecs.list_tasks(cluster=cluster, serviceName="app")["taskArns"]
+    finally:
+        ecs.delete_service(cluster=cluster, service="app", force=True)
+        ecs.delete_cluster(cluster=cluster)
+
+
+def test_destroy_leaves_no_task(running: Any, deployed: tuple[Deployment, Any, str]) -> None:
+    deployment = deployed[0]
+    address = _listener(deployment)
+    deployment.destroy()
+    assert _until(lambda: _hit(address).startswith("ERR"), 10), "the NLB listener outlived its NLB"
+    session = running.data_plane.plane.session
+    left = _until(lambda: not _docker("ps", "-aq", "--filter", f"label=multicloud.dataplane={session}").stdout.strip())
+    assert left, "destroy left task containers"
+
+
+def test_the_api_only_fixture_runs_nothing(aws_emulator: Any) -> None:
+    assert not any(n.startswith("data plane") for n in aws_emulator.notes)  # conftest: the API only
