@@ -1,5 +1,5 @@
-"""The IoT backend end to end on one target: local (Docker), or azure (the ACI emulator with its
-data plane), as `e2e.sh TARGET` runs it.
+"""The IoT backend end to end on one target: local (Docker), or aws, azure or gcp (the ECS, ACI or
+Cloud Run emulator with its data plane), as `e2e.sh TARGET` runs it.
 
 It applies the example's one spec (under a fresh app name, target settings pointed at what runs
 here), registers devices through the registry endpoint, publishes QoS 1 readings over MQTT over
@@ -65,6 +65,12 @@ class Prepared:
     reach: Callable[[str], str] = str
 
 
+def progress(event: Any) -> None:
+    """Say when a service's step starts, builds or pushes, and ends (the slow parts of an apply)."""
+    if event.resource.startswith("service/") and event.kind in ("start", "progress", "done", "failed"):
+        say(f"{event.resource}: {event.message}")
+
+
 def fresh_secrets() -> dict[str, str]:
     """The example's secrets as environment variables, fresh and URL-safe."""
     return {f"IOT_{name}": secrets.token_urlsafe(18) for name in SECRETS}
@@ -110,6 +116,67 @@ def local_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
         return found + [v["Name"] for v in (api.volumes(filters=selector) or {}).get("Volumes") or []]
 
     yield Prepared(deployment, environ, ca_file, leftovers)
+
+
+@contextmanager
+def aws_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
+    """The spec on the ECS emulator with its data plane: the provider builds and pushes the images
+    to the emulated ECR, secrets go to its Secrets Manager, a PostgreSQL is published on the tasks'
+    VPC network, and the NLB's DNS name stands for its loopback address."""
+    from multicloud_aws import names
+    from multicloud_aws.dataplane import balancer_address
+    from multicloud_aws.emulator import AwsEmulator, client_factory
+    from multicloud_docker.dataplane import DataPlane, Member, Publish, Unit
+    from stack import build_images, free_port
+
+    with ExitStack() as stack:
+        emulator = AwsEmulator(run=True)
+        running = stack.enter_context(_stopping(emulator.start()))
+        if emulator.data_plane is None or "ECR images are pushed" not in running.notes[0]:
+            raise SystemExit(f"e2e: {' / '.join(running.notes)}")
+        os.environ.update(running.environment)
+        aws = spec["targets"]["aws"]
+        spec["targets"] = {"aws": aws}
+        ec2 = client_factory(running.endpoint, region=aws["region"])("ec2")
+        vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+        gateway, _subnet = emulator.data_plane.network(vpc)
+        say("building the database image (Docker's layer cache makes repeats quick)")
+        image = build_images(("db",))["db"]
+        environ = fresh_secrets()
+        db = DataPlane("e2e-db").start()
+        stack.callback(db.close)
+        port = free_port()
+        password = {"/run/secrets": {"db_password": environ["IOT_DB_PASSWORD"].encode()}}
+        env = {"POSTGRES_PASSWORD_FILE": "/run/secrets/db_password"}
+        member = Member("db", image, env=env, files=password)
+        db.apply(Unit("db", (member,), publish=(Publish(5432, host_ip=gateway, host_port=port),)))
+        state = db.wait("db", 120)
+        if state.error:
+            raise SystemExit(f"e2e: the database did not start: {state.error}")
+        environ["IOT_DATABASE_URL"] = f"postgresql://iot:{environ['IOT_DB_PASSWORD']}@{gateway}:{port}/iot"
+        dns = f"{names.load_balancer(spec['name'])}-1.{aws['region']}.elb.amazonaws.com"  # as moto names it
+        address = balancer_address(dns)
+        ca_file = with_tls(environ, work / "tls", [dns, address, "localhost", "127.0.0.1"])
+        say(f"ECS emulator at {running.endpoint}; the NLB {dns} stands for {address}; database at {gateway}:{port}")
+        parsed = spec_from_dict(spec, base_dir=str(EXAMPLE))
+        deployment = Deployment(parsed, "aws", environ=environ, health_timeout=300, on_event=progress)
+        leftovers = session_leftovers(emulator.data_plane.plane.session)
+
+        def reach(url: str) -> str:
+            """The NLB's DNS name stands for its loopback address."""
+            parts = urllib.parse.urlsplit(url)
+            return parts._replace(netloc=f"{balancer_address(parts.hostname or '')}:{parts.port}").geturl()
+
+        yield Prepared(deployment, environ, ca_file, leftovers, reach)
+
+
+@contextmanager
+def _stopping(running: Any) -> Iterator[Any]:
+    """A started emulator, stopped when the block ends."""
+    try:
+        yield running
+    finally:
+        running.stop()
 
 
 @contextmanager
@@ -230,7 +297,7 @@ def resolved_to(front: str) -> Iterator[None]:
         socket.getaddrinfo = original
 
 
-TARGETS = {"local": local_target, "azure": azure_target, "gcp": gcp_target}
+TARGETS = {"local": local_target, "aws": aws_target, "azure": azure_target, "gcp": gcp_target}
 
 
 def flow(ready: Prepared) -> int:

@@ -196,7 +196,8 @@ def secret_reader(account: str, region: str) -> Callable[[str], str]:
 def check_pullable(definition: Any) -> None:
     """Raise TaskStartError (CannotPullContainerError) for an image of the emulated ECR that its
     registry does not hold: the engine may have it from the build, but a task pulls from ECR."""
-    from multicloud_aws import local_registry, registry_api
+    from multicloud import image_registry as registry_api
+    from multicloud_aws import local_registry
 
     registry = local_registry.current()
     if registry is None:
