@@ -6,11 +6,13 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -115,11 +117,13 @@ def test_cli_progress_json(tmp_path: Path, capsys: pytest.CaptureFixture[str], m
 
 
 def test_the_live_view_in_a_terminal(tmp_path: Path) -> None:
-    """In tmux: the last frame of the live view stays, one line per resource and the summary, in
-    colour; under NO_COLOR the same without colour."""
+    """In tmux: while the apply waits for health the view shows it (a waiting line, pending ones, the
+    summary counting them); its last frame stays, one line per resource and the summary, in colour;
+    under NO_COLOR the same without colour."""
     if shutil.which("tmux") is None:
         pytest.skip("tmux is not installed (scripts/test.sh installs it: MULTICLOUD_APT_EXTRA)")
-    (tmp_path / "multicloud.yaml").write_text(SPEC)
+    (tmp_path / "multicloud.yaml").write_text(SPEC.replace('state_file: "state.json"', 'state_file: "state.json", '
+                                                           "health_polls: 4"))
     exe = shutil.which("multicloud", path=os.path.dirname(sys.executable))
     assert exe is not None
     session = f"mc-progress-{uuid.uuid4().hex[:8]}"
@@ -129,9 +133,14 @@ def test_the_live_view_in_a_terminal(tmp_path: Path) -> None:
     subprocess.run([*tmux, "new-session", "-d", "-s", session, "-x", "120", "-y", "50", "-c", str(tmp_path),
                     "env", "TERM=xterm-256color", "bash", "--norc", "-c", f"{script}; sleep 600"], env=env, check=True)
     try:
-        screen = _wait_for(tmux, session, "SECOND-DONE")
+        during = _strip(_wait_for(tmux, session, lambda text: "waiting for health" in text and "pending ·" in text))
+        screen = _wait_for(tmux, session, lambda text: "SECOND-DONE" in text)
     finally:
         subprocess.run([*tmux, "kill-server"], check=False)
+    waiting = [line for line in during.splitlines() if line.startswith("… waiting")]
+    assert waiting and "waiting for health: poll" in waiting[0]
+    assert any(line.startswith("· pending") for line in during.splitlines())
+    assert re.search(r"^prog on mem: 4 resources: .*\bwaiting\b.*\bpending · \d+\.\ds$", during, re.MULTILINE)
     plain = _strip(screen)
     applied, destroyed = plain.split("FIRST-DONE")
     for part, verb in ((applied, "create"), (destroyed, "delete")):
@@ -144,20 +153,19 @@ def test_the_live_view_in_a_terminal(tmp_path: Path) -> None:
     assert "\x1b[32m" not in colour_destroy and "\x1b[38;5;2m" not in colour_destroy
 
 
-def _wait_for(tmux: list[str], session: str, marker: str, timeout: float = 60.0) -> str:
-    """The pane's text with escapes (capture-pane -e) once `marker` shows; fails with the screen after timeout."""
+def _wait_for(tmux: list[str], session: str, ready: Callable[[str], bool], timeout: float = 60.0) -> str:
+    """The pane's text with escapes (capture-pane -e) once `ready(text without escapes)`; fails
+    showing the screen after timeout."""
     deadline = time.monotonic() + timeout
     while True:
         screen = subprocess.run([*tmux, "capture-pane", "-p", "-e", "-t", session], capture_output=True,
                                 text=True, check=True).stdout
-        if marker in screen:
+        if ready(_strip(screen)):
             return screen
-        assert time.monotonic() < deadline, f"the terminal never showed {marker}:\n{screen}"
-        time.sleep(0.1)
+        assert time.monotonic() < deadline, f"the terminal never showed what was awaited:\n{_strip(screen)}"
+        time.sleep(0.05)
 
 
 def _strip(screen: str) -> str:
     """The screen's text without escape sequences."""
-    import re
-
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)

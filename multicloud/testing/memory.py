@@ -115,6 +115,9 @@ class MemorySettings(ProviderSettings):
     max_replicas: StrictInt | None = Field(default=None, ge=0, description="a replica limit, as a cloud has")
     raw_tcp_ingress: StrictBool = Field(default=True, description="false: refuse public TCP ports like Cloud Run")
     empty_secrets: StrictBool = Field(default=True, description="false: refuse empty secrets like Secrets Manager")
+    health_polls: StrictInt = Field(
+        default=0, ge=0, description="health polls a new resource answers 'starting' to (an apply that takes time)"
+    )
 
 
 class MemoryProvider:
@@ -128,6 +131,8 @@ class MemoryProvider:
         checked = validate_settings(MemorySettings, settings or {}, provider="memory")
         path = checked.state_file
         self.cloud = cloud or _SHARED.setdefault(str(path), MemoryCloud(path=path))
+        if checked.health_polls:
+            self.cloud.health_polls = checked.health_polls
         self.capabilities = Capabilities(
             max_replicas=checked.max_replicas,
             raw_tcp_ingress=checked.raw_tcp_ingress,
