@@ -32,7 +32,7 @@ from multicloud.terminal import Terminal
 from multicloud_docker import converge, execs, images, observe, postgres, views
 from multicloud_docker import labels as L
 from multicloud_docker.client import ClientFactory, ConflictError, Lazy, default_factory, guard
-from multicloud_docker.containers import readiness
+from multicloud_docker.containers import probe_passes, readiness
 from multicloud_docker.desired import desired as render_desired
 from multicloud_docker.settings import DockerSettings, parse_settings
 from multicloud_docker.views import LogWindow
@@ -128,8 +128,10 @@ class DockerProvider:
     def health(self, app: str, resource: Resource) -> Health:
         """Healthy when every desired replica of the newest generation running the desired spec
         passes its health check (or, without one, has run a second); unhealthy when one exited,
-        crash-loops or fails its check. Other kinds are healthy once they exist. Reads only:
-        one list call, plus an inspect per replica the list cannot vouch for."""
+        crash-loops or fails its check. Other kinds are healthy once they exist. One list call,
+        an inspect per replica the list cannot vouch for and, for a replica whose check the engine
+        has not passed yet (its first runs one interval after the start), that check run once
+        now as the engine runs it (exec): ready as soon as the service is. Changes nothing."""
         if resource.kind not in observe.CONTAINER_KINDS:  # exists once created: the engine verified that
             return Health(HealthState.HEALTHY)
         digest = L.spec_hash(resource.properties)
@@ -140,12 +142,15 @@ class DockerProvider:
         if len({r.index for r in mine}) < count:
             return Health(HealthState.STARTING, f"{len(mine)} of {count} replicas exist")
         waiting = []
+        check = resource.properties.get("healthcheck")
         for replica in mine:
             if replica.state == "running" and "(healthy)" in replica.status:
                 continue  # the list says so: no inspect needed
             verdict = readiness(self.api, replica.id)
             if verdict.failed:
                 return Health(HealthState.UNHEALTHY, f"{verdict.message}; see `multicloud logs {resource.name}`")
+            if verdict.checking and check and probe_passes(self.api, replica.id, check):
+                continue  # ready now, though the engine's own check has not said so yet
             if not verdict.ready:
                 waiting.append(verdict.message)
         if waiting:
