@@ -184,6 +184,9 @@ def test_docker_provider_applies_a_tcp_checked_service_on_busybox(images: dict[s
         "targets": {"local": {"provider": "docker"}},
     }
     deploy = deployment(spec)
-    assert deploy.apply().ok
+    assert deploy.apply().ok  # ready once the provider's own run of the check passed (exec)
+    deadline = time.monotonic() + 30  # status is the engine's verdict: healthy at its first check (1 s)
+    while [(s.service, s.healthy) for s in deploy.status()] != [("web", 1)] and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert [(s.service, s.healthy) for s in deploy.status()] == [("web", 1)]
     deploy.destroy()
