@@ -194,7 +194,7 @@ def cmd_apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
     if not planned.has_changes:
         steps: list[dict[str, Any]] = []
         if not destroy and planned.changes:  # nothing to change, but an interrupted apply may have left it starting
-            with _progress(args, planned, quiet) as sink:
+            with progress_display(args, planned, quiet) as sink:
                 deployment.on_event = sink
                 steps = _steps_json(deployment.apply(planned))
         if quiet:
@@ -203,7 +203,7 @@ def cmd_apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
     if not args.yes and saved is None:  # a saved plan was reviewed when it was made (as terraform's)
         _confirm("destroy" if destroy else "apply")
     try:
-        with _progress(args, planned, quiet) as sink:
+        with progress_display(args, planned, quiet) as sink:
             deployment.on_event = sink
             if saved is not None:
                 result = deployment.apply_saved(saved[0])
@@ -225,7 +225,7 @@ def cmd_apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
     return 0
 
 
-def _progress(args: argparse.Namespace, planned: Any, quiet: bool) -> Any:
+def progress_display(args: argparse.Namespace, planned: Any, quiet: bool) -> Any:
     """The progress display of an apply: on stderr under -o json (stdout holds the result), else stdout;
     the plan's acting resources listed from the start."""
     from multicloud.cli.progress import progress

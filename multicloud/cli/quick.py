@@ -90,11 +90,18 @@ def answer(args: argparse.Namespace) -> int | None:
     from multicloud.render import plan_json, plan_text
 
     apply = args.command == "apply"
+    if apply and args.output != "json":
+        print(plan_text(planned))
+    if apply and planned.changes:  # the progress display of an apply with nothing to wait for
+        from multicloud.cli.commands import progress_display
+
+        with progress_display(args, planned, quiet=args.output == "json"):
+            pass
     if args.output == "json":  # as the commands print it
         print(json.dumps({"plan": plan_json(planned), "steps": []} if apply else plan_json(planned),
                          indent=2, default=str))
-    else:
-        print(plan_text(planned, verbose=not apply and args.verbose))
+    elif not apply:
+        print(plan_text(planned, verbose=args.verbose))
     return 0
 
 

@@ -204,7 +204,7 @@ def probe_passes(api: Any, ident: str, check: Mapping[str, Any], clock: Callable
         while True:
             info = api.exec_inspect(made["Id"])
             if not info.get("Running"):
-                return info.get("ExitCode") == 0
+                return bool(info.get("ExitCode") == 0)
             if clock() >= deadline:
                 return False
             time.sleep(PROBE_POLL)

@@ -62,8 +62,9 @@ def test_a_no_op_is_answered_from_the_compiled_target_until_something_changes(
     assert main([*plan, "-o", "json"]) == 0
     assert json.loads(answer) == json.loads(capsys.readouterr().out)  # what the full path says
     monkeypatch.delenv("MULTICLOUD_NO_CACHE")
-    assert main(["apply", "-f", str(path), "--target", "local", "--yes"]) == 0
-    assert "No changes." in capsys.readouterr().out
+    assert main(["apply", "-f", str(path), "--target", "local", "--yes", "--progress", "json"]) == 0
+    out = capsys.readouterr().out  # as the full path: the plan, then the progress display's summary
+    assert "No changes." in out and json.loads(out.splitlines()[-1])["event"] == "summary"
 
     monkeypatch.setenv("QUICK_MODE", "b")  # an environment variable the spec reads
     assert main(plan) == 2 and "MODE" in capsys.readouterr().out
