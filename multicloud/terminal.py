@@ -33,32 +33,46 @@ def relay(
 ) -> None:
     """Copy terminal.stdin to `send` in a daemon thread (`end_input` at its end), and each (stream,
     bytes) of `output` to stdout or stderr until the output ends. An input side that fails (the
-    remote closed) just stops forwarding; the output decides when the command is over."""
+    remote closed) just stops forwarding; the output decides when the command is over, and input
+    is read no further after it (a caller's next keystroke is not taken)."""
+    over = threading.Event()
     if terminal.stdin is not None:
         source = terminal.stdin
 
         def forward() -> None:
             try:
-                while chunk := _read_some(source):
+                while (chunk := _read_some(source, over)) is not None and chunk:
                     send(chunk)
-                end_input()
+                if chunk is not None:
+                    end_input()
             except Exception:  # the remote closed: each transport raises its own errors
                 return
 
         threading.Thread(target=forward, name="multicloud-exec-stdin", daemon=True).start()
-    for stream, data in output:
-        target = terminal.stderr if stream == STDERR else terminal.stdout
-        target.write(data)
-        target.flush()
-
-
-def _read_some(source: BinaryIO) -> bytes:
-    """What is available now (at least one byte; b'' at the end): a key press on a terminal."""
     try:
-        return os.read(source.fileno(), 4096)
+        for stream, data in output:
+            target = terminal.stderr if stream == STDERR else terminal.stdout
+            target.write(data)
+            target.flush()
+    finally:
+        over.set()
+
+
+def _read_some(source: BinaryIO, over: threading.Event) -> bytes | None:
+    """What is available now (at least one byte; b'' at the end; a key press on a terminal), or
+    None once `over` is set before anything came."""
+    try:
+        fd = source.fileno()
     except (AttributeError, OSError, ValueError):  # not a real file (tests hand in BytesIO)
         read1 = getattr(source, "read1", None)
         return bytes(read1(4096) if read1 else source.read(4096))
+    import select
+
+    while not over.is_set():
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            return os.read(fd, 4096)
+    return None
 
 
 @contextmanager
