@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from multicloud.contract import Event, EventSink, Health, HealthState, Provider
@@ -100,8 +100,7 @@ class Engine:
         wanted = {c.key: c.after for c in plan.changes if c.after is not None}
         results = self._run(plan.app, acting, lambda app, change: self._step(app, change, wanted.get(change.key)))
         if all(r.outcome in ("done", "skipped") for r in results.values()):
-            touched = [c for c in acting if c.after is not None]
-            swept = self._run(plan.app, touched, self._sweep)
+            swept = self._run(plan.app, _retire_order(acting), self._sweep)
             results.update({f"{k}#sweep": r for k, r in swept.items() if r.outcome == "failed"})
         if all(r.outcome in ("done", "skipped") for r in results.values()):
             idle = [c for c in plan.changes if c.action is Action.NOOP and c.after is not None
@@ -171,20 +170,34 @@ class Engine:
 
     def _sweep(self, app: str, change: Change) -> StepResult:
         """Once every step is done, read a key a step changed again and delete any instance of
-        it other than the one kept: an interrupted apply's last calls (a create the engine was
-        still carrying out when the client died) may land after this apply planned. Failures
-        become a failed StepResult."""
+        it other than the one kept: the old instance of a create-before-delete replace, now that
+        what used it has moved (dependents' sweeps run first), or one an interrupted apply's last
+        calls left (a create the engine was still carrying out when the client died). Failures
+        become a failed StepResult; the old instance is then deleted by the next apply."""
         started = time.monotonic()
-        assert change.after is not None
-        try:
-            _, extra = choose(change.after, self.provider.read(app, change.key))
+        after = change.after
+        assert after is not None
+        attempts = 0
+
+        def attempt() -> bool:
+            nonlocal attempts
+            attempts += 1
+            _, extra = choose(after, self.provider.read(app, change.key))
             for instance in extra:
-                delete = Change(Action.DELETE, change.key, instance, None, reason="appeared during the apply")
-                self._call(app, delete, started, f"deleting {instance.instance}: it appeared during the apply")
+                replaced = change.before is not None and instance.instance == change.before.instance
+                why = "it was replaced and what used it has moved" if replaced else "it appeared during the apply"
+                delete = Change(Action.DELETE, change.key, instance, None, reason=why)
+                self._call(app, delete, started, f"deleting {instance.instance or 'the old instance'}: {why}")
+            return bool(extra)
+
+        try:
+            deleted, _ = call_with_retries(attempt, self.retry, on_retry=self._retry_note(change.key, started),
+                                           sleep=self.sleep, rng=self._rng)
         except MulticloudError as exc:
             self._event("failed", change.key, str(exc), started)
-            return StepResult(change.key, Action.DELETE, "failed", 1, time.monotonic() - started, exc)
-        return StepResult(change.key, Action.DELETE, "done" if extra else "settled", 1, time.monotonic() - started)
+            return StepResult(change.key, Action.DELETE, "failed", attempts, time.monotonic() - started, exc)
+        outcome: Outcome = "done" if deleted else "settled"
+        return StepResult(change.key, Action.DELETE, outcome, attempts, time.monotonic() - started)
 
     def _step(self, app: str, change: Change, desired: Resource | None) -> StepResult:
         """Run one step with retries: re-read, act on the difference found, verify, wait for
@@ -199,12 +212,9 @@ class Engine:
             attempts += 1
             return self._converge(app, change, started, desired)
 
-        def on_retry(number: int, exc: RetryableError, wait_s: float) -> None:
-            message = f"attempt {number} failed ({exc.message}); retrying in {wait_s:.1f}s"
-            self._event("retry", change.key, message, started)
-
         try:
-            action, _ = call_with_retries(attempt, self.retry, on_retry=on_retry, sleep=self.sleep, rng=self._rng)
+            action, _ = call_with_retries(attempt, self.retry, on_retry=self._retry_note(change.key, started),
+                                          sleep=self.sleep, rng=self._rng)
             if change.after is not None:  # done now, or by an earlier, interrupted apply: may still be starting
                 self._wait_healthy(app, change.after, started)
             if action is Action.NOOP:
@@ -220,6 +230,14 @@ class Engine:
             return StepResult(change.key, change.action, "failed", attempts, time.monotonic() - started, error)
         self._event("done", change.key, f"{action.value} complete", started)
         return StepResult(change.key, action, "done", attempts, time.monotonic() - started)
+
+    def _retry_note(self, key: str, started: float) -> Callable[[int, RetryableError, float], None]:
+        """The callback that reports a failed attempt about to be retried."""
+
+        def on_retry(number: int, exc: RetryableError, wait_s: float) -> None:
+            self._event("retry", key, f"attempt {number} failed ({exc.message}); retrying in {wait_s:.1f}s", started)
+
+        return on_retry
 
     def _converge(self, app: str, change: Change, started: float, desired: Resource | None) -> Action:
         """One attempt of a step from what exists now: delete the instance the step names
@@ -251,19 +269,23 @@ class Engine:
             create = Change(Action.CREATE, change.key, None, after, reason=step.reason)
             delete = Change(Action.DELETE, change.key, current, None, reason=step.reason)
             if after.replace_mode == "create-before-delete":
+                # the old instance goes once the steps that use this key are done (see _sweep),
+                # as what still refers to it may refuse its removal (AWS DependencyViolation)
                 self._call(app, create, started, "replace: creating the new instance beside the old one")
                 self._wait_healthy(app, after, started)
-                self._call(app, delete, started, "replace: new instance healthy; deleting the old one")
             else:
                 self._call(app, delete, started, "replace: deleting the old instance first")
                 self._call(app, create, started, "replace: creating the new instance")
-        for instance in leftover:
+        retiring = after.replace_mode == "create-before-delete"  # leftovers go in _sweep, after their users
+        for instance in [] if retiring else leftover:
             delete = Change(Action.DELETE, change.key, instance, None, reason=step.reason)
             self._call(app, delete, started, "replace: deleting the old instance an earlier attempt left")
         if step.action is Action.NOOP and not leftover:
             return Action.NOOP
         self._verify(app, after)
-        return Action.DELETE if step.action is Action.NOOP else step.action
+        if step.action is Action.NOOP:
+            return Action.REPLACE if retiring else Action.DELETE
+        return step.action
 
     def _call(self, app: str, change: Change, started: float, say: str = "") -> None:
         """Hand one create, update or delete to the provider, saying first why if asked."""
@@ -349,3 +371,17 @@ class Engine:
         elapsed = time.monotonic() - started if started is not None else 0.0
         with self._emit_lock:
             self.emit(Event(kind, key, message, elapsed))
+
+
+def _retire_order(acting: list[Change]) -> list[Change]:
+    """The sweep steps of the keys an apply created or changed, each waiting for the sweeps of
+    the keys that depend on it: an old instance goes after the old instances that used it."""
+    kept = [c for c in acting if c.after is not None and not c.instance]
+    keys = {c.key for c in kept}
+    users: dict[str, list[str]] = {}
+    for change in kept:
+        assert change.after is not None
+        for dep in change.after.depends_on:
+            if dep in keys:
+                users.setdefault(dep, []).append(change.key)
+    return [replace(c, requires=tuple(sorted(users.get(c.key, ())))) for c in kept]

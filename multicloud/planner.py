@@ -222,13 +222,17 @@ class Order:
 def _with_requires(change: Change, changes: Mapping[str, Change], order: Order) -> Change:
     """Set what a step waits for. A delete waits for the deletes of what used it (earlier in
     the delete order) and for the changes of desired resources that used it until now. The
-    removal of a stale instance of a desired key runs after that key's step when the key is
-    replaced create-before-delete, before it otherwise."""
+    removal of a stale instance of a desired key runs after that key's step and the steps of
+    what uses it when the key is replaced create-before-delete, before it otherwise."""
     wanted, acting, position = order.wanted, order.acting, order.position
     mine = wanted.get(change.key)
     if change.instance and mine is not None:
-        first = mine.replace_mode == "create-before-delete"
-        requires: tuple[str, ...] = (change.key,) if first and change.key in acting else ()
+        if mine.replace_mode == "create-before-delete":  # and after what uses the key has moved
+            users = [k for k, r in wanted.items() if change.key in r.depends_on]
+            users += [step for user in users for step in order.stale.get(user, ())]
+            requires: tuple[str, ...] = tuple(s for s in (change.key, *sorted(users)) if s in acting)
+        else:
+            requires = ()
     elif change.action is Action.DELETE:
         here = position[change.key]
         requires = tuple(

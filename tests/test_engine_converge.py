@@ -152,10 +152,34 @@ def test_a_retried_replace_deletes_the_old_instance_without_creating_twice(cloud
     newer = deployment(cloud, SPEC.replace("farm/api:1", "farm/api:2"))
     start = len(cloud.mutations())
     result = newer.apply()
-    assert result.ok and [s.attempts for s in result.steps] == [2]
-    # create, a delete that failed, then (re-reading: the new instance exists) only the delete again
+    assert result.ok and [s.attempts for s in result.steps] == [1]
+    # create, then the old one's delete once the step is done: it failed, and (re-reading: the
+    # new instance exists) only the delete is tried again
     assert cloud.mutations()[start:] == [("create", "service/api")] + [("delete", "service/api")] * 2
     assert stored(cloud, "service/api") == ["service/api"]
+
+
+def test_the_old_instance_of_a_replace_goes_after_what_uses_it_has_moved(cloud):
+    # real clouds refuse deleting what is still in use (AWS: a security group with task ENIs
+    # in it is a DependencyViolation), so api's update comes between db's create and delete
+    deployment(cloud).apply()
+    events = []
+    text = SPEC.replace("postgres:16", "postgres:17").replace("replicas: 2", "replicas: 3")
+    newer = deployment(cloud, text, on_event=events.append)
+    start = len(cloud.mutations())
+    assert newer.apply().ok
+    assert cloud.mutations()[start:] == [("create", "service/db"), ("update", "service/api"), ("delete", "service/db")]
+    assert any("it was replaced and what used it has moved" in e.message for e in events)
+    assert stored(cloud, "service/db") == ["service/db"] and not newer.plan().has_changes
+
+
+def test_the_old_instances_of_a_chain_of_replaces_go_users_first(cloud):
+    deployment(cloud).apply()
+    newer = deployment(cloud, SPEC.replace("postgres:16", "postgres:17").replace("farm/api:1", "farm/api:2"))
+    start = len(cloud.mutations())
+    assert newer.apply().ok
+    assert cloud.mutations()[start:] == [("create", "service/db"), ("create", "service/api"),
+                                         ("delete", "service/api"), ("delete", "service/db")]
 
 
 # --- the check after every step ----------------------------------------------------------

@@ -331,6 +331,21 @@ def test_the_kept_instance_is_the_closest_and_stale_removal_follows_the_replace_
     assert {c.id: c.requires for c in p.changes}["service/web"] == ("service/web#g1",)  # delete first
 
 
+def test_a_stale_instance_replaced_create_before_delete_goes_after_what_uses_the_key_moved():
+    group = Resource("security-group", "app", {"vpc": "vpc-2"}, replace_on=frozenset({"vpc"}),
+                     replace_mode="create-before-delete")
+    web = Resource("service", "web", {"subnets": ["b"]}, depends_on=("security-group/app",))
+    worker = Resource("service", "worker", {"subnets": ["b"]}, depends_on=("security-group/app",))
+    found = [Resource("security-group", "app", {"vpc": "vpc-1"}, instance="sg-1"),
+             Resource("security-group", "app", {"vpc": "vpc-2"}, instance="sg-2"),
+             Resource("service", "web", {"subnets": ["a"]}, depends_on=("security-group/app",)),
+             Resource("service", "worker", {"subnets": ["b"]}, depends_on=("security-group/app",))]
+    p = plan("app", "prod", [group, web, worker], found)
+    steps = {c.id: c for c in p.changes}
+    assert steps["security-group/app"].action is Action.NOOP and steps["service/worker"].action is Action.NOOP
+    assert steps["security-group/app#sg-1"].requires == ("service/web",)  # the acting user moves first
+
+
 def test_instances_of_a_removed_key_are_all_deleted_and_instance_ids_must_differ():
     web = svc("web")
     p = plan("app", "prod", [], [instance(web, "a"), instance(web, "b")])

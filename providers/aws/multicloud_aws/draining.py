@@ -7,6 +7,8 @@
   while a service is ACTIVE), Cloud Map `DeleteService` ResourceInUse (its instances are the
   tasks) and EC2 `DeleteSecurityGroup` DependencyViolation (the tasks' network interfaces), and
   `CreateService` of its name InvalidParameterException ("not idempotent");
+- the same two refusals hold while an ACTIVE service's tasks use the group or registry (a replace
+  must move the services before it deletes the old one);
 - a deleted cluster stays INACTIVE, still listed by the tagging API (for days on AWS), and
   `CreateService` in it raises ClusterNotFoundException until the cluster is created again.
 """
@@ -82,6 +84,12 @@ def _live(account: str, region: str, remove: Remove) -> Iterator[Any]:
     yield from (s for s in list(backend.services.values()) if s.status in LIVE)
 
 
+def _has_tasks(service: Any) -> bool:
+    """Whether the service's tasks are running: a DRAINING one's until they stop, an ACTIVE one's
+    while it wants any."""
+    return bool(service.status == "DRAINING" or service.desired_count)
+
+
 def _sweeping(remove: Remove) -> Callable[[Any], Any]:
     def make(original: Any) -> Any:
         def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -140,7 +148,7 @@ def _refusing_registry(remove: Remove) -> Callable[[Any], Any]:
 
             for service in _live(self.account_id, self.region_name, remove):
                 arns = [str(r.get("registryArn", "")) for r in service.service_registries or []]
-                if any(a.endswith("/" + service_id) for a in arns) and service.status == "DRAINING":
+                if any(a.endswith("/" + service_id) for a in arns) and _has_tasks(service):
                     raise JsonRESTError("ResourceInUse", f"The service {service_id} has registered instances "
                                                          f"(tasks of ECS service {service.name})")
             return original(self, service_id, *args, **kwargs)
@@ -158,9 +166,7 @@ def _refusing_group(remove: Remove) -> Callable[[Any], Any]:
             group = kwargs.get("group_id") or (args[1] if len(args) > 1 else None)
             for service in _live(self.account_id, self.region_name, remove):
                 vpc = (service.network_configuration or {}).get("awsvpcConfiguration") or {}
-                # AWS refuses it for ACTIVE services' tasks too; a vpc replace deletes the old group before
-                # it moves the services (the engine's order), which only the draining case spares
-                if group in (vpc.get("securityGroups") or []) and service.status == "DRAINING":
+                if group in (vpc.get("securityGroups") or []) and _has_tasks(service):  # their ENIs
                     raise DependencyViolationError(f"resource {group} has a dependent object")
             return original(self, *args, **kwargs)
 
