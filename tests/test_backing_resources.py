@@ -158,3 +158,18 @@ def test_url_forms() -> None:
     socket = Address("/cloudsql/proj:eu:inst", options={"sslmode": "disable"})
     assert connection_url("my-db", Postgres(type="postgres"), socket, "pw") == (
         "postgresql://my_db:pw@/my_db?host=%2Fcloudsql%2Fproj%3Aeu%3Ainst&sslmode=disable")
+
+
+def test_a_target_may_exclude_a_resource_and_must_then_override_its_users(tmp_path: Path) -> None:
+    mem = '  mem: {provider: memory, state_file: "%(state)s"}\n'
+    text = SPEC.replace(mem, mem + "  ext:\n    provider: memory\n    exclude: [db]\n") % {"state": tmp_path / "s"}
+    with pytest.raises(SpecError) as caught:
+        loads(text, file="shop.yaml")
+    message = str(caught.value)
+    assert "refers to resource 'db', which target 'ext' excludes; override this field" in message
+    assert "targets.ext.overrides.web" in message and "services.worker.env.DATABASE_URL" in message
+    overrides = ("    overrides:\n      web: {env: {DATABASE_URL_FILE: x, DB_HOST: x, DB_PORT: x, DB_NAME: x}}\n"
+                 "      worker: {env: {DATABASE_URL: \"${secrets.db_url}\"}}\nsecrets:\n  db_url: {from_env: DB_URL}\n")
+    spec = loads(text + overrides, file="shop.yaml")
+    assert Deployment(spec, "ext", environ={"DB_URL": "postgresql://elsewhere"}).target_spec.resources == {}
+    assert "postgres/db" not in {c.key for c in Deployment(spec, "ext", environ={"DB_URL": "u"}).plan().changes}

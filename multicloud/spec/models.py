@@ -335,7 +335,9 @@ class Target(BaseModel):
         default_factory=dict, description="per-service fields that replace the base ones"
     )
     exclude: list[Name] = Field(
-        default_factory=list, description="services that do not run on this target"
+        default_factory=list,
+        description="services and resources that do not run on this target (services refer to an excluded "
+        "resource's stand-in through this target's overrides)",
     )
 
     @property

@@ -162,9 +162,7 @@ def _check_target(spec: Spec, target_name: str, base_findings: list[Finding]) ->
     target = spec.targets[target_name]
     at: FieldPath = ("targets", target_name)
     found: list[Finding] = []
-    for i, name in enumerate(target.exclude):
-        if name not in spec.services:
-            found.append(((*at, "exclude", i), f"unknown service {name!r}{_known(spec.services)}"))
+    found += _check_exclude(spec, at, target.exclude)
     for name in target.overrides:
         if name not in spec.services:
             found.append(((*at, "overrides", name), f"unknown service {name!r}{_known(spec.services)}"))
@@ -199,9 +197,10 @@ def _check_target(spec: Spec, target_name: str, base_findings: list[Finding]) ->
         place = _override_locator(at, name, target)
         for field_path, text in placeholder_fields(service):
             for ref in _safe_references(text):
-                if isinstance(ref, ServiceRef) and ref.service in excluded:
+                if isinstance(ref, ServiceRef | ResourceRef) and _name_of(ref) in excluded:
+                    what = "service" if isinstance(ref, ServiceRef) else "resource"
                     message = (
-                        f"refers to service {ref.service!r}, which target {target_name!r} excludes; "
+                        f"refers to {what} {_name_of(ref)!r}, which target {target_name!r} excludes; "
                         f"override this field under targets.{target_name}.overrides.{name}"
                     )
                     found.append((place(field_path), message))
@@ -228,6 +227,14 @@ def _check_target(spec: Spec, target_name: str, base_findings: list[Finding]) ->
     return found
 
 
+def _check_exclude(spec: Spec, at: FieldPath, exclude: Sequence[str]) -> list[Finding]:
+    """Names a target excludes that are neither a service nor a resource."""
+    what = "service or resource" if spec.resources else "service"
+    known = _known([*spec.services, *spec.resources])
+    return [((*at, "exclude", i), f"unknown {what} {name!r}{known}")
+            for i, name in enumerate(exclude) if name not in spec.services and name not in spec.resources]
+
+
 def _override_locator(at: FieldPath, name: str, target: Target) -> Callable[[FieldPath], FieldPath]:
     """Map a path inside a merged service to where the file sets it: the service's override on
     the target when that gives the field (or that key, for merged fields), else the target's
@@ -248,6 +255,10 @@ def _override_locator(at: FieldPath, name: str, target: Target) -> Callable[[Fie
         return ("services", name, *inner)
 
     return place
+
+
+def _name_of(ref: ServiceRef | ResourceRef) -> str:
+    return ref.service if isinstance(ref, ServiceRef) else ref.name
 
 
 def _safe_references(text: str) -> list[Reference]:

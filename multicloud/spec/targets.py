@@ -1,4 +1,4 @@
-"""A spec as one target sees it: overrides applied, excluded services removed."""
+"""A spec as one target sees it: overrides applied, excluded services and resources removed."""
 
 from __future__ import annotations
 
@@ -99,8 +99,9 @@ def target_spec(spec: Spec, target: str) -> TargetSpec:
         raise TargetError(f"unknown target {target!r} ({advice}targets in {spec.source.path}: {known})")
     config = spec.targets[target]
     services = services_for(spec, target)
+    resources = {name: r for name, r in spec.resources.items() if name not in config.exclude}
     own: dict[str, Secret] = {}
-    for name in spec.resources:
+    for name in resources:
         own[password_secret(name)] = Secret(generate=True)
         own[url_secret(name)] = DerivedSecret()
     return TargetSpec(
@@ -113,7 +114,7 @@ def target_spec(spec: Spec, target: str) -> TargetSpec:
         volumes=spec.volumes,
         base_dir=spec.source.base_dir,
         excluded=frozenset(config.exclude),
-        resources=spec.resources,
+        resources=resources,
         uses={name: uses for name, service in services.items() if (uses := resources_used(service))},
     )
 
