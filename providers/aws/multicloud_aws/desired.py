@@ -37,8 +37,9 @@ def cluster_name(app: str, settings: AwsSettings) -> str:
 
 
 def render(app: str, services: Mapping[str, Service], settings: AwsSettings, secrets: Mapping[str, str],
-           base_dir: str = ".") -> list[Resource]:
-    """Every resource the app needs on ECS; raises UserError for what Fargate cannot run."""
+           base_dir: str = ".", *, needs: Mapping[str, list[str]] | None = None) -> list[Resource]:
+    """Every resource the app needs on ECS (`needs`: keys of what each service waits for besides other
+    services, e.g. its databases); raises UserError for what Fargate cannot run."""
     _check_public_ports(services)
     ns = namespace_name(app, settings)
     address = DirectAddressing(services, host=lambda name: f"{name}.{ns}")
@@ -70,13 +71,14 @@ def render(app: str, services: Mapping[str, Service], settings: AwsSettings, sec
     per_service: list[Resource] = []
     for name, service in services.items():
         per_service += _service_resources(app, name, service, settings=settings, address=address, secrets=secrets,
-                                          secret_resources=secret_resources, ns=ns, base_dir=base_dir)
+                                          secret_resources=secret_resources, ns=ns, base_dir=base_dir,
+                                          needs=(needs or {}).get(name, []))
     return shared + sorted(secret_resources.values(), key=lambda r: r.key) + per_service
 
 
 def _service_resources(app: str, name: str, service: Service, *, settings: AwsSettings, address: DirectAddressing,
                        secrets: Mapping[str, str], secret_resources: dict[str, Resource], ns: str,
-                       base_dir: str) -> list[Resource]:
+                       base_dir: str, needs: list[str]) -> list[Resource]:
     resolved = resolve_service(service, address, secrets, app=app)
     for field, args in (("command", resolved.command), ("entrypoint", resolved.entrypoint)):
         if args and any(isinstance(a, Sensitive) for a in args):
@@ -151,7 +153,7 @@ def _service_resources(app: str, name: str, service: Service, *, settings: AwsSe
         "load_balancers": balancers,
         "discovery": f"discovery/{name}",
         "namespace": ns,
-        "after": sorted(service.depends_on),
+        "after": sorted([*service.depends_on, *needs]),
     }
     depends_on = service_depends_on(app, props, own_cluster=settings.cluster is None)
     resources.append(Resource("service", name, props, depends_on=depends_on, replace_on=frozenset({"cluster"}),
@@ -191,7 +193,7 @@ def service_depends_on(app: str, props: Mapping[str, Any], *, own_cluster: bool)
     image = task.get("image")
     if isinstance(image, Mapping) and "repository" in image:
         deps.add(str(image["repository"]))
-    deps.update(f"service/{d}" for d in props.get("after") or [])
+    deps.update(d if "/" in d else f"service/{d}" for d in props.get("after") or [])
     return tuple(sorted(deps))
 
 

@@ -223,28 +223,35 @@ def _wait_operation(ctx: Context, started: Any, timeout: float = 300.0) -> None:
 def discovery(ctx: Context, app: str, change: Change) -> None:
     """Create a Cloud Map service (A records, multivalue) for a spec service in its namespace;
     update its TTL; delete the observed one with its instances."""
+    resource = change.resource
+    records = {"RoutingPolicy": "MULTIVALUE", "DnsRecords": [{"Type": "A", "TTL": resource.properties["ttl"]}]}
+    registry(ctx, app, change, records, HealthCheckCustomConfig={"FailureThreshold": 1})
+
+
+def registry(ctx: Context, app: str, change: Change, records: Mapping[str, Any], **create: Any) -> dict[str, Any]:
+    """Create the Cloud Map service of a resource (its `name` in its `namespace`) with these DNS
+    records, or update their TTL; delete the observed one with its instances. Returns the service
+    ({} after a delete)."""
     client = ctx.client("servicediscovery")
     resource = change.resource
+    namespace_name = str(resource.properties["namespace"])
     if change.action is Action.DELETE:
-        found = _object_id(change) or (cloud_map_service(ctx, app, resource.name, resource.properties["namespace"])
-                                       or {}).get("Id")
+        found = _object_id(change) or (cloud_map_service(ctx, app, resource.name, namespace_name) or {}).get("Id")
         if found:
             with guard(f"deleting Cloud Map service {resource.properties['name']}"):
                 _delete_registry(ctx, client, found)
-        return
-    records = {"RoutingPolicy": "MULTIVALUE", "DnsRecords": [{"Type": "A", "TTL": resource.properties["ttl"]}]}
-    namespace_name = str(resource.properties["namespace"])
+        return {}
     current = cloud_map_service(ctx, app, resource.name, namespace_name)
     with guard(f"creating Cloud Map service {resource.name}"):
         if current is None:
             ns = namespace_id(ctx, app, namespace_name)
             if ns is None:
                 raise RetryableError(f"the Cloud Map namespace {namespace_name} does not exist yet")
-            client.create_service(Name=resource.name, NamespaceId=ns, DnsConfig=records,
-                                  Description=names.marker(app), HealthCheckCustomConfig={"FailureThreshold": 1},
-                                  Tags=names.tag_list(names.resource_tags(app, resource, resource.name)))
-        else:
-            client.update_service(Id=current["Id"], Service={"DnsConfig": {"DnsRecords": records["DnsRecords"]}})
+            return dict(client.create_service(
+                Name=resource.name, NamespaceId=ns, DnsConfig=records, Description=names.marker(app),
+                Tags=names.tag_list(names.resource_tags(app, resource, resource.service)), **create)["Service"])
+        client.update_service(Id=current["Id"], Service={"DnsConfig": {"DnsRecords": records["DnsRecords"]}})
+        return dict(current)
 
 
 def _delete_registry(ctx: Context, client: Any, service_id: str) -> None:

@@ -84,6 +84,22 @@ def repository(app: str, service: str) -> str:
     return f"multicloud/{app}/{service}"
 
 
+def db_instance(app: str, name: str) -> str:
+    """RDS identifier of database `name`: letters, digits and single hyphens, at most 63 characters."""
+    joined = "-".join(part for part in f"{app}-{name}".split("-") if part)
+    return joined if len(joined) <= 63 else short(joined, 63, app, name)
+
+
+def db_security_group(app: str, name: str) -> str:
+    """The security group that lets the app's VPC reach database `name`."""
+    return f"multicloud-{app}-{name}-db"
+
+
+def db_subnet_group(app: str, name: str) -> str:
+    """The DB subnet group of database `name` (when the target names its subnets)."""
+    return short(f"multicloud-{app}-{name}", 255)
+
+
 def namespace(app: str) -> str:
     """Default Cloud Map private DNS namespace."""
     return f"{app}.internal"

@@ -14,7 +14,7 @@ from typing import Any
 
 from multicloud.errors import NotFoundError
 from multicloud.resources import Resource, Sensitive
-from multicloud_aws import names
+from multicloud_aws import names, rds
 from multicloud_aws.clients import guard
 from multicloud_aws.context import Context, chunks, one
 from multicloud_aws.desired import DEFAULT, service_depends_on
@@ -90,8 +90,10 @@ def observe(ctx: Context, app: str, key: str | None = None) -> Seen:
     only = key.partition("/")[0] if key else None
     if only is None or only in TAGGED_KINDS:
         _tagged(ctx, app, seen, key)
-    if only in (None, "namespace", "discovery", "service"):
+    if only in (None, "namespace", "discovery", "service", "alias"):
         _cloud_map(ctx, app, seen)
+    if only in (None, *rds.KINDS[:3]):
+        rds.observe_databases(ctx, app, seen, key)
     if only in (None, "role"):
         _role(ctx, app, seen)
     if only in (None, "repository"):
@@ -151,8 +153,13 @@ def _cloud_map(ctx: Context, app: str, seen: Seen) -> None:
         for entry in listed:
             if entry.get("Description") != names.marker(app):
                 continue
-            ttl = (one(entry, "DnsConfig", "DnsRecords") or [{}])[0].get("TTL")
-            props = {"name": entry["Name"], "namespace": namespace["Name"], "ttl": ttl}
+            record = (one(entry, "DnsConfig", "DnsRecords") or [{}])[0]
+            props = {"name": entry["Name"], "namespace": namespace["Name"], "ttl": record.get("TTL")}
+            if record.get("Type") == "CNAME":  # a database's alias (multicloud_aws.rds)
+                seen.add("alias", entry["Name"], {**props, "instance": rds.alias_target(ctx, entry["Id"])},
+                         arn=entry["Arn"], depends_on=(*in_namespace, f"postgres/{entry['Name']}"),
+                         created=created_of(entry.get("CreateDate")))
+                continue
             seen.add("discovery", entry["Name"], props, arn=entry["Arn"], service=entry["Name"],
                      depends_on=in_namespace, created=created_of(entry.get("CreateDate")))
             seen.registries[entry["Arn"]] = namespace["Name"]

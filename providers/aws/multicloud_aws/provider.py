@@ -10,12 +10,13 @@ from multicloud.contract import Capabilities, Endpoint, Event, EventSink, Health
 from multicloud.errors import ProviderError
 from multicloud.planner import Change
 from multicloud.resources import Resource
+from multicloud.spec.backing import Address
 from multicloud.spec.targets import TargetSpec
 from multicloud.terminal import Terminal
-from multicloud_aws import balancer, execute, infra, reports, services
+from multicloud_aws import balancer, execute, infra, rds, rds_apply, reports, services
 from multicloud_aws.clients import ClientFactory, NotFoundError, default_factory, guard
 from multicloud_aws.context import Context
-from multicloud_aws.desired import cluster_name, render
+from multicloud_aws.desired import cluster_name, namespace_name, render
 from multicloud_aws.fargate import FARGATE_MEMORY, MIB
 from multicloud_aws.lookups import describe_load_balancer
 from multicloud_aws.names import secret as secret_name
@@ -35,18 +36,19 @@ CAPABILITIES = Capabilities(
     empty_secrets=False,
     max_secret_bytes=65536,
     health_timeout=600.0,  # a rollout: image pull, 60 s grace, 2 NLB checks 10 s apart, 30 s draining, per batch
+    resources=("postgres",),
     notes=(
         "public ports share one Network Load Balancer per app: public port numbers must differ across services",
         "HTTP ports are plain TCP listeners on that NLB (no TLS termination, no path routing)",
         "task cpu/memory round up to Fargate's allowed pairs",
-        "tasks have no persistent volumes; use a managed store and a secret URL",
+        "tasks have no persistent volumes; use a managed store and a secret URL (postgres resources: RDS)",
         "no public UDP: an NLB health-checks UDP targets over TCP, so a UDP-only task is never healthy",
     ),
 )
 
 
 HANDLERS: dict[str, infra.Handler] = {**infra.HANDLERS, "load-balancer": balancer.load_balancer,
-                                       "port": balancer.port}
+                                       "port": balancer.port, **rds_apply.HANDLERS}
 """The step of each kind but `service`."""
 
 
@@ -64,8 +66,15 @@ class AwsEcsProvider:
         self.ctx = Context(self.settings, factory)
 
     def desired(self, spec: TargetSpec, secrets: Mapping[str, str]) -> list[Resource]:
-        """Render the app's resources; UserError for what Fargate cannot run. Reads only build contexts."""
-        return render(spec.app, spec.services, self.settings, secrets, spec.base_dir)
+        """Render the app's resources and its databases; UserError for what Fargate cannot run. Reads only
+        build contexts."""
+        needs = {name: rds.service_needs(spec, name) for name in spec.services}
+        return [*render(spec.app, spec.services, self.settings, secrets, spec.base_dir, needs=needs),
+                *rds.desired(spec, self.settings, secrets, namespace_name(spec.app, self.settings))]
+
+    def postgres_address(self, spec: TargetSpec, name: str) -> Address:
+        """A database is reached at its Cloud Map alias NAME.NAMESPACE (a CNAME to the RDS endpoint)."""
+        return rds.address(spec, self.settings, name)
 
     def stored_secrets(self, app: str, names: Sequence[str]) -> dict[str, str]:
         """Values of generated secrets already in Secrets Manager (`multicloud/APP/NAME`, written by
@@ -83,12 +92,12 @@ class AwsEcsProvider:
     def observe(self, app: str) -> list[Resource]:
         """Every resource the app owns, found by tags and Cloud Map markers, each instance of a
         key (oldest first) told apart by its ARN; reads only."""
-        return observe(self.ctx, app).all()
+        return rds.persistence(observe(self.ctx, app).all())
 
     def read(self, app: str, key: str) -> list[Resource]:
         """Every instance of one owned resource as it is now ([] when absent); reads only what
         that kind needs."""
-        return observe(self.ctx, app, key).instances.get(key, [])
+        return rds.persistence(observe(self.ctx, app, key).instances.get(key, []))
 
     def apply(self, app: str, change: Change, emit: EventSink) -> None:
         """Carry out one step; a failure leaves tagged objects the next apply converges."""
@@ -105,6 +114,8 @@ class AwsEcsProvider:
         when active; everything else as soon as it exists."""
         if resource.kind == "service":
             return services.service_health(self.ctx, str(resource.properties["cluster"]), resource.name)
+        if resource.kind == "postgres":
+            return rds_apply.health(self.ctx, resource)
         if resource.kind == "load-balancer":
             found = describe_load_balancer(self.ctx, str(resource.properties["name"]))
             if found is None:
