@@ -213,9 +213,8 @@ def azure_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
             ca_bundle=handle.ca_bundle,
             poll_interval=0.2,
         )
-        for name in ("auth", "broker", "ingestion", "registry"):  # the images as pushed to the registry
-            azure["overrides"][name]["image"] = images[name]
-        spec["targets"] = {"azure": azure}
+        azure["acr"] = container_registry(handle, azure["subscription_id"], azure["resource_group"])
+        spec["targets"] = {"azure": azure}  # multicloud builds the services and pushes them to that registry
         address = group_address(group_key(azure["subscription_id"], azure["resource_group"], spec["name"]))
         ca_file = with_tls(environ, work / "tls", [address, "localhost", "127.0.0.1"])
         say(f"ACI emulator at {handle.endpoint}; the group's address will be {address}; database at {state.address}")
@@ -229,6 +228,24 @@ def azure_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
             return parts._replace(netloc=f"{address}:{parts.port}").geturl()
 
         yield Prepared(deployment, environ, ca_file, leftovers, reach)
+
+
+def container_registry(handle: Any, subscription: str, resource_group: str) -> str:
+    """Create an Azure Container Registry in the emulator (as `az acr create` would); its name."""
+    import json
+    import ssl
+    import urllib.request
+
+    name = f"e2e{uuid.uuid4().hex[:8]}"
+    path = (f"/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/"
+            f"Microsoft.ContainerRegistry/registries/{name}?api-version=2023-07-01")
+    request = urllib.request.Request(  # noqa: S310 - the emulator's https endpoint
+        f"{handle.endpoint}{path}", method="PUT", data=json.dumps({"location": "westeurope"}).encode(),
+        headers={"Authorization": f"Bearer {handle.token}", "Content-Type": "application/json"})
+    context = ssl.create_default_context(cafile=handle.ca_bundle)
+    with urllib.request.urlopen(request, context=context) as answer:  # noqa: S310
+        say(f"ACR {name} at {json.loads(answer.read())['properties']['loginServer']}")
+    return name
 
 
 @contextmanager
@@ -264,8 +281,7 @@ def gcp_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
         gcp = spec["targets"]["gcp"]
         gcp.update(running.settings(project=gcp["project"], region=gcp["region"]))
         gcp["project_number"] = running.model.project_number
-        for name in ("auth", "broker", "ingestion", "registry"):  # the images as pushed to Artifact Registry
-            gcp["overrides"][name]["image"] = images[name]
+        os.environ.update(running.environment)  # its Artifact Registry, where multicloud pushes the builds
         spec["targets"] = {"gcp": gcp}
         for name, source in spec["secrets"].items():  # Secret Manager holds the values on Cloud Run
             running.model.secret_values[name] = environ[source["from_env"]]
