@@ -23,6 +23,8 @@ class Emulated:
 
     comments: tuple[str, ...]
     exports: dict[str, str]
+    pid: int = 0
+    """The emulator process's id."""
 
 
 @contextmanager
@@ -67,7 +69,7 @@ def _read_listing(process: subprocess.Popen[str], errors: IO[str], timeout: floa
             line = lines.get(timeout=QUIET if exports else timeout)
         except queue.Empty:
             if exports:
-                return Emulated(tuple(comments), exports)
+                return Emulated(tuple(comments), exports, process.pid)
             break
         if line is None:
             break

@@ -1,24 +1,31 @@
-"""The aws emulator's data plane, for real: an ECS service's tasks run as containers on the local
-Docker engine, read back by boto3 through DescribeServices, ListTasks and DescribeTasks; its NLB
-listener forwards to healthy tasks, and awslogs reach CloudWatch Logs. One emulator and one
-deployment serve the module (the stand-in base image, already on the engine: building and
-pushing to the emulated ECR is what `e2e.sh aws` runs)."""
+"""The aws emulator's data plane, for real, as `multicloud emulate aws` runs it: an ECS service's
+tasks run as containers on the local Docker engine, read back by boto3 through DescribeServices,
+ListTasks and DescribeTasks; its NLB listener forwards to healthy tasks at the address the
+endpoint's DNS name stands for; awslogs reach CloudWatch Logs; stopping the emulator leaves
+nothing. One emulator and one deployment serve the module (the stand-in base image, already on
+the engine: building and pushing to the emulated ECR is what `e2e.sh aws` runs)."""
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
-from multicloud_aws import local_registry
+import yaml
 from multicloud_aws.dataplane import balancer_address
-from multicloud_aws.emulator import AwsEmulator, client_factory
+from multicloud_aws.emulator import client_factory
 
 from multicloud import Deployment, spec_from_dict
+from multicloud.testing.emulate import emulate
 
 pytestmark = pytest.mark.docker
 SERVER = ("$|=1; my $s=IO::Socket::INET->new(LocalPort=>7000, Listen=>16, ReuseAddr=>1) or die qq(listen: $!); "
@@ -33,46 +40,63 @@ def _docker(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60, check=False)
 
 
+@dataclass
+class Running:
+    """A `multicloud emulate aws` process: its endpoint, what it exports, the owner label of its objects."""
+
+    endpoint: str
+    exports: dict[str, str]
+    owner: str
+
+
 @pytest.fixture(scope="module")
-def running() -> Iterator[AwsEmulator]:
-    """An aws emulator running its tasks (a skip when no engine, registry or base image)."""
+def running() -> Iterator[Running]:
+    """`multicloud emulate aws` (with its data plane; a skip when no engine or base image); after
+    it stops, no container, network or volume of it is left."""
     if _docker("image", "inspect", "debian:bookworm-slim").returncode != 0:
         pytest.skip("no Docker engine with debian:bookworm-slim (scripts/setup-engine.sh)")
-    emulator = AwsEmulator(registry="auto", run=True)
-    started = emulator.start()
-    if emulator.data_plane is None or "ECR images are pushed" not in started.notes[0]:
-        started.stop()
-        pytest.skip(" / ".join(started.notes))
-    emulator.endpoint = started.endpoint  # type: ignore[attr-defined]
-    try:
-        yield emulator
-    finally:
-        session = emulator.data_plane.plane.session
-        started.stop()
-        selector = f"label=multicloud.dataplane={session}"
-        assert not _docker("ps", "-aq", "--filter", selector).stdout.strip()
-        assert not _docker("network", "ls", "-q", "--filter", selector).stdout.strip()
+    with emulate("aws", timeout=120) as emulated:
+        if not any(c.startswith("# data plane: ECS services run") for c in emulated.comments):
+            pytest.skip(" / ".join(emulated.comments))
+        owner = f"{socket.gethostname()}:{emulated.pid}"
+        saved = {k: os.environ.get(k) for k in emulated.exports}
+        os.environ.update(emulated.exports)
+        try:
+            yield Running(emulated.exports["AWS_ENDPOINT_URL"], dict(emulated.exports), owner)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+    selector = f"label=multicloud.dataplane.owner={owner}"
+    assert not _docker("ps", "-aq", "--filter", selector).stdout.strip()
+    assert not _docker("network", "ls", "-q", "--filter", selector).stdout.strip()
+    assert not _docker("volume", "ls", "-q", "--filter", selector).stdout.strip()
 
 
 @pytest.fixture(scope="module")
-def deployed(running: Any) -> Iterator[tuple[Deployment, Any, str]]:
-    """A two-task service applied through the provider; (deployment, ecs client, cluster)."""
-    app = f"dp-{uuid.uuid4().hex[:6]}"
-    spec = {
-        "name": app,
+def spec() -> dict[str, Any]:
+    """A two-task service with a public TCP port, an env value and a secret."""
+    return {
+        "name": f"dp-{uuid.uuid4().hex[:6]}",
         "services": {"web": {"image": "debian:bookworm-slim", "command": COMMAND, "replicas": 2,
                              "resources": {"cpu": 0.25, "memory": "512Mi"},
                              "env": {"GREETING": "hi", "TOKEN": "${secrets.token}"},
                              "ports": [{"name": "echo", "port": 7000, "protocol": "tcp", "expose": "public"}]}},
         "secrets": {"token": {"from_env": "TOKEN"}},
-        "targets": {"aws": {"provider": "aws-ecs", "region": "us-east-1", "endpoint_url": running.endpoint}},
+        "targets": {"aws": {"provider": "aws-ecs", "region": "us-east-1"}},
     }
-    ecs = client_factory(running.endpoint)("ecs")  # also sets the emulator's test credentials
-    deployment = Deployment(spec_from_dict(spec), "aws", environ={"TOKEN": SECRET},
-                            health_timeout=120)
+
+
+@pytest.fixture(scope="module")
+def deployed(running: Running, spec: dict[str, Any]) -> Iterator[tuple[Deployment, Any, str]]:
+    """The service applied through the provider; (deployment, ecs client, cluster)."""
+    ecs = client_factory(running.endpoint)("ecs")
+    deployment = Deployment(spec_from_dict(spec), "aws", environ={"TOKEN": SECRET}, health_timeout=120)
     deployment.apply()
     try:
-        yield deployment, ecs, app
+        yield deployment, ecs, spec["name"]
     finally:
         deployment.destroy()
 
@@ -86,10 +110,9 @@ def _address(task: dict[str, Any]) -> str:
     return str(task["containers"][0]["networkInterfaces"][0]["privateIpv4Address"])
 
 
-def _container(running: Any, address: str) -> str:
+def _container(running: Running, address: str) -> str:
     """The id of the member container of the task at `address`."""
-    session = running.data_plane.plane.session
-    listed = _docker("ps", "-q", "--filter", f"label=multicloud.dataplane={session}",
+    listed = _docker("ps", "-q", "--filter", f"label=multicloud.dataplane.owner={running.owner}",
                      "--filter", "label=multicloud.dataplane.role=member").stdout.split()
     for ident in listed:
         mode = _docker("inspect", "-f", "{{.HostConfig.NetworkMode}}", ident).stdout.strip()
@@ -124,7 +147,7 @@ def _until(check: Any, timeout: float = 60) -> Any:
         time.sleep(0.3)
 
 
-def test_tasks_run_from_the_task_definition(running: Any, deployed: tuple[Deployment, Any, str]) -> None:
+def test_tasks_run_from_the_task_definition(running: Running, deployed: tuple[Deployment, Any, str]) -> None:
     _, ecs, app = deployed
     service = ecs.describe_services(cluster=app, services=["web"])["services"][0]
     assert (service["desiredCount"], service["runningCount"]) == (2, 2)
@@ -142,7 +165,7 @@ def test_tasks_run_from_the_task_definition(running: Any, deployed: tuple[Deploy
     assert set(resolved[::2]) == addresses  # the Cloud Map name answers with every task
 
 
-def test_the_nlb_forwards_to_healthy_targets(running: Any, deployed: tuple[Deployment, Any, str]) -> None:
+def test_the_nlb_forwards_to_healthy_targets(running: Running, deployed: tuple[Deployment, Any, str]) -> None:
     deployment, ecs, app = deployed
     address = _listener(deployment)
     assert address.startswith("127.") and address != "127.0.0.1"
@@ -162,7 +185,7 @@ def test_awslogs_reach_cloudwatch(deployed: tuple[Deployment, Any, str]) -> None
     assert {line.instance for line in lines} >= {f"web-{t}" for t in tasks}
 
 
-def test_a_killed_task_is_replaced_and_traffic_resumes(running: Any, deployed: tuple[Deployment, Any, str]) -> None:
+def test_a_killed_task_is_replaced_and_traffic_resumes(running: Running, deployed: tuple[Deployment, Any, str]) -> None:
     deployment, ecs, app = deployed
     address = _listener(deployment)
     victim = _tasks(ecs, app)[0]
@@ -181,7 +204,7 @@ def test_a_killed_task_is_replaced_and_traffic_resumes(running: Any, deployed: t
     assert not deployment.plan().has_changes
 
 
-def test_stop_task_is_replaced(running: Any, deployed: tuple[Deployment, Any, str]) -> None:
+def test_stop_task_is_replaced(running: Running, deployed: tuple[Deployment, Any, str]) -> None:
     _, ecs, app = deployed
     victim = _tasks(ecs, app)[0]["taskArn"]
     ecs.stop_task(cluster=app, task=victim, reason="operator")
@@ -191,14 +214,15 @@ def test_stop_task_is_replaced(running: Any, deployed: tuple[Deployment, Any, st
     assert (gone["lastStatus"], gone["stoppedReason"], gone["stopCode"]) == ("STOPPED", "operator", "UserInitiated")
 
 
-def test_an_image_missing_from_ecr_fails_the_deployment(running: Any) -> None:
+def test_an_image_missing_from_ecr_fails_the_deployment(running: Running) -> None:
     factory = client_factory(running.endpoint)
     ecs, ec2 = factory("ecs"), factory("ec2")
+    registry = factory("ecr").get_authorization_token()["authorizationData"][0]["proxyEndpoint"].split("//")[-1]
     cluster = f"pull-{uuid.uuid4().hex[:6]}"
     ecs.create_cluster(clusterName=cluster)
     subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
     group = ec2.describe_security_groups()["SecurityGroups"][0]["GroupId"]
-    image = f"{local_registry.current().address}/{cluster}/app:1.0"  # type: ignore[union-attr]
+    image = f"{registry}/{cluster}/app:1.0"
     definition = ecs.register_task_definition(
         family=cluster, requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
         containerDefinitions=[{"name": "app", "image": image, "essential": True}])["taskDefinition"]
@@ -220,13 +244,27 @@ def test_an_image_missing_from_ecr_fails_the_deployment(running: Any) -> None:
         ecs.delete_cluster(cluster=cluster)
 
 
-def test_destroy_leaves_no_task(running: Any, deployed: tuple[Deployment, Any, str]) -> None:
+def test_endpoints_are_reachable_here(running: Running, deployed: tuple[Deployment, Any, str],
+                                      spec: dict[str, Any], tmp_path: Path) -> None:
+    (tmp_path / "multicloud.yaml").write_text(yaml.safe_dump(spec))
+    shown = subprocess.run(
+        [sys.executable, "-m", "multicloud.cli.main", "endpoints", "-f", str(tmp_path / "multicloud.yaml"),
+         "--target", "aws", "-o", "json"], capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, **running.exports})
+    assert shown.returncode == 0, shown.stderr
+    public = [e for e in json.loads(shown.stdout) if e["public"]]
+    assert [e["url"].split(".", 1)[1] for e in public] == ["us-east-1.elb.amazonaws.com:7000"]
+    host = public[0]["url"].split("//", 1)[1].rsplit(":", 1)[0]
+    assert _hit(balancer_address(host)).startswith("task ")  # the DNS name stands for that address
+
+
+def test_destroy_leaves_no_task(running: Running, deployed: tuple[Deployment, Any, str]) -> None:
     deployment = deployed[0]
     address = _listener(deployment)
     deployment.destroy()
     assert _until(lambda: _hit(address).startswith("ERR"), 10), "the NLB listener outlived its NLB"
-    session = running.data_plane.plane.session
-    left = _until(lambda: not _docker("ps", "-aq", "--filter", f"label=multicloud.dataplane={session}").stdout.strip())
+    left = _until(lambda: not _docker("ps", "-aq", "--filter", f"label=multicloud.dataplane.owner={running.owner}")
+                  .stdout.strip())
     assert left, "destroy left task containers"
 
 
