@@ -128,7 +128,7 @@ def test_twenty_one_secret_volumes_are_refused_at_plan(arm: EmulatorHandle, sett
 
 @pytest.mark.parametrize(("change", "code"), [
     (lambda c, p: c["properties"]["environmentVariables"].append({"name": "a.b", "value": "1"}),
-     "InvalidEnvironmentVariableName"),
+     "InvalidContainerEnvironmentVariable"),
     (lambda c, p: p["ipAddress"]["ports"].extend({"port": n, "protocol": "TCP"} for n in range(81, 87)),
      "TooManyIpAddressPorts"),
     (lambda c, p: p.update(volumes=[{"name": f"vol{i:02d}", "secret": {}} for i in range(21)]), "TooManyVolumes"),

@@ -125,7 +125,7 @@ def test_api_version_is_required_and_checked(arm: EmulatorHandle, resource_group
         (
             "g",
             body(container("a", ports=(80,)), ipAddress={"type": "Public", "ports": [{"port": 81}]}),
-            "InvalidIpAddressPort",
+            "UnreferencedIpAddressPorts",
         ),
         (
             "g",
@@ -147,6 +147,19 @@ def test_validation_matches_aci(
         put(client, resource_group, name, data)
     assert caught.value.status_code == 400
     assert caught.value.error is not None and caught.value.error.code == code
+
+
+def test_requests_and_os_type_are_refused_in_aci_words(arm: EmulatorHandle, resource_group: str) -> None:
+    bare = container("a")
+    del bare["properties"]["resources"]["requests"]["cpu"]
+    status, _, error = https(arm, "PUT", f"{group_path(resource_group, 'g')}?{API}", body(bare))
+    assert status == 400 and error["error"]["code"] == "ResourceRequestsNotSpecified"
+    assert "Both memory and CPU requests are required" in error["error"]["message"]
+    data = body(container("a"))
+    data["properties"]["osType"] = "Plan9"
+    status, _, error = https(arm, "PUT", f"{group_path(resource_group, 'g')}?{API}", data)
+    assert status == 400 and error["error"]["code"] == "InvalidOsType"
+    assert "'Windows,Linux'" in error["error"]["message"]
 
 
 def test_changes_aci_cannot_make_in_place_are_refused(

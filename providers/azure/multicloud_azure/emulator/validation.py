@@ -1,4 +1,28 @@
-"""The checks ACI makes on a container group before accepting it, with ARM's error shapes."""
+"""The checks ACI makes on a container group before accepting it, with ARM's error shapes.
+
+Error codes and messages, checked against what real ACI returned in public reports (searched
+November 2026: azure-rest-api-specs, azure-cli, azure-sdk-* and terraform-provider-azurerm issues,
+Microsoft Learn's ACI troubleshooting, update, stop/start and quota pages, and public code):
+
+- confirmed: 409 ContainerGroupTransitioning "... is still transitioning, please retry later."
+  (Learn: "Container group remains in a transitioning state"; azure-cli #8902); 409 ServiceUnavailable
+  "The requested resource is not available in the location ... Resource requested: ..."
+  (virtual-kubelet #592); 400 MissingIpAddressPorts "The ports in the 'ipAddress' of container group
+  ... cannot be empty." (terraform-provider-azurerm #1697, #11102); UnreferencedIpAddressPorts
+  "Following ports ... in the 'ipAddress' are not used by any container ..." (azurerm PR #5091);
+  InvalidContainerEnvironmentVariable for a bad env name (azure-rest-api-specs #19173);
+  409 InvalidContainerGroupUpdate and its message; InvalidOsType and ResourceRequestsNotSpecified
+  (MicrosoftLearning/mslearn-azure-developer PR #67).
+- limits confirmed, codes not: at most 5 ports per IP and 20 volumes per group (Learn's quota
+  table); env names of 1-63 characters (Learn's naming table). No report shows the code ARM gives
+  past these, so TooManyIpAddressPorts and TooManyVolumes are our names, and the length check reuses
+  InvalidContainerEnvironmentVariable.
+- not confirmed: a PUT on a terminated group. Learn's update page says terminated (Succeeded,
+  Failed, Stopped) groups "can't be updated" and are "deployed as new"; no error code is
+  published, so 409 ContainerGroupTerminated is our name (the provider replaces such groups from
+  their state and never keys on the code). The other 400 codes here (names, ports, probes, volumes,
+  DNS labels) were not searched for and are ours too.
+"""
 
 from __future__ import annotations
 
@@ -61,7 +85,10 @@ def validate_group(name: str, body: Mapping[str, Any]) -> None:
     if not isinstance(props, Mapping):
         raise bad("InvalidRequestContent", "The request content was invalid: 'properties' is required.")
     if props.get("osType") not in OS_TYPES:
-        raise bad("InvalidOsType", f"The 'osType' must be one of {', '.join(OS_TYPES)}.")
+        raise bad(
+            "InvalidOsType",
+            f"The 'osType' for container group '{name}' is invalid. The value must be one of 'Windows,Linux'.",
+        )
     policy = props.get("restartPolicy", "Always")
     if policy not in RESTART_POLICIES:
         allowed = ", ".join(RESTART_POLICIES)
@@ -101,7 +128,13 @@ def _validate_container(
     if not props.get("image"):
         raise bad("ContainerImageRequired", f"The image of container '{name}' in group '{group}' is required.")
     requests = (props.get("resources") or {}).get("requests") or {}
-    cpu, memory = float(requests.get("cpu") or 0), float(requests.get("memoryInGB") or 0)
+    if requests.get("cpu") is None or requests.get("memoryInGB") is None:
+        raise bad(
+            "ResourceRequestsNotSpecified",
+            f"The resource requests are not specified in container '{name}' of contain group '{group}'. Both memory "
+            "and CPU requests are required since API version '2017-07-01-preview'.",
+        )
+    cpu, memory = float(requests["cpu"]), float(requests["memoryInGB"])
     if cpu <= 0 or memory <= 0:
         raise bad("InvalidContainerResources", f"Container '{name}' must request a positive CPU and memoryInGB.")
     if cpu > MAX_CPU or memory > MAX_MEMORY_GB:
@@ -122,9 +155,10 @@ def _validate_container(
         env_names.add(var_name)
         if not ENV_NAME.match(str(var_name)):
             raise bad(
-                "InvalidEnvironmentVariableName",
-                f"The environment variable name '{var_name}' of container '{name}' is invalid. It must match "
-                "'^[A-Za-z_][A-Za-z0-9_]*$' and be at most 63 characters long.",
+                "InvalidContainerEnvironmentVariable",
+                f"The environment variable name in container '{name}' of container group '{group}' is invalid. A "
+                "valid environment variable name must start with alphabetic character or '_', followed by a string "
+                "of alphanumeric characters or '_' (e.g. 'my_name',  or 'MY_NAME',  or 'MyName').",
             )
         if var.get("value") is None and var.get("secureValue") is None:
             raise bad(
@@ -182,21 +216,23 @@ def _validate_ip(group: str, ip: Mapping[str, Any] | None, ports: Mapping[tuple[
         raise bad("InvalidIpAddressType", "The IP address type must be 'Public' or 'Private'.")
     exposed = ip.get("ports") or []
     if not exposed:
-        raise bad("MissingIpAddressPorts", f"The IP address of container group '{group}' must expose a port.")
+        raise bad(
+            "MissingIpAddressPorts", f"The ports in the 'ipAddress' of container group '{group}' cannot be empty."
+        )
     if len(exposed) > MAX_PUBLIC_PORTS:
         raise bad(
             "TooManyIpAddressPorts",
             f"The IP address of container group '{group}' exposes {len(exposed)} ports; at most {MAX_PUBLIC_PORTS} "
             "are allowed.",
         )
-    for port in exposed:
-        key = (int(port.get("port", 0)), str(port.get("protocol") or "TCP").upper())
-        if key not in ports:
-            raise bad(
-                "InvalidIpAddressPort",
-                f"The port '{key[0]}/{key[1]}' of the IP address of container group '{group}' is not exposed by any "
-                "of its containers. ACI does not remap ports: a public port must be a container port.",
-            )
+    keys = [(int(port.get("port", 0)), str(port.get("protocol") or "TCP").upper()) for port in exposed]
+    unused = [str(number) for number, protocol in keys if (number, protocol) not in ports]
+    if unused:
+        raise bad(
+            "UnreferencedIpAddressPorts",
+            f"Following ports '{','.join(unused)}' in the 'ipAddress' are not used by any container in container "
+            f"group '{group}'.",
+        )
     label = ip.get("dnsNameLabel")
     if label is not None:
         if ip.get("type") != "Public":
@@ -228,24 +264,24 @@ def validate_update(name: str, before: Mapping[str, Any], after: Mapping[str, An
         raise ArmError(409, "InvalidContainerGroupUpdate", RECREATE_MESSAGE.format(name=name))
 
 
-def _group_cpu(body: Mapping[str, Any]) -> float:
-    """The CPU a group body requests, summed over its containers."""
+def _group_requests(body: Mapping[str, Any]) -> tuple[float, float]:
+    """The CPU and memory (GB) a group body requests, summed over its containers."""
     containers = (body.get("properties") or {}).get("containers") or []
-    return sum(float(((c.get("properties") or {}).get("resources") or {}).get("requests", {}).get("cpu") or 0)
-               for c in containers)
+    requests = [((c.get("properties") or {}).get("resources") or {}).get("requests") or {} for c in containers]
+    return sum(float(r.get("cpu") or 0) for r in requests), sum(float(r.get("memoryInGB") or 0) for r in requests)
 
 
 def check_capacity(location: str, body: Mapping[str, Any], others: Sequence[Mapping[str, Any]], limit: float) -> None:
     """Raise the 409 ServiceUnavailable ACI answers when the CPU free in a region (limit, less what
     the other groups there take) is less than the group asks for."""
-    used = sum(_group_cpu(o) for o in others if _place(o) == location)
-    wanted = _group_cpu(body)
-    if used + wanted > limit + 1e-9:
+    used = sum(_group_requests(o)[0] for o in others if _place(o) == location)
+    cpu, memory = _group_requests(body)
+    if used + cpu > limit + 1e-9:
         raise ArmError(
             409, "ServiceUnavailable",
             f"The requested resource is not available in the location '{location}' at this moment. Please retry "
-            f"with a different resource request or in another location. Resource requested: '{wanted:g}' CPU "
-            "'Linux' OS",
+            f"with a different resource request or in another location. Resource requested: '{cpu:g}' CPU "
+            f"'{memory:g}' GB memory 'Linux' OS",
         )
 
 
