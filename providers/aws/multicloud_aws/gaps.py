@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from multicloud_aws import draining, local_registry, rollbacks
+from multicloud_aws import draining, exec_gaps, local_registry, rollbacks
 from multicloud_aws.dataplane import patches
 from multicloud_aws.fargate import allowed_pairs, is_valid
 
@@ -148,6 +148,7 @@ def install() -> None:
         _patch(ECRBackend, "delete_repository", local_registry.delete_repository)
         draining.install(_patch, _deleted)
         rollbacks.install(_patch)
+        exec_gaps.install(_patch)
         # moto warns when an injected code is not in the service model; that is the point
         warnings.filterwarnings("ignore", message=r"Exception\((InjectedFault|RegistryUnavailable)\)",
                                 category=UserWarning)

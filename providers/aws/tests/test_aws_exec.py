@@ -34,12 +34,25 @@ def _service(provider: AwsEcsProvider, app: str, name: str, *, enabled: bool) ->
     )
 
 
-def test_refused_without_enable_execute_command(make_provider: Callable[..., AwsEcsProvider], app_name: str) -> None:
+def test_refused_without_enable_execute_command_or_the_plugin(
+    make_provider: Callable[..., AwsEcsProvider], app_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     provider = make_provider()
     with pytest.raises(UserError, match="ECS service 'ghost' is not deployed"):
         provider.exec(app_name, "ghost", ["sh"], replica=1, terminal=TERMINAL)
     _service(provider, app_name, "closed", enabled=False)
     with pytest.raises(UserError, match="does not have enableExecuteCommand set, which ECS Exec needs"):
         provider.exec(app_name, "closed", ["sh"], replica=1, terminal=TERMINAL)
-    # moto keeps no enableExecuteCommand (a service made with it reads back without), so the
-    # session path (ExecuteCommand + session-manager-plugin) is not reached here
+    _service(provider, app_name, "open", enabled=True)
+    ecs, cluster = provider.ctx.client("ecs"), cluster_name(app_name, provider.settings)
+
+    def flag() -> bool | None:
+        return ecs.describe_services(cluster=cluster, services=["open"])["services"][0].get("enableExecuteCommand")
+
+    ecs.update_service(cluster=cluster, service="open", desiredCount=1)  # kept when not given, as AWS does
+    assert flag() is True
+    ecs.update_service(cluster=cluster, service="closed", enableExecuteCommand=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(UserError, match="ECS Exec needs AWS's session-manager-plugin on PATH"):
+        provider.exec(app_name, "open", ["sh"], replica=1, terminal=TERMINAL)
+    # moto has no ExecuteCommand, so the session itself is not reached here
