@@ -9,6 +9,7 @@ from multicloud.addressing import TLS_FRONT, endpoint_url
 from multicloud.errors import SettingsError, UserError
 from multicloud.spec.models import Port, Service
 from multicloud.spec.placeholders import ServiceRef
+from multicloud_gcp.limits import DNS_LABEL
 
 
 def service_id(app: str, service: str) -> str:
@@ -38,7 +39,14 @@ class CloudRunAddressing:
                 "needed to know Cloud Run URLs before services exist (https://SERVICE-PROJECT_NUMBER.REGION"
                 ".run.app); find it with `gcloud projects describe PROJECT --format='value(projectNumber)'`",
             )
-        return f"{service_id(self.app, service)}-{self.project_number}.{self.region}.run.app"
+        label = f"{service_id(self.app, service)}-{self.project_number}"
+        if len(label) > DNS_LABEL:
+            raise UserError(
+                f"services.{service}: Cloud Run gives {service_id(self.app, service)} no deterministic URL "
+                f"({label} is {len(label)} characters, more than {DNS_LABEL}), so its URL cannot be known "
+                "before it exists; shorten the app or service name"
+            )
+        return f"{label}.{self.region}.run.app"
 
     def port(self, service: str, port: Port) -> int:
         """Every Cloud Run service is reached on 443."""

@@ -86,6 +86,9 @@ def _problems(spec: TargetSpec, name: str, service: Service, settings: GcpSettin
             f"Docker repository to push the build to, or give the service image: "
             f"(targets.{spec.target}.overrides.{name}.image)",
         ))
+    too_many = limits.env_count_problem(len(service.env) - len(rules.dropped_env(service)))
+    if too_many:
+        found.append(((*where, "env"), f"{too_many}; move some into a file or a secret"))
     problem = limits.service_id_problem(service_id(spec.app, name))
     if problem:
         found.append((where, f"the Cloud Run name APP-SERVICE is {problem}; shorten the app or service name"))

@@ -14,6 +14,8 @@ MIN_MEMORY = 128 * 1024**2
 MAX_MEMORY = 32 * 1024**3
 MAX_CONCURRENCY = 1000
 MAX_TIMEOUT = 3600
+MAX_ENV = 1000  # environment variables per container
+DNS_LABEL = 63  # SERVICE-PROJECT_NUMBER longer than this has no deterministic URL
 DEFAULT_MAX_INSTANCES = 100
 GEN2_MIN_MEMORY = 512 * 1024**2
 STARTUP_WINDOW = 240  # startup probes: period, initial delay and period x failures, in seconds
@@ -133,3 +135,10 @@ def probe_problems(probe: dict[str, int], *, startup: bool) -> list[str]:
 def memory_of(text: str) -> int:
     """Read a memory limit ("512Mi", "1Gi", "1G"); raise ValueError."""
     return parse_memory(text)
+
+
+def env_count_problem(count: int) -> str | None:
+    """Cloud Run's refusal of more environment variables than a container may have, or None."""
+    if count <= MAX_ENV:
+        return None
+    return f"{count} environment variables; Cloud Run sets at most {MAX_ENV} per container"

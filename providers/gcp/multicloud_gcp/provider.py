@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from multicloud.contract import Capabilities, Endpoint, Event, EventSink, Health, HealthState, LogLine, ServiceStatus
-from multicloud.errors import UserError
+from multicloud.errors import RetryableError, SettingsError, UserError
 from multicloud.logwindow import last
 from multicloud.planner import Action, Change
 from multicloud.resources import Resource, Sensitive
@@ -124,7 +124,12 @@ class CloudRunProvider:
     def observe(self, app: str) -> list[Resource]:
         """Every Cloud Run service labelled with the app; reads only."""
         own = self.settings.service_account is not None
-        found = [resource_of(body, own_account=own) for body in self._owned(app)]
+        bodies = self._owned(app)
+        for body in bodies:
+            wrong = reports.project_number_problem(body, self.settings.region, self.settings.project_number)
+            if wrong:
+                raise SettingsError("project_number", wrong)
+        found = [resource_of(body, own_account=own) for body in bodies]
         found += self._owned_secrets(app)
         return sorted((r for r in found if r is not None), key=lambda r: r.key)
 
@@ -206,7 +211,8 @@ class CloudRunProvider:
         if resource.kind == "secret":
             return Health(HealthState.HEALTHY, "stored in Secret Manager")
         body = self.client.get_service(self._name(app, resource.name))
-        return reports.health_of(body)
+        wrong = reports.project_number_problem(body or {}, self.settings.region, self.settings.project_number)
+        return Health(HealthState.UNHEALTHY, wrong) if wrong else reports.health_of(body)
 
     def status(self, app: str) -> list[ServiceStatus]:
         """Per service: conditions, latest ready revision and traffic split; reads only."""
@@ -265,20 +271,34 @@ class CloudRunProvider:
         )
 
     def rollback(self, app: str, service: str) -> str:
-        """Send all traffic to the revision before the one serving now; UserError when none."""
+        """Send all traffic to the newest revision before the one serving now that became ready
+        (UserError when none), sending the etag it read, so that a change made meanwhile is not
+        overwritten: Cloud Run refuses (ABORTED) and the rollback reads again, up to 3 times."""
+        for attempt in range(3):
+            try:
+                return self._rollback_once(app, service)
+            except RetryableError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _rollback_once(self, app: str, service: str) -> str:
+        """One read-decide-update round of `rollback`."""
         name = self._name(app, service)
         body = self.client.get_service(name)
         if body is None or owner(body) != (app, service):
             raise UserError(f"service {service!r} of app {app!r} does not exist on Cloud Run ({name})")
-        revisions = [r["name"] for r in self.client.list_revisions(name)]
+        revisions = self.client.list_revisions(name)
+        names = [r["name"] for r in revisions]
         serving = reports.serving_revision(body)
-        if serving not in revisions or revisions.index(serving) + 1 >= len(revisions):
+        ready = reports.ready_revisions(revisions)
+        earlier = [r for r in ready if serving in names and names.index(r) > names.index(serving)]
+        if not earlier:
             current = serving.rsplit("/", 1)[-1] or "the current one"
-            raise UserError(f"service {service!r} has no revision before {current} to roll back to")
-        previous = revisions[revisions.index(serving) + 1]
-        short = previous.rsplit("/", 1)[-1]
+            raise UserError(f"service {service!r} has no revision before {current} that became ready")
+        short = earlier[0].rsplit("/", 1)[-1]
         body["traffic"] = [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": short, "percent": 100}]
-        self.client.update_service(reports.writable(body))
+        self.client.update_service({**reports.writable(body), "etag": body.get("etag", "")})
         return f"{service}: traffic moved from {serving.rsplit('/', 1)[-1]} to {short} (100%)"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from multicloud.addressing import endpoint_url
@@ -99,9 +100,11 @@ def status_of(body: Body) -> ServiceStatus:
 
 
 def endpoints_of(body: Body) -> list[Endpoint]:
-    """The service URL of its one port: https:// for HTTP and gRPC, wss://HOST/mqtt for MQTT."""
+    """The service URL of its one port: https:// for HTTP and gRPC, wss://HOST/mqtt for MQTT; the
+    deterministic URL when Cloud Run gave one (as the console shows it first), else `uri` (the hash URL)."""
     found = owner(body)
-    uri = body.get("uri")
+    urls = [str(u) for u in body.get("urls") or []]
+    uri = next((u for u in urls if u.endswith(".run.app") and not u.endswith(".a.run.app")), body.get("uri"))
     container = ((body.get("template") or {}).get("containers") or [{}])[0]
     ports = container.get("ports") or []
     if not found or not uri or not ports:
@@ -113,6 +116,29 @@ def endpoints_of(body: Body) -> list[Endpoint]:
     name, _, protocol = str(exposed).partition("/")
     url = endpoint_url(protocol, str(uri).removeprefix("https://").rstrip("/"), tls_front=True)
     return [Endpoint(found[1], name, protocol, url, public)]
+
+
+def project_number_problem(body: Body, region: str, project_number: str | None) -> str | None:
+    """Why `project_number` is wrong, judged by the deterministic URL Cloud Run returned in `urls`
+    (None when it matches, or when there is no such URL to judge by)."""
+    service = str(body.get("name", "")).rsplit("/", 1)[-1]
+    pattern = rf"https://{re.escape(service)}-([0-9]+)\.{re.escape(region)}\.run\.app/?"
+    for url in body.get("urls") or []:
+        found = re.fullmatch(pattern, str(url))
+        if found and project_number and found.group(1) != project_number:
+            return (
+                f"project_number {project_number} is not this project's: Cloud Run gave {service} the URL {url}, so "
+                f"every ${{services.x.url|host}} points nowhere; set project_number: {found.group(1)}"
+            )
+    return None
+
+
+def ready_revisions(revisions: list[Body]) -> list[str]:
+    """The names of the revisions whose Ready condition succeeded (in the order given)."""
+    return [
+        str(r["name"]) for r in revisions
+        if any(c.get("type") == "Ready" and c.get("state") == SUCCEEDED for c in r.get("conditions") or [])
+    ]
 
 
 def writable(body: Body) -> dict[str, Any]:

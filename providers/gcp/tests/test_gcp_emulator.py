@@ -64,7 +64,8 @@ def test_create_get_list_paged_update_delete(cloudrun: RunningCloudRun, transpor
     assert names == [f"{PARENT}/services/svc-{i}" for i in range(5)]
     assert [r[0] for r in cloudrun.model.requests[before:]] == ["ListServices"] * 3
     got = client.get_service(name=f"{PARENT}/services/svc-0")
-    assert got.generation == 1 and got.uri == "https://svc-0-123456789012.europe-west1.run.app"
+    assert got.generation == 1 and re.fullmatch(r"https://svc-0-[a-z]{10}-ew\.a\.run\.app", got.uri)
+    assert list(got.urls) == ["https://svc-0-123456789012.europe-west1.run.app", got.uri]
     assert got.terminal_condition.state == run_v2.Condition.State.CONDITION_SUCCEEDED
     got.labels["team"] = "iot"
     same_template = client.update_service(service=got).result()

@@ -21,7 +21,8 @@ from multicloud_gcp.emulator.defaults import fill_defaults
 from multicloud_gcp.emulator.faults import ApiError, Faults
 from multicloud_gcp.emulator.secretmanager import SecretManager
 from multicloud_gcp.emulator.shapes import condition, now, page
-from multicloud_gcp.emulator.traffic import traffic_statuses
+from multicloud_gcp.emulator.traffic import service_urls, traffic_statuses
+from multicloud_gcp.reports import ready_revisions
 from multicloud_gcp.settings import EMULATOR_PROJECT_NUMBER
 
 if TYPE_CHECKING:
@@ -146,9 +147,11 @@ class CloudRunModel:
             raise ApiError("NOT_FOUND", f"Resource '{name}' was not found")
         return found
 
-    def _revision_names(self, service: str) -> set[str]:
-        """Short names of a service's revisions."""
-        return {r.rsplit("/", 1)[-1] for r, body in self.revisions.items() if body["service"] == service}
+    def _revision_states(self, service: str) -> dict[str, bool]:
+        """Short name -> Ready, of a service's revisions."""
+        own = [body for body in self.revisions.values() if body["service"] == service]
+        ready = set(ready_revisions(own))
+        return {str(body["name"]).rsplit("/", 1)[-1]: body["name"] in ready for body in own}
 
     def create_service(self, parent: str, service_id: str, body: Json, validate_only: bool = False) -> Json:
         """Create a service and its first revision; returns the operation."""
@@ -156,11 +159,11 @@ class CloudRunModel:
         name = f"{parent}/services/{service_id}"
         if name in self.services:
             raise ApiError("ALREADY_EXISTS", f"Resource '{name}' already exists.")
-        validate.check_service(body, set())
+        validate.check_service(body, {})
         if validate_only:
             return {"name": f"{parent}/operations/validate", "done": True}
-        region = parent.rsplit("/", 1)[-1]
-        host = f"{service_id}-{self.project_number}.{region}.run.app"
+        project, region = parent.split("/")[1], parent.rsplit("/", 1)[-1]
+        uri, urls = service_urls(service_id, project, self.project_number, region)
         stamp = now()
         service = {
             **copy.deepcopy(body),
@@ -171,8 +174,8 @@ class CloudRunModel:
             "updateTime": stamp,
             "creator": "emulator@multicloud.local",
             "lastModifier": "emulator@multicloud.local",
-            "uri": f"https://{host}",
-            "urls": [f"https://{host}"],
+            "uri": uri,
+            "urls": urls,
         }
         fill_defaults(service, self.project_number)
         service.setdefault("ingress", "INGRESS_TRAFFIC_ALL")
@@ -201,7 +204,7 @@ class CloudRunModel:
         current = self.services[name]
         if body.get("etag") and body["etag"] != current.get("etag"):
             raise ApiError("ABORTED", f"Etag mismatch for '{name}': the service changed since it was read.")
-        validate.check_service(body, self._revision_names(name))
+        validate.check_service(body, self._revision_states(name))
         if validate_only:
             return {"name": f"{name.rpartition('/services/')[0]}/operations/validate", "done": True}
         body = copy.deepcopy(body)

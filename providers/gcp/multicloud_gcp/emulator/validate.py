@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from multicloud_gcp import limits
@@ -31,8 +32,9 @@ def _seconds(text: str) -> float:
     return float(str(text).removesuffix("s") or 0)
 
 
-def check_service(service: dict[str, Any], existing_revisions: set[str]) -> None:
-    """Raise INVALID_ARGUMENT listing every rule a service body breaks."""
+def check_service(service: dict[str, Any], revisions: Mapping[str, bool]) -> None:
+    """Raise INVALID_ARGUMENT listing every rule a service body breaks (`revisions`: the service's
+    revisions by short name, True for those that are Ready)."""
     found: list[tuple[str, str]] = []
     template_of = (service.get("template") or {}).get("annotations")
     for key, value in (service.get("labels") or {}).items():
@@ -70,8 +72,12 @@ def check_service(service: dict[str, Any], existing_revisions: set[str]) -> None
             found.append(("traffic", f"traffic percentages must add up to 100 (got {total})"))
         for target in traffic:
             revision = target.get("revision")
-            if target.get("type") == "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION" and revision not in existing_revisions:
+            if target.get("type") != "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION":
+                continue
+            if revision not in revisions:
                 found.append(("traffic", f"revision {revision!r} does not exist for this service"))
+            elif not revisions[revision] and int(target.get("percent") or 0) > 0:
+                found.append(("traffic", f"Revision '{revision}' is not ready and cannot serve traffic."))
     tags = [str(t["tag"]) for t in traffic if t.get("tag")]
     for tag in tags:
         if not TAG.match(tag):
@@ -102,6 +108,9 @@ def _container_problems(
     names = [e.get("name") for e in container.get("env") or []]
     if len(names) != len(set(names)):
         found.append((f"{where}.env", "environment variable names must be unique"))
+    too_many = limits.env_count_problem(len(names))
+    if too_many:
+        found.append((f"{where}.env", too_many))
     reserved = limits.reserved_env_problem([str(n) for n in names])
     if reserved:
         found.append((f"{where}.env", reserved))
