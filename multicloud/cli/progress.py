@@ -74,6 +74,7 @@ def _json_line(event: Event, row: Row, board: Board) -> str:
 
 
 def _now() -> str:
+    """The time now, UTC, ISO 8601 to the millisecond with a Z."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -98,7 +99,10 @@ def view(board: Board, title: str = "") -> RenderableType:
     from rich.text import Text
 
     class View:
+        """Rendered afresh at every refresh, at the console's width."""
+
         def __rich_console__(self, console: Any, options: Any) -> Iterator[Text]:
+            """The lines of the view now."""
             now = board.now()
             rows = board.rows()
             width = max((len(r.resource) for r in rows), default=0)

@@ -16,6 +16,8 @@ def install(patch: Callable[[Any, str, Callable[[Any], Any]], None]) -> None:
 
 
 def _keeping(default: bool | None) -> Callable[[Any], Any]:
+    """A patch maker for a create or update response: set the flag given, else `default` (None: leave it)."""
+
     def make(original: Any) -> Any:
         def patched(self: Any) -> Any:
             result = original(self)
