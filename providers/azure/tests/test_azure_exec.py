@@ -114,6 +114,32 @@ def test_the_session_needs_its_password_once(deployed: tuple[EmulatorHandle, Pat
         websocket.create_connection(granted["webSocketUri"], sslopt=tls, timeout=10)
 
 
+def test_unmasked_client_frames_are_refused(deployed: tuple[EmulatorHandle, Path]) -> None:
+    """RFC 6455: a client's frames are masked; the emulator closes the socket (1002) at one that is not."""
+    import base64
+    import socket
+    from urllib.parse import urlsplit
+
+    handle, root = deployed
+    provider = _deployment(root).provider
+    granted = provider.client.exec_command(provider.settings.group_name(f"ex{os.getpid()}"), "box", "/bin/sh", 24, 80)
+    where = urlsplit(granted["webSocketUri"])
+    context = ssl.create_default_context(cafile=handle.ca_bundle)
+    with socket.create_connection((where.hostname, where.port), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname=where.hostname) as conn:
+        key = base64.b64encode(os.urandom(16)).decode()
+        conn.sendall((f"GET {where.path} HTTP/1.1\r\nHost: {where.netloc}\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += conn.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 101")
+        password = granted["password"].encode()
+        conn.sendall(bytes([0x81, len(password)]) + password)  # unmasked
+        frame = answer.split(b"\r\n\r\n", 1)[1] or conn.recv(4096)
+        assert frame[0] == 0x88 and int.from_bytes(frame[2:4], "big") == 1002
+
+
 def test_an_unknown_service_is_refused(deployed: tuple[EmulatorHandle, Path]) -> None:
     _, root = deployed
     with pytest.raises(UserError, match="no service 'ghost'"):

@@ -143,21 +143,31 @@ class Writer:
 
 def read_message(rfile: BinaryIO, out: Writer) -> bytes | None:
     """The next text or binary message from the client (fragments joined, pings answered); None
-    at a close frame, the end of the connection, or a message over MAX_MESSAGE."""
+    at a close frame or the end of the connection, and, closing it as RFC 6455 says, at an
+    unmasked frame (1002) or a message over MAX_MESSAGE (1009)."""
     parts: list[bytes] = []
+    size_so_far = 0
     while True:
-        head = rfile.read(2)
-        if len(head) < 2:
+        head = _exactly(rfile, 2)
+        if head is None:
             return None
         opcode, size = head[0] & 0x0F, head[1] & 0x7F
-        if size == 126:
-            size = struct.unpack(">H", rfile.read(2))[0]
-        elif size == 127:
-            size = struct.unpack(">Q", rfile.read(8))[0]
-        if size > MAX_MESSAGE:
+        if size >= 126:
+            extended = _exactly(rfile, 2 if size == 126 else 8)
+            if extended is None:
+                return None
+            size = int.from_bytes(extended, "big")
+        if not head[1] & 0x80:
+            out.close(1002, "client frames must be masked")
             return None
-        mask = rfile.read(4) if head[1] & 0x80 else b"\0\0\0\0"
-        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(rfile.read(size)))
+        size_so_far += size
+        if size_so_far > MAX_MESSAGE:
+            out.close(1009, "message too big")
+            return None
+        mask, data = _exactly(rfile, 4), _exactly(rfile, size)
+        if mask is None or data is None:
+            return None
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
         if opcode == CLOSE:
             out.close(1000, "")
             return None
@@ -169,3 +179,9 @@ def read_message(rfile: BinaryIO, out: Writer) -> bytes | None:
         parts.append(payload)
         if head[0] & 0x80:
             return b"".join(parts)
+
+
+def _exactly(rfile: BinaryIO, size: int) -> bytes | None:
+    """`size` bytes from the client, None when the connection ends first."""
+    data = rfile.read(size) if size else b""
+    return data if len(data) == size else None
