@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import websocket
 import yaml
-from multicloud_azure.emulator import AzureEmulator, EmulatorHandle
+from multicloud_azure.emulator import EmulatorHandle
 
 from multicloud.cli.main import main
 from multicloud.errors import UserError
@@ -28,13 +28,11 @@ SUBSCRIPTION = "00000000-0000-0000-0000-0000000e8ec0"
 
 
 @pytest.fixture(scope="module")
-def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmulatorHandle, Path]]:
-    """An ACI emulator running its groups on the local engine, and a spec file of one waiting
-    service applied there (skips without an engine)."""
-    handle = AzureEmulator(op_seconds=0.02, run=True).serve()
-    if handle.backend.runner is None:
-        handle.stop()
-        pytest.skip(handle.running.notes[0])
+def deployed(
+    data_plane_arm: EmulatorHandle, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[EmulatorHandle, Path]]:
+    """The data-plane ACI emulator and a spec file of one waiting service applied there."""
+    handle = data_plane_arm
     root = tmp_path_factory.mktemp("aci-exec")
     settings = {
         "provider": "azure-aci", "subscription_id": SUBSCRIPTION, "resource_group": f"rg-x{os.getpid()}",
@@ -54,7 +52,6 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emulato
         yield handle, root
     finally:
         main(["destroy", "-f", str(root / "multicloud.yaml"), "--yes"])
-        handle.stop()
         if previous is None:
             os.environ.pop("MULTICLOUD_AZURE_TOKEN", None)
         else:
