@@ -139,6 +139,10 @@ def test_kill_during_a_health_wait_then_reapply_returns_only_when_healthy(engine
     assert (waited.key, waited.outcome) == ("service/slow", "skipped") and result.changed == 0
     desired = next(r for r in again.provider.desired(again.target_spec, {}) if r.key == "service/slow")
     assert again.provider.health(app, desired).state.value == "healthy"  # at once: apply returned only then
+    # status is the engine's own verdict, which follows the provider's probe within an interval
+    deadline = time.monotonic() + 10
+    while [(s.healthy, s.state) for s in again.status()] != [(1, "running")] and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert [(s.healthy, s.state) for s in again.status()] == [(1, "running")]
 
 
