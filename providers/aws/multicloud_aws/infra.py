@@ -6,13 +6,13 @@ finishes; the spec-hash tag is written last, so an object carrying it is complet
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from multicloud.errors import NotFoundError, ProviderError, RetryableError, UserError
 from multicloud.planner import Action, Change
 from multicloud.resources import Resource, Sensitive, fingerprint
+from multicloud.retry import RetryPolicy, wait_for
 from multicloud_aws import names
 from multicloud_aws.clients import NOT_FOUND_CODES, error_code, guard
 from multicloud_aws.context import Context
@@ -206,18 +206,15 @@ def _wait_operation(ctx: Context, started: Any, timeout: float = 300.0) -> None:
     """Poll a Cloud Map operation until it succeeds; raise when it fails or takes too long."""
     if not started or "OperationId" not in started:
         return
-    deadline = time.monotonic() + timeout
-    delay = 0.2
-    while True:
+
+    def succeeded() -> bool | None:
         operation = ctx.client("servicediscovery").get_operation(OperationId=started["OperationId"])["Operation"]
-        if operation["Status"] == "SUCCESS":
-            return
         if operation["Status"] == "FAIL":
             raise ProviderError(f"Cloud Map operation failed: {operation.get('ErrorMessage', '')}")
-        if time.monotonic() > deadline:
-            raise RetryableError("Cloud Map operation still running; the next apply resumes it")
-        time.sleep(delay)
-        delay = min(delay * 2, 5.0)
+        return True if operation["Status"] == "SUCCESS" else None
+
+    wait_for(succeeded, RetryPolicy.within(timeout, base_delay=0.2, max_delay=5.0),
+             timed_out=lambda: RetryableError("Cloud Map operation still running; the next apply resumes it"))
 
 
 def discovery(ctx: Context, app: str, change: Change) -> None:

@@ -12,12 +12,13 @@ from multicloud.contract import Health, HealthState
 from multicloud.errors import NotFoundError, RetryableError, UserError
 from multicloud.planner import Action, Change
 from multicloud.resources import Resource, Sensitive
+from multicloud.retry import wait_for
 from multicloud_aws import names
 from multicloud_aws.clients import error_code, guard
 from multicloud_aws.context import Context
 from multicloud_aws.infra import _wait_operation, ignore_missing, observed_arn, registry
 from multicloud_aws.rds import PORT, TAG_DELETION
-from multicloud_aws.releasing import FIRST_DELAY, MAX_DELAY, until_released
+from multicloud_aws.releasing import patience, until_released
 
 STARTING = {"creating", "backing-up", "modifying", "configuring-enhanced-monitoring", "configuring-log-exports",
             "upgrading", "starting", "rebooting", "resetting-master-credentials", "renaming", "storage-optimization",
@@ -195,19 +196,18 @@ def _describe(ctx: Context, identifier: str) -> dict[str, Any]:
 
 
 def _wait_gone(ctx: Context, identifier: str) -> None:
-    deadline = time.monotonic() + ctx.settings.delete_timeout
-    delay = FIRST_DELAY
-    while True:
+    """Wait until the RDS instance is gone, for at most delete_timeout seconds (then RetryableError)."""
+
+    def gone() -> bool | None:
         try:
             _describe(ctx, identifier)
         except NotFoundError:
-            return
-        if time.monotonic() + delay > deadline:
-            raise RetryableError(
-                f"RDS instance {identifier} is still being deleted after {ctx.settings.delete_timeout}s",
-                hint="run destroy again, or raise the target's `delete_timeout`")
-        time.sleep(delay)
-        delay = min(delay * 2, MAX_DELAY)
+            return True
+        return None
+
+    wait_for(gone, patience(ctx), timed_out=lambda: RetryableError(
+        f"RDS instance {identifier} is still being deleted after {ctx.settings.delete_timeout}s",
+        hint="run destroy again, or raise the target's `delete_timeout`"))
 
 
 def alias(ctx: Context, app: str, change: Change) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from multicloud.errors import NotFoundError, RetryableError
+from multicloud.retry import RetryPolicy, call_with_retries, wait_for
 from multicloud_aws.clients import error_code, guard
 from multicloud_aws.context import Context
 
@@ -19,42 +20,53 @@ T = TypeVar("T")
 IN_USE_CODES = frozenset({
     "ClusterContainsServicesException", "ClusterContainsTasksException", "ResourceInUse", "DependencyViolation",
 })
-FIRST_DELAY, MAX_DELAY = 0.25, 10.0
+
+
+def patience(ctx: Context) -> RetryPolicy:
+    """How a destroy waits for AWS: backing off from 0.25 s to 10 s, for delete_timeout seconds."""
+    return RetryPolicy.within(ctx.settings.delete_timeout, base_delay=0.25, max_delay=10.0)
+
+
+class _StillInUse(RetryableError):
+    """AWS refused a delete because what it deletes is still in use (the refusal kept as `refusal`)."""
+
+    def __init__(self, refusal: Exception) -> None:
+        super().__init__(str(refusal))
+        self.refusal = refusal
 
 
 def until_released(ctx: Context, call: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep) -> T:
     """Run a delete call again while AWS answers that its object is still in use, for at most
     delete_timeout seconds; then its last error propagates (the object is left as it was)."""
-    deadline = time.monotonic() + ctx.settings.delete_timeout
-    delay = FIRST_DELAY
-    while True:
+
+    def attempt() -> T:
         try:
             return call()
         except Exception as exc:
-            if error_code(exc) not in IN_USE_CODES or time.monotonic() + delay > deadline:
-                raise
-        sleep(delay)
-        delay = min(delay * 2, MAX_DELAY)
+            if error_code(exc) in IN_USE_CODES:
+                raise _StillInUse(exc) from exc
+            raise
+
+    try:
+        return call_with_retries(attempt, patience(ctx), sleep=sleep)[0]
+    except _StillInUse as exc:
+        raise exc.refusal from None
 
 
 def until_drained(ctx: Context, cluster: str, service: str, *,
                   sleep: Callable[[float], None] = time.sleep) -> None:
     """Wait while the ECS service is DRAINING (deleted, tasks still running), for at most
     delete_timeout seconds; raise RetryableError if it still is then (a later destroy resumes)."""
-    deadline = time.monotonic() + ctx.settings.delete_timeout
-    delay = FIRST_DELAY
-    while True:
+
+    def drained() -> bool | None:
         try:
             with guard(f"waiting for ECS service {service} to drain"):
                 found = ctx.client("ecs").describe_services(cluster=cluster, services=[service])
         except NotFoundError:
-            return
-        if not any(s.get("status") == "DRAINING" for s in found.get("services", [])):
-            return
-        if time.monotonic() + delay > deadline:
-            raise RetryableError(f"ECS service {service} is still draining after {ctx.settings.delete_timeout}s",
-                                 hint="its tasks stop after the load balancer's deregistration delay; "
-                                      "run destroy again, or raise the target's `delete_timeout`")
-        sleep(delay)
-        delay = min(delay * 2, MAX_DELAY)
+            return True
+        return None if any(s.get("status") == "DRAINING" for s in found.get("services", [])) else True
 
+    wait_for(drained, patience(ctx), sleep=sleep, timed_out=lambda: RetryableError(
+        f"ECS service {service} is still draining after {ctx.settings.delete_timeout}s",
+        hint="its tasks stop after the load balancer's deregistration delay; "
+             "run destroy again, or raise the target's `delete_timeout`"))

@@ -7,11 +7,11 @@ multicloud's (`client.translate`), once, here. Imported only when a postgres res
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from urllib.parse import quote
 
 from multicloud.errors import ProviderError, RetryableError, UserError
+from multicloud.retry import RetryPolicy, call_with_retries, wait_for
 from multicloud_gcp.client import credentials_for, translate
 from multicloud_gcp.settings import GcpSettings
 
@@ -50,25 +50,27 @@ class SqlAdmin:
     def _write(self, method: str, path: str, what: str, body: Json | None = None, **params: str) -> Json:
         """A write that starts an operation, repeated while another operation runs on the
         instance (409 operationInProgress), then waited for."""
-        for attempt in range(CONFLICT_RETRIES):
-            try:
-                return self.wait(self._call(method, path, what, body, **params), what)
-            except RetryableError as exc:
-                if attempt == CONFLICT_RETRIES - 1 or "already in progress" not in exc.message:
-                    raise
-                time.sleep(min(0.2 * (attempt + 1), 5.0))
-        raise AssertionError("unreachable")
+        result, _ = call_with_retries(
+            lambda: self.wait(self._call(method, path, what, body, **params), what),
+            RetryPolicy(attempts=CONFLICT_RETRIES, base_delay=0.2, max_delay=5.0),
+            retry_on=lambda exc: "already in progress" in exc.message,
+        )
+        return result
 
     def wait(self, operation: Json, what: str) -> Json:
         """Poll an operation until DONE; raise ProviderError with its errors when it failed."""
-        deadline = time.monotonic() + self.settings.operation_timeout
-        delay = self.settings.poll_interval
-        while operation.get("status") != "DONE":
-            if time.monotonic() > deadline:
-                raise RetryableError(f"{what}: Cloud SQL operation {operation.get('name')} is still running")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 5.0)
-            operation = self._call("GET", f"/operations/{operation['name']}", what)
+        if operation.get("status") != "DONE":
+            name = operation.get("name")
+
+            def done() -> Json | None:
+                found = self._call("GET", f"/operations/{name}", what)
+                return found if found.get("status") == "DONE" else None
+
+            interval = self.settings.poll_interval
+            operation = wait_for(
+                done, RetryPolicy.within(self.settings.operation_timeout, base_delay=interval,
+                                         max_delay=max(interval, 5.0)),
+                timed_out=lambda: RetryableError(f"{what}: Cloud SQL operation {name} is still running"))
         errors = (operation.get("error") or {}).get("errors") or []
         if errors:
             detail = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
