@@ -81,7 +81,7 @@ def spec() -> dict[str, Any]:
     return {
         "name": f"dp-{uuid.uuid4().hex[:6]}",
         "services": {"web": {"image": "debian:bookworm-slim", "command": COMMAND, "replicas": 2,
-                             "resources": {"cpu": 0.25, "memory": "512Mi"},
+                             "resources": {"cpu": 0.25, "memory": "512Mi"}, "user": "65534", "read_only": True,
                              "env": {"GREETING": "hi", "TOKEN": "${secrets.token}"},
                              "ports": [{"name": "echo", "port": 7000, "protocol": "tcp", "expose": "public"}]}},
         "secrets": {"token": {"from_env": "TOKEN"}},
@@ -157,10 +157,11 @@ def test_tasks_run_from_the_task_definition(running: Running, deployed: tuple[De
     addresses = {_address(t) for t in tasks}
     assert len(addresses) == 2  # awsvpc: an address of its own per task
     member = _container(running, next(iter(addresses)))
-    info = _docker("inspect", "-f", "{{json .Config.Env}} {{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}",
-                   member).stdout
+    shape = "{{json .Config.Env}} {{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.Memory}} " \
+            "{{.HostConfig.NanoCpus}}"
+    info = _docker("inspect", "-f", shape, member).stdout
     assert f'"TOKEN={SECRET}"' in info and '"GREETING=hi"' in info  # valueFrom resolved at task start
-    assert info.split()[-2:] == [str(512 * 1024 * 1024), str(256 * 10**9 // 1024)]
+    assert info.split()[-4:] == ["65534", "true", str(512 * 1024 * 1024), str(256 * 10**9 // 1024)]
     resolved = _docker("exec", member, "getent", "hosts", f"web.{app}.internal").stdout.split()
     assert set(resolved[::2]) == addresses  # the Cloud Map name answers with every task
 

@@ -24,13 +24,13 @@ from multicloud_aws.dataplane.tasks import (
     STOPPED_KEPT,
     EmulatedTask,
     TaskStartError,
-    check_pullable,
+    ecr_credentials,
     secret_reader,
     task_unit,
 )
 
 if TYPE_CHECKING:
-    from multicloud_docker.dataplane import DataPlane, UnitState
+    from multicloud_docker.dataplane import DataPlane, MemberState, UnitState
 
     from multicloud_aws.dataplane.nlb import Balancers
 
@@ -183,34 +183,36 @@ class Scheduler:
         tasks[:] = [t for t in tasks if not t.removed] + stopped[-STOPPED_KEPT:]
 
     def _observe(self, task: EmulatedTask) -> None:
-        """Move a task's state to what its containers do; stop it when it has ended."""
+        """Move a task's state to what its containers do; stop it when an essential one has ended."""
         if task.removed:
             return
         if task.desired_status == "STOPPED":  # StopTask
             self._stop(task, "Task stopped by user", "UserInitiated")
             return
         state: UnitState = self.plane.state(task.key)
-        essential = task.containers[0]["name"] if task.containers else ""
-        member = state.members.get(str(essential))
-        if member is None:
-            if state.error and task.started_at is None:
-                self._stop(task, f"CannotPullContainerError: {state.error}", "TaskFailedToStart")
-            elif state.error:
-                self._stop(task, f"Essential container in task exited: {state.error}", "EssentialContainerExited")
-            else:
-                task.show("PENDING" if state.address else "PROVISIONING", "UNKNOWN", state.address)
+        members = {name: state.members.get(name) for name in task.container_names}
+        if state.error and not any(members.values()):
+            started = task.started_at is not None
+            reason = f"Essential container in task exited: {state.error}" if started else \
+                f"CannotPullContainerError: {state.error}"
+            self._stop(task, reason, "EssentialContainerExited" if started else "TaskFailedToStart")
             return
-        known = self._containers.setdefault(task.key, member.container)
-        if member.state == "terminated" or (known != member.container and task.started_at is not None):
-            task.show(task.last_status, task.health_status, state.address, member.exit_code)
-            self._stop(task, "Essential container in task exited", "EssentialContainerExited")
-        elif member.state == "running":
-            health = HEALTH.get(str(member.health), "UNKNOWN")
+        exits = {n: int(m.exit_code or 0) for n, m in members.items() if m is not None and m.state == "terminated"}
+        replaced = [n for n, m in members.items() if m is not None and task.started_at is not None and
+                    self._containers.setdefault(f"{task.key}/{n}", m.container) != m.container]
+        health = _health([members[n] for n in task.essential])
+        if all((m := members[n]) is not None and m.state == "running" for n in task.essential):
             task.show("RUNNING", health, state.address)
-            if health == "UNHEALTHY":
-                self._stop(task, "Task failed container health checks", "TaskFailedToStart")
+            for name, member in members.items():
+                if member is not None:
+                    self._containers.setdefault(f"{task.key}/{name}", member.container)
         else:
-            task.show("PENDING", "UNKNOWN", state.address)
+            task.show("PENDING" if state.address else "PROVISIONING", "UNKNOWN", state.address)
+        task.exited(exits)
+        if any(n in exits or n in replaced for n in task.essential):
+            self._stop(task, "Essential container in task exited", "EssentialContainerExited")
+        elif health == "UNHEALTHY":
+            self._stop(task, "Task failed container health checks", "TaskFailedToStart")
 
     def _launch(self, backend: Any, service: Any, revision: str, primary: dict[str, Any],
                 tasks: list[EmulatedTask]) -> EmulatedTask | None:
@@ -225,9 +227,9 @@ class Scheduler:
             why = missing_group(task, task.log_streams)
             if why:
                 raise TaskStartError(why)
-            check_pullable(definition)
             unit = task_unit(task, definition, network=_network(backend, network), aliases=_aliases(backend, service),
-                             secret_value=secret_reader(task.account_id, task.region_name))
+                             secret_value=secret_reader(task.account_id, task.region_name),
+                             pull_auth=ecr_credentials(task.account_id))
         except TaskStartError as exc:
             self._stop(task, str(exc), "TaskFailedToStart")
             return None
@@ -263,7 +265,8 @@ class Scheduler:
         self.shipper.ship(task)  # the last lines, before the containers go
         self.shipper.forget(task)
         self.plane.remove(task.key)
-        self._containers.pop(task.key, None)
+        for name in task.container_names:
+            self._containers.pop(f"{task.key}/{name}", None)
         if never_ran or code == "EssentialContainerExited" or reason.startswith("Task failed"):
             self._failed(task)
 
@@ -322,6 +325,15 @@ class Scheduler:
             _event(service, f"(service {service.name}) has reached a steady state.")
 
 
+
+
+def _health(members: list[MemberState | None]) -> str:
+    """A task's health from its essential containers': UNHEALTHY when one is, HEALTHY when all
+    that have a health check are (and one has), else UNKNOWN."""
+    found = [HEALTH.get(str(m.health), "UNKNOWN") for m in members if m is not None and m.health]
+    if "UNHEALTHY" in found:
+        return "UNHEALTHY"
+    return "HEALTHY" if found and all(h == "HEALTHY" for h in found) else "UNKNOWN"
 
 
 def _event(service: Any, message: str) -> None:

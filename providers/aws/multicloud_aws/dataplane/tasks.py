@@ -2,9 +2,10 @@
 serve as they serve their own, and the data-plane unit a task definition becomes.
 
 A Fargate task in awsvpc mode is one unit: its own address on the app's network, answering to
-the Cloud Map names of its service; its containers get the definition's image, command, entry
-point, environment, `secrets` (valueFrom resolved from the emulated Secrets Manager at start),
-health check and the task's cpu and memory as limits.
+the Cloud Map names of its service; its containers get the definition's image (pulled from the
+emulated ECR with its credentials), command, entry point, user, read-only root filesystem,
+environment, `secrets` (valueFrom resolved from the emulated Secrets Manager at start), health
+check and the task's cpu and memory as limits.
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ class EmulatedTask:
         self.removed = False
         """Whether the scheduler removed the task's containers (it has stopped)."""
         self.has_check = any(c.get("healthCheck") for c in definition.container_definitions)
+        self.container_names = [str(c.get("name") or "main") for c in definition.container_definitions]
+        self.essential = [str(c.get("name") or "main") for c in definition.container_definitions
+                          if c.get("essential", True) is not False]
 
     @property
     def key(self) -> str:
@@ -81,8 +85,8 @@ class EmulatedTask:
     def advance(self) -> None:
         """moto calls this on every DescribeTasks; the scheduler moves the task's state instead."""
 
-    def show(self, last_status: str, health: str, address: str, exit_code: int | None = None) -> None:
-        """Reflect what the task's containers do: status, health, address (the ENI's), exit code."""
+    def show(self, last_status: str, health: str, address: str) -> None:
+        """Reflect what the task's containers do: status, health, address (the ENI's)."""
         if self.last_status == "STOPPED":
             return
         if last_status == "RUNNING" and self.started_at is None:
@@ -97,8 +101,12 @@ class EmulatedTask:
             container.update(lastStatus=last_status, healthStatus=health)
             if address:
                 container["networkInterfaces"] = [{"attachmentId": self.id, "privateIpv4Address": address}]
-            if exit_code is not None:
-                container["exitCode"] = exit_code
+
+    def exited(self, codes: Mapping[str, int]) -> None:
+        """Record the exit codes of containers that have ended (by name)."""
+        for container in self.containers:
+            if container["name"] in codes:
+                container.update(exitCode=codes[container["name"]], lastStatus="STOPPED")
 
     def stop(self, reason: str, code: str) -> None:
         """The task is stopped (by the scheduler, or StopTask, which moto marks STOPPED already)."""
@@ -113,21 +121,22 @@ class EmulatedTask:
 
 
 def task_unit(task: EmulatedTask, definition: Any, *, network: str, aliases: tuple[str, ...],
-              secret_value: Callable[[str], str]) -> Unit:
-    """The unit a task runs as; raises TaskStartError when a secret cannot be resolved."""
+              secret_value: Callable[[str], str], pull_auth: Mapping[str, str] | None = None) -> Unit:
+    """The unit a task runs as (ECR images pulled with `pull_auth`); raises TaskStartError when a
+    secret cannot be resolved."""
     from multicloud_docker.dataplane import Unit
 
     cpu = float(definition.cpu) / 1024 if str(definition.cpu or "").isdigit() else None
     memory = int(definition.memory) * MIB if str(definition.memory or "").isdigit() else None
     base = {"AWS_REGION": task.region_name, "AWS_DEFAULT_REGION": task.region_name,
             "AWS_EXECUTION_ENV": "AWS_ECS_FARGATE"}
-    members = tuple(_member(container, base, secret_value, cpu=cpu, memory=memory)
+    members = tuple(_member(container, base, secret_value, cpu=cpu, memory=memory, pull_auth=pull_auth)
                     for container in definition.container_definitions)
     return Unit(task.key, members, network=network, aliases=aliases)
 
 
 def _member(container: Mapping[str, Any], base: Mapping[str, str], secret_value: Callable[[str], str], *,
-            cpu: float | None, memory: int | None) -> Member:
+            cpu: float | None, memory: int | None, pull_auth: Mapping[str, str] | None) -> Member:
     """One container of a task: its environment, then its secrets (valueFrom, read now)."""
     from multicloud_docker.dataplane import Member
 
@@ -146,6 +155,9 @@ def _member(container: Mapping[str, Any], base: Mapping[str, str], secret_value:
         memory=int(own_memory) * MIB if own_memory else memory,
         probe=_probe(container.get("healthCheck")),
         restart="no",  # ECS never restarts a container: the scheduler replaces the task
+        pull_auth=pull_auth if _in_ecr(str(container["image"])) else None,
+        user=str(container["user"]) if container.get("user") else None,
+        read_only=bool(container.get("readonlyRootFilesystem")),
     )
 
 
@@ -193,25 +205,15 @@ def secret_reader(account: str, region: str) -> Callable[[str], str]:
 
 
 
-def check_pullable(definition: Any) -> None:
-    """Raise TaskStartError (CannotPullContainerError) for an image of the emulated ECR that its
-    registry does not hold: the engine may have it from the build, but a task pulls from ECR."""
-    from multicloud import image_registry as registry_api
+def _in_ecr(image: str) -> bool:
+    """Whether an image is in the emulated ECR's registry."""
     from multicloud_aws import local_registry
 
     registry = local_registry.current()
-    if registry is None:
-        return
-    for container in definition.container_definitions:
-        image = str(container.get("image", ""))
-        if not image.startswith(f"{registry.address}/"):
-            continue
-        path = image.removeprefix(f"{registry.address}/")
-        name, reference = path.split("@", 1) if "@" in path else [*path.rsplit(":", 1), "latest"][:2]
-        try:
-            found = registry_api.manifest_digest(registry.endpoint, name, reference)
-        except OSError as exc:
-            raise TaskStartError(f"CannotPullContainerError: pull image manifest from {image}: {exc}") from exc
-        if found is None:
-            raise TaskStartError(f"CannotPullContainerError: pull image manifest has been retried 1 time(s): "
-                                 f"failed to resolve ref {image}: not found")
+    return registry is not None and image.startswith(f"{registry.address}/")
+
+
+def ecr_credentials(account: str) -> dict[str, str]:
+    """The user and password of an authorization token of the account's emulated ECR, as moto
+    issues them (what the task's execution role pulls with)."""
+    return {"username": "AWS", "password": f"{account}-auth-token"}

@@ -52,6 +52,10 @@ class Member:
     """Registry credentials ({"username", "password"}): the image is pulled with them on every create,
     as a cloud pulls (a wrong credential fails the member); None uses what the engine has."""
     volumes: Mapping[str, str] = field(default_factory=dict)
+    user: str | None = None
+    """The user (NAME, UID or UID:GID) the container runs as; None: the image's."""
+    read_only: bool = False
+    """Whether the root filesystem is read-only (files and volumes stay writable mounts)."""
 
 
 @dataclass(frozen=True)

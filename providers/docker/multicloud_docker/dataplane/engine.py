@@ -154,10 +154,12 @@ def create_member(
             nano_cpus=round(member.cpu * 1e9) if member.cpu else None,
             mem_limit=member.memory,
             binds={volume: {"bind": path, "mode": "rw"} for volume, path in mounts.items()} or None,
+            read_only=member.read_only or None,
         )
         created = api.create_container(
             image=member.image,
             name=name,
+            user=member.user or None,
             command=list(member.command) if member.command is not None else None,
             entrypoint=list(member.entrypoint) if member.entrypoint is not None else None,
             environment=[f"{k}={v}" for k, v in member.env.items()],
