@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from multicloud.contract import Capabilities, Endpoint, Event, EventSink, Health, HealthState, LogLine, ServiceStatus
-from multicloud.errors import RetryableError, SettingsError, UserError
+from multicloud.errors import SettingsError, UserError
 from multicloud.logwindow import last
 from multicloud.planner import Action, Change
 from multicloud.resources import Resource, Sensitive
+from multicloud.retry import RetryPolicy, call_with_retries
 from multicloud.spec.targets import TargetSpec
 from multicloud.terminal import Terminal
 from multicloud_gcp import reports
@@ -274,13 +275,8 @@ class CloudRunProvider:
         """Send all traffic to the newest revision before the one serving now that became ready
         (UserError when none), sending the etag it read, so that a change made meanwhile is not
         overwritten: Cloud Run refuses (ABORTED) and the rollback reads again, up to 3 times."""
-        for attempt in range(3):
-            try:
-                return self._rollback_once(app, service)
-            except RetryableError:
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        return call_with_retries(lambda: self._rollback_once(app, service),
+                                 RetryPolicy(attempts=3, base_delay=0.1, max_delay=1.0))[0]
 
     def _rollback_once(self, app: str, service: str) -> str:
         """One read-decide-update round of `rollback`."""
