@@ -50,8 +50,9 @@ ClientFactory = Callable[[GcpSettings], CloudRunApi]
 class SecretManagerApi(Protocol):
     """Secret Manager v1 calls for the secrets multicloud writes; errors already translated."""
 
-    def list_secrets(self, project: str, labels: dict[str, str]) -> list[Body]:
-        """Every secret of the project carrying these labels (all pages); reads only."""
+    def list_secrets(self, project: str, labels: dict[str, str]) -> list[Body] | None:
+        """Every secret of the project carrying these labels (all pages), or None when the identity
+        may not read Secret Manager; reads only."""
         ...
 
     def get_secret(self, name: str) -> Body | None:

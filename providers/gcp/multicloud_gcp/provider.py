@@ -106,8 +106,10 @@ class CloudRunProvider:
         return {name: value for name, value in values.items() if value is not None}
 
     def _owned_secrets(self, app: str) -> list[Resource]:
-        """The secrets multicloud wrote for the app, as resources."""
-        found = [secret_of(b) for b in self.secrets.list_secrets(self.settings.project, {APP_LABEL: app})]
+        """The secrets multicloud wrote for the app, as resources; none when Secret Manager may not be
+        read (a spec that writes no secret needs no Secret Manager role; one that does fails creating)."""
+        bodies = self.secrets.list_secrets(self.settings.project, {APP_LABEL: app}) or []
+        found = [secret_of(b) for b in bodies]
         return [r for r in found if r is not None]
 
     def _name(self, app: str, service: str) -> str:

@@ -29,12 +29,17 @@ class GoogleSecretManagerApi:
         """Translate any SDK exception raised in the block (once, `raise ... from`)."""
         return translated(what, self.settings)
 
-    def list_secrets(self, project: str, labels: dict[str, str]) -> list[Body]:
-        """Every secret of the project carrying these labels (all pages); reads only."""
+    def list_secrets(self, project: str, labels: dict[str, str]) -> list[Body] | None:
+        """Every secret of the project carrying these labels (all pages), or None when the identity
+        may not read Secret Manager (PermissionDenied, also the answer while its API is disabled);
+        reads only."""
         wanted = " AND ".join(f"labels.{k}={v}" for k, v in sorted(labels.items()))
         with self._translated(f"list secrets of projects/{project}"):
-            found = self._client.list_secrets(request={"parent": f"projects/{project}", "filter": wanted})
-            return [body_of(s) for s in found]
+            try:
+                found = self._client.list_secrets(request={"parent": f"projects/{project}", "filter": wanted})
+                return [body_of(s) for s in found]
+            except (self._exceptions.PermissionDenied, self._exceptions.Forbidden):
+                return None
 
     def get_secret(self, name: str) -> Body | None:
         """A secret's metadata, or None when it does not exist; reads only."""

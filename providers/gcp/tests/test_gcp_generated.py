@@ -66,3 +66,14 @@ def test_a_secret_of_that_name_that_is_not_the_apps_is_left_alone(
     with pytest.raises(ApplyFailedError, match="already exists in Secret Manager and is not app 'theirs'"):
         deploy(_spec("theirs"), provider_for("rest"), env={}).apply()
     assert cloudrun.model.secret_values["theirs-token"] == "someone else's"
+
+
+def test_a_spec_that_writes_no_secret_needs_no_secret_manager_role(
+    cloudrun: RunningCloudRun, provider_for: Callable[..., CloudRunProvider], deploy: Callable[..., Deployment]
+) -> None:
+    plain = spec_from_dict({"name": "plain", "services": {"api": {"image": "registry.example.com/api:1"}},
+                            "targets": {"gcp": {"provider": "gcp-cloudrun"}}})
+    cloudrun.model.faults.fail("ListSecrets", "PERMISSION_DENIED", times=5)
+    deployment = deploy(plain, provider_for("rest"), env={})
+    assert deployment.apply().ok and not deployment.plan().has_changes
+    deployment.destroy()
