@@ -64,6 +64,7 @@ def test_the_board_times_resources_from_the_apply_start() -> None:
     assert board.summary() == "3 resources: 1 done, 1 retrying, 1 blocked · 6.0s"
     board.update(Event("progress", "service/d#sweep", "deleting a leftover"))  # not planned: added last
     assert [r.resource for r in board.rows()][-1] == "service/d#sweep"
+    assert Board([], clock=clock).summary() == "nothing to change · 0.0s"  # a no-op apply
 
 
 def test_plain_and_json_lines() -> None:

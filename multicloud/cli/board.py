@@ -88,4 +88,6 @@ class Board:
         counts = self.counts()
         parts = [f"{n} {state}" for state, n in counts.items() if n]
         total = sum(counts.values())
-        return f"{total} resource{'s' if total != 1 else ''}: {', '.join(parts) or 'none'} · {self.now():.1f}s"
+        if not total:
+            return f"nothing to change · {self.now():.1f}s"
+        return f"{total} resource{'s' if total != 1 else ''}: {', '.join(parts)} · {self.now():.1f}s"
