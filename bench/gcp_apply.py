@@ -35,6 +35,7 @@ def iot_spec(app: str, services: int, release: str) -> Any:
         "ingestion": {
             "image": "registry.example.com/iot/ingestion:1",
             "replicas": 2,
+            "resources": {"cpu": 1, "memory": "512Mi"},  # it works between requests: instance billing
             "env": {
                 "MQTT_URL": "${services.broker.url}",
                 "DATABASE_URL": "${secrets.database_url}",
