@@ -278,9 +278,20 @@ def test_traffic_splits_between_two_revisions_and_tags_reach_one(running: Runnin
 
 
 def test_session_affinity_pins_a_client_to_its_instance(running: RunningCloudRun) -> None:
-    deployment = deploy(running, {"ws": {"image": APP_IMAGE, "replicas": 3, "ports": _http()}})
-    updated(deployment, "ws", lambda body: body["template"].update(session_affinity=True))
-    url = url_of(deployment, "ws")
+    from multicloud_gcp.client import GoogleCloudRunApi
+    from multicloud_gcp.settings import parse_settings
+
+    client = GoogleCloudRunApi(parse_settings(running.settings()))  # the run_v2 client, as a user's script
+    parent, name = "projects/demo-project/locations/europe-west1", f"ws{uuid.uuid4().hex[:6]}"
+    container = {"image": APP_IMAGE, "ports": [{"container_port": 8080}]}
+    client.create_service(parent, name, {"template": {
+        "containers": [container], "session_affinity": True, "scaling": {"min_instance_count": 3}}})
+    deadline = time.monotonic() + 60
+    while (body := client.get_service(f"{parent}/services/{name}") or {}).get("terminal_condition", {}).get(
+        "state") != "CONDITION_SUCCEEDED":
+        assert time.monotonic() < deadline, body
+        time.sleep(0.1)
+    url = body["uri"]
     answers = [exchange(running, url) for _ in range(12)]
     assert len({json.loads(body)["hostname"] for _, _, body in answers}) >= 2  # no cookie: spread
     cookies = [line.split(":", 1)[1].split(";")[0].strip() for _, head, _ in answers
@@ -290,7 +301,7 @@ def test_session_affinity_pins_a_client_to_its_instance(running: RunningCloudRun
     assert {json.loads(body)["hostname"] for _, _, body in pinned} == {json.loads(answers[0][2])["hostname"]}
     assert not any("Set-Cookie" in head for _, head, _ in pinned)  # the pin holds: no new cookie
     assert "Set-Cookie: GAESA=" in exchange(running, url, cookie="GAESA=forged")[1]  # unknown: placed anew
-    deployment.destroy()
+    client.delete_service(f"{parent}/services/{name}")
 
 
 SLOW = """
