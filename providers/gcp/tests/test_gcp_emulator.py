@@ -239,3 +239,34 @@ def test_cloud_logging_filters_what_instances_printed(cloudrun: RunningCloudRun,
     assert api.list_entries("other-project", wanted + since, newest_first=False, limit=None) == []
     with pytest.raises(UserError, match="only AND"):
         api.list_entries("demo-project", wanted + " OR textPayload:bye" + since, newest_first=False, limit=None)
+
+
+def test_a_rollouts_new_instances_are_not_stopped_as_idle_until_it_serves() -> None:
+    from multicloud_docker.dataplane import Member, Unit
+    from multicloud_gcp.emulator.scaling import Pool, Scaler
+
+    class Plane:
+        """Keeps the desired units, as the data plane does (no engine needed here)."""
+
+        def __init__(self) -> None:
+            self.desired: dict[str, Unit] = {}
+
+        def apply(self, unit: Unit) -> None:
+            self.desired[unit.key] = unit
+
+        def remove(self, key: str) -> None:
+            self.desired.pop(key, None)
+
+    plane = Plane()
+    scaler = Scaler(plane, idle_seconds=0.0)  # type: ignore[arg-type]
+    try:
+        def pool(held: bool) -> Pool:
+            return Pool("rev", 8080, 80, 0, 10, False, lambda i: Unit(f"rev/{i}", (Member("app", "x:1"),)), held=held)
+
+        scaler.ensure(pool(held=True), start=1)
+        assert scaler.reap() == [] and list(plane.desired) == ["rev/0"]  # slow to start: kept
+        scaler.ensure(pool(held=False), start=0)  # the rollout routes to it: min 0 and idle
+        scaler.reap()  # (or the scaler's own thread, first)
+        assert plane.desired == {}
+    finally:
+        scaler.close()

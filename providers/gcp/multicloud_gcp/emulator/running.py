@@ -254,7 +254,9 @@ class RevisionRunner:
     def prestart(self, service: Json, revision: Json, secrets: Mapping[str, str]) -> Callable[[], bool | str]:
         """Start a new revision's instances (max(1, min), capped by max) before it serves; return a
         check that is True once one accepts on its port, False until then, or says why they cannot."""
-        pool = self.scaler.ensure(self._pool(service, revision, secrets), start=1)
+        held = self._pool(service, revision, secrets)
+        held.held = True  # however long it takes to start, until the rollout routes to it
+        pool = self.scaler.ensure(held, start=1)
         with self._lock:
             self._revisions.setdefault(service["name"], set()).add(revision["name"])
         short = revision["name"].rsplit("/", 1)[-1]

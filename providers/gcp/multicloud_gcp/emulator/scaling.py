@@ -51,6 +51,8 @@ class Pool:
     affinity: bool
     make: Callable[[int], Unit]
     instances: dict[int, Instance] = field(default_factory=dict)
+    held: bool = False
+    """A rollout's new revision before it serves: its instances are not stopped for being idle."""
 
     def free_index(self) -> int:
         """The lowest instance index not in use."""
@@ -198,7 +200,7 @@ class Scaler:
         now = time.monotonic()
         stopped: list[str] = []
         with self._lock:
-            for pool in self._pools.values():
+            for pool in (p for p in self._pools.values() if not p.held):
                 for index in sorted(pool.instances, reverse=True):
                     instance = pool.instances[index]
                     idle = instance.in_flight == 0 and now - instance.last_used >= self.idle_seconds
