@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -203,6 +204,39 @@ def test_a_killed_task_is_replaced_and_traffic_resumes(running: Running, deploye
     assert not any(a.startswith("ERR") for a in new), new  # the NLB skips the dead target at once
     assert _until(lambda: len({_hit(address) for _ in range(12)}) == 2, 40), "the replacement never took traffic"
     assert not deployment.plan().has_changes
+
+
+def test_a_new_revision_rolls_out_without_a_gap(running: Running, deployed: tuple[Deployment, Any, str],
+                                                spec: dict[str, Any]) -> None:
+    deployment, ecs, app = deployed
+    address = _listener(deployment)
+    before = {t["taskArn"] for t in _tasks(ecs, app)}
+    changed = {**spec, "services": {"web": {**spec["services"]["web"],
+                                            "env": {**spec["services"]["web"]["env"], "GREETING": "again"}}}}
+    rolled = Deployment(spec_from_dict(changed), "aws", environ={"TOKEN": SECRET}, health_timeout=120)
+    answers: list[str] = []
+    done = threading.Event()
+
+    def probe() -> None:
+        while not done.is_set():
+            answers.append(_hit(address))
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=probe)
+    watcher.start()
+    try:
+        rolled.apply()  # returns once the new revision's deployment completed
+    finally:
+        done.set()
+        watcher.join()
+    service = ecs.describe_services(cluster=app, services=["web"])["services"][0]
+    assert [d["status"] for d in service["deployments"]] == ["PRIMARY"]
+    assert service["deployments"][0]["rolloutState"] == "COMPLETED" and service["runningCount"] == 2
+    tasks = _tasks(ecs, app)
+    assert not before & {t["taskArn"] for t in tasks} and len(tasks) == 2
+    assert {t["taskDefinitionArn"] for t in tasks} == {service["taskDefinition"]}
+    assert answers and not [a for a in answers if a.startswith("ERR")], answers  # the NLB never lost its targets
+    assert not rolled.plan().has_changes
 
 
 def test_stop_task_is_replaced(running: Running, deployed: tuple[Deployment, Any, str]) -> None:

@@ -11,6 +11,7 @@ revision. Running tasks' addresses are what the service's target groups and Clou
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -117,6 +118,7 @@ class Scheduler:
             try:
                 self._pass()
             except Exception:  # a moto object changed under the pass: the next one sees it
+                logging.getLogger(__name__).debug("scheduler pass failed; retrying", exc_info=True)
                 time.sleep(self.period)
             self._wake.wait(self.period)
 
