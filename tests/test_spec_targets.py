@@ -1,12 +1,15 @@
-"""The per-target view of a spec: overrides, exclude, and reading secret values."""
+"""Targets: the per-target view of a spec (overrides, exclude, reading secret values) and the
+load-time checks of targets, their overrides and what they exclude, named at their lines."""
 
 from __future__ import annotations
+
+import textwrap
 
 import pytest
 
 from multicloud.errors import TargetError
 from multicloud.spec import loads, read_secrets, target_spec
-from tests.helpers import SKETCH
+from tests.helpers import SKETCH, at, problem, problems, where
 
 SPEC = """\
 name: shop
@@ -148,3 +151,146 @@ def test_secret_values_are_not_in_the_missing_message(tmp_path):
     with pytest.raises(TargetError) as caught:
         read_secrets(target_spec(shop, "local"), {"TOKEN": "hunter2-plaintext"})
     assert "hunter2" not in str(caught.value)
+
+
+# --- targets -------------------------------------------------------------------------------
+
+TARGETS_BASE = textwrap.dedent(
+    """\
+    name: app
+    services:
+      db:
+        image: postgres
+        ports: [{name: pg, port: 5432}]
+      web:
+        build: ./web
+        env: {DB_HOST: "${services.db.host}", MODE: dev}
+        depends_on: [db]
+    targets:
+    """
+)
+
+
+def test_unknown_service_in_exclude_and_overrides():
+    text = TARGETS_BASE + "  aws:\n    provider: aws-ecs\n    exclude: [database]\n"
+    text += "    overrides:\n      wbe: {replicas: 2}\n"
+    found = problems(text)
+    assert [(p.field, p.message, at(p)) for p in found] == [
+        ("targets.aws.exclude[0]", "unknown service 'database' (known: db, web)", where(text, "database")),
+        ("targets.aws.overrides.wbe", "unknown service 'wbe' (known: db, web)", where(text, "wbe")),
+    ]
+
+
+def test_bad_override_field_points_into_the_override():
+    text = TARGETS_BASE + "  aws:\n    provider: aws-ecs\n    overrides:\n      web:\n        replica: 2\n"
+    found = problem(text)
+    assert found.field == "targets.aws.overrides.web.replica"
+    assert found.message == "unknown field 'replica'; did you mean 'replicas'?"
+    assert at(found) == where(text, "replica:")
+
+
+def test_bad_override_value_points_into_the_override():
+    text = TARGETS_BASE + "  aws:\n    provider: aws-ecs\n    overrides:\n      web:\n        resources: {cpu: none}\n"
+    found = problem(text)
+    assert found.field == "targets.aws.overrides.web.resources.cpu"
+    assert found.message == "should be a number (got string 'none')"
+    assert at(found) == where(text, "cpu: none")
+
+
+def test_override_that_breaks_a_rule_points_at_the_override():
+    text = TARGETS_BASE + "  aws:\n    provider: aws-ecs\n    overrides:\n      web:\n        image: registry/web:1\n"
+    found = problem(text)
+    assert (found.field, found.message) == ("targets.aws.overrides.web", "give exactly one of image or build")
+    assert at(found) == where(text, "web:\n        image")
+
+
+def test_override_cross_references_are_checked():
+    text = TARGETS_BASE + (
+        "  aws:\n    provider: aws-ecs\n    overrides:\n      web:\n"
+        "        depends_on: [cache]\n        env: {TOKEN: '${secrets.nope}'}\n"
+    )
+    found = problems(text)
+    assert [(p.field, at(p)) for p in found] == [
+        ("targets.aws.overrides.web.depends_on[0]", where(text, "cache")),
+        ("targets.aws.overrides.web.env.TOKEN", where(text, "TOKEN")),
+    ]
+
+
+def test_override_may_create_a_cycle_on_one_target():
+    text = TARGETS_BASE + "  aws:\n    provider: aws-ecs\n    overrides:\n      db:\n        depends_on: [web]\n"
+    found = problem(text)
+    assert found.field == "targets.aws.overrides.db.depends_on[0]"
+    assert found.message == "dependency cycle: db -> web -> db (on target 'aws')"
+
+
+def test_placeholder_to_an_excluded_service():
+    text = TARGETS_BASE + "  aws:\n    provider: aws-ecs\n    exclude: [db]\n"
+    found = problem(text)
+    assert found.field == "services.web.env.DB_HOST"
+    assert at(found) == where(text, "DB_HOST")
+    assert found.message == (
+        "refers to service 'db', which target 'aws' excludes; override this field under targets.aws.overrides.web"
+    )
+
+
+def test_overriding_the_placeholder_fixes_the_excluded_reference():
+    text = TARGETS_BASE + (
+        "  aws:\n    provider: aws-ecs\n    exclude: [db]\n    overrides:\n"
+        "      web: {env: {DB_HOST: db.example.com}}\n"
+    )
+    loaded = loads(text)
+    assert loaded.targets["aws"].exclude == ["db"]
+
+
+def test_excluded_reference_written_in_an_override_points_there():
+    text = TARGETS_BASE + (
+        "  aws:\n    provider: aws-ecs\n    exclude: [db]\n    overrides:\n"
+        "      web: {env: {DB_HOST: rds.example.com, DB_URL: 'pg://${services.db.host}'}}\n"
+    )
+    found = problem(text)
+    assert found.field == "targets.aws.overrides.web.env.DB_URL"
+    assert at(found) == where(text, "DB_URL")
+
+
+def test_override_merges_with_a_build_short_form():
+    text = TARGETS_BASE + "  aws:\n    provider: aws-ecs\n    overrides:\n"
+    text += "      web: {build: {dockerfile: Dockerfile.aws}}\n"
+    loads(text)  # the base `build: ./web` merges as {context: ./web}
+
+
+def test_target_needs_a_provider():
+    text = TARGETS_BASE + "  aws: {region: eu-west-1}\n"
+    found = problem(text)
+    assert (found.field, found.message) == ("targets.aws.provider", "missing required field 'provider'")
+    assert at(found) == where(text, "aws:")
+
+
+def test_malformed_placeholder_with_targets_is_a_spec_error():
+    text = TARGETS_BASE.replace("MODE: dev", "MODE: '${oops}'") + "  aws: {provider: aws-ecs}\n"
+    found = problem(text)
+    assert found.field == "services.web.env.MODE"
+
+
+def test_references_are_checked_against_the_ports_a_target_overrides():
+    text = (
+        TARGETS_BASE
+        + "  aws:\n    provider: aws-ecs\n    overrides:\n      db:\n        ports: [{name: sql, port: 5432}]\n"
+    )
+    text = text.replace("MODE: dev", "DB_PORT: '${services.db.port.pg}'")
+    found = problem(text)
+    assert found.field == "services.web.env.DB_PORT"
+    assert found.message == ("service 'db' has no port named 'pg' (ports: sql) (on target 'aws', after its overrides)")
+    assert at(found) == where(text, "DB_PORT")
+
+
+def test_an_override_may_refer_to_a_port_that_another_override_adds():
+    text = (
+        TARGETS_BASE
+        + "  gcp:\n    provider: gcp-cloudrun\n    overrides:\n      db:\n        ports: [{name: sql, port: 5432}]\n"
+        + "      web:\n        env: {DB_PORT: '${services.db.port.sql}'}\n"
+    )
+    assert loads(text).targets["gcp"].overrides["web"]["env"]["DB_PORT"] == "${services.db.port.sql}"
+    wrong = text.replace("port.sql}", "port.pg}")
+    found = problem(wrong)
+    assert found.field == "targets.gcp.overrides.web.env.DB_PORT"
+    assert found.message == "service 'db' has no port named 'pg' (ports: sql)"
