@@ -21,7 +21,7 @@ from multicloud.contract import (
 )
 from multicloud.engine import ApplyResult, Engine
 from multicloud.errors import ApplyFailedError, CapabilityError, Finding, SettingsError, SpecError, UserError
-from multicloud.fallbacks import with_fallbacks
+from multicloud.fallbacks import with_fallbacks, without_optional_volumes
 from multicloud.findings import located, spec_complaint
 from multicloud.generated import LocalSecretStore, SupportsSecretStore, generated_values
 from multicloud.lock import app_lock
@@ -93,8 +93,10 @@ class Deployment:
     @cached_property
     def target_spec(self) -> TargetSpec:
         """The spec as this target runs it: its section applied, where the provider cannot serve a
-        port the port's fallback in its place, and `${resources...}` bound to where it puts them."""
-        return bind(with_fallbacks(self.written, self.provider.capabilities), self.provider)
+        port the port's fallback in its place (and no optional volume where it has none), and
+        `${resources...}` bound to where it puts them."""
+        caps = self.provider.capabilities
+        return bind(without_optional_volumes(with_fallbacks(self.written, caps), caps), self.provider)
 
     @cached_property
     def provider(self) -> Provider:
@@ -220,12 +222,21 @@ class Deployment:
         fresh one that apply keeps), or composed (a resource's URL, from its generated password)."""
         environ = inputs.environ() if self._environ is None else self._environ
         values = read_secrets(self.target_spec, environ)
-        generated, self._fresh_secrets = generated_values(
-            self._secret_store(), self.app, self.target_spec.generated_secrets()
-        )
-        values.update(generated)
+        generated, fresh = generated_values(self._secret_store(), self.app, self.target_spec.generated_secrets())
+        # a fresh value already planned (or handed out by secret()) stays the one apply keeps
+        self._fresh_secrets = {name: self._fresh_secrets.get(name, value) for name, value in fresh.items()}
+        values.update({**generated, **self._fresh_secrets})
         used = set(self.target_spec.used_secrets())
         return {**values, **{k: v for k, v in connection_urls(self.target_spec, values).items() if k in used}}
+
+    def secret(self, name: str) -> str:
+        """The value this target uses for a secret the spec's services use (read from its source, or the
+        generated one its store keeps, e.g. an operator token a deploy script hands to a client); UserError
+        for a name no service here uses. multicloud itself never prints it."""
+        values = self._secret_values()
+        if name not in values:
+            raise UserError(f"no secret {name!r} is used on target {self.target!r} (used: {', '.join(values)})")
+        return values[name]
 
     def _secret_store(self) -> SupportsSecretStore:
         """The provider when it keeps secrets itself, else the machine-local store for this target."""

@@ -1,6 +1,8 @@
-"""Port fallbacks: where a target cannot serve a port (Cloud Run has no raw TCP), the port's
-`fallback` (another port of the same service) stands in for it: the port is left out and every
-`${services.S.port|url.P}` to it, and a health check on it, refer to the fallback instead."""
+"""What stands in where a target cannot serve part of a spec. Port fallbacks: where a target cannot
+serve a port (Cloud Run has no raw TCP), the port's `fallback` (another port of the same service)
+stands in for it: the port is left out and every `${services.S.port|url.P}` to it, and a health
+check on it, refer to the fallback instead. Volumes that are not `required`: where a target has no
+persistent volumes, they are not mounted (the service's own disk holds that data)."""
 
 from __future__ import annotations
 
@@ -67,3 +69,17 @@ def _health(
     numbers = {p.port: ports[moved[(name, p.name)]].port for p in service.ports if (name, p.name) in moved}
     update = {f: numbers[getattr(check, f)] for f in ("tcp", "port") if getattr(check, f) in numbers}
     return check.model_copy(update=update) if update else check
+
+
+def without_optional_volumes(spec: TargetSpec, caps: Capabilities) -> TargetSpec:
+    """The target spec with mounts of volumes that are not `required` left out where the target has no
+    persistent volumes (the capability check then passes them); unchanged elsewhere. Pure."""
+    optional = {name for name, volume in spec.volumes.items() if not volume.required}
+    if caps.volumes or not optional:
+        return spec
+    services = {
+        name: service.model_copy(update={"volumes": [m for m in service.volumes if m.source not in optional]})
+        if any(m.source in optional for m in service.volumes) else service
+        for name, service in spec.services.items()
+    }
+    return replace(spec, services=services)

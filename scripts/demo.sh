@@ -6,31 +6,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SPEC=examples/iot-backend/multicloud.yaml
-SECRETS=.demo/secrets.env
 TLS=.demo/tls
 API=https://127.0.0.1:8000
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "setting up: Python environment, Docker engine, base image"
+step "setting up: Python environment, Docker engine, base images"
 scripts/bootstrap.sh
 if [[ $(id -u) -eq 0 ]]; then scripts/setup-engine.sh; else sudo scripts/setup-engine.sh; fi
+# the database runs postgres:15; offline (no Docker Hub) a stand-in is built from the example's own image
+if [[ $(id -u) -eq 0 ]]; then scripts/postgres-image.sh; else sudo scripts/postgres-image.sh; fi
 
-if [[ ! -s $SECRETS ]]; then
-  step "generating the stack's secrets into $SECRETS (kept for re-runs; never printed)"
-  mkdir -p "$(dirname "$SECRETS")"
-  (umask 077; .venv/bin/python - >"$SECRETS" <<'PY'
-import secrets
-for name in ("DB_PASSWORD", "ADMIN_TOKEN", "BROKER_FEED_TOKEN", "INGESTION_MQTT_PASSWORD", "REGISTRY_MQTT_PASSWORD"):
-    print(f"IOT_{name}={secrets.token_urlsafe(24)}")
-PY
-  )
-fi
 step "development CA and server certificate in $TLS (kept for re-runs; clients trust $TLS/ca.crt)"
 .venv/bin/python examples/iot-backend/iotsim/devca.py "$TLS"
-set -a; source "$SECRETS"; set +a
-# the services' database URL, derived here so it always carries the database's password
-export IOT_DATABASE_URL="postgresql://iot:${IOT_DB_PASSWORD}@db:5432/iot"
+# the one secret the spec does not generate: the server certificate devices verify (its owner's)
 IOT_TLS_CERT=$(cat "$TLS/server.crt"); IOT_TLS_KEY=$(cat "$TLS/server.key")
 export IOT_TLS_CERT IOT_TLS_KEY
 
@@ -42,7 +31,10 @@ mc apply --yes
 step "multicloud status"
 mc status
 
-export IOT_API_URL=$API IOT_API_TOKEN=$IOT_ADMIN_TOKEN IOT_CA_FILE=$TLS/ca.crt
+# the operator token multicloud generated on the first apply and keeps in the target's secret store
+IOT_API_TOKEN=$(.venv/bin/python -c 'import sys; from multicloud import Deployment
+print(Deployment.from_file(sys.argv[1], "local").secret("admin_token"))' "$SPEC")
+export IOT_API_URL=$API IOT_API_TOKEN IOT_CA_FILE=$TLS/ca.crt
 sim() { .venv/bin/python examples/iot-backend/simulate.py "$@"; }
 for _ in $(seq 60); do
   curl --cacert "$TLS/ca.crt" -fsS "$API/healthz" >/dev/null 2>&1 && break
@@ -61,8 +53,10 @@ cat <<EOF
 
 The IoT backend is running on the local Docker engine:
   devices connect to  mqtts://127.0.0.1:8883  or  wss://127.0.0.1:8081/mqtt  (TLS; trust $TLS/ca.crt)
-  operators use       $API/docs  (token: IOT_ADMIN_TOKEN in $SECRETS; curl --cacert $TLS/ca.crt)
+  operators use       $API/docs  (token: the generated admin_token, kept by multicloud in
+                      $(.venv/bin/python -c 'from multicloud.generated import LocalSecretStore
+print(LocalSecretStore("docker", "iot-backend", "local").directory)'); curl --cacert $TLS/ca.crt)
 See more:   .venv/bin/multicloud logs ingestion -f $SPEC --target local
-Tear down:  .venv/bin/multicloud destroy -f $SPEC --target local --yes            (keeps the database volume)
+Tear down:  .venv/bin/multicloud destroy -f $SPEC --target local --yes            (keeps the database and its password)
             .venv/bin/multicloud destroy -f $SPEC --target local --yes --volumes  (removes it too)
 EOF

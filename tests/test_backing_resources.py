@@ -173,3 +173,16 @@ def test_a_target_may_exclude_a_resource_and_must_then_override_its_users(tmp_pa
     spec = loads(text + overrides, file="shop.yaml")
     assert Deployment(spec, "ext", environ={"DB_URL": "postgresql://elsewhere"}).target_spec.resources == {}
     assert "postgres/db" not in {c.key for c in Deployment(spec, "ext", environ={"DB_URL": "u"}).plan().changes}
+
+
+def test_secret_hands_out_the_value_that_apply_keeps(spec_file: Path) -> None:
+    from multicloud.errors import UserError
+
+    first = Deployment.from_file(str(spec_file), "mem", environ={})
+    planned = first.plan()
+    url = first.secret("resources_db_url")  # generated, not kept yet: the planned one, every time
+    assert first.secret("resources_db_url") == url
+    first.apply(planned)
+    assert Deployment.from_file(str(spec_file), "mem", environ={}).secret("resources_db_url") == url
+    with pytest.raises(UserError, match="no secret 'nope' is used on target 'mem'"):
+        first.secret("nope")

@@ -79,3 +79,17 @@ def test_a_fallback_names_another_port_of_the_service() -> None:
     found = problem(text)
     assert found.field == "services.broker.ports[0].fallback" and found.line == where(text, "fallback")[0]
     assert "ports: mqtt, mqtt-ws" in found.message
+
+
+def test_a_volume_not_required_is_left_out_where_the_target_has_none() -> None:
+    from multicloud.contract import Capabilities
+    from multicloud.fallbacks import without_optional_volumes
+    from multicloud.spec import loads
+    from multicloud.spec.targets import target_spec
+
+    spec = target_spec(loads(
+        "name: v\nservices:\n  broker:\n    image: x\n    volumes: [\"state:/state\", \"keys:/keys\"]\n"
+        "volumes:\n  state: {required: false}\n  keys: {}\ntargets:\n  t: {provider: p}\n"), "t")
+    assert without_optional_volumes(spec, Capabilities()) is spec
+    kept = without_optional_volumes(spec, Capabilities(volumes=False)).services["broker"].volumes
+    assert [m.source for m in kept] == ["keys"]  # a required one stays, and the capability check refuses it

@@ -35,7 +35,9 @@ from iotsim.device import Device  # noqa: E402
 
 from multicloud import Deployment, spec_from_dict  # noqa: E402
 
-SECRETS = ("DB_PASSWORD", "ADMIN_TOKEN", "BROKER_FEED_TOKEN", "INGESTION_MQTT_PASSWORD", "REGISTRY_MQTT_PASSWORD")
+SECRETS = ("DB_PASSWORD",)
+"""What an e2e run makes itself: the password of the PostgreSQL it runs for a target that excludes the
+spec's db (the spec generates its other secrets; the TLS pair comes from a development CA)."""
 DEVICES = 3
 READINGS = 100
 STARTED = time.monotonic()
@@ -72,7 +74,7 @@ def progress(event: Any) -> None:
 
 
 def fresh_secrets() -> dict[str, str]:
-    """The example's secrets as environment variables, fresh and URL-safe."""
+    """The secrets the run makes itself (SECRETS) as environment variables, fresh and URL-safe."""
     return {f"IOT_{name}": secrets.token_urlsafe(18) for name in SECRETS}
 
 
@@ -101,8 +103,7 @@ def session_leftovers(session: str) -> Callable[[], list[str]]:
 def local_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
     """The spec on the local engine, its public ports on ports the engine picks."""
     spec["targets"] = {"local": dict(LOCAL_TARGET)}
-    environ = fresh_secrets()
-    environ["IOT_DATABASE_URL"] = f"postgresql://iot:{environ['IOT_DB_PASSWORD']}@db:5432/iot"
+    environ: dict[str, str] = {}
     ca_file = with_tls(environ, work / "tls", ["127.0.0.1", "localhost"])
     deployment = Deployment(spec_from_dict(spec, base_dir=str(EXAMPLE)), "local", environ=environ, health_timeout=300)
 
@@ -137,6 +138,10 @@ def aws_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
         os.environ.update(running.environment)
         aws = spec["targets"]["aws"]
         spec["targets"] = {"aws": aws}
+        # the emulated RDS serves no database yet: the services use this run's PostgreSQL instead
+        aws["exclude"] = ["db"]
+        aws["overrides"] = {name: {"env": {"DATABASE_URL_FILE": "${secrets.database_url.file}"}}
+                            for name in ("auth", "ingestion", "registry")}
         ec2 = client_factory(running.endpoint, region=aws["region"])("ec2")
         vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
         gateway, _subnet = emulator.data_plane.network(vpc)
@@ -284,7 +289,8 @@ def gcp_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
         os.environ.update(running.environment)  # its Artifact Registry, where multicloud pushes the builds
         spec["targets"] = {"gcp": gcp}
         for name, source in spec["secrets"].items():  # Secret Manager holds the values on Cloud Run
-            running.model.secret_values[name] = environ[source["from_env"]]
+            if "from_env" in source:  # (multicloud writes the generated ones there itself)
+                running.model.secret_values[name] = environ[source["from_env"]]
         stack.enter_context(resolved_to(running.front))
         say(f"Cloud Run emulator at {running.endpoint}; run.app URLs stand for the front at {running.front}")
         parsed = spec_from_dict(spec, base_dir=str(EXAMPLE))
@@ -322,7 +328,7 @@ def flow(ready: Prepared) -> int:
     public = {(e.service, e.port): e.url for e in ready.deployment.endpoints() if e.public}
     say(f"endpoints: {', '.join(sorted(public.values()))}")
     registry = ready.reach(next(url for (service, _), url in public.items() if service == "registry"))
-    api = RegistryClient(registry, ready.environ["IOT_ADMIN_TOKEN"], ca_file=ready.ca_file)
+    api = RegistryClient(registry, ready.deployment.secret("admin_token"), ca_file=ready.ca_file)
     brokers = {port: url for (service, port), url in public.items() if service == "broker"}
     broker = ready.reach(brokers.get("mqtts") or brokers.get("mqtt-wss") or next(iter(brokers.values())))
     ca_file = ready.ca_file

@@ -15,6 +15,7 @@ esac
 if ! scripts/setup-engine.sh --check >/dev/null 2>&1; then
   if [[ $(id -u) -eq 0 ]]; then scripts/setup-engine.sh; else sudo scripts/setup-engine.sh; fi
 fi
+scripts/postgres-image.sh >/dev/null  # the db resource's postgres:15 (an offline stand-in)
 start=$(date +%s)
 .venv/bin/python examples/iot-backend/e2e.py "$target"
 echo "e2e.sh $target: wall time $(( $(date +%s) - start )) s"

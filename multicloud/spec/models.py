@@ -311,6 +311,12 @@ class DerivedSecret(Secret):
 class Volume(Model):
     """A named volume; its data survives updates and, by default, destroy."""
 
+    required: bool = Field(
+        default=True,
+        description="false: where the target has no persistent volumes (ECS Fargate, ACI, Cloud Run) nothing is "
+        "mounted and the service keeps that data on its own disk, lost when it is replaced",
+    )
+
 
 def _none_to_empty(value: Any) -> Any:
     return {} if value is None else value

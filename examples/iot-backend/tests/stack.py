@@ -15,13 +15,18 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from multicloud_docker.postgres import as_service
+from multicloud_docker.provider import DockerProvider
+
 from multicloud.addressing import DirectAddressing, resolve_service
+from multicloud.backing import bind
 from multicloud.build import build_hash, context_path
 from multicloud.resources import Sensitive
+from multicloud.spec.backing import password_secret, url_secret
 from multicloud.spec.loader import load
-from multicloud.spec.models import Service, Spec
+from multicloud.spec.models import Build, Service, Spec
 from multicloud.spec.placeholders import SECRETS_DIR, secret_files
-from multicloud.spec.targets import services_for
+from multicloud.spec.targets import target_spec
 
 EXAMPLE = Path(__file__).resolve().parents[1]
 SPEC = EXAMPLE / "multicloud.yaml"
@@ -39,6 +44,8 @@ HARNESS_PORTS = {("broker", 1883): "mqtt", ("broker", 8080): "ws", ("broker", 88
                  ("registry", 8000): "registry", ("ingestion", 8000): "ingestion"}
 SERVICES = ("db", "auth", "broker", "ingestion", "registry")
 IMAGE_PREFIX = "iot-backend-test"
+DB_BUILD = Build(context="./services/db")
+"""The image the harness runs the `db` resource from: the example's own, as the offline postgres:15 stand-in."""
 
 
 def docker(*args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 120) -> str:
@@ -60,7 +67,7 @@ def build_images(services: tuple[str, ...] = SERVICES) -> dict[str, str]:
     spec = load(SPEC)
     tags = {}
     for name in services:
-        build = spec.services[name].build
+        build = DB_BUILD if name == "db" else spec.services[name].build
         if build is None:
             raise RuntimeError(f"{SPEC}: services.{name} has no build")
         tag = f"{IMAGE_PREFIX}/{name}:{build_hash(spec.source.base_dir, name, build)}"
@@ -102,8 +109,11 @@ class DockerStack:
 
     @property
     def services(self) -> dict[str, Service]:
-        """The spec's services as the local target runs them."""
-        return services_for(self.spec, TARGET)
+        """The spec's services as the local target runs them (its resources bound as the docker provider
+        binds them), and `db`, the container the docker provider runs for the db resource."""
+        bound = bind(target_spec(self.spec, TARGET), DockerProvider({}))
+        db = as_service("db", self.spec.resources["db"], self.images["db"])
+        return {**bound.services, "db": db}
 
     @property
     def network(self) -> str:
@@ -156,7 +166,7 @@ class DockerStack:
         for host_port, container_port in publish.items():
             args += ["-p", f"127.0.0.1:{host_port}:{container_port}"]
         for mount in self.services[service].volumes:
-            args += ["-v", f"{self.prefix}-{mount.source}:{mount.target}"]
+            args += ["-v", f"{self.prefix}-{mount.source.replace('.', '-')}:{mount.target}"]
         for secret in secret_files(self.services[service]):  # those its environment still points at
             if f"{SECRETS_DIR}/{secret}" in env.values():
                 args += ["-v", f"{self.secret_dir / secret}:{SECRETS_DIR}/{secret}:ro"]
@@ -167,7 +177,8 @@ class DockerStack:
 
     def spec_secrets(self) -> dict[str, str]:
         """The value of each of the spec's secrets in this stack (the TLS pair only with `tls`)."""
-        values = {**self.secrets, "database_url": self.database_url()}
+        values = {**self.secrets, password_secret("db"): self.secrets["db_password"],
+                  url_secret("db"): self.database_url()}
         if self.tls is not None:
             values.update(tls_cert=(self.tls / "server.crt").read_text(), tls_key=(self.tls / "server.key").read_text())
         return values

@@ -10,7 +10,6 @@ empty, destroy leaves nothing.
 from __future__ import annotations
 
 import json
-import secrets
 import socket
 import ssl
 import subprocess
@@ -37,16 +36,21 @@ from multicloud.planner import Action
 
 pytestmark = pytest.mark.docker
 EXAMPLE = Path(__file__).resolve().parents[1]
-SECRETS = ("DB_PASSWORD", "ADMIN_TOKEN", "BROKER_FEED_TOKEN", "INGESTION_MQTT_PASSWORD", "REGISTRY_MQTT_PASSWORD")
 
 
 @dataclass(frozen=True)
 class Deployed:
-    """The applied example, the secret values it was given and the CA its certificate chains to."""
+    """The applied example, the secret values it was given (the TLS pair) and those it generated (the others,
+    its database's password and URL), and the CA its certificate chains to."""
 
     deployment: Deployment
     environ: dict[str, str]
     ca_file: str
+
+    @property
+    def values(self) -> dict[str, str]:
+        """Every secret value the deployment uses, by the secret's name."""
+        return {name: self.deployment.secret(name) for name in self.deployment.target_spec.used_secrets()}
 
     def endpoint(self, service: str, port: str) -> str:
         """The URL a public port is reached at."""
@@ -54,7 +58,8 @@ class Deployed:
 
     def api(self) -> RegistryClient:
         """A registry client over HTTPS that trusts the development CA."""
-        return RegistryClient(self.endpoint("registry", "https"), self.environ["IOT_ADMIN_TOKEN"], ca_file=self.ca_file)
+        return RegistryClient(self.endpoint("registry", "https"), self.deployment.secret("admin_token"),
+                              ca_file=self.ca_file)
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +68,13 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     pytest.importorskip("paho.mqtt", reason="the device simulator needs paho-mqtt>=2.1")
     if not engine_up():
         pytest.skip("no Docker engine (scripts/setup-engine.sh starts one)")
+    subprocess.run([str(EXAMPLE.parents[1] / "scripts" / "postgres-image.sh")], check=True, capture_output=True,
+                   timeout=1800)  # the db resource's postgres:15 (an offline stand-in)
     data: dict[str, Any] = yaml.safe_load((EXAMPLE / "multicloud.yaml").read_text())
     data["name"] = f"iot-e2e-{uuid.uuid4().hex[:6]}"
     data["targets"] = {"local": dict(LOCAL_TARGET)}
     ca = ensure(tmp_path_factory.mktemp("tls"))
-    environ = {f"IOT_{name}": secrets.token_urlsafe(18) for name in SECRETS}
-    environ["IOT_DATABASE_URL"] = f"postgresql://iot:{environ['IOT_DB_PASSWORD']}@db:5432/iot"
-    environ["IOT_TLS_CERT"] = ca.server_cert.read_text().strip()
+    environ = {"IOT_TLS_CERT": ca.server_cert.read_text().strip()}
     environ["IOT_TLS_KEY"] = ca.server_key.read_text().strip()
     deployment = Deployment(spec_from_dict(data, base_dir=str(EXAMPLE)), "local", environ=environ, health_timeout=240)
     try:
@@ -122,7 +127,7 @@ def test_clients_that_do_not_trust_the_ca_are_refused(deployed: Deployed) -> Non
             device.connect(timeout=5)
         device.close()
     with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
-        RegistryClient(deployed.endpoint("registry", "https"), deployed.environ["IOT_ADMIN_TOKEN"]).devices()
+        RegistryClient(deployed.endpoint("registry", "https"), deployed.deployment.secret("admin_token")).devices()
     # plain MQTT to the TLS port: the broker never answers with a CONNACK
     parts = urllib.parse.urlsplit(deployed.endpoint("broker", "mqtts"))
     with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
@@ -142,12 +147,12 @@ def test_no_secret_value_is_in_any_containers_environment(deployed: Deployed) ->
     assert len(ids) == 6, ids  # db, auth, broker, 2 x ingestion, registry
     inspected = json.loads(subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True,
                                           check=True).stdout)
-    values = [v for k, v in deployed.environ.items() if k != "IOT_TLS_CERT"]  # a certificate is public
-    values += [line for line in deployed.environ["IOT_TLS_KEY"].splitlines() if "PRIVATE KEY" not in line]
+    secret = {k: v for k, v in deployed.values.items() if k not in ("tls_cert", "tls_key")}  # a certificate is public
+    values = [line for line in deployed.environ["IOT_TLS_KEY"].splitlines() if "PRIVATE KEY" not in line]
     for container in inspected:
         env = "\n".join(container["Config"]["Env"] or [])
         labels = json.dumps(container["Config"]["Labels"])
-        leaked = [k for k, v in deployed.environ.items() if v in env or v in labels]
+        leaked = [k for k, v in secret.items() if v in env or v in labels]
         assert not leaked and not any(v in env or v in labels for v in values), (container["Name"], leaked)
         assert any("_FILE=/run/secrets/" in e for e in container["Config"]["Env"]), container["Name"]
 

@@ -31,11 +31,11 @@ def iot(make_provider: Callable[..., AwsEcsProvider], iot_example: dict[str, Any
     provider = make_provider(region="us-east-1")
     deployed = deploy(iot_spec(iot_example), provider, iot_secrets)
     yield deployed
-    deployed.destroy()
+    deployed.destroy(volumes=True)
 
 
 def test_iot_backend_on_emulated_aws(iot: Any, calls: Any, iot_secrets: dict[str, str]) -> None:
-    secrets = iot_secrets.values()
+    secrets = [*iot_secrets.values(), *(iot.secret(n) for n in iot.target_spec.used_secrets())]
     provider: AwsEcsProvider = iot.provider
     app = iot.app
     planned = iot.plan()
@@ -81,7 +81,7 @@ def test_iot_backend_on_emulated_aws(iot: Any, calls: Any, iot_secrets: dict[str
     cloud_map = provider.ctx.client("servicediscovery")
     namespace = next(n for n in cloud_map.list_namespaces()["Namespaces"] if n["Name"] == f"{app}.internal")
     registered = cloud_map.list_services(Filters=[{"Name": "NAMESPACE_ID", "Values": [namespace["Id"]]}])["Services"]
-    assert {s["Name"] for s in registered} == {"auth", "broker", "ingestion", "registry"}
+    assert {s["Name"] for s in registered} == {"auth", "broker", "ingestion", "registry", "db"}  # db: RDS's alias
     found = cloud_map.discover_instances(NamespaceName=f"{app}.internal", ServiceName="ingestion")["Instances"]
     assert len(found) == 2
     groups = provider.ctx.client("logs").describe_log_groups(logGroupNamePrefix=f"/multicloud/{app}")["logGroups"]
@@ -106,8 +106,11 @@ def test_iot_backend_on_emulated_aws(iot: Any, calls: Any, iot_secrets: dict[str
     again = iot.apply()
     assert again.changed == 0
     assert calls.mutations() == []
-    # observe reads a fixed number of pages; the engine then polls health once per service and the NLB
-    assert len(calls.reads()) <= 13 + len(status) + 1, calls.reads()
+    # one read per generated secret (Secrets Manager keeps them); observe reads a fixed number of pages
+    # (4 for the database: its security and subnet groups, the instances, its alias); the engine then
+    # polls health once per service, the NLB and the database
+    generated = len(iot.target_spec.generated_secrets())
+    assert len(calls.reads()) <= generated + 17 + len(status) + 2, calls.reads()
 
 
 def test_destroy_leaves_nothing_tagged(make_provider: Callable[..., AwsEcsProvider], app_name: str, deploy: Any,
@@ -116,7 +119,9 @@ def test_destroy_leaves_nothing_tagged(make_provider: Callable[..., AwsEcsProvid
     deployed = deploy(iot_spec(iot_example), provider, iot_secrets)
     deployed.apply()
     assert tagged(provider, app_name)
-    deployed.destroy()
+    kept = deployed.plan(destroy=True).kept  # the database stays unless asked
+    assert {r.key for r in kept} == {"postgres/db", "db-security-group/db", "secret/resources_db_password"}
+    deployed.destroy(volumes=True)
     assert tagged(provider, app_name) == []
     assert provider.observe(app_name) == []
     spaces = provider.ctx.client("servicediscovery").list_namespaces()["Namespaces"]
