@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from multicloud_aws import draining, exec_gaps, local_registry, rollbacks
-from multicloud_aws.dataplane import patches
+from multicloud_aws.dataplane import patches, rds
 from multicloud_aws.fargate import allowed_pairs, is_valid
 
 _lock = threading.RLock()
@@ -137,6 +137,7 @@ def install() -> None:
         _patch(EC2ContainerServiceBackend, "describe_services", _settling)
         _patch(EC2ContainerServiceBackend, "register_task_definition", _before_register)
         patches.install(_patch)
+        rds.install(_patch)
         _patch(ResourceGroupsTaggingAPIBackend, "get_resources", _get_resources)
         _patch(ServiceDiscoveryBackend, "create_private_dns_namespace", _create_namespace)
         _patch(ServiceDiscoveryBackend, "delete_namespace", _refuse_in_use("namespace"))

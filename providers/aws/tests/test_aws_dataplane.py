@@ -7,6 +7,7 @@ the engine: building and pushing to the emulated ECR is what `e2e.sh aws` runs).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -305,3 +306,48 @@ def test_destroy_leaves_no_task(running: Running, deployed: tuple[Deployment, An
 
 def test_the_api_only_fixture_runs_nothing(aws_emulator: Any) -> None:
     assert not any(n.startswith("data plane") for n in aws_emulator.notes)  # conftest: the API only
+
+
+def _psql(url: str, sql: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["psql", url, "-XAtc", sql], capture_output=True, text=True, timeout=30, check=False)
+
+
+def test_an_rds_instance_is_a_real_postgresql(running: Running) -> None:
+    from multicloud_aws.dataplane.rds import loopback
+
+    rds = client_factory(running.endpoint)("rds")
+    identifier = f"dp-{uuid.uuid4().hex[:6]}"
+    rds.create_db_instance(DBInstanceIdentifier=identifier, Engine="postgres", EngineVersion="15",
+                           DBInstanceClass="db.t4g.micro", AllocatedStorage=20, DBName="shop",
+                           MasterUsername="owner", MasterUserPassword="first-Pw-1234")
+
+    def status() -> str:
+        return str(rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]["DBInstanceStatus"])
+
+    assert status() == "creating"  # as RDS: minutes, here until the server answers with its database
+    assert _until(lambda: status() == "available", timeout=240), status()
+    url = f"postgresql://owner:{{}}@{loopback(identifier)}:5432/shop"
+    answer = _psql(url.format("first-Pw-1234"), "SELECT current_user || '@' || current_database()")
+    assert answer.stdout.strip() == "owner@shop", answer.stderr
+    endpoint = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]["Endpoint"]["Address"]
+    cloud_map = client_factory(running.endpoint)("servicediscovery")
+    cloud_map.create_private_dns_namespace(Name=f"{identifier}.internal", Vpc="vpc-any")
+    spaces = cloud_map.list_namespaces()["Namespaces"]
+    namespace = next(n["Id"] for n in spaces if n["Name"] == f"{identifier}.internal")
+    alias = cloud_map.create_service(Name="db", NamespaceId=namespace, DnsConfig={
+        "RoutingPolicy": "WEIGHTED", "DnsRecords": [{"Type": "CNAME", "TTL": 10}]})["Service"]
+    cloud_map.register_instance(ServiceId=alias["Id"], InstanceId="rds", Attributes={"AWS_INSTANCE_CNAME": endpoint})
+
+    unit = hashlib.sha256(f"rds-{identifier}".encode()).hexdigest()[:8]  # in the data plane's container name
+
+    def names() -> set[str]:  # what the server answers to on its VPC's network
+        found = _docker("ps", "-q", "--filter", f"name=-{unit}-").stdout.split()
+        inspected = json.loads(_docker("inspect", *found).stdout) if found else []
+        return {a for c in inspected for n in c["NetworkSettings"]["Networks"].values() for a in n["Aliases"] or []}
+
+    assert _until(lambda: {endpoint, f"db.{identifier}.internal"} <= names(), timeout=120), names()
+    rds.modify_db_instance(DBInstanceIdentifier=identifier, MasterUserPassword="second-Pw-5678", ApplyImmediately=True)
+    assert _until(lambda: _psql(url.format("second-Pw-5678"), "SELECT 1").stdout.strip() == "1", timeout=120)
+    rds.delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True)
+    assert _until(lambda: not _docker("ps", "-aq", "--filter", f"label=multicloud.dataplane.owner={running.owner}",
+                                      "--filter", f"name=-{unit}-").stdout.strip(), timeout=60)

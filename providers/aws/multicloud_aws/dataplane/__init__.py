@@ -3,9 +3,10 @@
 The shared runner (multicloud_docker.dataplane) makes the containers; this package only maps
 ECS onto it: a task is a unit on its VPC's network (`tasks`), the service scheduler keeps
 desiredCount of them running (`scheduler`), NLB listeners forward from a loopback address of
-the NLB's own to healthy targets (`nlb`), and awslogs copies output to CloudWatch Logs
-(`awslogs`). It runs the services and NLBs created through one emulator server
-(gaps.attach_runner), so emulators in one process keep to their own.
+the NLB's own to healthy targets (`nlb`), awslogs copies output to CloudWatch Logs (`awslogs`),
+and RDS for PostgreSQL instances are real PostgreSQL servers on their VPC's network (`rds`). It
+runs the services, NLBs and instances created through one emulator server (gaps.attach_runner),
+so emulators in one process keep to their own.
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ class EcsDataPlane:
 
     def __init__(self, plane: Any, port: int) -> None:
         from multicloud_aws import gaps
-        from multicloud_aws.dataplane import patches
+        from multicloud_aws.dataplane import patches, rds
         from multicloud_aws.dataplane.nlb import Balancers
         from multicloud_aws.dataplane.scheduler import Scheduler
 
         self.plane = plane
+        self.rds = rds.RdsServers(plane)
+        rds.attach(port, self.rds)
         self.port = port
         self.balancers: Balancers = Balancers(str(port))
         self.scheduler: Scheduler = Scheduler(plane, self.balancers).start()
@@ -65,8 +68,9 @@ class EcsDataPlane:
     def close(self) -> None:
         """Stop scheduling and remove every container, network and volume the data plane made."""
         from multicloud_aws import gaps
-        from multicloud_aws.dataplane import patches
+        from multicloud_aws.dataplane import patches, rds
 
+        rds.attach(self.port, None)
         gaps.attach_runner(self.port, None)
         patches.report_health(None)
         self._stopping.set()
