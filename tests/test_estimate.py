@@ -51,10 +51,10 @@ AZURE_TOTAL = 73.74  # 10.8405 + 21.681 (broker) + 21.681 (ingestion) + 10.8405 
 
 # GCP europe-west1 (Cloud Run instance-based 0.000018/vCPU-s = 0.0648/h, 0.000002/GiB-s = 0.0072/h;
 # egress 0.12/GiB). The example's overrides give broker, ingestion and registry 1 vCPU.
-GCP_AUTH = (0.25 * 0.0648 + 0.5 * 0.0072) * HOURS  # 0.0198/h -> 14.454
+GCP_AUTH = (1 * 0.0648 + 0.5 * 0.0072) * HOURS  # 1 CPU on gcp (the broker long-polls it): 0.0684/h -> 49.932
 GCP_BROKER = (1 * 0.0648 + 1 * 0.0072) * HOURS  # 0.072/h -> 52.56
 GCP_REGISTRY = (1 * 0.0648 + 0.5 * 0.0072) * HOURS  # 0.0684/h -> 49.932
-GCP_TOTAL = 234.07  # 14.454 + 52.56 + 2 * 52.56 (ingestion) + 49.932 + 12.0 = 234.066
+GCP_TOTAL = 269.54  # 49.932 + 52.56 + 2 * 52.56 (ingestion) + 49.932 + 12.0 = 269.544
 
 
 def test_the_example_on_every_target_matches_the_hand_computation(capsys: pytest.CaptureFixture[str]) -> None:
@@ -94,7 +94,7 @@ def test_one_table_with_prices_and_assumptions(capsys: pytest.CaptureFixture[str
     assert out.startswith("Monthly estimate of iot-backend (100 GiB of egress assumed per target")
     table = out.split("\n\n")[1].splitlines()
     assert table[0].split() == ["TARGET", "ITEM", "QUANTITY", "MONTHLY"]
-    assert table[-1].split()[:2] == ["gcp", "total"] and table[-1].endswith("234.07 USD")
+    assert table[-1].split()[:2] == ["gcp", "total"] and table[-1].endswith("269.54 USD")
     assert any(row.startswith("aws     total") and row.endswith("133.06 USD") for row in table)
     assert not any(row.startswith(("local", "azure")) for row in table)
     assert "aws: aws-ecs eu-west-1, 2024-06, USD" in out and "gcp: gcp-cloudrun europe-west1, 2024-06" in out
