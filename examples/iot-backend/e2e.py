@@ -11,6 +11,7 @@ nothing is left. Prints each step's time and the total; exits 1 on the first fai
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import secrets
 import sys
@@ -35,6 +36,7 @@ from iotsim.device import Device  # noqa: E402
 
 from multicloud import Deployment, spec_from_dict  # noqa: E402
 
+DB_UNIT = "e2e-db"
 SECRETS = ("DB_PASSWORD",)
 """What an e2e run makes itself: the password of the PostgreSQL it runs for a target that excludes the
 spec's db (the spec generates its other secrets; the TLS pair comes from a development CA)."""
@@ -187,10 +189,10 @@ def _stopping(running: Any) -> Iterator[Any]:
 @contextmanager
 def azure_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
     """The spec on the ACI emulator with its data plane, and a PostgreSQL for the group (run by
-    the same data plane, on the engine's default network)."""
+    the same data plane, on the groups' network)."""
     from multicloud_azure.emulator import AzureEmulator
-    from multicloud_azure.emulator.running import group_address, group_key
-    from multicloud_docker.dataplane import DataPlane, Member, Unit
+    from multicloud_azure.emulator.running import NETWORK, group_address, group_key
+    from multicloud_docker.dataplane import Member, Unit
     from stack import build_images
 
     say("building the service images (Docker's layer cache makes repeats quick)")
@@ -202,12 +204,13 @@ def azure_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
             raise SystemExit(f"e2e: {handle.running.notes[0]}")
         os.environ.update(handle.running.environment)
         environ = fresh_secrets()
-        db = DataPlane("e2e-db").start()
-        stack.callback(db.close)
+        # the database joins the groups' network on the emulator's own data plane (groups reach
+        # nothing else); the leftovers check below leaves it out, the emulator's stop removes it
+        plane = handle.backend.runner.plane
         password = {"/run/secrets": {"db_password": environ["IOT_DB_PASSWORD"].encode()}}
         env = {"POSTGRES_PASSWORD_FILE": "/run/secrets/db_password"}
-        db.apply(Unit("db", (Member("db", images["db"], env=env, files=password),)))
-        state = db.wait("db", 120)
+        plane.apply(Unit(DB_UNIT, (Member("db", images["db"], env=env, files=password),), network=NETWORK))
+        state = plane.wait(DB_UNIT, 120)
         if state.error or not state.address:
             raise SystemExit(f"e2e: the database did not start: {state.error or 'no address'}")
         environ["IOT_DATABASE_URL"] = f"postgresql://iot:{environ['IOT_DB_PASSWORD']}@{state.address}:5432/iot"
@@ -225,7 +228,12 @@ def azure_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
         say(f"ACI emulator at {handle.endpoint}; the group's address will be {address}; database at {state.address}")
         parsed = spec_from_dict(spec, base_dir=str(EXAMPLE))
         deployment = Deployment(parsed, "azure", environ=environ, health_timeout=300)
-        leftovers = session_leftovers(handle.backend.runner.plane.session)
+        everything = session_leftovers(plane.session)
+        database = f"-{hashlib.sha256(DB_UNIT.encode()).hexdigest()[:8]}-"  # in its containers' names
+
+        def leftovers() -> list[str]:
+            """What is left of the emulator's session but this run's database."""
+            return [name for name in everything() if database not in name]
 
         def reach(url: str) -> str:
             """The group's fqdn stands for its loopback address."""
