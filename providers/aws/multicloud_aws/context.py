@@ -77,19 +77,27 @@ class Context:
             return self._vpc
 
     def subnets(self) -> list[str]:
-        """Subnets for tasks and the NLB: from settings, else the VPC's (looked up once)."""
+        """Subnets for tasks and the NLB: from settings, else one public subnet per Availability Zone
+        of the VPC (looked up once): an NLB takes one subnet per zone, and a task with a public IP
+        pulls its image only from a subnet that routes to an internet gateway. UserError when the
+        VPC has no public subnet (nothing is created then)."""
         if self.settings.subnets:
             return list(self.settings.subnets)
         vpc = self.vpc()
         with self._lock:
             if self._subnets is None:
-                with guard(f"listing the subnets of {vpc}"):
-                    found = self.client("ec2").describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])
-                subnets = found.get("Subnets", [])
-                defaults = [s for s in subnets if s.get("DefaultForAz")] or subnets
-                if not defaults:
-                    raise UserError(f"VPC {vpc} has no subnets", hint="set the target's `subnets` setting")
-                self._subnets = sorted(str(s["SubnetId"]) for s in defaults)
+                with guard(f"listing the subnets and route tables of {vpc}"):
+                    ec2 = self.client("ec2")
+                    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}]).get("Subnets", [])
+                    tables = ec2.describe_route_tables(
+                        Filters=[{"Name": "vpc-id", "Values": [vpc]}]).get("RouteTables", [])
+                chosen = public_per_zone(subnets, tables)
+                if not chosen:
+                    raise UserError(
+                        f"VPC {vpc} has no public subnet (one whose route table sends 0.0.0.0/0 to an internet "
+                        "gateway)", hint="set the target's `subnets` (private ones need a NAT gateway, and "
+                        "assign_public_ip: false)")
+                self._subnets = chosen
             return list(self._subnets)
 
     def tagged(self, app: str, *, key: str | None = None,
@@ -130,3 +138,22 @@ def one(mapping: Mapping[str, Any], *path: str) -> Any:
             return None
         value = value.get(step)
     return value
+
+
+def public_per_zone(subnets: list[dict[str, Any]], tables: list[dict[str, Any]]) -> list[str]:
+    """The first public subnet (by id) of each Availability Zone, sorted: default subnets, and those
+    whose route table (their own, else the VPC's main one) routes 0.0.0.0/0 to an internet gateway."""
+    main = next((t for t in tables if any(a.get("Main") for a in t.get("Associations") or [])), None)
+    own = {str(a["SubnetId"]): t for t in tables for a in t.get("Associations") or [] if a.get("SubnetId")}
+
+    def public(subnet: dict[str, Any]) -> bool:
+        table = own.get(str(subnet["SubnetId"]), main) or {}
+        to_internet = any(r.get("DestinationCidrBlock") == "0.0.0.0/0"
+                          and str(r.get("GatewayId", "")).startswith("igw-") for r in table.get("Routes") or [])
+        return bool(subnet.get("DefaultForAz")) or to_internet
+
+    chosen: dict[str, str] = {}
+    for subnet in sorted(subnets, key=lambda s: str(s["SubnetId"])):
+        if public(subnet):
+            chosen.setdefault(str(subnet.get("AvailabilityZone", "")), str(subnet["SubnetId"]))
+    return sorted(chosen.values())

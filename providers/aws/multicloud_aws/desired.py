@@ -18,6 +18,9 @@ from multicloud_aws.fargate import fargate_size
 from multicloud_aws.settings import AwsSettings
 
 DEFAULT = "default"
+RUNTIME_PLATFORM = {"operatingSystemFamily": "LINUX", "cpuArchitecture": "X86_64"}
+"""What tasks run on: Fargate's default, stated so that an image built for another platform is caught
+(builds are made --platform linux/amd64, multicloud.image_push.PLATFORM)."""
 _SM_UNSAFE = re.compile(r"[^A-Za-z0-9/_+=.@-]")
 
 
@@ -140,6 +143,7 @@ def _service_resources(app: str, name: str, service: Service, *, settings: AwsSe
         "execution_role": settings.execution_role_arn or f"role/{app}",
         "task_role": settings.task_role_arn,
         "log_group": names.log_group(app),
+        "platform": RUNTIME_PLATFORM,
     }
     props = {
         "cluster": cluster_name(app, settings),

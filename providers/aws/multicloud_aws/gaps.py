@@ -20,7 +20,11 @@ an emulator runs (installed once, removed when the last emulator stops):
 - with a data plane attached (multicloud_aws.dataplane), the services created through that
   emulator's server run real tasks instead: their deployments are its scheduler's to complete.
 - ECR repositories live in a real registry (multicloud_aws.local_registry): their URIs,
-  the authorization token's proxyEndpoint and deletes point at it.
+  the authorization token's proxyEndpoint and deletes point at it;
+- what AWS refuses that moto accepts (multicloud_aws.refusals): an NLB with two subnets in one
+  zone, more than 10 revisions per DeleteTaskDefinitions, CreateService while a new account's
+  service-linked role propagates (set_linked_role_seconds) or with a target group no listener forwards
+  to yet (set_attach_seconds).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from multicloud_aws import draining, exec_gaps, local_registry, rollbacks
+from multicloud_aws import draining, exec_gaps, local_registry, refusals, rollbacks
 from multicloud_aws.dataplane import patches, rds
 from multicloud_aws.fargate import allowed_pairs, is_valid
 
@@ -78,6 +82,8 @@ def set_rollout_seconds(seconds: float) -> None:
 
 set_draining_seconds = draining.set_seconds
 fail_image = rollbacks.fail_image
+set_linked_role_seconds = refusals.set_linked_role_seconds
+set_attach_seconds = refusals.set_attach_seconds
 
 
 def attach_runner(port: int, runner: Any) -> None:
@@ -150,6 +156,7 @@ def install() -> None:
         draining.install(_patch, _deleted)
         rollbacks.install(_patch)
         exec_gaps.install(_patch)
+        refusals.install(_patch)
         # moto warns when an injected code is not in the service model; that is the point
         warnings.filterwarnings("ignore", message=r"Exception\((InjectedFault|RegistryUnavailable)\)",
                                 category=UserWarning)
@@ -168,6 +175,7 @@ def uninstall() -> None:
             _state["latency"] = _state["rollout"] = 0.0
             draining.uninstall()
             rollbacks.uninstall()
+            refusals.uninstall()
 
 
 def _patch(owner: Any, name: str, make: Callable[[Any], Any]) -> None:

@@ -15,9 +15,10 @@ from multicloud_aws import names
 from multicloud_aws.clients import error_code, guard
 from multicloud_aws.context import Context
 from multicloud_aws.lookups import cloud_map_service, role_arn, secret_arn, security_group_id, target_group_arn
-from multicloud_aws.releasing import until_drained
+from multicloud_aws.releasing import until_drained, until_propagated
 from multicloud_aws.taskdef import register_request, task_hash
 
+MAX_DELETED_REVISIONS = 10
 CIRCUIT_BREAKER = {"deploymentCircuitBreaker": {"enable": True, "rollback": True},
                    "maximumPercent": 200, "minimumHealthyPercent": 100}
 
@@ -59,10 +60,10 @@ def apply_service(ctx: Context, app: str, change: Change, say: Callable[[str], N
             extra: dict[str, Any] = {"loadBalancers": balancers} if balancers else {}
             if balancers:
                 extra["healthCheckGracePeriodSeconds"] = 60
-            client.create_service(
+            until_propagated(lambda: client.create_service(
                 serviceName=resource.name, launchType="FARGATE", schedulingStrategy="REPLICA",
                 serviceRegistries=registries, propagateTags="SERVICE",
-                enableECSManagedTags=True, tags=names.tag_list(tags, lower=True), **request, **extra)
+                enableECSManagedTags=True, tags=names.tag_list(tags, lower=True), **request, **extra))
             return
         owner = names.tag_dict(current.get("tags")).get(names.TAG_APP)
         if owner != app:
@@ -185,12 +186,13 @@ def delete_service(ctx: Context, app: str, service: str, cluster: str) -> None:
         arns = [a for a in arns if a.split("/")[-1].rsplit(":", 1)[0] == family]
         for arn in arns:
             client.deregister_task_definition(taskDefinition=arn)
-        if arns:
+        for start in range(0, len(arns), MAX_DELETED_REVISIONS):  # ECS takes at most 10 per call
             try:
-                client.delete_task_definitions(taskDefinitions=arns)
+                client.delete_task_definitions(taskDefinitions=arns[start:start + MAX_DELETED_REVISIONS])
             except Exception as exc:  # older endpoints lack the call; deregistered is enough
                 if error_code(exc) not in ("InvalidAction", "UnknownOperationException", "ClientException"):
                     raise
+                break
 
 
 def service_health(ctx: Context, cluster: str, service: str) -> Health:

@@ -91,7 +91,7 @@ class AwsSettings(ProviderSettings):
         default=None, description="VPC id (default: the region's default VPC)"
     )
     subnets: Annotated[Ids, *_ids("subnet")] = Field(
-        default=(), description="subnet ids for tasks and the load balancer (default: the VPC's subnets)"
+        default=(), description="subnet ids for tasks and the load balancer (default: one public subnet per zone)"
     )
     security_groups: Annotated[Ids, *_ids("sg")] = Field(
         default=(), description="security group ids for the tasks (default: one created per app)"

@@ -63,6 +63,8 @@ def register_request(app: str, service: str, task: Mapping[str, Any], *, region:
     }
     if task.get("task_role"):
         request["taskRoleArn"] = task["task_role"]
+    if task.get("platform"):
+        request["runtimePlatform"] = dict(task["platform"])
     return request
 
 
@@ -105,6 +107,7 @@ def read_task(app: str, described: Mapping[str, Any], role_key: Callable[[str], 
         "execution_role": role_key(str(described.get("executionRoleArn", ""))),
         "task_role": described.get("taskRoleArn") or None,
         "log_group": ((container.get("logConfiguration") or {}).get("options") or {}).get("awslogs-group"),
+        "platform": dict(described["runtimePlatform"]) if described.get("runtimePlatform") else None,
     }
 
 
