@@ -17,8 +17,8 @@ an emulator runs (installed once, removed when the last emulator stops):
 - the tagging API pages by ResourcesPerPage alone when TagsPerPage is not given;
 - faults (throttling, 5xx) can be injected per operation, and a per-call latency set;
 - a watcher sees every call after it took effect (kill trials stop a client there);
-- with a data plane attached (multicloud_aws.dataplane), the services created through that
-  emulator's server run real tasks instead: their deployments are its scheduler's to complete.
+- with a data plane attached (multicloud_aws.dataplane.servers), the services created through
+  that emulator's server run real tasks instead: their deployments are its scheduler's to complete.
 - ECR repositories live in a real registry (multicloud_aws.local_registry): their URIs,
   the authorization token's proxyEndpoint and deletes point at it;
 - what AWS refuses that moto accepts (multicloud_aws.refusals): an NLB with two subnets in one
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from multicloud_aws import draining, exec_gaps, local_registry, refusals, rollbacks
-from multicloud_aws.dataplane import patches, rds
+from multicloud_aws.dataplane import patches, rds, servers
 from multicloud_aws.fargate import allowed_pairs, is_valid
 
 _lock = threading.RLock()
@@ -48,9 +48,6 @@ _originals: list[tuple[Any, str, Any]] = []
 _addresses = itertools.count(10)
 _faults: dict[tuple[str, str], Fault] = {}
 _watchers: list[Callable[[str, str], None]] = []
-_runners: dict[str, Any] = {}
-"""Data planes by the port of the emulator server they run the services of."""
-_calling = threading.local()
 
 
 @dataclass
@@ -84,27 +81,6 @@ set_draining_seconds = draining.set_seconds
 fail_image = rollbacks.fail_image
 set_linked_role_seconds = refusals.set_linked_role_seconds
 set_attach_seconds = refusals.set_attach_seconds
-
-
-def attach_runner(port: int, runner: Any) -> None:
-    """Hand the deployments of services created through the server on `port` to a data plane's
-    scheduler (`runner.rolled_out(backend, service)`); None detaches it."""
-    with _lock:
-        if runner is None:
-            _runners.pop(str(port), None)
-        else:
-            _runners[str(port)] = runner
-
-
-def calling_port() -> str:
-    """The port of the emulator server the current API call came to ('' in process)."""
-    return str(getattr(_calling, "port", ""))
-
-
-def _runner_of(service: Any) -> Any:
-    """The data plane that runs a service (the one of the server it was created through), or None."""
-    with _lock:
-        return _runners.get(str(getattr(service, "multicloud_server", "")))
 
 
 def set_latency(seconds: float) -> None:
@@ -200,8 +176,8 @@ def _rolling_out(backend: Any, service: Any) -> None:
     """A new deployment: run by the data plane of the server it came through, else steady at once,
     or IN_PROGRESS with no task running until its time."""
     if not hasattr(service, "multicloud_server"):
-        service.multicloud_server = calling_port()
-    runner = _runner_of(service)
+        service.multicloud_server = servers.calling_port()
+    runner = servers.runner_of(service)
     if runner is not None:
         runner.rolled_out(backend, service)
         return
@@ -256,7 +232,7 @@ def _deployed(backend: Any, service: Any) -> None:
 def _deleted(backend: Any, service: Any) -> None:
     """A deleted service is gone (moto keeps it INACTIVE, visible to tags and lists)."""
     register_addresses(backend, service, [])
-    runner = _runner_of(service)
+    runner = servers.runner_of(service)
     if runner is not None:
         runner.wake()
     for key, value in list(backend.services.items()):
@@ -396,7 +372,7 @@ def _list_services(original: Any) -> Any:
 
 def _call_action(original: Any) -> Any:
     def patched(self: Any) -> Any:
-        _calling.port = str(self.headers.get("Host") or "").rpartition(":")[2] if self.headers else ""
+        servers.note_call(self.headers)
         if _state["latency"]:
             time.sleep(_state["latency"])
         if _faults:

@@ -5,8 +5,8 @@ ECS onto it: a task is a unit on its VPC's network (`tasks`), the service schedu
 desiredCount of them running (`scheduler`), NLB listeners forward from a loopback address of
 the NLB's own to healthy targets (`nlb`), awslogs copies output to CloudWatch Logs (`awslogs`),
 and RDS for PostgreSQL instances are real PostgreSQL servers on their VPC's network (`rds`). It
-runs the services, NLBs and instances created through one emulator server (gaps.attach_runner),
-so emulators in one process keep to their own.
+runs the services, NLBs and instances created through one emulator server (`servers`), so
+emulators in one process keep to their own.
 """
 
 from __future__ import annotations
@@ -33,8 +33,7 @@ class EcsDataPlane:
     """A started data plane for the services created through the emulator server on `port`."""
 
     def __init__(self, plane: Any, port: int) -> None:
-        from multicloud_aws import gaps
-        from multicloud_aws.dataplane import patches, rds
+        from multicloud_aws.dataplane import patches, rds, servers
         from multicloud_aws.dataplane.nlb import Balancers
         from multicloud_aws.dataplane.scheduler import Scheduler
 
@@ -45,7 +44,7 @@ class EcsDataPlane:
         self.balancers: Balancers = Balancers(str(port))
         self.scheduler: Scheduler = Scheduler(plane, self.balancers).start()
         patches.report_health(self.balancers.state)
-        gaps.attach_runner(port, self.scheduler)
+        servers.attach_runner(port, self.scheduler)
         self._stopping = threading.Event()
         self._chores = threading.Thread(target=self._loop, name="ecs-chores", daemon=True)
         self._chores.start()
@@ -67,11 +66,10 @@ class EcsDataPlane:
 
     def close(self) -> None:
         """Stop scheduling and remove every container, network and volume the data plane made."""
-        from multicloud_aws import gaps
-        from multicloud_aws.dataplane import patches, rds
+        from multicloud_aws.dataplane import patches, rds, servers
 
         rds.attach(self.port, None)
-        gaps.attach_runner(self.port, None)
+        servers.attach_runner(self.port, None)
         patches.report_health(None)
         self._stopping.set()
         self._chores.join(timeout=30)

@@ -48,11 +48,11 @@ def _stamping(original: Any) -> Any:
     """A new load balancer remembers the port of the emulator server it was created through."""
 
     def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
-        from multicloud_aws import gaps
+        from multicloud_aws.dataplane import servers
 
         balancer = original(self, *args, **kwargs)
         if not hasattr(balancer, "multicloud_server"):
-            balancer.multicloud_server = gaps.calling_port()
+            balancer.multicloud_server = servers.calling_port()
         return balancer
 
     return patched

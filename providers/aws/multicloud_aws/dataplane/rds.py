@@ -41,10 +41,10 @@ def install(patch: Any) -> None:
 
 def _current() -> RdsServers | None:
     """The servers of the emulator server the current call came to, if it runs a data plane."""
-    from multicloud_aws import gaps
+    from multicloud_aws.dataplane.servers import calling_port
 
     with _lock:
-        return _servers.get(gaps.calling_port())
+        return _servers.get(calling_port())
 
 
 def _hooked(hook: Any) -> Any:

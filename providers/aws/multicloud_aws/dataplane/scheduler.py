@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from multicloud_aws import gaps, rollbacks
+from multicloud_aws.dataplane import servers
 from multicloud_aws.dataplane.awslogs import LogShipper, log_streams, missing_group
 from multicloud_aws.dataplane.tasks import (
     STOPPED_KEPT,
@@ -142,7 +143,7 @@ class Scheduler:
         for regions in list(ecs_backends.values()):
             for backend in list(regions.values()):
                 for service in list(backend.services.values()):
-                    if service.status in ("ACTIVE", "DRAINING") and gaps._runner_of(service) is self:
+                    if service.status in ("ACTIVE", "DRAINING") and servers.runner_of(service) is self:
                         yield backend, service
 
     def _reconcile(self, backend: Any, service: Any, tasks: list[EmulatedTask]) -> None:
