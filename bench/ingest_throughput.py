@@ -4,12 +4,17 @@
    (the registry's service account publishing to a device's command topic, the device subscribed,
    so only the broker is measured; the broker binds client ids to usernames, so the two ends are
    two accounts);
-2. end to end, for one and then two ingestion replicas: QoS 1 telemetry published flat out and the
-   rate at which rows are stored, as a ratio to the raw QoS 1 rate; then a paced 2,000 msg/s and the
+2. the broker alone with the end-to-end run's own publishers and devices (issue 15): the same
+   iotsim.load, flat out, QoS 1 telemetry into ingestion's shared subscription, held by one
+   subscriber that discards (mosquitto_sub -q 1 as the ingestion account, the replicas stopped):
+   the fair ceiling for ingestion;
+3. end to end, for one and then two ingestion replicas: QoS 1 telemetry published flat out and the
+   rate at which rows are stored, as a ratio to the raw QoS 1 rate and to the broker-alone rate
+   (goal: >= 0.8x the broker alone with 2 replicas); then a paced 2,000 msg/s and the
    latency from publish (the `ts` the publisher stamps) to the commit of the row's transaction, read
    from ingestion's `ingestion_publish_to_commit_seconds` histogram (p50/p99 interpolated inside
    their bucket; the share at or under 50 ms is exact, a bucket bound);
-3. the CPU each container spent per message in the paced runs, and how busy the machine was.
+4. the CPU each container spent per message in the paced runs, and how busy the machine was.
 
 Everything runs on the local engine (publishers and subscribers in containers on the stack's
 network, nothing leaves 127.0.0.1 / the docker network), then the stack is removed.
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -69,6 +75,47 @@ def raw_rate(stack: DockerStack, device: dict[str, str], qos: int, n: int) -> fl
                  "--entrypoint", "sh", stack.images["broker"], "-c", RAW_SCRIPT, env=env, timeout=300)
     start, end = (float(x) for x in out.split()[-2:])
     return n / (end - start)
+
+
+DISCARD_SCRIPT = """
+mosquitto_sub -h broker $TLS -u _ingestion -P "$PW" -i _ingestion-bench-discard -q 1 \
+  -t '$share/ingestion/devices/+/telemetry' -C "$N" -W 300 >/dev/null
+code=$?
+date +%s.%N
+exit $code
+"""
+
+
+def broker_alone(stack: DockerStack, api: RegistryClient, args: argparse.Namespace) -> float:
+    """Messages per second from the end-to-end run's publishers (iotsim.load, as many devices, flat
+    out, QoS 1) to one QoS 1 subscriber that discards them, holding ingestion's shared subscription
+    while the replicas are stopped; the replicas are started again afterwards."""
+    replicas = [stack.name("ingestion", i) for i in range(1, stack.ingestion_replicas + 1)]
+    docker("stop", "-t", "10", *replicas)  # each drains and leaves the share group
+    tls = "-p 8883 --cafile /tls/ca.crt" if stack.tls is not None else ""
+    env = {**os.environ, "PW": stack.secrets["ingestion_mqtt_password"], "N": str(args.e2e), "TLS": tls}
+    name = f"{stack.prefix}-discard"
+    subscriber = subprocess.Popen(
+        ["docker", "run", "--rm", "--name", name, "--network", stack.network, "-e", "PW", "-e", "N", "-e", "TLS",
+         *stack.ca_mount(), "--entrypoint", "sh", stack.images["broker"], "-c", DISCARD_SCRIPT],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not stack.running(name) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # subscribed by then: the broker admits devices once the shared filter has a subscriber
+        result = publish(stack, register(api, "alone", args.devices), args.e2e, 0.0)
+        out, err = subscriber.communicate(timeout=300)
+        if subscriber.returncode != 0:
+            raise RuntimeError(f"the discarding subscriber failed: {err.strip()[-500:]}")
+    finally:
+        if subscriber.poll() is None:
+            subscriber.kill()
+        docker("start", *replicas)
+    if not stack.ingestion_connected(timeout=60):
+        raise RuntimeError("the ingestion replicas did not reconnect")
+    return args.e2e / (float(out.split()[-1]) - result["first_publish"])
 
 
 def publish(stack: DockerStack, devices: list[dict[str, str]], count: int, rate: float) -> dict[str, float]:
@@ -206,12 +253,14 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "NOT MET"
 
 
-def report(raw1: float, raw0: float, runs: list[Run], args: argparse.Namespace) -> None:
+def report(raw1: float, raw0: float, alone: float, runs: list[Run], args: argparse.Namespace) -> None:
     """Print the figures, each against its goal."""
     wire = "MQTT over TLS (mqtts, certificate verified)" if args.tls else "plain MQTT"
     print(f"devices -> broker: {wire}")
     print(f"broker alone (mosquitto_pub --repeat -> mosquitto_sub -C, in-network): QoS 1 {raw1:7.0f} msg/s"
           f"   QoS 0 {raw0:7.0f} msg/s")
+    print(f"broker alone, the end-to-end publishers ({args.devices} devices, iotsim.fastpub, QoS 1) -> one "
+          f"discarding QoS 1 subscriber: {alone:7.0f} msg/s")
     print(f"\nend to end, QoS 1, {args.devices} devices publishing in-network (iotsim.fastpub)")
     head = "".join(f"{f'{r.replicas} replica' + ('s' if r.replicas > 1 else ''):>24}" for r in runs)
     print(f"{'':34}{head}   goal")
@@ -219,6 +268,10 @@ def report(raw1: float, raw0: float, runs: list[Run], args: argparse.Namespace) 
                                                           for r in runs)
           + f"   >= {RATIO_GOAL:.1f}x raw QoS 1 ({RATIO_GOAL * raw1:.0f} msg/s)")
     print(f"{'  verdict':34}" + "".join(f"{verdict(r.rate >= RATIO_GOAL * raw1):>24}" for r in runs))
+    print(f"{'  of the broker alone':34}" + "".join(f"{f'{r.rate / alone:.2f}x':>24}" for r in runs)
+          + f"   >= {RATIO_GOAL:.1f}x with 2 replicas ({RATIO_GOAL * alone:.0f} msg/s)")
+    print(f"{'  verdict':34}" + "".join(f"{verdict(r.rate >= RATIO_GOAL * alone) if r.replicas == 2 else '':>24}"
+                                         for r in runs))
     print(f"{f'publish -> commit at {args.paced_rate:.0f} msg/s':34}"
           + "".join(f"{f'p50 {r.p50:.0f} / p99 {r.p99:.0f} ms':>24}" for r in runs)
           + f"   p99 <= {P99_GOAL_MS:.0f} ms")
@@ -256,6 +309,7 @@ def main() -> int:
         raw_device = register(api, "raw", 1)[0]
         raw1 = raw_rate(stack, raw_device, 1, args.raw)
         raw0 = raw_rate(stack, raw_device, 0, args.raw * 5)
+        alone = broker_alone(stack, api, args)
         docker("stop", "-t", "10", stack.name("ingestion", 2))  # drains and ends its session
         stack.ingestion_replicas = 1
         one = end_to_end(stack, api, 1, args)
@@ -264,7 +318,7 @@ def main() -> int:
         if not stack.ingestion_connected(timeout=60):
             raise RuntimeError("replica 2 did not reconnect")
         two = end_to_end(stack, api, 2, args)
-        report(raw1, raw0, [one, two], args)
+        report(raw1, raw0, alone, [one, two], args)
         return 0
     finally:
         stack.stop()
