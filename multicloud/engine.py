@@ -100,7 +100,9 @@ class Engine:
         wanted = {c.key: c.after for c in plan.changes if c.after is not None}
         results = self._run(plan.app, acting, lambda app, change: self._step(app, change, wanted.get(change.key)))
         if all(r.outcome in ("done", "skipped") for r in results.values()):
-            swept = self._run(plan.app, _retire_order(acting), self._sweep)
+            retiring = _retire_order(acting)
+            instances = self._instances(plan.app, len(retiring))
+            swept = self._run(plan.app, retiring, lambda app, change: self._sweep(app, change, instances))
             results.update({f"{k}#sweep": r for k, r in swept.items() if r.outcome == "failed"})
         if all(r.outcome in ("done", "skipped") for r in results.values()):
             idle = [c for c in plan.changes if c.action is Action.NOOP and c.after is not None
@@ -168,12 +170,31 @@ class Engine:
         self._event("skipped", change.key, "already as desired, now healthy", started)
         return StepResult(change.key, change.action, "skipped", 0, time.monotonic() - started)
 
-    def _sweep(self, app: str, change: Change) -> StepResult:
-        """Once every step is done, read a key a step changed again and delete any instance of
-        it other than the one kept: the old instance of a create-before-delete replace, now that
-        what used it has moved (dependents' sweeps run first), or one an interrupted apply's last
-        calls left (a create the engine was still carrying out when the client died). Failures
-        become a failed StepResult; the old instance is then deleted by the next apply."""
+    def _instances(self, app: str, keys: int) -> Callable[[str], list[Resource]]:
+        """How the sweep first reads a key again: by reading it when it sweeps one key, else from
+        one observe of the app made when the first key is swept (one list of everything costs fewer
+        calls than a read per key, which ran in dependency order; a failed observe fails that key's
+        first attempt and the next read tries again)."""
+        if keys < 2:
+            return lambda key: self.provider.read(app, key)
+        lock = threading.Lock()
+        seen: list[list[Resource]] = []
+
+        def instances(key: str) -> list[Resource]:
+            with lock:
+                if not seen:
+                    seen.append(self.provider.observe(app))
+            return [r for r in seen[0] if r.key == key]
+
+        return instances
+
+    def _sweep(self, app: str, change: Change, instances: Callable[[str], list[Resource]]) -> StepResult:
+        """Once every step is done, read a key a step changed again (first from `instances`, on a
+        retry by a read) and delete any instance of it other than the one kept: the old instance
+        of a create-before-delete replace, now that what used it has moved (dependents' sweeps run
+        first), or one an interrupted apply's last calls left (a create the engine was still
+        carrying out when the client died). Failures become a failed StepResult; the old instance
+        is then deleted by the next apply."""
         started = time.monotonic()
         after = change.after
         assert after is not None
@@ -182,7 +203,8 @@ class Engine:
         def attempt() -> bool:
             nonlocal attempts
             attempts += 1
-            _, extra = choose(after, self.provider.read(app, change.key))
+            found = instances(change.key) if attempts == 1 else self.provider.read(app, change.key)
+            _, extra = choose(after, found)
             for instance in extra:
                 replaced = change.before is not None and instance.instance == change.before.instance
                 why = "it was replaced and what used it has moved" if replaced else "it appeared during the apply"
