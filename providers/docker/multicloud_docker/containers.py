@@ -27,6 +27,9 @@ SETTLE_SECONDS = 1.0
 
 PROBE_POLL = 0.02
 """How often a probe run by `probe_passes` is checked for having ended."""
+ENGINE_SOON = 1.0
+"""A check whose interval is at most this many seconds is left to the engine: its first run comes
+about as soon as the provider's own would (see `probe_now`)."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,14 @@ def readiness(api: Any, ident: str, now: Callable[[], float] = time.time) -> Rea
     if restarts == 0 and started is not None and now() - started >= SETTLE_SECONDS:
         return Readiness(True, False, f"{name} is running")
     return Readiness(False, False, f"{name} just started")
+
+
+def probe_now(api: Any, ident: str, check: Mapping[str, Any] | None) -> bool:
+    """Whether a replica the engine has not passed yet passes its check when run now: for checks
+    whose interval puts the engine's first run later than ENGINE_SOON (False for the others)."""
+    if not check or float(check["interval"]) <= ENGINE_SOON:
+        return False
+    return probe_passes(api, ident, check)
 
 
 def probe_passes(api: Any, ident: str, check: Mapping[str, Any], clock: Callable[[], float] = time.monotonic) -> bool:

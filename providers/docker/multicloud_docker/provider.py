@@ -32,7 +32,7 @@ from multicloud.terminal import Terminal
 from multicloud_docker import converge, execs, images, observe, postgres, views
 from multicloud_docker import labels as L
 from multicloud_docker.client import ClientFactory, ConflictError, Lazy, default_factory, guard
-from multicloud_docker.containers import probe_passes, readiness
+from multicloud_docker.containers import probe_now, readiness
 from multicloud_docker.desired import desired as render_desired
 from multicloud_docker.settings import DockerSettings, parse_settings
 from multicloud_docker.views import LogWindow
@@ -149,7 +149,7 @@ class DockerProvider:
             verdict = readiness(self.api, replica.id)
             if verdict.failed:
                 return Health(HealthState.UNHEALTHY, f"{verdict.message}; see `multicloud logs {resource.name}`")
-            if verdict.checking and check and probe_passes(self.api, replica.id, check):
+            if verdict.checking and probe_now(self.api, replica.id, check):
                 continue  # ready now, though the engine's own check has not said so yet
             if not verdict.ready:
                 waiting.append(verdict.message)

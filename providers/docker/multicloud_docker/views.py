@@ -13,6 +13,7 @@ from multicloud.addressing import endpoint_url
 from multicloud.contract import Endpoint, LogLine, ServiceStatus
 from multicloud.errors import UserError
 from multicloud_docker.client import guard
+from multicloud_docker.containers import probe_now
 from multicloud_docker.labels import SCALE_PROPERTY
 from multicloud_docker.observe import Replica, generations, replicas, service_instance
 
@@ -31,7 +32,9 @@ def status(api: Any, app: str) -> list[ServiceStatus]:
         instance = service_instance(name, newest)
         desired = int(instance.properties[SCALE_PROPERTY])
         running = sum(1 for r in newest if r.live)
-        healthy = sum(1 for r in newest if _healthy(r))
+        check = instance.properties.get("healthcheck")
+        passing = {r.id for r in newest if _healthy(api, r, check)}
+        healthy = len(passing)
         if running == 0:
             state = "stopped"
         elif instance.faults:
@@ -43,7 +46,7 @@ def status(api: Any, app: str) -> list[ServiceStatus]:
         else:
             state = "running"
         details = list(instance.faults)
-        details += [f"{r.name}: {r.status}" for r in newest if not _healthy(r) and not r.fault]
+        details += [f"{r.name}: {r.status}" for r in newest if r.id not in passing and not r.fault]
         if len(generations_found) > 1:
             details.append(f"{len(generations_found) - 1} older generation(s) still present")
         result.append(ServiceStatus(name, desired, running, healthy, state, "; ".join(details)))
@@ -183,7 +186,12 @@ def _by_service(found: Sequence[Replica]) -> dict[str, list[Replica]]:
     return dict(sorted(groups.items()))
 
 
-def _healthy(replica: Replica) -> bool:
-    """Running and, if it has a health check, passing it (from the list's status text)."""
+def _healthy(api: Any, replica: Replica, check: Any) -> bool:
+    """Running and, if it has a health check, passing it: by the list's status text or, while the
+    engine has not run it yet, by running it now as apply does (containers.probe_now)."""
     text = replica.status
-    return replica.state == "running" and "(health:" not in text and "(unhealthy)" not in text
+    if replica.state != "running" or "(unhealthy)" in text:
+        return False
+    if "(health: starting)" in text:
+        return probe_now(api, replica.id, check)
+    return "(health:" not in text
