@@ -23,9 +23,11 @@ def test_iot_backend_applies_and_the_broker_is_served_over_websockets(
 ) -> None:
     deployment = deploy(iot_spec, gcp)
     planned = deployment.plan()
-    assert {c.key for c in planned.changes} == {f"service/{s}" for s in ("broker", "auth", "registry", "ingestion")}
+    written = {f"secret/{name}" for name, secret in iot_spec.secrets.items() if secret.generate}
+    services = {f"service/{s}" for s in ("broker", "auth", "registry", "ingestion")}
+    assert {c.key for c in planned.changes} == services | written  # generated secrets: written to Secret Manager
     result = deployment.apply(planned)
-    assert result.ok and result.changed == 4
+    assert result.ok and result.changed == len(services | written)
     services = cloudrun.model.services
     broker = services[f"{PARENT}/services/iot-backend-broker"]
     template = broker["template"]
@@ -130,7 +132,7 @@ def test_injected_unavailable_is_retried_and_converges(
     deployment = deploy(iot_spec, gcp)
     deployment.on_event = lambda e: events.append(e.kind)
     result = deployment.apply()
-    assert result.ok and result.changed == 4
+    assert result.ok and result.changed == 4 + sum(1 for s in iot_spec.secrets.values() if s.generate)
     assert events.count("retry") == 2
     assert not deployment.plan().has_changes
 
