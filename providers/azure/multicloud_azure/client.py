@@ -59,18 +59,21 @@ def make_client(settings: AzureSettings) -> AciApi:
     from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 
     token_source = credential(settings)
-    client = ContainerInstanceManagementClient(
-        token_source,
-        settings.subscription_id,
-        base_url=settings.arm_endpoint,
-        credential_scopes=[f"{settings.arm_endpoint}/.default"],
-        polling_interval=settings.poll_interval,
-        connection_verify=settings.ca_bundle or True,
-        retry_total=settings.http_retries,
-        retry_backoff_factor=0.5,
-        retry_backoff_max=20,
-    )
+    client = ContainerInstanceManagementClient(token_source, settings.subscription_id, **sdk_options(settings))
     return SdkAciApi(client, settings, token_source)
+
+
+def sdk_options(settings: AzureSettings) -> dict[str, Any]:
+    """What every ARM SDK client here is built with: endpoint, token scope, polling, CA bundle, retries."""
+    return {
+        "base_url": settings.arm_endpoint,
+        "credential_scopes": [f"{settings.arm_endpoint}/.default"],
+        "polling_interval": settings.poll_interval,
+        "connection_verify": settings.ca_bundle or True,
+        "retry_total": settings.http_retries,
+        "retry_backoff_factor": 0.5,
+        "retry_backoff_max": 20,
+    }
 
 
 class SdkAciApi:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from multicloud.addressing import endpoint_url
 from multicloud.contract import Capabilities, Endpoint, Event, EventSink, Health, HealthState, LogLine, ServiceStatus
@@ -14,13 +16,17 @@ from multicloud.errors import ProviderError, UserError
 from multicloud.logwindow import last
 from multicloud.planner import Action, Change
 from multicloud.resources import Resource
+from multicloud.spec.backing import Address
 from multicloud.spec.targets import TargetSpec
 from multicloud.terminal import Terminal
-from multicloud_azure import desired, execute, tags, views
+from multicloud_azure import desired, execute, postgres, tags, views
 from multicloud_azure.acr import push_builds
 from multicloud_azure.api import AciApi, ClientFactory, Json
 from multicloud_azure.desired import GroupPlan
 from multicloud_azure.settings import AzureSettings, parse_settings
+
+if TYPE_CHECKING:
+    from multicloud_azure.flexclient import FlexibleServers
 
 CAPABILITIES = Capabilities(
     raw_tcp_ingress=True,
@@ -30,6 +36,7 @@ CAPABILITIES = Capabilities(
     internal_tcp=True,
     volumes=False,
     build=True,
+    resources=("postgres",),
     max_cpu=desired.MAX_CPU,
     max_memory=int(desired.MAX_MEMORY_GB * 1024**3),
     notes=(
@@ -38,6 +45,8 @@ CAPABILITIES = Capabilities(
         "any change restarts every container of the group; cpu, memory, restart policy and adding or removing a "
         "service recreate it",
         "build: pushes to the Azure Container Registry the `acr` setting names (deployed by digest)",
+        "postgres resources are Azure Database for PostgreSQL flexible servers (public access, Azure services "
+        "allowed, TLS required)",
     ),
 )
 
@@ -63,6 +72,7 @@ class AzureAciProvider:
         self._client: AciApi | None = None
         self._client_lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
+        self._servers: FlexibleServers | None = None
 
     @property
     def client(self) -> AciApi:
@@ -77,13 +87,31 @@ class AzureAciProvider:
                     self._client = self._factory(self.settings)
             return self._client
 
+    @property
+    def servers(self) -> FlexibleServers:
+        """The flexible-server client, built on first use (importing its SDK only then)."""
+        with self._client_lock:
+            if self._servers is None:
+                from multicloud_azure.flexclient import FlexibleServers
+
+                self._servers = FlexibleServers(self.settings)
+            return self._servers
+
     # --- plan ---------------------------------------------------------------------------------
 
     def desired(self, spec: TargetSpec, secrets: Mapping[str, str]) -> list[Resource]:
-        """The app's containers and their group, each carrying the rendered group (with its
-        secure values) as payload for apply; raises CapabilityError for what ACI cannot run.
-        Pure: keeps nothing on the provider."""
-        return desired.render(spec, self.settings, secrets)[1]
+        """The app's databases, containers and their group, each container carrying the rendered
+        group (with its secure values) as payload for apply; raises CapabilityError for what ACI
+        cannot run. Pure: keeps nothing on the provider."""
+        databases = postgres.resources(spec, self.settings, secrets)
+        uses = tuple(sorted({key for service in spec.services for key in spec.resource_keys(service)}))
+        group = [dataclasses.replace(r, depends_on=(*r.depends_on, *uses)) for r in desired.render(
+            spec, self.settings, secrets)[1]]
+        return databases + group
+
+    def postgres_address(self, spec: TargetSpec, name: str) -> Address:
+        """A database is reached at its server's fqdn on 5432, with TLS required."""
+        return postgres.address(self.settings, spec, name)
 
     def observe(self, app: str) -> list[Resource]:
         """Groups tagged with the app: the current one with its containers; any other (a
@@ -94,11 +122,21 @@ class AzureAciProvider:
             if (group.get("tags") or {}).get(tags.APP) != app or _deleting(group):
                 continue
             found += views.resources(group, primary=group["name"] == primary, payload=group)
-        return found
+        return found + self._databases(app)
+
+    def _databases(self, app: str) -> list[Resource]:
+        """The app's flexible servers (listed only when the API is there: a spec without databases
+        never loads its SDK, but its servers are still found once one was made)."""
+        if not _has_flexible_sdk():
+            return []
+        found = [postgres.observed(s) for s in self.servers.list() if (s.get("tags") or {}).get(tags.APP) == app]
+        return [r for r in found if r is not None]
 
     def read(self, app: str, key: str) -> list[Resource]:
         """One resource as it is now ([] when absent): a group by name, or a container of the app's group."""
         kind, _, name = key.partition("/")
+        if kind == postgres.KIND:
+            return [r for r in self._databases(app) if r.key == key]
         group = self.client.get_group(name if kind == "group" else self.settings.group_name(app))
         if group is None or _deleting(group) or (group.get("tags") or {}).get(tags.APP) != app:
             return []
@@ -116,6 +154,12 @@ class AzureAciProvider:
         group as ARM left it (tagged, so the next plan sees it) or no group, which the next
         apply creates."""
         resource = change.resource
+        if resource.kind == postgres.KIND:
+            from multicloud_azure import flexclient
+
+            target = resource.target or (change.before.target if change.before else "")
+            flexclient.apply(self.servers, app, target, change, lambda text: emit(Event("progress", change.key, text)))
+            return
         group_name = resource.name if resource.kind == "group" else self.settings.group_name(app)
         with self._lock(group_name):
             current = self.client.get_group(group_name)
@@ -172,7 +216,10 @@ class AzureAciProvider:
 
     def health(self, app: str, resource: Resource) -> Health:
         """Healthy once the group is provisioned and the container runs; unhealthy when the
-        group failed or a container that will not be restarted has stopped."""
+        group failed or a container that will not be restarted has stopped. A database: once its
+        server is Ready."""
+        if resource.kind == postgres.KIND:
+            return postgres.health(self.servers.get(str(resource.properties["server"])))
         name = resource.name if resource.kind == "group" else self.settings.group_name(app)
         group = self.client.get_group(name)
         if group is None:  # a replace of it may be under way in another step
@@ -291,3 +338,9 @@ def _check_owner(group: Mapping[str, Any] | None, app: str, name: str) -> None:
 def _deleting(group: Mapping[str, Any]) -> bool:
     """True when ARM is deleting the group."""
     return bool(group["properties"].get("provisioningState") == "Deleting")
+
+
+def _has_flexible_sdk() -> bool:
+    """True when azure-mgmt-postgresqlflexibleservers is installed (it is a dependency; a test
+    double of the ACI API alone still plans specs without databases)."""
+    return importlib.util.find_spec("azure.mgmt.postgresqlflexibleservers") is not None

@@ -15,7 +15,7 @@ from multicloud.spec.models import HealthCheck, Service
 from multicloud.spec.placeholders import SECRETS_DIR, secret_files, service_secrets, takes_secret_value, whole_secret
 from multicloud.spec.targets import TargetSpec
 from multicloud.spec.units import format_memory
-from multicloud_gcp import limits, rules
+from multicloud_gcp import cloudsql, limits, rules
 from multicloud_gcp.addressing import CloudRunAddressing, service_id
 from multicloud_gcp.api import Body
 from multicloud_gcp.artifacts import BUILD_DIR
@@ -57,12 +57,13 @@ def desired_services(spec: TargetSpec, secrets: Mapping[str, str], settings: Gcp
         properties = summarize(body)
         body["labels"][SPEC_LABEL] = fingerprint(properties)
         needs = tuple(f"secret/{s}" for s in service_secrets(service) if s in written)
+        needs += spec.resource_keys(name)
         resources.append(
             Resource("service", name, properties, depends_on=(*_depends(service), *needs), service=name, payload=body)
         )
     if problems:
         raise CapabilityError(spec.target, PROVIDER, problems)
-    return resources
+    return cloudsql.resources(spec, settings, secrets) + resources
 
 
 def _depends(service: Service) -> tuple[str, ...]:
@@ -243,6 +244,10 @@ def service_body(
         volume = _volume_name(secret)
         volumes.append({"name": volume, "secret": {"secret": ids[secret], "items": [item]}})
         container.setdefault("volume_mounts", []).append({"name": volume, "mount_path": f"{SECRETS_DIR}/{secret}"})
+    instances = cloudsql.connections(settings, spec, name)
+    if instances:  # Cloud Run's connector puts each instance's socket in /cloudsql/CONNECTION
+        volumes.append({"name": cloudsql.VOLUME, "cloud_sql_instance": {"instances": instances}})
+        container.setdefault("volume_mounts", []).append({"name": cloudsql.VOLUME, "mount_path": cloudsql.SOCKETS})
     websocket = port is not None and port.protocol == "mqtt-ws"
     minimum, maximum = rules.scaling(service, settings)
     labels = {APP_LABEL: spec.app, TARGET_LABEL: spec.target, SERVICE_LABEL: name}

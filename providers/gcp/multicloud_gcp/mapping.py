@@ -67,6 +67,8 @@ def summarize(body: Body, *, own_account: bool = True) -> dict[str, Any]:
         else:
             env[entry["name"]] = entry.get("value", "")
     files = {}
+    volumes = template.get("volumes", [])
+    instances = sorted(i for v in volumes for i in v.get("cloud_sql_instance", {}).get("instances", []))
     for volume in template.get("volumes", []):
         source = volume.get("secret", {})
         for item in source.get("items", []):
@@ -80,6 +82,7 @@ def summarize(body: Body, *, own_account: bool = True) -> dict[str, Any]:
         "env": env,
         "secrets": secrets or None,
         "secret_files": files or None,
+        "cloud_sql": instances or None,
         "secret_digests": {k: Sensitive(digest=str(v)) for k, v in digests.items() if k.startswith("file:")} or None,
         "port": (container.get("ports") or [None])[0],
         "exposed": (body.get("annotations") or {}).get(PORT_ANNOTATION),

@@ -13,9 +13,10 @@ from multicloud.logwindow import last
 from multicloud.planner import Action, Change
 from multicloud.resources import Resource, Sensitive
 from multicloud.retry import RetryPolicy, call_with_retries
+from multicloud.spec.backing import Address
 from multicloud.spec.targets import TargetSpec
 from multicloud.terminal import Terminal
-from multicloud_gcp import reports
+from multicloud_gcp import cloudsql, reports
 from multicloud_gcp.addressing import service_id
 from multicloud_gcp.api import Body, ClientFactory, CloudRunApi, SecretFactory, SecretManagerApi
 from multicloud_gcp.artifacts import sendable
@@ -26,6 +27,7 @@ from multicloud_gcp.settings import GcpSettings, parse_settings
 
 if TYPE_CHECKING:
     from multicloud_gcp.logclient import Entry
+    from multicloud_gcp.sqladmin import SqlAdmin
 
 FOLLOW_POLL = 2.0
 """Seconds between two reads of Cloud Logging while following."""
@@ -37,6 +39,7 @@ CAPABILITIES = Capabilities(
     internal_tcp=False,
     volumes=False,
     build=True,
+    resources=("postgres",),
     max_cpu=8.0,
     max_memory=32 * 1024**3,
     max_replicas=1000,
@@ -51,6 +54,8 @@ CAPABILITIES = Capabilities(
         "secrets are Secret Manager references, except generated ones (generate: true) and a database's URL, "
         "which multicloud writes to Secret Manager as APP-NAME",
         "Cloud Run terminates TLS itself (https://, wss://): containers serve plain http or mqtt-ws",
+        "postgres resources are Cloud SQL for PostgreSQL instances, reached through Cloud Run's Cloud SQL "
+        "connector at /cloudsql/PROJECT:REGION:INSTANCE",
     ),
 )
 
@@ -70,6 +75,7 @@ class CloudRunProvider:
         self._client: CloudRunApi | None = None
         self._secret_factory = secret_factory
         self._secrets: SecretManagerApi | None = None
+        self._sql: SqlAdmin | None = None
 
     @property
     def client(self) -> CloudRunApi:
@@ -92,6 +98,36 @@ class CloudRunProvider:
                 self._secret_factory = default_secret_factory
             self._secrets = self._secret_factory(self.settings)
         return self._secrets
+
+    @property
+    def sql(self) -> SqlAdmin:
+        """The Cloud SQL Admin client, built on first use."""
+        if self._sql is None:
+            from multicloud_gcp.sqladmin import SqlAdmin
+
+            self._sql = SqlAdmin(self.settings)
+        return self._sql
+
+    def postgres_address(self, spec: TargetSpec, name: str) -> Address:
+        """A database is reached at its instance's Cloud SQL connector socket under /cloudsql."""
+        return cloudsql.address(self.settings, spec, name)
+
+    def _databases(self, app: str) -> list[Resource]:
+        """The app's Cloud SQL instances (none where the Cloud SQL Admin API is off in the project:
+        then the app has none; nor at an emulator reached over gRPC without sql_endpoint)."""
+        from multicloud_gcp.sqladmin import sql_endpoint
+
+        if sql_endpoint(self.settings) is None:
+            return []
+        try:
+            instances = self.sql.list_instances()
+        except UserError as exc:
+            if "has not been used" in exc.message or "SERVICE_DISABLED" in exc.message:
+                return []
+            raise
+        found = [cloudsql.observed(i) for i in instances
+                 if ((i.get("settings") or {}).get("userLabels") or {}).get(APP_LABEL) == app]
+        return [r for r in found if r is not None]
 
     def _secret_name(self, secret_id: str) -> str:
         """The resource name of a secret in the target's project."""
@@ -134,6 +170,7 @@ class CloudRunProvider:
                 raise SettingsError("project_number", wrong)
         found = [resource_of(body, own_account=own) for body in bodies]
         found += self._owned_secrets(app)
+        found += self._databases(app)
         return sorted((r for r in found if r is not None), key=lambda r: r.key)
 
     def read(self, app: str, key: str) -> list[Resource]:
@@ -141,6 +178,8 @@ class CloudRunProvider:
         kind, _, name = key.partition("/")
         if kind == "secret":
             return [r for r in self._owned_secrets(app) if r.name == name]
+        if kind == cloudsql.KIND:
+            return [r for r in self._databases(app) if r.name == name]
         if kind != "service":
             return []
         body = self.client.get_service(self._name(app, name))
@@ -156,6 +195,10 @@ class CloudRunProvider:
         resource = change.resource
         if resource.kind == "secret":
             self._apply_secret(app, change, emit)
+            return
+        if resource.kind == cloudsql.KIND:
+            target = resource.target or (change.before.target if change.before else "")
+            cloudsql.apply(self.sql, app, target, change, lambda text: emit(Event("progress", change.key, text)))
             return
         name = self._name(app, resource.name)
         if change.action is Action.DELETE:
@@ -213,6 +256,8 @@ class CloudRunProvider:
         """Ready once Cloud Run's terminal condition succeeded and it stopped reconciling; a secret once stored."""
         if resource.kind == "secret":
             return Health(HealthState.HEALTHY, "stored in Secret Manager")
+        if resource.kind == cloudsql.KIND:
+            return cloudsql.health(self.sql.get_instance(str(resource.properties["instance"])))
         body = self.client.get_service(self._name(app, resource.name))
         wrong = reports.project_number_problem(body or {}, self.settings.region, self.settings.project_number)
         return Health(HealthState.UNHEALTHY, wrong) if wrong else reports.health_of(body)

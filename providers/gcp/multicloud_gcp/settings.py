@@ -77,6 +77,11 @@ class GcpSettings(ProviderSettings):
     api_endpoint: Text | None = Field(
         default=None, description="an emulator (http://host:port, plain) or a regional host[:port]"
     )
+    sql_endpoint: Text | None = Field(
+        default=None,
+        description="the Cloud SQL Admin API (REST) for postgres resources: default sqladmin.googleapis.com, "
+        "or api_endpoint when that is an emulator's REST port",
+    )
     credentials: Text = Field(
         default="default", description="default (ADC), anonymous, or a service-account key file path"
     )

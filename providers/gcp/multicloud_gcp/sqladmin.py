@@ -18,6 +18,20 @@ from multicloud_gcp.settings import GcpSettings
 Json = dict[str, Any]
 DEFAULT_ENDPOINT = "https://sqladmin.googleapis.com"
 CONFLICT_RETRIES = 30
+REUSED_HINT = (
+    "Cloud SQL keeps a deleted instance's name for a week and instance names are unique in a project: "
+    "give the database another resource name, or delete the instance that has this one"
+)
+
+
+def sql_endpoint(settings: GcpSettings) -> str | None:
+    """Where Cloud SQL Admin is: the sql_endpoint setting, an emulator's REST api_endpoint, or
+    Google's; None for an emulator reached over gRPC without sql_endpoint (it has no Cloud SQL there)."""
+    if settings.sql_endpoint:
+        return settings.sql_endpoint
+    if settings.emulated:
+        return settings.api_endpoint if settings.transport == "rest" else None
+    return DEFAULT_ENDPOINT
 
 
 class SqlAdmin:
@@ -25,8 +39,13 @@ class SqlAdmin:
 
     def __init__(self, settings: GcpSettings) -> None:
         self.settings = settings
-        endpoint = settings.api_endpoint if settings.emulated else None
-        self.base = f"{(endpoint or DEFAULT_ENDPOINT).rstrip('/')}/v1/projects/{quote(settings.project, safe='')}"
+        endpoint = sql_endpoint(settings)
+        if endpoint is None:
+            raise UserError(
+                "the target's api_endpoint is an emulator's gRPC port, and Cloud SQL Admin is served over REST",
+                hint="set sql_endpoint to the emulator's REST endpoint (what `multicloud emulate gcp` prints first)",
+            )
+        self.base = f"{endpoint.rstrip('/')}/v1/projects/{quote(settings.project, safe='')}"
         from google.auth.transport.requests import AuthorizedSession
 
         self._session = AuthorizedSession(credentials_for(settings))  # type: ignore[no-untyped-call]
@@ -39,6 +58,8 @@ class SqlAdmin:
             response = self._session.request(  # type: ignore[no-untyped-call]
                 method, self.base + path, json=body, params=params or None, timeout=60
             )
+            if response.status_code == 409 and "already exists" in response.text:
+                raise UserError(f"{what}: Cloud SQL refused it: {_message(response)}", hint=REUSED_HINT)
             if response.status_code >= 400:
                 raise exceptions.from_http_response(response)  # type: ignore[no-untyped-call]
             return dict(response.json()) if response.content else {}
@@ -122,3 +143,11 @@ class SqlAdmin:
         if name not in self.list_users(instance):
             return self._write("POST", f"/instances/{instance}/users", f"create user {name}", body)
         return self._write("PUT", f"/instances/{instance}/users", f"set the password of {name}", body, name=name)
+
+
+def _message(response: Any) -> str:
+    """The message of a Google error body (or the raw text)."""
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return str(response.text)[:300]

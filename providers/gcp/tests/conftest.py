@@ -35,6 +35,16 @@ def cloudrun() -> Iterator[RunningCloudRun]:
     running.stop()
 
 
+@pytest.fixture(scope="module")
+def quick_cloudrun() -> Iterator[RunningCloudRun]:
+    """An API-only emulator with quick Cloud SQL operations, for one test module."""
+    running = CloudRunEmulator().start()
+    assert running.cloudsql is not None
+    running.cloudsql.op_seconds = 0.02
+    yield running
+    running.stop()
+
+
 @pytest.fixture(params=["rest", "grpc"])
 def transport(request: pytest.FixtureRequest) -> str:
     """Each test using it runs once over REST and once over gRPC."""

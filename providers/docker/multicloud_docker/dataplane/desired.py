@@ -36,7 +36,7 @@ class Member:
     """One container of a unit. `files` maps a directory to the files written into it before
     the container starts (secret volumes); env and files never reach a label. `volumes` maps a
     volume's name (the unit's own) to where it is mounted: it outlives the container and is
-    removed only when the unit is purged (a database's data)."""
+    removed only when the unit is purged (a database's data). `shared` volumes are the session's."""
 
     name: str
     image: str
@@ -56,6 +56,9 @@ class Member:
     """The user (NAME, UID or UID:GID) the container runs as; None: the image's."""
     read_only: bool = False
     """Whether the root filesystem is read-only (files and volumes stay writable mounts)."""
+    shared: Mapping[str, str] = field(default_factory=dict)
+    """Volumes of the whole session (name -> mount path): every unit naming one mounts the same
+    (a database's socket directory that its clients mount too); removed when the session closes."""
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,8 @@ def create_member(
         pull_with(api, member.image, member.pull_auth)
     else:
         ensure_pulled(api, member.image, lambda _line: None)
+    from docker.types import Mount
+
     mounts = dict(volumes or {})
     restart: dict[str, Any] = {"Name": member.restart}
     with guard(f"creating container {name}"):
@@ -153,7 +155,8 @@ def create_member(
             restart_policy=restart if member.restart != "no" else None,
             nano_cpus=round(member.cpu * 1e9) if member.cpu else None,
             mem_limit=member.memory,
-            binds={volume: {"bind": path, "mode": "rw"} for volume, path in mounts.items()} or None,
+            # Mounts, not binds: a target may hold ':' (Cloud Run's /cloudsql/PROJECT:REGION:INSTANCE)
+            mounts=[Mount(path, volume, type="volume") for volume, path in mounts.items()] or None,
             read_only=member.read_only or None,
         )
         created = api.create_container(
@@ -164,7 +167,7 @@ def create_member(
             entrypoint=list(member.entrypoint) if member.entrypoint is not None else None,
             environment=[f"{k}={v}" for k, v in member.env.items()],
             labels=dict(labels),
-            volumes=sorted([*member.files, *mounts.values()]) or None,
+            volumes=sorted(member.files) or None,
             healthcheck=docker_probe(member.probe),
             host_config=host_config,
         )

@@ -7,7 +7,8 @@ volume that outlives the container (an update or restart keeps it) and is remove
 server is deleted (`purge`). The administrator's password reaches the container as a file and is
 set again at every start, so changing it is re-running the unit. It trades durability for speed
 (fsync off: committed data survives a killed container, not a crash of this machine). Databases and users are made by
-running psql inside the container over its local socket; clients use TCP with SCRAM passwords.
+running psql inside the container over its local socket; clients use TCP with SCRAM passwords,
+with or without TLS (Debian's snake-oil certificate: `sslmode=require` works, verifying does not).
 """
 
 from __future__ import annotations
@@ -31,45 +32,52 @@ MEMBER = "postgres"
 PORT = 5432
 REPOSITORY = "multicloud/emulated-postgres"
 SECRETS = "/run/multicloud"
-# The RUN line is the example's db image's, letter for letter: the engine's layer cache serves both.
+SOCKET_DIR = "/var/run/postgresql"
+# The first RUN line is the example's db image's, letter for letter: the engine's layer cache serves both.
 DOCKERFILE = """FROM debian:bookworm-slim
 RUN apt-get update \\
  && apt-get install -y --no-install-recommends postgresql-15 \\
  && rm -rf /var/lib/apt/lists/* /var/lib/postgresql/15 /etc/postgresql/15 \\
  && install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/data \\
  && install -d -o postgres -g postgres -m 0775 /var/run/postgresql
-COPY start /usr/local/bin/emulated-postgres
 ENV PGDATA=/var/lib/postgresql/data PATH=/usr/lib/postgresql/15/bin:$PATH
 USER postgres
+# A data directory made once at build: a server's first start copies it (initdb takes seconds)
+RUN initdb -D /var/lib/postgresql/template -U postgres --auth-local=trust --auth-host=scram-sha-256 \\
+    -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null \\
+ && printf 'host all all 0.0.0.0/0 scram-sha-256\\nhost all all ::/0 scram-sha-256\\n' \\
+    >>/var/lib/postgresql/template/pg_hba.conf
+COPY start /usr/local/bin/emulated-postgres
 STOPSIGNAL SIGINT
 ENTRYPOINT ["emulated-postgres"]
 """
 START = """#!/bin/sh
-# First start: initdb with the administrator (local socket: trust, TCP: SCRAM) and the group role
-# the service gives its users. Every start: the administrator's password from the file. Then serve.
+# First start: the data directory from the image's template (local socket: trust, TCP: SCRAM), the
+# administrator (a superuser) and the group role the service gives its users. Every start: the
+# administrator's password from the file. Then serve, with TLS.
 set -eu
-export PGUSER="$PG_ADMIN_USER"
 password=$(cat /run/multicloud/admin-password)
-if [ ! -s "$PGDATA/PG_VERSION" ]; then
-  printf '%s\\n' "$password" >/tmp/pw
-  initdb -D "$PGDATA" -U "$PG_ADMIN_USER" --pwfile=/tmp/pw --auth-local=trust --auth-host=scram-sha-256 \\
-    -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
-  rm -f /tmp/pw
-  printf 'host all all 0.0.0.0/0 scram-sha-256\\nhost all all ::/0 scram-sha-256\\n' >>"$PGDATA/pg_hba.conf"
-  first=1
-fi
+[ -s "$PGDATA/PG_VERSION" ] || cp -a /var/lib/postgresql/template/. "$PGDATA/"
+[ -e "$PGDATA/multicloud.initialised" ] || first=1
 fast="-c fsync=off -c full_page_writes=off"
 pg_ctl -D "$PGDATA" -o "-c listen_addresses='' $fast" -w start >/dev/null
-{
+{  # printf, not echo: dash's echo reads backslashes
   if [ -n "${first:-}" ]; then
-    echo 'CREATE ROLE :"g" NOLOGIN CREATEDB CREATEROLE; GRANT :"g" TO :"u";'
+    printf '%s\\n' "SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'u') AS missing \\gset" \\
+      '\\if :missing' 'CREATE ROLE :"u" SUPERUSER LOGIN;' '\\endif' \\
+      "SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'g') AS missing \\gset" \\
+      '\\if :missing' 'CREATE ROLE :"g" NOLOGIN CREATEDB CREATEROLE;' '\\endif' 'GRANT :"g" TO :"u";'
   fi
-  echo '\\getenv pw PG_ADMIN_PASSWORD'
-  echo 'ALTER ROLE :"u" PASSWORD :'"'"'pw'"'"';'
+  printf '%s\\n' '\\getenv pw PG_ADMIN_PASSWORD' 'ALTER ROLE :"u" PASSWORD :'"'"'pw'"'"';'
 } | PG_ADMIN_PASSWORD=$password psql -X -q -v ON_ERROR_STOP=1 -v u="$PG_ADMIN_USER" -v g="$PG_GROUP_ROLE" -d postgres
+touch "$PGDATA/multicloud.initialised"
 pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
-# shellcheck disable=SC2086 # $fast is several options
-exec postgres -D "$PGDATA" $fast -c listen_addresses='*' -c port=5432 -c unix_socket_directories=/var/run/postgresql \\
+# TLS with Debian's snake-oil pair (clients that require TLS get it; verifying it fails, as it should)
+snakeoil=ssl-cert-snakeoil
+tls="-c ssl=on -c ssl_cert_file=/etc/ssl/certs/$snakeoil.pem -c ssl_key_file=/etc/ssl/private/$snakeoil.key"
+# shellcheck disable=SC2086 # $fast and $tls are several options
+exec postgres -D "$PGDATA" $fast $tls -c listen_addresses='*' -c port=5432 \\
+  -c unix_socket_directories=/var/run/postgresql \\
   -c log_destination=stderr -c logging_collector=off -c log_min_messages=warning -c shared_buffers=32MB
 """
 
@@ -131,6 +139,9 @@ class Server:
     aliases: tuple[str, ...] = ()
     cpu: float | None = None
     memory: int | None = None
+    sockets: str | None = None
+    """A shared volume for the server's socket directory: clients mounting it connect without TCP
+    (Cloud Run's /cloudsql/CONNECTION)."""
 
 
 def server_unit(server: Server, image: str) -> Unit:
@@ -141,6 +152,7 @@ def server_unit(server: Server, image: str) -> Unit:
         env={"PG_ADMIN_USER": server.admin, "PG_GROUP_ROLE": server.group_role},
         files={SECRETS: {"admin-password": server.password.encode()}},
         volumes={"data": "/var/lib/postgresql/data"},
+        shared={server.sockets: SOCKET_DIR} if server.sockets else {},
         cpu=server.cpu,
         memory=server.memory,
         probe=Probe(("CMD", "pg_isready", "-q", "-h", "127.0.0.1", "-p", str(PORT)), interval=1, timeout=3, retries=3),
@@ -222,7 +234,7 @@ class PostgresServers:
         lines = [f"\\getenv {name} MC_{name.upper()}" for name in values]
         env = {f"MC_{name.upper()}": value for name, value in values.items()}
         env["MC_SCRIPT"] = "\n".join([*lines, script])
-        psql = 'PGUSER="$PG_ADMIN_USER" psql -X -q -v ON_ERROR_STOP=1 -d postgres 2>&1'
+        psql = "psql -X -q -v ON_ERROR_STOP=1 -d postgres 2>&1"
         argv = ["sh", "-c", 'printf "%s\\n" "$MC_SCRIPT" | ' + psql]
         code, output = self.plane.run_command(key, MEMBER, argv, env)
         if code != 0:

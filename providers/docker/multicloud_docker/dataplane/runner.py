@@ -27,6 +27,8 @@ from multicloud_docker.dataplane.holder import ensure_image
 from multicloud_docker.dataplane.observed import MemberState, UnitState, member_state
 
 PERIOD = 1.0
+SHARED = "shared"
+"""The unit key the session's shared volumes are named under."""
 PROBE_TIMEOUT = 2.0
 
 
@@ -291,6 +293,9 @@ class DataPlane:
             labels = {**self.labels, E.UNIT: unit.key, E.ROLE: "member", E.MEMBER: member.name, E.HASH: wanted}
             volumes = {E.volume_name(self.session, unit.key, v): path for v, path in member.volumes.items()}
             E.ensure_volumes(self._api, volumes, {**self.labels, E.UNIT: unit.key})
+            shared = {E.volume_name(self.session, SHARED, v): path for v, path in member.shared.items()}
+            E.ensure_volumes(self._api, shared, self.labels)
+            volumes.update(shared)
             name = E.container_name(self.session, unit.key, member.name)
             E.create_member(self._api, member, holder_id, name, labels, volumes=volumes)
         E.remove_containers(self._api, [c["Id"] for c in present.values()])

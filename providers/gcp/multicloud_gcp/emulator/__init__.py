@@ -53,7 +53,9 @@ class RunningCloudRun(RunningEmulator):
     ) -> dict[str, str]:
         """Target settings that point the gcp-cloudrun provider at this emulator."""
         endpoint = self.endpoint if transport == "rest" else self.grpc_endpoint
+        sql = {} if transport == "rest" else {"sql_endpoint": self.endpoint}  # Cloud SQL Admin: REST only
         return {
+            **sql,
             "project": project,
             "region": region,
             "api_endpoint": endpoint,

@@ -345,8 +345,9 @@ class CloudSql:
         from multicloud_docker.dataplane.postgres import Server
 
         plane, unit = self.plane, _key(key)
+        connection = self.instances[key]["connectionName"]
         plane.run(Server(unit, "postgres", self._passwords[key], GROUP_ROLE, instance_address(unit),
-                         network=self.network or None))
+                         network=self.network or None, sockets=socket_volume(connection)))
 
         def ready() -> bool | str:
             verdict = plane.ready(unit)
@@ -378,6 +379,12 @@ class CloudSql:
     def _add_user(self, project: str, name: str, user: str) -> Finish:
         """What a finished user operation records."""
         return lambda: self.users[(project, name)].setdefault(user, sqlrules.user(project, name, user))
+
+
+def socket_volume(connection: str) -> str:
+    """The data plane's shared volume holding an instance's socket (what Cloud Run's connector
+    gives a revision that mounts a cloud_sql_instance volume)."""
+    return "cloudsql-" + hashlib.sha256(connection.encode()).hexdigest()[:16]
 
 
 def _key(key: tuple[str, str]) -> str:

@@ -132,8 +132,11 @@ def revision_unit(
     contract = {"PORT": str(serving_port(revision)), "K_SERVICE": service_id, "K_REVISION": short}
     contract["K_CONFIGURATION"] = service_id
     volumes = {v["name"]: v["secret"] for v in revision.get("volumes") or [] if "secret" in v}
+    sql = {v["name"]: v["cloudSqlInstance"].get("instances") or [] for v in revision.get("volumes") or []
+           if "cloudSqlInstance" in v}
     members = tuple(
-        _member(container, position, contract, volumes, secrets, inside=inside, pull_auth=pull_auth)
+        _with_sockets(_member(container, position, contract, volumes, secrets, inside=inside, pull_auth=pull_auth),
+                      container, sql)
         for position, container in enumerate(revision.get("containers") or [])
     )
     dns = (inside.address,) if inside is not None else ()
@@ -178,6 +181,18 @@ def _member(
         probe=_probe(container),
         pull_auth=pull_auth(str(container["image"])),
     )
+
+
+def _with_sockets(member: Member, container: Json, sql: Mapping[str, list[str]]) -> Member:
+    """A member with the Cloud SQL connector's sockets: MOUNT/CONNECTION for each instance of a
+    cloud_sql_instance volume it mounts (the emulated instance's shared socket directory)."""
+    from dataclasses import replace
+
+    from multicloud_gcp.emulator.cloudsql import socket_volume
+
+    shared = {socket_volume(conn): f"{mount['mountPath']}/{conn}"
+              for mount in container.get("volumeMounts") or [] for conn in sql.get(mount["name"], [])}
+    return replace(member, shared=shared) if shared else member
 
 
 def _secret(secrets: Mapping[str, str], name: str) -> str:
