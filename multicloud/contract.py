@@ -39,6 +39,9 @@ class Capabilities:
     """The platform's front end terminates TLS for every port (Cloud Run): containers serve plain."""
     health_timeout: float | None = None
     """Seconds a change usually needs to turn healthy there: the default health timeout (else 300)."""
+    health_poll: float = 0.5
+    """The longest pause between two health polls (the engine starts at 0.05 s and doubles): a target
+    whose health reads are local and cheap (a Docker engine) polls more often, a cloud's API less."""
     resources: tuple[str, ...] = ()
     """The types of backing resource (`resources:` in the spec) the target provides, e.g. ("postgres",);
     see multicloud.backing for what providing one means."""

@@ -358,7 +358,7 @@ class Engine:
                     hint="check `multicloud logs` for the service; the next apply resumes from here",
                 )
             self.sleep(min(interval, max(0.0, deadline - time.monotonic())))
-            interval = min(interval * 2, 0.5)
+            interval = min(interval * 2, self.provider.capabilities.health_poll)
 
     def _poll(self, app: str, resource: Resource, deadline: float) -> Health:
         """One health poll, given up (as still starting) at the deadline: a poll that blocks

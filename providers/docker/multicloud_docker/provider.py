@@ -50,6 +50,7 @@ class DockerProvider:
         self._client: Lazy[Any] = Lazy(client_factory or default_factory(self.settings.host))
         self.capabilities = Capabilities(
             build=self.settings.build,
+            health_poll=0.2,
             resources=("postgres",),
             notes=(
                 "public ports are published on the Docker host "
