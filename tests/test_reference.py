@@ -77,7 +77,7 @@ def test_types_defaults_and_examples_read_as_people_write_them(sections: dict[st
     assert service["replicas"].example == "`2`"  # ingestion's, from the IoT example
     assert service["resources"].default == "its fields' defaults"
     memory = {row.name: row for row in sections["Resources"].rows}["memory"]
-    assert "a size such as 512Mi" in memory.type and memory.example == "`1Gi`"
+    assert "a size such as 512Mi" in memory.type and memory.example == "`512Mi`"  # auth's, from the IoT example
     health = {row.name: row for row in sections["HealthCheck"].rows}
     assert health["command"].example == '`["python", "-m", "app"]`'  # the docs elide theirs as [...]
     target = sections["Target"]
