@@ -13,8 +13,8 @@ The chain: each step of the plan costs what the cloud makes it wait at the least
 and the steady state for a service; ARM: an operation for the container group, which a PUT
 creates long-running; Cloud Run: an operation for a service), and the longest path through the
 steps' requirements is summed. An apply whose independent steps overlap and which waits for
-nothing else comes in just over it. On ECS the example's images are given (built and pushed
-beforehand, as on ACI and Cloud Run), so the apply is the control plane's alone.
+nothing else comes in just over it. The example's images are given (built and pushed beforehand),
+so the apply is the control plane's alone.
 
 Run: .venv/bin/python bench/cloud_apply.py [--scale 0.25] [--clouds aws,azure,gcp] [--trace]
 Goal: apply <= 1.2x the longest chain, per cloud.
@@ -121,23 +121,23 @@ def secrets() -> dict[str, str]:
     return values
 
 
-AWS_IMAGES = """
-targets:
-  aws:
-    overrides:
-      auth: {build: null, image: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/iot-backend/auth:1.0}
-      ingestion: {build: null, image: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/iot-backend/ingestion:1.0}
-      registry: {build: null, image: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/iot-backend/registry:1.0}
-      broker: {build: null, image: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/iot-backend/broker:1.0,
-               volumes: []}
-"""
+IMAGES = "\n".join(
+    ["targets:"] + [
+        f"  {target}:\n    overrides:\n" + "".join(
+            f"      {service}: {{build: null, image: registry.example.com/iot-backend/{service}:1.0}}\n"
+            for service in ("auth", "broker", "ingestion", "registry")
+        )
+        for target in ("aws", "azure", "gcp")
+    ]
+)
+"""The example's images given (built and pushed beforehand), so that the apply is the control plane's alone."""
 
 
 def one(cloud: str, scale: float, work: Path, trace: bool = False) -> tuple[float, float, Plan]:
     """Apply the example to a fresh emulator of one cloud; (seconds, chain seconds, the plan)."""
     environ = {**os.environ, **secrets()}
-    images = work / "aws-images.yaml"
-    images.write_text(AWS_IMAGES)
+    images = work / "images.yaml"
+    images.write_text(IMAGES)
     spec = load([EXAMPLE, images])
     with CLOUDS[cloud](scale) as (provider, cost):
         deployment = Deployment(spec, cloud, provider=provider, environ=environ, concurrency=8,
