@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 from multicloud_azure.provider import AzureAciProvider
 
-from multicloud.testing.contract import ProviderContract
+from multicloud.testing.postgres_contract import PostgresContract
 
 
-class TestAzureAciContract(ProviderContract):
-    """Every contract behaviour, through the real SDK client, over HTTPS with a bearer token."""
+class TestAzureAciContract(PostgresContract):
+    """Every contract behaviour (databases' too: flexible servers), through the real SDK clients,
+    over HTTPS with a bearer token."""
 
     replace_edits = {
         "container.cpu": lambda data: worker(data).update(resources={"cpu": 0.5}),
