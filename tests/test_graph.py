@@ -108,8 +108,8 @@ def test_desired_graph_of_the_example_on_every_target(
     labels = {label.split(" ", 1)[1] for label, state in mermaid_nodes(graph(capsys, "-f", str(EXAMPLE),
                                                                             "-t", target, "--desired")).values()}
     assert expected <= labels
-    # db is a resource: a container locally, RDS on aws; azure and gcp exclude it (until they provide one)
-    assert ("postgres/db" in labels) is (target in ("local", "aws"))
+    # db is a resource on every target: a container locally, RDS, a flexible server, Cloud SQL
+    assert "postgres/db" in labels
 
 
 def test_graph_imports_no_cloud_sdk(tmp_path: Path) -> None:

@@ -85,13 +85,14 @@ def test_iot_backend_runs_in_one_group(
         "container/ingestion",
         "container/registry",
         "group/iot-backend",
+        "postgres/db",  # a flexible server, made before the group
     }
     for secret in iot_secrets.values():
         assert secret not in plan_text(planned, verbose=True)
         assert secret not in json.dumps(plan_json(planned))
-    puts_before = arm.backend.count("PUT")
+    puts_before = arm.backend.count("PUT", "containerGroups")
     deploy.apply(planned)
-    assert arm.backend.count("PUT") - puts_before == 1, "the whole group goes in one PUT"
+    assert arm.backend.count("PUT", "containerGroups") - puts_before == 1, "the whole group goes in one PUT"
 
     groups = provider.client.list_groups()
     assert [g["name"] for g in groups] == ["iot-backend"]
@@ -138,8 +139,9 @@ def test_iot_backend_runs_in_one_group(
     assert arm.backend.count("PUT") == puts, "a re-apply makes no PUT"
 
     deploy.destroy()
-    assert provider.observe("iot-backend") == []
+    assert {r.key for r in provider.observe("iot-backend")} == {"postgres/db"}, "destroy keeps the database"
     assert not [g for g in provider.client.list_groups() if g.get("tags", {}).get("multicloud-app")]
+    assert deploy.destroy(volumes=True).ok and provider.observe("iot-backend") == []
 
 
 def test_env_change_restarts_the_group_in_place(

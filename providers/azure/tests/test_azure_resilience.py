@@ -50,12 +50,12 @@ def test_throttling_is_retried_after_the_time_arm_asks(
     iot: dict[str, Any],
     iot_secrets: dict[str, str],
 ) -> None:
-    arm.backend.inject(Fault(status=429, times=2, method="PUT", retry_after=1))
+    arm.backend.inject(Fault(status=429, times=2, method="PUT", path_contains="containerGroups", retry_after=1))
     started = len(arm.backend.requests)
     deployment = make_deployment(iot, make_provider(), iot_secrets)
     result = deployment.apply()
     assert result.ok
-    puts = [r for r in arm.backend.requests[started:] if r.method == "PUT"]
+    puts = [r for r in arm.backend.requests[started:] if r.method == "PUT" and "containerGroups" in r.path]
     assert [r.status for r in puts] == [429, 429, 201]
     gaps = [b.at - a.at for a, b in itertools.pairwise(puts)]
     assert all(gap >= 0.95 for gap in gaps), f"Retry-After: 1 not honoured: {gaps}"
@@ -92,8 +92,8 @@ def test_unreachable_arm_says_how_to_fix_it(make_provider: Callable[..., AzureAc
 
 def run_cli_until(arm: EmulatorHandle, spec: Path, secrets: dict[str, str], method: str) -> int:
     """Start `multicloud apply` on the spec, SIGKILL it once the emulator saw a `method`
-    request, and return how many such requests it had seen."""
-    before = arm.backend.count(method)
+    request on a container group (the database's come first), and return how many it had seen."""
+    before = arm.backend.count(method, "containerGroups")
     env = {**os.environ, **arm.running.environment, **secrets}
     process = subprocess.Popen(
         [str(CLI), "apply", "-f", str(spec), "--target", "azure", "--yes"],
@@ -103,7 +103,7 @@ def run_cli_until(arm: EmulatorHandle, spec: Path, secrets: dict[str, str], meth
     )
     deadline = time.monotonic() + 120
     try:
-        while arm.backend.count(method) == before:
+        while arm.backend.count(method, "containerGroups") == before:
             if process.poll() is not None:
                 pytest.fail(
                     f"apply ended before its {method}: {process.stderr.read().decode() if process.stderr else ''}"
@@ -118,7 +118,7 @@ def run_cli_until(arm: EmulatorHandle, spec: Path, secrets: dict[str, str], meth
             process.kill()
         if process.stderr is not None:
             process.stderr.close()
-    return arm.backend.count(method) - before
+    return arm.backend.count(method, "containerGroups") - before
 
 
 def wait_healthy(deployment: Deployment, timeout: float = 20) -> None:

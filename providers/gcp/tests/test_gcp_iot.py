@@ -24,7 +24,8 @@ def test_iot_backend_applies_and_the_broker_is_served_over_websockets(
     deployment = deploy(iot_spec, gcp)
     planned = deployment.plan()
     written = {f"secret/{name}" for name, secret in iot_spec.secrets.items() if secret.generate}
-    services = {f"service/{s}" for s in ("broker", "auth", "registry", "ingestion")}
+    written |= {"secret/resources_db_password", "secret/resources_db_url"}  # the database's own
+    services = {f"service/{s}" for s in ("broker", "auth", "registry", "ingestion")} | {"postgres/db"}
     assert {c.key for c in planned.changes} == services | written  # generated secrets: written to Secret Manager
     result = deployment.apply(planned)
     assert result.ok and result.changed == len(services | written)
@@ -40,11 +41,13 @@ def test_iot_backend_applies_and_the_broker_is_served_over_websockets(
     ingestion = services[f"{PARENT}/services/iot-backend-ingestion"]
     env = {e["name"]: e for e in ingestion["template"]["containers"][0]["env"]}
     assert env["MQTT_URL"]["value"] == "wss://iot-backend-broker-123456789012.europe-west1.run.app/mqtt"
-    assert env["DATABASE_URL_FILE"]["value"] == "/run/secrets/database_url/database_url"
-    volumes = {v["secret"]["secret"]: v for v in ingestion["template"]["volumes"]}
-    assert volumes["database_url"]["secret"]["items"] == [{"path": "database_url", "version": "latest"}]
+    assert env["DATABASE_URL_FILE"]["value"] == "/run/secrets/resources_db_url/resources_db_url"
+    volumes = {v.get("secret", {}).get("secret", v["name"]): v for v in ingestion["template"]["volumes"]}
+    url_secret = next(k for k in volumes if k.endswith("resources-db-url") or k.endswith("resources_db_url"))
+    assert volumes[url_secret]["secret"]["items"] == [{"path": "resources_db_url", "version": "latest"}]
     mounts = {m["name"]: m["mountPath"] for m in ingestion["template"]["containers"][0]["volumeMounts"]}
-    assert mounts[volumes["database_url"]["name"]] == "/run/secrets/database_url"
+    assert mounts[volumes[url_secret]["name"]] == "/run/secrets/resources_db_url"
+    assert mounts["cloudsql"] == "/cloudsql"  # the Cloud SQL connector's sockets
     assert not any(value in str(services) for value in iot_env.values()), "secret values never reach Cloud Run"
     endpoints = {(e.service, e.protocol): e.url for e in deployment.endpoints()}
     assert endpoints[("broker", "mqtt-ws")] == "wss://iot-backend-broker-123456789012.europe-west1.run.app/mqtt"
@@ -104,6 +107,9 @@ def test_destroy_leaves_no_labelled_service(
     deployment.destroy()
     labelled = [s for s in cloudrun.model.services.values() if s.get("labels", {}).get("multicloud-app")]
     assert labelled == []
+    kept = {r.key for r in gcp.observe("iot-backend")}
+    assert kept == {"postgres/db", "secret/resources_db_password"}, "destroy keeps the database and its password"
+    deploy(iot_spec, gcp).destroy(volumes=True)
     assert gcp.observe("iot-backend") == []
 
 
@@ -132,7 +138,8 @@ def test_injected_unavailable_is_retried_and_converges(
     deployment = deploy(iot_spec, gcp)
     deployment.on_event = lambda e: events.append(e.kind)
     result = deployment.apply()
-    assert result.ok and result.changed == 4 + sum(1 for s in iot_spec.secrets.values() if s.generate)
+    # the services, the database, and the generated secrets with the database's password and URL
+    assert result.ok and result.changed == 4 + 1 + sum(1 for s in iot_spec.secrets.values() if s.generate) + 2
     assert events.count("retry") == 2
     assert not deployment.plan().has_changes
 
@@ -153,9 +160,13 @@ def test_slow_operations_are_waited_for_without_a_second_per_poll(
 def test_a_changed_secret_value_rolls_new_revisions_of_its_users_only(
     cloudrun: RunningCloudRun, gcp: CloudRunProvider, iot_spec: Spec, deploy: Deploy, iot_env: dict[str, str]
 ) -> None:
+    # the registry reads the certificate from the environment here (the example's reads none on gcp)
+    data = iot_spec.model_dump(exclude_unset=True)
+    data["targets"]["gcp"]["overrides"]["registry"]["env"]["TLS_CERT_FILE"] = "${secrets.tls_cert.file}"
+    iot_spec = spec_from_dict(data)
     deploy(iot_spec, gcp, env=iot_env).apply()
     revisions = set(cloudrun.model.revisions)
-    secret = iot_spec.secrets["database_url"].from_env
+    secret = iot_spec.secrets["tls_cert"].from_env
     assert secret is not None
     changed = deploy(iot_spec, gcp, env={**iot_env, secret: "postgres://rotated"})
     planned = changed.plan()
@@ -163,7 +174,7 @@ def test_a_changed_secret_value_rolls_new_revisions_of_its_users_only(
     users = sorted(
         name
         for name, service in changed.target_spec.services.items()
-        if any("${secrets.database_url" in v for v in service.env.values())  # its value or its file
+        if any("${secrets.tls_cert" in v for v in service.env.values())  # its value or its file
     )
     assert touched == users and users, plan_text(planned)
     assert "postgres://rotated" not in plan_text(planned, verbose=True)
