@@ -96,11 +96,13 @@ def instance(ctx: Context, app: str, change: Change) -> None:
         _modify_instance(ctx, app, change.before, change.resource)
 
 
-def _security_group_id(ctx: Context, props: Mapping[str, Any]) -> str:
-    """The id of the instance's security group (made by the step before)."""
+def _security_group_id(ctx: Context, app: str, props: Mapping[str, Any]) -> str:
+    """The id of the instance's security group (made by the step before; the app's own: every app
+    names its database's group by the same key)."""
     key = str(props["security_group"])
     with guard(f"looking up {key}"):
         found = ctx.client("ec2").describe_security_groups(Filters=[{"Name": f"tag:{names.TAG_KEY}", "Values": [key]},
+                                                                    {"Name": f"tag:{names.TAG_APP}", "Values": [app]},
                                                                     {"Name": "vpc-id", "Values": [ctx.vpc()]}])
     groups = found["SecurityGroups"]
     if not groups:
@@ -118,7 +120,7 @@ def _create_instance(ctx: Context, app: str, resource: Resource) -> None:
         "DBInstanceIdentifier": identifier, "Engine": "postgres", "EngineVersion": str(props["version"]),
         "DBInstanceClass": props["class"], "AllocatedStorage": int(props["storage"]), "StorageType": "gp3",
         "DBName": props["database"], "MasterUsername": props["user"], "MasterUserPassword": password.reveal(),
-        "VpcSecurityGroupIds": [_security_group_id(ctx, props)], "PubliclyAccessible": False,
+        "VpcSecurityGroupIds": [_security_group_id(ctx, app, props)], "PubliclyAccessible": False,
         "StorageEncrypted": bool(props["encrypted"]), "DeletionProtection": props["deletion"] == "keep",
         "BackupRetentionPeriod": 7, "CopyTagsToSnapshot": True,
         "Tags": _tags(app, resource, **{names.TAG_DIGEST: password.digest}, **names.created()),
