@@ -21,7 +21,7 @@ def project(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A deployed app of one service with two replicas that just wait; removed afterwards."""
     import uuid
 
-    from conftest import purge
+    from docker_helpers import purge
 
     app = f"mct-{uuid.uuid4().hex[:8]}"
     root = tmp_path_factory.mktemp("exec")
