@@ -10,6 +10,7 @@ from typing import Any
 
 from multicloud import capabilities, inputs
 from multicloud.backing import bind, connection_urls
+from multicloud.certificates import renewal_due
 from multicloud.contract import (
     Endpoint,
     EventSink,
@@ -17,13 +18,22 @@ from multicloud.contract import (
     Provider,
     ServiceStatus,
     SupportsExec,
+    SupportsPublicNames,
     SupportsRollback,
 )
 from multicloud.engine import ApplyResult, Engine
-from multicloud.errors import ApplyFailedError, CapabilityError, Finding, SettingsError, SpecError, UserError
+from multicloud.errors import (
+    ApplyFailedError,
+    CapabilityError,
+    Finding,
+    SettingsError,
+    SpecError,
+    UserError,
+    spec_finding,
+)
 from multicloud.fallbacks import with_fallbacks, without_optional_volumes
 from multicloud.findings import located, spec_complaint
-from multicloud.generated import LocalSecretStore, SupportsSecretStore, generated_values
+from multicloud.generated import LocalSecretStore, SupportsSecretStore, generated_values, tls_values
 from multicloud.lock import app_lock
 from multicloud.ownership import refuse_foreign, stamped
 from multicloud.planner import Plan, plan
@@ -32,8 +42,9 @@ from multicloud.resources import Resource, Sensitive
 from multicloud.retry import RetryPolicy
 from multicloud.saved_plans import SavedPlan, observed_fingerprint, plan_steps, read, refuse_if_changed, write
 from multicloud.settings import locate
+from multicloud.spec.certificate import PRIVATE_PARTS, part_name
 from multicloud.spec.loader import load
-from multicloud.spec.models import Spec
+from multicloud.spec.models import Spec, TlsPart
 from multicloud.spec.targets import TargetSpec, read_secrets, target_spec
 from multicloud.spec.variables import Variables
 from multicloud.targeting import Scope, limit, scope
@@ -72,6 +83,8 @@ class Deployment:
         self._fresh_secrets: dict[str, str] = {}
         self.last_plan: SavedPlan | None = None
         """The last plan this deployment made, with what it was made against."""
+        self.renewal_due: datetime | None = None
+        """When the first generated TLS certificate the last plan used is due to be re-issued (None: none used)."""
 
     @classmethod
     def from_file(
@@ -222,17 +235,59 @@ class Deployment:
         fresh one that apply keeps), or composed (a resource's URL, from its generated password)."""
         environ = inputs.environ() if self._environ is None else self._environ
         values = read_secrets(self.target_spec, environ)
-        generated, fresh = generated_values(self._secret_store(), self.app, self.target_spec.generated_secrets())
+        store = self._secret_store()
+        generated, fresh = generated_values(store, self.app, self.target_spec.generated_secrets())
         # a fresh value already planned (or handed out by secret()) stays the one apply keeps
-        self._fresh_secrets = {name: self._fresh_secrets.get(name, value) for name, value in fresh.items()}
+        planned = self._fresh_secrets
+        self._fresh_secrets = {name: planned.get(name, value) for name, value in fresh.items()}
         values.update({**generated, **self._fresh_secrets})
+        if self.target_spec.tls_secrets():
+            tls, fresh = self._tls_values(store, planned)
+            self._fresh_secrets.update({**{n: v for n, v in planned.items() if n in tls}, **fresh})
+            values.update(tls)
+            certificates = [tls[part_name(name, "cert")] for name in self.target_spec.tls_secrets()]
+            self.renewal_due = min(renewal_due(pem) for pem in certificates)
         used = set(self.target_spec.used_secrets())
         return {**values, **{k: v for k, v in connection_urls(self.target_spec, values).items() if k in used}}
+
+    def _tls_values(self, store: SupportsSecretStore, planned: Mapping[str, str]) -> tuple[dict[str, str],
+                                                                                           dict[str, str]]:
+        """The parts of the TLS secrets the target uses and the fresh ones among them (see
+        multicloud.generated.tls_values); a SpecError at the secret for one with no name to issue for."""
+        names = self.provider.public_names(self.target_spec) if isinstance(self.provider, SupportsPublicNames) else []
+        try:
+            return tls_values(store, self.target_spec, names, planned)
+        except UserError as exc:
+            finding = spec_finding(exc.message)
+            if type(exc) is not UserError or finding is None:
+                raise
+            raise SpecError(locate(self.spec.source, (), [finding])) from exc
+
+    def certificate_authority(self, name: str | None = None) -> str:
+        """The CA certificate (PEM) of the generated TLS secret `name` (None: the only one the target uses)
+        as the target's secret store holds it, for devices and operators to trust; UserError when the target
+        uses no such secret or holds no CA yet (apply makes it). Reads only."""
+        used = self.target_spec.tls_secrets()
+        if name is None and len(used) == 1:
+            name = next(iter(used))
+        if name not in used:
+            listed = ", ".join(used) or "none"
+            which = "name one" if name is None else f"no {name!r} among them"
+            raise UserError(f"target {self.target!r} uses these generated TLS secrets: {listed} ({which})")
+        ca = part_name(name, "ca")
+        stored = self._secret_store().stored_secrets(self.app, [ca])
+        if ca not in stored:
+            raise UserError(f"target {self.target!r} holds no CA for secrets.{name} yet",
+                            hint="`multicloud apply` makes it (and keeps it in the target's secret store)")
+        return stored[ca]
 
     def secret(self, name: str) -> str:
         """The value this target uses for a secret the spec's services use (read from its source, or the
         generated one its store keeps, e.g. an operator token a deploy script hands to a client); UserError
         for a name no service here uses. multicloud itself never prints it."""
+        if isinstance(part := self.target_spec.secrets.get(name), TlsPart) and part.part in PRIVATE_PARTS:
+            raise UserError(f"secret {name!r} is the CA's private key of secrets.{part.of}: it never leaves the "
+                            "target's secret store")
         values = self._secret_values()
         if name not in values:
             raise UserError(f"no secret {name!r} is used on target {self.target!r} (used: {', '.join(values)})")
@@ -311,7 +366,8 @@ class Deployment:
         """Store the secrets this deployment generated (locally kept ones; providers keep theirs)."""
         store = self._secret_store()
         if self._fresh_secrets and isinstance(store, LocalSecretStore):
-            store.keep(self._fresh_secrets)
+            renewed = [n for n in self._fresh_secrets if isinstance(self.target_spec.secrets.get(n), TlsPart)]
+            store.keep(self._fresh_secrets, replace=renewed)
             self._fresh_secrets = {}
 
     @property

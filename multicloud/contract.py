@@ -235,3 +235,14 @@ class SupportsExec(Protocol):
         has no such running replica or the target refuses (saying which setting it needs);
         leaves nothing behind but what the command itself did."""
         ...
+
+
+@runtime_checkable
+class SupportsPublicNames(Protocol):
+    """A provider that knows the names its public ports are reached at (a generated TLS certificate is
+    issued for them)."""
+
+    def public_names(self, spec: TargetSpec) -> list[str]:
+        """The DNS names and IP addresses devices and people reach the app's public ports at on this
+        target, as far as they are known now (e.g. a load balancer's name once it exists); reads only."""
+        ...

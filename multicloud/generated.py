@@ -10,13 +10,17 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from multicloud import inputs
 from multicloud.errors import UserError
 from multicloud.lock import state_dir
+from multicloud.spec.certificate import host_name, part_names
+
+if TYPE_CHECKING:
+    from multicloud.spec.targets import TargetSpec
 
 GENERATED_BYTES = 24
 """Entropy of a generated secret: 24 random bytes, 32 URL-safe characters."""
@@ -57,18 +61,23 @@ class LocalSecretStore:
                 raise UserError(f"cannot read the generated secret {path}: it is not UTF-8 text") from exc
         return values
 
-    def keep(self, values: Mapping[str, str]) -> None:
+    def keep(self, values: Mapping[str, str], *, replace: Collection[str] = ()) -> None:
         """Write new values, each created exclusively with mode 0600 (a value already there is
-        kept: whoever wrote first wins); a failure leaves the files written so far."""
+        kept: whoever wrote first wins), but those named in `replace`, which take the place of what is
+        there in one rename; a failure leaves the files written so far (and maybe a NAME.new file)."""
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             for name, value in values.items():
+                path = self.directory / (f"{name}.new" if name in replace else name)
+                flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if name in replace else os.O_EXCL)
                 try:
-                    fd = os.open(self.directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    fd = os.open(path, flags, 0o600)
                 except FileExistsError:
                     continue
                 with os.fdopen(fd, "w", encoding="utf-8") as handle:
                     handle.write(value)
+                if name in replace:
+                    path.replace(self.directory / name)
         except OSError as exc:
             raise UserError(
                 f"cannot keep generated secrets in {self.directory}: {exc.strerror}",
@@ -101,3 +110,37 @@ def generated_values(
     stored = store.stored_secrets(app, names) if names else {}
     fresh = {name: new_secret() for name in names if name not in stored}
     return {**stored, **fresh}, fresh
+
+
+def tls_values(
+    store: SupportsSecretStore, spec: TargetSpec, public_names: Sequence[str], planned: Mapping[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The parts of each TLS secret the target uses: what its store holds while that still fits the secret's
+    names and the target's `public_names` (see multicloud.certificates), else fresh ones; returned as (all
+    values, the fresh ones still to be kept). `planned` (parts made fresh earlier and not kept yet) count as
+    stored. A UserError when a secret has no name to issue for."""
+    from multicloud.certificates import fresh_material
+
+    values: dict[str, str] = {}
+    fresh: dict[str, str] = {}
+    own = [host for name in public_names if (host := _canonical(name))]
+    for name, generate in spec.tls_secrets().items():
+        parts = part_names(name)
+        held = {**store.stored_secrets(spec.app, list(parts.values())), **planned}
+        current = {part: held[secret] for part, secret in parts.items() if secret in held}
+        names = list(dict.fromkeys([*generate.names, *own]))
+        if not names:
+            raise UserError(f"secrets.{name}.generate.names: give the names the certificate is for (this target "
+                            f"knows none of its public names yet)")
+        made = fresh_material(current, names, issuer=f"multicloud CA of {spec.app} on {spec.target}")
+        fresh.update({parts[part]: value for part, value in made.items()})
+        values.update({parts[part]: value for part, value in {**current, **made}.items()})
+    return values, fresh
+
+
+def _canonical(name: str) -> str | None:
+    """A public name a provider reports, as certificates name it; None for one no certificate can name."""
+    try:
+        return host_name(name)
+    except ValueError:
+        return None

@@ -7,7 +7,7 @@ import sys
 
 from multicloud.cli.main import HELP_FILE, render_help
 
-HEAVY = ("boto3", "botocore", "azure", "google", "docker", "pydantic", "yaml", "rich")
+HEAVY = ("boto3", "botocore", "azure", "google", "docker", "pydantic", "yaml", "rich", "cryptography")
 
 PROBE = """
 import json, sys

@@ -82,7 +82,7 @@ def test_destroy_keeps_them_while_a_volume_survives(spec_file: Path, capsys: pyt
 @pytest.mark.parametrize(
     ("secret", "needle"),
     [
-        ("{generate: false}", "should be True"),
+        ("{generate: false}", "give generate: true"),
         ("{generate: true, from_env: X}", "exactly one of from_env, from_file or generate"),
         ("{}", "exactly one of from_env, from_file or generate"),
     ],

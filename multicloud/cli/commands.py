@@ -318,6 +318,11 @@ def cmd_endpoints(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_secrets(args: argparse.Namespace) -> int:
+    sys.stdout.write(_deployment(args).certificate_authority(args.name))
+    return 0
+
+
 def _print_endpoints(endpoints: list[Any], *, public_only: bool) -> None:
     shown = [e for e in endpoints if e.public or not public_only]
     if not shown:
@@ -431,6 +436,7 @@ HANDLERS: dict[str, Handler] = {
     "rollback": cmd_rollback,
     "status": cmd_status,
     "endpoints": cmd_endpoints,
+    "secrets": cmd_secrets,
     "logs": cmd_logs,
     "exec": cmd_exec,
     "schema": cmd_schema,

@@ -18,6 +18,7 @@ import importlib
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ class CompiledTarget:
     """Stamped with the target, secrets as digests, payloads dropped."""
     notes: tuple[str, ...] = ()
     """What loading the spec noted (a compose file's unsupported keys), printed again."""
+    valid_until: float | None = None
+    """When a generated TLS certificate is due to be re-issued (seconds since the epoch): the full path runs then."""
 
 
 def _eligible(args: argparse.Namespace) -> bool:
@@ -81,6 +84,8 @@ def answer(args: argparse.Namespace) -> int | None:
         return None
     compiled = cache.get(_entry(cache, args, files))
     if not isinstance(compiled, CompiledTarget):
+        return None
+    if compiled.valid_until is not None and time.time() >= compiled.valid_until:
         return None
     planned = _plan(compiled)
     if planned is None:
@@ -154,5 +159,7 @@ def _compiled(deployment: Any, notes: list[str]) -> tuple[CompiledTarget, str] |
     )
     package = sys.modules[type(provider).__module__.partition(".")[0]]
     code = os.path.dirname(os.path.abspath(package.__file__ or ""))
-    compiled = CompiledTarget(deployment.app, deployment.target, observer, data, desired, tuple(notes))
+    due = deployment.renewal_due
+    compiled = CompiledTarget(deployment.app, deployment.target, observer, data, desired, tuple(notes),
+                              valid_until=None if due is None else due.timestamp())
     return compiled, code

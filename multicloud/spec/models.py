@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PlainSerializer,
     PrivateAttr,
     StringConstraints,
+    Tag,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from multicloud.spec.backing import Postgres
+from multicloud.spec.certificate import TlsGenerate, generate_form
 from multicloud.spec.units import (
     DURATION_PATTERN,
     MAX_DURATION,
@@ -280,6 +284,20 @@ class Service(Model):
         return next((p for p in self.ports if p.name == name), None)
 
 
+def _generate_kind(value: Any) -> str:
+    """The union branch a `generate:` value is read as: a mapping is a generated TLS pair."""
+    return "TLS" if isinstance(value, Mapping | TlsGenerate) else "True"
+
+
+GenerateForm = Annotated[
+    Annotated[
+        Annotated[Literal[True], Tag("True")] | Annotated[TlsGenerate, Tag("TLS")],
+        Discriminator(_generate_kind),
+    ],
+    BeforeValidator(generate_form),
+]
+
+
 class Secret(Model):
     """Where a secret's value comes from at plan time: an environment variable, a file, or
     (`generate: true`) made once and kept in the target's secret store."""
@@ -288,8 +306,10 @@ class Secret(Model):
     """an environment variable holding the value at plan time"""
     from_file: str | None = None
     """a UTF-8 file holding the value (relative to the spec file)"""
-    generate: Literal[True] | None = Field(
-        default=None, description="a random value made on the first apply and kept in the target's secret store"
+    generate: GenerateForm | None = Field(
+        default=None,
+        description="true: a random value made on the first apply and kept in the target's secret store; "
+        "{type: tls, names: [...]}: a CA and a server certificate issued by it (see multicloud.spec.certificate)",
     )
 
     @model_validator(mode="after")
@@ -306,6 +326,14 @@ class DerivedSecret(Secret):
     @model_validator(mode="after")
     def _one_source(self) -> DerivedSecret:
         return self
+
+
+class TlsPart(DerivedSecret):
+    """One part (cert, key, ca, ca_key) of a generated TLS secret, as the core gives it a target: never
+    written in a spec file (see multicloud.spec.certificate)."""
+
+    of: str
+    part: str
 
 
 class Volume(Model):

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from multicloud.spec.backing import reserved_secrets, role_problem
+from multicloud.spec.certificate import PARTS, PRIVATE_PARTS, TlsGenerate, tls_parts
 from multicloud.spec.messages import describe
 from multicloud.spec.models import TARGET_RESERVED, Service, Spec, Target
 from multicloud.spec.placeholders import (
@@ -57,8 +58,8 @@ def _check_service(
             message = f"not another port of this service (ports: {', '.join(names)})"
             found.append(((*at, "ports", i, "fallback"), message))
     for i, secret in enumerate(service.secrets):
-        if secret not in spec.secrets:
-            found.append(((*at, "secrets", i), f"unknown secret {secret!r}{_known(spec.secrets)}"))
+        if problem := _secret_problem(spec, secret, f"secret {secret!r}"):
+            found.append(((*at, "secrets", i), problem))
     for i, mount in enumerate(service.volumes):
         if mount.source not in spec.volumes:
             found.append(
@@ -89,6 +90,8 @@ def _check_resources(spec: Spec) -> list[Finding]:
         if problem:
             found.append((("resources", name, "user" if resource.user else "database"), problem))
     reserved = reserved_secrets(spec.resources)
+    reserved.update((name, f"part {part} of the generated TLS secret {tls!r}")
+                    for name, (tls, part) in tls_parts(spec.secrets).items())
     for name in spec.secrets:
         if name in reserved:
             found.append((("secrets", name), f"the name is kept for {reserved[name]}; rename this secret"))
@@ -97,11 +100,8 @@ def _check_resources(spec: Spec) -> list[Finding]:
 
 def _check_ref(services: Mapping[str, Service], spec: Spec, ref: Reference) -> str | None:
     """What is wrong with a reference among these services and the spec's secrets and resources, or None."""
-    secrets = spec.secrets
     if isinstance(ref, SecretRef):
-        if ref.name not in secrets:
-            return f"${{secrets.{ref.name}}}: unknown secret{_known(secrets)}"
-        return None
+        return _secret_problem(spec, ref.name, f"${{secrets.{ref.name}}}")
     if isinstance(ref, ResourceRef):
         if ref.name not in spec.resources:
             return f"${{resources.{ref.name}...}}: unknown resource{_known(spec.resources)}"
@@ -117,6 +117,26 @@ def _check_ref(services: Mapping[str, Service], spec: Spec, ref: Reference) -> s
         if ref.port is not None and target.port(ref.port) is None:
             names = ", ".join(p.name for p in target.ports)
             return f"service {ref.service!r} has no port named {ref.port!r} (ports: {names})"
+    return None
+
+
+def _secret_problem(spec: Spec, name: str, written: str) -> str | None:
+    """What is wrong with a service's use of secret `name` (written as `written`), or None: unknown, a
+    generated TLS secret itself (its parts are used), or a part only the secret store may hold."""
+    parts = tls_parts(spec.secrets)
+    if name in parts:
+        tls, part = parts[name]
+        if part in PRIVATE_PARTS:
+            return f"{written}: the CA's private key of secrets.{tls} never leaves the target's secret store"
+        return None
+    if name not in spec.secrets:
+        usable = {n for n, secret in spec.secrets.items() if not isinstance(secret.generate, TlsGenerate)}
+        usable.update(n for n, (_, part) in parts.items() if part not in PRIVATE_PARTS)
+        unknown = f"{written}: unknown secret" if written.startswith("$") else f"unknown {written}"
+        return unknown + _known(usable)
+    if isinstance(spec.secrets[name].generate, TlsGenerate):
+        listed = ", ".join(f"{name}_{part}" for part in PARTS if part not in PRIVATE_PARTS)
+        return f"{written}: secrets.{name} is a generated TLS pair: use its parts ({listed})"
     return None
 
 

@@ -10,8 +10,9 @@ from typing import Any
 
 from multicloud.errors import TargetError
 from multicloud.spec.backing import Address, Postgres, password_secret, url_secret
+from multicloud.spec.certificate import PARTS, TlsGenerate, part_name, tls_parts
 from multicloud.spec.files import MAX_SECRET_BYTES, UnreadableFileError, decode, read_limited
-from multicloud.spec.models import DerivedSecret, Secret, Service, Spec, Volume
+from multicloud.spec.models import DerivedSecret, Secret, Service, Spec, TlsPart, Volume
 
 MERGED_FIELDS = ("env", "resources", "build")
 
@@ -77,17 +78,35 @@ class TargetSpec:
         return tuple(f"{self.resources[name].type}/{name}" for name in self.uses.get(service, ()))
 
     def used_secrets(self) -> list[str]:
-        """Names of the secrets some service on this target uses, and each resource's password, in spec order."""
+        """Names of the secrets some service on this target uses, each resource's password, and every part
+        of a generated TLS secret one of whose parts a service uses (its store keeps them all), in spec order."""
         from multicloud.spec.placeholders import service_secrets
 
         used: set[str] = {password_secret(name) for name in self.resources}
         for service in self.services.values():
             used.update(service_secrets(service))
+        parts = tls_parts(self.secrets)
+        used.update(part_name(parts[name][0], part) for name in used & parts.keys() for part in PARTS)
         return [name for name in self.secrets if name in used]
 
     def generated_secrets(self) -> list[str]:
-        """Names of the used secrets whose values are generated (`generate: true`)."""
-        return [name for name in self.used_secrets() if self.secrets[name].generate]
+        """Names of the used secrets whose values are random (`generate: true`)."""
+        return [name for name in self.used_secrets() if self.secrets[name].generate is True]
+
+    def tls_secrets(self) -> dict[str, TlsGenerate]:
+        """The generated TLS secrets whose parts this target uses, by name."""
+        used = set(self.used_secrets())
+        return {name: generate for name, secret in self.secrets.items()
+                if isinstance(generate := secret.generate, TlsGenerate) and part_name(name, "cert") in used}
+
+    def store_only_secrets(self) -> list[str]:
+        """The used secrets no service reads but the target's secret store must hold (each used TLS
+        secret's CA certificate and key, unless a service reads the certificate)."""
+        from multicloud.spec.placeholders import service_secrets
+
+        read = {name for service in self.services.values() for name in service_secrets(service)}
+        return [part_name(name, part) for name in self.tls_secrets() for part in ("ca", "ca_key")
+                if part_name(name, part) not in read]
 
 
 def target_spec(spec: Spec, target: str) -> TargetSpec:
@@ -100,7 +119,7 @@ def target_spec(spec: Spec, target: str) -> TargetSpec:
     config = spec.targets[target]
     services = services_for(spec, target)
     resources = {name: r for name, r in spec.resources.items() if name not in config.exclude}
-    own: dict[str, Secret] = {}
+    own: dict[str, Secret] = {name: TlsPart(of=tls, part=part) for name, (tls, part) in tls_parts(spec.secrets).items()}
     for name in resources:
         own[password_secret(name)] = Secret(generate=True)
         own[url_secret(name)] = DerivedSecret()

@@ -177,6 +177,12 @@ class DockerProvider:
         """host:port URLs of public ports and service-name URLs of internal ones; reads only."""
         return views.endpoints(self.api, app, self.settings.public_host)
 
+    def public_names(self, spec: TargetSpec) -> list[str]:
+        """Where public ports are reached on this machine: 127.0.0.1 and localhost, the public_host endpoints
+        print, and the bind_address when it is one address; reads nothing."""
+        bound = [] if self.settings.bind_address in ("0.0.0.0", "::") else [self.settings.bind_address]  # noqa: S104
+        return list(dict.fromkeys(["127.0.0.1", "localhost", self.settings.public_host, *bound]))
+
     def _create(self, app: str, kind: str, resource: Resource, say: Any) -> None:
         """Create a network or volume under its fixed name; refuse one that exists unlabelled."""
         name = str(resource.properties["name"])
