@@ -73,6 +73,9 @@ class Endpoint:
     protocol: str
     url: str
     public: bool
+    address: str = ""
+    """The address the URL's host stands for where the target reports one (an NLB's, an ACI group's;
+    an emulator's loopback address, which no DNS holds), else empty."""
 
 
 @dataclass(frozen=True)

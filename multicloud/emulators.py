@@ -6,6 +6,7 @@ an emulator whose factory takes no `run` argument serves its API only, and says 
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,3 +58,11 @@ def start_data_plane(name: str) -> tuple[Any, str | None]:
     if not engine_reachable():
         return None, "no data plane: no Docker engine reachable (API only); start one and restart the emulator"
     return DataPlane(name).start(), None
+
+
+def loopback_address(key: str) -> str:
+    """A loopback address of its own for `key` (127.x.y.z, never in 127.0.0.0/16), stable for the key:
+    where an emulator publishes what a cloud name stands for. Keys that name the emulator's server
+    (its port) keep two live emulators apart."""
+    digest = hashlib.sha256(key.encode()).digest()
+    return f"127.{1 + digest[0] % 254}.{digest[1]}.{1 + digest[2] % 254}"

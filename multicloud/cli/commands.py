@@ -332,7 +332,8 @@ def _print_endpoints(endpoints: list[Any], *, public_only: bool) -> None:
     print("Endpoints:")
     for e in shown:
         scope = "public" if e.public else "internal"
-        print(f"  {e.service + '.' + e.port:24} {e.url}  ({e.protocol}, {scope})")
+        at = f"; host at {e.address}" if e.address else ""
+        print(f"  {e.service + '.' + e.port:24} {e.url}  ({e.protocol}, {scope}{at})")
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -376,18 +377,17 @@ def cmd_emulate(args: argparse.Namespace) -> int:
 
     from multicloud.emulators import start_emulator
 
-    running = start_emulator(args.cloud, run=not args.no_run, host=args.host, port=args.port)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print(f"# {running.name} emulator listening on {running.endpoint}; Ctrl-C stops it", flush=True)
-    for note in running.notes:
-        print(f"# {note}", flush=True)
-    for key, value in running.environment.items():
-        print(f"export {key}={shlex.quote(value)}", flush=True)
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # one clean stop, whenever they come
+        signal.signal(number, lambda *_: stop.set())
+    running = start_emulator(args.cloud, run=not args.no_run, host=args.host, port=args.port)
     try:
+        print(f"# {running.name} emulator listening on {running.endpoint}; Ctrl-C stops it", flush=True)
+        for note in running.notes:
+            print(f"# {note}", flush=True)
+        for key, value in running.environment.items():
+            print(f"export {key}={shlex.quote(value)}", flush=True)
         stop.wait()
-    except KeyboardInterrupt:
-        pass
     finally:
         running.stop()
     return 0

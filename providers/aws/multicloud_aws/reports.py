@@ -58,13 +58,16 @@ def _status(service: dict[str, Any]) -> ServiceStatus:
 
 
 def endpoints(ctx: Context, app: str, seen: Seen) -> list[Endpoint]:
-    """Public ports at the NLB's DNS name, internal ones at SERVICE.NAMESPACE."""
-    dns = ""
+    """Public ports at the NLB's DNS name (with the first address it reports in its zones: a static
+    IP, or the emulator's loopback address), internal ones at SERVICE.NAMESPACE."""
+    dns = address = ""
     lb = seen.resources.get(f"load-balancer/{app}")
     if lb is not None:
         with guard("describing the load balancer"):
             found = ctx.client("elbv2").describe_load_balancers(LoadBalancerArns=[seen.arns[lb.key]])
         dns = str(found["LoadBalancers"][0]["DNSName"])
+        address = next((str(a["IpAddress"]) for z in found["LoadBalancers"][0].get("AvailabilityZones") or []
+                        for a in z.get("LoadBalancerAddresses") or [] if a.get("IpAddress")), "")
     ns_resource = seen.resources.get(f"namespace/{app}")
     ns = str(ns_resource.properties["name"]) if ns_resource else namespace_name(app, ctx.settings)
     result: list[Endpoint] = []
@@ -77,7 +80,8 @@ def endpoints(ctx: Context, app: str, seen: Seen) -> list[Endpoint]:
             is_public = port["port"] in public and bool(dns)
             host = dns if is_public else f"{resource.name}.{ns}"
             url = endpoint_url(protocol, host, port["port"])
-            result.append(Endpoint(resource.name, str(port["name"]), protocol, url, is_public))
+            result.append(Endpoint(resource.name, str(port["name"]), protocol, url, is_public,
+                                   address if is_public else ""))
     return result
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -126,9 +127,8 @@ def _container(running: Running, address: str) -> str:
 
 
 def _listener(deployment: Deployment) -> str:
-    """The loopback address the NLB's DNS name (the public endpoint's host) stands for."""
-    url = next(e.url for e in deployment.endpoints() if e.public)
-    return balancer_address(url.split("//", 1)[1].rsplit(":", 1)[0])
+    """The loopback address the NLB's DNS name (the public endpoint's host) stands for, as endpoints say."""
+    return next(e.address for e in deployment.endpoints() if e.public)
 
 
 def _hit(address: str) -> str:
@@ -291,7 +291,83 @@ def test_endpoints_are_reachable_here(running: Running, deployed: tuple[Deployme
     public = [e for e in json.loads(shown.stdout) if e["public"]]
     assert [e["url"].split(".", 1)[1] for e in public] == ["us-east-1.elb.amazonaws.com:7000"]
     host = public[0]["url"].split("//", 1)[1].rsplit(":", 1)[0]
-    assert _hit(balancer_address(host)).startswith("task ")  # the DNS name stands for that address
+    assert public[0]["address"] == balancer_address(host, running.endpoint)  # the documented mapping
+    assert _hit(public[0]["address"]).startswith("task ")  # the DNS name stands for that address
+
+
+def test_two_emulators_serve_their_own_app_of_one_name(running: Running, deployed: tuple[Deployment, Any, str],
+                                                      spec: dict[str, Any]) -> None:
+    """A second `multicloud emulate aws` (another shell, another test run) deploys an app of the same
+    name: its NLB has the same DNS name but an address of its own, and each serves its own tasks;
+    Ctrl-C (SIGINT) of the second, its workload still up, leaves nothing of it behind."""
+    deployment = deployed[0]
+    mine = next(e for e in deployment.endpoints() if e.public)
+    other_command = [*COMMAND[:-1], COMMAND[-1].replace("task $ENV{HOSTNAME}", "other")]
+    other_spec = {**spec, "services": {"web": {**spec["services"]["web"], "replicas": 1, "command": other_command}}}
+    with emulate("aws", timeout=120) as other:
+        other_spec["targets"] = {"aws": {**spec["targets"]["aws"], "endpoint_url": other.exports["AWS_ENDPOINT_URL"]}}
+        theirs = Deployment(spec_from_dict(other_spec), "aws", environ={"TOKEN": SECRET}, health_timeout=120)
+        theirs.apply()
+        shown = next(e for e in theirs.endpoints() if e.public)
+        assert shown.url == mine.url and shown.address != mine.address  # one DNS name, two addresses
+        assert shown.address == balancer_address(shown.url.split("//")[1].rsplit(":", 1)[0], other.exports[
+            "AWS_ENDPOINT_URL"])
+        assert _until(lambda: _hit(shown.address) == "other", 40), _hit(shown.address)
+        assert all(_hit(mine.address).startswith("task ") for _ in range(6))
+        owner = f"{socket.gethostname()}:{other.pid}"
+        assert _docker("ps", "-q", "--filter", f"label=multicloud.dataplane.owner={owner}").stdout.strip()
+        os.kill(other.pid, signal.SIGINT)
+        selector = f"label=multicloud.dataplane.owner={owner}"
+        assert _until(lambda: not any(_docker(kind, *(("-aq",) if kind == "ps" else ("ls", "-q")), "--filter",
+                                              selector).stdout.strip() for kind in ("ps", "network", "volume")), 60)
+    assert _hit(mine.address).startswith("task ")  # the first emulator's app is untouched
+
+
+def test_the_health_check_grace_period_is_kept_and_honoured(running: Running) -> None:
+    """healthCheckGracePeriodSeconds is returned as sent and keeps a task that fails its NLB health
+    check running until it is over (an update to 0 ends it at once)."""
+    factory = client_factory(running.endpoint)
+    ecs, ec2, elb = factory("ecs"), factory("ec2"), factory("elbv2")
+    name = f"grace-{uuid.uuid4().hex[:6]}"
+    subnet = ec2.describe_subnets()["Subnets"][0]
+    group = ec2.describe_security_groups()["SecurityGroups"][0]["GroupId"]
+    target = elb.create_target_group(Name=name, Protocol="TCP", Port=7001, VpcId=subnet["VpcId"], TargetType="ip",
+                                     HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2,
+                                     UnhealthyThresholdCount=2)["TargetGroups"][0]
+    balancer = elb.create_load_balancer(Name=name, Subnets=[subnet["SubnetId"]], Type="network")["LoadBalancers"][0]
+    elb.create_listener(LoadBalancerArn=balancer["LoadBalancerArn"], Protocol="TCP", Port=7001, DefaultActions=[
+        {"Type": "forward", "TargetGroupArn": target["TargetGroupArn"]}])
+    ecs.create_cluster(clusterName=name)
+    definition = ecs.register_task_definition(  # listens on 7000: the checks of 7001 fail
+        family=name, requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+        containerDefinitions=[{"name": "app", "image": "debian:bookworm-slim", "essential": True,
+                               "command": COMMAND}])["taskDefinition"]
+    ecs.create_service(cluster=name, serviceName="app", taskDefinition=definition["taskDefinitionArn"],
+                       desiredCount=1, launchType="FARGATE", healthCheckGracePeriodSeconds=3600,
+                       loadBalancers=[{"targetGroupArn": target["TargetGroupArn"], "containerName": "app",
+                                       "containerPort": 7001}],
+                       networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet["SubnetId"]],
+                                                                     "securityGroups": [group]}})
+    try:
+        service = ecs.describe_services(cluster=name, services=["app"])["services"][0]
+        assert service["healthCheckGracePeriodSeconds"] == 3600
+        health = lambda: [h["TargetHealth"]["State"] for h in elb.describe_target_health(  # noqa: E731
+            TargetGroupArn=target["TargetGroupArn"])["TargetHealthDescriptions"]]
+        assert _until(lambda: health() == ["unhealthy"], 60), health()
+        first = ecs.list_tasks(cluster=name, serviceName="app")["taskArns"]
+        assert not _until(lambda: ecs.list_tasks(cluster=name, serviceName="app")["taskArns"] != first, 2)
+        ecs.update_service(cluster=name, service="app", healthCheckGracePeriodSeconds=0)
+        assert ecs.describe_services(cluster=name, services=["app"])["services"][0][
+            "healthCheckGracePeriodSeconds"] == 0
+        stopped = _until(lambda: ecs.list_tasks(cluster=name, serviceName="app", desiredStatus="STOPPED")["taskArns"],
+                         20)
+        assert set(stopped) & set(first), (stopped, first)
+        reason = ecs.describe_tasks(cluster=name, tasks=stopped[:1])["tasks"][0]["stoppedReason"]
+        assert reason.startswith("Task failed ELB health checks"), reason
+    finally:
+        ecs.delete_service(cluster=name, service="app", force=True)
+        ecs.delete_cluster(cluster=name)
+        elb.delete_load_balancer(LoadBalancerArn=balancer["LoadBalancerArn"])
 
 
 def test_destroy_leaves_no_task(running: Running, deployed: tuple[Deployment, Any, str]) -> None:
@@ -326,7 +402,7 @@ def test_an_rds_instance_is_a_real_postgresql(running: Running) -> None:
 
     assert status() == "creating"  # as RDS: minutes, here until the server answers with its database
     assert _until(lambda: status() == "available", timeout=240), status()
-    url = f"postgresql://owner:{{}}@{loopback(identifier)}:5432/shop"
+    url = f"postgresql://owner:{{}}@{loopback(identifier, running.endpoint)}:5432/shop"
     answer = _psql(url.format("first-Pw-1234"), "SELECT current_user || '@' || current_database()")
     assert answer.stdout.strip() == "owner@shop", answer.stderr
     endpoint = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]["Endpoint"]["Address"]

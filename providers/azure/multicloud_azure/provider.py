@@ -300,17 +300,19 @@ class AzureAciProvider:
         return execute.run(self.client, group["name"], service, command, terminal=terminal, ca_bundle=ca_bundle)
 
     def endpoints(self, app: str) -> list[Endpoint]:
-        """Public ports at the group's DNS name (or IP); internal ones at localhost in the group."""
+        """Public ports at the group's DNS name (with its IP) or IP; internal ones at localhost in the group."""
         group = self._group(app)
         if group is None:
             return []
         host = views.public_host(group)
+        address = str((group["properties"].get("ipAddress") or {}).get("ip") or "")
         found = []
         for resource in views.resources(group):
             for port in resource.properties.get("ports", []) if resource.kind == "container" else []:
                 public = bool(port["public"]) and host is not None
                 url = endpoint_url(port["protocol"], host if public and host else "localhost", port["port"])
-                found.append(Endpoint(resource.name, port["name"], port["protocol"], url, public))
+                shown = address if public and address != host else ""
+                found.append(Endpoint(resource.name, port["name"], port["protocol"], url, public, shown))
         return found
 
     def _group(self, app: str) -> Json | None:

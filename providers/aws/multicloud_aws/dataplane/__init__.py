@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 __all__ = ["EcsDataPlane", "balancer_address", "start"]
 NOTE = ("data plane: ECS services run their tasks as real containers on the local Docker engine (one address "
         "each on their VPC's network, answering to their Cloud Map names); an NLB's DNS name stands for a "
-        "loopback address of its own (multicloud_aws.dataplane.balancer_address(DNS name); in no DNS) where its "
-        "TCP and TLS listeners listen at their ports")
+        "loopback address of its own (DescribeLoadBalancers' LoadBalancerAddresses, `multicloud endpoints`; "
+        "multicloud_aws.dataplane.balancer_address(DNS name, AWS_ENDPOINT_URL); in no DNS) where its TCP and TLS "
+        "listeners listen at their ports")
 CHORES = 0.5
 """Seconds between two rounds of listener updates, health checks and log copies."""
 
@@ -38,7 +39,7 @@ class EcsDataPlane:
         from multicloud_aws.dataplane.scheduler import Scheduler
 
         self.plane = plane
-        self.rds = rds.RdsServers(plane)
+        self.rds = rds.RdsServers(plane, port)
         rds.attach(port, self.rds)
         self.port = port
         self.balancers: Balancers = Balancers(str(port))

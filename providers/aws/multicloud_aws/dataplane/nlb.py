@@ -1,6 +1,8 @@
 """The emulated Network Load Balancers: each NLB's TCP and TLS listeners listen on a loopback
-address of the NLB's own (its DNS name stands for it, in no DNS) at the listener's port, and
-forward each connection to a healthy target of the listener's target group.
+address of the NLB's own (its DNS name stands for it, in no DNS; DescribeLoadBalancers reports it
+as the NLB's address in each zone) at the listener's port, and forward each connection to a
+healthy target of the listener's target group. The address is derived from the emulator server's
+port and the DNS name, so two live emulators never share one for an app of the same name.
 
 Targets are health-checked as an NLB does (a TCP connect to the traffic port every interval;
 healthy after HealthyThresholdCount successes, unhealthy after UnhealthyThresholdCount
@@ -11,7 +13,6 @@ no ACM certificates); UDP listeners are not served.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import socket
 import threading
@@ -20,7 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from multicloud.emulators import loopback_address
 from multicloud_aws import gaps
+from multicloud_aws.dataplane.servers import port_of
 
 CONNECT_TIMEOUT = 2.0
 CHECK_TIMEOUT = 1.0
@@ -28,10 +31,10 @@ IDLE_LIMIT = 24 * 3600.0
 """A forwarded connection's longest life (an NLB keeps an active TCP flow open indefinitely)."""
 
 
-def balancer_address(dns_name: str) -> str:
-    """The loopback address an NLB's DNS name stands for, stable for the name."""
-    digest = hashlib.sha256(dns_name.lower().encode()).digest()
-    return f"127.{1 + digest[0] % 254}.{digest[1]}.{1 + digest[2] % 254}"
+def balancer_address(dns_name: str, server: str | int) -> str:
+    """The loopback address an NLB's DNS name stands for on the emulator serving at `server` (its
+    endpoint URL, e.g. AWS_ENDPOINT_URL, or its port)."""
+    return loopback_address(f"nlb/{port_of(server)}/{dns_name.lower()}")
 
 
 @dataclass
@@ -100,7 +103,7 @@ class Balancers:
         groups: dict[str, Any] = {}
         with gaps._lock:
             for balancer in self._balancers():
-                address = balancer_address(balancer.dns_name)
+                address = balancer_address(balancer.dns_name, self.server_port)
                 for listener in list(balancer.listeners.values()):
                     forward = [a.data.get("TargetGroupArn") for a in listener.default_actions
                                if a.data.get("Type") == "forward" and a.data.get("TargetGroupArn")]

@@ -1,6 +1,7 @@
 """What the data plane changes in moto (installed by multicloud_aws.gaps with its other patches):
-ListTasks filters as ECS does, NLBs record the emulator server they were created through, and
-DescribeTargetHealth reports the emulated NLBs' health checks."""
+ListTasks filters as ECS does, NLBs record the emulator server they were created through and
+report the loopback address they listen on as their address in each zone, and DescribeTargetHealth
+reports the emulated NLBs' health checks."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ _health: list[Callable[[str, str, int], str | None]] = []
 def install(patch: Patch) -> None:
     """Patch moto through gaps' `patch`."""
     from moto.ecs.models import EC2ContainerServiceBackend
-    from moto.elbv2.models import ELBv2Backend, FakeTargetGroup
+    from moto.elbv2.models import ELBv2Backend, FakeLoadBalancer, FakeTargetGroup
 
     patch(EC2ContainerServiceBackend, "list_tasks", _listing)
     patch(ELBv2Backend, "create_load_balancer", _stamping)
+    patch(FakeLoadBalancer, "availability_zones", _addressed)
     patch(FakeTargetGroup, "health_for", _reporting)
 
 
@@ -56,6 +58,24 @@ def _stamping(original: Any) -> Any:
         return balancer
 
     return patched
+
+
+def _addressed(original: Any) -> Any:
+    """An NLB run by a data plane reports the loopback address its DNS name stands for as its
+    address in each zone (LoadBalancerAddresses, where AWS lists an NLB's static IPs)."""
+
+    def zones(self: Any) -> Any:
+        from multicloud_aws.dataplane import servers
+        from multicloud_aws.dataplane.nlb import balancer_address
+
+        found = original.fget(self)
+        server = getattr(self, "multicloud_server", "")
+        if self.type == "network" and server and servers.runner_of(self) is not None:
+            for zone in found:
+                zone.load_balancer_addresses = [{"IpAddress": balancer_address(self.dns_name, server)}]
+        return found
+
+    return property(zones)
 
 
 def _reporting(original: Any) -> Any:

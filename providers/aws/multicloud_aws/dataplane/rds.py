@@ -1,16 +1,19 @@
 """RDS for PostgreSQL on the aws emulator's data plane: a DB instance created through a server that
 runs a data plane is a real PostgreSQL (multicloud_docker.dataplane.postgres, the servers the other
 emulators run) on its VPC's network, answering there to its endpoint address and to every Cloud Map
-name whose CNAME points at that address. Its master user and password are the instance's (a new
+name whose CNAME points at that address, and on this machine at a loopback address of its own
+(`loopback(identifier, emulator endpoint)`). Its master user and password are the instance's (a new
 password re-runs it), its DBName is made for the master user, and it reports `creating` until it
 answers, as RDS does for minutes; deleting the instance deletes the server and its data."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from typing import Any
+
+from multicloud.emulators import loopback_address
+from multicloud_aws.dataplane.servers import port_of
 
 GROUP_ROLE = "rds_superuser"
 """The role RDS grants the master user."""
@@ -80,19 +83,20 @@ def _registering(original: Any) -> Any:
     return patched
 
 
-def loopback(identifier: str) -> str:
-    """The loopback address this machine reaches an instance at (port 5432), stable for its name."""
-    digest = hashlib.sha256(f"rds/{identifier}".encode()).digest()
-    return f"127.{1 + digest[0] % 254}.{digest[1]}.{1 + digest[2] % 254}"
+def loopback(identifier: str, server: str | int) -> str:
+    """The loopback address this machine reaches an instance at (port 5432) on the emulator serving
+    at `server` (its endpoint URL or port): stable for the name, apart for two live emulators."""
+    return loopback_address(f"rds/{port_of(server)}/{identifier}")
 
 
 class RdsServers:
     """The PostgreSQL servers behind one emulator server's RDS instances."""
 
-    def __init__(self, plane: Any) -> None:
+    def __init__(self, plane: Any, server: str | int) -> None:
         from multicloud_docker.dataplane.postgres import PostgresServers
 
         self.servers = PostgresServers(plane)
+        self.server = str(server)
         self._lock = threading.Lock()
         self._aliases: dict[str, set[str]] = {}
         """Endpoint address -> the Cloud Map names that point at it."""
@@ -111,7 +115,7 @@ class RdsServers:
             aliases = tuple(sorted(self._aliases.get(instance.address, ())))
         self.servers.run(Server(
             _key(instance), instance.master_username, _password(instance), GROUP_ROLE,
-            loopback(instance.db_instance_identifier), network=_network(instance),
+            loopback(instance.db_instance_identifier, self.server), network=_network(instance),
             aliases=(instance.address, *aliases)))
 
     def deleted(self, instance: Any) -> None:

@@ -2,7 +2,8 @@
 real containers, as ECS does.
 
 On every pass (on a change, else twice a second) it reads what each task's containers do, stops a
-task whose essential container exited or failed its health check (or that StopTask stopped), and
+task whose essential container exited (or that StopTask stopped) or that failed its container or
+load balancer health check once the service's healthCheckGracePeriodSeconds are over, and
 starts tasks until the PRIMARY deployment's revision runs desiredCount of them; once they run
 (and pass their health check) the older revision's tasks stop and the deployment completes. Too
 many tasks failing to start trip the deployment circuit breaker, which rolls back to the previous
@@ -30,6 +31,7 @@ from multicloud_aws.dataplane.tasks import (
     secret_reader,
     task_unit,
 )
+from multicloud_aws.exec_gaps import grace_seconds
 
 if TYPE_CHECKING:
     from multicloud_docker.dataplane import DataPlane, MemberState, UnitState
@@ -37,9 +39,6 @@ if TYPE_CHECKING:
     from multicloud_aws.dataplane.nlb import Balancers
 
 PERIOD = 0.5
-GRACE = 60.0
-"""Seconds after a task starts before failed load balancer health checks stop it (what the
-provider sets as healthCheckGracePeriodSeconds; moto does not keep it)."""
 SCALED = "Scaling activity initiated by (deployment {})"
 HEALTH = {"healthy": "HEALTHY", "unhealthy": "UNHEALTHY"}
 
@@ -149,15 +148,15 @@ class Scheduler:
     def _reconcile(self, backend: Any, service: Any, tasks: list[EmulatedTask]) -> None:
         """Observe, replace, roll out, count and register the tasks of one service."""
         primary: dict[str, Any] = next((d for d in service.deployments if d.get("status") == "PRIMARY"), {})
+        grace = grace_seconds(service)
         for task in tasks:
-            self._observe(task)
+            self._observe(task, grace)
         live = [t for t in tasks if t.last_status != "STOPPED"]
         revision = service.task_definition
         desired = int(service.desired_count or 0) if service.status == "ACTIVE" else 0
         for task in live:
             failing = [g for g in self._groups(service) if self._target(g, task) == "unhealthy"]
-            if failing and task.started_at is not None and \
-                    (datetime.now(UTC) - task.started_at).total_seconds() >= GRACE:
+            if failing and _past(task, grace):
                 self._stop(task, f"Task failed ELB health checks in (target-group {failing[0][0]})",
                            "TaskFailedToStart")
         live = [t for t in live if not t.removed]
@@ -185,8 +184,9 @@ class Scheduler:
             backend.tasks.get(task.cluster_name, {}).pop(task.task_arn, None)
         tasks[:] = [t for t in tasks if not t.removed] + stopped[-STOPPED_KEPT:]
 
-    def _observe(self, task: EmulatedTask) -> None:
-        """Move a task's state to what its containers do; stop it when an essential one has ended."""
+    def _observe(self, task: EmulatedTask, grace: float) -> None:
+        """Move a task's state to what its containers do; stop it when an essential one has ended, or
+        has failed its health check once the service's grace period is over."""
         if task.removed:
             return
         if task.desired_status == "STOPPED":  # StopTask
@@ -214,7 +214,7 @@ class Scheduler:
         task.exited(exits)
         if any(n in exits or n in replaced for n in task.essential):
             self._stop(task, "Essential container in task exited", "EssentialContainerExited")
-        elif health == "UNHEALTHY":
+        elif health == "UNHEALTHY" and _past(task, grace):
             self._stop(task, "Task failed container health checks", "TaskFailedToStart")
 
     def _launch(self, backend: Any, service: Any, revision: str, primary: dict[str, Any],
@@ -328,6 +328,11 @@ class Scheduler:
             _event(service, f"(service {service.name}) has reached a steady state.")
 
 
+
+
+def _past(task: EmulatedTask, grace: float) -> bool:
+    """Whether the task started more than `grace` seconds ago (ECS ignores failed health checks until then)."""
+    return task.started_at is not None and (datetime.now(UTC) - task.started_at).total_seconds() >= grace
 
 
 def _health(members: list[MemberState | None]) -> str:

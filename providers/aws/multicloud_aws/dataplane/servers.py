@@ -22,6 +22,11 @@ def calling_port() -> str:
     return str(getattr(_calling, "port", ""))
 
 
+def port_of(server: str | int) -> str:
+    """The port of an emulator server given as its endpoint URL (AWS_ENDPOINT_URL) or its port."""
+    return str(server).rstrip("/").rpartition(":")[2]
+
+
 def attach_runner(port: int, runner: Any) -> None:
     """Hand what is created through the server on `port` to a data plane's scheduler (None detaches it)."""
     with _lock:

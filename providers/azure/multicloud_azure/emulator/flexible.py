@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import builtins
 import copy
-import hashlib
 import threading
 import time
 import uuid
@@ -20,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from multicloud.emulators import loopback_address
 from multicloud_azure.emulator import flexrules
 from multicloud_azure.emulator.arm import location_name, now_iso
 from multicloud_azure.emulator.running import NETWORK
@@ -397,8 +397,7 @@ def _key(server: FlexServer) -> str:
 
 def server_address(key: str) -> str:
     """A server's own loopback address, stable for its key."""
-    digest = hashlib.sha256(key.encode()).digest()
-    return f"127.{1 + digest[0] % 254}.{digest[1]}.{1 + digest[2] % 254}"
+    return loopback_address(key)
 
 
 def _resource_id(sub: str, rg: str, name: str) -> str:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import socket
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from multicloud.emulators import start_data_plane
+from multicloud.emulators import loopback_address, start_data_plane
 
 if TYPE_CHECKING:
     from multicloud_docker.dataplane import DataPlane, MemberState, Probe, Unit, UnitState
@@ -38,8 +37,7 @@ def group_key(subscription: str, resource_group: str, name: str) -> str:
 
 def group_address(key: str) -> str:
     """The group's own loopback address, stable for its key."""
-    digest = hashlib.sha256(key.encode()).digest()
-    return f"127.{1 + digest[0] % 254}.{digest[1]}.{1 + digest[2] % 254}"
+    return loopback_address(key)
 
 
 def group_unit(key: str, body: Mapping[str, Any]) -> Unit:

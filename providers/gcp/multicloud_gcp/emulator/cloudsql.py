@@ -21,6 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from multicloud.emulators import loopback_address
 from multicloud_gcp.emulator import sqlrules
 from multicloud_gcp.emulator.sqlrules import SqlError
 
@@ -394,8 +395,7 @@ def _key(key: tuple[str, str]) -> str:
 
 def instance_address(key: str) -> str:
     """An instance's own loopback address (PRIMARY), stable for its key."""
-    digest = hashlib.sha256(key.encode()).digest()
-    return f"127.{1 + digest[0] % 254}.{digest[1]}.{1 + digest[2] % 254}"
+    return loopback_address(key)
 
 
 def _fake_private(key: str) -> str:
