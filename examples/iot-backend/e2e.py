@@ -2,18 +2,18 @@
 Cloud Run emulator with its data plane), as `e2e.sh TARGET` runs it.
 
 It applies the example's one spec (under a fresh app name, target settings pointed at what runs
-here), registers devices through the registry endpoint, publishes QoS 1 readings over MQTT over
-TLS with the simulator's device client (the broker's certificate verified), reads every
-acknowledged reading back through the API, re-plans (must be empty), destroys, and checks that
-nothing is left. Prints each step's time and the total; exits 1 on the first failure.
+here; its database is what the spec declares: a container locally, RDS, a flexible server or
+Cloud SQL served by the emulator's data plane), registers devices through the registry endpoint,
+publishes QoS 1 readings over MQTT over TLS with the simulator's device client (the broker's
+certificate verified), reads every acknowledged reading back through the API, re-plans (must be
+empty), destroys, and checks that nothing is left. Prints each step's time and the total; exits 1 on the first failure.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
-import secrets
+import socket
 import sys
 import tempfile
 import time
@@ -35,11 +35,8 @@ from iotsim.devca import ensure  # noqa: E402
 from iotsim.device import Device  # noqa: E402
 
 from multicloud import Deployment, spec_from_dict  # noqa: E402
+from multicloud.contract import Endpoint  # noqa: E402
 
-DB_UNIT = "e2e-db"
-SECRETS = ("DB_PASSWORD",)
-"""What an e2e run makes itself: the password of the PostgreSQL it runs for a target that excludes the
-spec's db (the spec generates its other secrets; the TLS pair comes from a development CA)."""
 DEVICES = 3
 READINGS = 100
 STARTED = time.monotonic()
@@ -60,24 +57,21 @@ def say(text: str) -> None:
 @dataclass
 class Prepared:
     """A target made ready: the deployment, its secrets, the CA devices trust, what is left after
-    destroy, and how a URL the target reports is reached from here."""
+    destroy, and how an endpoint the target reports is reached from here (its URL by default)."""
 
     deployment: Deployment
     environ: dict[str, str]
     ca_file: str
     leftovers: Callable[[], list[str]]
-    reach: Callable[[str], str] = str
+    reach: Callable[[Endpoint], str] = lambda endpoint: endpoint.url
+    stopped: Callable[[], list[str]] = list
+    """What is left once the emulator stopped (every container, network and volume of its data plane)."""
 
 
 def progress(event: Any) -> None:
     """Say when a service's step starts, builds or pushes, and ends (the slow parts of an apply)."""
     if event.resource.startswith("service/") and event.kind in ("start", "progress", "done", "failed"):
         say(f"{event.resource}: {event.message}")
-
-
-def fresh_secrets() -> dict[str, str]:
-    """The secrets the run makes itself (SECRETS) as environment variables, fresh and URL-safe."""
-    return {f"IOT_{name}": secrets.token_urlsafe(18) for name in SECRETS}
 
 
 def with_tls(environ: dict[str, str], folder: Path, names: list[str]) -> str:
@@ -88,15 +82,20 @@ def with_tls(environ: dict[str, str], folder: Path, names: list[str]) -> str:
     return str(ca.ca_cert)
 
 
-def session_leftovers(session: str) -> Callable[[], list[str]]:
-    """What is left of an emulator's data-plane session: its containers' names."""
+def session_leftovers(session: str, *, everything: bool = False) -> Callable[[], list[str]]:
+    """What is left of an emulator's data-plane session: its containers' names (`everything`: and its
+    networks' and volumes', which it keeps while it runs)."""
 
     def leftovers() -> list[str]:
         import docker
 
         api = docker.APIClient(version="1.41")
         selector = {"label": [f"multicloud.dataplane={session}"]}
-        return [c["Names"][0] for c in api.containers(all=True, filters=selector)]
+        found = [c["Names"][0] for c in api.containers(all=True, filters=selector)]
+        if everything:
+            found += [n["Name"] for n in api.networks(filters=selector)]
+            found += [v["Name"] for v in (api.volumes(filters=selector) or {}).get("Volumes") or []]
+        return found
 
     return leftovers
 
@@ -124,13 +123,11 @@ def local_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
 @contextmanager
 def aws_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
     """The spec on the ECS emulator with its data plane: the provider builds and pushes the images
-    to the emulated ECR, secrets go to its Secrets Manager, a PostgreSQL is published on the tasks'
-    VPC network, and the NLB's DNS name stands for its loopback address."""
+    to the emulated ECR, secrets go to its Secrets Manager, db is an RDS instance (a real PostgreSQL
+    on the tasks' VPC network), and the NLB's DNS name resolves, in this process, to the loopback
+    address the emulator reports for it."""
     from multicloud_aws import names
-    from multicloud_aws.dataplane import balancer_address
-    from multicloud_aws.emulator import AwsEmulator, client_factory
-    from multicloud_docker.dataplane import DataPlane, Member, Publish, Unit
-    from stack import build_images, free_port
+    from multicloud_aws.emulator import AwsEmulator
 
     with ExitStack() as stack:
         emulator = AwsEmulator(run=True)
@@ -140,41 +137,23 @@ def aws_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
         os.environ.update(running.environment)
         aws = spec["targets"]["aws"]
         spec["targets"] = {"aws": aws}
-        # the emulated RDS serves no database yet: the services use this run's PostgreSQL instead
-        aws["exclude"] = ["db"]
-        aws["overrides"] = {name: {"env": {"DATABASE_URL_FILE": "${secrets.database_url.file}"}}
-                            for name in ("auth", "ingestion", "registry")}
-        ec2 = client_factory(running.endpoint, region=aws["region"])("ec2")
-        vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
-        gateway, _subnet = emulator.data_plane.network(vpc)
-        say("building the database image (Docker's layer cache makes repeats quick)")
-        image = build_images(("db",))["db"]
-        environ = fresh_secrets()
-        db = DataPlane("e2e-db").start()
-        stack.callback(db.close)
-        port = free_port()
-        password = {"/run/secrets": {"db_password": environ["IOT_DB_PASSWORD"].encode()}}
-        env = {"POSTGRES_PASSWORD_FILE": "/run/secrets/db_password"}
-        member = Member("db", image, env=env, files=password)
-        db.apply(Unit("db", (member,), publish=(Publish(5432, host_ip=gateway, host_port=port),)))
-        state = db.wait("db", 120)
-        if state.error:
-            raise SystemExit(f"e2e: the database did not start: {state.error}")
-        environ["IOT_DATABASE_URL"] = f"postgresql://iot:{environ['IOT_DB_PASSWORD']}@{gateway}:{port}/iot"
+        environ: dict[str, str] = {}
         dns = f"{names.load_balancer(spec['name'])}-1.{aws['region']}.elb.amazonaws.com"  # as moto names it
-        address = balancer_address(dns)
-        ca_file = with_tls(environ, work / "tls", [dns, address, "localhost", "127.0.0.1"])
-        say(f"ECS emulator at {running.endpoint}; the NLB {dns} stands for {address}; database at {gateway}:{port}")
+        ca_file = with_tls(environ, work / "tls", [dns, "localhost", "127.0.0.1"])
+        say(f"ECS emulator at {running.endpoint}; the NLB will be {dns}")
         parsed = spec_from_dict(spec, base_dir=str(EXAMPLE))
         deployment = Deployment(parsed, "aws", environ=environ, health_timeout=300, on_event=progress)
-        leftovers = session_leftovers(emulator.data_plane.plane.session)
+        session = emulator.data_plane.plane.session
+        leftovers, stopped = session_leftovers(session), session_leftovers(session, everything=True)
+        hosts: dict[str, str] = {}
+        stack.enter_context(resolving(lambda name, service: (hosts[name], service) if name in hosts else None))
 
-        def reach(url: str) -> str:
-            """The NLB's DNS name stands for its loopback address."""
-            parts = urllib.parse.urlsplit(url)
-            return parts._replace(netloc=f"{balancer_address(parts.hostname or '')}:{parts.port}").geturl()
+        def reach(endpoint: Endpoint) -> str:
+            """The NLB's DNS name stands for the address the emulator reports (endpoints' address)."""
+            hosts[urllib.parse.urlsplit(endpoint.url).hostname or ""] = endpoint.address
+            return endpoint.url
 
-        yield Prepared(deployment, environ, ca_file, leftovers, reach)
+        yield Prepared(deployment, environ, ca_file, leftovers, reach, stopped)
 
 
 @contextmanager
@@ -188,32 +167,18 @@ def _stopping(running: Any) -> Iterator[Any]:
 
 @contextmanager
 def azure_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
-    """The spec on the ACI emulator with its data plane, and a PostgreSQL for the group (run by
-    the same data plane, on the groups' network)."""
+    """The spec on the ACI emulator with its data plane; db is an Azure Database for PostgreSQL
+    flexible server (a real PostgreSQL on the groups' network)."""
     from multicloud_azure.emulator import AzureEmulator
-    from multicloud_azure.emulator.running import NETWORK, group_address, group_key
-    from multicloud_docker.dataplane import Member, Unit
-    from stack import build_images
+    from multicloud_azure.emulator.running import group_address, group_key
 
-    say("building the service images (Docker's layer cache makes repeats quick)")
-    images = build_images()
     with ExitStack() as stack:
         handle = AzureEmulator(op_seconds=0.05, run=True).serve()
         stack.callback(handle.stop)
         if handle.backend.runner is None:
             raise SystemExit(f"e2e: {handle.running.notes[0]}")
         os.environ.update(handle.running.environment)
-        environ = fresh_secrets()
-        # the database joins the groups' network on the emulator's own data plane (groups reach
-        # nothing else); the leftovers check below leaves it out, the emulator's stop removes it
-        plane = handle.backend.runner.plane
-        password = {"/run/secrets": {"db_password": environ["IOT_DB_PASSWORD"].encode()}}
-        env = {"POSTGRES_PASSWORD_FILE": "/run/secrets/db_password"}
-        plane.apply(Unit(DB_UNIT, (Member("db", images["db"], env=env, files=password),), network=NETWORK))
-        state = plane.wait(DB_UNIT, 120)
-        if state.error or not state.address:
-            raise SystemExit(f"e2e: the database did not start: {state.error or 'no address'}")
-        environ["IOT_DATABASE_URL"] = f"postgresql://iot:{environ['IOT_DB_PASSWORD']}@{state.address}:5432/iot"
+        environ: dict[str, str] = {}
         azure = spec["targets"]["azure"]
         azure.update(
             resource_group=f"e2e-{uuid.uuid4().hex[:6]}",
@@ -225,22 +190,18 @@ def azure_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
         spec["targets"] = {"azure": azure}  # multicloud builds the services and pushes them to that registry
         address = group_address(group_key(azure["subscription_id"], azure["resource_group"], spec["name"]))
         ca_file = with_tls(environ, work / "tls", [address, "localhost", "127.0.0.1"])
-        say(f"ACI emulator at {handle.endpoint}; the group's address will be {address}; database at {state.address}")
+        say(f"ACI emulator at {handle.endpoint}; the group's address will be {address}")
         parsed = spec_from_dict(spec, base_dir=str(EXAMPLE))
         deployment = Deployment(parsed, "azure", environ=environ, health_timeout=300)
-        everything = session_leftovers(plane.session)
-        database = f"-{hashlib.sha256(DB_UNIT.encode()).hexdigest()[:8]}-"  # in its containers' names
+        session = handle.backend.runner.plane.session
+        leftovers, stopped = session_leftovers(session), session_leftovers(session, everything=True)
 
-        def leftovers() -> list[str]:
-            """What is left of the emulator's session but this run's database."""
-            return [name for name in everything() if database not in name]
-
-        def reach(url: str) -> str:
+        def reach(endpoint: Endpoint) -> str:
             """The group's fqdn stands for its loopback address."""
-            parts = urllib.parse.urlsplit(url)
+            parts = urllib.parse.urlsplit(endpoint.url)
             return parts._replace(netloc=f"{address}:{parts.port}").geturl()
 
-        yield Prepared(deployment, environ, ca_file, leftovers, reach)
+        yield Prepared(deployment, environ, ca_file, leftovers, reach, stopped)
 
 
 def container_registry(handle: Any, subscription: str, resource_group: str) -> str:
@@ -263,34 +224,16 @@ def container_registry(handle: Any, subscription: str, resource_group: str) -> s
 
 @contextmanager
 def gcp_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
-    """The spec on the Cloud Run emulator with its data plane: secrets in its Secret Manager, a
-    PostgreSQL published on the instances' network, and run.app names resolved to its TLS front."""
-    from multicloud_docker.dataplane import DataPlane, Member, Publish, Unit
+    """The spec on the Cloud Run emulator with its data plane: secrets in its Secret Manager, db a
+    Cloud SQL instance (a real PostgreSQL its data plane runs), and run.app names resolved to its TLS front."""
     from multicloud_gcp.emulator import CloudRunEmulator
-    from multicloud_gcp.emulator.running import NETWORK
-    from stack import build_images, free_port
 
-    say("building the service images (Docker's layer cache makes repeats quick)")
-    images = build_images()
     with ExitStack() as stack:
         running = CloudRunEmulator(run=True).start()
         stack.callback(running.stop)
         if not running.front or running.model.runner is None:
             raise SystemExit(f"e2e: {running.notes[-1]}")
-        environ = fresh_secrets()
-        gateway, _subnet = running.model.runner.plane.network(NETWORK)
-        db = DataPlane("e2e-db").start()
-        stack.callback(db.close)
-        port = free_port()
-        password = {"/run/secrets": {"db_password": environ["IOT_DB_PASSWORD"].encode()}}
-        env = {"POSTGRES_PASSWORD_FILE": "/run/secrets/db_password"}
-        member = Member("db", images["db"], env=env, files=password)
-        db.apply(Unit("db", (member,), publish=(Publish(5432, host_ip=gateway, host_port=port),)))
-        state = db.wait("db", 120)
-        if state.error:
-            raise SystemExit(f"e2e: the database did not start: {state.error}")
-        environ["IOT_DATABASE_URL"] = f"postgresql://iot:{environ['IOT_DB_PASSWORD']}@{gateway}:{port}/iot"
-        environ["IOT_TLS_CERT"] = environ["IOT_TLS_KEY"] = "unused on gcp"  # Cloud Run terminates TLS
+        environ = {"IOT_TLS_CERT": "unused on gcp", "IOT_TLS_KEY": "unused on gcp"}  # Cloud Run terminates TLS
         gcp = spec["targets"]["gcp"]
         gcp.update(running.settings(project=gcp["project"], region=gcp["region"]))
         gcp["project_number"] = running.model.project_number
@@ -299,28 +242,27 @@ def gcp_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
         for name, source in spec["secrets"].items():  # Secret Manager holds the values on Cloud Run
             if "from_env" in source:  # (multicloud writes the generated ones there itself)
                 running.model.secret_values[name] = environ[source["from_env"]]
-        stack.enter_context(resolved_to(running.front))
+        front_host, front_port = running.front.rsplit(":", 1)
+        stack.enter_context(resolving(lambda name, service: (front_host, int(front_port)) if name.lower().endswith(
+            ".run.app") and str(service) in ("443", "None") else None))
         say(f"Cloud Run emulator at {running.endpoint}; run.app URLs stand for the front at {running.front}")
         parsed = spec_from_dict(spec, base_dir=str(EXAMPLE))
         deployment = Deployment(parsed, "gcp", environ=environ, health_timeout=300)
-        leftovers = session_leftovers(running.model.runner.plane.session)
-        yield Prepared(deployment, environ, running.front_ca, leftovers)
+        session = running.model.runner.plane.session
+        yield Prepared(deployment, environ, running.front_ca, session_leftovers(session),
+                       stopped=session_leftovers(session, everything=True))
 
 
 @contextmanager
-def resolved_to(front: str) -> Iterator[None]:
-    """Make this process resolve every run.app name (port 443) to the emulator's front."""
-    import socket
-
-    host, port = front.rsplit(":", 1)
+def resolving(lookup: Callable[[str, Any], tuple[str, Any] | None]) -> Iterator[None]:
+    """Make this process resolve (name, service) to what `lookup` answers (host, port), where it answers."""
     original = socket.getaddrinfo
 
     def getaddrinfo(name: Any, service: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(name, str) and name.lower().endswith(".run.app") and str(service) in ("443", "None"):
-            return original(host, int(port), *args, **kwargs)
-        return original(name, service, *args, **kwargs)
+        found = lookup(name, service) if isinstance(name, str) else None
+        return original(*(found or (name, service)), *args, **kwargs)
 
-    socket.getaddrinfo = getaddrinfo
+    socket.getaddrinfo = getaddrinfo  # type: ignore[assignment]
     try:
         yield
     finally:
@@ -333,11 +275,11 @@ TARGETS = {"local": local_target, "aws": aws_target, "azure": azure_target, "gcp
 def flow(ready: Prepared) -> int:
     """Register devices, publish QoS 1 readings over MQTT over TLS (gcp: over WebSockets over TLS),
     read every acknowledged one back; return the count."""
-    public = {(e.service, e.port): e.url for e in ready.deployment.endpoints() if e.public}
-    say(f"endpoints: {', '.join(sorted(public.values()))}")
-    registry = ready.reach(next(url for (service, _), url in public.items() if service == "registry"))
+    public = {(e.service, e.port): e for e in ready.deployment.endpoints() if e.public}
+    say(f"endpoints: {', '.join(sorted(e.url + (f' ({e.address})' if e.address else '') for e in public.values()))}")
+    registry = ready.reach(next(e for (service, _), e in public.items() if service == "registry"))
     api = RegistryClient(registry, ready.deployment.secret("admin_token"), ca_file=ready.ca_file)
-    brokers = {port: url for (service, port), url in public.items() if service == "broker"}
+    brokers = {port: e for (service, port), e in public.items() if service == "broker"}
     broker = ready.reach(brokers.get("mqtts") or brokers.get("mqtt-wss") or next(iter(brokers.values())))
     ca_file = ready.ca_file
     deadline = time.monotonic() + 180
@@ -403,6 +345,10 @@ def main() -> int:
         if leftovers():
             raise SystemExit(f"e2e: left behind after destroy: {leftovers()}")
         say("destroyed: nothing left")
+    if ready.stopped():
+        raise SystemExit(f"e2e: left behind after the emulator stopped: {ready.stopped()}")
+    if target != "local":
+        say("emulator stopped: no container, network or volume of its data plane left")
     say(f"PASS {target} in {time.monotonic() - STARTED:.1f}s")
     return 0
 

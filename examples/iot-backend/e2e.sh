@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The IoT backend end to end on one target (local | aws | azure | gcp): starts what the target needs
-# (the virtualenv, the Docker engine; for aws, azure and gcp the emulator with its data plane and a
-# PostgreSQL), applies the example's spec, registers devices through the registry, publishes QoS 1
+# (the virtualenv, the Docker engine; for aws, azure and gcp the emulator with its data plane, which
+# also serves the spec's db as RDS, a flexible server or Cloud SQL), applies the example's spec, registers devices through the registry, publishes QoS 1
 # readings over MQTT over TLS (gcp: WebSockets over TLS), reads every acknowledged reading back
 # through the API, re-plans (empty), destroys, and checks nothing is left. Prints the wall time.
 set -euo pipefail
