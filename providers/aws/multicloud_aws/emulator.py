@@ -13,7 +13,7 @@ import ipaddress
 import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from multicloud.contract import RunningEmulator
@@ -77,13 +77,15 @@ class AwsEmulator:
         stopped: list[bool] = []
 
         def stop() -> None:
+            """Stop serving, then remove what the data plane runs, even when the server's stop fails."""
             if not stopped:
                 stopped.append(True)
-                server.stop()
-                if self.data_plane is not None:
-                    self.data_plane.close()
-                detach()
-                gaps.uninstall()
+                with ExitStack() as cleanup:  # each runs, last first, whatever an earlier one raised
+                    cleanup.callback(gaps.uninstall)
+                    cleanup.callback(detach)
+                    if self.data_plane is not None:
+                        cleanup.callback(self.data_plane.close)
+                    server.stop()
 
         notes = [registry_note(registry)]
         if self.run:
