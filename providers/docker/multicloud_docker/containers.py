@@ -60,6 +60,7 @@ def create_replica(api: Any, app: str, resource: Resource, index: int, generatio
             L.REPLICA: str(index),
             L.SPEC_HASH: digest,
             L.GENERATION: generation,
+            L.CREATED_NS: str(time.time_ns()),
             L.DEPENDS_ON: ",".join(resource.depends_on),
         },
     )
@@ -163,7 +164,8 @@ def discard(api: Any, ident: str, name: str) -> None:
 
 def readiness(api: Any, ident: str, now: Callable[[], float] = time.time) -> Readiness:
     """Inspect one container: ready when running and healthy (or, with no health check,
-    running for a second without restarts); failed when it exited, crash-loops or is unhealthy."""
+    running for a second without restarts); failed when it exited, crash-loops, is unhealthy or
+    was never started."""
     try:
         with guard(f"inspecting container {ident[:12]}"):
             info = api.inspect_container(ident)
@@ -177,6 +179,8 @@ def readiness(api: Any, ident: str, now: Callable[[], float] = time.time) -> Rea
         return Readiness(False, True, f"{name} exited with code {state.get('ExitCode')}")
     if restarts >= 3:
         return Readiness(False, True, f"{name} keeps crashing (restarted {restarts} times)")
+    if status == "created":  # a create returns once its replicas are started: nothing will start this one
+        return Readiness(False, True, f"{name} was created but never started")
     if status != "running":
         return Readiness(False, False, f"{name} is {status or 'not running'}")
     health = state.get("Health")

@@ -18,6 +18,9 @@ RESOURCE = "multicloud.resource"
 SPEC_HASH = "multicloud.spec-hash"
 GENERATION = "multicloud.generation"
 """Set on every replica one create made: the instance of the service those replicas form."""
+CREATED_NS = "multicloud.created-ns"
+"""When the provider created a replica (nanoseconds since the epoch, its own clock): orders two
+generations made within one second, which the engine's `Created` (whole seconds) cannot tell apart."""
 PROPERTIES = "multicloud.properties"
 DEPENDS_ON = "multicloud.depends-on"
 

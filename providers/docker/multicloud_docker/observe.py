@@ -43,6 +43,14 @@ class Replica:
         return self.labels.get(L.GENERATION) or self.spec_hash
 
     @property
+    def created_ns(self) -> int:
+        """When the provider created it (its label), 0 for containers older than that label."""
+        try:
+            return int(self.labels.get(L.CREATED_NS, "0"))
+        except ValueError:
+            return 0
+
+    @property
     def settled(self) -> bool:
         """Running and, as the list shows it, ready: passing its health check or, without one, up
         for a second or more (the list cannot show restarts: a restarted replica counts from its last start)."""
@@ -104,11 +112,14 @@ def replicas(api: Any, app: str, key: str | None = None) -> list[Replica]:
 
 
 def generations(group: Sequence[Replica]) -> list[list[Replica]]:
-    """A service's containers by the create that made them, oldest generation first."""
+    """A service's containers by the create that made them, oldest generation first: by the engine's
+    creation second, then by the provider's own nanosecond stamp (a replace right after a killed
+    create makes both generations in one second)."""
     found: dict[str, list[Replica]] = {}
     for replica in group:
         found.setdefault(replica.generation, []).append(replica)
-    return sorted(found.values(), key=lambda members: (min(r.created for r in members), members[0].generation))
+    return sorted(found.values(), key=lambda members: (
+        min(r.created for r in members), min(r.created_ns for r in members), members[0].generation))
 
 
 def service_instance(name: str, members: Sequence[Replica]) -> Resource:

@@ -19,6 +19,7 @@ from docker_helpers import (
     three_service_spec,
 )
 
+from multicloud.contract import HealthState
 from multicloud.planner import Action
 from multicloud.render import plan_json, plan_text
 from multicloud.resources import Sensitive
@@ -146,7 +147,11 @@ def test_rolling_replace_scale_and_repair(engine: Any, app: str) -> None:
     assert api_change.action is Action.REPLACE  # broken replicas: a new generation replaces them
     assert api_change.reason == "replica 1 was created but never started; replica 7 was created but never started"
     assert [(f.path, f.before, f.after) for f in api_change.fields] == [("replicas", 2, 1)]
-    down.apply(planned)
+    assert api_change.after is not None
+    stuck = down.provider.health(app, api_change.after)  # nothing will start it: said at once, not waited on
+    assert stuck.state is HealthState.UNHEALTHY, stuck
+    assert stuck.message.startswith(f"{api_box['Names'][0].lstrip('/')} was created but never started"), stuck
+    down.apply(planned)  # the new generation, often made within the same second, is the one waited for
     boxes = containers_by_service(engine, app)["api"]
     assert [(c["Labels"]["multicloud.replica"], c["State"]) for c in boxes] == [("1", "running")]
     assert not down.plan().has_changes

@@ -154,12 +154,14 @@ def test_zero_replicas_means_no_service_and_no_dependency_on_it() -> None:
 
 
 def replica(
-    index: int, digest: str, state: str = "running", created: int = 1, status: str = "Up 5 seconds", gen: str = ""
+    index: int, digest: str, state: str = "running", created: int = 1, status: str = "Up 5 seconds", gen: str = "",
+    stamp: int = 0,
 ) -> Replica:
     generation = gen or digest
     labels = {
         L.SPEC_HASH: digest,
         L.GENERATION: generation,
+        L.CREATED_NS: str(stamp),
         L.PROPERTIES: L.encode({"image": digest}),
         L.DEPENDS_ON: "network/a",
     }
@@ -187,6 +189,16 @@ def test_a_replace_killed_half_way_shows_two_instances_and_the_plan_removes_the_
     kept, stale = choose(desired, found)
     assert kept is not None and kept.instance == "new" and [r.instance for r in stale] == ["old"]
     assert diff(desired, kept).action is Action.NOOP
+
+
+def test_generations_made_within_one_second_are_ordered_by_the_providers_stamp() -> None:
+    # a replace right after a killed create: the engine's Created (seconds) ties, the random tokens sort "ff" first
+    half = replica(1, "h1", state="created", status="Created", created=7, gen="ff", stamp=7_100_000_000)
+    fresh = [replica(1, "h1", created=7, gen="00", stamp=7_900_000_000), replica(2, "h1", created=8, gen="00",
+                                                                                stamp=8_000_000_000)]
+    assert [g[0].generation for g in generations([*fresh, half])] == ["ff", "00"]
+    legacy = replica(1, "h1", created=7, gen="ee")  # made before the stamp label: older than any stamped one
+    assert [g[0].generation for g in generations([*fresh, legacy])] == ["ee", "00"]
 
 
 def test_dead_never_started_and_unhealthy_replicas_are_faults() -> None:
