@@ -170,7 +170,7 @@ def azure_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
     """The spec on the ACI emulator with its data plane; db is an Azure Database for PostgreSQL
     flexible server (a real PostgreSQL on the groups' network)."""
     from multicloud_azure.emulator import AzureEmulator
-    from multicloud_azure.emulator.running import group_address, group_key
+    from multicloud_azure.emulator.running import group_key
 
     with ExitStack() as stack:
         handle = AzureEmulator(op_seconds=0.05, run=True).serve()
@@ -188,7 +188,8 @@ def azure_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
         )
         azure["acr"] = container_registry(handle, azure["subscription_id"], azure["resource_group"])
         spec["targets"] = {"azure": azure}  # multicloud builds the services and pushes them to that registry
-        address = group_address(group_key(azure["subscription_id"], azure["resource_group"], spec["name"]))
+        address = handle.backend.runner.address(group_key(azure["subscription_id"], azure["resource_group"],
+                                                          spec["name"]))
         ca_file = with_tls(environ, work / "tls", [address, "localhost", "127.0.0.1"])
         say(f"ACI emulator at {handle.endpoint}; the group's address will be {address}")
         parsed = spec_from_dict(spec, base_dir=str(EXAMPLE))

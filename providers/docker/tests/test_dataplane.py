@@ -69,6 +69,16 @@ def test_member_hash_changes_with_secret_files_but_never_shows_them() -> None:
     assert member_hash(unit, front, b"k") != member_hash(unit, front, b"other key")
 
 
+def test_each_session_has_its_own_loopback_addresses() -> None:
+    """What an emulator publishes for a cloud name (an ACI group, a flexible server, a Cloud SQL
+    instance) is apart for two emulators running at once, and stable within one."""
+    first, second = DataPlane("test"), DataPlane("test")  # not started: addresses need no engine
+    assert first.loopback("azure/sub/rg/app") == first.loopback("azure/sub/rg/app")
+    assert first.loopback("azure/sub/rg/app") != second.loopback("azure/sub/rg/app")
+    assert first.loopback("azure/sub/rg/app") != first.loopback("azure/sub/rg/other")
+    assert all(a.startswith("127.") and not a.startswith("127.0.") for a in (first.loopback("k"), second.loopback("k")))
+
+
 def test_engine_reachable() -> None:
     assert engine_reachable() is True
     assert engine_reachable("tcp://127.0.0.1:1") is False

@@ -254,7 +254,7 @@ class FlexibleServers:
     def address(self, sub: str, rg: str, name: str) -> str:
         """Where this machine reaches a server's PostgreSQL (port 5432): a loopback address."""
         with self.lock:
-            return server_address(_key(self._live(sub, rg, name)))
+            return self._loopback(_key(self._live(sub, rg, name)))
 
     # --- views and internals ----------------------------------------------------------------
 
@@ -317,8 +317,12 @@ class FlexibleServers:
         if restart:
             plane.plane.recreate(key)
         plane.run(Server(key, server.body["properties"]["administratorLogin"], server.password, GROUP_ROLE,
-                         server_address(key), network=NETWORK, aliases=(fqdn,)))
+                         self._loopback(key), network=NETWORK, aliases=(fqdn,)))
         return lambda: plane.ready(key)
+
+    def _loopback(self, key: str) -> str:
+        """A server's own loopback address: the data plane's (apart for each emulator), else one stable for its key."""
+        return str(self.plane.plane.loopback(key)) if self.plane is not None else server_address(key)
 
     def _find(self, sub: str, rg: str, name: str) -> FlexServer | None:
         """A server by key (resource groups are case-insensitive), forgotten once deleted."""

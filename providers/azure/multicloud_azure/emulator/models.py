@@ -281,7 +281,7 @@ class AciBackend(RequestLog):
         if ip is not None:
             ip["ip"] = _fake_ip(group) if ip.get("type") == "Public" else "10.0.0.4"
             if self.runner is not None and ip.get("type") == "Public":
-                ip["ip"] = running.group_address(_key(group))
+                ip["ip"] = self.runner.address(_key(group))
             if ip.get("dnsNameLabel"):
                 ip["fqdn"] = f"{ip['dnsNameLabel']}.{body['location']}.azurecontainer.io"
         return {

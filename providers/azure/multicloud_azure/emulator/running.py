@@ -2,7 +2,7 @@
 
 A group is one network namespace (the data plane's holder container), so its containers reach
 each other on localhost as in ACI; its public ports are published, unremapped, on a loopback
-address of the group's own (127.x.y.z) which the group's `ipAddress.ip` reports (its fqdn
+address of the group's own (127.x.y.z, apart for each emulator) which the group's `ipAddress.ip` reports (its fqdn
 stands for that address and is not in any DNS). `secureValue` env and secret volumes arrive,
 probes and the restart policy act, and `instanceView` and the logs API report the containers.
 """
@@ -15,7 +15,7 @@ import socket
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from multicloud.emulators import loopback_address, start_data_plane
+from multicloud.emulators import start_data_plane
 
 if TYPE_CHECKING:
     from multicloud_docker.dataplane import DataPlane, MemberState, Probe, Unit, UnitState
@@ -35,13 +35,8 @@ def group_key(subscription: str, resource_group: str, name: str) -> str:
     return f"azure/{subscription}/{resource_group.lower()}/{name}"
 
 
-def group_address(key: str) -> str:
-    """The group's own loopback address, stable for its key."""
-    return loopback_address(key)
-
-
-def group_unit(key: str, body: Mapping[str, Any]) -> Unit:
-    """The unit that runs a group (its stored PUT body, secure values included)."""
+def group_unit(key: str, body: Mapping[str, Any], host: str) -> Unit:
+    """The unit that runs a group (its stored PUT body, secure values included), its public ports on `host`."""
     from multicloud_docker.dataplane import Member, Publish, Unit
 
     props = body["properties"]
@@ -80,7 +75,6 @@ def group_unit(key: str, body: Mapping[str, Any]) -> Unit:
     ip = props.get("ipAddress") or {}
     publish: tuple[Publish, ...] = ()
     if ip.get("type") == "Public":
-        host = group_address(key)
         publish = tuple(
             Publish(int(p["port"]), "udp" if str(p.get("protocol", "TCP")).upper() == "UDP" else "tcp", host)
             for p in ip.get("ports") or []
@@ -150,7 +144,11 @@ class GroupRunner:
 
     def run(self, key: str, body: Mapping[str, Any]) -> None:
         """Run (or update) a group's containers."""
-        self.plane.apply(group_unit(key, body))
+        self.plane.apply(group_unit(key, body, self.address(key)))
+
+    def address(self, key: str) -> str:
+        """The group's own loopback address (its ipAddress.ip), apart from any other emulator's."""
+        return str(self.plane.loopback(key))
 
     def remove(self, key: str) -> None:
         """Remove a group's containers (delete, stop)."""

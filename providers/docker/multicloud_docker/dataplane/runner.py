@@ -134,6 +134,13 @@ class DataPlane:
             code = api.exec_inspect(made["Id"]).get("ExitCode")
         return int(code if code is not None else -1), bytes(output).decode("utf-8", "replace")
 
+    def loopback(self, key: str) -> str:
+        """A loopback address of this session's own for `key` (where an emulator publishes what a cloud
+        name stands for): stable while the session lives, apart from every other session's."""
+        from multicloud.emulators import loopback_address
+
+        return loopback_address(f"{self.session}/{key}")
+
     def network(self, network: str) -> tuple[str, str]:
         """Create a session network now (units on it use it as it is); return the host's address
         on it and its subnet. Raises the engine's errors."""

@@ -256,7 +256,7 @@ class CloudSql:
 
     def address(self, project: str, name: str) -> str:
         """Where this machine reaches an instance's PostgreSQL (port 5432)."""
-        return instance_address(_key((project, name)))
+        return self._loopback(_key((project, name)))
 
     # --- internals ------------------------------------------------------------------------------
 
@@ -333,11 +333,16 @@ class CloudSql:
         ip = instance["settings"].get("ipConfiguration") or {}
         addresses = []
         if ip.get("ipv4Enabled", True):
-            addresses.append({"type": "PRIMARY", "ipAddress": instance_address(key)})
+            addresses.append({"type": "PRIMARY", "ipAddress": self._loopback(key)})
         if ip.get("privateNetwork"):
             private = self.plane.address(key) if self.plane is not None else ""
             addresses.append({"type": "PRIVATE", "ipAddress": private or _fake_private(key)})
         instance["ipAddresses"] = addresses
+
+    def _loopback(self, key: str) -> str:
+        """An instance's own loopback address (PRIMARY): the data plane's (apart for each emulator), else one
+        stable for its key."""
+        return str(self.plane.plane.loopback(key)) if self.plane is not None else instance_address(key)
 
     def _run(self, key: tuple[str, str]) -> Check | None:
         """Run (or re-run) an instance on the data plane; the check says when it answers."""
@@ -347,7 +352,7 @@ class CloudSql:
 
         plane, unit = self.plane, _key(key)
         connection = self.instances[key]["connectionName"]
-        plane.run(Server(unit, "postgres", self._passwords[key], GROUP_ROLE, instance_address(unit),
+        plane.run(Server(unit, "postgres", self._passwords[key], GROUP_ROLE, self._loopback(unit),
                          network=self.network or None, sockets=socket_volume(connection)))
 
         def ready() -> bool | str:
