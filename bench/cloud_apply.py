@@ -39,7 +39,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "iot-backend" / "mu
 GOAL = 1.2
 ECS_CALL, ECS_STEADY, ARM_OPERATION, RUN_OPERATION = 0.1, 30.0, 20.0, 10.0
 SECRETS = ("IOT_DB_PASSWORD", "IOT_ADMIN_TOKEN", "IOT_BROKER_FEED_TOKEN", "IOT_INGESTION_MQTT_PASSWORD",
-           "IOT_REGISTRY_MQTT_PASSWORD", "IOT_DATABASE_URL", "IOT_TLS_CERT", "IOT_TLS_KEY")
+           "IOT_REGISTRY_MQTT_PASSWORD", "IOT_DATABASE_URL")
 Cost = Callable[[str], float]
 """What one step (by resource kind) costs at the least on a cloud."""
 

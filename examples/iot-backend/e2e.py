@@ -31,7 +31,6 @@ EXAMPLE = Path(__file__).resolve().parent
 sys.path[:0] = [str(EXAMPLE), str(EXAMPLE / "tests")]
 
 from iotsim.api import RegistryClient  # noqa: E402
-from iotsim.devca import ensure  # noqa: E402
 from iotsim.device import Device  # noqa: E402
 
 from multicloud import Deployment, spec_from_dict  # noqa: E402
@@ -56,12 +55,13 @@ def say(text: str) -> None:
 
 @dataclass
 class Prepared:
-    """A target made ready: the deployment, its secrets, the CA devices trust, what is left after
-    destroy, and how an endpoint the target reports is reached from here (its URL by default)."""
+    """A target made ready: the deployment, its secrets, the CA devices trust (None: the one multicloud
+    generated for the spec's TLS secret, fetched after the apply), what is left after destroy, and how an
+    endpoint the target reports is reached from here (its URL by default)."""
 
     deployment: Deployment
     environ: dict[str, str]
-    ca_file: str
+    ca_file: str | None
     leftovers: Callable[[], list[str]]
     reach: Callable[[Endpoint], str] = lambda endpoint: endpoint.url
     stopped: Callable[[], list[str]] = list
@@ -74,12 +74,10 @@ def progress(event: Any) -> None:
         say(f"{event.resource}: {event.message}")
 
 
-def with_tls(environ: dict[str, str], folder: Path, names: list[str]) -> str:
-    """Add a development CA's server certificate for `names` to the secrets; return the CA file."""
-    ca = ensure(folder, names)
-    environ["IOT_TLS_CERT"] = ca.server_cert.read_text().strip()
-    environ["IOT_TLS_KEY"] = ca.server_key.read_text().strip()
-    return str(ca.ca_cert)
+def certificate_names(spec: dict[str, Any], names: list[str]) -> None:
+    """Issue the spec's generated TLS certificate for these names too (what this run reaches the target
+    at, where the target itself cannot know it at plan time)."""
+    spec["secrets"]["tls"]["generate"]["names"] += names
 
 
 def session_leftovers(session: str, *, everything: bool = False) -> Callable[[], list[str]]:
@@ -105,7 +103,6 @@ def local_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
     """The spec on the local engine, its public ports on ports the engine picks."""
     spec["targets"] = {"local": dict(LOCAL_TARGET)}
     environ: dict[str, str] = {}
-    ca_file = with_tls(environ, work / "tls", ["127.0.0.1", "localhost"])
     deployment = Deployment(spec_from_dict(spec, base_dir=str(EXAMPLE)), "local", environ=environ, health_timeout=300)
 
     def leftovers() -> list[str]:
@@ -117,7 +114,7 @@ def local_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
         found += [n["Name"] for n in api.networks(filters=selector)]
         return found + [v["Name"] for v in (api.volumes(filters=selector) or {}).get("Volumes") or []]
 
-    yield Prepared(deployment, environ, ca_file, leftovers)
+    yield Prepared(deployment, environ, None, leftovers)
 
 
 @contextmanager
@@ -139,7 +136,9 @@ def aws_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
         spec["targets"] = {"aws": aws}
         environ: dict[str, str] = {}
         dns = f"{names.load_balancer(spec['name'])}-1.{aws['region']}.elb.amazonaws.com"  # as moto names it
-        ca_file = with_tls(environ, work / "tls", [dns, "localhost", "127.0.0.1"])
+        # the NLB's DNS name joins the certificate by itself once the NLB exists (one apply later); named
+        # here, the first apply's certificate holds it already
+        certificate_names(spec, [dns])
         say(f"ECS emulator at {running.endpoint}; the NLB will be {dns}")
         parsed = spec_from_dict(spec, base_dir=str(EXAMPLE))
         deployment = Deployment(parsed, "aws", environ=environ, health_timeout=300, on_event=progress)
@@ -153,7 +152,7 @@ def aws_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
             hosts[urllib.parse.urlsplit(endpoint.url).hostname or ""] = endpoint.address
             return endpoint.url
 
-        yield Prepared(deployment, environ, ca_file, leftovers, reach, stopped)
+        yield Prepared(deployment, environ, None, leftovers, reach, stopped)
 
 
 @contextmanager
@@ -190,7 +189,7 @@ def azure_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
         spec["targets"] = {"azure": azure}  # multicloud builds the services and pushes them to that registry
         address = handle.backend.runner.address(group_key(azure["subscription_id"], azure["resource_group"],
                                                           spec["name"]))
-        ca_file = with_tls(environ, work / "tls", [address, "localhost", "127.0.0.1"])
+        certificate_names(spec, [address])  # the group's FQDN is in it already; this run reaches its address
         say(f"ACI emulator at {handle.endpoint}; the group's address will be {address}")
         parsed = spec_from_dict(spec, base_dir=str(EXAMPLE))
         deployment = Deployment(parsed, "azure", environ=environ, health_timeout=300)
@@ -202,7 +201,7 @@ def azure_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
             parts = urllib.parse.urlsplit(endpoint.url)
             return parts._replace(netloc=f"{address}:{parts.port}").geturl()
 
-        yield Prepared(deployment, environ, ca_file, leftovers, reach, stopped)
+        yield Prepared(deployment, environ, None, leftovers, reach, stopped)
 
 
 def container_registry(handle: Any, subscription: str, resource_group: str) -> str:
@@ -234,7 +233,7 @@ def gcp_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
         stack.callback(running.stop)
         if not running.front or running.model.runner is None:
             raise SystemExit(f"e2e: {running.notes[-1]}")
-        environ = {"IOT_TLS_CERT": "unused on gcp", "IOT_TLS_KEY": "unused on gcp"}  # Cloud Run terminates TLS
+        environ: dict[str, str] = {}
         gcp = spec["targets"]["gcp"]
         gcp.update(running.settings(project=gcp["project"], region=gcp["region"]))
         gcp["project_number"] = running.model.project_number
@@ -273,9 +272,12 @@ def resolving(lookup: Callable[[str, Any], tuple[str, Any] | None]) -> Iterator[
 TARGETS = {"local": local_target, "aws": aws_target, "azure": azure_target, "gcp": gcp_target}
 
 
-def flow(ready: Prepared) -> int:
+def flow(ready: Prepared, work: Path) -> int:
     """Register devices, publish QoS 1 readings over MQTT over TLS (gcp: over WebSockets over TLS),
     read every acknowledged one back; return the count."""
+    if ready.ca_file is None:  # the CA multicloud generated, as `multicloud secrets ca` prints it
+        ready.ca_file = str(work / "ca.crt")
+        Path(ready.ca_file).write_text(ready.deployment.certificate_authority(), encoding="utf-8")
     public = {(e.service, e.port): e for e in ready.deployment.endpoints() if e.public}
     say(f"endpoints: {', '.join(sorted(e.url + (f' ({e.address})' if e.address else '') for e in public.values()))}")
     registry = ready.reach(next(e for (service, _), e in public.items() if service == "registry"))
@@ -332,7 +334,7 @@ def main() -> int:
         try:
             say(f"applying {spec['name']} to {target}")
             deployment.apply()
-            acked = flow(ready)
+            acked = flow(ready, Path(work))
             say(f"all {acked} acknowledged readings read back through the API")
             if deployment.plan().has_changes:
                 raise SystemExit(f"e2e: the re-plan is not empty:\n{deployment.plan()}")

@@ -2,8 +2,9 @@
 
 The other tests here run the images with plain `docker run` so they can stop and restart
 single containers; this one proves the spec itself: apply, devices' readings flow over mqtts://
-and wss:// with the broker's certificate verified against a development CA, a client that does
-not trust that CA is refused, no secret value is in any container's environment, re-plan is
+and wss:// with the broker's certificate verified against the CA multicloud generated for the spec's
+TLS secret (`multicloud secrets ca`), a client that does not trust that CA is refused, no secret value
+is in any container's environment, re-plan is
 empty, destroy leaves nothing.
 """
 
@@ -28,10 +29,10 @@ from conftest import engine_up
 from e2e import LOCAL_TARGET
 from helpers import eventually, new_device, stored_seqs
 from iotsim.api import RegistryClient
-from iotsim.devca import ensure
 from iotsim.device import Device
 
 from multicloud import Deployment, spec_from_dict
+from multicloud.generated import LocalSecretStore
 from multicloud.planner import Action
 
 pytestmark = pytest.mark.docker
@@ -40,8 +41,8 @@ EXAMPLE = Path(__file__).resolve().parents[1]
 
 @dataclass(frozen=True)
 class Deployed:
-    """The applied example, the secret values it was given (the TLS pair) and those it generated (the others,
-    its database's password and URL), and the CA its certificate chains to."""
+    """The applied example, the secret values it was given (none) and those it generated (all: the TLS pair,
+    its database's password and URL, ...), and the CA its certificate chains to."""
 
     deployment: Deployment
     environ: dict[str, str]
@@ -49,8 +50,9 @@ class Deployed:
 
     @property
     def values(self) -> dict[str, str]:
-        """Every secret value the deployment uses, by the secret's name."""
-        return {name: self.deployment.secret(name) for name in self.deployment.target_spec.used_secrets()}
+        """Every secret value the deployment uses and hands out (all but the CA's key), by the secret's name."""
+        return {name: self.deployment.secret(name) for name in self.deployment.target_spec.used_secrets()
+                if not name.endswith("_ca_key")}
 
     def endpoint(self, service: str, port: str) -> str:
         """The URL a public port is reached at."""
@@ -73,13 +75,13 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     data: dict[str, Any] = yaml.safe_load((EXAMPLE / "multicloud.yaml").read_text())
     data["name"] = f"iot-e2e-{uuid.uuid4().hex[:6]}"
     data["targets"] = {"local": dict(LOCAL_TARGET)}
-    ca = ensure(tmp_path_factory.mktemp("tls"))
-    environ = {"IOT_TLS_CERT": ca.server_cert.read_text().strip()}
-    environ["IOT_TLS_KEY"] = ca.server_key.read_text().strip()
+    environ: dict[str, str] = {}
     deployment = Deployment(spec_from_dict(data, base_dir=str(EXAMPLE)), "local", environ=environ, health_timeout=240)
     try:
         deployment.apply()
-        yield Deployed(deployment, environ, str(ca.ca_cert))
+        ca_file = tmp_path_factory.mktemp("tls") / "ca.crt"
+        ca_file.write_text(deployment.certificate_authority())
+        yield Deployed(deployment, environ, str(ca_file))
     finally:
         deployment.destroy(volumes=True)
 
@@ -147,8 +149,12 @@ def test_no_secret_value_is_in_any_containers_environment(deployed: Deployed) ->
     assert len(ids) == 6, ids  # db, auth, broker, 2 x ingestion, registry
     inspected = json.loads(subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True,
                                           check=True).stdout)
-    secret = {k: v for k, v in deployed.values.items() if k not in ("tls_cert", "tls_key")}  # a certificate is public
-    values = [line for line in deployed.environ["IOT_TLS_KEY"].splitlines() if "PRIVATE KEY" not in line]
+    public = ("tls_cert", "tls_key", "tls_ca")  # certificates are public; the key is checked line by line
+    secret = {k: v for k, v in deployed.values.items() if k not in public}
+    app = deployed.deployment.app
+    ca_key = LocalSecretStore("docker", app, "local").stored_secrets(app, ["tls_ca_key"])["tls_ca_key"]
+    values = [line for key in (deployed.values["tls_key"], ca_key) for line in key.splitlines()
+              if "PRIVATE KEY" not in line]
     for container in inspected:
         env = "\n".join(container["Config"]["Env"] or [])
         labels = json.dumps(container["Config"]["Labels"])

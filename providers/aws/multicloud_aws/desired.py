@@ -136,6 +136,8 @@ def _service_resources(app: str, name: str, service: Service, *, settings: AwsSe
         "entrypoint": resolved.entrypoint,
         "env": dict(sorted(env.items())),
         "secrets": dict(sorted(env_secrets.items())),
+        # tasks read their secrets when they start: a changed value (a re-issued certificate) must roll them
+        "secret_digests": _digests(env_secrets, secret_resources),
         "ports": [{"name": p.name, "port": p.port, "protocol": p.protocol} for p in service.ports],
         "health": _health(service),
         "user": service.user,
@@ -220,6 +222,17 @@ def _health(service: Service) -> dict[str, Any] | None:
 
 def _clamp(value: float, low: int, high: int) -> int:
     return max(low, min(high, round(value)))
+
+
+def _digests(env_secrets: Mapping[str, str], secret_resources: Mapping[str, Resource]) -> dict[str, str]:
+    """The digest of the value behind each secret variable (VAR -> digest; never the value)."""
+    found: dict[str, str] = {}
+    for variable, key in sorted(env_secrets.items()):
+        resource = secret_resources.get(key.removeprefix("secret/"))
+        value = resource.properties.get("value") if resource else None
+        if isinstance(value, Sensitive):
+            found[variable] = value.digest
+    return found
 
 
 def _transport(protocol: str) -> str:

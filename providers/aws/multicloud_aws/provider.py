@@ -9,14 +9,14 @@ from typing import Any
 from multicloud.contract import Capabilities, Endpoint, Event, EventSink, Health, HealthState, LogLine, ServiceStatus
 from multicloud.errors import ProviderError
 from multicloud.planner import Change
-from multicloud.resources import Resource
+from multicloud.resources import Resource, Sensitive
 from multicloud.spec.backing import Address
 from multicloud.spec.targets import TargetSpec
 from multicloud.terminal import Terminal
 from multicloud_aws import balancer, execute, infra, rds, rds_apply, reports, services
 from multicloud_aws.clients import ClientFactory, NotFoundError, default_factory, guard
 from multicloud_aws.context import Context
-from multicloud_aws.desired import cluster_name, namespace_name, render
+from multicloud_aws.desired import cluster_name, load_balancer_name, namespace_name, render
 from multicloud_aws.fargate import FARGATE_MEMORY, MIB
 from multicloud_aws.lookups import describe_load_balancer
 from multicloud_aws.names import secret as secret_name
@@ -70,7 +70,15 @@ class AwsEcsProvider:
         build contexts."""
         needs = {name: rds.service_needs(spec, name) for name in spec.services}
         return [*render(spec.app, spec.services, self.settings, secrets, spec.base_dir, needs=needs),
-                *rds.desired(spec, self.settings, secrets, namespace_name(spec.app, self.settings))]
+                *rds.desired(spec, self.settings, secrets, namespace_name(spec.app, self.settings)),
+                *(Resource("secret", name, {"name": secret_name(spec.app, name),
+                                            "value": Sensitive.of(secrets[name], app=spec.app)})
+                  for name in spec.store_only_secrets())]
+
+    def public_names(self, spec: TargetSpec) -> list[str]:
+        """The app's NLB's DNS name once it exists (AWS makes it up when the NLB is created); reads only."""
+        found = describe_load_balancer(self.ctx, load_balancer_name(spec.app, self.settings))
+        return [str(found["DNSName"])] if found and found.get("DNSName") else []
 
     def postgres_address(self, spec: TargetSpec, name: str) -> Address:
         """A database is reached at its Cloud Map alias NAME.NAMESPACE (a CNAME to the RDS endpoint)."""

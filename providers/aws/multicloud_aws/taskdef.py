@@ -14,6 +14,8 @@ PORT_LABEL = "multicloud.port."
 """Docker label recording a port's spec protocol (mqtt, http...), which ECS does not keep."""
 BUILD_LABEL = "multicloud.build"
 """Docker label recording a built image's spec form (context, args, context hash) as JSON."""
+SECRETS_LABEL = "multicloud.secret-digests"
+"""Docker label recording the digest of each secret variable's value (JSON), so a new value makes a new revision."""
 _SECRET_ARN = re.compile(r"^arn:[^:]+:secretsmanager:[^:]*:[^:]*:secret:(?P<name>.+)-[A-Za-z0-9]{6}$")
 
 
@@ -73,6 +75,8 @@ def _labels(task: Mapping[str, Any]) -> dict[str, str]:
     labels = {f"{PORT_LABEL}{p['name']}": p["protocol"] for p in task["ports"]}
     if isinstance(task["image"], Mapping):
         labels[BUILD_LABEL] = json.dumps(task["image"], sort_keys=True, separators=(",", ":"))
+    if task.get("secret_digests"):
+        labels[SECRETS_LABEL] = json.dumps(task["secret_digests"], sort_keys=True, separators=(",", ":"))
     return labels
 
 
@@ -95,6 +99,7 @@ def read_task(app: str, described: Mapping[str, Any], role_key: Callable[[str], 
         "env": {e["name"]: e["value"] for e in sorted(container.get("environment") or [], key=lambda e: e["name"])},
         "secrets": {s["name"]: secret_key(app, service, s["name"], s["valueFrom"])
                     for s in sorted(container.get("secrets") or [], key=lambda s: s["name"])},
+        "secret_digests": _json_label(labels.get(SECRETS_LABEL)),
         "ports": [{"name": p.get("name") or f"port-{p['containerPort']}", "port": p["containerPort"],
                    "protocol": labels.get(f"{PORT_LABEL}{p.get('name')}", p.get("protocol", "tcp"))}
                   for p in container.get("portMappings") or []],
@@ -109,6 +114,15 @@ def read_task(app: str, described: Mapping[str, Any], role_key: Callable[[str], 
         "log_group": ((container.get("logConfiguration") or {}).get("options") or {}).get("awslogs-group"),
         "platform": dict(described["runtimePlatform"]) if described.get("runtimePlatform") else None,
     }
+
+
+def _json_label(text: str | None) -> dict[str, Any]:
+    """A JSON object a label holds ({} when there is none or it is not one)."""
+    try:
+        found = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def secret_key(app: str, service: str, variable: str, value_from: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 from multicloud_aws.provider import AwsEcsProvider
 
 from multicloud.generated import LocalSecretStore
+from multicloud.planner import Action
 from multicloud.render import plan_json, plan_text
 from multicloud.spec import spec_from_dict
 
@@ -55,3 +56,51 @@ def client_json(provider: AwsEcsProvider, app: str) -> str:
     found = [ecs.describe_task_definition(taskDefinition=a, include=["TAGS"]) for a in arns if app in a]
     assert found
     return json.dumps(found, default=str)
+
+
+def _tls_spec(app: str) -> Any:
+    return spec_from_dict({
+        "name": app,
+        "services": {"api": {"image": "registry.example.com/api:1",
+                             "env": {"TLS_CERT": "${secrets.tls_cert}", "TLS_KEY": "${secrets.tls_key}"},
+                             "ports": [{"name": "https", "port": 8443, "protocol": "https", "expose": "public"}]}},
+        "secrets": {"tls": {"generate": {"type": "tls", "names": ["api.example.com"]}}},
+        "targets": {"aws": {"provider": "aws-ecs", "region": "us-east-1"}},
+    })
+
+
+def test_generated_tls_pair_lives_in_secrets_manager_and_takes_in_the_nlb_name(
+        make_provider: Callable[..., AwsEcsProvider], app_name: str, deploy: Any, tagged: Any) -> None:
+    from multicloud.certificates import certificate_names
+
+    provider = make_provider()
+    client = provider.ctx.client("secretsmanager")
+
+    def stored() -> dict[str, str]:
+        return {part: client.get_secret_value(SecretId=f"multicloud/{app_name}/tls_{part}")["SecretString"]
+                for part in ("cert", "key", "ca", "ca_key")}
+
+    deployment = deploy(_tls_spec(app_name), provider, {})
+    try:
+        first = deployment.plan()
+        assert deployment.apply(first).ok
+        before = stored()
+        assert certificate_names(before["cert"]) == ["api.example.com"], "the NLB did not exist at plan time"
+        assert deployment.certificate_authority() == before["ca"]
+        again = deploy(_tls_spec(app_name), make_provider(), {})
+        renamed = again.plan()  # the NLB exists now: the certificate is issued for its DNS name too
+        changed = sorted(c.key for c in renamed.changes if c.action is not Action.NOOP)
+        assert "secret/tls_cert" in changed and "secret/tls_key" in changed and "secret/tls_ca" not in changed
+        assert again.apply(renamed).ok
+        after = stored()
+        dns = provider.public_names(again.target_spec)
+        assert len(dns) == 1 and dns[0].endswith(".elb.amazonaws.com")
+        assert certificate_names(after["cert"]) == ["api.example.com", dns[0]]
+        assert (after["ca"], after["ca_key"]) == (before["ca"], before["ca_key"])
+        assert not deploy(_tls_spec(app_name), make_provider(), {}).plan().has_changes
+        shown = [plan_text(first, verbose=True), json.dumps(plan_json(renamed)), client_json(provider, app_name)]
+        private = [before["key"], before["ca_key"], after["key"]]
+        assert not any(value in text for text in shown for value in private)
+    finally:
+        deployment.destroy()
+    assert tagged(provider, app_name) == []

@@ -45,3 +45,33 @@ def test_generated_secret_on_aci_is_kept_locally(make_provider: Callable[..., Az
     assert not any(value in text for text in shown)
     again.destroy()
     assert provider.observe(app) == [] and not kept.exists()
+
+
+def test_generated_tls_pair_is_issued_for_the_groups_fqdn(make_provider: Callable[..., AzureAciProvider],
+                                                        resource_group: str, _state_dir: Path) -> None:
+    from multicloud.certificates import certificate_names
+
+    app = f"tls-{resource_group[3:]}"
+    spec = spec_from_dict({
+        "name": app,
+        "services": {"api": {"image": "registry.example.com/api:1",
+                             "env": {"CERT_FILE": "${secrets.tls_cert.file}", "KEY_FILE": "${secrets.tls_key.file}"},
+                             "ports": [{"name": "https", "port": 8443, "protocol": "https", "expose": "public"}]}},
+        "secrets": {"tls": {"generate": {"type": "tls", "names": ["api.example.com"]}}},
+        "targets": {"azure": {"provider": "azure-aci"}},
+    })
+    provider = make_provider()
+    deployment = Deployment(spec, "azure", provider=provider, environ={},
+                            retry=RetryPolicy(attempts=5, base_delay=0.05))
+    assert deployment.apply().ok
+    store = _state_dir / "secrets" / "azure-aci" / app / "azure"
+    assert sorted(p.name for p in store.iterdir()) == ["tls_ca", "tls_ca_key", "tls_cert", "tls_key"]
+    (fqdn,) = provider.public_names(deployment.target_spec)
+    groups = [r.payload for r in provider.observe(app)]
+    assert fqdn.endswith(f".{provider.settings.location}.azurecontainer.io")
+    assert certificate_names((store / "tls_cert").read_text()) == ["api.example.com", fqdn]
+    assert not Deployment(spec, "azure", provider=make_provider(), environ={}).plan().has_changes
+    private = [(store / name).read_text() for name in ("tls_key", "tls_ca_key")]
+    assert groups and not any(value in json.dumps(groups, default=str) for value in private)
+    deployment.destroy()
+    assert not store.exists()

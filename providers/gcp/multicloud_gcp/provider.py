@@ -17,7 +17,7 @@ from multicloud.spec.backing import Address
 from multicloud.spec.targets import TargetSpec
 from multicloud.terminal import Terminal
 from multicloud_gcp import cloudsql, reports
-from multicloud_gcp.addressing import service_id
+from multicloud_gcp.addressing import CloudRunAddressing, service_id
 from multicloud_gcp.api import Body, ClientFactory, CloudRunApi, SecretFactory, SecretManagerApi
 from multicloud_gcp.artifacts import sendable
 from multicloud_gcp.desired import desired_services
@@ -305,6 +305,15 @@ class CloudRunProvider:
                     mark, seen = entry.timestamp, set()
                 seen.add(entry.insert_id)
                 yield _line(name, entry)
+
+    def public_names(self, spec: TargetSpec) -> list[str]:
+        """The run.app host of each service with a public port (known from the project number before it
+        exists; none without it). Reads nothing."""
+        if self.settings.project_number is None:
+            return []
+        address = CloudRunAddressing(spec.app, spec.services, self.settings.region, self.settings.project_number)
+        return [address.host(name) for name, service in spec.services.items()
+                if any(p.expose == "public" for p in service.ports)]
 
     def endpoints(self, app: str) -> list[Endpoint]:
         """Each service's run.app URL (the broker's as wss://HOST/mqtt); reads only."""

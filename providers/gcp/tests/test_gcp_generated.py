@@ -77,3 +77,33 @@ def test_a_spec_that_writes_no_secret_needs_no_secret_manager_role(
     deployment = deploy(plain, provider_for("rest"), env={})
     assert deployment.apply().ok and not deployment.plan().has_changes
     deployment.destroy()
+
+
+def test_generated_tls_pair_is_issued_for_the_run_app_host_and_kept_in_secret_manager(
+    cloudrun: RunningCloudRun, provider_for: Callable[..., CloudRunProvider], deploy: Callable[..., Deployment]
+) -> None:
+    from multicloud.certificates import certificate_names
+
+    spec = spec_from_dict({
+        "name": "tlsgen",
+        "services": {"api": {"image": "registry.example.com/api:1",
+                             "env": {"CERT_FILE": "${secrets.tls_cert.file}", "KEY_FILE": "${secrets.tls_key.file}"},
+                             "ports": [{"name": "grpc", "port": 8080, "protocol": "grpc", "expose": "public"}]}},
+        "secrets": {"tls": {"generate": {"type": "tls", "names": ["api.example.com"]}}},
+        "targets": {"gcp": {"provider": "gcp-cloudrun"}},
+    })
+    provider = provider_for("rest")
+    deployment = deploy(spec, provider, env={})
+    planned = deployment.plan()
+    assert {c.key for c in planned.changes} == {"secret/tls_cert", "secret/tls_key", "secret/tls_ca",
+                                                "secret/tls_ca_key", "service/api"}
+    assert deployment.apply(planned).ok
+    values = {part: cloudrun.model.secret_values[f"tlsgen-tls_{part}"] for part in ("cert", "key", "ca", "ca_key")}
+    (host,) = provider.public_names(deployment.target_spec)
+    assert host.endswith(".run.app") and certificate_names(values["cert"]) == ["api.example.com", host]
+    assert deployment.certificate_authority() == values["ca"]
+    assert not deploy(spec, provider_for("rest"), env={}).plan().has_changes
+    shown = [plan_text(planned, verbose=True), json.dumps(plan_json(planned)), json.dumps(cloudrun.model.services)]
+    assert not any(values[part] in text for text in shown for part in ("key", "ca_key"))
+    deployment.destroy()
+    assert provider.stored_secrets("tlsgen", ["tls_ca_key"]) == {}
