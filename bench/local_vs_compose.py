@@ -118,6 +118,11 @@ def compose_file() -> dict[str, object]:
     }
 
 
+def load() -> str:
+    """The machine's load averages over 1, 5 and 15 minutes (a busy machine slows both tools, not alike)."""
+    return "/".join(f"{figure:.1f}" for figure in os.getloadavg())
+
+
 def run(command: list[str], cwd: Path) -> float:
     """Run a command to completion; return its wall time; raise with its output on failure."""
     return measured(command, cwd)[0]
@@ -216,6 +221,7 @@ def race_small(cli: str, compose: str, work: Path, rounds: int, noops: int) -> N
     cold: dict[str, list[float]] = {}
     wall: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
+    load_then = load()
     try:
         for _ in range(rounds):
             cold.setdefault("multicloud", []).append(run(mc_apply, here))
@@ -235,7 +241,8 @@ def race_small(cli: str, compose: str, work: Path, rounds: int, noops: int) -> N
         subprocess.run([compose, "-p", "bench-small-dc", "down"], cwd=here, capture_output=True, check=False)
     med = {k: statistics.median(v) for k, v in cold.items()}
     bound = med["compose answers"] + 0.5
-    print(f"small: web (health check, 10 s interval) + 2 workers, {rounds} round(s), medians in seconds")
+    print(f"small: web (health check, 10 s interval) + 2 workers, {rounds} round(s), medians in seconds; "
+          f"machine load {load_then} -> {load()}")
     print(f"  from nothing  multicloud {med['multicloud']:6.2f}  compose up -d {med['compose up -d']:6.2f}, "
           f"web answers at {med['compose answers']:6.2f}")
     verdict = "met" if med["multicloud"] <= bound else "NOT met"
@@ -264,6 +271,7 @@ def race_stack(cli: str, compose: str, work: Path, rounds: int) -> None:
         "down": [compose, "-p", "bench-dc", "down"],
     }
     times: dict[tuple[str, str], list[float]] = {}
+    load_then = load()
     run([cli, "plan", "--target", "local"], work)  # warm up: bytecode, page cache
     run([compose, "-p", "bench-dc", "config", "-q"], work)
     try:
@@ -282,7 +290,8 @@ def race_stack(cli: str, compose: str, work: Path, rounds: int) -> None:
         subprocess.run(mc["down"], cwd=work, capture_output=True, check=False)
         subprocess.run([compose, "-p", "bench-dc", "down", "-v"], cwd=work, capture_output=True, check=False)
         subprocess.run(["docker", "volume", "rm", "-f", "bench-mc_data"], capture_output=True, check=False)
-    print(f"stack: 4 services / 5 containers, {rounds} round(s), medians in seconds")
+    print(f"stack: 4 services / 5 containers, {rounds} round(s), medians in seconds; "
+          f"machine load {load_then} -> {load()}")
     for step in ("up", "no-op", "down"):
         ours = statistics.median(times[("multicloud", step)])
         theirs = statistics.median(times[("compose", step)])

@@ -169,10 +169,14 @@ class Deployment:
         self.check()
         return self._desired({name: f"validate-{name}" for name in self.target_spec.used_secrets()})
 
-    def plan(self, *, destroy: bool = False, volumes: bool = False, services: Sequence[str] = ()) -> Plan:
+    def plan(
+        self, *, destroy: bool = False, volumes: bool = False, services: Sequence[str] = (),
+        observed: Sequence[Resource] | None = None,
+    ) -> Plan:
         """Compare the spec with what exists and return the plan (limited to `services` and what they
-        need, or for a destroy what needs them, when named); changes nothing."""
-        return self._plan(destroy=destroy, volumes=volumes, services=services).plan
+        need, or for a destroy what needs them, when named); changes nothing. `observed`: what the
+        provider's observe returned a moment ago, if the caller has it (else observed now)."""
+        return self._plan(destroy=destroy, volumes=volumes, services=services, observed=observed).plan
 
     def desired_plan(self, *, services: Sequence[str] = ()) -> Plan:
         """The plan as if nothing existed on the target: what the spec becomes there (limited to
@@ -187,8 +191,10 @@ class Deployment:
         """The services a plan limited to `services` acts on, and why each other one is taken in."""
         return scope(self.target_spec.services, services, destroy=destroy)
 
-    def _plan(self, *, destroy: bool, volumes: bool, services: Sequence[str]) -> SavedPlan:
-        """The plan, with what it was made against (see saved_plans)."""
+    def _plan(
+        self, *, destroy: bool, volumes: bool, services: Sequence[str], observed: Sequence[Resource] | None = None
+    ) -> SavedPlan:
+        """The plan, with what it was made against (see saved_plans): `observed`, else what is observed now."""
         desired: list[Resource] = []
         secrets: dict[str, str] = {}
         if not destroy:
@@ -196,7 +202,7 @@ class Deployment:
             secrets = self._secret_values()
             self.check_secrets(secrets)
             desired = self._desired(secrets)
-        observed = self.provider.observe(self.app)
+        observed = self.provider.observe(self.app) if observed is None else list(observed)
         refuse_foreign(self.app, self.target, observed)
         if services:
             desired, observed = limit(desired, observed, self.scope(services, destroy=destroy).services)

@@ -42,6 +42,9 @@ class Capabilities:
     health_poll: float = 0.5
     """The longest pause between two health polls (the engine starts at 0.05 s and doubles): a target
     whose health reads are local and cheap (a Docker engine) polls more often, a cloud's API less."""
+    cheap_reads: bool = False
+    """A read of one resource by key costs about one local call (a Docker engine), less than observing
+    the whole app: the engine then re-reads each key it sweeps after an apply (a cloud observes once)."""
     resources: tuple[str, ...] = ()
     """The types of backing resource (`resources:` in the spec) the target provides, e.g. ("postgres",);
     see multicloud.backing for what providing one means."""

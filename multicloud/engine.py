@@ -171,11 +171,11 @@ class Engine:
         return StepResult(change.key, change.action, "skipped", 0, time.monotonic() - started)
 
     def _instances(self, app: str, keys: int) -> Callable[[str], list[Resource]]:
-        """How the sweep first reads a key again: by reading it when it sweeps one key, else from
-        one observe of the app made when the first key is swept (one list of everything costs fewer
-        calls than a read per key, which ran in dependency order; a failed observe fails that key's
-        first attempt and the next read tries again)."""
-        if keys < 2:
+        """How the sweep first reads a key again: by reading it when it sweeps one key or the provider's
+        reads are cheap, else from one observe of the app made when the first key is swept (one list of
+        everything costs fewer calls than a read per key, which ran in dependency order; a failed observe
+        fails that key's first attempt and the next read tries again)."""
+        if keys < 2 or self.provider.capabilities.cheap_reads:
             return lambda key: self.provider.read(app, key)
         lock = threading.Lock()
         seen: list[list[Resource]] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -266,6 +267,15 @@ def test_retryable_errors_are_retried_until_they_pass(cloud):
     retries = [e for e in events if e.kind == "retry"]
     assert [e.resource for e in retries] == ["service/api", "service/api"]
     assert "attempt 1 failed (throttled)" in retries[0].message
+
+
+def test_a_provider_with_cheap_reads_is_swept_key_by_key_not_observed_again(cloud):
+    provider = MemoryProvider(cloud=cloud)
+    provider.capabilities = dataclasses.replace(provider.capabilities, cheap_reads=True)
+    deploy = Deployment(loads(SPEC), "test", provider=provider, environ=ENV, retry=FAST)
+    assert deploy.apply().ok
+    assert cloud.calls.count(("observe", "shop")) == 1  # the plan's only
+    assert cloud.calls.count(("read", "service/api")) == 3  # before acting, to verify, and the sweep's
 
 
 def test_retries_give_up_after_the_policy_attempts(cloud):

@@ -118,14 +118,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from multicloud.cli.quick import recording
+    from multicloud.cli.quick import observed_before, recording
     from multicloud.render import plan_json, plan_text
 
     with recording(args) as keep:
         deployment = _deployment(args)
         options = {"destroy": args.destroy, "services": args.services}
         _say_scope(args, deployment, destroy=args.destroy)
-        planned = deployment.save_plan(args.out, **options) if args.out else deployment.plan(**options)
+        if args.out:
+            planned = deployment.save_plan(args.out, **options)
+        else:
+            planned = deployment.plan(**options, observed=observed_before(args, deployment))
         keep(deployment, getattr(args, "notes", []))
     if args.output == "json":
         _print_json(plan_json(planned))
@@ -175,7 +178,7 @@ def _saved_plan_file(args: argparse.Namespace) -> tuple[str, Any] | None:
 
 
 def cmd_apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
-    from multicloud.cli.quick import recording
+    from multicloud.cli.quick import observed_before, recording
     from multicloud.errors import ApplyFailedError
     from multicloud.render import plan_json, plan_text
 
@@ -187,7 +190,8 @@ def cmd_apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
             planned, destroy = deployment.saved_plan(saved[0]), saved[1].destroy
         else:
             _say_scope(args, deployment, destroy=destroy)
-            planned = deployment.plan(destroy=destroy, volumes=getattr(args, "volumes", False), services=args.services)
+            planned = deployment.plan(destroy=destroy, volumes=getattr(args, "volumes", False), services=args.services,
+                                      observed=observed_before(args, deployment))
             keep(deployment, getattr(args, "notes", []))
     if not quiet:
         print(plan_text(planned))
@@ -226,14 +230,19 @@ def cmd_apply(args: argparse.Namespace, *, destroy: bool = False) -> int:
 
 
 def progress_display(args: argparse.Namespace, planned: Any, quiet: bool) -> Any:
-    """The progress display of an apply: on stderr under -o json (stdout holds the result), else stdout;
-    the plan's acting resources listed from the start."""
+    """The progress display of an apply: on progress_stream(quiet); the plan's acting resources listed
+    from the start."""
     from multicloud.cli.progress import progress
     from multicloud.planner import Action
 
     acting = [c.key for c in planned.changes if c.action is not Action.NOOP]
     title = f"{planned.app} on {planned.target}"
-    return progress(sys.stderr if quiet else sys.stdout, args.progress, list(dict.fromkeys(acting)), title)
+    return progress(progress_stream(quiet), args.progress, list(dict.fromkeys(acting)), title)
+
+
+def progress_stream(quiet: bool) -> Any:
+    """Where an apply shows its progress: stderr under -o json (stdout holds the result), else stdout."""
+    return sys.stderr if quiet else sys.stdout
 
 
 def _steps_json(result: Any) -> list[dict[str, Any]]:

@@ -10,11 +10,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
-from multicloud.cli.board import Board, Row
-from multicloud.contract import Event, EventSink
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the board and the contract load only for an apply that shows progress
     from rich.console import RenderableType
+
+    from multicloud.cli.board import Board, Row
+    from multicloud.contract import Event, EventSink
 
 STYLES = {
     "done": "green", "unchanged": "dim", "running": "cyan", "waiting": "yellow", "retrying": "yellow",
@@ -39,6 +39,8 @@ def progress(stream: TextIO, mode: str | None = None, resources: Sequence[str] =
     """Yield an event sink that shows the apply on `stream` in `mode` (see choose_mode); the
     resources named are listed from the start, pending. The live view's last frame stays on
     screen; JSON mode ends with a summary line, even when the apply raises."""
+    from multicloud.cli.board import Board
+
     board = Board(resources)
     chosen = choose_mode(mode, stream)
     if chosen == "tty":

@@ -87,8 +87,9 @@ def answer(args: argparse.Namespace) -> int | None:
         return None
     if compiled.valid_until is not None and time.time() >= compiled.valid_until:
         return None
-    planned = _plan(compiled)
+    planned, observed = _plan(compiled)
     if planned is None:
+        args.observed = compiled, observed  # for the full path (observed_before)
         return None
     for note in compiled.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -98,10 +99,13 @@ def answer(args: argparse.Namespace) -> int | None:
     if apply and args.output != "json":
         print(plan_text(planned))
     if apply and planned.changes:  # the progress display of an apply with nothing to wait for
-        from multicloud.cli.commands import progress_display
+        from multicloud.cli.commands import progress_display, progress_stream
+        from multicloud.cli.progress import choose_mode
 
-        with progress_display(args, planned, quiet=args.output == "json"):
-            pass
+        quiet = args.output == "json"
+        if choose_mode(args.progress, progress_stream(quiet)) != "plain":  # plain lines: none without events
+            with progress_display(args, planned, quiet=quiet):
+                pass
     if args.output == "json":  # as the commands print it
         print(json.dumps({"plan": plan_json(planned), "steps": []} if apply else plan_json(planned),
                          indent=2, default=str))
@@ -110,8 +114,9 @@ def answer(args: argparse.Namespace) -> int | None:
     return 0
 
 
-def _plan(compiled: CompiledTarget) -> Plan | None:
-    """The plan against what exists now, if it changes nothing and leaves only resources seen healthy."""
+def _plan(compiled: CompiledTarget) -> tuple[Plan | None, list[Resource]]:
+    """What exists now, with the plan against it if that changes nothing and leaves only resources
+    seen healthy (else None)."""
     from multicloud.ownership import refuse_foreign
     from multicloud.planner import plan
 
@@ -121,7 +126,25 @@ def _plan(compiled: CompiledTarget) -> Plan | None:
     refuse_foreign(compiled.app, compiled.target, observed)
     planned = plan(compiled.app, compiled.target, list(compiled.desired), observed)
     waiting = [c for c in planned.changes if c.action is Action.NOOP and not (c.before and c.before.healthy)]
-    return None if planned.has_changes or waiting else planned
+    return (None if planned.has_changes or waiting else planned), observed
+
+
+def observed_before(args: argparse.Namespace, deployment: Any) -> list[Resource] | None:
+    """What `answer` observed of this deployment's app a moment ago, when its provider observes with the
+    same light observer and data (so its observe would read the same); else None (observe again)."""
+    from multicloud.contract import SupportsQuickObserve
+
+    found: tuple[CompiledTarget, list[Resource]] | None = getattr(args, "observed", None)
+    if found is None:
+        return None
+    compiled, observed = found
+    provider = deployment.provider
+    if (compiled.app, compiled.target) != (deployment.app, deployment.target):
+        return None
+    if not isinstance(provider, SupportsQuickObserve) or provider.observer() != (compiled.observer,
+                                                                                 compiled.observer_data):
+        return None
+    return observed
 
 
 @contextmanager
