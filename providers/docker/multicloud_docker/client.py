@@ -1,16 +1,20 @@
 """The one place engine clients are built, the one module that imports the docker SDK
 (lazily), and the translation of both clients' errors.
 
-Reads (list, inspect) go over the stdlib client in `engine_http` whenever it can reach the
-engine (unix socket, plain tcp://); everything else goes over the docker SDK, which is
-imported on the first such call. So `multicloud --help`, `provider.desired()` and a no-op
-plan or apply never load the SDK (about half a second of imports). Every engine call is
+Reads (list, inspect), health probes (exec) and what an apply that starts containers needs
+(create a network, a volume, a container; put its secrets; start it) go over the stdlib client
+in `engine_http` whenever it can reach the engine (unix socket, plain tcp://); everything else
+(builds, pulls, stops, removals, logs, attached execs) goes over the docker SDK, which is
+imported on the first such call. So `multicloud --help`, `provider.desired()`, health, a no-op
+plan or apply and an apply that only starts containers never load the SDK (about half a second
+of imports). Every engine call is
 made inside `guard(...)`, which turns client exceptions into `multicloud.errors` types
 with `raise ... from exc`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -56,8 +60,12 @@ class ConflictError(RetryableError):
     """The engine refused because of a conflicting object or operation (HTTP 409)."""
 
 
-READ_CALLS = frozenset({"containers", "networks", "volumes", "images", "inspect_container", "inspect_image", "ping"})
-"""`docker.APIClient` methods that `EngineHTTP` serves with the same arguments and results."""
+STDLIB_CALLS = frozenset({
+    "containers", "networks", "volumes", "images", "inspect_container", "inspect_image", "ping", "exec_create",
+    "exec_inspect", "create_network", "create_volume", "create_container_from_config", "put_archive", "start",
+})
+"""`docker.APIClient` methods that `EngineHTTP` serves with the same arguments (those multicloud passes)
+and results (and `exec_start`, when detached: see EngineClient.exec_start)."""
 
 
 class Lazy(Generic[T]):
@@ -82,7 +90,7 @@ class Lazy(Generic[T]):
 
 
 class EngineClient:
-    """The provider's engine client: READ_CALLS go over the stdlib client when there is one;
+    """The provider's engine client: STDLIB_CALLS go over the stdlib client when there is one;
     any other attribute is the docker SDK client's, built (importing the SDK) on first use."""
 
     def __init__(self, reader: EngineHTTP | None, writer: ClientFactory) -> None:
@@ -93,9 +101,16 @@ class EngineClient:
         """A read method of the stdlib client, else the SDK client's attribute."""
         if name.startswith("_"):
             raise AttributeError(name)
-        if self.reader is not None and name in READ_CALLS:
+        if self.reader is not None and name in STDLIB_CALLS:
             return getattr(self.reader, name)
         return getattr(self.sdk.get(), name)
+
+    def exec_start(self, exec_id: str, detach: bool = False, **options: Any) -> Any:
+        """Start an exec: detached over the stdlib client when there is one; attached (streams, a
+        socket) over the SDK."""
+        if self.reader is not None and detach and not options:
+            return self.reader.exec_start_detached(exec_id)
+        return self.sdk.get().exec_start(exec_id, detach=detach, **options)
 
 
 def default_factory(host: str | None) -> ClientFactory:
@@ -127,6 +142,30 @@ def sdk_factory(host: str | None) -> ClientFactory:
             return docker.APIClient(version=API_VERSION, timeout=CALL_TIMEOUT, **kwargs)
 
     return make
+
+
+def proxy_environment() -> list[str]:
+    """The proxy variables the docker CLI (and the SDK's create_container) put first in the environment of
+    every container: `proxies.default` of the docker CLI's config.json ($DOCKER_CONFIG, else ~/.docker);
+    none when it has none or cannot be read."""
+    folder = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    try:
+        with open(os.path.join(folder, "config.json"), encoding="utf-8") as handle:
+            config = json.load(handle)
+        proxies = config.get("proxies", {}).get("default", {})
+        found = [(names, proxies.get(key)) for key, names in PROXY_SETTINGS]
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [f"{name}={value}" for names, value in found if value for name in names]
+
+
+PROXY_SETTINGS = (
+    ("httpProxy", ("http_proxy", "HTTP_PROXY")),
+    ("httpsProxy", ("https_proxy", "HTTPS_PROXY")),
+    ("ftpProxy", ("ftp_proxy", "FTP_PROXY")),
+    ("noProxy", ("no_proxy", "NO_PROXY")),
+)
+"""config.json's proxy settings and the variables each becomes, in the order the SDK writes them."""
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from multicloud.spec.placeholders import SECRETS_DIR
 from multicloud.spec.units import parse_memory
 from multicloud_docker import healthcheck
 from multicloud_docker import labels as L
-from multicloud_docker.client import ConflictError, guard
+from multicloud_docker.client import ConflictError, guard, proxy_environment
 
 READ_ONLY_TMPFS = {"/tmp": "rw,nosuid,nodev,size=64m"}
 RESTART_RETRIES = 3
@@ -23,13 +23,6 @@ exited, so a replica that always crashes is reported (plan, status) rather than 
 restart loop. A replica stopped with `docker kill`/`stop` is not restarted: plan shows it."""
 SETTLE_SECONDS = 1.0
 """A replica without a health check counts as healthy once it has run this long."""
-
-
-PROBE_POLL = 0.02
-"""How often a probe run by `probe_passes` is checked for having ended."""
-ENGINE_SOON = 1.0
-"""A check whose interval is at most this many seconds is left to the engine: its first run comes
-about as soon as the provider's own would (see `probe_now`)."""
 
 
 @dataclass(frozen=True)
@@ -64,47 +57,9 @@ def create_replica(api: Any, app: str, resource: Resource, index: int, generatio
             L.DEPENDS_ON: ",".join(resource.depends_on),
         },
     )
-    ports = props["ports"]
     secrets: Mapping[str, Sensitive] = props.get("secrets") or {}
-    security = props["security"]
     with guard(f"creating container {name}"):
-        host_config = api.create_host_config(
-            port_bindings={
-                f"{p['port']}/{_transport(p)}": (p["host_ip"], p["host_port"] or None)
-                for p in ports
-                if p["host_port"] is not None
-            },
-            binds=[f"{v['volume']}:{v['target']}:{'ro' if v['read_only'] else 'rw'}" for v in props["volumes"]],
-            restart_policy={"Name": "on-failure", "MaximumRetryCount": RESTART_RETRIES},
-            cap_drop=list(security["cap_drop"]),
-            cap_add=list(security["cap_add"]) or None,
-            security_opt=["no-new-privileges"] if security["no_new_privileges"] else None,
-            privileged=bool(security["privileged"]),
-            init=bool(security["init"]),
-            read_only=bool(props["read_only"]),
-            tmpfs=dict(READ_ONLY_TMPFS) if props["read_only"] else None,
-            nano_cpus=round(float(props["cpu"]) * 1e9),
-            mem_limit=parse_memory(str(props["memory"])),
-            network_mode=props["network"],
-        )
-        networking = api.create_networking_config(
-            {props["network"]: api.create_endpoint_config(aliases=[resource.name, f"{resource.name}-{index}"])}
-        )
-        created = api.create_container(
-            image=props["image"],
-            name=name,
-            command=_reveal(props["command"]),
-            entrypoint=_reveal(props["entrypoint"]),
-            environment=[f"{k}={_plain(v)}" for k, v in props["env"].items()],
-            user=props["user"] or None,
-            hostname=f"{resource.name}-{index}",
-            labels=labels,
-            ports=[(p["port"], _transport(p)) for p in ports],
-            volumes=[SECRETS_DIR] if secrets else None,
-            healthcheck=healthcheck.docker_healthcheck(props["healthcheck"]),
-            host_config=host_config,
-            networking_config=networking,
-        )
+        created = api.create_container_from_config(replica_config(resource, index, labels, proxy_environment()), name)
     ident = str(created["Id"])
     if secrets:
         with guard(f"writing secrets into {name}"):
@@ -112,6 +67,59 @@ def create_replica(api: Any, app: str, resource: Resource, index: int, generatio
     with guard(f"starting container {name}"):
         api.start(ident)
     return name
+
+
+def replica_config(
+    resource: Resource, index: int, labels: Mapping[str, str], proxies: list[str]
+) -> dict[str, Any]:
+    """The Engine API's create body of one replica: what docker.APIClient.create_container sends for
+    these properties (its create_host_config and ContainerConfig, key for key), the docker CLI's
+    proxy variables (`proxies`) first in the environment as it puts them."""
+    props = resource.properties
+    ports = props["ports"]
+    security = props["security"]
+    host_config: dict[str, Any] = {
+        "Memory": parse_memory(str(props["memory"])),
+        "ReadonlyRootfs": bool(props["read_only"]),
+        "NetworkMode": props["network"],
+        "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": RESTART_RETRIES},
+        "CapDrop": list(security["cap_drop"]),
+        "Binds": [f"{v['volume']}:{v['target']}:{'ro' if v['read_only'] else 'rw'}" for v in props["volumes"]],
+        "PortBindings": {
+            f"{p['port']}/{_transport(p)}": [{"HostIp": p["host_ip"], "HostPort": str(p["host_port"] or "")}]
+            for p in ports
+            if p["host_port"] is not None
+        },
+        "Init": bool(security["init"]),
+        "NanoCpus": round(float(props["cpu"]) * 1e9),
+    }
+    if security["privileged"]:
+        host_config["Privileged"] = True
+    if security["cap_add"]:
+        host_config["CapAdd"] = list(security["cap_add"])
+    if security["no_new_privileges"]:
+        host_config["SecurityOpt"] = ["no-new-privileges"]
+    if props["read_only"]:
+        host_config["Tmpfs"] = dict(READ_ONLY_TMPFS)
+    check = healthcheck.docker_healthcheck(props["healthcheck"])
+    aliases = [resource.name, f"{resource.name}-{index}"]
+    environment = [*proxies, *(f"{k}={_plain(v)}" for k, v in props["env"].items())]
+    return {
+        "Hostname": f"{resource.name}-{index}", "Domainname": None,
+        "ExposedPorts": {f"{p['port']}/{_transport(p)}": {} for p in ports},
+        "User": str(props["user"]) if props["user"] else None,
+        "Tty": False, "OpenStdin": False, "StdinOnce": False, "AttachStdin": False, "AttachStdout": True,
+        "AttachStderr": True, "Env": environment or None, "Cmd": _reveal(props["command"]), "Image": props["image"],
+        "Volumes": {SECRETS_DIR: {}} if props.get("secrets") else None, "NetworkDisabled": False,
+        "Entrypoint": _reveal(props["entrypoint"]), "WorkingDir": None, "HostConfig": host_config,
+        "NetworkingConfig": {"EndpointsConfig": {props["network"]: {"Aliases": aliases}}},
+        "MacAddress": None, "Labels": dict(labels), "StopSignal": None,
+        "Healthcheck": None if check is None else {
+            "Test": check["test"], "Interval": check["interval"], "Timeout": check["timeout"],
+            "Retries": check["retries"], "StartPeriod": check["start_period"],
+        },
+        "StopTimeout": None, "Runtime": None,
+    }
 
 
 def secrets_archive(secrets: Mapping[str, Sensitive]) -> bytes:
@@ -195,34 +203,6 @@ def readiness(api: Any, ident: str, now: Callable[[], float] = time.time) -> Rea
     if restarts == 0 and started is not None and now() - started >= SETTLE_SECONDS:
         return Readiness(True, False, f"{name} is running")
     return Readiness(False, False, f"{name} just started")
-
-
-def probe_now(api: Any, ident: str, check: Mapping[str, Any] | None) -> bool:
-    """Whether a replica the engine has not passed yet passes its check when run now: for checks
-    whose interval puts the engine's first run later than ENGINE_SOON (False for the others)."""
-    if not check or float(check["interval"]) <= ENGINE_SOON:
-        return False
-    return probe_passes(api, ident, check)
-
-
-def probe_passes(api: Any, ident: str, check: Mapping[str, Any], clock: Callable[[], float] = time.monotonic) -> bool:
-    """Run a replica's health check once now, as the engine runs it (exec in the container, as its
-    user), and say whether it exited 0 within the check's timeout. Engine 20.10 runs its first check
-    one interval after the start (start_interval needs API 1.44), so health() runs it meanwhile.
-    A probe still running at the timeout is left to end on its own (the engine cannot stop an exec)."""
-    test = list(check["test"])
-    command = ["/bin/sh", "-c", test[1]] if test[0] == "CMD-SHELL" else test[1:]
-    with guard(f"running the health check in {ident[:12]}"):
-        made = api.exec_create(ident, command, stdout=False, stderr=False)
-        api.exec_start(made["Id"], detach=True)
-        deadline = clock() + max(float(check["timeout"]), PROBE_POLL)
-        while True:
-            info = api.exec_inspect(made["Id"])
-            if not info.get("Running"):
-                return bool(info.get("ExitCode") == 0)
-            if clock() >= deadline:
-                return False
-            time.sleep(PROBE_POLL)
 
 
 def _transport(port: Mapping[str, Any]) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -61,6 +61,11 @@ class Replica:
         return "(health" not in self.status and "(unhealthy)" not in self.status and self.status.startswith(
             "Up "
         ) and "Less than a second" not in self.status
+
+    @property
+    def checking(self) -> bool:
+        """Running, with a health check the engine has not run yet (its first runs one interval after the start)."""
+        return self.state == "running" and "(health: starting)" in self.status
 
     @property
     def fault(self) -> str:
@@ -122,10 +127,15 @@ def generations(group: Sequence[Replica]) -> list[list[Replica]]:
         min(r.created for r in members), min(r.created_ns for r in members), members[0].generation))
 
 
-def service_instance(name: str, members: Sequence[Replica]) -> Resource:
+Probe = Callable[[Replica, Mapping[str, Any] | None], bool]
+"""Whether a replica passes its health check (the service's `healthcheck` property) when run now."""
+
+
+def service_instance(name: str, members: Sequence[Replica], probe: Probe | None = None) -> Resource:
     """One generation of a service as it runs: its properties, its replica count (every
     index it holds, running or not) and, as faults, the replicas that exited, died, never
-    started, fail their health check or share an index. Its payload names its containers."""
+    started, fail their health check or share an index. Its payload names its containers.
+    Healthy when every replica is settled or, given `probe`, still checking and passing it now."""
     lead = max(members, key=lambda r: (r.created, r.name))
     props = L.decode(lead.labels.get(L.PROPERTIES))
     indices = [r.index for r in members]
@@ -145,17 +155,20 @@ def service_instance(name: str, members: Sequence[Replica]) -> Resource:
         instance=lead.generation,
         faults=tuple(faults),
         target=lead.labels.get(L.TARGET, ""),
-        healthy=not faults and all(r.settled for r in members),
+        healthy=not faults and all(
+            r.settled or (probe is not None and r.checking and probe(r, props.get("healthcheck"))) for r in members
+        ),
     )
 
 
-def services(api: Any, app: str, key: str | None = None) -> list[Resource]:
-    """Service and database resources of the app (or the one named by key): one per generation."""
+def services(api: Any, app: str, key: str | None = None, probe: Probe | None = None) -> list[Resource]:
+    """Service and database resources of the app (or the one named by key): one per generation
+    (healthy as service_instance finds it with `probe`)."""
     groups: dict[tuple[str, str], list[Replica]] = {}
     for replica in replicas(api, app, key):
         groups.setdefault((replica.kind, replica.service), []).append(replica)
     return [
-        service_instance(name, members)
+        service_instance(name, members, probe)
         for (_, name), group in sorted(groups.items())
         for members in generations(group)
     ]
@@ -227,11 +240,14 @@ def data_policy(observed: list[Resource]) -> list[Resource]:
     ]
 
 
-def observe_all(api: Any, app: str) -> list[Resource]:
+def observe_all(api: Any, app: str, probe: Probe | None = None) -> list[Resource]:
     """Everything the app owns: four list calls, made concurrently (the engine's image list
     can be slow on a busy host); the first call's error is raised. Plain threads: a pool would
-    import logging, a good part of a no-op apply's start-up."""
-    readers = (networks, volumes, images, services)
+    import logging, a good part of a no-op apply's start-up. Services are healthy as `services`
+    finds them with `probe`."""
+    readers: tuple[Callable[[Any, str], list[Resource]], ...] = (
+        networks, volumes, images, lambda api, app: services(api, app, probe=probe)
+    )
     results: list[list[Resource] | BaseException] = [[] for _ in readers]
 
     def run(index: int) -> None:
@@ -269,7 +285,11 @@ def read(api: Any, app: str, key: str) -> list[Resource]:
 
 def observe_engine(data: Mapping[str, Any], app: str) -> list[Resource]:
     """observe_all on the engine at data["host"] (None: DOCKER_HOST, else the local socket); what
-    DockerProvider.observer() names, so it needs neither the settings model nor the SDK."""
+    DockerProvider.observer() names, so it needs neither the settings model nor the SDK. A replica
+    whose first health check the engine has not run yet is healthy if the check passes when run now
+    (as health() finds it), so a no-op just after an apply is answered from the compiled target too."""
     from multicloud_docker.client import default_factory
+    from multicloud_docker.probing import probe_now
 
-    return observe_all(default_factory(data.get("host"))(), app)
+    api = default_factory(data.get("host"))()
+    return observe_all(api, app, lambda replica, check: probe_now(api, replica.id, check))

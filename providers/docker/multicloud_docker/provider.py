@@ -32,8 +32,9 @@ from multicloud.terminal import Terminal
 from multicloud_docker import converge, execs, images, observe, postgres, views
 from multicloud_docker import labels as L
 from multicloud_docker.client import ClientFactory, ConflictError, Lazy, default_factory, guard
-from multicloud_docker.containers import probe_now, readiness
+from multicloud_docker.containers import readiness
 from multicloud_docker.desired import desired as render_desired
+from multicloud_docker.probing import PROBE_WINDOW, probe_now
 from multicloud_docker.settings import DockerSettings, parse_settings
 from multicloud_docker.views import LogWindow
 
@@ -51,6 +52,7 @@ class DockerProvider:
         self.capabilities = Capabilities(
             build=self.settings.build,
             health_poll=0.2,
+            cheap_reads=True,
             resources=("postgres",),
             notes=(
                 "public ports are published on the Docker host "
@@ -150,7 +152,7 @@ class DockerProvider:
             verdict = readiness(self.api, replica.id)
             if verdict.failed:
                 return Health(HealthState.UNHEALTHY, f"{verdict.message}; see `multicloud logs {resource.name}`")
-            if verdict.checking and probe_now(self.api, replica.id, check):
+            if verdict.checking and probe_now(self.api, replica.id, check, PROBE_WINDOW):
                 continue  # ready now, though the engine's own check has not said so yet
             if not verdict.ready:
                 waiting.append(verdict.message)

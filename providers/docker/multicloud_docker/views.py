@@ -13,9 +13,9 @@ from multicloud.addressing import endpoint_url
 from multicloud.contract import Endpoint, LogLine, ServiceStatus
 from multicloud.errors import UserError
 from multicloud_docker.client import guard
-from multicloud_docker.containers import probe_now
 from multicloud_docker.labels import SCALE_PROPERTY
 from multicloud_docker.observe import Replica, generations, replicas, service_instance
+from multicloud_docker.probing import probe_now
 
 _END = object()
 
@@ -188,7 +188,7 @@ def _by_service(found: Sequence[Replica]) -> dict[str, list[Replica]]:
 
 def _healthy(api: Any, replica: Replica, check: Any) -> bool:
     """Running and, if it has a health check, passing it: by the list's status text or, while the
-    engine has not run it yet, by running it now as apply does (containers.probe_now)."""
+    engine has not run it yet, by running it now as apply does (probing.probe_now)."""
     text = replica.status
     if replica.state != "running" or "(unhealthy)" in text:
         return False

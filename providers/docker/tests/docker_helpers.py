@@ -29,8 +29,8 @@ class CallLog:
 
 
 def counting_factory(log: CallLog) -> Callable[[], Any]:
-    """A client factory like the provider's own (reads over the stdlib client, the rest over
-    the SDK) whose two clients record each request before sending it."""
+    """A client factory like the provider's own (reads, probes and starting containers over the
+    stdlib client, the rest over the SDK) whose two clients record each request before sending it."""
 
     def make() -> Any:
         from multicloud_docker.client import EngineClient, read_client, sdk_factory
@@ -39,9 +39,9 @@ def counting_factory(log: CallLog) -> Callable[[], Any]:
         assert reader is not None, "the tests' engine is on the local socket"
         send = reader.send
 
-        def counted_send(method: str, path: str, params: Any = None) -> bytes:
+        def counted_send(method: str, path: str, params: Any = None, body: Any = None) -> bytes:
             log.calls.append((method.upper(), f"/v{reader.version}{path}"))
-            return send(method, path, params)
+            return send(method, path, params, body)
 
         reader.send = counted_send  # type: ignore[method-assign]
 

@@ -83,3 +83,23 @@ def test_a_no_op_is_answered_from_the_compiled_target_until_something_changes(
         time.sleep(0.1)
     capsys.readouterr()
     assert main(plan) == 2 and "exited (137)" in capsys.readouterr().out
+
+
+def test_a_no_op_right_after_an_apply_is_answered_before_the_engine_checks_health(
+    engine: Any, app: str, tmp_path: Path
+) -> None:
+    check = {"tcp": 8080, "interval": "10m"}  # the engine's first check: ten minutes after the start
+    data = {
+        "name": app,
+        "services": {"web": {"image": APP_IMAGE, "env": {"SERVICE_NAME": "web"}, "healthcheck": check}},
+        "targets": {"local": {"provider": "docker"}},
+    }
+    path = tmp_path / "multicloud.yaml"
+    path.write_text(json.dumps(data))
+    assert main(["apply", "-f", str(path), "--target", "local", "--yes"]) == 0
+    again = subprocess.run([sys.executable, "-c", PROBE, "apply", "-f", str(path), "--target", "local", "--yes"],
+                           capture_output=True, text=True, check=False, env=os.environ.copy(), timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert "No changes." in again.stdout and again.stdout.rstrip().endswith("loaded: []")  # the light path
+    (web,) = containers_by_service(engine, app)["web"]
+    assert "(health: starting)" in web["Status"]  # its check ran by exec; the engine has not run it

@@ -32,6 +32,7 @@ from multicloud_docker.engine_http import (
     EngineHTTP,
     EngineHTTPError,
     EngineTimeoutError,
+    EngineUnreachableError,
     address,
 )
 from multicloud_docker.provider import DockerProvider
@@ -118,6 +119,38 @@ def test_an_engine_that_never_answers_is_retryable() -> None:
             client.containers(all=True)
     error = translate(caught.value, "listing containers")
     assert isinstance(error, RetryableError) and "did not answer in time" in error.message
+
+
+def test_answers_are_read_by_length_in_chunks_or_to_the_end_and_garbage_is_unreachable() -> None:
+    answers = [
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\n[{\"a\"\r\n6;x=y\r\n: 1}]\n\r\n0\r\nTrailer: t\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n[{\"a\": 2}]",
+        b"HTTP/1.0 200 OK\r\n\r\n[{\"a\": 3}]",
+        b"HTTP/1.1 404 Not Found\r\nContent-Length: 24\r\n\r\n{\"message\": \"no such x\"}",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 90\r\n\r\n[{\"a\": 4}]",
+        b"SSH-2.0-OpenSSH\r\n",
+    ]
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+
+        def serve() -> None:
+            for answer in answers:
+                conn, _ = server.accept()
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(answer)
+
+        threading.Thread(target=serve, daemon=True).start()
+        client = EngineHTTP(Address(host="127.0.0.1", port=server.getsockname()[1]), "1.41", timeout=5)
+        assert [client.containers(), client.containers(), client.containers()] == [[{"a": 1}], [{"a": 2}], [{"a": 3}]]
+        with pytest.raises(EngineHTTPError) as refused:
+            client.containers()
+        assert (refused.value.status_code, refused.value.explanation) == (404, "no such x")
+        for _ in range(2):  # cut short, then not HTTP at all
+            with pytest.raises(EngineUnreachableError):
+                client.containers()
 
 
 def test_unreachable_socket_is_backend_unavailable_without_loading_the_sdk(tmp_path: Path) -> None:

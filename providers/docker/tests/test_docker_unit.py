@@ -3,6 +3,7 @@ probes, build-context hashing, observe's reading of containers, error translatio
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,8 +13,11 @@ from typing import Any
 import pytest
 from docker_helpers import SECRET, three_service_spec
 from multicloud_docker import labels as L
-from multicloud_docker.client import ConflictError, translate
+from multicloud_docker.client import ConflictError, proxy_environment, translate
+from multicloud_docker.containers import replica_config
+from multicloud_docker.healthcheck import docker_healthcheck
 from multicloud_docker.observe import Replica, generations, service_instance
+from multicloud_docker.probing import retrying
 from multicloud_docker.provider import DockerProvider
 from multicloud_docker.settings import DEFAULT_CAPABILITIES, parse_settings
 
@@ -29,6 +33,7 @@ from multicloud.planner import Action, choose, diff
 from multicloud.resources import Resource, Sensitive
 from multicloud.spec import spec_from_dict
 from multicloud.spec.targets import target_spec
+from multicloud.spec.units import parse_memory
 
 
 def render(data: dict[str, Any], settings: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -213,6 +218,78 @@ def test_dead_never_started_and_unhealthy_replicas_are_faults() -> None:
     assert sick.faults == ("replica 1 unhealthy",)
     restarting = instances([replica(1, "h1", state="restarting", status="Restarting (1) 1 second ago")])
     assert restarting[0].faults == ()  # the engine's restart policy is on it
+
+
+def test_a_checking_replica_is_healthy_only_when_the_probe_given_passes_it() -> None:
+    group = [
+        replica(1, "h1", status="Up 1 second (health: starting)"),
+        replica(2, "h1", status="Up 2 seconds (healthy)"),
+    ]
+    asked: list[str] = []
+
+    def probe(found: Replica, check: Any) -> bool:
+        asked.append(found.id)
+        return passing
+
+    passing = True
+    assert not instances(group)[0].healthy  # without a probe: waiting for the engine's first check
+    (found,) = [service_instance("svc", members, probe) for members in generations(group)]
+    assert found.healthy and asked == [group[0].id]  # only the replica the engine has not checked yet
+    passing = False
+    assert not service_instance("svc", group, probe).healthy
+
+
+def test_a_shell_check_runs_again_inside_one_probe_until_it_passes(tmp_path: Path) -> None:
+    count = tmp_path / "runs"
+    third = f"echo x >> {count}; [ $(wc -l < {count}) -ge 3 ]"
+    assert subprocess.run(["/bin/sh", "-c", retrying(third, 10)], check=False).returncode == 0
+    assert count.read_text().count("x") == 3  # passed at its third run, and stopped there
+    count.unlink()
+    assert subprocess.run(["/bin/sh", "-c", retrying(f"echo x >> {count}; exit 1", 4)], check=False).returncode == 1
+    assert count.read_text().count("x") == 4  # never passes: at most `runs` runs
+
+
+def sdk_create_body(api: Any, resource: Resource, index: int, labels: dict[str, str]) -> dict[str, Any]:
+    """What docker.APIClient.create_container sent for a replica (the provider's calls before it built the
+    body itself): its create_host_config, create_networking_config and ContainerConfig, proxies injected."""
+    props, ports, security = resource.properties, resource.properties["ports"], resource.properties["security"]
+    host_config = api.create_host_config(
+        port_bindings={f"{p['port']}/tcp": (p["host_ip"], p["host_port"] or None)
+                       for p in ports if p["host_port"] is not None},
+        binds=[f"{v['volume']}:{v['target']}:{'ro' if v['read_only'] else 'rw'}" for v in props["volumes"]],
+        restart_policy={"Name": "on-failure", "MaximumRetryCount": 3},
+        cap_drop=list(security["cap_drop"]), cap_add=list(security["cap_add"]) or None,
+        security_opt=["no-new-privileges"] if security["no_new_privileges"] else None,
+        privileged=bool(security["privileged"]), init=bool(security["init"]), read_only=bool(props["read_only"]),
+        tmpfs={"/tmp": "rw,nosuid,nodev,size=64m"} if props["read_only"] else None,
+        nano_cpus=round(float(props["cpu"]) * 1e9), mem_limit=parse_memory(str(props["memory"])),
+        network_mode=props["network"],
+    )
+    networking = api.create_networking_config(
+        {props["network"]: api.create_endpoint_config(aliases=[resource.name, f"{resource.name}-{index}"])}
+    )
+    plain = [f"{k}={v.reveal() if isinstance(v, Sensitive) else v}" for k, v in props["env"].items()]
+    return dict(api.create_container_config(
+        props["image"], [str(c) for c in props["command"]] if props["command"] else None, f"{resource.name}-{index}",
+        props["user"] or None, False, False, False, [(p["port"], "tcp") for p in ports],
+        api._proxy_configs.inject_proxy_environment(plain) or None, ["/run/secrets"] if props.get("secrets") else None,
+        False, None, None, None, host_config, None, labels, None, networking,
+        docker_healthcheck(props["healthcheck"]), None, None,
+    ))
+
+
+@pytest.mark.parametrize("proxies", [{}, {"httpProxy": "http://proxy:3128", "noProxy": "localhost,.internal"}])
+def test_the_create_body_is_what_the_sdk_sent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, proxies: Any) -> None:
+    import docker
+
+    (tmp_path / "config.json").write_text(json.dumps({"proxies": {"default": proxies}} if proxies else {}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    api = docker.APIClient(version="1.41")
+    data = three_service_spec("a", 28080)
+    for resource in render(data).values():
+        if resource.kind == "service":
+            labels = {"multicloud.app": "a", "n": resource.name}
+            assert replica_config(resource, 2, labels, proxy_environment()) == sdk_create_body(api, resource, 2, labels)
 
 
 # --- errors ----------------------------------------------------------------------------------
