@@ -14,7 +14,10 @@
    latency from publish (the `ts` the publisher stamps) to the commit of the row's transaction, read
    from ingestion's `ingestion_publish_to_commit_seconds` histogram (p50/p99 interpolated inside
    their bucket; the share at or under 50 ms is exact, a bucket bound);
-4. the CPU each container spent per message in the paced runs, and how busy the machine was.
+4. the CPU each container spent per message in the paced runs, and how busy the machine was;
+   for the flat-out runs, the cores each container ran and the cores its threads spent runnable
+   but waiting for a CPU (the kernel's schedstat): a replica that neither runs nor waits for a CPU
+   waits for the broker or the database; one that waits for a CPU is starved by other work.
 
 Everything runs on the local engine (publishers and subscribers in containers on the stack's
 network, nothing leaves 127.0.0.1 / the docker network), then the stack is removed.
@@ -86,10 +89,11 @@ exit $code
 """
 
 
-def broker_alone(stack: DockerStack, api: RegistryClient, args: argparse.Namespace) -> float:
+def broker_alone(stack: DockerStack, api: RegistryClient, args: argparse.Namespace) -> tuple[float, float]:
     """Messages per second from the end-to-end run's publishers (iotsim.load, as many devices, flat
     out, QoS 1) to one QoS 1 subscriber that discards them, holding ingestion's shared subscription
-    while the replicas are stopped; the replicas are started again afterwards."""
+    while the replicas are stopped, and the cores the broker used meanwhile; the replicas are started
+    again afterwards."""
     replicas = [stack.name("ingestion", i) for i in range(1, stack.ingestion_replicas + 1)]
     docker("stop", "-t", "10", *replicas)  # each drains and leaves the share group
     tls = "-p 8883 --cafile /tls/ca.crt" if stack.tls is not None else ""
@@ -105,8 +109,11 @@ def broker_alone(stack: DockerStack, api: RegistryClient, args: argparse.Namespa
         while not stack.running(name) and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(1.0)  # subscribed by then: the broker admits devices once the shared filter has a subscriber
-        result = publish(stack, register(api, "alone", args.devices), args.e2e, 0.0)
+        devices = register(api, "alone", args.devices)
+        cpu0 = container_cpu_ns(stack)
+        result = publish(stack, devices, args.e2e, 0.0)
         out, err = subscriber.communicate(timeout=300)
+        cpu1 = container_cpu_ns(stack)
         if subscriber.returncode != 0:
             raise RuntimeError(f"the discarding subscriber failed: {err.strip()[-500:]}")
     finally:
@@ -115,7 +122,8 @@ def broker_alone(stack: DockerStack, api: RegistryClient, args: argparse.Namespa
         docker("start", *replicas)
     if not stack.ingestion_connected(timeout=60):
         raise RuntimeError("the ingestion replicas did not reconnect")
-    return args.e2e / (float(out.split()[-1]) - result["first_publish"])
+    span = float(out.split()[-1]) - result["first_publish"]
+    return args.e2e / span, cores(stack, cpu0, cpu1, span).get("broker-1", 0.0)
 
 
 def publish(stack: DockerStack, devices: list[dict[str, str]], count: int, rate: float) -> dict[str, float]:
@@ -189,6 +197,36 @@ def container_cpu_ns(stack: DockerStack) -> dict[str, int]:
     return out
 
 
+def runqueue_wait_ns(stack: DockerStack) -> dict[str, int]:
+    """Time (ns) the threads of each of the stack's containers have spent so far runnable but waiting for a CPU
+    (the kernel's schedstat, summed over the container's threads; threads that ended are not counted)."""
+    out: dict[str, int] = {}
+    for name in stack.containers:
+        cid = docker("inspect", "-f", "{{.Id}}", name, check=False)
+        for path in (f"/sys/fs/cgroup/cpu/docker/{cid}/tasks", f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/"
+                     "cgroup.threads", f"/sys/fs/cgroup/docker/{cid}/cgroup.threads"):
+            try:
+                threads = Path(path).read_text().split()
+            except OSError:
+                continue
+            waited = 0
+            for tid in threads:
+                try:
+                    waited += int(Path(f"/proc/{tid}/schedstat").read_text().split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+            out[name] = waited
+            break
+    return out
+
+
+def cores(stack: DockerStack, before: dict[str, int], after: dict[str, int], seconds: float) -> dict[str, float]:
+    """Cores each container used between two container_cpu_ns readings `seconds` apart, by short name
+    (ingestion-1, db-1, ...)."""
+    return {name.removeprefix(f"{stack.prefix}-"): (ns - before.get(name, ns)) / 1e9 / max(seconds, 1e-9)
+            for name, ns in after.items()}
+
+
 def host_busy_ns() -> int:
     """CPU time (ns) the whole machine has spent busy (not idle or waiting), from /proc/stat."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -210,15 +248,24 @@ class Run:
     share_50: float = 0.0
     cpu_us: dict[str, float] = field(default_factory=dict)
     others_cores: float = 0.0
+    flat_cores: dict[str, float] = field(default_factory=dict)
+    flat_waiting: dict[str, float] = field(default_factory=dict)
+    flat_others: float = 0.0
 
 
 def end_to_end(stack: DockerStack, api: RegistryClient, replicas: int, args: argparse.Namespace) -> Run:
     """Flat-out stored rate, then the latency at a paced rate, with this many replicas running."""
     run = Run(replicas)
     flat = register(api, f"flat{replicas}", args.devices)
+    cpu0, wait0, busy0, wall0 = container_cpu_ns(stack), runqueue_wait_ns(stack), host_busy_ns(), time.monotonic()
     result = publish(stack, flat, args.e2e, 0.0)
     count, last = stored(stack, [d["id"] for d in flat], int(result["acked"]))
-    run.rate = count / (last - result["first_publish"])
+    cpu1, wait1, busy1, wall1 = container_cpu_ns(stack), runqueue_wait_ns(stack), host_busy_ns(), time.monotonic()
+    span = last - result["first_publish"]  # the containers idle before it and after the last commit
+    run.rate = count / span
+    run.flat_cores, run.flat_waiting = cores(stack, cpu0, cpu1, span), cores(stack, wait0, wait1, span)
+    used = sum(cpu1[name] - cpu0.get(name, cpu1[name]) for name in cpu1)
+    run.flat_others = max(0.0, (busy1 - busy0 - used) / 1e9 / (wall1 - wall0))
     run.acked, run.stored, run.failed = int(result["acked"]), count, int(result["failed"])
 
     paced = register(api, f"paced{replicas}", args.devices)
@@ -248,19 +295,34 @@ def cpu_cell(us: float | None) -> str:
     return "n/a" if us is None else f"{us:.0f} µs"
 
 
+def flat_cpu_us(run: Run, service: str) -> float | None:
+    """CPU microseconds per stored message that a service's containers (all replicas) spent flat out."""
+    used = [cores for name, cores in run.flat_cores.items() if name.rsplit("-", 1)[0] == service]
+    return sum(used) * 1e6 / run.rate if used and run.rate else None
+
+
+def cores_cell(run: Run, name: str) -> str:
+    """A container's cores running / waiting for a CPU during the flat-out run."""
+    if name not in run.flat_cores:
+        return "n/a"
+    waiting = run.flat_waiting.get(name)
+    return f"{run.flat_cores[name]:.2f} / {'n/a' if waiting is None else f'{waiting:.2f}'}"
+
+
 def verdict(ok: bool) -> str:
     """A goal's verdict."""
     return "met" if ok else "NOT MET"
 
 
-def report(raw1: float, raw0: float, alone: float, runs: list[Run], args: argparse.Namespace) -> None:
+def report(raw1: float, raw0: float, alone: tuple[float, float], runs: list[Run], args: argparse.Namespace) -> None:
     """Print the figures, each against its goal."""
     wire = "MQTT over TLS (mqtts, certificate verified)" if args.tls else "plain MQTT"
     print(f"devices -> broker: {wire}")
     print(f"broker alone (mosquitto_pub --repeat -> mosquitto_sub -C, in-network): QoS 1 {raw1:7.0f} msg/s"
           f"   QoS 0 {raw0:7.0f} msg/s")
+    alone, alone_broker = alone
     print(f"broker alone, the end-to-end publishers ({args.devices} devices, iotsim.fastpub, QoS 1) -> one "
-          f"discarding QoS 1 subscriber: {alone:7.0f} msg/s")
+          f"discarding QoS 1 subscriber: {alone:7.0f} msg/s (broker {alone_broker:.2f} cores)")
     print(f"\nend to end, QoS 1, {args.devices} devices publishing in-network (iotsim.fastpub)")
     head = "".join(f"{f'{r.replicas} replica' + ('s' if r.replicas > 1 else ''):>24}" for r in runs)
     print(f"{'':34}{head}   goal")
@@ -272,6 +334,14 @@ def report(raw1: float, raw0: float, alone: float, runs: list[Run], args: argpar
           + f"   >= {RATIO_GOAL:.1f}x with 2 replicas ({RATIO_GOAL * alone:.0f} msg/s)")
     print(f"{'  verdict':34}" + "".join(f"{verdict(r.rate >= RATIO_GOAL * alone) if r.replicas == 2 else '':>24}"
                                          for r in runs))
+    print("  cores while flat out: running / runnable but waiting for a CPU (over the first publish -> last commit)")
+    for name in ("ingestion-1", "ingestion-2", "db-1", "broker-1"):
+        print(f"{f'    {name}':34}" + "".join(f"{cores_cell(r, name):>24}" for r in runs))
+    print(f"{'    other work (and the publisher)':34}" + "".join(f"{r.flat_others:>24.2f}" for r in runs)
+          + "   (over the whole run, publisher's start included)")
+    for service in ("ingestion", "db", "broker"):
+        print(f"{f'  CPU per flat-out message, {service}':34}"
+              + "".join(f"{cpu_cell(flat_cpu_us(r, service)):>24}" for r in runs))
     print(f"{f'publish -> commit at {args.paced_rate:.0f} msg/s':34}"
           + "".join(f"{f'p50 {r.p50:.0f} / p99 {r.p99:.0f} ms':>24}" for r in runs)
           + f"   p99 <= {P99_GOAL_MS:.0f} ms")

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import struct
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "ingestion"))
 
 from ingestion_service import mqtt_codec as mq
-from ingestion_service.payload import Rejected, device_of, row_line
+from ingestion_service.payload import Rejected, device_of, row_line, timestamp_text
 from ingestion_service.transport import WS_GUID, masked, open_stream
 from iot_common.mqtt_url import BrokerUrl
 
@@ -81,6 +82,19 @@ def test_the_smallest_values_real_can_hold_pass_and_topics_end_at_their_end() ->
     assert line.split("\t")[3:5] == ["8e-46", "0.0"]
     with pytest.raises(Rejected):
         device_of("devices/dev-1/telemetry\n")
+
+
+def test_timestamps_are_written_as_datetime_rounds_them_and_sort_as_time() -> None:
+    edges = [946_684_800.0, 4_102_444_800.0, 1732800000.25, 1732800000.9999996, 1732800000.0000005, 1732800000.5000015]
+    values = edges + [946_684_800.0 + i * 3_155_759.987654321 for i in range(1000)]
+    texts = [timestamp_text(v) for v in values]
+    assert texts == [datetime.fromtimestamp(v, UTC).isoformat(timespec="microseconds") for v in values]
+    assert timestamp_text(1732800000.9999996) == "2024-11-28T13:20:01.000000+00:00"
+    assert sorted(texts[len(edges):]) == texts[len(edges):] and len({len(t) for t in texts}) == 1
+    line, ts = row_line("dev-1", b'{"seq": 7, "ts": 1732800000.25, "temperature": 20, "battery": 80}', 1732800001.5)
+    assert ts == 1732800000.25
+    assert line == "dev-1\t7\t2024-11-28T13:20:00.250000+00:00\t20.0\t\t80.0\t2024-11-28T13:20:01.500000+00:00\n"
+    assert row_line("dev-1", b'{"seq": 7, "ts": 1732800000.25, "temperature": 20}', "given")[0].endswith("\tgiven\n")
 
 
 def test_split_cuts_complete_packets_and_keeps_the_rest() -> None:

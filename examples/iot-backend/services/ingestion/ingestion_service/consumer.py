@@ -19,13 +19,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from iot_common.mqtt_url import BrokerUrl
 
 from ingestion_service import metrics
 from ingestion_service import mqtt_codec as mq
 from ingestion_service.db import BatchWriter, DeadLetter
-from ingestion_service.payload import Rejected, device_of, row_line
+from ingestion_service.payload import Rejected, device_of, row_line, timestamp_text
 from ingestion_service.session import Refused, Session
 from ingestion_service.settings import Settings
 
@@ -140,6 +141,7 @@ class Consumer:
     def _handle(self, packets: list[mq.Packet]) -> None:
         """Take the packets of one read: PUBLISHes into the batch, the rest checked."""
         now = time.time()
+        now_text = timestamp_text(now)
         received = 0
         for p in packets:
             if p.kind == mq.PUBLISH:
@@ -147,7 +149,7 @@ class Consumer:
                 if msg.topic == self.s.will_topic:
                     self._announced(msg)
                     continue
-                self._receive(msg, now)
+                self._receive(msg, now, now_text)
                 received += 1
             elif p.kind == mq.SUBACK:
                 pid, codes = mq.acked_codes(p)
@@ -176,12 +178,12 @@ class Consumer:
         if self.on_will is not None and not self.stopping:  # a stopping replica adopts nothing
             self.on_will(msg.payload)
 
-    def _receive(self, msg: mq.Publish, now: float) -> None:
+    def _receive(self, msg: mq.Publish, now: float, now_text: str) -> None:
         line, device = None, None
         batch = self.batch
         try:
             device = device_of(msg.topic)
-            line, ts = row_line(device, msg.payload, now)
+            line, ts = row_line(device, msg.payload, now_text)
         except Rejected as exc:
             metrics.REJECTED.labels(exc.reason).inc()
             batch.dead.append(DeadLetter(device, msg.topic.replace("\x00", "")[:256], msg.payload[:1024],
@@ -250,7 +252,7 @@ class Consumer:
         try:
             while batch.lines or batch.dead:
                 try:
-                    inserted, rows = await writer.write_isolating(batch.lines) if batch.lines else (0, [])
+                    inserted, rows = await writer.store(batch.lines) if batch.lines else (0, [])
                     dead = batch.dead + [self._refused_row(batch, index, reason) for index, reason in rows]
                     if dead:
                         await writer.write_dead(dead, self.s.dead_letter_max_rows)
@@ -282,7 +284,7 @@ class Consumer:
         fields = batch.lines[index].split("\t")
         log.warning("the database refused a reading of %s (%s); kept as a dead letter", fields[0], reason)
         return DeadLetter(fields[0], f"devices/{fields[0]}/telemetry", batch.payloads[index][:1024], reason,
-                          float(fields[6]))
+                          datetime.fromisoformat(fields[6].rstrip("\n")).timestamp())
 
     def _ack(self, batch: Batch) -> None:
         """PUBACK a committed batch in one write, if it came on the current connection."""

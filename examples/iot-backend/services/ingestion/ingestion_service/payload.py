@@ -14,9 +14,12 @@ infinities (JSON's NaN/Infinity extensions) and integers beyond bigint for seq.
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import re
 import struct
+from datetime import UTC, datetime
 
 MAX_BYTES = 1024
 TS_MIN, TS_MAX = 946_684_800.0, 4_102_444_800.0
@@ -61,8 +64,26 @@ def device_of(topic: str) -> str:
     return match.group(1)
 
 
-def row_line(device_id: str, payload: bytes, received_at: float) -> tuple[str, float]:
-    """Validate a payload; return its row as one tab-separated line ('' for a missing value), and its ts."""
+def timestamp_text(seconds: float) -> str:
+    """Unix seconds as an ISO 8601 UTC timestamp with microseconds (rounded as datetime.fromtimestamp rounds),
+    as PostgreSQL reads a timestamptz; fixed width for years of four digits, so such texts sort as the instants
+    they name."""
+    whole = math.floor(seconds)
+    micro = round((seconds - whole) * 1e6)
+    if micro >= 1_000_000:
+        whole, micro = whole + 1, micro - 1_000_000
+    return f"{_second_text(whole)}.{micro:06d}+00:00"
+
+
+@functools.lru_cache(maxsize=4096)
+def _second_text(whole: int) -> str:
+    """A whole Unix second as ISO 8601 UTC date and time (readings arrive many to a second)."""
+    return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def row_line(device_id: str, payload: bytes, received_at: float | str) -> tuple[str, float]:
+    """Validate a payload; return its row as one line of COPY text (tab-separated, '' for a missing value,
+    timestamps as timestamp_text), and its ts. `received_at` may be given already as timestamp_text."""
     if len(payload) > MAX_BYTES:
         raise Rejected("too_large", f"payload over {MAX_BYTES} bytes")
     try:
@@ -81,7 +102,8 @@ def row_line(device_id: str, payload: bytes, received_at: float) -> tuple[str, f
     temperature = _real(body, "temperature", -100.0, 200.0, True)
     humidity = _real(body, "humidity", 0.0, 100.0, False)
     battery = _real(body, "battery", 0.0, 100.0, False)
-    fields = (device_id, str(seq), repr(ts), repr(temperature), _opt(humidity), _opt(battery), repr(received_at))
+    received = received_at if isinstance(received_at, str) else timestamp_text(received_at)
+    fields = (device_id, str(seq), timestamp_text(ts), repr(temperature), _opt(humidity), _opt(battery), received)
     return "\t".join(fields) + "\n", ts
 
 
