@@ -103,3 +103,39 @@ def test_a_no_op_right_after_an_apply_is_answered_before_the_engine_checks_healt
     assert "No changes." in again.stdout and again.stdout.rstrip().endswith("loaded: []")  # the light path
     (web,) = containers_by_service(engine, app)["web"]
     assert "(health: starting)" in web["Status"]  # its check ran by exec; the engine has not run it
+
+
+def test_a_generated_certificate_is_answered_from_the_compiled_target_until_it_is_due(
+    engine: Any, app: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptography import x509
+
+    from multicloud.certificates import RENEW_DAYS
+    from multicloud.cli import quick
+    from multicloud.generated import LocalSecretStore
+
+    data = {
+        "name": app,
+        "services": {"web": {"image": APP_IMAGE, "healthcheck": {"tcp": 8080, "interval": "0.5s"},
+                             "env": {"SERVICE_NAME": "web", "CERT_FILE": "${secrets.tls_cert.file}"}}},
+        "secrets": {"tls": {"generate": {"type": "tls", "names": ["web.example.com"]}}},
+        "targets": {"local": {"provider": "docker"}},
+    }
+    path = tmp_path / "multicloud.yaml"
+    path.write_text(json.dumps(data))
+    plan = ["plan", "-f", str(path), "--target", "local", "--detailed-exitcode"]
+    assert main(["apply", "-f", str(path), "--target", "local", "--yes"]) == 0
+    assert main(plan) == 0  # the apply's plan saw no pair in the store yet: this full plan records the kept one
+    probe = PROBE.replace('"multicloud.spec.models"', '"multicloud.spec.models", "cryptography"')
+    answered = subprocess.run([sys.executable, "-c", probe, *plan], capture_output=True, text=True, check=False,
+                              env=os.environ.copy(), cwd=os.getcwd(), timeout=60)
+    assert answered.returncode == 0 and answered.stdout.rpartition("loaded:")[2].strip() == "[]", answered
+    cert = LocalSecretStore("docker", app, "local").stored_secrets(app, ["tls_cert"])["tls_cert"]
+    due = x509.load_pem_x509_certificate(cert.encode()).not_valid_after_utc.timestamp() - RENEW_DAYS * 86400
+    compared: list[object] = []
+    real = quick._plan
+    monkeypatch.setattr(quick, "_plan", lambda compiled: compared.append(compiled) or real(compiled))
+    assert main(plan) == 0 and len(compared) == 1  # answered from the compiled target
+    assert compared[0].valid_until == pytest.approx(due, abs=1)  # type: ignore[attr-defined]
+    monkeypatch.setattr(quick.time, "time", lambda: due + 1)  # the certificate is due: the full path decides
+    assert main(plan) == 0 and len(compared) == 1
