@@ -309,7 +309,7 @@ class Secret(Model):
     generate: GenerateForm | None = Field(
         default=None,
         description="true: a random value made on the first apply and kept in the target's secret store; "
-        "{type: tls, names: [...]}: a CA and a server certificate issued by it (see multicloud.spec.certificate)",
+        "{type: tls, names: [...]}: a CA and a server certificate issued by it (docs: generated TLS certificates)",
     )
 
     @model_validator(mode="after")
