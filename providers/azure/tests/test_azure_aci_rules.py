@@ -6,7 +6,6 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import json
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,12 +60,17 @@ def test_no_capacity_in_the_region_is_retried_until_it_frees(
 ) -> None:
     arm.backend.region_cpu = 0.1
     events: list[Event] = []
-    freed = threading.Timer(1.0, lambda: setattr(arm.backend, "region_cpu", 100.0))
-    freed.start()
-    try:
-        result = deployment(iot, make_provider(), iot_secrets, events, attempts=8).apply()
-    finally:
-        freed.cancel()
+
+    def record(event: Event) -> None:
+        """Keep the event; the region frees its capacity once the group has been refused for it."""
+        events.append(event)
+        if event.kind == "retry" and "409 ServiceUnavailable" in event.message:
+            arm.backend.region_cpu = 100.0
+
+    result = Deployment(
+        spec_from_dict(iot), "azure", provider=make_provider(), environ=iot_secrets,
+        retry=RetryPolicy(attempts=8, base_delay=0.3, max_delay=2.0), health_timeout=30, on_event=record,
+    ).apply()
     assert result.ok
     assert any(e.kind == "retry" and "409 ServiceUnavailable" in e.message for e in events), [
         e.message for e in events
