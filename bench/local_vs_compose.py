@@ -247,6 +247,10 @@ def race_small(cli: str, compose: str, work: Path, rounds: int, noops: int) -> N
           f"web answers at {med['compose answers']:6.2f}")
     verdict = "met" if med["multicloud"] <= bound else "NOT met"
     print(f"  goal: from nothing <= compose up -d + time to answer + 0.5 s = {bound:.2f}: {verdict}")
+    each = list(zip(cold["multicloud"], cold["compose answers"], strict=True))
+    print(f"  each round (multicloud / compose's answer + 0.5 s): "
+          f"{', '.join(f'{ours:.2f}/{theirs + 0.5:.2f}' for ours, theirs in each)}; "
+          f"met in {sum(ours <= theirs + 0.5 for ours, theirs in each)} of {len(each)}")
     ours, theirs = statistics.median(wall["multicloud"]), statistics.median(wall["compose"])
     ours_cpu, theirs_cpu = statistics.median(cpu["multicloud"]), statistics.median(cpu["compose"])
     print(f"  no-op ({len(wall['multicloud'])} interleaved runs each)  multicloud {ours:6.3f} s wall "

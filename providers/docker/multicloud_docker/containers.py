@@ -21,8 +21,10 @@ RESTART_RETRIES = 3
 """The engine restarts a crashed replica this many times between applies; after that it stays
 exited, so a replica that always crashes is reported (plan, status) rather than hidden in a
 restart loop. A replica stopped with `docker kill`/`stop` is not restarted: plan shows it."""
-SETTLE_SECONDS = 1.0
-"""A replica without a health check counts as healthy once it has run this long."""
+SETTLE_SECONDS = 0.5
+"""A replica without a health check counts as healthy once it has run this long without a restart:
+long enough to see a start that fails at once (a bad command, a missing file), short enough not to
+hold an apply back (no check means: running is ready)."""
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,7 @@ def discard(api: Any, ident: str, name: str) -> None:
 
 def readiness(api: Any, ident: str, now: Callable[[], float] = time.time) -> Readiness:
     """Inspect one container: ready when running and healthy (or, with no health check,
-    running for a second without restarts); failed when it exited, crash-loops, is unhealthy or
+    running for SETTLE_SECONDS without restarts); failed when it exited, crash-loops, is unhealthy or
     was never started."""
     try:
         with guard(f"inspecting container {ident[:12]}"):
