@@ -38,12 +38,11 @@ def probe_passes(
     check (tcp, http, CMD-SHELL) runs again every PROBE_BACKOFF for up to `window` seconds inside the
     one exec (an exec costs the engine far more than a run of the check), so a service is seen ready
     within PROBE_BACKOFF of being so. A probe still running at its deadline is left to end on its own
-    (the engine cannot stop an exec); its own count of runs bounds it."""
+    (the engine cannot stop an exec); the script stops starting runs once its window has passed."""
     test = list(check["test"])
     timeout = max(float(check["timeout"]), PROBE_POLL)
     if test[0] == "CMD-SHELL":
-        runs = max(1, math.ceil(window / PROBE_BACKOFF))
-        command = ["/bin/sh", "-c", test[1] if runs == 1 else retrying(test[1], runs)]
+        command = ["/bin/sh", "-c", retrying(test[1], window) if window > PROBE_BACKOFF else test[1]]
     else:
         command, window = test[1:], 0.0
     with guard(f"running the health check in {ident[:12]}"):
@@ -59,10 +58,16 @@ def probe_passes(
             time.sleep(PROBE_POLL)
 
 
-def retrying(script: str, runs: int) -> str:
-    """A sh script that runs `script` (in a subshell) until it exits 0, at most `runs` times,
-    PROBE_BACKOFF apart (a second apart where `sleep` takes whole seconds only); exits 0 or 1."""
-    return (
-        f"n=0; while :; do ( {script}\n) >/dev/null 2>&1 && exit 0; n=$((n + 1)); "
-        f"[ $n -ge {runs} ] && exit 1; sleep {PROBE_BACKOFF} 2>/dev/null || sleep 1; done"
+def retrying(script: str, window: float) -> str:
+    """A sh script that runs `script` (in a subshell) until it exits 0, PROBE_BACKOFF apart (a second
+    apart where `sleep` takes whole seconds only), for about `window` seconds: at most the runs that fit
+    in it, and none begun once `date +%s` says it has passed, so runs that hang to their timeout do not
+    go on long after the caller gave up (without `date`, the count alone bounds it); exits 0 or 1."""
+    runs, seconds = max(1, math.ceil(window / PROBE_BACKOFF)), max(1, math.ceil(window))
+    return (  # names of its own (_mc_*): the check runs in a subshell that sees them
+        '_mc_now() { _mc_s=$(date +%s 2>/dev/null); case "$_mc_s" in ""|*[!0-9]*) echo 0;; *) echo "$_mc_s";; esac; }; '
+        f"_mc_end=$(($(_mc_now) + {seconds})); _mc_n=0; while :; do ( {script}\n) >/dev/null 2>&1 && exit 0; "
+        f"_mc_n=$((_mc_n + 1)); [ $_mc_n -ge {runs} ] && exit 1; "
+        f"[ $_mc_end -gt {seconds} ] && [ $(_mc_now) -ge $_mc_end ] && exit 1; "
+        f"sleep {PROBE_BACKOFF} 2>/dev/null || sleep 1; done"
     )

@@ -239,14 +239,18 @@ def test_a_checking_replica_is_healthy_only_when_the_probe_given_passes_it() -> 
     assert not service_instance("svc", group, probe).healthy
 
 
-def test_a_shell_check_runs_again_inside_one_probe_until_it_passes(tmp_path: Path) -> None:
+def test_a_shell_check_runs_again_inside_one_probe_until_it_passes_or_its_window_ends(tmp_path: Path) -> None:
     count = tmp_path / "runs"
     third = f"echo x >> {count}; [ $(wc -l < {count}) -ge 3 ]"
-    assert subprocess.run(["/bin/sh", "-c", retrying(third, 10)], check=False).returncode == 0
+    assert subprocess.run(["/bin/sh", "-c", retrying(third, 1.0)], check=False).returncode == 0
     assert count.read_text().count("x") == 3  # passed at its third run, and stopped there
     count.unlink()
-    assert subprocess.run(["/bin/sh", "-c", retrying(f"echo x >> {count}; exit 1", 4)], check=False).returncode == 1
-    assert count.read_text().count("x") == 4  # never passes: at most `runs` runs
+    assert subprocess.run(["/bin/sh", "-c", retrying(f"echo x >> {count}; exit 1", 0.2)], check=False).returncode == 1
+    assert count.read_text().count("x") == 4  # never passes: as many runs as fit in the window
+    count.unlink()
+    hanging = f"echo x >> {count}; sleep 0.6; exit 1"  # each run hangs to a timeout: the window's time ends it
+    assert subprocess.run(["/bin/sh", "-c", retrying(hanging, 1.0)], check=False, timeout=10).returncode == 1
+    assert count.read_text().count("x") <= 4  # not the 20 runs the window would hold at 50 ms each
 
 
 def sdk_create_body(api: Any, resource: Resource, index: int, labels: dict[str, str]) -> dict[str, Any]:
