@@ -81,8 +81,8 @@ def certificate_names(spec: dict[str, Any], names: list[str]) -> None:
 
 
 def session_leftovers(session: str, *, everything: bool = False) -> Callable[[], list[str]]:
-    """What is left of an emulator's data-plane session: its containers' names (`everything`: and its
-    networks' and volumes', which it keeps while it runs)."""
+    """What is left of an emulator's data-plane session: its containers' and volumes' names (`everything`:
+    and its networks', which it keeps while it runs: a VPC's, the groups', the instances' network)."""
 
     def leftovers() -> list[str]:
         import docker
@@ -90,9 +90,9 @@ def session_leftovers(session: str, *, everything: bool = False) -> Callable[[],
         api = docker.APIClient(version="1.41")
         selector = {"label": [f"multicloud.dataplane={session}"]}
         found = [c["Names"][0] for c in api.containers(all=True, filters=selector)]
+        found += [v["Name"] for v in (api.volumes(filters=selector) or {}).get("Volumes") or []]
         if everything:
             found += [n["Name"] for n in api.networks(filters=selector)]
-            found += [v["Name"] for v in (api.volumes(filters=selector) or {}).get("Volumes") or []]
         return found
 
     return leftovers

@@ -141,6 +141,26 @@ def test_a_change_recreates_only_the_changed_member(plane: DataPlane, test_image
     until(lambda: plane.state(key).converged and not plane.state(key).members)
 
 
+def test_a_dropped_shared_volume_goes_once_unused_and_a_purged_unit_takes_its_data(plane: DataPlane,
+                                                                                     engine: Any) -> None:
+    """What a deleted cloud object shared (a database's socket) and held (its data) goes with it."""
+    sleeper = Member("m", "debian:bookworm-slim", entrypoint=("sleep", "600"), volumes={"data": "/data"},
+                     shared={"sock": "/sock"})
+    plane.apply(Unit("db/1", (sleeper,)))
+    assert plane.wait("db/1").error is None
+
+    def volumes() -> set[str]:
+        found = (engine.volumes(filters={"label": [f"{E.SESSION}={plane.session}"]}) or {}).get("Volumes") or []
+        return {str(v["Name"]).rsplit("-", 1)[-1] for v in found}
+
+    until(lambda: volumes() == {"data", "sock"})
+    plane.drop_shared("sock")
+    plane.remove("db/1")  # its containers go, its data stays
+    until(lambda: volumes() == {"data"})
+    plane.purge("db/1")
+    until(lambda: not volumes())
+
+
 def test_liveness_restarts_and_exit_codes(plane: DataPlane, test_images: str) -> None:
     failing = Probe(("CMD", "false"), interval=0.3, timeout=1, retries=1, restart=True)
     sick = Member("sick", test_images, env={"PORT": "8080"}, probe=failing)

@@ -127,11 +127,16 @@ def remove_volumes(api: Any, session: str, key: str) -> None:
     with guard("listing data-plane volumes"):
         found = (api.volumes(filters={"label": [f"{SESSION}={session}", f"{UNIT}={key}"]}) or {}).get("Volumes")
     for volume in found or []:
-        try:
-            with guard(f"removing volume {volume.get('Name')}"):
-                api.remove_volume(volume["Name"], force=True)
-        except NotFoundError:
-            continue
+        remove_volume(api, str(volume["Name"]))
+
+
+def remove_volume(api: Any, name: str) -> None:
+    """Remove one volume; gone already counts as done (one in use raises the engine's error)."""
+    try:
+        with guard(f"removing volume {name}"):
+            api.remove_volume(name, force=True)
+    except NotFoundError:
+        return
 
 
 def create_member(

@@ -63,6 +63,7 @@ class DataPlane:
         self._errors: dict[str, str] = {}
         self._forced: set[str] = set()
         self._purged: set[str] = set()
+        self._dropped: set[str] = set()
         self._states: dict[str, UnitState] = {}
         self._restarts: dict[tuple[str, str], int] = {}
         self._thread: threading.Thread | None = None
@@ -100,6 +101,7 @@ class DataPlane:
         def desire() -> None:
             self._desired[unit.key] = unit
             self._purged.discard(unit.key)
+            self._dropped.difference_update(v for m in unit.members for v in m.shared)
 
         self._change(unit.key, desire)
 
@@ -114,6 +116,13 @@ class DataPlane:
             self._purged.add(key)
 
         self._change(key, undesire)
+
+    def drop_shared(self, volume: str) -> None:
+        """Remove a shared volume of the session (what a deleted cloud object shared, e.g. a database's
+        socket) once no container uses it; the loop tries on each pass until then."""
+        with self._lock:
+            self._dropped.add(volume)
+        self._wake.set()
 
     def client(self) -> Any:
         """A new engine client of this plane's engine (for work the loop does not do: builds)."""
@@ -225,6 +234,7 @@ class DataPlane:
             generations = dict(self._generation)
             forced, self._forced = self._forced, set()
             purged = {key for key in self._purged if key not in self._desired}
+            dropped = set(self._dropped)
         try:
             observed = self._observed()
         except MulticloudError as exc:
@@ -237,6 +247,13 @@ class DataPlane:
             done[key] = self._guarded(key, functools.partial(E.remove_containers, self._api, gone))
             if done[key] and key in purged:
                 done[key] = self._guarded(key, functools.partial(E.remove_volumes, self._api, self.session, key))
+        for volume in dropped:
+            try:
+                E.remove_volume(self._api, E.volume_name(self.session, SHARED, volume))
+            except MulticloudError:
+                continue  # still in use: the next pass tries again
+            with self._lock:
+                self._dropped.discard(volume)
         for key, unit in desired.items():
             if self._stopping.is_set():
                 return
@@ -248,7 +265,8 @@ class DataPlane:
                 if ok:
                     self._converged[key] = generations.get(key, 0)
                     self._errors.pop(key, None)
-                    self._purged.discard(key)
+                    if key in purged:  # a purge asked for during this pass is acted on by the next one
+                        self._purged.discard(key)
                 elif key in forced:
                     self._forced.add(key)
 

@@ -123,6 +123,7 @@ class CloudSql:
             instance["state"] = "PENDING_DELETE"
             if self.plane is not None:
                 self.plane.delete(_key(key))
+                self.plane.plane.drop_shared(socket_volume(str(instance["connectionName"])))
 
             def deleted() -> None:
                 for table in (self.instances, self.databases, self.users, self._passwords):
