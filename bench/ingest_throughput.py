@@ -28,13 +28,14 @@ With --tls the devices (and the raw runs' mosquitto_pub/sub) speak MQTT over TLS
 TLS 1.2+), as devices do against the deployed example; ingestion stays on the private network's
 plain listener, as in the spec.
 
-    .venv/bin/python bench/ingest_throughput.py [--tls] [--raw 20000] [--e2e 20000] [--paced-seconds 10]
+    .venv/bin/python bench/ingest_throughput.py [--tls] [--raw 20000] [--e2e 20000] [--paced-seconds 10] [--rounds 0]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,14 @@ from pathlib import Path
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "iot-backend"
 sys.path[:0] = [str(EXAMPLE), str(EXAMPLE / "tests")]
 
+from container_cpu import (  # noqa: E402
+    container_cpu_ns,
+    cores,
+    engine_cores,
+    engine_cpu_ns,
+    host_busy_ns,
+    runqueue_wait_ns,
+)
 from iotsim.api import RegistryClient  # noqa: E402
 from iotsim.devca import ensure  # noqa: E402
 from stack import DockerStack, build_images, docker  # noqa: E402
@@ -89,11 +98,22 @@ exit $code
 """
 
 
-def broker_alone(stack: DockerStack, api: RegistryClient, args: argparse.Namespace) -> tuple[float, float]:
+@dataclass
+class Alone:
+    """The broker alone with the end-to-end publishers: its rate, and cores the broker ran and waited for a CPU,
+    and that every container on the engine used."""
+
+    rate: float
+    broker: float
+    broker_waiting: float
+    engine: float | None
+
+
+def broker_alone(stack: DockerStack, api: RegistryClient, args: argparse.Namespace, tag: str = "alone") -> Alone:
     """Messages per second from the end-to-end run's publishers (iotsim.load, as many devices, flat
     out, QoS 1) to one QoS 1 subscriber that discards them, holding ingestion's shared subscription
-    while the replicas are stopped, and the cores the broker used meanwhile; the replicas are started
-    again afterwards."""
+    while the replicas are stopped, and the cores used meanwhile; the replicas are started again
+    afterwards."""
     replicas = [stack.name("ingestion", i) for i in range(1, stack.ingestion_replicas + 1)]
     docker("stop", "-t", "10", *replicas)  # each drains and leaves the share group
     tls = "-p 8883 --cafile /tls/ca.crt" if stack.tls is not None else ""
@@ -109,11 +129,13 @@ def broker_alone(stack: DockerStack, api: RegistryClient, args: argparse.Namespa
         while not stack.running(name) and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(1.0)  # subscribed by then: the broker admits devices once the shared filter has a subscriber
-        devices = register(api, "alone", args.devices)
-        cpu0 = container_cpu_ns(stack)
+        devices = register(api, tag, args.devices)
+        cpu0, wait0, engine0, wall0 = container_cpu_ns(stack), runqueue_wait_ns(stack), engine_cpu_ns(), \
+            time.monotonic()
         result = publish(stack, devices, args.e2e, 0.0)
         out, err = subscriber.communicate(timeout=300)
-        cpu1 = container_cpu_ns(stack)
+        cpu1, wait1, engine1, wall1 = container_cpu_ns(stack), runqueue_wait_ns(stack), engine_cpu_ns(), \
+            time.monotonic()
         if subscriber.returncode != 0:
             raise RuntimeError(f"the discarding subscriber failed: {err.strip()[-500:]}")
     finally:
@@ -123,7 +145,8 @@ def broker_alone(stack: DockerStack, api: RegistryClient, args: argparse.Namespa
     if not stack.ingestion_connected(timeout=60):
         raise RuntimeError("the ingestion replicas did not reconnect")
     span = float(out.split()[-1]) - result["first_publish"]
-    return args.e2e / span, cores(stack, cpu0, cpu1, span).get("broker-1", 0.0)
+    return Alone(args.e2e / span, cores(stack, cpu0, cpu1, span).get("broker-1", 0.0),
+                 cores(stack, wait0, wait1, span).get("broker-1", 0.0), engine_cores(engine0, engine1, wall1 - wall0))
 
 
 def publish(stack: DockerStack, devices: list[dict[str, str]], count: int, rate: float) -> dict[str, float]:
@@ -176,64 +199,6 @@ def quantile_ms(cdf: dict[float, float], q: float) -> float:
     return float("nan")
 
 
-def container_cpu_ns(stack: DockerStack) -> dict[str, int]:
-    """CPU time (ns) used so far by each of the stack's containers (cgroup v1 or v2); {} if unreadable."""
-    out: dict[str, int] = {}
-    for name in stack.containers:
-        cid = docker("inspect", "-f", "{{.Id}}", name, check=False)
-        for path, key in ((f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage", None),
-                          (f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat", "usage_usec"),
-                          (f"/sys/fs/cgroup/docker/{cid}/cpu.stat", "usage_usec")):
-            try:
-                text = Path(path).read_text()
-            except OSError:
-                continue
-            if key is None:
-                out[name] = int(text)
-            else:
-                usec = next(line.split()[1] for line in text.splitlines() if line.startswith(key))
-                out[name] = int(usec) * 1000
-            break
-    return out
-
-
-def runqueue_wait_ns(stack: DockerStack) -> dict[str, int]:
-    """Time (ns) the threads of each of the stack's containers have spent so far runnable but waiting for a CPU
-    (the kernel's schedstat, summed over the container's threads; threads that ended are not counted)."""
-    out: dict[str, int] = {}
-    for name in stack.containers:
-        cid = docker("inspect", "-f", "{{.Id}}", name, check=False)
-        for path in (f"/sys/fs/cgroup/cpu/docker/{cid}/tasks", f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/"
-                     "cgroup.threads", f"/sys/fs/cgroup/docker/{cid}/cgroup.threads"):
-            try:
-                threads = Path(path).read_text().split()
-            except OSError:
-                continue
-            waited = 0
-            for tid in threads:
-                try:
-                    waited += int(Path(f"/proc/{tid}/schedstat").read_text().split()[1])
-                except (OSError, IndexError, ValueError):
-                    continue
-            out[name] = waited
-            break
-    return out
-
-
-def cores(stack: DockerStack, before: dict[str, int], after: dict[str, int], seconds: float) -> dict[str, float]:
-    """Cores each container used between two container_cpu_ns readings `seconds` apart, by short name
-    (ingestion-1, db-1, ...)."""
-    return {name.removeprefix(f"{stack.prefix}-"): (ns - before.get(name, ns)) / 1e9 / max(seconds, 1e-9)
-            for name, ns in after.items()}
-
-
-def host_busy_ns() -> int:
-    """CPU time (ns) the whole machine has spent busy (not idle or waiting), from /proc/stat."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    return (sum(fields[:8]) - idle) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
-
-
 @dataclass
 class Run:
     """The figures of one replica count."""
@@ -251,23 +216,32 @@ class Run:
     flat_cores: dict[str, float] = field(default_factory=dict)
     flat_waiting: dict[str, float] = field(default_factory=dict)
     flat_others: float = 0.0
+    flat_engine: float | None = None
+
+
+def flat_out(stack: DockerStack, api: RegistryClient, run: Run, tag: str, args: argparse.Namespace) -> None:
+    """Publish --e2e messages flat out from new devices; record the stored rate and the cores used in `run`."""
+    flat = register(api, tag, args.devices)
+    cpu0, wait0, busy0, engine0, wall0 = container_cpu_ns(stack), runqueue_wait_ns(stack), host_busy_ns(), \
+        engine_cpu_ns(), time.monotonic()
+    result = publish(stack, flat, args.e2e, 0.0)
+    count, last = stored(stack, [d["id"] for d in flat], int(result["acked"]))
+    cpu1, wait1, busy1, engine1, wall1 = container_cpu_ns(stack), runqueue_wait_ns(stack), host_busy_ns(), \
+        engine_cpu_ns(), time.monotonic()
+    span = last - result["first_publish"]  # the containers idle before it and after the last commit
+    run.rate = count / span
+    run.flat_cores, run.flat_waiting = cores(stack, cpu0, cpu1, span), cores(stack, wait0, wait1, span)
+    ours = sum(cpu1[name] - cpu0.get(name, cpu1[name]) for name in cpu1)
+    run.flat_others = max(0.0, (busy1 - busy0 - ours) / 1e9 / (wall1 - wall0))
+    run.flat_engine = engine_cores(engine0, engine1, wall1 - wall0)
+    run.acked, run.stored, run.failed = run.acked + int(result["acked"]), run.stored + count, \
+        run.failed + int(result["failed"])
 
 
 def end_to_end(stack: DockerStack, api: RegistryClient, replicas: int, args: argparse.Namespace) -> Run:
     """Flat-out stored rate, then the latency at a paced rate, with this many replicas running."""
     run = Run(replicas)
-    flat = register(api, f"flat{replicas}", args.devices)
-    cpu0, wait0, busy0, wall0 = container_cpu_ns(stack), runqueue_wait_ns(stack), host_busy_ns(), time.monotonic()
-    result = publish(stack, flat, args.e2e, 0.0)
-    count, last = stored(stack, [d["id"] for d in flat], int(result["acked"]))
-    cpu1, wait1, busy1, wall1 = container_cpu_ns(stack), runqueue_wait_ns(stack), host_busy_ns(), time.monotonic()
-    span = last - result["first_publish"]  # the containers idle before it and after the last commit
-    run.rate = count / span
-    run.flat_cores, run.flat_waiting = cores(stack, cpu0, cpu1, span), cores(stack, wait0, wait1, span)
-    used = sum(cpu1[name] - cpu0.get(name, cpu1[name]) for name in cpu1)
-    run.flat_others = max(0.0, (busy1 - busy0 - used) / 1e9 / (wall1 - wall0))
-    run.acked, run.stored, run.failed = int(result["acked"]), count, int(result["failed"])
-
+    flat_out(stack, api, run, f"flat{replicas}", args)
     paced = register(api, f"paced{replicas}", args.devices)
     before, cpu0, busy0, wall0 = histogram(stack, replicas, LATENCY), container_cpu_ns(stack), host_busy_ns(), \
         time.monotonic()
@@ -314,15 +288,17 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "NOT MET"
 
 
-def report(raw1: float, raw0: float, alone: tuple[float, float], runs: list[Run], args: argparse.Namespace) -> None:
+def report(raw1: float, raw0: float, alone: Alone, runs: list[Run], args: argparse.Namespace) -> None:
     """Print the figures, each against its goal."""
     wire = "MQTT over TLS (mqtts, certificate verified)" if args.tls else "plain MQTT"
     print(f"devices -> broker: {wire}")
     print(f"broker alone (mosquitto_pub --repeat -> mosquitto_sub -C, in-network): QoS 1 {raw1:7.0f} msg/s"
           f"   QoS 0 {raw0:7.0f} msg/s")
-    alone, alone_broker = alone
     print(f"broker alone, the end-to-end publishers ({args.devices} devices, iotsim.fastpub, QoS 1) -> one "
-          f"discarding QoS 1 subscriber: {alone:7.0f} msg/s (broker {alone_broker:.2f} cores)")
+          f"discarding QoS 1 subscriber: {alone.rate:7.0f} msg/s")
+    print(f"  cores: broker running / waiting for a CPU {alone.broker:.2f} / {alone.broker_waiting:.2f}; every "
+          f"container on the engine {'n/a' if alone.engine is None else f'{alone.engine:.2f}'} (over the whole run, "
+          "the publisher's start included)")
     print(f"\nend to end, QoS 1, {args.devices} devices publishing in-network (iotsim.fastpub)")
     head = "".join(f"{f'{r.replicas} replica' + ('s' if r.replicas > 1 else ''):>24}" for r in runs)
     print(f"{'':34}{head}   goal")
@@ -330,13 +306,16 @@ def report(raw1: float, raw0: float, alone: tuple[float, float], runs: list[Run]
                                                           for r in runs)
           + f"   >= {RATIO_GOAL:.1f}x raw QoS 1 ({RATIO_GOAL * raw1:.0f} msg/s)")
     print(f"{'  verdict':34}" + "".join(f"{verdict(r.rate >= RATIO_GOAL * raw1):>24}" for r in runs))
-    print(f"{'  of the broker alone':34}" + "".join(f"{f'{r.rate / alone:.2f}x':>24}" for r in runs)
-          + f"   >= {RATIO_GOAL:.1f}x with 2 replicas ({RATIO_GOAL * alone:.0f} msg/s)")
-    print(f"{'  verdict':34}" + "".join(f"{verdict(r.rate >= RATIO_GOAL * alone) if r.replicas == 2 else '':>24}"
+    print(f"{'  of the broker alone':34}" + "".join(f"{f'{r.rate / alone.rate:.2f}x':>24}" for r in runs)
+          + f"   >= {RATIO_GOAL:.1f}x with 2 replicas ({RATIO_GOAL * alone.rate:.0f} msg/s)")
+    print(f"{'  verdict':34}" + "".join(f"{verdict(r.rate >= RATIO_GOAL * alone.rate) if r.replicas == 2 else '':>24}"
                                          for r in runs))
     print("  cores while flat out: running / runnable but waiting for a CPU (over the first publish -> last commit)")
     for name in ("ingestion-1", "ingestion-2", "db-1", "broker-1"):
         print(f"{f'    {name}':34}" + "".join(f"{cores_cell(r, name):>24}" for r in runs))
+    print(f"{'    every container on the engine':34}"
+          + "".join(f"{'n/a' if r.flat_engine is None else f'{r.flat_engine:.2f}':>24}" for r in runs)
+          + "   (the stack, the publisher, others' containers; over the whole run)")
     print(f"{'    other work (and the publisher)':34}" + "".join(f"{r.flat_others:>24.2f}" for r in runs)
           + "   (over the whole run, publisher's start included)")
     for service in ("ingestion", "db", "broker"):
@@ -357,6 +336,22 @@ def report(raw1: float, raw0: float, alone: tuple[float, float], runs: list[Run]
           + f"   of {os.cpu_count()}; load average now {os.getloadavg()[0]:.1f}")
 
 
+def rounds(stack: DockerStack, api: RegistryClient, args: argparse.Namespace) -> None:
+    """--rounds more measurements of the ratio, each the broker alone and then 2 replicas flat out back to back
+    (so that both halves see about the same machine), printed with their median."""
+    ratios = []
+    for i in range(args.rounds):
+        alone, run = broker_alone(stack, api, args, f"alone{i}"), Run(2)
+        flat_out(stack, api, run, f"round{i}", args)
+        ratios.append(run.rate / alone.rate)
+        print(f"round {i + 1}: broker alone {alone.rate:7.0f} msg/s, 2 replicas stored {run.rate:7.0f} msg/s = "
+              f"{ratios[-1]:.2f}x; stored/acknowledged {run.stored}/{run.acked}; other work {run.flat_others:.2f} "
+              f"cores; load average {os.getloadavg()[0]:.1f}", flush=True)
+    if ratios:
+        median = statistics.median(ratios)
+        print(f"median of {len(ratios)} rounds: {median:.2f}x the broker alone ({verdict(median >= RATIO_GOAL)})")
+
+
 def main() -> int:
     """Run the benchmark and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -366,6 +361,8 @@ def main() -> int:
     parser.add_argument("--paced-rate", type=float, default=2000.0)
     parser.add_argument("--paced-seconds", type=float, default=10.0)
     parser.add_argument("--tls", action="store_true", help="devices publish over MQTT over TLS (8883)")
+    parser.add_argument("--rounds", type=int, default=0,
+                        help="then this many back-to-back pairs: broker alone, 2 replicas flat out; and the median")
     args = parser.parse_args()
     args.raw, args.e2e = min(args.raw, 1_000_000), min(args.e2e, 1_000_000)
     args.paced_seconds = min(args.paced_seconds, 120.0)
@@ -389,6 +386,7 @@ def main() -> int:
             raise RuntimeError("replica 2 did not reconnect")
         two = end_to_end(stack, api, 2, args)
         report(raw1, raw0, alone, [one, two], args)
+        rounds(stack, api, args)
         return 0
     finally:
         stack.stop()

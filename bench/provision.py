@@ -29,7 +29,7 @@ from pathlib import Path
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "iot-backend"
 sys.path[:0] = [str(EXAMPLE), str(EXAMPLE / "tests"), str(Path(__file__).resolve().parent)]
 
-from ingest_throughput import container_cpu_ns, host_busy_ns  # noqa: E402
+from container_cpu import container_cpu_ns, host_busy_ns  # noqa: E402
 from iotsim.api import RegistryClient  # noqa: E402
 from iotsim.device import Device  # noqa: E402
 from stack import DockerStack, build_images  # noqa: E402
