@@ -30,6 +30,8 @@ WEBSOCKET_PROTOCOLS = frozenset({"mqtt-ws", "mqtt-wss"})
 
 TLS_FRONT = {"http": "https", "grpc": "https", "mqtt-ws": "mqtt-wss"}
 """What clients speak to a plain port behind a platform that terminates TLS itself (Cloud Run)."""
+PLAIN_BEHIND_FRONT = {"https": "http", "mqtt-wss": "mqtt-ws"}
+"""What the container serves for a TLS port behind a platform that terminates TLS itself."""
 
 
 def endpoint_url(protocol: str, host: str, port: int | str | None = None, *, tls_front: bool = False) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -31,7 +32,7 @@ from multicloud.errors import (
     UserError,
     spec_finding,
 )
-from multicloud.fallbacks import with_fallbacks, without_optional_volumes
+from multicloud.fallbacks import as_served
 from multicloud.findings import located, spec_complaint
 from multicloud.generated import LocalSecretStore, SupportsSecretStore, generated_values, tls_values
 from multicloud.lock import app_lock
@@ -52,6 +53,12 @@ from multicloud.terminal import Terminal
 
 DEFAULT_HEALTH_TIMEOUT = 300.0
 """Seconds each step waits for health when neither the caller nor the provider says otherwise."""
+
+
+def _noted(resources: list[Resource], notes: Mapping[str, tuple[str, ...]]) -> list[Resource]:
+    """The resources with the core's notes about each service added to its `service/NAME` resource."""
+    return [replace(r, notes=(*notes[r.name], *r.notes)) if r.kind == "service" and r.name in notes else r
+            for r in resources]
 
 
 class Deployment:
@@ -105,11 +112,11 @@ class Deployment:
 
     @cached_property
     def target_spec(self) -> TargetSpec:
-        """The spec as this target runs it: its section applied, where the provider cannot serve a
-        port the port's fallback in its place (and no optional volume where it has none), and
+        """The spec as this target runs it: its section applied, served as the provider serves it
+        (multicloud.fallbacks.as_served: port fallbacks, TLS ports plain behind a platform that
+        terminates TLS, no optional volume where it has none, `${ports...}` bound), and
         `${resources...}` bound to where it puts them."""
-        caps = self.provider.capabilities
-        return bind(without_optional_volumes(with_fallbacks(self.written, caps), caps), self.provider)
+        return bind(as_served(self.written, self.provider.capabilities), self.provider)
 
     @cached_property
     def provider(self) -> Provider:
@@ -148,7 +155,7 @@ class Deployment:
         """The provider's desired resources; its findings about the spec or the settings come
         back at their lines."""
         try:
-            return self.provider.desired(self.target_spec, secrets)
+            return _noted(self.provider.desired(self.target_spec, secrets), self.target_spec.notes)
         except SettingsError as exc:
             raise self._located(exc) from exc
         except CapabilityError as exc:

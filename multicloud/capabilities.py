@@ -12,7 +12,6 @@ from multicloud.spec.units import format_memory
 
 RAW_TCP = ("tcp", "mqtt", "mqtts")
 HTTP = ("http", "https", "grpc")
-PLAIN_BEHIND_FRONT = {"https": "http", "mqtt-wss": "mqtt-ws"}
 FALLBACK = " (or give it `fallback: PORT`, another port of the service to use here)"
 
 
@@ -39,15 +38,6 @@ def violations(spec: TargetSpec, caps: Capabilities) -> list[Finding]:
                 found.append((label, f"{what}: {where} cannot receive UDP; exclude this service on it"))
             if port.protocol in WEBSOCKET_PROTOCOLS and not caps.websockets:
                 found.append((label, f"{what}: {where} does not carry WebSockets; use protocol mqtt or mqtts (TCP)"))
-        for index, port in enumerate(service.ports):
-            if caps.terminates_tls and port.protocol in PLAIN_BEHIND_FRONT:
-                plain = PLAIN_BEHIND_FRONT[port.protocol]
-                found.append((
-                    ("services", name, "ports", index),
-                    f"{port.name} ({port.port}/{port.protocol}): {where} terminates TLS "
-                    f"itself and talks plain {plain} to the container; use protocol {plain} on this target "
-                    "(clients still reach it over TLS)"
-                ))
         limit = caps.max_public_ports_per_service
         if limit is not None and len(public) > limit:
             found.append((

@@ -56,12 +56,25 @@ def _sizing(table: PriceTable) -> Sizing:
     """The table's sizing function (loaded from its module:function), else billing as requested."""
     if table.sizing is None:
         return lambda _service, cpu, memory: (cpu, memory / GIB)
-    module, _, name = table.sizing.partition(":")
-    try:
-        found: Sizing = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        raise PluginError(f"price table of {table.provider}: sizing {table.sizing} cannot be loaded: {exc}") from exc
+    found: Sizing = _hook(table, "sizing", table.sizing)
     return found
+
+
+def _placed(table: PriceTable, spec: TargetSpec) -> TargetSpec:
+    """The target spec as the provider deploys it (the table's placement function), else as written."""
+    if table.placement is None:
+        return spec
+    placed: TargetSpec = _hook(table, "placement", table.placement)(spec)
+    return placed
+
+
+def _hook(table: PriceTable, what: str, where: str) -> Any:
+    """A function a price table names as module:function; PluginError when it cannot be loaded."""
+    module, _, name = where.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise PluginError(f"price table of {table.provider}: {what} {where} cannot be loaded: {exc}") from exc
 
 
 def estimate_target(
@@ -74,6 +87,7 @@ def estimate_target(
         return TargetEstimate(spec.target, spec.provider, None, notes=(note,))
     hours = table.hours_per_month
     size = _sizing(table)
+    spec = _placed(table, spec)
     lines: list[Line] = []
     replicas = 0
     for name, service in spec.services.items():

@@ -1,19 +1,31 @@
 """What stands in where a target cannot serve part of a spec. Port fallbacks: where a target cannot
 serve a port (Cloud Run has no raw TCP), the port's `fallback` (another port of the same service)
 stands in for it: the port is left out and every `${services.S.port|url.P}` to it, and a health
-check on it, refer to the fallback instead. Volumes that are not `required`: where a target has no
-persistent volumes, they are not mounted (the service's own disk holds that data)."""
+check on it, refer to the fallback instead. TLS ports where the platform terminates TLS itself
+(Cloud Run): the container serves them plain at the same port number (https as http, mqtt-wss as
+mqtt-ws) and clients still reach them over TLS. `${ports.P}` and `${ports.P.tls}` then say what the
+container serves for its port P there (the number, or 0 when it serves none; true/false), so one
+env works on every target. Volumes that are not `required`: where a target has no persistent
+volumes, they are not mounted (the service's own disk holds that data). Each change is noted on
+the service (TargetSpec.notes), and plans show the notes."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
 
+from multicloud.addressing import PLAIN_BEHIND_FRONT, TLS_PROTOCOLS
 from multicloud.capabilities import RAW_TCP
 from multicloud.contract import Capabilities
 from multicloud.spec.models import HealthCheck, Port, Service
-from multicloud.spec.placeholders import ServiceRef, redirect_ports, rewrite_service
+from multicloud.spec.placeholders import PortRef, ServiceRef, bind_ports, redirect_ports, rewrite_service
 from multicloud.spec.targets import TargetSpec
+
+
+def as_served(spec: TargetSpec, caps: Capabilities) -> TargetSpec:
+    """The target spec as the target serves it: port fallbacks, TLS ports served plain behind a
+    platform that terminates TLS, optional volumes left out, then `${ports...}` bound. Pure."""
+    return with_served_ports(served_plain(without_optional_volumes(with_fallbacks(spec, caps), caps), caps))
 
 
 def servable(port: Port, caps: Capabilities) -> bool:
@@ -42,7 +54,50 @@ def with_fallbacks(spec: TargetSpec, caps: Capabilities) -> TargetSpec:
     if not moved:
         return spec
     services = {name: _redirected(name, service, spec.services, moved) for name, service in spec.services.items()}
-    return replace(spec, services=services)
+    notes = dict(spec.notes)
+    for (name, left), instead in moved.items():
+        what = next(p for p in spec.services[name].ports if p.name == left)
+        notes[name] = (*notes.get(name, ()), f"port {left} ({what.port}/{what.protocol}) is not served on target "
+                       f"{spec.target!r}, which cannot carry it: its fallback {instead} stands in for it")
+    return replace(spec, services=services, notes=notes)
+
+
+def served_plain(spec: TargetSpec, caps: Capabilities) -> TargetSpec:
+    """Where the platform terminates TLS itself (caps.terminates_tls), each TLS port the container would
+    serve (https, mqtt-wss) becomes its plain protocol at the same number; unchanged elsewhere. Pure."""
+    if not caps.terminates_tls:
+        return spec
+    services, notes = dict(spec.services), dict(spec.notes)
+    for name, service in spec.services.items():
+        plain = [p for p in service.ports if p.protocol in PLAIN_BEHIND_FRONT]
+        if not plain:
+            continue
+        ports = [p.model_copy(update={"protocol": PLAIN_BEHIND_FRONT[p.protocol]}) if p in plain else p
+                 for p in service.ports]
+        services[name] = service.model_copy(update={"ports": ports})
+        notes[name] = (*notes.get(name, ()), *(
+            f"port {p.name} ({p.port}/{p.protocol}) is served plain ({PLAIN_BEHIND_FRONT[p.protocol]}) by the "
+            f"container: target {spec.target!r} terminates TLS itself, clients still reach it over TLS"
+            for p in plain))
+    return replace(spec, services=services, notes=notes)
+
+
+def with_served_ports(spec: TargetSpec) -> TargetSpec:
+    """The target spec with each service's `${ports.P}` bound to the container port it serves for P on
+    this target (0 when the target left P out) and `${ports.P.tls}` to true or false. Pure."""
+
+    def bound(service: Service) -> Service:
+        served = {p.name: p for p in service.ports}
+
+        def value(ref: PortRef) -> str:
+            port = served.get(ref.name)
+            if ref.tls:
+                return "true" if port is not None and port.protocol in TLS_PROTOCOLS else "false"
+            return str(port.port if port is not None else 0)
+
+        return rewrite_service(service, lambda text: bind_ports(text, value))
+
+    return replace(spec, services={name: bound(service) for name, service in spec.services.items()})
 
 
 def _redirected(

@@ -66,6 +66,9 @@ class PriceTable(Priced):
     sizing: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     """module:function(service, cpu, memory_bytes) -> (billed vCPU, billed GiB), for a platform that
     bills fixed sizes (Fargate); default: billed as requested. The module must import no cloud SDK."""
+    placement: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    """module:function(target spec) -> the target spec with the resources the provider really deploys
+    (e.g. gcp-cloudrun raises cpu to 1 where Cloud Run requires it); default: as written. No cloud SDK."""
     load_balancer: LoadBalancer | None = None
     public_ip_hour: float = Field(default=0, ge=0)
     """price of one public IPv4 address for an hour"""

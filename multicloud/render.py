@@ -76,6 +76,8 @@ def _change_lines(change: Change, verbose: bool) -> list[str]:
     for field in change.fields:
         mark = "  # forces replacement" if field.forces_replace else ""
         lines.append(f"      ~ {field.path}: {show_value(field.before)} -> {show_value(field.after)}{mark}")
+    if change.after is not None:
+        lines += [f"      # {note}" for note in change.after.notes]
     return lines
 
 
@@ -97,6 +99,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
                 "reason": c.reason,
                 "effect": c.after.update_effect if c.after is not None and c.action is Action.UPDATE else "",
                 "requires": list(c.requires),
+                "notes": list(c.after.notes) if c.after is not None else [],
                 "fields": [
                     {
                         "path": f.path,

@@ -97,6 +97,8 @@ class Resource:
     broken in an instance whose properties match (e.g. "replica 2 exited (137)"); a faulty
     instance is planned for replacement; `healthy` says the provider saw it healthy while
     observing, so an apply that leaves it alone need not wait for it (False: not known).
+    `notes` says what the provider or the core chose for the target beyond the spec (e.g. cpu raised
+    to what the platform requires, a port served by its fallback); plans show them.
     `target` is the spec target a resource belongs to: the core sets it on desired resources,
     providers label or tag what they create with it and report it when they observe ("" where
     there is no such label: made before targets were labelled, or by a provider that keeps none).
@@ -116,6 +118,7 @@ class Resource:
     faults: tuple[str, ...] = field(default=(), compare=False)
     healthy: bool = field(default=False, compare=False)
     target: str = field(default="", compare=False)
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def key(self) -> str:

@@ -12,6 +12,7 @@ from multicloud.capabilities import FALLBACK
 from multicloud.contract import Capabilities
 from multicloud.engine import Engine
 from multicloud.errors import FatalError, RetryableError
+from multicloud.fallbacks import as_served
 from multicloud.planner import Action, Change, Plan
 from multicloud.resources import Resource
 from multicloud.retry import RetryPolicy, call_with_retries
@@ -90,15 +91,13 @@ TLS_PORTS = (
 )
 
 
-def test_tls_ports_where_the_platform_terminates_tls_say_to_serve_plain():
-    found = violations(target_spec(loads(TLS_PORTS), "t"), Capabilities(raw_tcp_ingress=False, terminates_tls=True))
-    assert found == [
+def test_tls_ports_where_the_platform_terminates_tls_are_served_plain_and_raw_tcp_still_needs_a_fallback():
+    caps = Capabilities(raw_tcp_ingress=False, terminates_tls=True)
+    served = as_served(target_spec(loads(TLS_PORTS), "t"), caps)
+    assert [p.protocol for p in served.services["web"].ports] == ["http", "mqtts", "mqtt-ws"]
+    assert violations(served, caps) == [
         "services.web.ports[1]: mqtts (8883/mqtts): target 't' has no raw TCP ingress; serve MQTT over WebSockets "
         "(protocol: mqtt-ws) for devices, or make it internal" + FALLBACK,
-        "services.web.ports[0]: https (8443/https): target 't' terminates TLS itself and talks plain http to the "
-        "container; use protocol http on this target (clients still reach it over TLS)",
-        "services.web.ports[2]: wss (8081/mqtt-wss): target 't' terminates TLS itself and talks plain mqtt-ws to the "
-        "container; use protocol mqtt-ws on this target (clients still reach it over TLS)",
     ]
     assert violations(target_spec(loads(TLS_PORTS), "t"), Capabilities()) == []
     no_ws = violations(target_spec(loads(TLS_PORTS), "t"), Capabilities(websockets=False, http_ingress=False))

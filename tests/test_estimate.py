@@ -50,7 +50,7 @@ AZURE_BROKER = (0.5 * 0.0486 + 1 * 0.0054) * HOURS  # 0.0297/h -> 21.681
 AZURE_TOTAL = 73.74  # 10.8405 + 21.681 (broker) + 21.681 (ingestion) + 10.8405 (registry) + 8.7 = 73.743
 
 # GCP europe-west1 (Cloud Run instance-based 0.000018/vCPU-s = 0.0648/h, 0.000002/GiB-s = 0.0072/h;
-# egress 0.12/GiB). The example's overrides give broker, ingestion and registry 1 vCPU.
+# egress 0.12/GiB). The provider gives every service 1 vCPU there (rules.with_cpu_floor, the plan notes why).
 GCP_AUTH = (1 * 0.0648 + 0.5 * 0.0072) * HOURS  # 1 CPU on gcp (the broker long-polls it): 0.0684/h -> 49.932
 GCP_BROKER = (1 * 0.0648 + 1 * 0.0072) * HOURS  # 0.072/h -> 52.56
 GCP_REGISTRY = (1 * 0.0648 + 0.5 * 0.0072) * HOURS  # 0.0684/h -> 49.932

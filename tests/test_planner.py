@@ -277,6 +277,7 @@ def test_plan_json_shape():
         "reason": "changed in place",
         "effect": "",
         "requires": [],
+        "notes": [],
         "fields": [{"path": "replicas", "before": 1, "after": 2, "forces_replacement": False}],
     }
     json.dumps(data)

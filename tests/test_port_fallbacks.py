@@ -9,8 +9,9 @@ import pytest
 
 from multicloud.api import Deployment
 from multicloud.errors import CapabilityError
+from multicloud.render import plan_text
 from multicloud.spec import loads
-from tests.helpers import problem, where
+from tests.helpers import problem, problems, where
 
 SPEC = """\
 name: fb
@@ -93,3 +94,51 @@ def test_a_volume_not_required_is_left_out_where_the_target_has_none() -> None:
     assert without_optional_volumes(spec, Capabilities()) is spec
     kept = without_optional_volumes(spec, Capabilities(volumes=False)).services["broker"].volumes
     assert [m.source for m in kept] == ["keys"]  # a required one stays, and the capability check refuses it
+
+
+SERVED = """\
+name: sv
+services:
+  broker:
+    image: broker
+    ports:
+      - {name: mqtt, port: 1883, protocol: mqtt, expose: public, fallback: wss}
+      - {name: mqtts, port: 8883, protocol: mqtts, expose: public, fallback: wss}
+      - {name: wss, port: 8081, protocol: mqtt-wss, expose: public}
+    env: {MQTT: "${ports.mqtt}", MQTTS: "${ports.mqtts}", WSS: "${ports.wss}", WSS_TLS: "${ports.wss.tls}",
+          MQTTS_TLS: "${ports.mqtts.tls}"}
+    healthcheck: {tcp: 1883}
+targets:
+  tcp: {provider: memory, state_file: "%(state)s"}
+  run: {provider: memory, state_file: "%(state)s", raw_tcp_ingress: false, terminates_tls: true}
+"""
+
+
+def test_ports_placeholders_say_what_the_container_serves_on_each_target(tmp_path) -> None:
+    spec = loads(SERVED % {"state": tmp_path / "state.json"})
+    tcp = Deployment(spec, "tcp", environ={}).target_spec.services["broker"]
+    assert tcp.env == {"MQTT": "1883", "MQTTS": "8883", "WSS": "8081", "WSS_TLS": "true", "MQTTS_TLS": "true"}
+    run = Deployment(spec, "run", environ={})
+    broker = run.target_spec.services["broker"]
+    # Cloud Run-like: no TCP, so mqtt and mqtts fall back to wss, which the container serves plain at 8081
+    assert broker.env == {"MQTT": "0", "MQTTS": "0", "WSS": "8081", "WSS_TLS": "false", "MQTTS_TLS": "false"}
+    assert [(p.name, p.protocol) for p in broker.ports] == [("wss", "mqtt-ws")]
+    assert broker.healthcheck is not None and broker.healthcheck.tcp == 8081  # follows the port
+    text = plan_text(run.plan())
+    assert "# port mqtts (8883/mqtts) is not served on target 'run'" in text and "fallback wss stands in" in text
+    assert "# port wss (8081/mqtt-wss) is served plain (mqtt-ws) by the container" in text
+
+
+def test_an_unknown_port_in_a_ports_placeholder_is_an_error_at_its_line() -> None:
+    text = SERVED.replace('WSS: "${ports.wss}"', 'WSS: "${ports.ws}"') % {"state": "x"}
+    found = problem(text)
+    assert found.field == "services.broker.env.WSS" and found.line == where(text, "${ports.ws}")[0]
+    assert "no port named 'ws' (ports: mqtt, mqtts, wss)" in found.message
+    only_mqtt = "terminates_tls: true,\n        overrides: {broker: {ports: [{name: mqtt, port: 1883}]}}}"
+    overridden = text.replace('WSS: "${ports.ws}"', 'WSS: "${ports.wss}"').replace("terminates_tls: true}", only_mqtt)
+    found = problems(overridden)
+    assert {p.field for p in found} == {"services.broker.env.WSS", "services.broker.env.WSS_TLS",
+                                        "services.broker.env.MQTTS", "services.broker.env.MQTTS_TLS"}
+    assert "no port named 'mqtts' (ports: mqtt) (on target 'run', after its overrides)" in found[0].message
+    assert problem(text.replace("${ports.ws}", "${ports.wss.port}")).message.endswith("takes only .tls (whether "
+                                                                                       "it is served over TLS)")

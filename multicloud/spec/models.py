@@ -137,7 +137,8 @@ class Port(Model):
     https, mqtts and mqtt-wss ports are served over TLS by the container itself."""
 
     name: Name
-    """the port's name, used by ${services.S.port.NAME} and ${services.S.url.NAME}"""
+    """the port's name, used by ${services.S.port.NAME}, ${services.S.url.NAME} and the service's own
+    ${ports.NAME} (the container port served for it on the target, 0 if none) and ${ports.NAME.tls}"""
     port: int = Field(ge=1, le=65535)
     """the number the container listens on"""
     protocol: PortProtocol = "tcp"
@@ -234,7 +235,8 @@ class Service(Model):
     ports: list[Port] = Field(default_factory=list)
     """the ports it listens on"""
     env: dict[EnvName, EnvValue] = Field(default_factory=dict)
-    """environment variables; values may hold ${...} placeholders"""
+    """environment variables; values may hold ${...} placeholders (${services.S.url}, ${secrets.N.file},
+    ${ports.P} and ${ports.P.tls}: what the container serves for its port P on the target, ...)"""
     secrets: list[Identifier] = Field(default_factory=list, description="mounted at /run/secrets/NAME")
     resources: Resources = Field(default_factory=Resources)
     """CPU and memory of each replica"""

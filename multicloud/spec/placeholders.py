@@ -1,14 +1,15 @@
 """The placeholder grammar, in one place: `${services.NAME.host|port|url[.PORT]}`, `${secrets.NAME}`,
 `${secrets.NAME.file}` (resolved per target), `${resources.NAME.url[.file]|host|port|name}` (bound per
-target: see multicloud.backing) and `${vars.NAME}`, `${env.NAME[:-DEFAULT]}` (resolved when the spec is
-loaded): parse and resolve."""
+target: see multicloud.backing), `${ports.NAME[.tls]}` (what the service itself serves for its port NAME on
+the target: see multicloud.fallbacks) and `${vars.NAME}`, `${env.NAME[:-DEFAULT]}` (resolved when the spec
+is loaded): parse and resolve."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from multicloud.resources import Sensitive
 
@@ -51,6 +52,15 @@ class ResourceRef:
 
 
 @dataclass(frozen=True)
+class PortRef:
+    """A reference to one of the service's own ports as the target has it served: the container port
+    it serves for that port (0 when it serves none there), or (`tls`) whether it serves TLS on it."""
+
+    name: str
+    tls: bool = False
+
+
+@dataclass(frozen=True)
 class VarRef:
     """A reference to a variable declared under top-level `vars:`."""
 
@@ -67,7 +77,8 @@ class EnvRef:
     empty_is_unset: bool = False
 
 
-Reference = ServiceRef | SecretRef | ResourceRef | VarRef | EnvRef
+Reference = ServiceRef | SecretRef | ResourceRef | PortRef | VarRef | EnvRef
+_R = TypeVar("_R", ResourceRef, PortRef)
 LoadTimeRef = VarRef | EnvRef
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 _VAR_BODY = re.compile(rf"vars\.({_IDENTIFIER})")
@@ -99,10 +110,14 @@ def parse_reference(body: str) -> Reference:
         if len(parts) == 4 and parts[2:] != ["url", "file"]:
             raise PlaceholderSyntaxError(f"${{{body}}}: only url takes .file (the path of a file holding it)")
         return ResourceRef(parts[1], parts[2], file=len(parts) == 4)
+    if parts[0] == "ports" and len(parts) in (2, 3) and parts[1]:
+        if len(parts) == 3 and parts[2] != "tls":
+            raise PlaceholderSyntaxError(f"${{{body}}}: a port takes only .tls (whether it is served over TLS)")
+        return PortRef(parts[1], tls=len(parts) == 3)
     raise PlaceholderSyntaxError(
         f"${{{body}}} is not a known placeholder; use ${{services.NAME.host}}, "
         "${services.NAME.port[.PORT]}, ${services.NAME.url[.PORT]}, ${secrets.NAME} or "
-        "${secrets.NAME.file}, ${resources.NAME.url[.file]|host|port|name}, ${vars.NAME}, "
+        "${secrets.NAME.file}, ${resources.NAME.url[.file]|host|port|name}, ${ports.PORT[.tls]}, ${vars.NAME}, "
         "${env.NAME} or ${env.NAME:-DEFAULT} (write $$ for a literal $)"
     )
 
@@ -162,16 +177,26 @@ def redirect_ports(text: str, target: Callable[[ServiceRef], str | None]) -> str
 def bind_resources(text: str, bound: Callable[[ResourceRef], str]) -> str:
     """Rewrite each `${resources.N.ATTR}` as `bound` says (a literal, `$` already doubled, or another
     placeholder such as `${secrets.X}`); everything else stays as written (malformed placeholders too)."""
+    return _rewrite(text, "resources.", ResourceRef, bound)
+
+
+def bind_ports(text: str, bound: Callable[[PortRef], str]) -> str:
+    """Rewrite each `${ports.P[.tls]}` as the literal `bound` gives; everything else stays as written."""
+    return _rewrite(text, "ports.", PortRef, bound)
+
+
+def _rewrite(text: str, prefix: str, kind: type[_R], bound: Callable[[_R], str]) -> str:
+    """Rewrite each placeholder of one kind (its body starting with `prefix`) as `bound` says."""
 
     def substitute(match: re.Match[str]) -> str:
         body = match.group(1)
-        if match.group(0) == "$$" or body is None or not body.strip().startswith("resources."):
+        if match.group(0) == "$$" or body is None or not body.strip().startswith(prefix):
             return match.group(0)
         try:
             ref = parse_reference(body)
         except PlaceholderSyntaxError:
             return match.group(0)
-        return bound(ref) if isinstance(ref, ResourceRef) else match.group(0)
+        return bound(ref) if isinstance(ref, kind) else match.group(0)
 
     return _PLACEHOLDER.sub(substitute, text)
 
@@ -270,6 +295,11 @@ def resolve(
         if isinstance(ref, ResourceRef):
             raise PlaceholderSyntaxError(
                 f"${{{match.group(1)}}} is bound to the target's resource first (multicloud.backing.bind; "
+                "Deployment does it)"
+            )
+        if isinstance(ref, PortRef):
+            raise PlaceholderSyntaxError(
+                f"${{{match.group(1)}}} is bound to what the target serves first (multicloud.fallbacks.as_served; "
                 "Deployment does it)"
             )
         return address(ref)

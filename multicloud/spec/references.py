@@ -14,6 +14,7 @@ from multicloud.spec.messages import describe
 from multicloud.spec.models import TARGET_RESERVED, Service, Spec, Target
 from multicloud.spec.placeholders import (
     PlaceholderSyntaxError,
+    PortRef,
     Reference,
     ResourceRef,
     SecretRef,
@@ -76,6 +77,9 @@ def _check_service(
             continue
         known = spec.services if services is None else services
         found += [((*at, *field_path), msg) for ref in refs if (msg := _check_ref(known, spec, ref))]
+        found += [((*at, *field_path), f"${{ports.{ref.name}...}}: this service has no port named {ref.name!r} "
+                   f"(ports: {', '.join(names) or 'none'})")
+                  for ref in refs if isinstance(ref, PortRef) and ref.name not in names]
     return found
 
 
@@ -106,6 +110,8 @@ def _check_ref(services: Mapping[str, Service], spec: Spec, ref: Reference) -> s
         if ref.name not in spec.resources:
             return f"${{resources.{ref.name}...}}: unknown resource{_known(spec.resources)}"
         return None
+    if isinstance(ref, PortRef):
+        return None  # the service's own ports: checked in _check_service
     if not isinstance(ref, ServiceRef):
         return f"${{vars.{ref.name}}} or ${{env.{ref.name}}} left unresolved (load the spec with multicloud.load)"
     target = services.get(ref.service)
@@ -210,7 +216,7 @@ def _check_target(spec: Spec, target_name: str, base_findings: list[Finding]) ->
         if target.override(name):
             place = _override_locator(at, name, target)
             for path, message in _check_service(spec, name, merged, ("services", name), seen):
-                finding = (place(path[2:]), message)
+                finding = (place(path[2:]), _after_overrides(message, target_name))
                 if finding not in base_findings:
                     found.append(finding)
     for name, service in view.items():
@@ -245,6 +251,11 @@ def _check_target(spec: Spec, target_name: str, base_findings: list[Finding]) ->
             message = f"dependency cycle: {' -> '.join(cycle)} (on target {target_name!r})"
             found.append((place(("depends_on", index)), message))
     return found
+
+
+def _after_overrides(message: str, target: str) -> str:
+    """A finding about the service's own ports, said to be about the target's view of them."""
+    return f"{message} (on target {target!r}, after its overrides)" if message.startswith("${ports.") else message
 
 
 def _check_exclude(spec: Spec, at: FieldPath, exclude: Sequence[str]) -> list[Finding]:

@@ -72,6 +72,8 @@ class TargetSpec:
     """Service -> the resources its placeholders refer to (kept when they are bound)."""
     addresses: Mapping[str, Address] = field(default_factory=dict)
     """Resource -> its multicloud.backing.Address on this target, once bound; empty before."""
+    notes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Service -> what the core changed for this target (a port's fallback, TLS served plain); plans show them."""
 
     def resource_keys(self, service: str) -> tuple[str, ...]:
         """Keys (`postgres/NAME`) of the resources a service refers to: its resource depends on them."""

@@ -115,6 +115,7 @@ class MemorySettings(ProviderSettings):
     max_replicas: StrictInt | None = Field(default=None, ge=0, description="a replica limit, as a cloud has")
     raw_tcp_ingress: StrictBool = Field(default=True, description="false: refuse public TCP ports like Cloud Run")
     empty_secrets: StrictBool = Field(default=True, description="false: refuse empty secrets like Secrets Manager")
+    terminates_tls: StrictBool = Field(default=False, description="true: TLS ends in front of containers (Cloud Run)")
     health_polls: StrictInt = Field(
         default=0, ge=0, description="health polls a new resource answers 'starting' to (an apply that takes time)"
     )
@@ -136,6 +137,7 @@ class MemoryProvider:
         self.capabilities = Capabilities(
             max_replicas=checked.max_replicas,
             raw_tcp_ingress=checked.raw_tcp_ingress,
+            terminates_tls=checked.terminates_tls,
             empty_secrets=checked.empty_secrets,
             resources=("postgres",),
         )

@@ -37,8 +37,10 @@ PROVIDER = "gcp-cloudrun"
 
 
 def desired_services(spec: TargetSpec, secrets: Mapping[str, str], settings: GcpSettings) -> list[Resource]:
-    """Render one `service/NAME` resource per spec service; raise CapabilityError listing
-    every way the spec breaks Cloud Run's rules (before any call is made)."""
+    """Render one `service/NAME` resource per spec service (cpu raised to 1 where Cloud Run needs it,
+    with a note saying why); raise CapabilityError listing every way the spec breaks Cloud Run's
+    rules (before any call is made)."""
+    spec, raised = rules.with_cpu_floor(spec, settings)
     address = CloudRunAddressing(spec.app, spec.services, settings.region, settings.project_number)
     problems: list[Finding] = []
     resources = secret_resources(spec, secrets, settings)
@@ -59,7 +61,8 @@ def desired_services(spec: TargetSpec, secrets: Mapping[str, str], settings: Gcp
         needs = tuple(f"secret/{s}" for s in service_secrets(service) if s in written)
         needs += spec.resource_keys(name)
         resources.append(
-            Resource("service", name, properties, depends_on=(*_depends(service), *needs), service=name, payload=body)
+            Resource("service", name, properties, depends_on=(*_depends(service), *needs), service=name, payload=body,
+                     notes=(raised[name],) if name in raised else ())
         )
     if problems:
         raise CapabilityError(spec.target, PROVIDER, problems)
@@ -77,7 +80,6 @@ def _problems(spec: TargetSpec, name: str, service: Service, settings: GcpSettin
     found: list[Finding] = [
         *rules.reserved_env_problems(where, service),
         *rules.internal_reference_problems(spec, where, service, settings),
-        *rules.billing_problems(spec, where, name, settings),
         *rules.broker_problems(where, service, settings),
     ]
     if service.build is not None and settings.artifact_registry is None:
@@ -100,13 +102,6 @@ def _problems(spec: TargetSpec, name: str, service: Service, settings: GcpSettin
             "one HTTP, gRPC or mqtt-ws port with targets.TARGET.overrides, or split the service"
         ))
     cpu, memory = service.resources.cpu, service.resources.memory
-    websocket = any(p.protocol == "mqtt-ws" for p in service.ports)
-    if websocket and cpu < 1:
-        found.append((
-            (*where, "resources", "cpu"),
-            f"{cpu} is below 1, where Cloud Run serves one request - one device's "
-            "WebSocket - per instance; give the broker cpu: 1 or more"
-        ))
     concurrency, cpu_idle, gen1 = _cpu_mode(spec, name, settings)
     found += [
         ((*where, "resources"), p)

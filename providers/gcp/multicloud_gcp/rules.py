@@ -1,7 +1,9 @@
 """Cloud Run rules a spec meets beyond the resource table: reserved env names, reaching internal
-services, instance-based billing and broker scaling. Pure."""
+services, instance-based billing, the 1-CPU floor it implies and broker scaling. Pure."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from multicloud.errors import Finding
 from multicloud.spec.models import Port, Service
@@ -100,17 +102,55 @@ def instance_billing(spec: TargetSpec, name: str, settings: GcpSettings) -> bool
     return worker or is_broker(service) or holds_mqtt_session(spec, service)
 
 
-def billing_problems(spec: TargetSpec, where: tuple[str, ...], name: str, settings: GcpSettings) -> list[Finding]:
-    """Instance-based billing asked of a service below 1 CPU, which Cloud Run refuses."""
+def called_by_others(spec: TargetSpec, name: str) -> bool:
+    """True when another service of the app refers to this one's address (it serves several callers)."""
+    return any(ref.service == name for other, service in spec.services.items() if other != name
+               for _, ref in _service_refs(service))
+
+
+def cpu_floor_reason(spec: TargetSpec, name: str, settings: GcpSettings) -> str | None:
+    """Why a service below 1 CPU needs 1 on Cloud Run, or None: below 1 CPU Cloud Run allows only
+    request-based billing (no CPU between requests) and one request per instance."""
     service = spec.services[name]
-    if service.resources.cpu >= 1 or not instance_billing(spec, name, settings):
-        return []
-    why = "instance_billing says so" if name in settings.instance_billing else "it works outside requests"
-    return [(
-        (*where, "resources", "cpu"),
-        f"{service.resources.cpu} is below 1, where Cloud Run allocates CPU during requests only, but this "
-        f"service needs CPU between requests ({why}); give it cpu: 1 or set instance_billing: {{{name}: false}}",
-    )]
+    if service.resources.cpu >= 1:
+        return None
+    if settings.instance_billing.get(name):
+        return "instance_billing keeps its CPU between requests"
+    if is_broker(service):
+        return "it serves MQTT over WebSockets: many long requests at once, and work between them"
+    if instance_billing(spec, name, settings):
+        return "it works between requests (it holds an MQTT session)"
+    if settings.concurrency > 1 and called_by_others(spec, name):
+        return f"other services call it at the same time (concurrency {settings.concurrency})"
+    return None
+
+
+def with_cpu_floor(spec: TargetSpec, settings: GcpSettings) -> tuple[TargetSpec, dict[str, str]]:
+    """The target spec with cpu raised to 1 where cpu_floor_reason says so, and a plan note per
+    raised service saying why. Pure."""
+    services, notes = dict(spec.services), {}
+    for name, service in spec.services.items():
+        why = cpu_floor_reason(spec, name, settings)
+        if why is not None:
+            services[name] = service.model_copy(update={"resources": service.resources.model_copy(update={"cpu": 1})})
+            notes[name] = (
+                f"cpu {service.resources.cpu:g} -> 1: below 1 CPU Cloud Run bills by request (no CPU between "
+                f"requests) and serves one request per instance, and {why}"
+            )
+    return (replace(spec, services=services), notes) if notes else (spec, notes)
+
+
+def as_priced(spec: TargetSpec) -> TargetSpec:
+    """The target spec with the cpu Cloud Run is given (with_cpu_floor), for `multicloud estimate`;
+    as written when its settings do not validate (the plan says what is wrong with them)."""
+    from multicloud.errors import SettingsError
+    from multicloud_gcp.settings import parse_settings
+
+    try:
+        settings = parse_settings(spec.settings)
+    except SettingsError:
+        return spec
+    return with_cpu_floor(spec, settings)[0]
 
 
 def broker_problems(where: tuple[str, ...], service: Service, settings: GcpSettings) -> list[Finding]:

@@ -100,21 +100,16 @@ def deploy() -> Callable[..., Deployment]:
 
 
 def load_iot_spec() -> Spec:
-    """examples/iot-backend/multicloud.yaml when it has a gcp target, else the test copy of its shape.
-
-    The broker gets at least 1 cpu on gcp: below 1 cpu Cloud Run serves one request (one
-    device's WebSocket) per instance, and the plan says so. Services run pushed images, not builds."""
+    """examples/iot-backend/multicloud.yaml when it has a gcp target, else the test copy of its shape;
+    services run pushed images, not builds."""
     example = Path(__file__).parents[3] / "examples" / "iot-backend" / "multicloud.yaml"
     spec = load(example) if example.exists() else load(IOT_SPEC)
     if "gcp" not in spec.targets:
         spec = load(IOT_SPEC)
     data = spec.model_dump(exclude_unset=True)
-    broker = data["targets"]["gcp"].setdefault("overrides", {}).setdefault("broker", {})
-    if spec.services["broker"].resources.cpu < 1 and "resources" not in broker:
-        broker["resources"] = {"cpu": 1, "memory": "1Gi"}
     data["targets"]["gcp"] = {k: v for k, v in data["targets"]["gcp"].items() if k not in ("project",)}
     data["targets"]["gcp"]["project"] = "demo-project"
-    overrides = data["targets"]["gcp"]["overrides"]
+    overrides = data["targets"]["gcp"].setdefault("overrides", {})
     for name in data["services"]:  # pushed images instead of builds (those are pushed in test_gcp_build.py)
         if name not in data["targets"]["gcp"].get("exclude", []):
             image = f"europe-west1-docker.pkg.dev/demo-project/iot-backend/{name}:1.0"

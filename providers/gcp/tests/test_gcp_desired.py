@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from multicloud_gcp.provider import CloudRunProvider
 
+from multicloud.api import Deployment
 from multicloud.errors import CapabilityError, SettingsError
 from multicloud.registry import EMULATORS_GROUP, available, create_provider
 from multicloud.spec import spec_from_dict, target_spec
@@ -105,7 +106,6 @@ def test_secret_names_setting_points_at_another_secret() -> None:
         ({"env": {"URL": "postgres://u:${secrets.db}@h/d"}}, "must be the whole value"),
         ({"command": ["run", "--password=${secrets.db}"]}, "cannot appear in command"),
         ({"user": "1000"}, "neither the user"),
-        ({"ports": [{"name": "ws", "port": 8080, "protocol": "mqtt-ws", "expose": "public"}]}, "one device's"),
     ],
 )
 def test_cloud_run_rules_are_plan_errors_with_the_fix(service: dict[str, Any], expected: str) -> None:
@@ -200,18 +200,17 @@ def test_secret_files_get_a_secret_manager_volume_each() -> None:
     assert len(listed.payload["template"]["volumes"]) == 1
 
 
-def test_a_tls_port_on_cloud_run_says_to_serve_plain() -> None:
-    https = {"ports": [{"name": "web", "port": 8000, "protocol": "https", "expose": "public"}]}
+def test_a_tls_port_on_cloud_run_is_served_plain_by_the_container() -> None:
+    https = {"ports": [{"name": "web", "port": 8000, "protocol": "https", "expose": "public"}],
+             "env": {"PORT": "${ports.web}", "SERVE_TLS": "${ports.web.tls}"}}
     spec = spec_from_dict({"name": "shop", "services": {"web": {"image": "x:1", **https}},
                            "targets": {"gcp": {"provider": "gcp-cloudrun", **SETTINGS}}})
-    provider = CloudRunProvider(SETTINGS)
-    from multicloud.capabilities import violations
-
-    found = violations(target_spec(spec, "gcp"), provider.capabilities)
-    assert found == [(
-        ("services", "web", "ports", 0),
-        "web (8000/https): target 'gcp' terminates TLS itself and talks plain http to the "
-        "container; use protocol http on this target (clients still reach it over TLS)")]
+    deployment = Deployment(spec, "gcp", provider=CloudRunProvider(SETTINGS), environ={})
+    web = deployment.target_spec.services["web"]
+    assert web.ports[0].protocol == "http" and web.env == {"PORT": "8000", "SERVE_TLS": "false"}
+    deployment.validate()  # no capability error: Cloud Run's front serves it over TLS
+    [rendered] = [r for r in deployment.provider.desired(deployment.target_spec, {}) if r.key == "service/web"]
+    assert {"name": "SERVE_TLS", "value": "false"} in rendered.payload["template"]["containers"][0]["env"]
 
 
 def test_the_secrets_list_and_secret_file_volumes_do_not_mix_on_cloud_run() -> None:

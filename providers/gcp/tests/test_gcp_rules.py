@@ -96,11 +96,23 @@ def test_mqtt_clients_keep_their_cpu_between_requests_unless_told_otherwise() ->
     assert told["ingest"].properties["cpu_idle"] is True and told["web"].properties["cpu_idle"] is False
 
 
-def test_an_mqtt_client_below_one_cpu_is_refused() -> None:
-    services = {"broker": BROKER, "ingest": {"image": "x:1", "env": {"MQTT_URL": "${services.broker.url}"}}}
-    text = refused(services)
-    assert "services.ingest.resources.cpu: 0.25 is below 1" in text and "instance_billing: {ingest: false}" in text
-    assert render(services, instance_billing={"ingest": False})["ingest"].properties["cpu_idle"] is True
+def test_below_one_cpu_the_services_that_need_cpu_between_or_many_requests_get_one_and_the_plan_says_why() -> None:
+    small = {"image": "x:1", "resources": {"cpu": 0.5, "memory": "512Mi"}, "ports": [HTTP]}
+    services = {
+        "broker": {**BROKER, "resources": {"cpu": 0.5, "memory": "1Gi"}},
+        "ingest": {**small, "env": {"MQTT_URL": "${services.broker.url}", "AUTH": "${services.auth.url}"}},
+        "auth": small,  # others call it: one request per instance would queue them behind cold starts
+        "web": small,  # called from outside only: stays below 1 CPU, one request per instance
+    }
+    rendered = render(services)
+    cpus = {n: r.payload["template"]["containers"][0]["resources"]["limits"]["cpu"] for n, r in rendered.items()}
+    assert cpus == {"broker": "1", "ingest": "1", "auth": "1", "web": "500m"}
+    assert rendered["web"].notes == () and rendered["web"].payload["template"]["max_instance_request_concurrency"] == 1
+    assert "MQTT over WebSockets" in rendered["broker"].notes[0] and "MQTT session" in rendered["ingest"].notes[0]
+    assert rendered["auth"].notes[0].startswith("cpu 0.5 -> 1: below 1 CPU Cloud Run bills by request")
+    assert "other services call it" in rendered["auth"].notes[0]
+    kept = render(services, instance_billing={"ingest": False}, concurrency=1)
+    assert kept["ingest"].notes == () and kept["auth"].notes == ()  # told: no CPU between requests, one at a time
 
 
 def test_instance_billing_is_a_setting() -> None:
