@@ -21,6 +21,7 @@ from multicloud_docker.provider import DockerProvider
 from multicloud.addressing import DirectAddressing, resolve_service
 from multicloud.backing import bind
 from multicloud.build import build_hash, context_path
+from multicloud.fallbacks import as_served
 from multicloud.resources import Sensitive
 from multicloud.spec.backing import password_secret, url_secret
 from multicloud.spec.loader import load
@@ -41,7 +42,7 @@ HARNESS_ENV = {
 }
 # (service, container port) -> the name under which DockerStack.ports records its host port
 HARNESS_PORTS = {("broker", 1883): "mqtt", ("broker", 8080): "ws", ("broker", 8883): "mqtts", ("broker", 8081): "wss",
-                 ("registry", 8000): "registry", ("ingestion", 8000): "ingestion"}
+                 ("registry", 8000): "registry", ("ingestion", 8002): "ingestion"}
 SERVICES = ("db", "auth", "broker", "ingestion", "registry")
 IMAGE_PREFIX = "iot-backend-test"
 DB_BUILD = Build(context="./services/db")
@@ -109,9 +110,10 @@ class DockerStack:
 
     @property
     def services(self) -> dict[str, Service]:
-        """The spec's services as the local target runs them (its resources bound as the docker provider
-        binds them), and `db`, the container the docker provider runs for the db resource."""
-        bound = bind(target_spec(self.spec, TARGET), DockerProvider({}))
+        """The spec's services as the local target runs them (served and its resources bound as the docker
+        provider does), and `db`, the container the docker provider runs for the db resource."""
+        provider = DockerProvider({})
+        bound = bind(as_served(target_spec(self.spec, TARGET), provider.capabilities), provider)
         db = as_service("db", self.spec.resources["db"], self.images["db"])
         return {**bound.services, "db": db}
 

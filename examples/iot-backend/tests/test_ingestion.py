@@ -76,7 +76,7 @@ def test_a_replica_consumes_over_websockets(stack: DockerStack, api: RegistryCli
     replica = 9
     stack.ports[f"ingestion-{replica}"] = port = free_port()
     env = {**stack.env("ingestion"), "MQTT_URL": "ws://broker:8080/mqtt", "MQTT_SHARE_GROUP": "ws-check"}
-    stack._run("ingestion", env, {port: 8000}, replica=replica)
+    stack._run("ingestion", env, {port: stack.services["ingestion"].ports[0].port}, replica=replica)
     try:
         assert eventually(lambda: _connected(stack, replica), timeout=60), stack.logs()
         device = new_device(api, stack.mqtt_url, "over-ws")

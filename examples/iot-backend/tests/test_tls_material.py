@@ -64,13 +64,18 @@ def _handshake(server: ssl.SSLContext, client: ssl.SSLContext, name: str) -> Exc
 @pytest.mark.parametrize(("env", "listeners"), [
     ({"MQTT_PORT": "1883", "MQTTS_PORT": "8883", "WSS_PORT": "8081", "WS_PORT": "0"},
      [("1883", "mqtt", False), ("8883", "mqtt", True), ("8081", "websockets", True)]),
-    ({"MQTT_PORT": "0", "WS_PORT": "8080", "MQTTS_PORT": "0", "WSS_PORT": "0"}, [("8080", "websockets", False)]),
+    # WebSockets alone: mosquitto 2.0.11 needs a TCP listener to start, so one on the loopback
+    ({"MQTT_PORT": "0", "WS_PORT": "8080", "MQTTS_PORT": "0", "WSS_PORT": "0"},
+     [("8080", "websockets", False), ("1883", "mqtt", False)]),
+    # behind a platform that ends TLS itself (Cloud Run: ${ports.mqtt-wss.tls} is false): served plain
+    ({"MQTT_PORT": "0", "WS_PORT": "0", "MQTTS_PORT": "0", "WSS_PORT": "8081", "WSS_TLS": "false"},
+     [("8081", "websockets", False), ("1883", "mqtt", False)]),
 ])
 def test_broker_listeners_carry_the_certificate_only_where_tls(
     env: dict[str, str], listeners: list[tuple[str, str, bool]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    for key in ("MQTT_PORT", "WS_PORT", "MQTTS_PORT", "WSS_PORT"):
-        monkeypatch.setenv(key, env[key])
+    for key in ("MQTT_PORT", "WS_PORT", "MQTTS_PORT", "WSS_PORT", "MQTTS_TLS", "WSS_TLS"):
+        monkeypatch.setenv(key, env.get(key, ""))
     monkeypatch.setenv("BROKER_STATE_DIR", str(tmp_path))
     blocks = broker_agent.render_config(broker_agent.Settings.from_env()).split("listener ")[1:]
     found = [(b.split()[0], b.split("protocol ")[1].split()[0], "certfile" in b) for b in blocks]

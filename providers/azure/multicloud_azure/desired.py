@@ -164,8 +164,9 @@ def check(spec: TargetSpec, settings: AzureSettings) -> None:
             found.append((
                 ("services", name, "replicas"),
                 f"{service.replicas} replicas cannot run on ACI: a container group is one "
-                f"instance and ACI has no replica count. Set targets.{target}.overrides.{name}.replicas: 1, or run "
-                "the copies as separate apps (or on Azure Container Apps) behind a load balancer",
+                f"instance and ACI has no replica count. Set targets.{target}.defaults: {{replicas: 1}} (or "
+                f"overrides.{name}.replicas: 1), or run the copies as separate apps (or on Azure Container Apps) "
+                "behind a load balancer",
             ))
         for index, port in enumerate(service.ports):
             key = (port.port, mapping.transport(port.protocol))

@@ -114,8 +114,8 @@ def iot(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def iot_spec_dict(settings: dict[str, Any]) -> dict[str, Any]:
-    """The IoT example with its azure target pointed at the emulator, running pushed images, and made
-    to fit one ACI group: one ingestion replica and a distinct port per HTTP service (one IP)."""
+    """The IoT example with its azure target pointed at the emulator, running pushed images (the example
+    itself fits one ACI group: one replica per service there, a distinct port per HTTP service)."""
     import yaml
 
     data: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
@@ -125,12 +125,5 @@ def iot_spec_dict(settings: dict[str, Any]) -> dict[str, Any]:
     for name in data["services"]:  # pushed images instead of builds (those are pushed in test_azure_build.py)
         if name not in azure.get("exclude", []):
             overrides.setdefault(name, {}).update({"build": None, "image": f"iotbackend.azurecr.io/iot/{name}:1.0"})
-    overrides.setdefault("ingestion", {})["replicas"] = 1
-    for name, port in (("auth", 8001), ("registry", 8002)):
-        service = overrides.setdefault(name, {})
-        service["ports"] = [{**data["services"][name]["ports"][0], "port": port}]  # name, protocol, expose kept
-        service.setdefault("env", {})["PORT"] = port
-        if "healthcheck" in data["services"][name]:
-            service["healthcheck"] = {**data["services"][name]["healthcheck"], "port": port}
     data["targets"] = {"azure": azure}
     return data

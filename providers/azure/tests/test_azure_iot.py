@@ -56,14 +56,15 @@ def test_example_as_written_is_rejected_with_what_to_do(
     deployment: Deploy, make_provider: Callable[..., AzureAciProvider], iot: dict[str, Any]
 ) -> None:
     data = iot
-    data["targets"]["azure"]["overrides"]["ingestion"]["replicas"] = 2
-    data["targets"]["azure"]["overrides"]["registry"]["ports"][0]["port"] = 8001
+    data["targets"]["azure"].pop("defaults")  # the example's {replicas: 1}: ingestion's 2 replicas stand
+    data["targets"]["azure"]["overrides"]["registry"]["ports"] = [
+        {**data["services"]["registry"]["ports"][0], "port": 8001}]
     with pytest.raises(CapabilityError) as caught:
         deployment(data, make_provider()).plan()
     text = str(caught.value)
-    # found in the service, reported where the target's override sets it
-    assert "targets.azure.overrides.ingestion.replicas: 2 replicas cannot run on ACI" in text
-    assert "overrides.ingestion.replicas: 1" in text
+    # found in the service, reported where the spec sets it (the base service: no override gives it)
+    assert "services.ingestion.replicas: 2 replicas cannot run on ACI" in text
+    assert "targets.azure.defaults: {replicas: 1}" in text
     assert "port 8001/TCP is also used by services.auth.ports.http" in text
     assert "cannot remap ports" in text
 

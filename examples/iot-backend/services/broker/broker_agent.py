@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from iot_common.env import secret
+from iot_common.env import flag, secret
 from mosquitto_log import LogWatch
 
 # Service accounts: env var holding the password -> (username, ACL lines). Device ids cannot
@@ -73,6 +73,9 @@ class Settings:
     reload_interval: float
     max_queued: int
     hold_until_subscribed: str = ""
+    mqtts_tls: bool = True
+    wss_tls: bool = True
+    """MQTTS_TLS / WSS_TLS false: that listener is served plain (the platform ends TLS in front of it)."""
     guard_plugin: str = GUARD_PLUGIN
     services: dict[str, str] = field(default_factory=dict)
     # the certificate and key mosquitto reads: in the container's own temporary folder, never in the
@@ -98,6 +101,8 @@ class Settings:
             reload_interval=float(os.environ.get("RELOAD_INTERVAL_MS", "250")) / 1000,
             max_queued=int(os.environ.get("MAX_QUEUED_MESSAGES", "1000000")),
             hold_until_subscribed=os.environ.get("HOLD_DEVICES_UNTIL_SUBSCRIBED", DEFAULT_HOLD),
+            mqtts_tls=flag("MQTTS_TLS", True),
+            wss_tls=flag("WSS_TLS", True),
             services=services,
         )
 
@@ -130,15 +135,17 @@ def render_config(s: Settings) -> str:
         lines += [f"listener {s.mqtt_port}", "protocol mqtt"]
     if s.ws_port:
         lines += [f"listener {s.ws_port}", "protocol websockets"]
-    for port, protocol in ((s.tls_port, "mqtt"), (s.wss_port, "websockets")):
+    for port, protocol, tls in ((s.tls_port, "mqtt", s.mqtts_tls), (s.wss_port, "websockets", s.wss_tls)):
         if port:
-            lines += [
-                f"listener {port}",
-                f"protocol {protocol}",
-                f"certfile {s.tls_dir / 'tls.crt'}",
-                f"keyfile {s.tls_dir / 'tls.key'}",
-                "tls_version tlsv1.2",
-            ]
+            lines += [f"listener {port}", f"protocol {protocol}"]
+            if tls:
+                lines += [f"certfile {s.tls_dir / 'tls.crt'}", f"keyfile {s.tls_dir / 'tls.key'}",
+                          "tls_version tlsv1.2"]
+    if not (s.mqtt_port or s.tls_port):
+        # mosquitto 2.0.11 counts only TCP listeners as started and exits with WebSockets ones alone
+        # ("Unable to start any listening sockets"): one on the loopback keeps it up, unreachable from outside
+        loopback = next(p for p in (1883, 1884, 1885) if p not in (s.ws_port, s.wss_port))
+        lines += [f"listener {loopback} 127.0.0.1", "protocol mqtt"]
     return "\n".join(lines) + "\n"
 
 
@@ -299,10 +306,11 @@ def prepare(s: Settings) -> Path:
     """Write config, ACL, TLS material and the initial password file; return the config path."""
     s.state_dir.mkdir(parents=True, exist_ok=True)
     conf = s.state_dir / "mosquitto.conf"
-    if s.tls_port or s.wss_port:
+    if (s.tls_port and s.mqtts_tls) or (s.wss_port and s.wss_tls):
         cert, key = secret("MQTT_TLS_CERT"), secret("MQTT_TLS_KEY")
         if not cert or not key:
-            sys.exit("broker-agent: MQTTS_PORT and WSS_PORT need MQTT_TLS_CERT and MQTT_TLS_KEY (PEM, or *_FILE)")
+            sys.exit("broker-agent: MQTTS_PORT and WSS_PORT need MQTT_TLS_CERT and MQTT_TLS_KEY (PEM, or *_FILE) "
+                     "unless MQTTS_TLS / WSS_TLS is false")
         s.tls_dir.mkdir(mode=0o700, exist_ok=True)
         for stale in ("tls.crt", "tls.key"):  # where earlier versions kept them
             (s.state_dir / stale).unlink(missing_ok=True)

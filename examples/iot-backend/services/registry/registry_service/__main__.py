@@ -1,11 +1,12 @@
 """Run the registry under uvicorn on $PORT: HTTPS when TLS_CERT and TLS_KEY (PEM, or the files
-TLS_CERT_FILE and TLS_KEY_FILE name) are set, plain HTTP otherwise."""
+TLS_CERT_FILE and TLS_KEY_FILE name) are set, plain HTTP otherwise or when SERVE_TLS is false (where
+the platform terminates TLS in front of the container: the spec's ${ports.https.tls})."""
 
 import os
 import tempfile
 from pathlib import Path
 
-from iot_common.env import secret
+from iot_common.env import flag, secret
 from iot_common.web import serve
 
 from registry_service.settings import Settings
@@ -14,6 +15,8 @@ from registry_service.settings import Settings
 def tls_options() -> dict[str, str]:
     """uvicorn's ssl_certfile/ssl_keyfile, the PEM copied into a private temporary folder (the
     values may come from env, as on ECS); {} for plain HTTP. Exits naming a half-given pair."""
+    if not flag("SERVE_TLS", True):
+        return {}
     cert, key = secret("TLS_CERT"), secret("TLS_KEY")
     if not cert and not key:
         return {}
