@@ -100,14 +100,14 @@ def test_iot_backend_runs_in_one_group(
     group = groups[0]
     ip = group["properties"]["ipAddress"]
     assert ip["type"] == "Public"
-    assert {(p["port"], p["protocol"]) for p in ip["ports"]} == {(8883, "TCP"), (8081, "TCP"), (8002, "TCP")}
+    assert {(p["port"], p["protocol"]) for p in ip["ports"]} == {(8883, "TCP"), (8081, "TCP"), (8000, "TCP")}
     assert ip["fqdn"] == f"{ip['dnsNameLabel']}.westeurope.azurecontainer.io"
     assert group["tags"]["multicloud-app"] == "iot-backend" and group["tags"]["multicloud-spec"]
 
     endpoints = {(e.service, e.port): e for e in deploy.endpoints()}
     assert endpoints[("broker", "mqtts")].url == f"mqtts://{ip['fqdn']}:8883"
     assert endpoints[("broker", "mqtt-wss")].url == f"wss://{ip['fqdn']}:8081/mqtt"
-    assert endpoints[("registry", "https")].url == f"https://{ip['fqdn']}:8002"
+    assert endpoints[("registry", "https")].url == f"https://{ip['fqdn']}:8000"
     assert endpoints[("broker", "mqtt")].url == "mqtt://localhost:1883" and not endpoints[("broker", "mqtt")].public
     assert endpoints[("auth", "http")].url == "http://localhost:8001" and not endpoints[("auth", "http")].public
 

@@ -32,7 +32,13 @@ def test_iot_backend_applies_and_the_broker_is_served_over_websockets(
     services = cloudrun.model.services
     broker = services[f"{PARENT}/services/iot-backend-broker"]
     template = broker["template"]
-    assert template["containers"][0]["ports"] == [{"name": "http1", "containerPort": 8080}]
+    # mqtt and mqtts fall back to mqtt-wss, served plain at 8081 behind Cloud Run's TLS front
+    assert template["containers"][0]["ports"] == [{"name": "http1", "containerPort": 8081}]
+    broker_env = {e["name"]: e.get("value") for e in template["containers"][0]["env"]}
+    assert {k: broker_env[k] for k in ("MQTT_PORT", "MQTTS_PORT", "WSS_PORT", "WSS_TLS")} == {
+        "MQTT_PORT": "0", "MQTTS_PORT": "0", "WSS_PORT": "8081", "WSS_TLS": "false"}
+    assert template["containers"][0]["startupProbe"]["tcpSocket"]["port"] == 8081  # the health check follows
+    assert template["containers"][0]["resources"]["limits"]["cpu"] == "1"  # raised: the plan notes why
     assert template["sessionAffinity"] is True and template["timeout"] == "3600s"
     assert template["scaling"]["minInstanceCount"] >= 1
     assert broker["ingress"] == "INGRESS_TRAFFIC_ALL"
@@ -49,6 +55,8 @@ def test_iot_backend_applies_and_the_broker_is_served_over_websockets(
     assert mounts[volumes[url_secret]["name"]] == "/run/secrets/resources_db_url"
     assert mounts["cloudsql"] == "/cloudsql"  # the Cloud SQL connector's sockets
     assert not any(value in str(services) for value in iot_env.values()), "secret values never reach Cloud Run"
+    noted = {c.key: c.resource.notes for c in planned.changes}
+    assert any("cpu 0.5 -> 1" in n for n in noted["service/broker"]), noted["service/broker"]
     endpoints = {(e.service, e.protocol): e.url for e in deployment.endpoints()}
     assert endpoints[("broker", "mqtt-ws")] == "wss://iot-backend-broker-123456789012.europe-west1.run.app/mqtt"
     assert endpoints[("registry", "http")].startswith("https://iot-backend-registry-")
@@ -76,7 +84,7 @@ def test_changing_one_service_makes_one_new_revision_and_rollback_moves_traffic_
     deploy(spec, gcp).apply()
     revisions_before = set(cloudrun.model.revisions)
     data = spec.model_dump(exclude_unset=True)
-    registry_override = data["targets"]["gcp"]["overrides"].setdefault("registry", {})
+    registry_override = data["targets"]["gcp"].setdefault("overrides", {}).setdefault("registry", {})
     registry_override.setdefault("env", {})["RELEASE"] = "2"
     changed = deploy(spec_from_dict(data), gcp)
     planned = changed.plan()
@@ -117,15 +125,13 @@ def test_raw_tcp_port_fails_at_plan_before_any_call(
     cloudrun: RunningCloudRun, gcp: CloudRunProvider, iot_spec: Spec, deploy: Deploy
 ) -> None:
     spec = iot_spec.model_dump(exclude_unset=True)
-    broker = spec["targets"]["gcp"]["overrides"]["broker"]
-    broker["ports"] = [*spec["services"]["broker"]["ports"], *broker["ports"]]  # the base ports as well
+    for port in spec["services"]["broker"]["ports"]:
+        port.pop("fallback", None)  # nothing stands in for the TCP ports
     with pytest.raises(CapabilityError) as caught:
         deploy(spec_from_dict(spec), gcp).plan()
     text = str(caught.value)
-    # the ports are the override's, so that is where the findings point
-    assert "targets.gcp.overrides.broker.ports[1]: mqtts (8883/mqtts)" in text and "no raw TCP ingress" in text
-    assert "protocol: mqtt-ws" in text
-    assert "targets.gcp.overrides.broker.ports[2]: mqtt-wss (8081/mqtt-wss): target 'gcp' terminates TLS" in text
+    assert "services.broker.ports[1]: mqtts (8883/mqtts)" in text and "no raw TCP ingress" in text
+    assert "protocol: mqtt-ws" in text and "fallback: PORT" in text
     assert cloudrun.model.requests == []
 
 
@@ -160,10 +166,6 @@ def test_slow_operations_are_waited_for_without_a_second_per_poll(
 def test_a_changed_secret_value_rolls_new_revisions_of_its_users_only(
     cloudrun: RunningCloudRun, gcp: CloudRunProvider, iot_spec: Spec, deploy: Deploy, iot_env: dict[str, str]
 ) -> None:
-    # the registry reads the certificate from the environment here (the example's reads none on gcp)
-    data = iot_spec.model_dump(exclude_unset=True)
-    data["targets"]["gcp"]["overrides"]["registry"]["env"]["TLS_CERT_FILE"] = "${secrets.tls_cert.file}"
-    iot_spec = spec_from_dict(data)
     deploy(iot_spec, gcp, env=iot_env).apply()
     revisions = set(cloudrun.model.revisions)
     secret = iot_spec.secrets["tls_cert"].from_env
