@@ -23,8 +23,8 @@ def test_iot_backend_applies_and_the_broker_is_served_over_websockets(
 ) -> None:
     deployment = deploy(iot_spec, gcp)
     planned = deployment.plan()
-    written = {f"secret/{name}" for name, secret in iot_spec.secrets.items() if secret.generate}
-    written |= {"secret/resources_db_password", "secret/resources_db_url"}  # the database's own
+    # the generated secrets (the TLS secret's parts too), the database's password and URL
+    written = {f"secret/{name}" for name in deployment.target_spec.used_secrets()}
     services = {f"service/{s}" for s in ("broker", "auth", "registry", "ingestion")} | {"postgres/db"}
     assert {c.key for c in planned.changes} == services | written  # generated secrets: written to Secret Manager
     result = deployment.apply(planned)
@@ -145,7 +145,7 @@ def test_injected_unavailable_is_retried_and_converges(
     deployment.on_event = lambda e: events.append(e.kind)
     result = deployment.apply()
     # the services, the database, and the generated secrets with the database's password and URL
-    assert result.ok and result.changed == 4 + 1 + sum(1 for s in iot_spec.secrets.values() if s.generate) + 2
+    assert result.ok and result.changed == 4 + 1 + len(deployment.target_spec.used_secrets())
     assert events.count("retry") == 2
     assert not deployment.plan().has_changes
 
@@ -166,17 +166,19 @@ def test_slow_operations_are_waited_for_without_a_second_per_poll(
 def test_a_changed_secret_value_rolls_new_revisions_of_its_users_only(
     cloudrun: RunningCloudRun, gcp: CloudRunProvider, iot_spec: Spec, deploy: Deploy, iot_env: dict[str, str]
 ) -> None:
-    deploy(iot_spec, gcp, env=iot_env).apply()
+    data = iot_spec.model_dump(exclude_unset=True)  # a secret Secret Manager holds, read by the registry
+    data["secrets"]["probe"] = {"from_env": "IOT_PROBE"}
+    data["targets"]["gcp"]["overrides"]["registry"]["env"] = {"PROBE_FILE": "${secrets.probe.file}"}
+    iot_spec = spec_from_dict(data)
+    deploy(iot_spec, gcp, env={**iot_env, "IOT_PROBE": "first"}).apply()
     revisions = set(cloudrun.model.revisions)
-    secret = iot_spec.secrets["tls_cert"].from_env
-    assert secret is not None
-    changed = deploy(iot_spec, gcp, env={**iot_env, secret: "postgres://rotated"})
+    changed = deploy(iot_spec, gcp, env={**iot_env, "IOT_PROBE": "postgres://rotated"})
     planned = changed.plan()
     touched = sorted(c.resource.name for c in planned.changes if c.action is Action.UPDATE)
     users = sorted(
         name
         for name, service in changed.target_spec.services.items()
-        if any("${secrets.tls_cert" in v for v in service.env.values())  # its value or its file
+        if any("${secrets.probe" in v for v in service.env.values())  # its value or its file
     )
     assert touched == users and users, plan_text(planned)
     assert "postgres://rotated" not in plan_text(planned, verbose=True)
