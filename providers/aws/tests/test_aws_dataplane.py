@@ -323,6 +323,32 @@ def test_two_emulators_serve_their_own_app_of_one_name(running: Running, deploye
     assert _hit(mine.address).startswith("task ")  # the first emulator's app is untouched
 
 
+def test_nlbs_of_one_name_in_two_accounts_listen_apart(running: Running) -> None:
+    """moto names an NLB alike in every account: the address tells the two apart."""
+    import boto3
+
+    def nlb(factory: Any) -> dict[str, Any]:
+        subnet = factory("ec2").describe_subnets()["Subnets"][0]["SubnetId"]
+        return dict(factory("elbv2").create_load_balancer(Name="twin", Subnets=[subnet], Type="network")[
+            "LoadBalancers"][0])
+
+    role = client_factory(running.endpoint)("sts").assume_role(RoleArn="arn:aws:iam::111111111111:role/twin",
+                                                                RoleSessionName="twin")["Credentials"]
+    session = boto3.Session(aws_access_key_id=role["AccessKeyId"], aws_secret_access_key=role["SecretAccessKey"],
+                            aws_session_token=role["SessionToken"], region_name="us-east-1")
+
+    def twin(service: str) -> Any:
+        return session.client(service, endpoint_url=running.endpoint)
+
+    mine, theirs = nlb(client_factory(running.endpoint)), nlb(twin)
+    assert mine["LoadBalancerArn"].split(":")[4] != theirs["LoadBalancerArn"].split(":")[4]
+    assert mine["DNSName"] == theirs["DNSName"]
+    addresses = [b["AvailabilityZones"][0]["LoadBalancerAddresses"][0]["IpAddress"] for b in (mine, theirs)]
+    assert addresses[0] != addresses[1] and addresses[0] == balancer_address(mine["DNSName"], running.endpoint)
+    client_factory(running.endpoint)("elbv2").delete_load_balancer(LoadBalancerArn=mine["LoadBalancerArn"])
+    twin("elbv2").delete_load_balancer(LoadBalancerArn=theirs["LoadBalancerArn"])
+
+
 def test_the_health_check_grace_period_is_kept_and_honoured(running: Running) -> None:
     """healthCheckGracePeriodSeconds is returned as sent and keeps a task that fails its NLB health
     check running until it is over (an update to 0 ends it at once)."""

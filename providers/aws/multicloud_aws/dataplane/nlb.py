@@ -25,16 +25,25 @@ from multicloud.emulators import loopback_address
 from multicloud_aws import gaps
 from multicloud_aws.dataplane.servers import port_of
 
+DEFAULT_ACCOUNT = "123456789012"
+"""The account the emulator's test credentials act in (moto's default)."""
 CONNECT_TIMEOUT = 2.0
 CHECK_TIMEOUT = 1.0
 IDLE_LIMIT = 24 * 3600.0
 """A forwarded connection's longest life (an NLB keeps an active TCP flow open indefinitely)."""
 
 
-def balancer_address(dns_name: str, server: str | int) -> str:
+def balancer_address(dns_name: str, server: str | int, account: str = DEFAULT_ACCOUNT) -> str:
     """The loopback address an NLB's DNS name stands for on the emulator serving at `server` (its
-    endpoint URL, e.g. AWS_ENDPOINT_URL, or its port)."""
-    return loopback_address(f"nlb/{port_of(server)}/{dns_name.lower()}")
+    endpoint URL, e.g. AWS_ENDPOINT_URL, or its port), in `account` (moto names an NLB of one name
+    alike in every account)."""
+    owner = "" if account == DEFAULT_ACCOUNT else f"{account}/"
+    return loopback_address(f"nlb/{port_of(server)}/{owner}{dns_name.lower()}")
+
+
+def address_of(balancer: Any, server: str | int) -> str:
+    """The loopback address of one of moto's load balancers (its account read from its ARN)."""
+    return balancer_address(balancer.dns_name, server, str(balancer.arn).split(":")[4])
 
 
 @dataclass
@@ -103,7 +112,7 @@ class Balancers:
         groups: dict[str, Any] = {}
         with gaps._lock:
             for balancer in self._balancers():
-                address = balancer_address(balancer.dns_name, self.server_port)
+                address = address_of(balancer, self.server_port)
                 for listener in list(balancer.listeners.values()):
                     forward = [a.data.get("TargetGroupArn") for a in listener.default_actions
                                if a.data.get("Type") == "forward" and a.data.get("TargetGroupArn")]

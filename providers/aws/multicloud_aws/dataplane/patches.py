@@ -66,13 +66,13 @@ def _addressed(original: Any) -> Any:
 
     def zones(self: Any) -> Any:
         from multicloud_aws.dataplane import servers
-        from multicloud_aws.dataplane.nlb import balancer_address
+        from multicloud_aws.dataplane.nlb import address_of
 
         found = original.fget(self)
         server = getattr(self, "multicloud_server", "")
         if self.type == "network" and server and servers.runner_of(self) is not None:
             for zone in found:
-                zone.load_balancer_addresses = [{"IpAddress": balancer_address(self.dns_name, server)}]
+                zone.load_balancer_addresses = [{"IpAddress": address_of(self, server)}]
         return found
 
     return property(zones)
