@@ -99,3 +99,11 @@ def test_generate_is_one_source_among_three(secret: str, needle: str) -> None:
         loads(text)
     (problem,) = caught.value.problems
     assert problem.line == 5 and needle in problem.message
+
+
+def test_a_generated_value_holds_three_kinds_of_character(monkeypatch: pytest.MonkeyPatch) -> None:
+    from multicloud import generated
+
+    draws = iter(["abcdefgh-ijklmnopqrstuvwxyzABCDE", "abcdefgh-ijklmnopqrstuvwxyzABCD3"])
+    monkeypatch.setattr(generated.secrets, "token_urlsafe", lambda _n: next(draws))
+    assert generated.new_secret() == "abcdefgh-ijklmnopqrstuvwxyzABCD3"  # the first had no digit: drawn again
