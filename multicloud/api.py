@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -9,7 +10,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from multicloud import capabilities, inputs
+from multicloud import capabilities, inputs, saved_plans
 from multicloud.backing import bind, connection_urls
 from multicloud.certificates import renewal_due
 from multicloud.contract import (
@@ -37,11 +38,11 @@ from multicloud.findings import located, spec_complaint
 from multicloud.generated import LocalSecretStore, SupportsSecretStore, generated_values, tls_values
 from multicloud.lock import app_lock
 from multicloud.ownership import refuse_foreign, stamped
-from multicloud.planner import Plan, plan
+from multicloud.planner import KNOWN_AFTER_APPLY, Plan, plan
 from multicloud.registry import create_provider
 from multicloud.resources import Resource, Sensitive
 from multicloud.retry import RetryPolicy
-from multicloud.saved_plans import SavedPlan, observed_fingerprint, plan_steps, read, refuse_if_changed, write
+from multicloud.saved_plans import SavedPlan, read, write
 from multicloud.settings import locate
 from multicloud.spec.certificate import PRIVATE_PARTS, part_name
 from multicloud.spec.loader import load
@@ -204,28 +205,40 @@ class Deployment:
         """The plan, with what it was made against (see saved_plans): `observed`, else what is observed now."""
         desired: list[Resource] = []
         secrets: dict[str, str] = {}
+        pending: dict[str, str] = {}
         if not destroy:
             self.check()
             secrets = self._secret_values()
             self.check_secrets(secrets)
             desired = self._desired(secrets)
+            pending = saved_plans.pending_stand_ins(self.target_spec, secrets, self._fresh_secrets)
         observed = self.provider.observe(self.app) if observed is None else list(observed)
         refuse_foreign(self.app, self.target, observed)
-        if services:
-            desired, observed = limit(desired, observed, self.scope(services, destroy=destroy).services)
-        desired = stamped(desired, self.target)
-        planned = plan(self.app, self.target, desired, observed, delete_persistent=destroy and volumes)
+        limited = self.scope(services, destroy=destroy).services if services else None
+
+        def scoped(desired: list[Resource]) -> tuple[list[Resource], list[Resource]]:
+            found = limit(desired, observed, limited) if limited is not None else (desired, list(observed))
+            return stamped(found[0], self.target), found[1]
+
+        desired, seen = scoped(desired)
+        planned = plan(self.app, self.target, desired, seen, delete_persistent=destroy and volumes)
         digests = {name: Sensitive.of(value, app=self.app).digest for name, value in secrets.items()}
+        shown = planned
+        if pending:  # rendered with stand-ins too, for a plan applied later to find again
+            planned = dataclasses.replace(planned, generated={name: digests[name] for name in pending})
+            marked = saved_plans.with_stand_ins_marked(self._desired({**secrets, **pending}), self.app, pending)
+            shown = plan(self.app, self.target, scoped(marked)[0], seen, delete_persistent=destroy and volumes)
+            digests.update(dict.fromkeys(pending, KNOWN_AFTER_APPLY))
         self.last_plan = SavedPlan(self.app, self.target, tuple(services), destroy, volumes,
-                                   observed_fingerprint(observed), plan_steps(planned), digests, plan=planned,
-                                   desired=tuple(desired))
+                                   saved_plans.observed_fingerprint(seen), saved_plans.plan_steps(shown), digests,
+                                   plan=planned, desired=tuple(desired))
         return self.last_plan
 
     def save_plan(self, path: str, *, destroy: bool = False, volumes: bool = False,
                   services: Sequence[str] = ()) -> Plan:
-        """Plan and write the plan to `path` (no secret values; secrets it generates are kept for the apply)."""
+        """Plan and write the plan to `path`: no secret values, a secret it would generate recorded as
+        generated at apply (stored nowhere: `apply FILE` generates it). Writes only the file."""
         saved = self._plan(destroy=destroy, volumes=volumes, services=services)
-        self._keep_fresh_secrets()
         write(path, saved)
         return saved.plan
 
@@ -233,7 +246,7 @@ class Deployment:
         """The plan saved in `path`, if planning again gives exactly it; UserError saying what changed if not."""
         saved = read(path)
         now = self._plan(destroy=saved.destroy, volumes=saved.volumes, services=saved.services)
-        refuse_if_changed(path, saved, now)
+        saved_plans.refuse_if_changed(path, saved, now)
         return now.plan
 
     def apply_saved(self, path: str) -> ApplyResult:
@@ -376,12 +389,13 @@ class Deployment:
         return provider.exec(self.app, service, list(command), replica=replica, terminal=terminal)
 
     def _keep_fresh_secrets(self) -> None:
-        """Store the secrets this deployment generated (locally kept ones; providers keep theirs)."""
+        """Store the secrets this deployment generated (locally kept ones; providers keep theirs, by the
+        plan's own resources) and forget them as fresh: the next plan reads them from the store."""
         store = self._secret_store()
         if self._fresh_secrets and isinstance(store, LocalSecretStore):
             renewed = [n for n in self._fresh_secrets if isinstance(self.target_spec.secrets.get(n), TlsPart)]
             store.keep(self._fresh_secrets, replace=renewed)
-            self._fresh_secrets = {}
+        self._fresh_secrets = {}
 
     @property
     def effective_health_timeout(self) -> float:

@@ -63,6 +63,10 @@ class Change:
         return f"{self.key}#{self.instance}" if self.instance else self.key
 
 
+KNOWN_AFTER_APPLY = "(known after apply)"
+"""How a plan shows a secret value it generates (and a saved plan records it and each digest of its stand-in)."""
+
+
 @dataclass(frozen=True)
 class Plan:
     """Ordered steps to take an app on a target from what exists to what is desired."""
@@ -71,6 +75,9 @@ class Plan:
     target: str
     changes: tuple[Change, ...]
     kept: tuple[Resource, ...] = field(default=())
+    generated: Mapping[str, str] = field(default_factory=dict, compare=False)
+    """Secret name -> digest of the value this plan generated for it, which no store holds yet (applying this
+    plan keeps it; any other plan draws another): shown as known after apply."""
 
     @property
     def has_changes(self) -> bool:

@@ -3,20 +3,31 @@
 The file holds no secret value: properties carry secrets as digests, and the secrets the plan
 needs are listed by digest only. Applying re-resolves them and re-reads what exists; any difference
 from the file refuses the apply before anything is touched.
+
+A secret the plan generates (`generate:`, made because the target's store holds none that fits yet) is
+"known after apply", as terraform says: a plan stores nothing, so the value it drew is never used. The
+file records that the secret will be generated, its steps are rendered with a fixed stand-in in its place
+(each digest of it written KNOWN_AFTER_APPLY), and `apply FILE` generates the value then. A secret the
+store held when the plan was made is recorded by digest, so a change to it still refuses the apply.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from multicloud.backing import connection_urls
 from multicloud.errors import UserError
-from multicloud.planner import Plan
-from multicloud.resources import Resource, to_jsonable
+from multicloud.planner import KNOWN_AFTER_APPLY, Plan
+from multicloud.resources import Resource, Sensitive, map_leaves, to_jsonable
+
+if TYPE_CHECKING:
+    from multicloud.spec.targets import TargetSpec
 
 FORMAT = "multicloud-plan/1"
 MAX_PLAN_BYTES = 16 * 1024 * 1024
@@ -35,7 +46,7 @@ class SavedPlan:
     """Fingerprint of every resource the plan was made against (as observed)."""
     steps: list[dict[str, Any]]
     secrets: dict[str, str] = field(default_factory=dict)
-    """Each secret the plan renders -> its digest."""
+    """Each secret the plan renders -> its digest, or KNOWN_AFTER_APPLY for one generated at apply."""
     plan: Plan = field(default=Plan("", "", ()), compare=False)
     """The plan itself, with what applying needs (not written: `apply FILE` plans again and compares)."""
     desired: tuple[Resource, ...] = field(default=(), compare=False)
@@ -49,6 +60,29 @@ def observed_fingerprint(observed: Sequence[Resource]) -> str:
         for r in observed
     )
     return hashlib.sha256(json.dumps(entries, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def pending_stand_ins(spec: TargetSpec, secrets: Mapping[str, str], fresh: Collection[str]) -> dict[str, str]:
+    """The fixed value standing in, where a saved plan renders it, for each secret among `secrets` generated
+    at apply (those in `fresh`: no store holds them yet) and each composed from one (a database's URL)."""
+    stand_in = {name: f"known-after-apply-{name}" for name in fresh if name in secrets}
+    if not stand_in:
+        return {}
+    composed = connection_urls(spec, {**secrets, **stand_in})
+    return {**stand_in, **{n: url for n, url in composed.items() if n in secrets and url != secrets[n]}}
+
+
+def with_stand_ins_marked(resources: Sequence[Resource], app: str, stand_ins: Mapping[str, str]) -> list[Resource]:
+    """The resources without payload, each digest of a value in `stand_ins` among their properties (a Sensitive,
+    or text such as a digest a provider copies into a label) replaced by KNOWN_AFTER_APPLY."""
+    digests = {Sensitive.of(value, app=app).digest for value in stand_ins.values()}
+
+    def mark(leaf: Any) -> Any:
+        if isinstance(leaf, Sensitive):
+            return Sensitive(KNOWN_AFTER_APPLY) if leaf.digest in digests else leaf
+        return KNOWN_AFTER_APPLY if isinstance(leaf, str) and leaf in digests else leaf
+
+    return [dataclasses.replace(r, properties=map_leaves(r.properties, mark), payload=None) for r in resources]
 
 
 def plan_steps(planned: Plan) -> list[dict[str, Any]]:
@@ -121,6 +155,11 @@ def refuse_if_changed(path: str, saved: SavedPlan, now: SavedPlan) -> None:
         raise UserError(f"{path} is a plan for app {saved.app!r} on target {saved.target!r}, "
                         f"not for {now.app!r} on {now.target!r}")
     changed = sorted(n for n in saved.secrets.keys() | now.secrets.keys() if saved.secrets.get(n) != now.secrets.get(n))
+    made = [n for n in changed if saved.secrets.get(n) == KNOWN_AFTER_APPLY and n in now.secrets]
+    if made:
+        raise UserError(f"secret(s) {', '.join(made)} were generated since {path} was saved (by another apply), "
+                        "which the plan would generate; nothing was applied",
+                        hint="run plan --out again and review the new plan")
     if changed:
         raise UserError(f"secret(s) {', '.join(changed)} changed since {path} was saved (compared by digest); "
                         "nothing was applied", hint="run plan --out again and review the new plan")

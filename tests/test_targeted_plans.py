@@ -138,3 +138,30 @@ def test_a_file_that_is_not_a_plan_is_refused(spec: Path, capsys: pytest.Capture
     bogus.write_text('{"format": "multicloud-plan/1", "app": "targetdemo"}')
     code, _, err = run(capsys, "apply", str(bogus))
     assert code == 2 and "not a saved plan (field 'target' is missing)" in err and "Traceback" not in err
+
+
+def test_a_saved_plan_generates_at_apply_what_no_store_holds_yet(
+    spec: Path, capsys: pytest.CaptureFixture[str], _state_dir: Path
+) -> None:
+    """`plan --out` stores no generated secret (its diff says each is known after apply); `apply FILE` makes
+    them then; a secret generated meanwhile, or changed since, refuses a saved plan."""
+    spec.write_text(spec.read_text().replace("token: {from_env: TARGET_TOKEN}", "token: {generate: true}"))
+    kept = _state_dir / "secrets" / "memory" / "targetdemo" / "mem" / "token"
+    plan_file, other = spec.parent / "first.plan", spec.parent / "other.plan"
+    code, out, _ = run(capsys, "plan", "--out", str(plan_file))
+    assert code == 0 and "secret(s) token will be generated at apply (known after apply)" in out
+    assert run(capsys, "plan", "--out", str(other))[0] == 0
+    assert not kept.exists(), "a plan stores nothing"
+    assert json.loads(plan_file.read_text())["secrets"] == {"token": "(known after apply)"}
+    code, out, _ = run(capsys, "apply", str(plan_file))
+    assert code == 0 and "Apply complete" in out and kept.exists()
+    assert kept.read_text() not in plan_file.read_text() + out
+    code, _, err = run(capsys, "apply", str(other))  # made before the apply above generated the token
+    assert code == 2 and "secret(s) token were generated since" in err
+    write(spec, "2")
+    spec.write_text(spec.read_text().replace("token: {from_env: TARGET_TOKEN}", "token: {generate: true}"))
+    assert run(capsys, "plan", "--out", str(plan_file))[0] == 0
+    assert json.loads(plan_file.read_text())["secrets"]["token"] != "(known after apply)"
+    kept.write_text("changed-by-hand")
+    code, _, err = run(capsys, "apply", str(plan_file))
+    assert code == 2 and "secret(s) token changed since" in err and "changed-by-hand" not in err

@@ -7,8 +7,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from multicloud_aws.provider import AwsEcsProvider
 
+from multicloud.errors import UserError
 from multicloud.generated import LocalSecretStore
 from multicloud.planner import Action
 from multicloud.render import plan_json, plan_text
@@ -104,3 +106,44 @@ def test_generated_tls_pair_lives_in_secrets_manager_and_takes_in_the_nlb_name(
     finally:
         deployment.destroy()
     assert tagged(provider, app_name) == []
+
+
+def test_a_saved_plan_generates_its_secrets_at_apply(make_provider: Callable[..., AwsEcsProvider], app_name: str,
+                                                     deploy: Any, tmp_path: Any) -> None:
+    """`plan --out` before the secrets exist stores nothing and records them as generated at apply; `apply FILE`
+    in another process (its own deployment) generates them and is not refused; a stored value changed since a
+    later saved plan refuses it."""
+    spec = spec_from_dict({
+        "name": app_name,
+        "services": {"api": {"image": "registry.example.com/api:1",
+                             "env": {"TOKEN": "${secrets.token}", "TLS_CERT": "${secrets.tls_cert}",
+                                     "TLS_KEY": "${secrets.tls_key}"},
+                             "ports": [{"name": "https", "port": 8443, "protocol": "https"}]}},
+        "secrets": {"token": {"generate": True}, "tls": {"generate": {"type": "tls", "names": ["api.internal"]}}},
+        "targets": {"aws": {"provider": "aws-ecs", "region": "us-east-1"}},
+    })
+    names = ["token", "tls_cert", "tls_key", "tls_ca", "tls_ca_key"]
+    provider = make_provider()
+    saved = tmp_path / "first.plan"
+    planned = deploy(spec, provider, {}).save_plan(str(saved))
+    assert provider.stored_secrets(app_name, names) == {}, "a plan stores nothing"
+    applying = deploy(spec, make_provider(), {})
+    try:
+        assert applying.apply_saved(str(saved)).ok
+        assert "(known after apply)" in plan_text(planned, verbose=True)
+        stored = provider.stored_secrets(app_name, names)
+        assert sorted(stored) == sorted(names)
+        text = saved.read_text()
+        assert not any(value in text for value in stored.values())
+        assert not any(digest in text for digest in planned.generated.values()), "digests of values never used"
+        assert json.loads(text)["secrets"]["token"] == "(known after apply)"
+        assert not deploy(spec, make_provider(), {}).plan().has_changes
+        # a plan made while the secrets exist, then one of them changed: that plan is stale
+        later = tmp_path / "later.plan"
+        deploy(spec, make_provider(), {}).save_plan(str(later))
+        provider.ctx.client("secretsmanager").put_secret_value(
+            SecretId=f"multicloud/{app_name}/token", SecretString="changed-by-someone-else-0123456789")
+        with pytest.raises(UserError, match="changed since"):
+            deploy(spec, make_provider(), {}).apply_saved(str(later))
+    finally:
+        applying.destroy()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from multicloud_gcp.emulator import RunningCloudRun
 from multicloud_gcp.provider import CloudRunProvider
 
 from multicloud.api import Deployment
-from multicloud.errors import ApplyFailedError
+from multicloud.errors import ApplyFailedError, UserError
 from multicloud.generated import LocalSecretStore
 from multicloud.render import plan_json, plan_text
 from multicloud.spec import spec_from_dict
@@ -107,3 +108,41 @@ def test_generated_tls_pair_is_issued_for_the_run_app_host_and_kept_in_secret_ma
     assert not any(values[part] in text for text in shown for part in ("key", "ca_key"))
     deployment.destroy()
     assert provider.stored_secrets("tlsgen", ["tls_ca_key"]) == {}
+
+
+def test_a_saved_plan_generates_its_secrets_at_apply(
+    cloudrun: RunningCloudRun, provider_for: Callable[..., CloudRunProvider], deploy: Callable[..., Deployment],
+    tmp_path: Path,
+) -> None:
+    """`plan --out` before the secrets exist stores nothing in Secret Manager and records them as generated at
+    apply; `apply FILE` from another deployment generates them and is not refused; a stored value changed
+    since a later saved plan refuses that one."""
+    spec = spec_from_dict({
+        "name": "savedgen",
+        "services": {"api": {"image": "registry.example.com/api:1",
+                             "env": {"TOKEN": "${secrets.token}", "CERT_FILE": "${secrets.tls_cert.file}",
+                                     "KEY_FILE": "${secrets.tls_key.file}"},
+                             "ports": [{"name": "http", "port": 8080, "protocol": "http"}]}},
+        "secrets": {"token": {"generate": True}, "tls": {"generate": {"type": "tls", "names": ["api.internal"]}}},
+        "targets": {"gcp": {"provider": "gcp-cloudrun"}},
+    })
+    names = ["token", "tls_cert", "tls_key", "tls_ca", "tls_ca_key"]
+    provider = provider_for("rest")
+    saved = tmp_path / "first.plan"
+    planned = deploy(spec, provider, env={}).save_plan(str(saved))
+    assert provider.stored_secrets("savedgen", names) == {}, "a plan stores nothing"
+    applying = deploy(spec, provider_for("rest"), env={})
+    try:
+        assert applying.apply_saved(str(saved)).ok
+        assert "(known after apply)" in plan_text(planned, verbose=True)
+        stored = provider.stored_secrets("savedgen", names)
+        assert sorted(stored) == sorted(names)
+        assert not any(value in saved.read_text() for value in stored.values())
+        assert not deploy(spec, provider_for("rest"), env={}).plan().has_changes
+        later = tmp_path / "later.plan"
+        deploy(spec, provider_for("rest"), env={}).save_plan(str(later))
+        cloudrun.model.secret_values["savedgen-token"] = "changed-by-someone-else-0123456789"
+        with pytest.raises(UserError, match="changed since"):
+            deploy(spec, provider_for("rest"), env={}).apply_saved(str(later))
+    finally:
+        applying.destroy()
