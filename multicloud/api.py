@@ -273,6 +273,8 @@ class Deployment:
             values.update(tls)
             certificates = [tls[part_name(name, "cert")] for name in self.target_spec.tls_secrets()]
             self.renewal_due = min(renewal_due(pem) for pem in certificates)
+        if isinstance(store, LocalSecretStore):
+            store.note_kept(self._fresh_secrets)  # a compiled form of this plan holds once the apply keeps them
         used = set(self.target_spec.used_secrets())
         return {**values, **{k: v for k, v in connection_urls(self.target_spec, values).items() if k in used}}
 

@@ -84,6 +84,11 @@ class LocalSecretStore:
                 hint="set MULTICLOUD_STATE_DIR to a writable directory",
             ) from exc
 
+    def note_kept(self, values: Mapping[str, str]) -> None:
+        """Note, for a compiled form being recorded, that these values are what the files will hold once the
+        apply keeps them (see inputs.note_file_kept); touches no file."""
+        for name, value in values.items():
+            inputs.note_file_kept(self.directory / name, value.encode())
 
     def forget(self) -> None:
         """Remove every kept value of this provider, app and target; a failure leaves some."""

@@ -62,6 +62,15 @@ def note_file(path: str | os.PathLike[str], data: bytes | None) -> None:
         _note("file", os.path.abspath(path), data)
 
 
+def note_file_kept(path: str | os.PathLike[str], data: bytes) -> None:
+    """A file read a moment ago will hold `data` once what is being planned is applied (a generated secret
+    the apply keeps): compiled forms hold for it then, not for what it holds now."""
+    if _active.get():
+        with _lock:
+            for recorder in _active.get():
+                recorder.inputs[("file", os.path.abspath(path))] = recorder.digest(data)
+
+
 def note_build(context: str, dockerfile: str, files_digest: str) -> None:
     """A build context was hashed: what its files and Dockerfile hash to (see multicloud.build)."""
     if _active.get():
