@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -225,7 +224,7 @@ class Deployment:
         digests = {name: Sensitive.of(value, app=self.app).digest for name, value in secrets.items()}
         shown = planned
         if pending:  # rendered with stand-ins too, for a plan applied later to find again
-            planned = dataclasses.replace(planned, generated={name: digests[name] for name in pending})
+            planned = replace(planned, generated={name: digests[name] for name in pending})
             marked = saved_plans.with_stand_ins_marked(self._desired({**secrets, **pending}), self.app, pending)
             shown = plan(self.app, self.target, scoped(marked)[0], seen, delete_persistent=destroy and volumes)
             digests.update(dict.fromkeys(pending, KNOWN_AFTER_APPLY))
