@@ -99,7 +99,7 @@ def answer(args: argparse.Namespace) -> int | None:
     if apply and args.output != "json":
         print(plan_text(planned))
     if apply and planned.changes:  # the progress display of an apply with nothing to wait for
-        from multicloud.cli.commands import progress_display, progress_stream
+        from multicloud.cli.deploy import progress_display, progress_stream
         from multicloud.cli.progress import choose_mode
 
         quiet = args.output == "json"
