@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from multicloud.testing import MemoryCloud
+
 
 @pytest.fixture(autouse=True)
 def _state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -14,3 +16,9 @@ def _state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     monkeypatch.setenv("MULTICLOUD_STATE_DIR", str(state))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
     return state
+
+
+@pytest.fixture
+def cloud() -> MemoryCloud:
+    """A fresh in-memory cloud."""
+    return MemoryCloud()

@@ -39,11 +39,6 @@ targets:
 """
 
 
-@pytest.fixture
-def cloud() -> MemoryCloud:
-    return MemoryCloud()
-
-
 def deployment(cloud: MemoryCloud, text: str = SPEC, provider: MemoryProvider | None = None, **kw) -> Deployment:
     kw.setdefault("retry", FAST)
     provider = provider or MemoryProvider(cloud=cloud)
