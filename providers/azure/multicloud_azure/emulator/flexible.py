@@ -33,6 +33,7 @@ DOMAIN = "postgres.database.azure.com"
 SYSTEM_DATABASES = ("azure_maintenance", "azure_sys", "postgres")
 GROUP_ROLE = "azure_pg_admin"
 Check = Callable[[], "bool | str"]
+WORK_THREAD = "flexible-server-work"
 
 
 @dataclass
@@ -176,10 +177,10 @@ class FlexibleServers:
             server.databases.setdefault(db, stored)
             work = None
             if self.plane is not None:
-                from multicloud_docker.dataplane.postgres import create_database
+                from multicloud_docker.dataplane.postgres import create_database, in_background
 
                 plane, key = self.plane, _key(server)
-                work = _background(lambda: create_database(plane, key, db, GROUP_ROLE))
+                work = in_background(lambda: create_database(plane, key, db, GROUP_ROLE), WORK_THREAD)
             return self._start(server, server.state, work)
 
     def delete_database(self, sub: str, rg: str, name: str, db: str) -> FlexOperation | None:
@@ -190,10 +191,10 @@ class FlexibleServers:
                 return None
             work = None
             if self.plane is not None:
-                from multicloud_docker.dataplane.postgres import drop_database
+                from multicloud_docker.dataplane.postgres import drop_database, in_background
 
                 plane, key = self.plane, _key(server)
-                work = _background(lambda: drop_database(plane, key, db))
+                work = in_background(lambda: drop_database(plane, key, db), WORK_THREAD)
             return self._start(server, server.state, work)
 
     def get_database(self, sub: str, rg: str, name: str, db: str) -> dict[str, Any]:
@@ -377,21 +378,6 @@ def _status(op: FlexOperation, now: float) -> str:
             return "InProgress"
         op.work = None
     return "Failed" if op.failed else "Succeeded"
-
-
-def _background(action: Callable[[], None]) -> Check:
-    """Run data-plane work in a thread; the check is False until it ends, then True or its error."""
-    outcome: list[bool | str] = []
-
-    def run() -> None:
-        try:
-            action()
-            outcome.append(True)
-        except Exception as exc:
-            outcome.append(str(getattr(exc, "message", exc)))
-
-    threading.Thread(target=run, name="flexible-server-work", daemon=True).start()
-    return lambda: outcome[0] if outcome else False
 
 
 def _key(server: FlexServer) -> str:

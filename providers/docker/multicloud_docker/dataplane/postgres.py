@@ -17,7 +17,7 @@ import hashlib
 import io
 import tarfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -268,3 +268,20 @@ def ensure_user(servers: PostgresServers, key: str, name: str, password: str, gr
 def drop_user(servers: PostgresServers, key: str, name: str) -> None:
     """Drop a login role, if it exists."""
     servers.sql(key, 'DROP ROLE IF EXISTS :"name";', {"name": name})
+
+
+def in_background(action: Callable[[], object], name: str) -> Callable[[], bool | str]:
+    """Run a server's work (a database or user change) in a daemon thread named `name`, for an
+    emulator's long-running operation: the check returned is False until it ends, then True or its
+    error's message."""
+    outcome: list[bool | str] = []
+
+    def run() -> None:
+        try:
+            action()
+            outcome.append(True)
+        except Exception as exc:
+            outcome.append(str(getattr(exc, "message", exc)))
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return lambda: outcome[0] if outcome else False

@@ -371,17 +371,7 @@ class CloudSql:
         from multicloud_docker.dataplane import postgres
 
         plane, unit = self.plane, _key(key)
-        outcome: list[bool | str] = []
-
-        def run() -> None:
-            try:
-                getattr(postgres, action)(plane, unit, *args)
-                outcome.append(True)
-            except Exception as exc:
-                outcome.append(str(getattr(exc, "message", exc)))
-
-        threading.Thread(target=run, name="cloudsql-work", daemon=True).start()
-        return lambda: outcome[0] if outcome else False
+        return postgres.in_background(lambda: getattr(postgres, action)(plane, unit, *args), "cloudsql-work")
 
     def _add_user(self, project: str, name: str, user: str) -> Finish:
         """What a finished user operation records."""
