@@ -16,53 +16,31 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from multicloud.emulators import loopback_address
 from multicloud_azure.emulator import flexrules
-from multicloud_azure.emulator.arm import location_name, now_iso
+from multicloud_azure.emulator.arm import location_name
+from multicloud_azure.emulator.flexstate import (
+    RESOURCE_TYPE,
+    Check,
+    FlexOperation,
+    FlexServer,
+    not_found,
+    operation_status,
+    plane_key,
+    resource_id,
+)
 from multicloud_azure.emulator.running import NETWORK
 from multicloud_azure.emulator.validation import ArmError
 
 if TYPE_CHECKING:
     from multicloud_docker.dataplane.postgres import PostgresServers
 
-RESOURCE_TYPE = "Microsoft.DBforPostgreSQL/flexibleServers"
 DOMAIN = "postgres.database.azure.com"
 SYSTEM_DATABASES = ("azure_maintenance", "azure_sys", "postgres")
 GROUP_ROLE = "azure_pg_admin"
-Check = Callable[[], "bool | str"]
 WORK_THREAD = "flexible-server-work"
-
-
-@dataclass
-class FlexOperation:
-    """A long-running operation: done once its time has come and its work (if any) is."""
-
-    id: str
-    subscription: str
-    location: str
-    done_at: float
-    work: Check | None = None
-    failed: str | None = None
-
-
-@dataclass
-class FlexServer:
-    """One server as stored: the PUT body (password apart), its children and what it is doing."""
-
-    subscription: str
-    resource_group: str
-    name: str
-    body: dict[str, Any]
-    password: str
-    state: str = "Provisioning"
-    operation: FlexOperation | None = None
-    created: str = field(default_factory=now_iso)
-    databases: dict[str, dict[str, Any]] = field(default_factory=dict)
-    firewall: dict[str, dict[str, Any]] = field(default_factory=dict)
-    deleted: bool = False
 
 
 class FlexibleServers:
@@ -144,7 +122,7 @@ class FlexibleServers:
             if server.state != "Dropping":
                 self._check_idle(server)
             if self.plane is not None:
-                self.plane.delete(_key(server))
+                self.plane.delete(plane_key(server))
             return self._start(server, "Dropping", None)
 
     def power(self, sub: str, rg: str, name: str, action: str) -> FlexOperation:
@@ -156,7 +134,7 @@ class FlexibleServers:
                 if server.state == "Stopped":
                     raise ArmError(400, "ServerIsStopped", f"Server '{name}' is already stopped.")
                 if self.plane is not None:
-                    self.plane.stop(_key(server))
+                    self.plane.stop(plane_key(server))
                 return self._start(server, "Stopping", None)
             if server.state == "Stopped" and action == "restart":
                 raise ArmError(400, "ServerIsStopped", f"Server '{name}' is stopped; start it first.")
@@ -179,7 +157,7 @@ class FlexibleServers:
             if self.plane is not None:
                 from multicloud_docker.dataplane.postgres import create_database, in_background
 
-                plane, key = self.plane, _key(server)
+                plane, key = self.plane, plane_key(server)
                 work = in_background(lambda: create_database(plane, key, db, GROUP_ROLE), WORK_THREAD)
             return self._start(server, server.state, work)
 
@@ -193,7 +171,7 @@ class FlexibleServers:
             if self.plane is not None:
                 from multicloud_docker.dataplane.postgres import drop_database, in_background
 
-                plane, key = self.plane, _key(server)
+                plane, key = self.plane, plane_key(server)
                 work = in_background(lambda: drop_database(plane, key, db), WORK_THREAD)
             return self._start(server, server.state, work)
 
@@ -202,7 +180,7 @@ class FlexibleServers:
         with self.lock:
             server = self._live(sub, rg, name)
             if db not in server.databases and db not in SYSTEM_DATABASES:
-                raise _not_found(f"{RESOURCE_TYPE}/databases", f"{name}/{db}", rg)
+                raise not_found(f"{RESOURCE_TYPE}/databases", f"{name}/{db}", rg)
             return self._child(server, "databases", db, server.databases.get(db) or flexrules.SYSTEM_DB)
 
     def list_databases(self, sub: str, rg: str, name: str) -> builtins.list[dict[str, Any]]:
@@ -233,7 +211,7 @@ class FlexibleServers:
         with self.lock:
             server = self._live(sub, rg, name)
             if rule not in server.firewall:
-                raise _not_found(f"{RESOURCE_TYPE}/firewallRules", f"{name}/{rule}", rg)
+                raise not_found(f"{RESOURCE_TYPE}/firewallRules", f"{name}/{rule}", rg)
             return self._child(server, "firewallRules", rule, server.firewall[rule])
 
     def list_rules(self, sub: str, rg: str, name: str) -> builtins.list[dict[str, Any]]:
@@ -250,12 +228,12 @@ class FlexibleServers:
             op = self.operations.get(op_id)
             if op is None or op.subscription != sub:
                 raise ArmError(404, "OperationNotFound", f"The operation '{op_id}' was not found.")
-            return op, _status(op, self.clock())
+            return op, operation_status(op, self.clock())
 
     def address(self, sub: str, rg: str, name: str) -> str:
         """Where this machine reaches a server's PostgreSQL (port 5432): a loopback address."""
         with self.lock:
-            return self._loopback(_key(self._live(sub, rg, name)))
+            return self._loopback(plane_key(self._live(sub, rg, name)))
 
     # --- views and internals ----------------------------------------------------------------
 
@@ -273,7 +251,7 @@ class FlexibleServers:
         )
         props["backup"]["earliestRestoreDate"] = server.created
         return {
-            "id": _resource_id(server.subscription, server.resource_group, server.name),
+            "id": resource_id(server.subscription, server.resource_group, server.name),
             "name": server.name,
             "type": RESOURCE_TYPE,
             "systemData": {"createdAt": server.created},
@@ -282,14 +260,14 @@ class FlexibleServers:
 
     def _child(self, server: FlexServer, kind: str, name: str, props: Mapping[str, Any]) -> dict[str, Any]:
         """The view of a database or firewall rule."""
-        parent = _resource_id(server.subscription, server.resource_group, server.name)
+        parent = resource_id(server.subscription, server.resource_group, server.name)
         return {"id": f"{parent}/{kind}/{name}", "name": name, "type": f"{RESOURCE_TYPE}/{kind}",
                 "properties": dict(props)}
 
     def _settle(self, server: FlexServer) -> None:
         """Move a server on once its operation has ended (lazily, at every read)."""
         op = server.operation
-        if op is None or _status(op, self.clock()) == "InProgress":
+        if op is None or operation_status(op, self.clock()) == "InProgress":
             return
         server.operation = None
         if server.state == "Dropping":
@@ -313,7 +291,7 @@ class FlexibleServers:
             return None
         from multicloud_docker.dataplane.postgres import Server
 
-        plane, key = self.plane, _key(server)
+        plane, key = self.plane, plane_key(server)
         fqdn = f"{server.name}.{DOMAIN}"
         if restart:
             plane.plane.recreate(key)
@@ -340,7 +318,7 @@ class FlexibleServers:
         """A server by key; ARM's 404 when there is none."""
         server = self._find(sub, rg, name)
         if server is None:
-            raise _not_found(RESOURCE_TYPE, name, rg)
+            raise not_found(RESOURCE_TYPE, name, rg)
         return server
 
     def _ready(self, sub: str, rg: str, name: str) -> FlexServer:
@@ -366,35 +344,6 @@ class FlexibleServers:
                 raise ArmError(409, "ServerNameAlreadyExists", "Specified server name is already used.")
 
 
-def _status(op: FlexOperation, now: float) -> str:
-    """An operation's status now."""
-    if now < op.done_at:
-        return "InProgress"
-    if op.failed is None and op.work is not None:
-        outcome = op.work()
-        if isinstance(outcome, str):
-            op.failed = outcome
-        elif not outcome:
-            return "InProgress"
-        op.work = None
-    return "Failed" if op.failed else "Succeeded"
-
-
-def _key(server: FlexServer) -> str:
-    """The data plane's key of a server."""
-    return f"azure-pg/{server.subscription}/{server.resource_group.lower()}/{server.name}"
-
-
 def server_address(key: str) -> str:
     """A server's own loopback address, stable for its key."""
     return loopback_address(key)
-
-
-def _resource_id(sub: str, rg: str, name: str) -> str:
-    """The ARM resource id of a server."""
-    return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{RESOURCE_TYPE}/{name}"
-
-
-def _not_found(kind: str, name: str, rg: str) -> ArmError:
-    """ARM's 404 for a missing resource."""
-    return ArmError(404, "ResourceNotFound", f"The Resource '{kind}/{name}' under resource group '{rg}' was not found.")

@@ -11,8 +11,9 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from multicloud_azure.emulator.flexible import FlexibleServers, FlexOperation
+from multicloud_azure.emulator.flexible import FlexibleServers
 from multicloud_azure.emulator.flexrules import NAME
+from multicloud_azure.emulator.flexstate import FlexOperation
 from multicloud_azure.emulator.validation import ArmError
 
 if TYPE_CHECKING:
