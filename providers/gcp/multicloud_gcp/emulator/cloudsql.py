@@ -18,7 +18,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from multicloud.emulators import loopback_address
@@ -32,12 +31,6 @@ Json = dict[str, Any]
 Check = Callable[[], "bool | str"]
 Finish = Callable[[], object]
 GROUP_ROLE = "cloudsqlsuperuser"
-BASE = "https://sqladmin.googleapis.com/v1"
-
-
-def _now() -> str:
-    """Now, as an RFC 3339 timestamp."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class CloudSql:
@@ -265,20 +258,7 @@ class CloudSql:
         """Record a RUNNING operation on an instance; `finish` runs once its time has come and its
         work is done (an error in the work ends it DONE with `error`)."""
         name = str(uuid.uuid4())
-        project, target = instance["project"], instance["name"]
-        op = {
-            "kind": "sql#operation",
-            "name": name,
-            "status": "RUNNING",
-            "operationType": kind,
-            "targetId": target,
-            "targetProject": project,
-            "targetLink": f"{BASE}/projects/{project}/instances/{target}",
-            "selfLink": f"{BASE}/projects/{project}/operations/{name}",
-            "user": "emulator@multicloud.invalid",
-            "insertTime": _now(),
-            "startTime": _now(),
-        }
+        op = sqlrules.operation(instance["project"], instance["name"], kind, name)
         self.operations[name] = op
         self._due[name] = (self.clock() + self.op_seconds, work, finish)
         return copy.deepcopy(op)
@@ -292,10 +272,9 @@ class CloudSql:
                 continue
             del self._due[name]
             op = self.operations[name]
-            op.update(status="DONE", endTime=_now())
+            op.update(status="DONE", endTime=sqlrules.now())
             if isinstance(verdict, str):
-                op["error"] = {"kind": "sql#operationErrors",
-                               "errors": [{"kind": "sql#operationError", "code": "INTERNAL_ERROR", "message": verdict}]}
+                op["error"] = sqlrules.operation_error(verdict)
                 instance = self.instances.get((op["targetProject"], op["targetId"]))
                 if instance is not None and op["operationType"] == "CREATE":
                     instance["state"] = "FAILED"

@@ -1,6 +1,6 @@
 """What the Cloud SQL Admin API accepts, with its error shape: instance names, PostgreSQL versions,
-tiers (shared-core and db-custom-CPUS-MB), disk sizes (which only grow), and the defaults an
-instance reads back with."""
+tiers (shared-core and db-custom-CPUS-MB), disk sizes (which only grow), the defaults an
+instance reads back with, and the resources it answers with (databases, users, operations)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 from multicloud_gcp.emulator.faults import CODES, ApiError
 
 Json = dict[str, Any]
+BASE = "https://sqladmin.googleapis.com/v1"
 NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 VERSIONS = ("POSTGRES_11", "POSTGRES_12", "POSTGRES_13", "POSTGRES_14", "POSTGRES_15", "POSTGRES_16", "POSTGRES_17")
 MINOR = {"POSTGRES_15": "POSTGRES_15_10", "POSTGRES_16": "POSTGRES_16_6", "POSTGRES_17": "POSTGRES_17_2"}
@@ -133,9 +134,9 @@ def new_instance(project: str, name: str, body: Json) -> Json:
         "connectionName": f"{project}:{region}:{name}",
         "instanceType": "CLOUD_SQL_INSTANCE",
         "backendType": "SECOND_GEN",
-        "selfLink": f"https://sqladmin.googleapis.com/v1/projects/{project}/instances/{name}",
+        "selfLink": f"{BASE}/projects/{project}/instances/{name}",
         "serviceAccountEmailAddress": f"p-emulator-{name}@gcp-sa-cloud-sql.iam.gserviceaccount.com",
-        "createTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "createTime": now(),
         "ipAddresses": [],
     }
 
@@ -193,10 +194,38 @@ def database(project: str, instance: str, name: str, body: Json | None = None) -
         "project": project,
         "charset": str(body.get("charset") or "UTF8"),
         "collation": str(body.get("collation") or "en_US.UTF8"),
-        "selfLink": f"https://sqladmin.googleapis.com/v1/projects/{project}/instances/{instance}/databases/{name}",
+        "selfLink": f"{BASE}/projects/{project}/instances/{instance}/databases/{name}",
     }
 
 
 def user(project: str, instance: str, name: str) -> Json:
     """A user's resource (never its password)."""
     return {"kind": "sql#user", "name": name, "instance": instance, "project": project, "type": "BUILT_IN"}
+
+
+def operation(project: str, instance: str, kind: str, name: str) -> Json:
+    """A RUNNING `sql#operation` of this kind (CREATE, UPDATE, CREATE_USER, ...) on an instance."""
+    return {
+        "kind": "sql#operation",
+        "name": name,
+        "status": "RUNNING",
+        "operationType": kind,
+        "targetId": instance,
+        "targetProject": project,
+        "targetLink": f"{BASE}/projects/{project}/instances/{instance}",
+        "selfLink": f"{BASE}/projects/{project}/operations/{name}",
+        "user": "emulator@multicloud.invalid",
+        "insertTime": now(),
+        "startTime": now(),
+    }
+
+
+def operation_error(message: str) -> Json:
+    """The `error` of an operation whose work failed."""
+    return {"kind": "sql#operationErrors",
+            "errors": [{"kind": "sql#operationError", "code": "INTERNAL_ERROR", "message": message}]}
+
+
+def now() -> str:
+    """Now, as an RFC 3339 timestamp."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
