@@ -102,6 +102,7 @@ class Balancers:
         self.server_port = server_port
         self._listeners: dict[tuple[str, int], Listener] = {}
         self._health: dict[tuple[str, str, int], TargetHealth] = {}
+        self._registered: dict[str, frozenset[tuple[str, int]]] = {}
         self._lock = threading.Lock()
         self.errors: dict[tuple[str, int], str] = {}
         """Listeners that could not listen (address, port) -> why."""
@@ -176,10 +177,22 @@ class Balancers:
             found = self._health.get((group, target, port))
             return found.state if found is not None else None
 
+    def registered(self, group: str, targets: set[tuple[str, int]]) -> None:
+        """The ECS scheduler (de)registered a service's targets: from now on a target left out gets no
+        new connection, as an NLB stops routing to a target once its deregistration begins (the health
+        checks would drop it only on their next round); its health is forgotten, so a task that later
+        gets its address starts from `initial`."""
+        with self._lock:
+            self._registered[group] = frozenset(targets)
+            for key in [k for k in self._health if k[0] == group and (k[1], k[2]) not in targets]:
+                del self._health[key]
+
     def targets(self, group: str) -> list[tuple[str, int]]:
         """Where to forward a connection: the healthy targets (shuffled), else every registered one."""
         with self._lock:
-            known = [(k[1], k[2], h.state) for k, h in self._health.items() if k[0] == group]
+            allowed = self._registered.get(group)
+            known = [(k[1], k[2], h.state) for k, h in self._health.items()
+                     if k[0] == group and (allowed is None or (k[1], k[2]) in allowed)]
         healthy = [(a, p) for a, p, s in known if s == "healthy"]
         chosen = healthy or [(a, p) for a, p, _ in known]
         return random.sample(chosen, len(chosen))

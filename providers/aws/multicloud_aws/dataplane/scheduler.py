@@ -39,6 +39,10 @@ if TYPE_CHECKING:
     from multicloud_aws.dataplane.nlb import Balancers
 
 PERIOD = 0.5
+DRAIN = 1.0
+"""Seconds a task behind a load balancer stays running once deregistered, before it stops: ECS waits
+the target group's deregistration delay (30 s as the provider sets it), so that connections in flight
+end and no new one is sent to a task that is going; shortened here."""
 SCALED = "Scaling activity initiated by (deployment {})"
 HEALTH = {"healthy": "HEALTHY", "unhealthy": "UNHEALTHY"}
 
@@ -57,6 +61,8 @@ class Scheduler:
         self._registered: dict[str, tuple[str, ...]] = {}
         self._containers: dict[str, str] = {}
         self._retry_at: dict[str, tuple[float, float]] = {}
+        self._draining: dict[str, tuple[float, str, str]] = {}
+        """Tasks deregistered on their way to stopping: task ARN -> (since, stop reason, stop code)."""
         self._thread = threading.Thread(target=self._loop, name="ecs-scheduler", daemon=True)
 
     def start(self) -> Scheduler:
@@ -160,12 +166,14 @@ class Scheduler:
                 self._stop(task, f"Task failed ELB health checks in (target-group {failing[0][0]})",
                            "TaskFailedToStart")
         live = [t for t in live if not t.removed]
-        current = [t for t in live if t.task_definition_arn == revision]
-        older = [t for t in live if t.task_definition_arn != revision]
+        draining = [t for t in live if t.task_arn in self._draining]
+        serving = [t for t in live if t.task_arn not in self._draining]
+        current = [t for t in serving if t.task_definition_arn == revision]
+        older = [t for t in serving if t.task_definition_arn != revision]
         ready = [t for t in current if self._ready(t, service)]
         failed = primary.get("rolloutState") == "FAILED"
         for task in sorted(current, key=lambda t: self._ready(t, service))[: max(0, len(current) - desired)]:
-            self._stop(task, SCALED.format(primary.get("id", "")), "ServiceSchedulerInitiated")
+            self._retire(service, task, SCALED.format(primary.get("id", "")))
         if not failed and len(current) < desired and time.monotonic() >= self._retry_at.get(service.arn, (0, 0))[0]:
             for _ in range(desired - len(current)):
                 started = self._launch(backend, service, revision, primary, tasks)
@@ -173,12 +181,18 @@ class Scheduler:
                     break
         if len(ready) >= desired:
             for task in older:
-                self._stop(task, SCALED.format(primary.get("id", "")), "ServiceSchedulerInitiated")
+                self._retire(service, task, SCALED.format(primary.get("id", "")))
+        for task in draining:
+            self._retire(service, task, "")
         self._count(service, primary, tasks, len(ready), desired)
-        addresses = tuple(sorted(t.address for t in tasks if t.last_status == "RUNNING" and t.address))
+        addresses = tuple(sorted(t.address for t in tasks if t.last_status == "RUNNING" and t.address
+                                 and t.task_arn not in self._draining))
         if self._registered.get(service.arn) != addresses:
             gaps.register_addresses(backend, service, list(addresses))
             self._registered[service.arn] = addresses
+            for group, port in self._groups(service):
+                assert self.balancers is not None
+                self.balancers.registered(group, {(a, port) for a in addresses})
         stopped = [t for t in tasks if t.removed]
         for task in stopped[:-STOPPED_KEPT]:
             backend.tasks.get(task.cluster_name, {}).pop(task.task_arn, None)
@@ -258,8 +272,18 @@ class Scheduler:
             return None
         return self.balancers.state(group[0], task.address, group[1])
 
+    def _retire(self, service: Any, task: EmulatedTask, reason: str) -> None:
+        """Stop a task the service no longer wants as ECS does: behind a load balancer, deregister it
+        first (this pass leaves it out of its target groups, and the NLB sends it nothing new) and stop
+        it once DRAIN has passed; without one, at once. `reason` is kept from the first call."""
+        since, why, code = self._draining.setdefault(task.task_arn,
+                                                     (time.monotonic(), reason, "ServiceSchedulerInitiated"))
+        if not self._groups(service) or not task.address or time.monotonic() - since >= DRAIN:
+            self._stop(task, why, code)
+
     def _stop(self, task: EmulatedTask, reason: str, code: str) -> None:
         """Stop a task: remove its containers; a task that never ran counts against its deployment."""
+        self._draining.pop(task.task_arn, None)
         if task.removed:
             return
         task.removed = True
