@@ -222,8 +222,9 @@ class AzureAciProvider:
     # --- reports ------------------------------------------------------------------------------
 
     def health(self, app: str, resource: Resource) -> Health:
-        """Healthy once the group is provisioned and the container runs; unhealthy when the
-        group failed or a container that will not be restarted has stopped. A database: once its
+        """Healthy once the group is provisioned and the container runs, or ran to completion (exit 0)
+        under a restart policy that does not restart it (Never, OnFailure: ACI shows it Terminated,
+        Completed); unhealthy when the group failed or such a container failed. A database: once its
         server is Ready."""
         if resource.kind == postgres.KIND:
             return postgres.health(self.servers.get(str(resource.properties["server"])))
@@ -243,7 +244,10 @@ class AzureAciProvider:
         state, detail, restarts = views.container_state(group, resource.name)
         if state == "Running":
             return Health(HealthState.HEALTHY)
-        if state == "Terminated" and group["properties"].get("restartPolicy") != "Always":
+        policy = group["properties"].get("restartPolicy") or "Always"
+        if state == "Terminated" and policy != "Always":
+            if views.exit_code(group, resource.name) == 0:  # a run-to-completion container's success
+                return Health(HealthState.HEALTHY, f"{resource.name} ran to completion (restart policy {policy})")
             return Health(HealthState.UNHEALTHY, f"{resource.name} terminated ({detail or 'no detail'})")
         return Health(HealthState.STARTING, f"{resource.name} is {state.lower()} {detail} (restarts: {restarts})")
 

@@ -89,11 +89,24 @@ def failure(group: Mapping[str, Any]) -> str:
     return "; ".join(found) or "no reason given; see `multicloud logs`"
 
 
-def container_faults(item: Mapping[str, Any]) -> tuple[str, ...]:
-    """What is broken in a container of a group ACI never restarts: it exited with a failure."""
+def exit_code(group: Mapping[str, Any], name: str) -> int | None:
+    """The exit code of one container of a GET once it has terminated, else None."""
+    for item in group["properties"].get("containers") or []:
+        if item["name"] == name:
+            return _exit_code(item)
+    return None
+
+
+def _exit_code(item: Mapping[str, Any]) -> int | None:
     current = (item["properties"].get("instanceView") or {}).get("currentState") or {}
     code = current.get("exitCode")
-    if current.get("state") == "Terminated" and code not in (None, 0):
+    return int(code) if current.get("state") == "Terminated" and code is not None else None
+
+
+def container_faults(item: Mapping[str, Any]) -> tuple[str, ...]:
+    """What is broken in a container of a group ACI never restarts: it exited with a failure."""
+    code = _exit_code(item)
+    if code not in (None, 0):
         return (f"{item['name']} exited ({code})",)
     return ()
 

@@ -11,10 +11,12 @@ import uuid
 from typing import Any
 
 import pytest
+from multicloud_azure import views
 from multicloud_azure.emulator import EmulatorHandle
 from multicloud_azure.provider import AzureAciProvider
 
 from multicloud.api import Deployment
+from multicloud.contract import HealthState
 from multicloud.planner import Action
 from multicloud.render import plan_json, plan_text
 from multicloud.retry import RetryPolicy
@@ -113,4 +115,14 @@ def test_the_group_logs_in_at_the_url_it_is_given(
     while "orders:t" not in (log := provider.client.container_logs(group, "client", None)):
         assert time.monotonic() < deadline, f"the client did not log in: {log!r}"
         time.sleep(0.3)
+    # restart policy Never: it ends as ACI shows a finished task (Terminated, Completed, exit 0), which
+    # health counts as success; the apply above met it running or ended, whichever its poll came upon
+    while (found := provider.client.get_group(group)) is None or views.container_state(found, "client")[0] != \
+            "Terminated":
+        assert time.monotonic() < deadline, f"the client did not end: {found!r}"
+        time.sleep(0.3)
+    assert (views.container_state(found, "client")[:2], views.exit_code(found, "client")) == (
+        ("Terminated", "Completed"), 0)
+    client = next(r for r in provider.observe("shop") if r.key == "container/client")
+    assert provider.health("shop", client).state is HealthState.HEALTHY and not client.faults
     assert deploy.destroy(volumes=True).ok
