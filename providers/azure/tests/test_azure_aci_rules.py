@@ -36,6 +36,20 @@ def deployment(
     )
 
 
+class OnRetry(list[Event]):
+    """Recorded events that run `then` once a retry naming `code` is reported: an emulated condition
+    lasts until the apply has met it, however slowly a busy machine brings the apply there."""
+
+    def __init__(self, code: str, then: Callable[[], None]) -> None:
+        super().__init__()
+        self.code, self.then = code, then
+
+    def append(self, event: Event) -> None:
+        super().append(event)
+        if event.kind == "retry" and self.code in event.message:
+            self.then()
+
+
 def test_a_group_mid_operation_answers_container_group_transitioning_which_is_retried(
     arm: EmulatorHandle, make_provider: Callable[..., AzureAciProvider], iot: dict[str, Any],
     iot_secrets: dict[str, str],
@@ -44,12 +58,14 @@ def test_a_group_mid_operation_answers_container_group_transitioning_which_is_re
     first = deployment(iot, provider, iot_secrets)
     plan = next(c.resource.payload for c in first.plan().changes if c.resource.kind == "group")
     assert isinstance(plan, GroupPlan) and first.apply().ok
-    arm.backend.op_seconds = 1.0
-    provider.client.put_group(plan.name, plan.body)  # the group is now Updating for a second
+    quick, arm.backend.op_seconds = arm.backend.op_seconds, 3600.0
+    provider.client.put_group(plan.name, plan.body)  # the group is now Updating until the apply meets it
+    arm.backend.op_seconds = quick
     with pytest.raises(RetryableError, match="409 ContainerGroupTransitioning"):
         provider.client.put_group(plan.name, plan.body)
     iot["services"]["auth"]["env"]["NEW_SETTING"] = "1"
-    events: list[Event] = []
+    (busy,) = [g for g in arm.backend.groups.values() if g.name == plan.name]
+    events = OnRetry("ContainerGroupTransitioning", lambda: setattr(busy, "ready_at", 0.0))
     assert deployment(iot, provider, iot_secrets, events).apply().ok
     assert any(e.kind == "retry" and "ContainerGroupTransitioning" in e.message for e in events)
 
@@ -59,18 +75,8 @@ def test_no_capacity_in_the_region_is_retried_until_it_frees(
     iot_secrets: dict[str, str],
 ) -> None:
     arm.backend.region_cpu = 0.1
-    events: list[Event] = []
-
-    def record(event: Event) -> None:
-        """Keep the event; the region frees its capacity once the group has been refused for it."""
-        events.append(event)
-        if event.kind == "retry" and "409 ServiceUnavailable" in event.message:
-            arm.backend.region_cpu = 100.0
-
-    result = Deployment(
-        spec_from_dict(iot), "azure", provider=make_provider(), environ=iot_secrets,
-        retry=RetryPolicy(attempts=8, base_delay=0.3, max_delay=2.0), health_timeout=30, on_event=record,
-    ).apply()
+    events = OnRetry("409 ServiceUnavailable", lambda: setattr(arm.backend, "region_cpu", 100.0))  # then it frees
+    result = deployment(iot, make_provider(), iot_secrets, events, attempts=8).apply()
     assert result.ok
     assert any(e.kind == "retry" and "409 ServiceUnavailable" in e.message for e in events), [
         e.message for e in events
