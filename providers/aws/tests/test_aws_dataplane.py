@@ -29,6 +29,7 @@ from multicloud_aws.emulator import client_factory
 
 from multicloud import Deployment, spec_from_dict
 from multicloud.testing.emulate import emulate
+from multicloud.testing.psql import psql
 
 pytestmark = pytest.mark.docker
 SERVER = ("$|=1; my $s=IO::Socket::INET->new(LocalPort=>7000, Listen=>16, ReuseAddr=>1) or die qq(listen: $!); "
@@ -437,10 +438,6 @@ def test_the_api_only_fixture_runs_nothing(aws_emulator: Any) -> None:
     assert not any(n.startswith("data plane") for n in aws_emulator.notes)  # conftest: the API only
 
 
-def _psql(url: str, sql: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["psql", url, "-XAtc", sql], capture_output=True, text=True, timeout=30, check=False)
-
-
 def test_an_rds_instance_is_a_real_postgresql(running: Running) -> None:
     from multicloud_aws.dataplane.rds import loopback
 
@@ -456,7 +453,7 @@ def test_an_rds_instance_is_a_real_postgresql(running: Running) -> None:
     assert status() == "creating"  # as RDS: minutes, here until the server answers with its database
     assert _until(lambda: status() == "available", timeout=240), status()
     url = f"postgresql://owner:{{}}@{loopback(identifier, running.endpoint)}:5432/shop"
-    answer = _psql(url.format("first-Pw-1234"), "SELECT current_user || '@' || current_database()")
+    answer = psql(url.format("first-Pw-1234"), "SELECT current_user || '@' || current_database()")
     assert answer.stdout.strip() == "owner@shop", answer.stderr
     endpoint = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]["Endpoint"]["Address"]
     cloud_map = client_factory(running.endpoint)("servicediscovery")
@@ -476,7 +473,7 @@ def test_an_rds_instance_is_a_real_postgresql(running: Running) -> None:
 
     assert _until(lambda: {endpoint, f"db.{identifier}.internal"} <= names(), timeout=120), names()
     rds.modify_db_instance(DBInstanceIdentifier=identifier, MasterUserPassword="second-Pw-5678", ApplyImmediately=True)
-    assert _until(lambda: _psql(url.format("second-Pw-5678"), "SELECT 1").stdout.strip() == "1", timeout=120)
+    assert _until(lambda: psql(url.format("second-Pw-5678"), "SELECT 1").stdout.strip() == "1", timeout=120)
     rds.delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True)
     assert _until(lambda: not _docker("ps", "-aq", "--filter", f"label=multicloud.dataplane.owner={running.owner}",
                                       "--filter", f"name=-{unit}-").stdout.strip(), timeout=60)

@@ -15,22 +15,15 @@ from multicloud.generated import LocalSecretStore
 from multicloud.planner import Action
 from multicloud.render import plan_json, plan_text
 from multicloud.spec import spec_from_dict
+from multicloud.testing.specs import generated_token_spec
 
-
-def _spec(app: str) -> Any:
-    return spec_from_dict({
-        "name": app,
-        "services": {"api": {"image": "registry.example.com/api:1", "env": {"TOKEN": "${secrets.token}"},
-                             "ports": [{"name": "http", "port": 8080, "protocol": "http"}]}},
-        "secrets": {"token": {"generate": True}},
-        "targets": {"aws": {"provider": "aws-ecs", "region": "us-east-1"}},
-    })
+AWS = {"provider": "aws-ecs", "region": "us-east-1"}
 
 
 def test_generated_secret_lives_in_secrets_manager(make_provider: Callable[..., AwsEcsProvider], app_name: str,
                                                    deploy: Any, tagged: Any) -> None:
     provider = make_provider()
-    deployment = deploy(_spec(app_name), provider, {})
+    deployment = deploy(generated_token_spec(app_name, "aws", AWS), provider, {})
     try:
         planned = deployment.plan()
         assert deployment.apply(planned).ok
@@ -39,7 +32,7 @@ def test_generated_secret_lives_in_secrets_manager(make_provider: Callable[..., 
         assert len(value) >= 32
         assert provider.stored_secrets(app_name, ["token", "other"]) == {"token": value}
         assert not LocalSecretStore("aws-ecs", app_name, "aws").directory.exists()
-        again = deploy(_spec(app_name), make_provider(), {})
+        again = deploy(generated_token_spec(app_name, "aws", AWS), make_provider(), {})
         replanned = again.plan()
         assert not replanned.has_changes
         definitions = client_json(provider, app_name)

@@ -6,7 +6,6 @@ groups reach it: test_azure_postgres.py)."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,6 +16,8 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.postgresqlflexibleservers import PostgreSQLManagementClient
 from multicloud_azure.client import StaticTokenCredential
 from multicloud_azure.emulator import AzureEmulator, EmulatorHandle
+
+from multicloud.testing.psql import psql
 
 SUBSCRIPTION = "00000000-0000-0000-0000-0000000f1e70"
 PASSWORD = "Zq8-unguessable-Pw"
@@ -139,13 +140,9 @@ def running_arm(data_plane_arm: EmulatorHandle) -> EmulatorHandle:
     return data_plane_arm
 
 
-def psql(address: str, password: str, sql: str, database: str = "iot") -> subprocess.CompletedProcess[str]:
-    """Run SQL with this machine's psql against a server, as its administrator."""
-    return subprocess.run(
-        ["psql", "-X", "-tA", "-h", address, "-U", "iotadmin", "-d", database, "-c", sql],
-        env={"PGPASSWORD": password, "PATH": "/usr/bin:/bin", "PGCONNECT_TIMEOUT": "5"},
-        capture_output=True, text=True, timeout=60, check=False,
-    )
+def admin(address: str) -> str:
+    """The connection string of a server's administrator, to its database iot."""
+    return f"host={address} user=iotadmin dbname=iot"
 
 
 @pytest.mark.docker
@@ -154,16 +151,16 @@ def test_a_server_is_a_real_postgres_that_keeps_its_data(running_arm: EmulatorHa
     client.servers.begin_create_or_update("rg-run", name, server_body()).result()
     client.databases.begin_create("rg-run", name, "iot", {}).result()
     address = running_arm.backend.postgres.address(SUBSCRIPTION, "rg-run", name)  # type: ignore[union-attr]
-    made = psql(address, PASSWORD, "CREATE TABLE readings (v int); INSERT INTO readings VALUES (42);")
+    made = psql(admin(address), "CREATE TABLE readings (v int); INSERT INTO readings VALUES (42);", password=PASSWORD)
     assert made.returncode == 0, made.stderr
 
     new_password = "An0ther-unguessable"
     client.servers.begin_update("rg-run", name, {"properties": {"administratorLoginPassword": new_password}}).result()
-    assert psql(address, PASSWORD, "SELECT 1").returncode != 0
-    assert psql(address, new_password, "SELECT v FROM readings").stdout.strip() == "42"
+    assert psql(admin(address), "SELECT 1", password=PASSWORD).returncode != 0
+    assert psql(admin(address), "SELECT v FROM readings", password=new_password).stdout.strip() == "42"
 
     client.servers.begin_delete("rg-run", name).result()
     deadline = time.monotonic() + 30
-    while psql(address, new_password, "SELECT 1").returncode == 0:
+    while psql(admin(address), "SELECT 1", password=new_password).returncode == 0:
         assert time.monotonic() < deadline, "the deleted server still answers"
         time.sleep(0.2)

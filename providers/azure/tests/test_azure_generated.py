@@ -15,16 +15,11 @@ from multicloud.api import Deployment
 from multicloud.render import plan_json, plan_text
 from multicloud.retry import RetryPolicy
 from multicloud.spec import spec_from_dict
+from multicloud.testing.specs import generated_token_spec
 
 
 def _deployment(provider: AzureAciProvider, app: str) -> Deployment:
-    spec = spec_from_dict({
-        "name": app,
-        "services": {"api": {"image": "registry.example.com/api:1", "env": {"TOKEN": "${secrets.token}"},
-                             "ports": [{"name": "http", "port": 8080, "protocol": "http"}]}},
-        "secrets": {"token": {"generate": True}},
-        "targets": {"azure": {"provider": "azure-aci"}},
-    })
+    spec = generated_token_spec(app, "azure", {"provider": "azure-aci"})
     return Deployment(spec, "azure", provider=provider, environ={}, retry=RetryPolicy(attempts=5, base_delay=0.05))
 
 

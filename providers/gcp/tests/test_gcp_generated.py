@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from multicloud_gcp.emulator import RunningCloudRun
@@ -19,16 +18,9 @@ from multicloud.errors import ApplyFailedError, UserError
 from multicloud.generated import LocalSecretStore
 from multicloud.render import plan_json, plan_text
 from multicloud.spec import spec_from_dict
+from multicloud.testing.specs import generated_token_spec
 
-
-def _spec(app: str) -> Any:
-    return spec_from_dict({
-        "name": app,
-        "services": {"api": {"image": "registry.example.com/api:1", "env": {"TOKEN": "${secrets.token}"},
-                             "ports": [{"name": "http", "port": 8080, "protocol": "http"}]}},
-        "secrets": {"token": {"generate": True}},
-        "targets": {"gcp": {"provider": "gcp-cloudrun"}},
-    })
+GCP = {"provider": "gcp-cloudrun"}
 
 
 def test_generated_secret_lives_in_secret_manager(
@@ -36,7 +28,7 @@ def test_generated_secret_lives_in_secret_manager(
     deploy: Callable[..., Deployment],
 ) -> None:
     provider = provider_for(transport)
-    deployment = deploy(_spec("gen"), provider, env={})
+    deployment = deploy(generated_token_spec("gen", "gcp", GCP), provider, env={})
     planned = deployment.plan()
     assert [c.key for c in planned.changes] == ["secret/token", "service/api"]
     assert deployment.apply(planned).ok
@@ -49,7 +41,7 @@ def test_generated_secret_lives_in_secret_manager(
     (container,) = cloudrun.model.services[f"{provider.settings.parent}/services/gen-api"]["template"]["containers"]
     assert container["env"] == [
         {"name": "TOKEN", "valueSource": {"secretKeyRef": {"secret": "gen-token", "version": "latest"}}}]
-    again = deploy(_spec("gen"), provider_for(transport), env={})
+    again = deploy(generated_token_spec("gen", "gcp", GCP), provider_for(transport), env={})
     replanned = again.plan()
     assert not replanned.has_changes  # the stored value is read back: stable across applies
     assert again.apply(replanned).ok
@@ -65,7 +57,7 @@ def test_a_secret_of_that_name_that_is_not_the_apps_is_left_alone(
 ) -> None:
     cloudrun.model.secret_values["theirs-token"] = "someone else's"
     with pytest.raises(ApplyFailedError, match="already exists in Secret Manager and is not app 'theirs'"):
-        deploy(_spec("theirs"), provider_for("rest"), env={}).apply()
+        deploy(generated_token_spec("theirs", "gcp", GCP), provider_for("rest"), env={}).apply()
     assert cloudrun.model.secret_values["theirs-token"] == "someone else's"
 
 
