@@ -18,7 +18,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,53 +29,28 @@ from multicloud_aws.emulator import client_factory
 from multicloud import Deployment, spec_from_dict
 from multicloud.testing.emulate import emulate
 from multicloud.testing.psql import psql
+from providers.aws.tests.aws_plane import (
+    COMMAND,
+    Running,
+    docker_cli,
+    emulated_aws,
+    hit,
+    listener,
+    member_container,
+    service_tasks,
+    task_address,
+    until,
+)
 
 pytestmark = pytest.mark.docker
-SERVER = ("$|=1; my $s=IO::Socket::INET->new(LocalPort=>7000, Listen=>16, ReuseAddr=>1) or die qq(listen: $!); "
-          "print qq(listening as $ENV{GREETING}\\n); while (my $c=$s->accept) { print $c qq(task $ENV{HOSTNAME}\\n); "
-          "close $c; }")
-COMMAND = ["perl", "-MIO::Socket::INET", "-e", SERVER]
-"""A TCP server in the stand-in base image (perl-base is all it has): one line naming the task per connection."""
 SECRET = "s3cret-Qm27x"
-
-
-def _docker(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60, check=False)
-
-
-@dataclass
-class Running:
-    """A `multicloud emulate aws` process: its endpoint, what it exports, the owner label of its objects."""
-
-    endpoint: str
-    exports: dict[str, str]
-    owner: str
 
 
 @pytest.fixture(scope="module")
 def running() -> Iterator[Running]:
-    """`multicloud emulate aws` (with its data plane; a skip when no engine or base image); after
-    it stops, no container, network or volume of it is left."""
-    if _docker("image", "inspect", "debian:bookworm-slim").returncode != 0:
-        pytest.skip("no Docker engine with debian:bookworm-slim (scripts/setup-engine.sh)")
-    with emulate("aws", timeout=120) as emulated:
-        if not any(c.startswith("# data plane: ECS services run") for c in emulated.comments):
-            pytest.skip(" / ".join(emulated.comments))
-        owner = f"{socket.gethostname()}:{emulated.pid}"
-        saved = {k: os.environ.get(k) for k in emulated.exports}
-        os.environ.update(emulated.exports)
-        try:
-            yield Running(emulated.exports["AWS_ENDPOINT_URL"], dict(emulated.exports), owner)
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-    selector = f"label=multicloud.dataplane.owner={owner}"
-    assert not _docker("ps", "-aq", "--filter", selector).stdout.strip()
-    assert not _docker("network", "ls", "-q", "--filter", selector).stdout.strip()
-    assert not _docker("volume", "ls", "-q", "--filter", selector).stdout.strip()
+    """`multicloud emulate aws` with its data plane, for the module (see emulated_aws)."""
+    with emulated_aws() as emulated:
+        yield emulated
 
 
 @pytest.fixture(scope="module")
@@ -105,119 +79,69 @@ def deployed(running: Running, spec: dict[str, Any]) -> Iterator[tuple[Deploymen
         deployment.destroy()
 
 
-def _tasks(ecs: Any, cluster: str, status: str = "RUNNING") -> list[dict[str, Any]]:
-    arns = ecs.list_tasks(cluster=cluster, serviceName="web", desiredStatus=status)["taskArns"]
-    return ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if arns else []
-
-
-def _address(task: dict[str, Any]) -> str:
-    return str(task["containers"][0]["networkInterfaces"][0]["privateIpv4Address"])
-
-
-def _container(running: Running, address: str) -> str:
-    """The id of the member container of the task at `address`."""
-    listed = _docker("ps", "-q", "--filter", f"label=multicloud.dataplane.owner={running.owner}",
-                     "--filter", "label=multicloud.dataplane.role=member").stdout.split()
-    for ident in listed:
-        mode = _docker("inspect", "-f", "{{.HostConfig.NetworkMode}}", ident).stdout.strip()
-        holder = mode.removeprefix("container:")
-        networks = _docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", holder).stdout
-        if address in networks.split():
-            return ident
-    raise AssertionError(f"no container for task address {address}: {listed}")
-
-
-def _listener(deployment: Deployment) -> str:
-    """The loopback address the NLB's DNS name (the public endpoint's host) stands for, as endpoints say."""
-    return next(e.address for e in deployment.endpoints() if e.public)
-
-
-SLOW = 15.0
-"""How long a probe waits for its line: an answer that is slow on a busy machine (seen: 5 s at load 20)
-is still an answer; a refused, reset or timed-out connection, or one closed without a line, is not."""
-
-
-def _hit(address: str) -> str:
-    """The line a task answers through the NLB listener ("" when the connection closed without one), or ERR."""
-    try:
-        with socket.create_connection((address, 7000), timeout=SLOW) as conn:
-            return conn.recv(100).decode().strip()
-    except OSError as exc:
-        return f"ERR {exc}"
-
-
-def _until(check: Any, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.3)
-
-
 def test_tasks_run_from_the_task_definition(running: Running, deployed: tuple[Deployment, Any, str]) -> None:
     _, ecs, app = deployed
     service = ecs.describe_services(cluster=app, services=["web"])["services"][0]
     assert (service["desiredCount"], service["runningCount"]) == (2, 2)
     assert service["deployments"][0]["rolloutState"] == "COMPLETED"
-    tasks = _tasks(ecs, app)
+    tasks = service_tasks(ecs, app)
     assert len(tasks) == 2 and {t["lastStatus"] for t in tasks} == {"RUNNING"}
-    addresses = {_address(t) for t in tasks}
+    addresses = {task_address(t) for t in tasks}
     assert len(addresses) == 2  # awsvpc: an address of its own per task
-    member = _container(running, next(iter(addresses)))
+    member = member_container(running, next(iter(addresses)))
     shape = "{{json .Config.Env}} {{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.Memory}} " \
             "{{.HostConfig.NanoCpus}}"
-    info = _docker("inspect", "-f", shape, member).stdout
+    info = docker_cli("inspect", "-f", shape, member).stdout
     assert f'"TOKEN={SECRET}"' in info and '"GREETING=hi"' in info  # valueFrom resolved at task start
     assert info.split()[-4:] == ["65534", "true", str(512 * 1024 * 1024), str(256 * 10**9 // 1024)]
-    resolved = _docker("exec", member, "getent", "hosts", f"web.{app}.internal").stdout.split()
+    resolved = docker_cli("exec", member, "getent", "hosts", f"web.{app}.internal").stdout.split()
     assert set(resolved[::2]) == addresses  # the Cloud Map name answers with every task
 
 
 def test_the_nlb_forwards_to_healthy_targets(running: Running, deployed: tuple[Deployment, Any, str]) -> None:
     deployment, ecs, app = deployed
-    address = _listener(deployment)
+    address = listener(deployment)
     assert address.startswith("127.") and address != "127.0.0.1"
-    answers = {_hit(address) for _ in range(12)}
+    answers = {hit(address) for _ in range(12)}
     assert len(answers) == 2 and all(a.startswith("task ") for a in answers), answers
     elb = client_factory(running.endpoint)("elbv2")
     arn = ecs.describe_services(cluster=app, services=["web"])["services"][0]["loadBalancers"][0]["targetGroupArn"]
     health = elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
     assert {(h["Target"]["Id"], h["TargetHealth"]["State"]) for h in health} == {
-        (_address(t), "healthy") for t in _tasks(ecs, app)}
+        (task_address(t), "healthy") for t in service_tasks(ecs, app)}
 
 
 def test_awslogs_reach_cloudwatch(deployed: tuple[Deployment, Any, str]) -> None:
     deployment, ecs, app = deployed
-    tasks = {t["taskArn"].rsplit("/", 1)[-1][:8] for t in _tasks(ecs, app)}
-    lines = _until(lambda: [line for line in deployment.logs() if line.message == "listening as hi"], 10)
+    tasks = {t["taskArn"].rsplit("/", 1)[-1][:8] for t in service_tasks(ecs, app)}
+    lines = until(lambda: [line for line in deployment.logs() if line.message == "listening as hi"], 10)
     assert {line.instance for line in lines} >= {f"web-{t}" for t in tasks}
 
 
 def test_a_killed_task_is_replaced_and_traffic_resumes(running: Running, deployed: tuple[Deployment, Any, str]) -> None:
     deployment, ecs, app = deployed
-    address = _listener(deployment)
-    victim = _tasks(ecs, app)[0]
-    _docker("kill", _container(running, _address(victim)))
-    stopped = _until(lambda: [t for t in _tasks(ecs, app, "STOPPED") if t["taskArn"] == victim["taskArn"]])
+    address = listener(deployment)
+    victim = service_tasks(ecs, app)[0]
+    docker_cli("kill", member_container(running, task_address(victim)))
+    stopped = until(lambda: [t for t in service_tasks(ecs, app, "STOPPED") if t["taskArn"] == victim["taskArn"]])
     assert stopped, "the killed task was not stopped"
     assert stopped[0]["stoppedReason"] == "Essential container in task exited"
     assert stopped[0]["stopCode"] == "EssentialContainerExited" and stopped[0]["containers"][0]["exitCode"] == 137
-    replaced = _until(lambda: len([t for t in _tasks(ecs, app) if t["lastStatus"] == "RUNNING"]) == 2)
-    assert replaced, _tasks(ecs, app)
-    assert victim["taskArn"] not in {t["taskArn"] for t in _tasks(ecs, app)}
-    assert _until(lambda: ecs.describe_services(cluster=app, services=["web"])["services"][0]["runningCount"] == 2)
-    new = {_hit(address) for _ in range(12)}
+    replaced = until(lambda: len([t for t in service_tasks(ecs, app) if t["lastStatus"] == "RUNNING"]) == 2)
+    assert replaced, service_tasks(ecs, app)
+    assert victim["taskArn"] not in {t["taskArn"] for t in service_tasks(ecs, app)}
+    assert until(lambda: ecs.describe_services(cluster=app, services=["web"])["services"][0]["runningCount"] == 2)
+    new = {hit(address) for _ in range(12)}
     assert not any(a.startswith("ERR") for a in new), new  # the NLB skips the dead target at once
-    assert _until(lambda: len({_hit(address) for _ in range(12)}) == 2, 40), "the replacement never took traffic"
+    assert until(lambda: len({hit(address) for _ in range(12)}) == 2, 40), "the replacement never took traffic"
     assert not deployment.plan().has_changes
 
 
 def test_a_new_revision_rolls_out_without_a_gap(running: Running, deployed: tuple[Deployment, Any, str],
                                                 spec: dict[str, Any]) -> None:
     deployment, ecs, app = deployed
-    address = _listener(deployment)
-    before = {t["taskArn"] for t in _tasks(ecs, app)}
+    address = listener(deployment)
+    before = {t["taskArn"] for t in service_tasks(ecs, app)}
     changed = {**spec, "services": {"web": {**spec["services"]["web"],
                                             "env": {**spec["services"]["web"]["env"], "GREETING": "again"}}}}
     rolled = Deployment(spec_from_dict(changed), "aws", environ={"TOKEN": SECRET}, health_timeout=120)
@@ -226,7 +150,7 @@ def test_a_new_revision_rolls_out_without_a_gap(running: Running, deployed: tupl
 
     def probe() -> None:
         while not done.is_set():
-            answers.append(_hit(address))
+            answers.append(hit(address))
             time.sleep(0.2)
 
     watcher = threading.Thread(target=probe)
@@ -239,7 +163,7 @@ def test_a_new_revision_rolls_out_without_a_gap(running: Running, deployed: tupl
     service = ecs.describe_services(cluster=app, services=["web"])["services"][0]
     assert [d["status"] for d in service["deployments"]] == ["PRIMARY"]
     assert service["deployments"][0]["rolloutState"] == "COMPLETED" and service["runningCount"] == 2
-    tasks = _tasks(ecs, app)
+    tasks = service_tasks(ecs, app)
     assert not before & {t["taskArn"] for t in tasks} and len(tasks) == 2
     assert {t["taskDefinitionArn"] for t in tasks} == {service["taskDefinition"]}
     # the NLB never lost its targets: the old tasks leave it before they stop (no refused or reset connection,
@@ -270,10 +194,10 @@ def test_a_deregistered_target_gets_no_new_connection_at_once() -> None:
 
 def test_stop_task_is_replaced(running: Running, deployed: tuple[Deployment, Any, str]) -> None:
     _, ecs, app = deployed
-    victim = _tasks(ecs, app)[0]["taskArn"]
+    victim = service_tasks(ecs, app)[0]["taskArn"]
     ecs.stop_task(cluster=app, task=victim, reason="operator")
-    assert _until(lambda: victim not in {t["taskArn"] for t in _tasks(ecs, app)} and len(
-        [t for t in _tasks(ecs, app) if t["lastStatus"] == "RUNNING"]) == 2)
+    assert until(lambda: victim not in {t["taskArn"] for t in service_tasks(ecs, app)} and len(
+        [t for t in service_tasks(ecs, app) if t["lastStatus"] == "RUNNING"]) == 2)
     gone = ecs.describe_tasks(cluster=app, tasks=[victim])["tasks"][0]
     assert (gone["lastStatus"], gone["stoppedReason"], gone["stopCode"]) == ("STOPPED", "operator", "UserInitiated")
 
@@ -294,7 +218,7 @@ def test_an_image_missing_from_ecr_fails_the_deployment(running: Running) -> Non
                        desiredCount=1, launchType="FARGATE", networkConfiguration={
                            "awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}})
     try:
-        failed = _until(lambda: ecs.describe_services(cluster=cluster, services=["app"])["services"][0][
+        failed = until(lambda: ecs.describe_services(cluster=cluster, services=["app"])["services"][0][
             "deployments"][0]["rolloutState"] == "FAILED", 30)
         assert failed, "three tasks that cannot pull did not trip the circuit breaker"
         arns = ecs.list_tasks(cluster=cluster, serviceName="app", desiredStatus="STOPPED")["taskArns"]
@@ -320,7 +244,7 @@ def test_endpoints_are_reachable_here(running: Running, deployed: tuple[Deployme
     assert [e["url"].split(".", 1)[1] for e in public] == ["us-east-1.elb.amazonaws.com:7000"]
     host = public[0]["url"].split("//", 1)[1].rsplit(":", 1)[0]
     assert public[0]["address"] == balancer_address(host, running.endpoint)  # the documented mapping
-    assert _hit(public[0]["address"]).startswith("task ")  # the DNS name stands for that address
+    assert hit(public[0]["address"]).startswith("task ")  # the DNS name stands for that address
 
 
 def test_two_emulators_serve_their_own_app_of_one_name(running: Running, deployed: tuple[Deployment, Any, str],
@@ -340,15 +264,15 @@ def test_two_emulators_serve_their_own_app_of_one_name(running: Running, deploye
         assert shown.url == mine.url and shown.address != mine.address  # one DNS name, two addresses
         assert shown.address == balancer_address(shown.url.split("//")[1].rsplit(":", 1)[0], other.exports[
             "AWS_ENDPOINT_URL"])
-        assert _until(lambda: _hit(shown.address) == "other", 40), _hit(shown.address)
-        assert all(_hit(mine.address).startswith("task ") for _ in range(6))
+        assert until(lambda: hit(shown.address) == "other", 40), hit(shown.address)
+        assert all(hit(mine.address).startswith("task ") for _ in range(6))
         owner = f"{socket.gethostname()}:{other.pid}"
-        assert _docker("ps", "-q", "--filter", f"label=multicloud.dataplane.owner={owner}").stdout.strip()
+        assert docker_cli("ps", "-q", "--filter", f"label=multicloud.dataplane.owner={owner}").stdout.strip()
         os.kill(other.pid, signal.SIGINT)
         selector = f"label=multicloud.dataplane.owner={owner}"
-        assert _until(lambda: not any(_docker(kind, *(("-aq",) if kind == "ps" else ("ls", "-q")), "--filter",
+        assert until(lambda: not any(docker_cli(kind, *(("-aq",) if kind == "ps" else ("ls", "-q")), "--filter",
                                               selector).stdout.strip() for kind in ("ps", "network", "volume")), 60)
-    assert _hit(mine.address).startswith("task ")  # the first emulator's app is untouched
+    assert hit(mine.address).startswith("task ")  # the first emulator's app is untouched
 
 
 def test_nlbs_of_one_name_in_two_accounts_listen_apart(running: Running) -> None:
@@ -407,13 +331,13 @@ def test_the_health_check_grace_period_is_kept_and_honoured(running: Running) ->
         assert service["healthCheckGracePeriodSeconds"] == 3600
         health = lambda: [h["TargetHealth"]["State"] for h in elb.describe_target_health(  # noqa: E731
             TargetGroupArn=target["TargetGroupArn"])["TargetHealthDescriptions"]]
-        assert _until(lambda: health() == ["unhealthy"], 60), health()
+        assert until(lambda: health() == ["unhealthy"], 60), health()
         first = ecs.list_tasks(cluster=name, serviceName="app")["taskArns"]
-        assert not _until(lambda: ecs.list_tasks(cluster=name, serviceName="app")["taskArns"] != first, 2)
+        assert not until(lambda: ecs.list_tasks(cluster=name, serviceName="app")["taskArns"] != first, 2)
         ecs.update_service(cluster=name, service="app", healthCheckGracePeriodSeconds=0)
         assert ecs.describe_services(cluster=name, services=["app"])["services"][0][
             "healthCheckGracePeriodSeconds"] == 0
-        stopped = _until(lambda: ecs.list_tasks(cluster=name, serviceName="app", desiredStatus="STOPPED")["taskArns"],
+        stopped = until(lambda: ecs.list_tasks(cluster=name, serviceName="app", desiredStatus="STOPPED")["taskArns"],
                          20)
         assert set(stopped) & set(first), (stopped, first)
         reason = ecs.describe_tasks(cluster=name, tasks=stopped[:1])["tasks"][0]["stoppedReason"]
@@ -426,10 +350,10 @@ def test_the_health_check_grace_period_is_kept_and_honoured(running: Running) ->
 
 def test_destroy_leaves_no_task(running: Running, deployed: tuple[Deployment, Any, str]) -> None:
     deployment = deployed[0]
-    address = _listener(deployment)
+    address = listener(deployment)
     deployment.destroy()
-    assert _until(lambda: _hit(address).startswith("ERR"), 10), "the NLB listener outlived its NLB"
-    left = _until(lambda: not _docker("ps", "-aq", "--filter", f"label=multicloud.dataplane.owner={running.owner}")
+    assert until(lambda: hit(address).startswith("ERR"), 10), "the NLB listener outlived its NLB"
+    left = until(lambda: not docker_cli("ps", "-aq", "--filter", f"label=multicloud.dataplane.owner={running.owner}")
                   .stdout.strip())
     assert left, "destroy left task containers"
 
@@ -451,7 +375,7 @@ def test_an_rds_instance_is_a_real_postgresql(running: Running) -> None:
         return str(rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]["DBInstanceStatus"])
 
     assert status() == "creating"  # as RDS: minutes, here until the server answers with its database
-    assert _until(lambda: status() == "available", timeout=240), status()
+    assert until(lambda: status() == "available", timeout=240), status()
     url = f"postgresql://owner:{{}}@{loopback(identifier, running.endpoint)}:5432/shop"
     answer = psql(url.format("first-Pw-1234"), "SELECT current_user || '@' || current_database()")
     assert answer.stdout.strip() == "owner@shop", answer.stderr
@@ -467,13 +391,13 @@ def test_an_rds_instance_is_a_real_postgresql(running: Running) -> None:
     unit = hashlib.sha256(f"rds-{identifier}".encode()).hexdigest()[:8]  # in the data plane's container name
 
     def names() -> set[str]:  # what the server answers to on its VPC's network
-        found = _docker("ps", "-q", "--filter", f"name=-{unit}-").stdout.split()
-        inspected = json.loads(_docker("inspect", *found).stdout) if found else []
+        found = docker_cli("ps", "-q", "--filter", f"name=-{unit}-").stdout.split()
+        inspected = json.loads(docker_cli("inspect", *found).stdout) if found else []
         return {a for c in inspected for n in c["NetworkSettings"]["Networks"].values() for a in n["Aliases"] or []}
 
-    assert _until(lambda: {endpoint, f"db.{identifier}.internal"} <= names(), timeout=120), names()
+    assert until(lambda: {endpoint, f"db.{identifier}.internal"} <= names(), timeout=120), names()
     rds.modify_db_instance(DBInstanceIdentifier=identifier, MasterUserPassword="second-Pw-5678", ApplyImmediately=True)
-    assert _until(lambda: psql(url.format("second-Pw-5678"), "SELECT 1").stdout.strip() == "1", timeout=120)
+    assert until(lambda: psql(url.format("second-Pw-5678"), "SELECT 1").stdout.strip() == "1", timeout=120)
     rds.delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True)
-    assert _until(lambda: not _docker("ps", "-aq", "--filter", f"label=multicloud.dataplane.owner={running.owner}",
+    assert until(lambda: not docker_cli("ps", "-aq", "--filter", f"label=multicloud.dataplane.owner={running.owner}",
                                       "--filter", f"name=-{unit}-").stdout.strip(), timeout=60)

@@ -1,0 +1,118 @@
+"""What the aws data-plane tests share: the task server they run, `multicloud emulate aws` with its data
+plane, and how they read tasks, their containers and the NLB listener."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from multicloud import Deployment
+from multicloud.testing.emulate import emulate
+
+SERVER = ("$|=1; my $s=IO::Socket::INET->new(LocalPort=>7000, Listen=>16, ReuseAddr=>1) or die qq(listen: $!); "
+          "print qq(listening as $ENV{GREETING}\\n); while (my $c=$s->accept) { print $c qq(task $ENV{HOSTNAME}\\n); "
+          "close $c; }")
+COMMAND = ["perl", "-MIO::Socket::INET", "-e", SERVER]
+"""A TCP server in the stand-in base image (perl-base is all it has): one line naming the task per connection."""
+
+
+def docker_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The docker CLI's run of these arguments (output captured, never raising)."""
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+@dataclass
+class Running:
+    """A `multicloud emulate aws` process: its endpoint, what it exports, the owner label of its objects."""
+
+    endpoint: str
+    exports: dict[str, str]
+    owner: str
+
+
+@contextmanager
+def emulated_aws() -> Iterator[Running]:
+    """`multicloud emulate aws` (with its data plane; a skip when no engine or base image), its exports in
+    os.environ while it runs; after it stops, no container, network or volume of it is left."""
+    if docker_cli("image", "inspect", "debian:bookworm-slim").returncode != 0:
+        pytest.skip("no Docker engine with debian:bookworm-slim (scripts/setup-engine.sh)")
+    with emulate("aws", timeout=120) as emulated:
+        if not any(c.startswith("# data plane: ECS services run") for c in emulated.comments):
+            pytest.skip(" / ".join(emulated.comments))
+        owner = f"{socket.gethostname()}:{emulated.pid}"
+        saved = {k: os.environ.get(k) for k in emulated.exports}
+        os.environ.update(emulated.exports)
+        try:
+            yield Running(emulated.exports["AWS_ENDPOINT_URL"], dict(emulated.exports), owner)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+    selector = f"label=multicloud.dataplane.owner={owner}"
+    assert not docker_cli("ps", "-aq", "--filter", selector).stdout.strip()
+    assert not docker_cli("network", "ls", "-q", "--filter", selector).stdout.strip()
+    assert not docker_cli("volume", "ls", "-q", "--filter", selector).stdout.strip()
+
+
+def service_tasks(ecs: Any, cluster: str, status: str = "RUNNING") -> list[dict[str, Any]]:
+    """The tasks of the cluster's service `web` in this desired status, described."""
+    arns = ecs.list_tasks(cluster=cluster, serviceName="web", desiredStatus=status)["taskArns"]
+    return ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if arns else []
+
+
+def task_address(task: dict[str, Any]) -> str:
+    """A task's private IPv4 address."""
+    return str(task["containers"][0]["networkInterfaces"][0]["privateIpv4Address"])
+
+
+def member_container(running: Running, address: str) -> str:
+    """The id of the member container of the task at `address`."""
+    listed = docker_cli("ps", "-q", "--filter", f"label=multicloud.dataplane.owner={running.owner}",
+                     "--filter", "label=multicloud.dataplane.role=member").stdout.split()
+    for ident in listed:
+        mode = docker_cli("inspect", "-f", "{{.HostConfig.NetworkMode}}", ident).stdout.strip()
+        holder = mode.removeprefix("container:")
+        networks = docker_cli("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+                              holder).stdout
+        if address in networks.split():
+            return ident
+    raise AssertionError(f"no container for task address {address}: {listed}")
+
+
+def listener(deployment: Deployment) -> str:
+    """The loopback address the NLB's DNS name (the public endpoint's host) stands for, as endpoints say."""
+    return next(e.address for e in deployment.endpoints() if e.public)
+
+
+SLOW = 15.0
+"""How long a probe waits for its line: an answer that is slow on a busy machine (seen: 5 s at load 20)
+is still an answer; a refused, reset or timed-out connection, or one closed without a line, is not."""
+
+
+def hit(address: str) -> str:
+    """The line a task answers through the NLB listener ("" when the connection closed without one), or ERR."""
+    try:
+        with socket.create_connection((address, 7000), timeout=SLOW) as conn:
+            return conn.recv(100).decode().strip()
+    except OSError as exc:
+        return f"ERR {exc}"
+
+
+def until(check: Any, timeout: float = 60) -> Any:
+    """What `check` returns once it is truthy, or at the deadline (every 0.3 s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.3)
