@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 from multicloud.contract import Event, EventSink, Health, HealthState, Provider
@@ -19,7 +19,7 @@ from multicloud.errors import (
     ProviderError,
     RetryableError,
 )
-from multicloud.planner import Action, Change, Plan, choose, diff, field_changes
+from multicloud.planner import Action, Change, Plan, choose, diff, field_changes, retire_order
 from multicloud.render import show_value
 from multicloud.resources import Resource
 from multicloud.retry import RetryPolicy, call_with_retries
@@ -100,7 +100,7 @@ class Engine:
         wanted = {c.key: c.after for c in plan.changes if c.after is not None}
         results = self._run(plan.app, acting, lambda app, change: self._step(app, change, wanted.get(change.key)))
         if all(r.outcome in ("done", "skipped") for r in results.values()):
-            retiring = _retire_order(acting)
+            retiring = retire_order(acting)
             instances = self._instances(plan.app, len(retiring))
             swept = self._run(plan.app, retiring, lambda app, change: self._sweep(app, change, instances))
             results.update({f"{k}#sweep": r for k, r in swept.items() if r.outcome == "failed"})
@@ -393,17 +393,3 @@ class Engine:
         elapsed = time.monotonic() - started if started is not None else 0.0
         with self._emit_lock:
             self.emit(Event(kind, key, message, elapsed))
-
-
-def _retire_order(acting: list[Change]) -> list[Change]:
-    """The sweep steps of the keys an apply created or changed, each waiting for the sweeps of
-    the keys that depend on it: an old instance goes after the old instances that used it."""
-    kept = [c for c in acting if c.after is not None and not c.instance]
-    keys = {c.key for c in kept}
-    users: dict[str, list[str]] = {}
-    for change in kept:
-        assert change.after is not None
-        for dep in change.after.depends_on:
-            if dep in keys:
-                users.setdefault(dep, []).append(change.key)
-    return [replace(c, requires=tuple(sorted(users.get(c.key, ())))) for c in kept]

@@ -187,7 +187,8 @@ def plan(
                 users.setdefault(dep, []).append(step)
 
     extras = {key: [f"{key}#{r.instance}" for r in found] for key, found in stale.items()}
-    order = Order(wanted, users, extras, position, {k for k, c in changes.items() if c.action is not Action.NOOP})
+    acting = {k for k, c in changes.items() if c.action is not Action.NOOP}
+    order = Order(wanted, dependents(wanted.values()), users, extras, position, acting)
     ordered = [_with_requires(c, changes, order) for c in changes.values()]
     return Plan(app, target, tuple(ordered), tuple(kept))
 
@@ -215,11 +216,12 @@ def _refuse_replacing_persistent(changes: Iterable[Change]) -> None:
 
 @dataclass(frozen=True)
 class Order:
-    """What ordering the steps of a plan needs: desired resources, the steps of the instances
-    that use each key, the stale-instance steps of each key, each removed key's place in the
-    delete order, the steps that act."""
+    """What ordering the steps of a plan needs: desired resources, the desired keys that use
+    each key, the steps of the instances that use each key, the stale-instance steps of each
+    key, each removed key's place in the delete order, the steps that act."""
 
     wanted: Mapping[str, Resource]
+    dependents: Mapping[str, list[str]]
     users: Mapping[str, list[str]]
     stale: Mapping[str, list[str]]
     position: Mapping[str, int]
@@ -235,7 +237,7 @@ def _with_requires(change: Change, changes: Mapping[str, Change], order: Order) 
     mine = wanted.get(change.key)
     if change.instance and mine is not None:
         if mine.replace_mode == "create-before-delete":  # and after what uses the key has moved
-            users = [k for k, r in wanted.items() if change.key in r.depends_on]
+            users = list(order.dependents.get(change.key, ()))
             users += [step for user in users for step in order.stale.get(user, ())]
             requires: tuple[str, ...] = tuple(s for s in (change.key, *sorted(users)) if s in acting)
         else:
@@ -257,6 +259,25 @@ def _with_requires(change: Change, changes: Mapping[str, Change], order: Order) 
     if requires == change.requires:
         return change
     return replace(change, requires=requires)
+
+
+def dependents(resources: Iterable[Resource]) -> dict[str, list[str]]:
+    """The keys of the resources that depend on each key, in the order given. The one ordering
+    rule of old instances: the old instance of a key goes only after those of what used it
+    (a plan's stale instances, an apply's sweep). Pure."""
+    found: dict[str, list[str]] = {}
+    for resource in resources:
+        for dep in resource.depends_on:
+            found.setdefault(dep, []).append(resource.key)
+    return found
+
+
+def retire_order(acting: Iterable[Change]) -> list[Change]:
+    """The sweep steps of the keys an apply created or changed, each waiting for the sweeps of
+    the keys that depend on it (see `dependents`). Pure."""
+    kept = [c for c in acting if c.after is not None and not c.instance]
+    users = dependents(c.after for c in kept if c.after is not None)
+    return [replace(c, requires=tuple(sorted(users.get(c.key, ())))) for c in kept]
 
 
 def _index(resources: Sequence[Resource], what: str) -> dict[str, Resource]:
