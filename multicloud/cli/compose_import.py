@@ -33,8 +33,7 @@ def import_compose(args: argparse.Namespace) -> int:
     import yaml
 
     from multicloud.compose import read_project
-    from multicloud.compose.load import source_map
-    from multicloud.spec.loader import validate_data
+    from multicloud.spec.loader import source_map, validate_data
 
     files = compose_files(args.files)
     converted = read_project(files, profiles=args.profile or ())

@@ -13,9 +13,9 @@ from multicloud.compose.merge import environment_as_map
 from multicloud.compose.merge import merge as compose_merge
 from multicloud.discovery import SPEC_NAMES
 from multicloud.errors import Problem, SpecError
-from multicloud.spec.loader import parse_yaml, read_spec_text, validate_data
-from multicloud.spec.models import SourceMap, Spec
-from multicloud.spec.overrides import locate_all, merge
+from multicloud.spec.loader import merge_spec_files, parse_yaml, read_spec_text, source_map, validate_data
+from multicloud.spec.models import Spec
+from multicloud.spec.overrides import locate_all
 from multicloud.spec.variables import Variables
 
 FieldPath = tuple[str | int, ...]
@@ -81,17 +81,5 @@ def load_files(files: Sequence[str], variables: Variables | None = None, *, prof
             break
         compose_files.append(file)
     converted = read_project(compose_files, profiles=profiles)
-    spec_data, at = converted.data, converted.at
-    for file in files[len(compose_files):]:
-        document, marks = parse_yaml(read_spec_text(file), file)
-        spec_data, at = merge(spec_data, at, document, locate_all(file, marks))
+    spec_data, at = merge_spec_files(files[len(compose_files):], converted.data, converted.at)
     return validate_data(spec_data, source_map(first, at), variables), converted.notes
-
-
-def source_map(first: str, at: dict[FieldPath, Located]) -> SourceMap:
-    """Where each field of converted spec data was written (paths relative to the first compose file)."""
-    return SourceMap(
-        path=first, base_dir=os.path.dirname(os.path.abspath(first)),
-        marks={p: (line, col) for p, (_, line, col) in at.items()},
-        files={p: f for p, (f, _, _) in at.items() if f != first},
-    )

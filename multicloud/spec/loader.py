@@ -59,8 +59,18 @@ def _load_files(files: list[str], variables: Variables | None) -> Spec:
     base_dir = os.path.dirname(os.path.abspath(files[0]))
     if len(files) == 1:
         return loads(read_spec_text(files[0]), file=files[0], base_dir=base_dir, variables=variables)
-    data: Any = None
-    located: dict[FieldPath, Located] = {}
+    data, located = merge_spec_files(files)
+    source = source_map(files[0], located)
+    return validate_data(data, source, variables)
+
+
+def merge_spec_files(
+    files: Sequence[str], data: Any = None, located: dict[FieldPath, Located] | None = None
+) -> tuple[Any, dict[FieldPath, Located]]:
+    """Spec files read in order, each overriding what came before it (`data`, when given) as compose's
+    override files do, and the file, line and column each field was written at; SpecError at a file that
+    is not a mapping."""
+    located = located or {}
     for file in files:
         document, marks = parse_yaml(read_spec_text(file), file)
         if not isinstance(document, dict):
@@ -69,11 +79,17 @@ def _load_files(files: list[str], variables: Variables | None) -> Spec:
             data, located = document, locate_all(file, marks)
         else:
             data, located = merge(data, located, document, locate_all(file, marks))
-    source = SourceMap(
-        path=files[0], base_dir=base_dir, marks={p: (line, col) for p, (_, line, col) in located.items()},
-        files={p: f for p, (f, _, _) in located.items() if f != files[0]},
+    return data, located
+
+
+def source_map(first: str, located: dict[FieldPath, Located]) -> SourceMap:
+    """Where each field of merged spec data was written: paths relative to the first file's directory,
+    and the file of each field another file wrote."""
+    return SourceMap(
+        path=first, base_dir=os.path.dirname(os.path.abspath(first)),
+        marks={p: (line, col) for p, (_, line, col) in located.items()},
+        files={p: f for p, (f, _, _) in located.items() if f != first},
     )
-    return validate_data(data, source, variables)
 
 
 def read_spec_text(file: str) -> str:
