@@ -359,7 +359,12 @@ def test_logs_come_from_cloud_logging(running: RunningCloudRun) -> None:
     url = url_of(deployment, "web")
     for path in ("/one", "/two", "/three"):
         assert get(running, url, path)[0] == 200
+    deadline = time.monotonic() + 60  # an answer can come before its line is written (and read back)
     history = list(deployment.logs("web", tail=None))
+    while not any("/three" in line.message for line in history):
+        assert time.monotonic() < deadline, [line.message for line in history]
+        time.sleep(0.3)
+        history = list(deployment.logs("web", tail=None))
     assert history[0].message == "web listening on 8080" and history[0].instance.startswith(f"{deployment.app}-web-")
     assert [line.timestamp for line in history] == sorted(line.timestamp for line in history)  # type: ignore[type-var]
     last_two = list(deployment.logs("web", tail=2))
@@ -367,8 +372,20 @@ def test_logs_come_from_cloud_logging(running: RunningCloudRun) -> None:
     assert list(deployment.logs("web", since=datetime.now(UTC) + timedelta(minutes=1))) == []
     assert len(list(deployment.logs(None, tail=None, since=datetime.now(UTC) - timedelta(minutes=5)))) == len(history)
     following = deployment.logs("web", follow=True, tail=0)
-    threading.Timer(0.5, lambda: get(running, url, "/followed")).start()
-    line = next(following)  # the history is skipped (tail 0); the next request's line arrives
+    stop = threading.Event()
+
+    def ask() -> None:  # until a line comes: the follow reads from when it starts, however late that is
+        while not stop.wait(0.5):
+            try:
+                get(running, url, "/followed")
+            except OSError:
+                continue
+
+    threading.Thread(target=ask, daemon=True).start()
+    try:
+        line = next(following)  # the history is skipped (tail 0); a later request's line arrives
+    finally:
+        stop.set()
     assert "/followed" in line.message
     following.close()
     deployment.destroy()
