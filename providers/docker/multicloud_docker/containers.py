@@ -22,9 +22,10 @@ RESTART_RETRIES = 3
 exited, so a replica that always crashes is reported (plan, status) rather than hidden in a
 restart loop. A replica stopped with `docker kill`/`stop` is not restarted: plan shows it."""
 SETTLE_SECONDS = 0.5
-"""A replica without a health check counts as healthy once it has run this long without a restart:
-long enough to see a start that fails at once (a bad command, a missing file), short enough not to
-hold an apply back (no check means: running is ready)."""
+"""A replica without a health check counts as healthy once it has run this long since its last
+start: long enough to see a start that fails at once (a bad command, a missing file), short enough
+not to hold an apply back (no check means: running is ready). Each restart doubles it: a replica
+that crashed must show it stays up for longer (one crash: 1 s; two: 2 s)."""
 
 
 @dataclass(frozen=True)
@@ -174,8 +175,8 @@ def discard(api: Any, ident: str, name: str) -> None:
 
 def readiness(api: Any, ident: str, now: Callable[[], float] = time.time) -> Readiness:
     """Inspect one container: ready when running and healthy (or, with no health check,
-    running for SETTLE_SECONDS without restarts); failed when it exited, crash-loops, is unhealthy or
-    was never started."""
+    running for SETTLE_SECONDS since its last start, doubled per restart); failed when it exited,
+    crash-loops, is unhealthy or was never started."""
     try:
         with guard(f"inspecting container {ident[:12]}"):
             info = api.inspect_container(ident)
@@ -202,9 +203,9 @@ def readiness(api: Any, ident: str, now: Callable[[], float] = time.time) -> Rea
             return Readiness(False, True, f"{name} failed its health check: {_last_probe(health)}")
         return Readiness(False, False, f"{name} health: {verdict or 'starting'}", checking=True)
     started = _timestamp(str(state.get("StartedAt", "")))
-    if restarts == 0 and started is not None and now() - started >= SETTLE_SECONDS:
-        return Readiness(True, False, f"{name} is running")
-    return Readiness(False, False, f"{name} just started")
+    if started is not None and now() - started >= SETTLE_SECONDS * 2**restarts:
+        return Readiness(True, False, f"{name} is running" + (f" (restarted {restarts} times)" if restarts else ""))
+    return Readiness(False, False, f"{name} just " + ("restarted" if restarts else "started"))
 
 
 def _transport(port: Mapping[str, Any]) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from docker_helpers import (
+    APP_IMAGE,
     SECRET,
     CallLog,
     containers_by_service,
@@ -208,3 +209,19 @@ def test_secret_never_in_labels_plans_status_or_events(engine: Any, app: str) ->
     observed = {r.key: r for r in deploy.provider.observe(app)}
     token = observed["service/store"].properties["secrets"]["token"]
     assert isinstance(token, Sensitive) and token.value is None  # labels hold the digest only
+
+
+def test_a_replica_without_check_that_crashed_once_then_stays_up_is_ready(engine: Any, app: str) -> None:
+    from multicloud.api import Deployment
+    from multicloud.spec import spec_from_dict
+
+    once = "if [ -e /tmp/crashed ]; then exec sleep 600; fi; touch /tmp/crashed; exit 3"
+    data = {
+        "name": app,
+        "services": {"worker": {"image": APP_IMAGE, "command": ["sh", "-c", once]}},
+        "targets": {"local": {"provider": "docker", "stop_timeout": 1}},
+    }
+    result = Deployment(spec_from_dict(data, base_dir="/"), "local", health_timeout=20).apply()
+    assert result.ok, result
+    (container,) = containers_by_service(engine, app)["worker"]
+    assert engine.inspect_container(container["Id"])["RestartCount"] == 1
