@@ -62,9 +62,14 @@ def test_a_will_naming_no_session_is_answered_once_and_leaves_nothing(stack: Doc
     ghost = f"_ingestion-ghost-{secrets.token_hex(3)}"
     client.publish("services/ingestion/ingestion/gone", ghost.encode(), qos=1).wait_for_publish(5)
     client.publish("services/ingestion/ingestion/gone", b"not-ours", qos=1).wait_for_publish(5)
+    def ended(log: str) -> int:
+        """Connections as the ghost that ended: by their DISCONNECT, or taken over by the other replica's
+        (both replicas answer the will at once; mosquitto then closes the older connection itself)."""
+        return log.count(f"Client {ghost} disconnected.") + log.count(f"Client {ghost} already connected")
+
     def answered() -> str:
         log = docker("logs", stack.name("broker"), check=False)
-        return log if log.count(f"Client {ghost} disconnected.") >= 2 else ""
+        return log if ended(log) >= 2 else ""
 
     eventually(answered, timeout=30, interval=0.5)  # a loaded machine can take seconds per replica
     time.sleep(1)  # room for a wrong third connection to show up
@@ -72,7 +77,10 @@ def test_a_will_naming_no_session_is_answered_once_and_leaves_nothing(stack: Doc
     client.loop_stop()
     log = docker("logs", stack.name("broker"), check=False)
     assert log.count(f"as {ghost} ") == 2, "each replica connects once, then ends the empty session"
-    assert log.count(f"Client {ghost} disconnected.") == 2, "each connection is closed with a DISCONNECT"
+    assert ended(log) == 2, [line for line in log.splitlines() if ghost in line]
+    assert log.count(f"Client {ghost} disconnected.") >= 1, "the last connection ends the session with a DISCONNECT"
     assert "as not-ours " not in log
-    assert [stack.metric("ingestion_sessions_adopted_total", r) for r in (1, 2)] == adopted
+    took_over = log.count(f"Client {ghost} already connected")  # the later one found the other's empty session
+    now = [stack.metric("ingestion_sessions_adopted_total", r) for r in (1, 2)]
+    assert sum(now) - sum(adopted) == took_over, (adopted, now, took_over)
     assert stack.ingestion_connected(timeout=5)
