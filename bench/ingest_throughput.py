@@ -57,7 +57,7 @@ from container_cpu import (  # noqa: E402
 )
 from iotsim.api import RegistryClient  # noqa: E402
 from iotsim.devca import ensure  # noqa: E402
-from stack import DockerStack, build_images, docker  # noqa: E402
+from stack import HARNESS_ENV, DockerStack, build_images, docker  # noqa: E402
 
 RATIO_GOAL, P99_GOAL_MS = 0.8, 50.0
 LATENCY = "ingestion_publish_to_commit_seconds"
@@ -186,6 +186,15 @@ def histogram(stack: DockerStack, replicas: int, name: str) -> dict[float, float
     return buckets
 
 
+def batch_totals(stack: DockerStack) -> tuple[float, float]:
+    """Rows and batches stored so far, summed over the running replicas (ingestion_batch_rows' sum and count)."""
+    rows = batches = 0.0
+    for replica in range(1, stack.ingestion_replicas + 1):
+        rows += stack.metric("ingestion_batch_rows_sum", replica)
+        batches += stack.metric("ingestion_batch_rows_count", replica)
+    return rows, batches
+
+
 def quantile_ms(cdf: dict[float, float], q: float) -> float:
     """The q-quantile of a cumulative histogram, interpolated linearly inside its bucket, in ms."""
     total = cdf.get(float("inf"), 0.0)
@@ -217,11 +226,13 @@ class Run:
     flat_waiting: dict[str, float] = field(default_factory=dict)
     flat_others: float = 0.0
     flat_engine: float | None = None
+    flat_batch_rows: float = 0.0
 
 
 def flat_out(stack: DockerStack, api: RegistryClient, run: Run, tag: str, args: argparse.Namespace) -> None:
     """Publish --e2e messages flat out from new devices; record the stored rate and the cores used in `run`."""
     flat = register(api, tag, args.devices)
+    batches0 = batch_totals(stack)
     cpu0, wait0, busy0, engine0, wall0 = container_cpu_ns(stack), runqueue_wait_ns(stack), host_busy_ns(), \
         engine_cpu_ns(), time.monotonic()
     result = publish(stack, flat, args.e2e, 0.0)
@@ -234,6 +245,8 @@ def flat_out(stack: DockerStack, api: RegistryClient, run: Run, tag: str, args: 
     ours = sum(cpu1[name] - cpu0.get(name, cpu1[name]) for name in cpu1)
     run.flat_others = max(0.0, (busy1 - busy0 - ours) / 1e9 / (wall1 - wall0))
     run.flat_engine = engine_cores(engine0, engine1, wall1 - wall0)
+    batches1 = batch_totals(stack)
+    run.flat_batch_rows = (batches1[0] - batches0[0]) / max(batches1[1] - batches0[1], 1.0)
     run.acked, run.stored, run.failed = run.acked + int(result["acked"]), run.stored + count, \
         run.failed + int(result["failed"])
 
@@ -318,6 +331,7 @@ def report(raw1: float, raw0: float, alone: Alone, runs: list[Run], args: argpar
           + "   (the stack, the publisher, others' containers; over the whole run)")
     print(f"{'    other work (and the publisher)':34}" + "".join(f"{r.flat_others:>24.2f}" for r in runs)
           + "   (over the whole run, publisher's start included)")
+    print(f"{'  rows per batch (mean)':34}" + "".join(f"{r.flat_batch_rows:>24.0f}" for r in runs))
     for service in ("ingestion", "db", "broker"):
         print(f"{f'  CPU per flat-out message, {service}':34}"
               + "".join(f"{cpu_cell(flat_cpu_us(r, service)):>24}" for r in runs))
@@ -345,7 +359,8 @@ def rounds(stack: DockerStack, api: RegistryClient, args: argparse.Namespace) ->
         flat_out(stack, api, run, f"round{i}", args)
         ratios.append(run.rate / alone.rate)
         print(f"round {i + 1}: broker alone {alone.rate:7.0f} msg/s, 2 replicas stored {run.rate:7.0f} msg/s = "
-              f"{ratios[-1]:.2f}x; stored/acknowledged {run.stored}/{run.acked}; other work {run.flat_others:.2f} "
+              f"{ratios[-1]:.2f}x; {run.flat_batch_rows:.0f} rows per batch; "
+              f"stored/acknowledged {run.stored}/{run.acked}; other work {run.flat_others:.2f} "
               f"cores; load average {os.getloadavg()[0]:.1f}", flush=True)
     if ratios:
         median = statistics.median(ratios)
@@ -363,7 +378,15 @@ def main() -> int:
     parser.add_argument("--tls", action="store_true", help="devices publish over MQTT over TLS (8883)")
     parser.add_argument("--rounds", type=int, default=0,
                         help="then this many back-to-back pairs: broker alone, 2 replicas flat out; and the median")
+    parser.add_argument("--ingestion-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="set a variable in the ingestion replicas' environment (e.g. DB_WRITERS=1), to try a "
+                             "setting against the spec's; repeatable")
     args = parser.parse_args()
+    for item in args.ingestion_env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--ingestion-env {item!r}: expected KEY=VALUE")
+        HARNESS_ENV.setdefault("ingestion", {})[key] = value
     args.raw, args.e2e = min(args.raw, 1_000_000), min(args.e2e, 1_000_000)
     args.paced_seconds = min(args.paced_seconds, 120.0)
 
