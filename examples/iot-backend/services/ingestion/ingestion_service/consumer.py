@@ -2,10 +2,11 @@
 
 One asyncio thread does everything: it reads the broker's bytes in large chunks, validates each
 PUBLISH into a row line, closes a batch at BATCH_MAX_ROWS or BATCH_MAX_MS (or as soon as a
-database connection is free, when all were busy for longer), stores it in one statement on one of
-DB_WRITERS connections (so one slow commit does not hold up the next batch) and, once it and
-every earlier batch have committed, sends its PUBACKs in one write, in the order the messages
-came. Acks of an earlier connection are dropped: the broker redelivers those messages on the new
+database connection is free, when all were busy for longer; while an earlier batch commits, only once
+that commit ends or is STORE_SLOW_MS old, so that batches grow with the load), stores it in one
+statement on one of DB_WRITERS connections (so one slow commit does not hold up the next batch) and,
+once it and every earlier batch have committed, sends its PUBACKs in one write, in the order the
+messages came. Acks of an earlier connection are dropped: the broker redelivers those messages on the new
 one, and the database skips what it already has. A message that is not a valid reading, or a row the
 database refuses (the batch is split until such rows are alone), goes to the dead_letters table in
 the same batch and is acknowledged with it: a poison message never holds up the rest.
@@ -76,6 +77,7 @@ class Consumer:
         self._rejected_logged = 0
         self._has_messages = asyncio.Event()
         self._full = asyncio.Event()
+        self._storing: dict[BatchWriter, float] = {}  # writers storing a batch, and since when
         self._unsubscribed = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -205,13 +207,20 @@ class Consumer:
             self._full.set()
 
     async def _take_batch(self) -> Batch:
-        """Wait until a batch is due (full, or its first message is BATCH_MAX_MS old) and take it."""
+        """Wait until a batch is due and take it: full, or its first message BATCH_MAX_MS old and none of this
+        replica's stores in flight, or the latest of those STORE_SLOW_MS old (a slow commit does not hold up the
+        next batch). Under load a batch so grows while the one before commits: fewer, larger transactions."""
         while not self.batch.count:
             self._has_messages.clear()
             await self._has_messages.wait()
-        left = self.batch.first_at + self.s.batch_max_seconds - time.monotonic()
-        if left > 0 and self.batch.count < self.s.batch_max_rows:
-            self._full.clear()
+        while self.batch.count < self.s.batch_max_rows:
+            due = self.batch.first_at + self.s.batch_max_seconds
+            if self._storing:
+                due = max(due, max(self._storing.values()) + self.s.store_slow_seconds)
+            left = due - time.monotonic()
+            if left <= 0:
+                break
+            self._full.clear()  # set when the batch fills up or a store ends
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._full.wait(), left)
         batch, self.batch = self.batch, Batch(self.generation)
@@ -249,6 +258,7 @@ class Consumer:
         """Write a batch and its dead letters, retrying with backoff while the database fails (nothing is acked
         meanwhile); rows the database refuses for their content become dead letters."""
         started, backoff, inserted, refused = time.monotonic(), 0.1, 0, 0
+        self._storing[writer] = started
         try:
             while batch.lines or batch.dead:
                 try:
@@ -268,6 +278,8 @@ class Consumer:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
         finally:
+            del self._storing[writer]
+            self._full.set()  # the next batch may be due now
             self._free.put_nowait(writer)
         committed = time.time()
         self.db_failing_since = None

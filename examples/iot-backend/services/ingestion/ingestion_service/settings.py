@@ -31,6 +31,7 @@ class Settings:
     batch_max_rows: int
     batch_max_seconds: float
     db_writers: int
+    store_slow_seconds: float
     drain_seconds: float
     port: int
     dead_letter_max_rows: int = 1_000_000
@@ -74,6 +75,7 @@ class Settings:
             batch_max_rows=int(number("BATCH_MAX_ROWS", 2000)),
             batch_max_seconds=number("BATCH_MAX_MS", 10) / 1000,
             db_writers=max(1, int(number("DB_WRITERS", 2))),
+            store_slow_seconds=number("STORE_SLOW_MS", 25) / 1000,
             drain_seconds=number("DRAIN_SECONDS", 8),
             port=int(number("PORT", 8000)),
             dead_letter_max_rows=max(1, int(number("DEAD_LETTER_MAX_ROWS", 1_000_000))),
