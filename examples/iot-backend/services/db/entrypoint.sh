@@ -2,7 +2,8 @@
 # Initialise $PGDATA on first start (user, database, password from env); on later starts set
 # the owner's password to the one given, so the secret is the truth even for an old volume
 # (rotation is: change the secret, apply). Then run postgres in the foreground, logging to stdout. Env: POSTGRES_PASSWORD (or POSTGRES_PASSWORD_FILE),
-# POSTGRES_USER, POSTGRES_DB, POSTGRES_PORT, PGDATA.
+# POSTGRES_USER, POSTGRES_DB, POSTGRES_PORT, PGDATA. Arguments go to postgres, as with the official
+# image (`-c name=value` sets a server setting).
 set -eu
 password=${POSTGRES_PASSWORD:-}
 if [ -z "$password" ] && [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then password=$(cat "$POSTGRES_PASSWORD_FILE"); fi
@@ -37,4 +38,4 @@ fi
 exec postgres -D "$PGDATA" -c listen_addresses='*' -c port="$POSTGRES_PORT" \
   -c unix_socket_directories=/var/run/postgresql -c log_destination=stderr -c logging_collector=off \
   -c shared_buffers="${POSTGRES_SHARED_BUFFERS:-256MB}" -c max_connections="${POSTGRES_MAX_CONNECTIONS:-100}" \
-  -c log_min_messages=warning -c log_line_prefix='%m [%p] '
+  -c log_min_messages=warning -c log_line_prefix='%m [%p] ' "$@"
