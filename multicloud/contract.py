@@ -250,5 +250,7 @@ class SupportsPublicNames(Protocol):
 
     def public_names(self, spec: TargetSpec) -> list[str]:
         """The DNS names and IP addresses devices and people reach the app's public ports at on this
-        target, as far as they are known now (e.g. a load balancer's name once it exists); reads only."""
+        target, as the plan knows them before anything exists (a `*.` wildcard for a name the platform makes
+        up at creation, as AWS names an NLB: a name learnt only then would re-issue the certificate at the
+        next apply); reads nothing."""
         ...

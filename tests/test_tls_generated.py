@@ -118,6 +118,17 @@ def test_new_names_reissue_the_certificate_from_the_same_ca(
     assert not list(store.glob("*.new"))
 
 
+def test_a_wildcard_matches_one_first_label_only(tmp_path: Path) -> None:
+    """aws-ecs's public name `*.elb.REGION.amazonaws.com`, issued before AWS names the NLB NAME-ID under it, verifies
+    for that name and for none with another label count or region (mosquitto_pub 2.0.11 agrees, tried by hand)."""
+    made = fresh_material({}, ["*.elb.us-east-1.amazonaws.com"], issuer="multicloud CA of iot on aws")
+    handshake(tmp_path, made["cert"], made["key"], made["ca"], "mc-iot-0123456789abcdef.elb.us-east-1.amazonaws.com")
+    for host in ("a.mc-iot-0123456789abcdef.elb.us-east-1.amazonaws.com", "elb.us-east-1.amazonaws.com",
+                 "mc-iot-0123456789abcdef.elb.eu-west-1.amazonaws.com"):
+        with pytest.raises(ssl.SSLCertVerificationError):
+            handshake(tmp_path, made["cert"], made["key"], made["ca"], host)
+
+
 def test_reissued_before_its_end_never_past_its_ca_and_a_foreign_certificate_is_replaced() -> None:
     made = fresh_material({}, ["a.example.com"], issuer="test CA")
     assert sorted(made) == ["ca", "ca_key", "cert", "key"]

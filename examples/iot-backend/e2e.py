@@ -135,11 +135,8 @@ def aws_target(spec: dict[str, Any], work: Path) -> Iterator[Prepared]:
         aws = spec["targets"]["aws"]
         spec["targets"] = {"aws": aws}
         environ: dict[str, str] = {}
-        dns = f"{names.load_balancer(spec['name'])}-1.{aws['region']}.elb.amazonaws.com"  # as moto names it
-        # the NLB's DNS name joins the certificate by itself once the NLB exists (one apply later); named
-        # here, the first apply's certificate holds it already
-        certificate_names(spec, [dns])
-        say(f"ECS emulator at {running.endpoint}; the NLB will be {dns}")
+        say(f"ECS emulator at {running.endpoint}; the NLB will be {names.load_balancer(spec['name'])}-ID.elb."
+            f"{aws['region']}.amazonaws.com, which the certificate's *.elb.{aws['region']}.amazonaws.com names")
         parsed = spec_from_dict(spec, base_dir=str(EXAMPLE))
         deployment = Deployment(parsed, "aws", environ=environ, health_timeout=300, on_event=progress)
         session = emulator.data_plane.plane.session

@@ -57,8 +57,8 @@ class TlsGenerate(BaseModel):
     names: list[CertificateName] = Field(
         default_factory=list,
         description="DNS names (*.x for a wildcard) and IP addresses the certificate is for, beside the target's "
-        "own public names (local: 127.0.0.1 and localhost; aws: the load balancer's DNS name once it exists; "
-        "azure: the group's FQDN; gcp: the services' run.app hosts)",
+        "own public names (local: 127.0.0.1 and localhost; aws: *.elb.REGION.amazonaws.com, which its load "
+        "balancer's DNS name matches; azure: the group's FQDN; gcp: the services' run.app hosts)",
     )
 
 

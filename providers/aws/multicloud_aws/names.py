@@ -47,6 +47,13 @@ def load_balancer(app: str, *placement: str) -> str:
     return short(f"mc-{app}", 32, app, *placement)
 
 
+def load_balancer_dns(region: str) -> str:
+    """What the DNS name of any NLB in `region` matches, as a certificate names it: AWS makes the name up when it
+    creates the NLB (NAME-ID.elb.REGION.amazonaws.com, .com.cn in China), and `*` matches exactly its one
+    first label."""
+    return f"*.elb.{region}.amazonaws.com{'.cn' if region.startswith('cn-') else ''}"
+
+
 def target_group(app: str, service: str, port: str, *identity: str) -> str:
     """A public port's target group: 32 characters at most, unique per (app, service, port)
     and per `identity` (what cannot change in place), so a replacement can be created

@@ -16,9 +16,10 @@ from multicloud.terminal import Terminal
 from multicloud_aws import balancer, execute, infra, rds, rds_apply, reports, services
 from multicloud_aws.clients import ClientFactory, NotFoundError, default_factory, guard
 from multicloud_aws.context import Context
-from multicloud_aws.desired import cluster_name, load_balancer_name, namespace_name, render
+from multicloud_aws.desired import cluster_name, namespace_name, render
 from multicloud_aws.fargate import FARGATE_MEMORY, MIB
 from multicloud_aws.lookups import describe_load_balancer
+from multicloud_aws.names import load_balancer_dns
 from multicloud_aws.names import secret as secret_name
 from multicloud_aws.observe import observe
 from multicloud_aws.settings import AwsSettings, parse_settings
@@ -76,9 +77,11 @@ class AwsEcsProvider:
                   for name in spec.store_only_secrets())]
 
     def public_names(self, spec: TargetSpec) -> list[str]:
-        """The app's NLB's DNS name once it exists (AWS makes it up when the NLB is created); reads only."""
-        found = describe_load_balancer(self.ctx, load_balancer_name(spec.app, self.settings))
-        return [str(found["DNSName"])] if found and found.get("DNSName") else []
+        """The NLB's DNS name as `*.elb.REGION.amazonaws.com` when a port is public: AWS makes the name up only
+        when it creates the NLB, and the wildcard names it before, so one apply issues the certificate for
+        good. Reads nothing."""
+        public = any(p.expose == "public" for s in spec.services.values() for p in s.ports)
+        return [load_balancer_dns(self.ctx.region)] if public else []
 
     def postgres_address(self, spec: TargetSpec, name: str) -> Address:
         """A database is reached at its Cloud Map alias NAME.NAMESPACE (a CNAME to the RDS endpoint)."""

@@ -38,7 +38,7 @@ def test_cli_honours_aws_endpoint_url(aws: Any, app_name: str, tmp_path: Path) -
     env.pop("AWS_PROFILE", None)
     applied = _cli(["apply", "-f", str(spec), "--target", "aws", "--yes"], env)
     assert applied.returncode == 0, applied.stderr + applied.stdout
-    assert "elb.amazonaws.com:8080" in applied.stdout
+    assert ".elb.us-east-1.amazonaws.com:8080" in applied.stdout
     status = _cli(["status", "-f", str(spec), "--target", "aws"], env)
     assert status.returncode == 0 and "running" in status.stdout, status.stderr
     replan = _cli(["plan", "-f", str(spec), "--target", "aws", "--detailed-exitcode"], env)

@@ -4,6 +4,7 @@ that secrets stay secret, and that destroy leaves nothing tagged."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from multicloud_aws.fargate import is_valid
 from multicloud_aws.provider import AwsEcsProvider
 
-from multicloud.planner import Action
+from multicloud.certificates import certificate_names
 from multicloud.render import plan_json, plan_text
 from multicloud.spec import spec_from_dict
 
@@ -103,22 +104,21 @@ def test_iot_backend_on_emulated_aws(iot: Any, calls: Any, iot_secrets: dict[str
     assert endpoints["https"].public and endpoints["https"].url == f"https://{lb['DNSName']}:8000"
     assert not endpoints["mqtt"].public and endpoints["mqtt"].url == f"mqtt://broker.{app}.internal:1883"
 
-    # the NLB exists now, and AWS named it: the generated certificate is re-issued for that name too, and the
-    # services that serve it (their task definitions carry the secrets' digests) roll to the new pair
-    renamed = iot.plan()
-    changed = {c.key for c in renamed.changes if c.action is not Action.NOOP}
-    assert changed == {"secret/tls_cert", "secret/tls_key", "service/broker", "service/registry"}, changed
-    assert iot.apply(renamed).ok
+    # the NLB exists now, named by AWS as the certificate's *.elb.REGION.amazonaws.com foresaw: one apply converged
+    cert = iot.secret("tls_cert")
+    assert certificate_names(cert) == ["localhost", "*.elb.us-east-1.amazonaws.com", "127.0.0.1"]  # DNS names first
+    assert re.fullmatch(rf"mc-{app}-[0-9a-f]{{16}}\.elb\.us-east-1\.amazonaws\.com", lb["DNSName"])
     assert not iot.plan().has_changes, plan_text(iot.plan())
     calls.clear()
     again = iot.apply()
     assert again.changed == 0
     assert calls.mutations() == []
-    # one read per generated secret and per part of a TLS secret (Secrets Manager keeps them) and one for
-    # the NLB's name; observe reads a fixed number of pages (4 for the database: its security and subnet
-    # groups, the instances, its alias); the engine then polls health once per service, the NLB and the database
-    generated = len(iot.target_spec.generated_secrets()) + 4 * len(iot.target_spec.tls_secrets()) + 1
+    # one read per generated secret and per part of a TLS secret (Secrets Manager keeps them); observe reads a
+    # fixed number of pages (4 for the database: its security and subnet groups, the instances, its alias); the
+    # engine then polls health once per service, the NLB and the database
+    generated = len(iot.target_spec.generated_secrets()) + 4 * len(iot.target_spec.tls_secrets())
     assert len(calls.reads()) <= generated + 17 + len(status) + 2, calls.reads()
+    assert iot.secret("tls_cert") == cert
 
 
 def test_destroy_leaves_nothing_tagged(make_provider: Callable[..., AwsEcsProvider], app_name: str, deploy: Any,

@@ -35,8 +35,7 @@ IDLE_LIMIT = 24 * 3600.0
 
 def balancer_address(dns_name: str, server: str | int, account: str = DEFAULT_ACCOUNT) -> str:
     """The loopback address an NLB's DNS name stands for on the emulator serving at `server` (its
-    endpoint URL, e.g. AWS_ENDPOINT_URL, or its port), in `account` (moto names an NLB of one name
-    alike in every account)."""
+    endpoint URL, e.g. AWS_ENDPOINT_URL, or its port), in `account`."""
     owner = "" if account == DEFAULT_ACCOUNT else f"{account}/"
     return loopback_address(f"nlb/{port_of(server)}/{owner}{dns_name.lower()}")
 

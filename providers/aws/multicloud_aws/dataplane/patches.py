@@ -1,7 +1,7 @@
 """What the data plane changes in moto (installed by multicloud_aws.gaps with its other patches):
-ListTasks filters as ECS does, NLBs record the emulator server they were created through and
-report the loopback address they listen on as their address in each zone, and DescribeTargetHealth
-reports the emulated NLBs' health checks."""
+ListTasks filters as ECS does, NLBs are named as AWS names them, record the emulator server they were
+created through and report the loopback address they listen on as their address in each zone, and
+DescribeTargetHealth reports the emulated NLBs' health checks."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ def install(patch: Patch) -> None:
     from moto.elbv2.models import ELBv2Backend, FakeLoadBalancer, FakeTargetGroup
 
     patch(EC2ContainerServiceBackend, "list_tasks", _listing)
+    patch(ELBv2Backend, "create_load_balancer", _named)
     patch(ELBv2Backend, "create_load_balancer", _stamping)
     patch(FakeLoadBalancer, "availability_zones", _addressed)
     patch(FakeTargetGroup, "health_for", _reporting)
@@ -42,6 +43,22 @@ def _listing(original: Any) -> Any:
             group = f"service:{service_name.rsplit('/', 1)[-1]}"
             found = [t for t in found if getattr(t, "group", None) == group]
         return found
+
+    return patched
+
+
+def _named(original: Any) -> Any:
+    """A new NLB's DNS name is NAME-ID.elb.REGION.amazonaws.com, as AWS names an NLB (ID: the 16 hex digits of
+    its ARN); moto gives every load balancer an ALB's NAME-1.REGION.elb.amazonaws.com."""
+
+    def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
+        from multicloud_aws.names import load_balancer_dns
+
+        balancer = original(self, *args, **kwargs)
+        if balancer.type == "network":
+            identity = str(balancer.arn).rsplit("/", 1)[-1]
+            balancer.dns_name = load_balancer_dns(self.region_name).replace("*", f"{balancer.name}-{identity}", 1)
+        return balancer
 
     return patched
 
