@@ -5,27 +5,42 @@ check on it, refer to the fallback instead. TLS ports where the platform termina
 (Cloud Run): the container serves them plain at the same port number (https as http, mqtt-wss as
 mqtt-ws) and clients still reach them over TLS. `${ports.P}` and `${ports.P.tls}` then say what the
 container serves for its port P there (the number, or 0 when it serves none; true/false), so one
-env works on every target. Volumes that are not `required`: where a target has no persistent
-volumes, they are not mounted (the service's own disk holds that data). Each change is noted on
-the service (TargetSpec.notes), and plans show the notes."""
+env works on every target; a service that then serves no port over TLS itself is handed no generated
+certificate or key (its `${secrets.NAME_cert|key[.file]}` resolve to nothing). Volumes that are not
+`required`: where a target has no persistent volumes, they are not mounted (the service's own disk
+holds that data). Each change is noted on the service (TargetSpec.notes), and plans show the notes."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import partial
 
 from multicloud.addressing import PLAIN_BEHIND_FRONT, TLS_PROTOCOLS
 from multicloud.capabilities import RAW_TCP
 from multicloud.contract import Capabilities
-from multicloud.spec.models import HealthCheck, Port, Service
-from multicloud.spec.placeholders import PortRef, ServiceRef, bind_ports, redirect_ports, rewrite_service
+from multicloud.spec.models import HealthCheck, Port, Service, TlsPart
+from multicloud.spec.placeholders import (
+    PortRef,
+    ServiceRef,
+    bind_ports,
+    drop_secrets,
+    redirect_ports,
+    rewrite_service,
+    service_secrets,
+)
 from multicloud.spec.targets import TargetSpec
+
+PAIR = ("cert", "key")
+"""The parts of a generated TLS secret only a service serving TLS itself needs."""
 
 
 def as_served(spec: TargetSpec, caps: Capabilities) -> TargetSpec:
     """The target spec as the target serves it: port fallbacks, TLS ports served plain behind a
-    platform that terminates TLS, optional volumes left out, then `${ports...}` bound. Pure."""
-    return with_served_ports(served_plain(without_optional_volumes(with_fallbacks(spec, caps), caps), caps))
+    platform that terminates TLS (and no certificate for a service left without TLS), optional volumes
+    left out, then `${ports...}` bound. Pure."""
+    served = served_plain(without_optional_volumes(with_fallbacks(spec, caps), caps), caps)
+    return with_served_ports(without_idle_certificates(spec, served))
 
 
 def servable(port: Port, caps: Capabilities) -> bool:
@@ -80,6 +95,30 @@ def served_plain(spec: TargetSpec, caps: Capabilities) -> TargetSpec:
             f"container: target {spec.target!r} terminates TLS itself, clients still reach it over TLS"
             for p in plain))
     return replace(spec, services=services, notes=notes)
+
+
+def without_idle_certificates(written: TargetSpec, served: TargetSpec) -> TargetSpec:
+    """`served` without the generated certificates and keys (NAME_cert, NAME_key) of each service that has TLS
+    ports as `written` but serves none over TLS as `served` (each plain behind the platform's TLS, or left for
+    its fallback): its references to them resolve to nothing and no file of them is handed to it. Pure."""
+    pairs = [name for name, secret in served.secrets.items() if isinstance(secret, TlsPart) and secret.part in PAIR]
+    services, notes = dict(served.services), dict(served.notes)
+    for name, service in served.services.items():
+        if not _serves_tls(written.services[name]) or _serves_tls(service):
+            continue
+        dropped = [n for n in pairs if n in service_secrets(service)]
+        if not dropped:
+            continue
+        rewritten = rewrite_service(service, partial(drop_secrets, names=dropped))
+        services[name] = rewritten.model_copy(update={"secrets": [n for n in service.secrets if n not in dropped]})
+        notes[name] = (*notes.get(name, ()), f"{' and '.join(dropped)} not handed to it: it serves no TLS itself on "
+                       f"target {served.target!r} (its references to them are empty)")
+    return replace(served, services=services, notes=notes)
+
+
+def _serves_tls(service: Service) -> bool:
+    """Whether a service has a port it serves over TLS itself."""
+    return any(p.protocol in TLS_PROTOCOLS for p in service.ports)
 
 
 def with_served_ports(spec: TargetSpec) -> TargetSpec:

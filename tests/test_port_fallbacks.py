@@ -142,3 +142,38 @@ def test_an_unknown_port_in_a_ports_placeholder_is_an_error_at_its_line() -> Non
     assert "no port named 'mqtts' (ports: mqtt) (on target 'run', after its overrides)" in found[0].message
     assert problem(text.replace("${ports.ws}", "${ports.wss.port}")).message.endswith("takes only .tls (whether "
                                                                                        "it is served over TLS)")
+
+
+CERTIFIED = """\
+name: cf
+services:
+  broker:
+    image: broker
+    ports:
+      - {name: mqtts, port: 8883, protocol: mqtts, expose: public, fallback: wss}
+      - {name: wss, port: 8081, protocol: mqtt-wss, expose: public}
+    env: {CERT_FILE: "${secrets.tls_cert.file}", ARGS: "--key=${secrets.tls_key.file} --ca=${secrets.tls_ca.file}"}
+    secrets: [tls_key]
+  grpc:
+    image: grpc
+    ports: [{name: grpc, port: 8443, protocol: grpc, expose: public}]
+    env: {CERT: "${secrets.tls_cert}"}
+secrets:
+  tls: {generate: {type: tls, names: [broker.example.com]}}
+targets:
+  tcp: {provider: memory, state_file: "%(state)s"}
+  run: {provider: memory, state_file: "%(state)s", raw_tcp_ingress: false, terminates_tls: true}
+"""
+
+
+def test_a_service_left_without_tls_of_its_own_is_handed_no_certificate_or_key(tmp_path) -> None:
+    spec = loads(CERTIFIED % {"state": tmp_path / "state.json"})
+    run = Deployment(spec, "run", environ={})
+    broker, grpc = run.target_spec.services["broker"], run.target_spec.services["grpc"]
+    # mqtts falls back to wss, served plain behind the platform's TLS: the pair stays in the store, the CA is public
+    assert broker.env == {"CERT_FILE": "", "ARGS": "--key= --ca=${secrets.tls_ca.file}"} and broker.secrets == []
+    assert grpc.env == {"CERT": "${secrets.tls_cert}"}  # no TLS port in the spec: what it reads it for is its own
+    text = plan_text(run.plan())
+    assert "# tls_cert and tls_key not handed to it: it serves no TLS itself on target 'run'" in text
+    tcp = Deployment(spec, "tcp", environ={}).target_spec.services["broker"]
+    assert tcp.secrets == ["tls_key"] and tcp.env["CERT_FILE"] == "${secrets.tls_cert.file}"

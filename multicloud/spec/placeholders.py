@@ -7,7 +7,7 @@ is loaded): parse and resolve."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -78,7 +78,7 @@ class EnvRef:
 
 
 Reference = ServiceRef | SecretRef | ResourceRef | PortRef | VarRef | EnvRef
-_R = TypeVar("_R", ResourceRef, PortRef)
+_R = TypeVar("_R", ResourceRef, PortRef, SecretRef)
 LoadTimeRef = VarRef | EnvRef
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 _VAR_BODY = re.compile(rf"vars\.({_IDENTIFIER})")
@@ -183,6 +183,13 @@ def bind_resources(text: str, bound: Callable[[ResourceRef], str]) -> str:
 def bind_ports(text: str, bound: Callable[[PortRef], str]) -> str:
     """Rewrite each `${ports.P[.tls]}` as the literal `bound` gives; everything else stays as written."""
     return _rewrite(text, "ports.", PortRef, bound)
+
+
+def drop_secrets(text: str, names: Collection[str]) -> str:
+    """Rewrite each `${secrets.N}` and `${secrets.N.file}` of a secret in `names` as nothing; everything else
+    stays as written."""
+    return _rewrite(text, "secrets.", SecretRef,
+                    lambda ref: "" if ref.name in names else f"${{secrets.{ref.name}{'.file' if ref.file else ''}}}")
 
 
 def _rewrite(text: str, prefix: str, kind: type[_R], bound: Callable[[_R], str]) -> str:

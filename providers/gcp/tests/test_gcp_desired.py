@@ -200,17 +200,22 @@ def test_secret_files_get_a_secret_manager_volume_each() -> None:
     assert len(listed.payload["template"]["volumes"]) == 1
 
 
-def test_a_tls_port_on_cloud_run_is_served_plain_by_the_container() -> None:
+def test_a_tls_port_on_cloud_run_is_served_plain_by_the_container_handed_no_certificate() -> None:
     https = {"ports": [{"name": "web", "port": 8000, "protocol": "https", "expose": "public"}],
-             "env": {"PORT": "${ports.web}", "SERVE_TLS": "${ports.web.tls}"}}
+             "env": {"PORT": "${ports.web}", "SERVE_TLS": "${ports.web.tls}", "CERT_FILE": "${secrets.tls_cert.file}",
+                     "KEY_FILE": "${secrets.tls_key.file}"}}
     spec = spec_from_dict({"name": "shop", "services": {"web": {"image": "x:1", **https}},
+                           "secrets": {"tls": {"generate": {"type": "tls", "names": ["shop.example.com"]}}},
                            "targets": {"gcp": {"provider": "gcp-cloudrun", **SETTINGS}}})
     deployment = Deployment(spec, "gcp", provider=CloudRunProvider(SETTINGS), environ={})
     web = deployment.target_spec.services["web"]
-    assert web.ports[0].protocol == "http" and web.env == {"PORT": "8000", "SERVE_TLS": "false"}
+    assert web.ports[0].protocol == "http"
+    assert web.env == {"PORT": "8000", "SERVE_TLS": "false", "CERT_FILE": "", "KEY_FILE": ""}
+    assert deployment.target_spec.used_secrets() == []  # Cloud Run's front holds the certificate: none is made
     deployment.validate()  # no capability error: Cloud Run's front serves it over TLS
-    [rendered] = [r for r in deployment.provider.desired(deployment.target_spec, {}) if r.key == "service/web"]
-    assert {"name": "SERVE_TLS", "value": "false"} in rendered.payload["template"]["containers"][0]["env"]
+    [rendered] = deployment.provider.desired(deployment.target_spec, {})
+    container = rendered.payload["template"]["containers"][0]
+    assert {"name": "SERVE_TLS", "value": "false"} in container["env"] and "volume_mounts" not in container
 
 
 def test_the_secrets_list_and_secret_file_volumes_do_not_mix_on_cloud_run() -> None:

@@ -37,6 +37,10 @@ def test_iot_backend_applies_and_the_broker_is_served_over_websockets(
     broker_env = {e["name"]: e.get("value") for e in template["containers"][0]["env"]}
     assert {k: broker_env[k] for k in ("MQTT_PORT", "MQTTS_PORT", "WSS_PORT", "WSS_TLS")} == {
         "MQTT_PORT": "0", "MQTTS_PORT": "0", "WSS_PORT": "8081", "WSS_TLS": "false"}
+    # served plain, the broker and the registry get no certificate (the front holds Cloud Run's): none is made
+    assert broker_env["MQTT_TLS_CERT_FILE"] == broker_env["MQTT_TLS_KEY_FILE"] == ""
+    assert template["volumes"] and not [v for v in template["volumes"] if "tls" in str(v)]
+    assert not [name for name in written if name.startswith("secret/tls_")]
     assert template["containers"][0]["startupProbe"]["tcpSocket"]["port"] == 8081  # the health check follows
     assert template["containers"][0]["resources"]["limits"]["cpu"] == "1"  # raised: the plan notes why
     assert template["sessionAffinity"] is True and template["timeout"] == "3600s"
