@@ -100,6 +100,25 @@ exit $code
 """
 
 
+DISCARD_SUBSCRIPTION = " _ingestion-bench-discard 1 $share/ingestion/devices/+/telemetry\n"
+"""The broker's log line for the discarding subscriber's SUBSCRIBE (`log_type subscribe`, on while devices are
+held until the share group has a subscriber, the default): mosquitto logs it once the subscription exists."""
+
+
+def broker_log(stack: DockerStack) -> str:
+    """The broker container's log so far."""
+    return docker("logs", stack.name("broker"), timeout=60) + "\n"
+
+
+def wait_subscribed(stack: DockerStack, line: str, seen: int, timeout: float = 60.0) -> None:
+    """Wait until the broker has logged `line` more than `seen` times; raise at the timeout."""
+    deadline = time.monotonic() + timeout
+    while broker_log(stack).count(line) <= seen:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the broker logged no{line.rstrip()} within {timeout:.0f} s")
+        time.sleep(0.1)
+
+
 @dataclass
 class Alone:
     """The broker alone with the end-to-end publishers: its rate, and cores the broker ran and waited for a CPU,
@@ -121,16 +140,14 @@ def broker_alone(stack: DockerStack, api: RegistryClient, args: argparse.Namespa
     tls = "-p 8883 --cafile /tls/ca.crt" if stack.tls is not None else ""
     env = {**os.environ, "PW": stack.secrets["ingestion_mqtt_password"], "N": str(args.e2e), "TLS": tls}
     name = f"{stack.prefix}-discard"
+    seen = broker_log(stack).count(DISCARD_SUBSCRIPTION)
     subscriber = subprocess.Popen(
         ["docker", "run", "--rm", "--name", name, "--network", stack.network, "-e", "PW", "-e", "N", "-e", "TLS",
          *stack.ca_mount(), "--entrypoint", "sh", stack.images["broker"], "-c", DISCARD_SCRIPT],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not stack.running(name) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(1.0)  # subscribed by then: the broker admits devices once the shared filter has a subscriber
+        wait_subscribed(stack, DISCARD_SUBSCRIPTION, seen)
         devices = register(api, tag, args.devices)
         cpu0, wait0, engine0, wall0 = container_cpu_ns(stack), runqueue_wait_ns(stack), engine_cpu_ns(), \
             time.monotonic()

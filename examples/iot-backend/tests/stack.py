@@ -241,7 +241,7 @@ class DockerStack:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"registry cannot reach auth\n{self.logs()}")
             time.sleep(0.3)
-        while not self.ingestion_connected(timeout=0):  # the broker admits the service account
+        while not self.ingestion_connected(timeout=0):  # the broker admits and subscribes the service account
             if time.monotonic() > deadline:
                 raise TimeoutError(f"ingestion not connected to the broker\n{self.logs()}")
             time.sleep(0.2)
@@ -269,11 +269,12 @@ class DockerStack:
         return body
 
     def ingestion_connected(self, timeout: float = 30.0) -> bool:
-        """True once every running ingestion replica reports an MQTT connection."""
+        """True once every running ingestion replica reports its MQTT subscriptions granted (`mqtt_subscribed`:
+        the share group's and the wills'; connected alone, a replica may not be in the group yet)."""
         deadline = time.monotonic() + timeout
         while True:
             try:
-                if all(self.health(r).get("mqtt_connected") for r in range(1, self.ingestion_replicas + 1)
+                if all(self.health(r).get("mqtt_subscribed") for r in range(1, self.ingestion_replicas + 1)
                        if self.running(self.name("ingestion", r))):
                     return True
             except OSError:

@@ -59,6 +59,9 @@ class Consumer:
         self.on_will = on_will  # called with the client id of a replica whose connection died
         self.primary = primary  # False for a consumer resuming a dead replica's session (it owns no gauges)
         self._will_subscription = 0
+        self._telemetry_subscription = 0
+        self._awaited: set[int] = set()  # packet ids of this connection's SUBSCRIBEs not yet acknowledged
+        self._refused = False  # the broker refused one of this connection's subscriptions
         self.broker = BrokerUrl.parse(settings.mqtt_url)
         self.writers = [BatchWriter(settings.database_url) for _ in range(settings.db_writers)]
         self._free: asyncio.Queue[BatchWriter] = asyncio.Queue()
@@ -68,7 +71,8 @@ class Consumer:
         self.batch = Batch(self.generation)
         self.session: Session | None = None
         self.connected = False
-        self.disconnected_since: float | None = time.monotonic()
+        self.subscribed = False  # every SUBSCRIBE of this connection granted (health's mqtt_subscribed)
+        self.unsubscribed_since: float | None = time.monotonic()  # None while the group's subscription is granted
         self.db_failing_since: float | None = None
         self.last_message = 0.0
         self.stopping = False
@@ -113,17 +117,22 @@ class Consumer:
         self.generation += 1
         self.batch.acks.clear()  # those messages came on the previous connection: the broker redelivers them
         self.batch.generation = self.generation
-        self.session, self.connected, self.disconnected_since = session, True, None
+        self.session, self.connected = session, True
+        self.subscribed, self._refused = False, False
+        self._awaited.clear()
         if self.primary:
             metrics.CONNECTS.inc()
             metrics.CONNECTED.set(1)
         log.info("connected to %s:%s as %s (session present: %s)", self.broker.host, self.broker.port,
                  self.s.client_id, session.session_present)
         if not self.stopping:
-            session.send(mq.subscribe(session.packet_id(), self.s.subscription))
+            self._telemetry_subscription = session.packet_id()
+            self._awaited.add(self._telemetry_subscription)
+            session.send(mq.subscribe(self._telemetry_subscription, self.s.subscription))
         if self.on_will is not None and not self.stopping:
             # QoS 0: not queued while this replica is offline, so no stale announcement on reconnect
             self._will_subscription = session.packet_id()
+            self._awaited.add(self._will_subscription)
             session.send(mq.subscribe(self._will_subscription, self.s.will_topic, qos=0))
         pinger = asyncio.create_task(session.pinger())
         try:
@@ -134,8 +143,8 @@ class Consumer:
                 log.warning("disconnected from the broker (%s); reconnecting", exc)
         finally:
             pinger.cancel()
-            self.session, self.connected = None, False
-            self.disconnected_since = time.monotonic()
+            self.session, self.connected, self.subscribed = None, False, False
+            self.unsubscribed_since = self.unsubscribed_since or time.monotonic()
             if self.primary:
                 metrics.CONNECTED.set(0)
             await session.close()
@@ -155,11 +164,13 @@ class Consumer:
                 received += 1
             elif p.kind == mq.SUBACK:
                 pid, codes = mq.acked_codes(p)
-                if pid == self._will_subscription and any(code >= 0x80 for code in codes):
+                refused = any(code >= 0x80 for code in codes)
+                if pid == self._will_subscription and refused:
                     log.warning("subscription to %s refused (%s): dead replicas' sessions will wait for their "
                                 "restart", self.s.will_topic, codes)
-                elif any(code >= 0x80 for code in codes):
+                elif refused:
                     raise mq.ProtocolError(f"subscription to {self.s.subscription} refused: {codes}")
+                self._subacked(pid, refused)
             elif p.kind == mq.DISCONNECT:
                 raise ConnectionError(f"the broker disconnected us (reason 0x{mq.reason_of(p):02x})")
             elif p.kind == mq.UNSUBACK:
@@ -172,6 +183,14 @@ class Consumer:
         if received:
             metrics.RECEIVED.inc(received)
             self.last_message = time.monotonic()
+
+    def _subacked(self, packet_id: int, refused: bool) -> None:
+        """Note a SUBACK: subscribed once every SUBSCRIBE of this connection is granted."""
+        self._awaited.discard(packet_id)
+        self._refused = self._refused or refused
+        if packet_id == self._telemetry_subscription and not refused:
+            self.unsubscribed_since = None
+        self.subscribed = not self._awaited and not self._refused
 
     def _announced(self, msg: mq.Publish) -> None:
         """A replica's will: its connection died; hand its client id over for adoption."""
@@ -305,13 +324,15 @@ class Consumer:
             session.send(mq.pubacks(batch.acks))
 
     def health(self) -> tuple[bool, dict[str, object]]:
-        """Unhealthy only after 30 s without the broker or with the database failing."""
+        """Unhealthy only after 30 s without the group's subscription granted (the broker down, or refusing it)
+        or with the database failing; `mqtt_subscribed` says every subscription of this connection is granted."""
         now = time.monotonic()
-        down = now - self.disconnected_since if self.disconnected_since else 0.0
+        down = now - self.unsubscribed_since if self.unsubscribed_since else 0.0
         failing = now - self.db_failing_since if self.db_failing_since else 0.0
         ok = down < 30 and failing < 30
         return ok, {"status": "ok" if ok else "unhealthy", "mqtt_connected": self.connected,
-                    "db_ok": self.db_failing_since is None, "client_id": self.s.client_id}
+                    "mqtt_subscribed": self.subscribed, "db_ok": self.db_failing_since is None,
+                    "client_id": self.s.client_id}
 
     async def _drain(self, seconds: float) -> bool:
         """Wait until nothing is batched or in flight, nothing arrived for 0.5 s, and a PINGREQ sent after
@@ -341,7 +362,7 @@ class Consumer:
 
     async def _stop(self) -> None:
         """Leave the share group, drain what was delivered, then end the session if nothing is left."""
-        self.stopping = True
+        self.stopping, self.subscribed = True, False
         log.info("stopping: unsubscribing and draining")
         if self.session is not None:
             self.session.send(mq.unsubscribe(self.session.packet_id(), self.s.subscription))
