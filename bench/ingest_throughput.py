@@ -174,7 +174,8 @@ def publish(stack: DockerStack, devices: list[dict[str, str]], count: int, rate:
 
 
 def stored(stack: DockerStack, ids: list[str], expected: int, timeout: float = 120.0) -> tuple[int, float]:
-    """Wait until `expected` rows of these devices are stored; return the count and the last stored_at."""
+    """Wait until `expected` rows of these devices are stored; return the count and the last stored_at (when the
+    last batch's statement began: its commit follows within milliseconds)."""
     where = "device_id IN (" + ",".join(f"'{i}'" for i in ids) + ")"
     deadline = time.monotonic() + timeout
     while int(stack.psql(f"SELECT count(*) FROM readings WHERE {where}") or 0) < expected:

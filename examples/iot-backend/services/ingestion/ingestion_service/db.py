@@ -42,59 +42,56 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX dead_letters_device ON dead_letters (device_id, id);
     """,
+    # The last-seen rows follow the readings in the database: after each statement that inserts readings
+    # (a COPY, an INSERT; rows it skipped on conflict are not among them), one upsert of its devices' rows.
+    # Rows are taken with SKIP LOCKED: a row that another writer (the other connection, another replica) has
+    # locked is left to it, as its batch is from the same few milliseconds, so batches never queue behind
+    # each other's commits (rows of devices seen for the first time are inserted in device id order).
+    # stored_at becomes the statement's start (one value per batch, stable): a volatile default made COPY
+    # insert row by row instead of in multi-row groups (WAL 412 -> 365 bytes per row).
+    """
+    CREATE FUNCTION readings_last_seen() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        WITH latest AS (
+            SELECT device_id, max(received_at) AS seen FROM new_readings GROUP BY device_id
+        ), locked AS (
+            SELECT s.device_id FROM device_last_seen s JOIN latest l USING (device_id)
+            ORDER BY s.device_id FOR UPDATE OF s SKIP LOCKED
+        ), updated AS (
+            UPDATE device_last_seen s SET last_seen = greatest(s.last_seen, l.seen)
+            FROM latest l JOIN locked k USING (device_id) WHERE s.device_id = l.device_id
+        )
+        INSERT INTO device_last_seen (device_id, last_seen)
+        SELECT device_id, seen FROM latest l
+        WHERE NOT EXISTS (SELECT 1 FROM device_last_seen s WHERE s.device_id = l.device_id)
+        ORDER BY device_id
+        ON CONFLICT (device_id) DO NOTHING;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER readings_last_seen AFTER INSERT ON readings REFERENCING NEW TABLE AS new_readings
+        FOR EACH STATEMENT EXECUTE FUNCTION readings_last_seen();
+    ALTER TABLE readings ALTER COLUMN stored_at SET DEFAULT statement_timestamp();
+    """,
 ]
 COMPONENT = "ingestion"
 
-# The last-seen rows of a batch's devices, from `latest` (device_id, seen). Rows are taken with SKIP
-# LOCKED: a row that another writer (the other connection, another replica) has locked is left to it,
-# as its batch is from the same few milliseconds, so batches never queue behind each other's commits
-# (rows of devices seen for the first time are inserted in device id order).
-LAST_SEEN = """
-locked AS (
-    SELECT s.device_id FROM device_last_seen s JOIN latest l USING (device_id)
-    ORDER BY s.device_id FOR UPDATE OF s SKIP LOCKED
-), updated AS (
-    UPDATE device_last_seen s SET last_seen = greatest(s.last_seen, l.seen)
-    FROM latest l JOIN locked k USING (device_id) WHERE s.device_id = l.device_id
-    RETURNING 1
-), added AS (
-    INSERT INTO device_last_seen (device_id, last_seen)
-    SELECT device_id, seen FROM latest l
-    WHERE NOT EXISTS (SELECT 1 FROM device_last_seen s WHERE s.device_id = l.device_id)
-    ORDER BY device_id
-    ON CONFLICT (device_id) DO NOTHING
-    RETURNING 1
-)"""
-# One statement, one round trip, one implicit transaction (the connection is in autocommit): the
-# batch travels as a single text parameter of COPY text lines and is split by the server.
-# Redeliveries of stored (device_id, seq) are skipped.
+# One statement, one round trip, one implicit transaction (the connection is in autocommit; the
+# trigger moves the last-seen rows): the batch travels as a single text parameter of COPY text lines
+# and is split by the server. Redeliveries of stored (device_id, seq) are skipped.
 WRITE = """
-WITH batch AS (
-    SELECT f[1] AS device_id, f[2]::bigint AS seq, f[3]::timestamptz AS ts, f[4]::float8 AS temperature,
-           nullif(f[5], '')::float8 AS humidity, nullif(f[6], '')::float8 AS battery,
-           f[7]::timestamptz AS received_at
-    FROM (SELECT string_to_array(line, E'\\t') AS f FROM unnest(string_to_array(%s::text, E'\\n')) AS line
-          WHERE line <> '') AS lines
-), inserted AS (
-    INSERT INTO readings (device_id, seq, ts, temperature, humidity, battery, received_at)
-    SELECT device_id, seq, ts, temperature, humidity, battery, received_at FROM batch
-    ON CONFLICT (device_id, seq) DO NOTHING
-    RETURNING 1
-), latest AS (
-    SELECT device_id, max(received_at) AS seen FROM batch GROUP BY device_id
-), """ + LAST_SEEN + """
-SELECT count(*) FROM inserted
-"""  # noqa: S608 (constants only)
-# A large batch is cheaper to store with COPY (PostgreSQL's CPU per row halves, ingestion's grows by
-# 1-3 µs: 26 -> 16 µs per row in all at 1,000 rows, 33 -> 22 at 250), which takes the batch whole or
-# not at all: a reading stored before (a redelivery) or refused makes it fail, and the batch then goes
-# through WRITE. COPY's three extra round trips outweigh its saving in small batches (at 40 rows), so
-# they keep WRITE; after a refusal the next COPY_PAUSE batches skip COPY (a device repeating its seq
-# would otherwise make every batch pay for both).
+INSERT INTO readings (device_id, seq, ts, temperature, humidity, battery, received_at)
+SELECT f[1], f[2]::bigint, f[3]::timestamptz, f[4]::float8, nullif(f[5], '')::float8, nullif(f[6], '')::float8,
+       f[7]::timestamptz
+FROM (SELECT string_to_array(line, E'\\t') AS f FROM unnest(string_to_array(%s::text, E'\\n')) AS line
+      WHERE line <> '') AS lines
+ON CONFLICT (device_id, seq) DO NOTHING
+"""
+# A larger batch is cheaper to store with COPY (one statement too, so one transaction with the trigger),
+# which takes the batch whole or not at all: a reading stored before (a redelivery) or refused makes it
+# fail, and the batch then goes through WRITE. After a refusal the next COPY_PAUSE batches skip COPY (a
+# device repeating its seq would otherwise make every batch pay for both).
 COPY_ROWS = "COPY readings (device_id, seq, ts, temperature, humidity, battery, received_at) FROM STDIN (NULL '')"
-COPIED_SEEN = "WITH latest AS (SELECT * FROM unnest(%s::text[], %s::timestamptz[]) AS l(device_id, seen)), " \
-    + LAST_SEEN + "\nSELECT 1"  # noqa: S608 (constants only)
-COPY_MIN_ROWS, COPY_PAUSE = 250, 50
+COPY_MIN_ROWS, COPY_PAUSE = 100, 50
 
 
 # Dead letters of one batch in one statement, then the oldest beyond DEAD_LETTER_MAX_ROWS dropped.
@@ -164,18 +161,10 @@ class BatchWriter:
         return await self.write_isolating(lines)
 
     async def copy(self, lines: list[str]) -> None:
-        """Insert every row with COPY and update the devices' last-seen rows, in one transaction: all or nothing
-        (a row stored before makes it fail with a unique violation)."""
-        seen: dict[str, str] = {}
-        for line in lines:
-            device, _, rest = line.partition("\t")
-            received = rest[rest.rindex("\t") + 1:].rstrip("\n")
-            if received > seen.get(device, ""):  # timestamp_text sorts as time
-                seen[device] = received
-        async with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
-            async with cur.copy(COPY_ROWS) as copy:
-                await copy.write("".join(lines))
-            await cur.execute(COPIED_SEEN, (list(seen), list(seen.values())))
+        """Insert every row with one COPY (its trigger moves the devices' last-seen rows), committed when this
+        returns: all or nothing (a row stored before makes it fail with a unique violation)."""
+        async with self._connection() as conn, conn.cursor() as cur, cur.copy(COPY_ROWS) as copy:
+            await copy.write("".join(lines))
 
     async def write(self, lines: list[str]) -> int:
         """Store the rows, committed when this returns (stored (device_id, seq) are skipped); return rows inserted.
@@ -183,8 +172,8 @@ class BatchWriter:
         A failure leaves nothing of the batch stored; the connection is kept when the rows were refused
         (the statement failed, the link is fine) and dropped otherwise (the next write reconnects).
         """
-        row = await self._execute(WRITE, ("".join(lines),))
-        return int(row[0]) if row else 0
+        async with self._connection() as conn:
+            return (await conn.execute(WRITE, ("".join(lines),))).rowcount
 
     async def write_dead(self, letters: list[DeadLetter], keep: int) -> None:
         """Store dead letters in one statement and drop the oldest beyond `keep`; nothing is stored on failure."""
