@@ -45,7 +45,7 @@ from multicloud.spec.loader import load
 from multicloud.spec.models import Spec
 from multicloud.spec.targets import TargetSpec, target_spec
 from multicloud.spec.variables import Variables
-from multicloud.targeting import Scope, limit, scope
+from multicloud.targeting import Scope, limit, needed_secrets, scope
 from multicloud.terminal import Terminal
 
 DEFAULT_HEALTH_TIMEOUT = 300.0
@@ -200,17 +200,23 @@ class Deployment(DeploymentSecrets):
     ) -> SavedPlan:
         """The plan, with what it was made against (see saved_plans): `observed`, else what is observed now."""
         desired: list[Resource] = []
-        secrets: dict[str, str] = {}
+        values: dict[str, str] = {}
+        secrets: dict[str, str] = {}  # those the plan's services need: listed by digest, kept by its apply
         pending: dict[str, str] = {}
+        limited = self.scope(services, destroy=destroy).services if services else None
         if not destroy:
             self.check()
-            secrets = self._secret_values()
-            self.check_secrets(secrets)
-            desired = self._desired(secrets)
+            values = self._secret_values()
+            self.check_secrets(values)
+            desired = self._desired(values)  # every service: the plan is limited below
+            secrets = values
+            if limited is not None:
+                needed = set(needed_secrets(self.target_spec, limited))
+                secrets = {name: value for name, value in values.items() if name in needed}
+                self._fresh_secrets = {name: value for name, value in self._fresh_secrets.items() if name in needed}
             pending = saved_plans.pending_stand_ins(self.target_spec, secrets, self._fresh_secrets)
         observed = self.provider.observe(self.app) if observed is None else list(observed)
         refuse_foreign(self.app, self.target, observed)
-        limited = self.scope(services, destroy=destroy).services if services else None
 
         def scoped(desired: list[Resource]) -> tuple[list[Resource], list[Resource]]:
             found = limit(desired, observed, limited) if limited is not None else (desired, list(observed))
@@ -222,7 +228,7 @@ class Deployment(DeploymentSecrets):
         shown = planned
         if pending:  # rendered with stand-ins too, for a plan applied later to find again
             planned = replace(planned, generated={name: digests[name] for name in pending})
-            marked = saved_plans.with_stand_ins_marked(self._desired({**secrets, **pending}), self.app, pending)
+            marked = saved_plans.with_stand_ins_marked(self._desired({**values, **pending}), self.app, pending)
             shown = plan(self.app, self.target, scoped(marked)[0], seen, delete_persistent=destroy and volumes)
             digests.update(dict.fromkeys(pending, KNOWN_AFTER_APPLY))
         self.last_plan = SavedPlan(self.app, self.target, tuple(services), destroy, volumes,

@@ -7,6 +7,7 @@ per provider, app and target, beside the locks (the deployed state itself lives 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import secrets
@@ -17,7 +18,9 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from multicloud import inputs
 from multicloud.errors import UserError
 from multicloud.lock import state_dir
-from multicloud.spec.certificate import host_name, part_names
+from multicloud.resources import Resource
+from multicloud.spec.certificate import host_name, part_name, part_names
+from multicloud.spec.models import TlsPart
 
 if TYPE_CHECKING:
     from multicloud.spec.targets import TargetSpec
@@ -146,6 +149,23 @@ def tls_values(
         fresh.update({parts[part]: value for part, value in made.items()})
         values.update({parts[part]: value for part, value in {**current, **made}.items()})
     return values, fresh
+
+
+def stored_after_their_ca(resources: Sequence[Resource], spec: TargetSpec, kind: str = "secret") -> list[Resource]:
+    """The resources, each `KIND/NAME_cert` and `KIND/NAME_key` of a generated TLS secret depending on the
+    `KIND/NAME_ca` and `KIND/NAME_ca_key` among them, for a provider that keeps the parts as resources: the CA is
+    stored first (a pair kept without its CA is issued anew, by a new CA, at the next plan), and a plan limited to
+    the services that read the pair takes the CA in. Pure."""
+    keys = {r.key for r in resources}
+
+    def after_ca(resource: Resource) -> Resource:
+        part = spec.secrets.get(resource.name) if resource.kind == kind else None
+        if not isinstance(part, TlsPart) or part.part not in ("cert", "key"):
+            return resource
+        cas = [key for ca in ("ca", "ca_key") if (key := f"{kind}/{part_name(part.of, ca)}") in keys]
+        return dataclasses.replace(resource, depends_on=tuple(dict.fromkeys([*resource.depends_on, *cas])))
+
+    return [after_ca(r) for r in resources]
 
 
 def _canonical(name: str) -> str | None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from multicloud.errors import UserError
 from multicloud.resources import Resource
 from multicloud.spec.models import Service
 from multicloud.spec.placeholders import PlaceholderSyntaxError, ServiceRef, placeholder_fields, references
+from multicloud.spec.targets import TargetSpec
 
 
 @dataclass(frozen=True)
@@ -78,3 +79,12 @@ def limit(
     wanted = [r for r in desired if r.key in keys]
     found = [r for r in observed if r.key in keys or (r.service is not None and r.service in services)]
     return wanted, found
+
+
+def needed_secrets(spec: TargetSpec, services: Collection[str]) -> list[str]:
+    """The secrets a plan limited to `services` renders: those they use, the passwords of the resources they use,
+    and every part of a TLS secret one of whose parts they use (TargetSpec.used_secrets of just them). Pure."""
+    kept = {name: service for name, service in spec.services.items() if name in services}
+    used = {resource for name in kept for resource in spec.uses.get(name, ())}
+    resources = {name: resource for name, resource in spec.resources.items() if name in used}
+    return replace(spec, services=kept, resources=resources).used_secrets()

@@ -107,3 +107,19 @@ def test_a_generated_value_holds_three_kinds_of_character(monkeypatch: pytest.Mo
     draws = iter(["abcdefgh-ijklmnopqrstuvwxyzABCDE", "abcdefgh-ijklmnopqrstuvwxyzABCD3"])
     monkeypatch.setattr(generated.secrets, "token_urlsafe", lambda _n: next(draws))
     assert generated.new_secret() == "abcdefgh-ijklmnopqrstuvwxyzABCD3"  # the first had no digit: drawn again
+
+
+def test_a_tls_pair_kept_as_resources_is_stored_after_its_ca() -> None:
+    from multicloud.generated import stored_after_their_ca
+    from multicloud.resources import Resource
+    from multicloud.spec.targets import target_spec
+
+    spec = target_spec(loads(
+        "name: s\nservices:\n  web:\n    image: x\n    env: {CERT: '${secrets.tls_cert}', T: '${secrets.token}'}\n"
+        "secrets:\n  token: {generate: true}\n  tls: {generate: {type: tls, names: [web.example.com]}}\n"
+        "targets:\n  t: {provider: p}\n"), "t")
+    stored = [Resource("secret", name, {}) for name in ("token", "tls_cert", "tls_key", "tls_ca", "tls_ca_key")]
+    after = {r.key: r.depends_on for r in stored_after_their_ca([*stored, Resource("service", "tls_cert", {})], spec)}
+    ca = ("secret/tls_ca", "secret/tls_ca_key")
+    assert after == {"secret/token": (), "secret/tls_cert": ca, "secret/tls_key": ca, "secret/tls_ca": (),
+                     "secret/tls_ca_key": (), "service/tls_cert": ()}

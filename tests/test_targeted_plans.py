@@ -165,3 +165,22 @@ def test_a_saved_plan_generates_at_apply_what_no_store_holds_yet(
     kept.write_text("changed-by-hand")
     code, _, err = run(capsys, "apply", str(plan_file))
     assert code == 2 and "secret(s) token changed since" in err and "changed-by-hand" not in err
+
+
+def test_a_targeted_plan_lists_and_keeps_only_the_secrets_its_services_need(
+    spec: Path, capsys: pytest.CaptureFixture[str], _state_dir: Path
+) -> None:
+    text = spec.read_text().replace("token: {from_env: TARGET_TOKEN}", "token: {generate: true}\n  other: {generate: "
+                                    "true}\n  tls: {generate: {type: tls, names: [web.example.com]}}")
+    text = text.replace('env: {API: "${services.api.url}"}', 'env: {API: "${services.api.url}", CERT: '
+                        '"${secrets.tls_cert.file}"}')
+    spec.write_text(text.replace("batch:1\n", 'batch:1\n    env: {OTHER: "${secrets.other}"}\n'))
+    store, saved = _state_dir / "secrets" / "memory" / "targetdemo" / "mem", spec.parent / "api.plan"
+    code, out, _ = run(capsys, "plan", "api", "--out", str(saved))  # api needs db, which reads the token
+    assert code == 0 and "secret(s) token will be generated at apply (known after apply)" in out, out
+    assert json.loads(saved.read_text())["secrets"] == {"token": "(known after apply)"}
+    assert run(capsys, "apply", str(saved))[0] == 0
+    assert sorted(p.name for p in store.iterdir()) == ["token"]  # what batch and web use is made when they are
+    code, out, _ = run(capsys, "plan", "web", "--out", str(saved))
+    assert code == 0 and "secret(s) tls_ca, tls_ca_key, tls_cert, tls_key will be generated" in out, out
+    assert sorted(json.loads(saved.read_text())["secrets"]) == ["tls_ca", "tls_ca_key", "tls_cert", "tls_key", "token"]

@@ -8,6 +8,7 @@ from typing import Any
 
 from multicloud.contract import Capabilities, Endpoint, Event, EventSink, Health, HealthState, LogLine, ServiceStatus
 from multicloud.errors import ProviderError
+from multicloud.generated import stored_after_their_ca
 from multicloud.planner import Change
 from multicloud.resources import Resource, Sensitive
 from multicloud.spec.backing import Address
@@ -67,14 +68,15 @@ class AwsEcsProvider:
         self.ctx = Context(self.settings, factory)
 
     def desired(self, spec: TargetSpec, secrets: Mapping[str, str]) -> list[Resource]:
-        """Render the app's resources and its databases; UserError for what Fargate cannot run. Reads only
-        build contexts."""
+        """Render the app's resources and its databases (a TLS secret's pair stored after its CA); UserError for
+        what Fargate cannot run. Reads only build contexts."""
         needs = {name: rds.service_needs(spec, name) for name in spec.services}
-        return [*render(spec.app, spec.services, self.settings, secrets, spec.base_dir, needs=needs),
-                *rds.desired(spec, self.settings, secrets, namespace_name(spec.app, self.settings)),
-                *(Resource("secret", name, {"name": secret_name(spec.app, name),
-                                            "value": Sensitive.of(secrets[name], app=spec.app)})
-                  for name in spec.store_only_secrets())]
+        return stored_after_their_ca([
+            *render(spec.app, spec.services, self.settings, secrets, spec.base_dir, needs=needs),
+            *rds.desired(spec, self.settings, secrets, namespace_name(spec.app, self.settings)),
+            *(Resource("secret", name, {"name": secret_name(spec.app, name),
+                                        "value": Sensitive.of(secrets[name], app=spec.app)})
+              for name in spec.store_only_secrets())], spec)
 
     def public_names(self, spec: TargetSpec) -> list[str]:
         """The NLB's DNS name as `*.elb.REGION.amazonaws.com` when a port is public: AWS makes the name up only

@@ -12,6 +12,7 @@ from multicloud_aws.provider import AwsEcsProvider
 
 from multicloud.errors import UserError
 from multicloud.generated import LocalSecretStore
+from multicloud.planner import Action
 from multicloud.render import plan_json, plan_text
 from multicloud.spec import spec_from_dict
 from multicloud.testing.specs import generated_token_spec
@@ -131,5 +132,31 @@ def test_a_saved_plan_generates_its_secrets_at_apply(make_provider: Callable[...
             SecretId=f"multicloud/{app_name}/token", SecretString="changed-by-someone-else-0123456789")
         with pytest.raises(UserError, match="changed since"):
             deploy(spec, make_provider(), {}).apply_saved(str(later))
+    finally:
+        applying.destroy()
+
+
+def test_a_targeted_plan_lists_only_what_its_services_need_and_stores_the_ca_with_the_pair(
+        make_provider: Callable[..., AwsEcsProvider], app_name: str, deploy: Any, tmp_path: Any) -> None:
+    spec = spec_from_dict({
+        "name": app_name,
+        "services": {"api": {"image": "registry.example.com/api:1",
+                             "env": {"TLS_CERT": "${secrets.tls_cert}", "TLS_KEY": "${secrets.tls_key}"},
+                             "ports": [{"name": "https", "port": 8443, "protocol": "https"}]},
+                     "worker": {"image": "registry.example.com/worker:1", "env": {"TOKEN": "${secrets.token}"}}},
+        "secrets": {"token": {"generate": True}, "tls": {"generate": {"type": "tls", "names": ["api.example.com"]}}},
+        "targets": {"aws": {"provider": "aws-ecs", "region": "us-east-1"}},
+    })
+    saved = tmp_path / "api.plan"
+    planned = deploy(spec, make_provider(), {}).save_plan(str(saved), services=["api"])
+    parts = {f"secret/tls_{part}" for part in ("cert", "key", "ca", "ca_key")}
+    assert parts <= {c.key for c in planned.changes} and "secret/token" not in {c.key for c in planned.changes}
+    assert sorted(json.loads(saved.read_text())["secrets"]) == sorted(p.removeprefix("secret/") for p in parts)
+    applying = deploy(spec, make_provider(), {})
+    try:
+        assert applying.apply_saved(str(saved)).ok
+        rest = deploy(spec, make_provider(), {}).plan()  # the CA was stored with the pair: nothing is issued anew
+        changed = {c.key for c in rest.changes if c.action is not Action.NOOP}
+        assert changed == {"secret/token", "service/worker", "discovery/worker"}, changed
     finally:
         applying.destroy()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from multicloud.generated import stored_after_their_ca
 from multicloud.resources import Resource, Sensitive
 from multicloud.spec.backing import password_secret
 from multicloud.spec.models import DerivedSecret
@@ -42,9 +43,10 @@ def kept_secrets(spec: TargetSpec) -> set[str]:
 
 
 def secret_resources(spec: TargetSpec, secrets: Mapping[str, str], settings: GcpSettings) -> list[Resource]:
-    """One `secret/NAME` per secret multicloud writes, its value Sensitive (compared by digest)."""
+    """One `secret/NAME` per secret multicloud writes, its value Sensitive (compared by digest); a TLS secret's
+    pair after its CA (multicloud.generated.stored_after_their_ca)."""
     ids, kept = secret_ids(spec, settings), kept_secrets(spec)
-    return [
+    return stored_after_their_ca([
         Resource(
             "secret",
             name,
@@ -53,7 +55,7 @@ def secret_resources(spec: TargetSpec, secrets: Mapping[str, str], settings: Gcp
         )
         for name in written_secrets(spec)
         if name in secrets
-    ]
+    ], spec)
 
 
 def annotations_of(resource: Resource) -> dict[str, str]:

@@ -90,6 +90,8 @@ def test_generated_tls_pair_is_issued_for_the_run_app_host_and_kept_in_secret_ma
     planned = deployment.plan()
     assert {c.key for c in planned.changes} == {"secret/tls_cert", "secret/tls_key", "secret/tls_ca",
                                                 "secret/tls_ca_key", "service/api"}
+    # the pair is stored after its CA, so a plan limited to the service reading it stores the CA too
+    assert {c.key for c in deployment.plan(services=["api"]).changes} == {c.key for c in planned.changes}
     assert deployment.apply(planned).ok
     values = {part: cloudrun.model.secret_values[f"tlsgen-tls_{part}"] for part in ("cert", "key", "ca", "ca_key")}
     (host,) = provider.public_names(deployment.target_spec)
