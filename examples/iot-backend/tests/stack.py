@@ -268,17 +268,21 @@ class DockerStack:
             body = json.load(exc)
         return body
 
+    def subscribed(self, replica: int) -> bool:
+        """Whether an ingestion replica reports its MQTT subscriptions granted (`mqtt_subscribed`: the share
+        group's and the wills'; connected alone, a replica may not be in the group yet)."""
+        try:
+            return bool(self.health(replica).get("mqtt_subscribed"))
+        except OSError:
+            return False
+
     def ingestion_connected(self, timeout: float = 30.0) -> bool:
-        """True once every running ingestion replica reports its MQTT subscriptions granted (`mqtt_subscribed`:
-        the share group's and the wills'; connected alone, a replica may not be in the group yet)."""
+        """True once every running ingestion replica is `subscribed`."""
         deadline = time.monotonic() + timeout
         while True:
-            try:
-                if all(self.health(r).get("mqtt_subscribed") for r in range(1, self.ingestion_replicas + 1)
-                       if self.running(self.name("ingestion", r))):
-                    return True
-            except OSError:
-                pass
+            if all(self.subscribed(r) for r in range(1, self.ingestion_replicas + 1)
+                   if self.running(self.name("ingestion", r))):
+                return True
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.2)

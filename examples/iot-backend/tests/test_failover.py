@@ -7,11 +7,11 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
-from helpers import eventually
+from helpers import eventually, new_device
 from iotsim.api import RegistryClient
 from iotsim.device import parse_broker
 from paho.mqtt.enums import CallbackAPIVersion
-from stack import DockerStack, docker
+from stack import DockerStack, docker, free_port
 
 pytestmark = pytest.mark.docker
 
@@ -60,8 +60,8 @@ def test_a_will_naming_no_session_is_answered_once_and_leaves_nothing(stack: Doc
     client.loop_start()
     adopted = [stack.metric("ingestion_sessions_adopted_total", r) for r in (1, 2)]
     ghost = f"_ingestion-ghost-{secrets.token_hex(3)}"
-    client.publish("services/ingestion/ingestion/gone", ghost.encode(), qos=1).wait_for_publish(5)
-    client.publish("services/ingestion/ingestion/gone", b"not-ours", qos=1).wait_for_publish(5)
+    client.publish(f"services/ingestion/ingestion/gone/{ghost}", ghost.encode(), qos=1).wait_for_publish(5)
+    client.publish("services/ingestion/ingestion/gone/not-ours", b"not-ours", qos=1).wait_for_publish(5)
     def ended(log: str) -> int:
         """Connections as the ghost that ended: by their DISCONNECT, or taken over by the other replica's
         (both replicas answer the will at once; mosquitto then closes the older connection itself)."""
@@ -84,3 +84,37 @@ def test_a_will_naming_no_session_is_answered_once_and_leaves_nothing(stack: Doc
     now = [stack.metric("ingestion_sessions_adopted_total", r) for r in (1, 2)]
     assert sum(now) - sum(adopted) == took_over, (adopted, now, took_over)
     assert stack.ingestion_connected(timeout=5)
+
+
+def test_a_replica_dead_while_none_listened_is_adopted_by_the_next_to_subscribe(
+    stack: DockerStack, api: RegistryClient
+) -> None:
+    """Wills are retained until a connection with that id empties them: the session of a replica killed while no
+    other of its share group was subscribed to the wills (a lone replica; one between CONNACK and SUBACK) is
+    adopted by the next replica that subscribes, with what was queued to it meanwhile."""
+    env = {**stack.env("ingestion"), "MQTT_SHARE_GROUP": f"late-{secrets.token_hex(3)}"}
+    lone, late = 6, 7
+    for replica in (lone, late):
+        stack.ports[f"ingestion-{replica}"] = free_port()
+    http = stack.services["ingestion"].ports[0].port
+    stack._run("ingestion", env, {stack.ports[f"ingestion-{lone}"]: http}, replica=lone)
+    try:
+        assert eventually(lambda: stack.subscribed(lone), timeout=60), stack.logs()
+        device = new_device(api, stack.mqtt_url, "late-adoption")
+        docker("kill", "-s", "KILL", stack.name("ingestion", lone))
+        seqs = [device.publish() for _ in range(20)]  # queued to the dead replica's session, the group's only one
+        assert device.wait_acked(10)
+        device.close()
+        stack._run("ingestion", env, {stack.ports[f"ingestion-{late}"]: http}, replica=late)
+
+        def adopted() -> bool:
+            try:
+                return (stack.metric("ingestion_sessions_adopted_total", late) == 1
+                        and stack.metric("ingestion_messages_received_total", late) == len(seqs))
+            except OSError:  # not serving yet
+                return False
+
+        assert eventually(adopted, timeout=30, interval=0.3), stack.logs()
+    finally:
+        docker("rm", "-f", stack.name("ingestion", lone), check=False)
+        docker("stop", "-t", "10", stack.name("ingestion", late), check=False)  # drains and ends its session

@@ -78,7 +78,7 @@ def test_a_replica_consumes_over_websockets(stack: DockerStack, api: RegistryCli
     env = {**stack.env("ingestion"), "MQTT_URL": "ws://broker:8080/mqtt", "MQTT_SHARE_GROUP": "ws-check"}
     stack._run("ingestion", env, {port: stack.services["ingestion"].ports[0].port}, replica=replica)
     try:
-        assert eventually(lambda: _subscribed(stack, replica), timeout=60), stack.logs()
+        assert eventually(lambda: stack.subscribed(replica), timeout=60), stack.logs()
         device = new_device(api, stack.mqtt_url, "over-ws")
         seqs = [device.publish() for _ in range(20)]
         assert device.wait_acked(10)
@@ -87,10 +87,3 @@ def test_a_replica_consumes_over_websockets(stack: DockerStack, api: RegistryCli
         device.close()
     finally:
         docker("stop", "-t", "10", stack.name("ingestion", replica))  # drains and ends its session
-
-
-def _subscribed(stack: DockerStack, replica: int) -> bool:
-    try:
-        return bool(stack.health(replica).get("mqtt_subscribed"))  # in its share group: no message missed
-    except OSError:
-        return False

@@ -47,14 +47,22 @@ def test_connect_asks_to_resume_the_session_with_expiry_and_window() -> None:
     assert body.endswith(mq.utf8("ingestion-1") + mq.utf8("_ingestion") + mq.utf8("pw"))
 
 
-def test_connect_carries_a_qos_1_will_naming_the_client() -> None:
+def test_connect_carries_a_retained_qos_1_will_naming_the_client() -> None:
     packet = mq.connect("ingestion-a", "_ingestion", "pw", keepalive=30, session_expiry=60, receive_maximum=10,
-                        will=("services/ingestion/ingestion/gone", b"ingestion-a"))
+                        will=("services/ingestion/ingestion/gone/ingestion-a", b"ingestion-a"))
     flags = packet[2 + 6 + 1]  # after the fixed header, "MQTT" and the version
-    assert flags == 0xC0 | 0x04 | 0x08  # username, password, will, will QoS 1; clean start off
-    expected = (mq.utf8("ingestion-a") + b"\x00" + mq.utf8("services/ingestion/ingestion/gone")
+    assert flags == 0xC0 | 0x04 | 0x08 | 0x20  # username, password, will, will QoS 1, will retain; clean start off
+    expected = (mq.utf8("ingestion-a") + b"\x00" + mq.utf8("services/ingestion/ingestion/gone/ingestion-a")
                 + struct.pack("!H", 11) + b"ingestion-a" + mq.utf8("_ingestion") + mq.utf8("pw"))
     assert packet.endswith(expected)
+
+
+def test_an_empty_retained_publish_clears_a_will() -> None:
+    raw = mq.publish("services/ingestion/ingestion/gone/ingestion-a", b"", retain=True)
+    packets, used = mq.split(bytearray(raw))
+    assert used == len(raw) and (packets[0].kind, packets[0].flags) == (mq.PUBLISH, 0x01)  # QoS 0, retain
+    msg = mq.parse_publish(packets[0])
+    assert (msg.topic, msg.payload, msg.qos) == ("services/ingestion/ingestion/gone/ingestion-a", b"", 0)
 
 
 def test_disconnect_with_will_and_with_session_expiry() -> None:

@@ -1,9 +1,12 @@
 """Failover without a restart: survivors resume the session of a replica whose connection died.
 
-Every replica connects with a will naming its client id on `services/ingestion/<group>/gone`, and
-subscribes to that topic. When a replica dies (kill -9, OOM, a lost host), mosquitto publishes its
-will at once, while it keeps queueing that replica's share of the group's messages to its session
-(mosquitto 2.0.11 does not hand a dead member's messages to the others). Each survivor then
+Every replica connects with a retained will naming its client id on
+`services/ingestion/<group>/gone/<client id>`, empties it once connected, and subscribes to
+`.../gone/+`. When a replica dies (kill -9, OOM, a lost host), mosquitto publishes its will at once
+and keeps it until a connection with that id empties it, so a replica subscribing later (away at the
+time, or between its CONNACK and SUBACK) gets it too; meanwhile mosquitto keeps queueing that
+replica's share of the group's messages to its session (mosquitto 2.0.11 does not hand a dead
+member's messages to the others). Each survivor then
 connects with the dead replica's client id (clean start off: the session resumes, with the
 messages it was sent but never acknowledged and those queued since), unsubscribes it from the
 group, stores and acknowledges everything, and ends the session. Several survivors may try: each

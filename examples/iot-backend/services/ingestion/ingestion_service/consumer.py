@@ -59,6 +59,7 @@ class Consumer:
         self.on_will = on_will  # called with the client id of a replica whose connection died
         self.primary = primary  # False for a consumer resuming a dead replica's session (it owns no gauges)
         self._will_subscription = 0
+        self._will_prefix = settings.wills.removesuffix("+")  # the topics of this share group's wills start so
         self._telemetry_subscription = 0
         self._awaited: set[int] = set()  # packet ids of this connection's SUBSCRIBEs not yet acknowledged
         self._refused = False  # the broker refused one of this connection's subscriptions
@@ -130,10 +131,12 @@ class Consumer:
             self._awaited.add(self._telemetry_subscription)
             session.send(mq.subscribe(self._telemetry_subscription, self.s.subscription))
         if self.on_will is not None and not self.stopping:
-            # QoS 0: not queued while this replica is offline, so no stale announcement on reconnect
+            # wills are retained until the next connection with that id empties them, so this SUBSCRIBE brings
+            # those of replicas that died before it (while this one was away, or before its SUBACK); QoS 0:
+            # nothing queued while offline, hence no announcement whose session has since been taken back
             self._will_subscription = session.packet_id()
             self._awaited.add(self._will_subscription)
-            session.send(mq.subscribe(self._will_subscription, self.s.will_topic, qos=0))
+            session.send(mq.subscribe(self._will_subscription, self.s.wills, qos=0))
         pinger = asyncio.create_task(session.pinger())
         try:
             while True:
@@ -157,7 +160,7 @@ class Consumer:
         for p in packets:
             if p.kind == mq.PUBLISH:
                 msg = mq.parse_publish(p)
-                if msg.topic == self.s.will_topic:
+                if msg.topic.startswith(self._will_prefix):
                     self._announced(msg)
                     continue
                 self._receive(msg, now, now_text)
@@ -167,7 +170,7 @@ class Consumer:
                 refused = any(code >= 0x80 for code in codes)
                 if pid == self._will_subscription and refused:
                     log.warning("subscription to %s refused (%s): dead replicas' sessions will wait for their "
-                                "restart", self.s.will_topic, codes)
+                                "restart", self.s.wills, codes)
                 elif refused:
                     raise mq.ProtocolError(f"subscription to {self.s.subscription} refused: {codes}")
                 self._subacked(pid, refused)
@@ -193,10 +196,11 @@ class Consumer:
         self.subscribed = not self._awaited and not self._refused
 
     def _announced(self, msg: mq.Publish) -> None:
-        """A replica's will: its connection died; hand its client id over for adoption."""
+        """A replica's will: its connection died; hand its client id over for adoption (an empty one: a
+        connection with that id emptied it)."""
         if msg.qos and self.session is not None:
             self.session.send(mq.pubacks([msg.packet_id]))
-        if self.on_will is not None and not self.stopping:  # a stopping replica adopts nothing
+        if self.on_will is not None and msg.payload and not self.stopping:  # a stopping replica adopts nothing
             self.on_will(msg.payload)
 
     def _receive(self, msg: mq.Publish, now: float, now_text: str) -> None:

@@ -42,18 +42,23 @@ def packet(kind: int, flags: int, body: bytes) -> bytes:
 def connect(client_id: str, username: str, password: str, *, keepalive: int, session_expiry: int,
             receive_maximum: int, will: tuple[str, bytes] | None = None) -> bytes:
     """CONNECT v5, clean start off, with a session expiry, a receive window, a maximum packet size and
-    optionally a will (topic, payload; QoS 1, not retained, no delay)."""
+    optionally a will (topic, payload; QoS 1, retained, no delay)."""
     flags = 0xC0  # username, password; clean start (0x02) off: resume the session
     props = (bytes([SESSION_EXPIRY]) + struct.pack("!I", session_expiry)
              + bytes([RECEIVE_MAXIMUM]) + struct.pack("!H", receive_maximum)
              + b"\x27" + struct.pack("!I", MAX_PACKET))  # 0x27: maximum packet size
     payload = utf8(client_id)
     if will is not None:
-        flags |= 0x04 | 0x08  # will flag, will QoS 1
+        flags |= 0x04 | 0x08 | 0x20  # will flag, will QoS 1, will retain
         topic, message = will
         payload += b"\x00" + utf8(topic) + struct.pack("!H", len(message)) + message  # no will properties
     variable = utf8("MQTT") + bytes([5, flags]) + struct.pack("!H", keepalive) + varint(len(props)) + props
     return packet(CONNECT, 0, variable + payload + utf8(username) + utf8(password))
+
+
+def publish(topic: str, payload: bytes, *, retain: bool = False) -> bytes:
+    """PUBLISH at QoS 0 (no properties)."""
+    return packet(PUBLISH, 0x01 if retain else 0x00, utf8(topic) + b"\x00" + payload)
 
 
 def subscribe(packet_id: int, topic_filter: str, qos: int = 1) -> bytes:

@@ -37,7 +37,8 @@ class Session:
 
     @staticmethod
     async def open(url: BrokerUrl, s: Settings, keepalive: int = 30) -> Session:
-        """Connect and complete CONNECT/CONNACK; raise Refused or ConnectionError."""
+        """Connect and complete CONNECT/CONNACK, then (with adoption on) empty this client id's retained will:
+        its session is in hand again; raise Refused or ConnectionError."""
         stream = await open_stream(url, s.ca_file)
         try:
             will = (s.will_topic, s.client_id.encode()) if s.adopt_sessions else None
@@ -53,6 +54,8 @@ class Session:
             server_keepalive = props.get(mq.SERVER_KEEP_ALIVE)
             if isinstance(server_keepalive, int) and server_keepalive:
                 session.keepalive = server_keepalive
+            if will is not None:
+                session.send(mq.publish(s.will_topic, b"", retain=True))
             return session
         except BaseException:
             stream.close()

@@ -45,8 +45,14 @@ class Settings:
 
     @property
     def will_topic(self) -> str:
-        """Where the broker announces a replica of this share group whose connection died (its will)."""
-        return f"services/ingestion/{self.share_group}/gone"
+        """This client id's will: where the broker announces, retained, that its connection died (emptied by
+        the next connection with this id); `wills` matches those of every replica of the share group."""
+        return f"services/ingestion/{self.share_group}/gone/{self.client_id}"
+
+    @property
+    def wills(self) -> str:
+        """The filter matching the wills of every replica of this share group."""
+        return f"services/ingestion/{self.share_group}/gone/+"
 
     @staticmethod
     def from_env() -> Settings:
@@ -58,9 +64,10 @@ class Settings:
             raise SystemExit("ingestion: MQTT_URL, INGESTION_MQTT_PASSWORD and DATABASE_URL must be set")
         username = os.environ.get("MQTT_USERNAME", "_ingestion")
         client_id = os.environ.get("MQTT_CLIENT_ID") or f"{username}-{socket.gethostname()}"
-        if not client_id.startswith(f"{username}-") or len(client_id) > 128:
+        if not client_id.startswith(f"{username}-") or len(client_id) > 128 or set(client_id) & set("+#/"):
             raise SystemExit(f"ingestion: MQTT_CLIENT_ID must start with '{username}-' (the broker binds client ids "
-                             f"to accounts) and have at most 128 characters; it is {client_id[:80]!r}")
+                             f"to accounts), have at most 128 characters and no '+', '#' or '/' (it ends the "
+                             f"replica's will topic); it is {client_id[:80]!r}")
         return Settings(
             mqtt_url=mqtt_url,
             mqtt_username=username,
