@@ -4,9 +4,9 @@ A PostgreSQL container from the example's db image and a client container from t
 its psycopg C build) on a network of their own; for each case the client stores --rows readings of --devices
 devices (increasing seq and ts, as the simulator sends them) in batches of N rows on W connections, and the
 bench prints per stored row: the server's CPU (the db container's cgroup), the client's CPU (the writing
-process), the WAL written, and rows per second. Nothing else is measured, so the PostgreSQL side of a change
-(a statement, an index, a server setting) is reproducible on a busy machine: CPU per row is the figure to
-compare; the rate moves with other work.
+process), the WAL written (and its full-page images per 1,000 rows), and rows per second. Nothing else is
+measured, so the PostgreSQL side of a change (a statement, an index, a server setting) is reproducible on a
+busy machine: CPU per row is the figure to compare; the rate moves with other work.
 
     .venv/bin/python bench/db_write.py [--batch 100,250,1000] [--writers 1,2] [--mode store,write,copy]
         [--rows 40000] [--devices 4] [--pg-setting wal_compression=on ...] [--repeat 1]
@@ -40,6 +40,7 @@ migrate(os.environ["DATABASE_URL"], COMPONENT, MIGRATIONS)
 # Runs in the client container: one case, rows stored as the given writers' batches; prints its figures as JSON.
 CLIENT = r"""
 import asyncio, json, os, sys, time
+from ingestion_service.__main__ import loop_factory
 from ingestion_service.db import BatchWriter
 from ingestion_service.payload import row_line, timestamp_text
 
@@ -80,7 +81,8 @@ async def main():
         await writer.close()
     print(json.dumps({"client_s": cpu, "wall_s": wall}))
 
-asyncio.run(main())
+with asyncio.Runner(loop_factory=loop_factory()) as runner:  # ingestion's own event loop (uvloop)
+    runner.run(main())
 """
 
 
@@ -90,9 +92,11 @@ def psql(db: str, password: str, sql: str) -> str:
                   "-v", "ON_ERROR_STOP=1", "-c", sql, env={**os.environ, "PGPASSWORD": password})
 
 
-def wal_lsn(db: str, password: str) -> int:
-    """The server's current WAL position in bytes."""
-    return int(psql(db, password, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"))
+def wal_lsn(db: str, password: str) -> tuple[int, int]:
+    """The server's current WAL position in bytes, and the full-page images it has written so far."""
+    lsn, fpi = psql(db, password, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, wal_fpi "
+                    "FROM pg_stat_wal").split("|")
+    return int(lsn), int(fpi)
 
 
 def container_ns(name: str) -> int:
@@ -126,7 +130,8 @@ def run_case(prefix: str, client: str, db: str, password: str, case: tuple[str, 
     figures = json.loads(out.splitlines()[-1])
     rows = args.rows
     return {"db_us": (db1 - db0) / 1000 / rows, "client_us": figures["client_s"] * 1e6 / rows,
-            "wal_b": (wal1 - wal0) / rows, "rate": rows / figures["wall_s"]}
+            "wal_b": (wal1[0] - wal0[0]) / rows, "fpi": (wal1[1] - wal0[1]) * 1000 / rows,
+            "rate": rows / figures["wall_s"]}
 
 
 def main() -> int:
@@ -165,12 +170,12 @@ def main() -> int:
         print(f"server settings: {' '.join(args.pg_setting) or 'the image defaults'}; {args.rows} rows per case, "
               f"{args.devices} devices")
         print(f"{'mode':>6} {'rows/batch':>10} {'writers':>7} {'db µs/row':>10} {'client µs/row':>13} "
-              f"{'WAL B/row':>9} {'rows/s':>8}")
+              f"{'WAL B/row':>9} {'FPI/1k rows':>11} {'rows/s':>8}")
         for n in range(args.repeat):
             for case in cases:
                 f = run_case(prefix, client, db, password, case, args, n)
                 print(f"{case[0]:>6} {case[1]:>10} {case[2]:>7} {f['db_us']:>10.1f} {f['client_us']:>13.1f} "
-                      f"{f['wal_b']:>9.0f} {f['rate']:>8.0f}", flush=True)
+                      f"{f['wal_b']:>9.0f} {f['fpi']:>11.1f} {f['rate']:>8.0f}", flush=True)
         return 0
     finally:
         docker("rm", "-f", "-v", db, client, check=False)
