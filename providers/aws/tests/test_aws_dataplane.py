@@ -250,7 +250,7 @@ def test_endpoints_are_reachable_here(running: Running, deployed: tuple[Deployme
 def test_two_emulators_serve_their_own_app_of_one_name(running: Running, deployed: tuple[Deployment, Any, str],
                                                       spec: dict[str, Any]) -> None:
     """A second `multicloud emulate aws` (another shell, another test run) deploys an app of the same
-    name: its NLB has the same DNS name but an address of its own, and each serves its own tasks;
+    name: its NLB has a DNS name (NAME-ID, as AWS names one) and an address of its own, and each serves its own tasks;
     Ctrl-C (SIGINT) of the second, its workload still up, leaves nothing of it behind."""
     deployment = deployed[0]
     mine = next(e for e in deployment.endpoints() if e.public)
@@ -261,7 +261,9 @@ def test_two_emulators_serve_their_own_app_of_one_name(running: Running, deploye
         theirs = Deployment(spec_from_dict(other_spec), "aws", environ={"TOKEN": SECRET}, health_timeout=120)
         theirs.apply()
         shown = next(e for e in theirs.endpoints() if e.public)
-        assert shown.url == mine.url and shown.address != mine.address  # one DNS name, two addresses
+        assert shown.url != mine.url and shown.address != mine.address
+        names = {e.url.split("//")[1].split(".")[0].rsplit("-", 1)[0] for e in (shown, mine)}
+        assert names == {f"mc-{deployment.app}"}  # mc-APP-ID: one NLB name, two IDs
         assert shown.address == balancer_address(shown.url.split("//")[1].rsplit(":", 1)[0], other.exports[
             "AWS_ENDPOINT_URL"])
         assert until(lambda: hit(shown.address) == "other", 40), hit(shown.address)
