@@ -20,6 +20,7 @@ from multicloud.api import Deployment
 from multicloud.contract import RunningEmulator
 from multicloud.emulators import emulator
 from multicloud.retry import RetryPolicy
+from providers.aws.tests.aws_plane import Running, emulated_aws
 
 READ_PREFIXES = ("Describe", "List", "Get", "Discover")
 IOT_EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "iot-backend" / "multicloud.yaml"
@@ -142,6 +143,13 @@ def iot_example(app_name: str) -> dict[str, Any]:
 def iot_secrets() -> dict[str, str]:
     """Environment values for the IoT example's secrets."""
     return dict(IOT_SECRETS)
+
+
+@pytest.fixture(scope="module")
+def running() -> Iterator[Running]:
+    """`multicloud emulate aws` with its data plane, for a data-plane test module (see emulated_aws)."""
+    with emulated_aws() as emulated:
+        yield emulated
 
 
 @pytest.fixture(scope="session")

@@ -2,11 +2,11 @@
 
 The shared runner (multicloud_docker.dataplane) makes the containers; this package only maps
 ECS onto it: a task is a unit on its VPC's network (`tasks`), the service scheduler keeps
-desiredCount of them running (`scheduler`), NLB listeners forward from a loopback address of
-the NLB's own to healthy targets (`nlb`), awslogs copies output to CloudWatch Logs (`awslogs`),
-and RDS for PostgreSQL instances are real PostgreSQL servers on their VPC's network (`rds`). It
-runs the services, NLBs and instances created through one emulator server (`servers`), so
-emulators in one process keep to their own.
+desiredCount of them running (`scheduler`; their deployments' bookkeeping: `deployments`), NLB
+listeners forward from a loopback address of the NLB's own to healthy targets (`nlb`), awslogs
+copies output to CloudWatch Logs (`awslogs`), and RDS for PostgreSQL instances are real
+PostgreSQL servers on their VPC's network (`rds`). It runs the services, NLBs and instances
+created through one emulator server (`servers`), so emulators in one process keep to their own.
 """
 
 from __future__ import annotations

@@ -13,15 +13,14 @@ revision. Running tasks' addresses are what the service's target groups and Clou
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from multicloud_aws import gaps, rollbacks
-from multicloud_aws.dataplane import servers
+from multicloud_aws import gaps
+from multicloud_aws.dataplane import deployments, servers
 from multicloud_aws.dataplane.awslogs import LogShipper, log_streams, missing_group
 from multicloud_aws.dataplane.tasks import (
     STOPPED_KEPT,
@@ -29,6 +28,8 @@ from multicloud_aws.dataplane.tasks import (
     TaskStartError,
     ecr_credentials,
     secret_reader,
+    task_aliases,
+    task_network,
     task_unit,
 )
 from multicloud_aws.exec_gaps import grace_seconds
@@ -90,30 +91,8 @@ class Scheduler:
     def rolled_out(self, backend: Any, service: Any) -> None:
         """CreateService or UpdateService took effect: a new revision starts a new PRIMARY
         deployment (the previous one turns ACTIVE until its tasks stop); a count change updates it."""
-        from moto.core.utils import utcnow
-
         with gaps._lock:
-            primary = next((d for d in service.deployments if d.get("status") == "PRIMARY"), None)
-            desired = int(service.desired_count or 0)
-            ours = primary is not None and bool(primary.get("multicloud_started"))
-            if ours and primary is not None and primary.get("taskDefinition") == service.task_definition:
-                primary.update(desiredCount=desired, updatedAt=utcnow())
-            else:
-                kept = [d for d in service.deployments if d.get("multicloud_started")]
-                for old in kept:
-                    old["status"] = "ACTIVE"
-                ident = str(primary["id"]) if primary is not None and not ours else f"ecs-svc/{time.time_ns()}"
-                now = utcnow()
-                service.deployments = [{
-                    "id": ident, "status": "PRIMARY", "taskDefinition": service.task_definition,
-                    "desiredCount": desired, "runningCount": 0, "pendingCount": 0, "failedTasks": 0,
-                    "rolloutState": "IN_PROGRESS", "rolloutStateReason": f"ECS deployment {ident} in progress.",
-                    "createdAt": now, "updatedAt": now, "launchType": service.launch_type or "FARGATE",
-                    "multicloud_started": True}, *kept]
-                if not rollbacks.failed(backend, service) and \
-                        service.deployments[0].get("taskDefinition") != service.task_definition:
-                    self.rolled_out(backend, service)  # fail_image: rolled back to the previous revision
-                    return
+            deployments.roll_out(backend, service)
         self._wake.set()
 
     # --- the loop ----------------------------------------------------------------------------
@@ -184,7 +163,7 @@ class Scheduler:
                 self._retire(service, task, SCALED.format(primary.get("id", "")))
         for task in draining:
             self._retire(service, task, "")
-        self._count(service, primary, tasks, len(ready), desired)
+        deployments.count(service, primary, tasks, len(ready), desired)
         addresses = tuple(sorted(t.address for t in tasks if t.last_status == "RUNNING" and t.address
                                  and t.task_arn not in self._draining))
         if self._registered.get(service.arn) != addresses:
@@ -244,14 +223,15 @@ class Scheduler:
             why = missing_group(task, task.log_streams)
             if why:
                 raise TaskStartError(why)
-            unit = task_unit(task, definition, network=_network(backend, network), aliases=_aliases(backend, service),
+            unit = task_unit(task, definition, network=task_network(backend, network),
+                             aliases=task_aliases(backend, service),
                              secret_value=secret_reader(task.account_id, task.region_name),
                              pull_auth=ecr_credentials(task.account_id))
         except TaskStartError as exc:
             self._stop(task, str(exc), "TaskFailedToStart")
             return None
         self.plane.apply(unit)
-        _event(service, f"(service {service.name}) has started 1 tasks: (task {task.id}).")
+        deployments.event(service, f"(service {service.name}) has started 1 tasks: (task {task.id}).")
         return task
 
     def _ready(self, task: EmulatedTask, service: Any) -> bool:
@@ -299,59 +279,10 @@ class Scheduler:
 
     def _failed(self, task: EmulatedTask) -> None:
         """Count a failed task on its deployment, back off new starts, trip the circuit breaker."""
-        from moto.ecs.models import ecs_backends
-
         arn = f"arn:aws:ecs:{task.region_name}:{task.account_id}:service/{task.cluster_name}/{task.service_name}"
         _, delay = self._retry_at.get(arn, (0.0, 0.5))
         self._retry_at[arn] = (time.monotonic() + delay, min(delay * 2, 30.0))
-        backend = ecs_backends[task.account_id][task.region_name]
-        service = backend.services.get(f"{task.cluster_name}:{task.service_name}")
-        if service is None:
-            return
-        _event(service, f"(service {service.name}) has stopped 1 running tasks: (task {task.id}). "
-                        f"{task.stopped_reason}")
-        deployment: dict[str, Any] | None = next((d for d in service.deployments if d.get("id") == task.started_by),
-                                                 None)
-        if deployment is None or deployment.get("rolloutState") != "IN_PROGRESS":
-            return
-        deployment["failedTasks"] = int(deployment.get("failedTasks") or 0) + 1
-        threshold = min(200, max(3, math.ceil(0.5 * int(service.desired_count or 0))))
-        if deployment["failedTasks"] >= threshold:
-            self._trip(backend, service, deployment)
-
-    def _trip(self, backend: Any, service: Any, deployment: dict[str, Any]) -> None:
-        """The circuit breaker fails the deployment and rolls back to the previous revision, if any."""
-        reason = f"ECS deployment {deployment['id']} failed: tasks failed to start."
-        deployment.update(rolloutState="FAILED", rolloutStateReason=reason)
-        _event(service, f"(service {service.name}) deployment {deployment['id']} deployment failed: "
-                        "tasks failed to start.")
-        previous = getattr(service, "multicloud_previous", None)
-        if previous and previous != service.task_definition:
-            service.task_definition, service.multicloud_previous = previous, None
-            _event(service, f"(service {service.name}) rolling back to {previous}.")
-            self.rolled_out(backend, service)
-
-    def _count(self, service: Any, primary: dict[str, Any], tasks: list[EmulatedTask], ready: int,
-               desired: int) -> None:
-        """runningCount and pendingCount of the service and its deployments; completion."""
-        from moto.core.utils import utcnow
-
-        live = [t for t in tasks if t.last_status != "STOPPED"]
-        service.running_count = sum(t.last_status == "RUNNING" for t in live)
-        service.pending_count = len(live) - service.running_count
-        for deployment in service.deployments:
-            mine = [t for t in live if t.started_by == deployment.get("id")]
-            deployment.update(runningCount=sum(t.last_status == "RUNNING" for t in mine),
-                              pendingCount=sum(t.last_status != "RUNNING" for t in mine))
-        older = [t for t in live if t.task_definition_arn != service.task_definition]
-        if primary.get("rolloutState") == "IN_PROGRESS" and ready >= desired and not older:
-            primary.update(rolloutState="COMPLETED", updatedAt=utcnow(),
-                           rolloutStateReason=f"ECS deployment {primary.get('id')} completed.")
-            service.deployments = [primary]
-            _event(service, f"(service {service.name}) (deployment {primary.get('id')}) deployment completed.")
-            _event(service, f"(service {service.name}) has reached a steady state.")
-
-
+        deployments.record_failure(task, self._wake.set)
 
 
 def _past(task: EmulatedTask, grace: float) -> bool:
@@ -367,35 +298,3 @@ def _health(members: list[MemberState | None]) -> str:
         return "UNHEALTHY"
     return "HEALTHY" if found and all(h == "HEALTHY" for h in found) else "UNKNOWN"
 
-
-def _event(service: Any, message: str) -> None:
-    """Add a service event (newest first, the last 20 kept)."""
-    from moto.core.utils import utcnow
-
-    service.events.insert(0, {"id": f"{time.time_ns()}", "createdAt": utcnow(), "message": message})
-    del service.events[20:]
-
-
-def _network(backend: Any, network: dict[str, Any]) -> str:
-    """The data-plane network of the task's VPC (that of its first subnet)."""
-    from moto.ec2.models import ec2_backends
-
-    subnets = network.get("subnets") or []
-    try:
-        return f"vpc-{ec2_backends[backend.account_id][backend.region_name].get_subnet(subnets[0]).vpc_id}"
-    except Exception:  # an unknown subnet: the region's shared network
-        return f"awsvpc-{backend.region_name}"
-
-
-def _aliases(backend: Any, service: Any) -> tuple[str, ...]:
-    """The Cloud Map names (`SERVICE.NAMESPACE`) of the service's registries."""
-    from moto.servicediscovery.models import servicediscovery_backends
-
-    discovery = servicediscovery_backends[backend.account_id][backend.region_name]
-    names = []
-    for registry in service.service_registries or []:
-        found = discovery.services.get(str(registry.get("registryArn", "")).rsplit("/", 1)[-1])
-        namespace = discovery.namespaces.get(found.namespace_id) if found is not None else None
-        if found is not None and namespace is not None:
-            names.append(f"{found.name}.{namespace.name}")
-    return tuple(names)

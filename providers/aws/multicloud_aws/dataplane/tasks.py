@@ -217,3 +217,28 @@ def ecr_credentials(account: str) -> dict[str, str]:
     """The user and password of an authorization token of the account's emulated ECR, as moto
     issues them (what the task's execution role pulls with)."""
     return {"username": "AWS", "password": f"{account}-auth-token"}
+
+
+def task_network(backend: Any, network: dict[str, Any]) -> str:
+    """The data-plane network of the task's VPC (that of its first subnet)."""
+    from moto.ec2.models import ec2_backends
+
+    subnets = network.get("subnets") or []
+    try:
+        return f"vpc-{ec2_backends[backend.account_id][backend.region_name].get_subnet(subnets[0]).vpc_id}"
+    except Exception:  # an unknown subnet: the region's shared network
+        return f"awsvpc-{backend.region_name}"
+
+
+def task_aliases(backend: Any, service: Any) -> tuple[str, ...]:
+    """The Cloud Map names (`SERVICE.NAMESPACE`) of the service's registries."""
+    from moto.servicediscovery.models import servicediscovery_backends
+
+    discovery = servicediscovery_backends[backend.account_id][backend.region_name]
+    names = []
+    for registry in service.service_registries or []:
+        found = discovery.services.get(str(registry.get("registryArn", "")).rsplit("/", 1)[-1])
+        namespace = discovery.namespaces.get(found.namespace_id) if found is not None else None
+        if found is not None and namespace is not None:
+            names.append(f"{found.name}.{namespace.name}")
+    return tuple(names)
