@@ -341,8 +341,11 @@ def report(raw1: float, raw0: float, alone: Alone, runs: list[Run], args: argpar
     print(f"{'  verdict':34}" + "".join(f"{verdict(r.rate >= RATIO_GOAL * raw1):>24}" for r in runs))
     print(f"{'  of the broker alone':34}" + "".join(f"{f'{r.rate / alone.rate:.2f}x':>24}" for r in runs)
           + f"   >= {RATIO_GOAL:.1f}x with 2 replicas ({RATIO_GOAL * alone.rate:.0f} msg/s)")
-    print(f"{'  verdict':34}" + "".join(f"{verdict(r.rate >= RATIO_GOAL * alone.rate) if r.replicas == 2 else '':>24}"
-                                         for r in runs))
+    if args.rounds:
+        print(f"{'  verdict':34}{'(one pair, measured minutes apart: see the median of the rounds below)':>48}")
+    else:
+        print(f"{'  verdict':34}" + "".join(
+            f"{verdict(r.rate >= RATIO_GOAL * alone.rate) if r.replicas == 2 else '':>24}" for r in runs))
     print("  cores while flat out: running / runnable but waiting for a CPU (over the first publish -> last commit)")
     for name in ("ingestion-1", "ingestion-2", "db-1", "broker-1"):
         print(f"{f'    {name}':34}" + "".join(f"{cores_cell(r, name):>24}" for r in runs))
