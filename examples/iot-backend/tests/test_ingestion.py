@@ -71,6 +71,38 @@ def test_metrics_expose_received_stored_rejected_and_batch_latency(stack: Docker
         assert name in text
 
 
+# Runs in a replica (its prometheus_client): the bulk observation exposes what one observe() per amount does.
+BULK_SCRIPT = """
+import json, random
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from ingestion_service import metrics
+bounds = metrics.LATENCY._upper_bounds[:-1]
+amounts = [*bounds, -1.0, 0.0, 31.0, 1e9] + [random.Random(4).uniform(0, 6) for _ in range(5000)]
+texts = []
+for bulk in (False, True):
+    registry = CollectorRegistry()
+    histogram = Histogram("latency_probe", "probe", buckets=bounds, registry=registry)
+    if bulk:
+        metrics.observe_all(histogram, amounts[:7])
+        metrics.observe_all(histogram, amounts[7:])
+        metrics.observe_all(histogram, [])
+    else:
+        for amount in amounts:
+            histogram.observe(amount)
+    texts.append([line for line in generate_latest(registry).decode().splitlines() if "_created" not in line])
+print(json.dumps(texts))
+"""
+
+
+def test_latency_observed_per_batch_exposes_the_same_histogram(stack: DockerStack) -> None:
+    one_by_one, bulk = json.loads(docker("exec", stack.name("ingestion", 1), "python3", "-c", BULK_SCRIPT))
+    sums = [next(float(line.split()[1]) for line in text if line.startswith("latency_probe_sum"))
+            for text in (one_by_one, bulk)]
+    assert sums[0] == pytest.approx(sums[1], rel=1e-12)
+    assert [line for line in one_by_one if "_sum" not in line] == [line for line in bulk if "_sum" not in line]
+    assert any(line.startswith('latency_probe_bucket{le="0.005"} 3.0') for line in bulk)  # -1, 0 and the bound
+
+
 def test_a_replica_consumes_over_websockets(stack: DockerStack, api: RegistryClient) -> None:
     """ws://broker:8080/mqtt (Cloud Run's only way in): a replica in its own share group gets every message."""
     replica = 9

@@ -59,10 +59,9 @@ def test_connect_carries_a_retained_qos_1_will_naming_the_client() -> None:
 
 def test_an_empty_retained_publish_clears_a_will() -> None:
     raw = mq.publish("services/ingestion/ingestion/gone/ingestion-a", b"", retain=True)
+    assert raw[0] == mq.PUBLISH << 4 | 0x01  # QoS 0, retain
     packets, used = mq.split(bytearray(raw))
-    assert used == len(raw) and (packets[0].kind, packets[0].flags) == (mq.PUBLISH, 0x01)  # QoS 0, retain
-    msg = mq.parse_publish(packets[0])
-    assert (msg.topic, msg.payload, msg.qos) == ("services/ingestion/ingestion/gone/ingestion-a", b"", 0)
+    assert used == len(raw) and packets == [("services/ingestion/ingestion/gone/ingestion-a", b"", 0, 0)]
 
 
 def test_disconnect_with_will_and_with_session_expiry() -> None:
@@ -118,16 +117,32 @@ def test_split_cuts_complete_packets_and_keeps_the_rest() -> None:
 
 def test_publish_parsing_skips_properties_and_keeps_the_packet_id() -> None:
     props = bytes([0x01, 1]) + bytes([0x26]) + mq.utf8("k") + mq.utf8("v") + bytes([0x0B]) + mq.varint(300)
-    packets, _ = mq.split(bytearray(publish_packet("devices/dev-1/telemetry", b"{}", 513, props, dup=True)))
-    msg = mq.parse_publish(packets[0])
-    assert (msg.topic, msg.payload, msg.qos, msg.packet_id) == ("devices/dev-1/telemetry", b"{}", 1, 513)
+    long_props = bytes([0x26]) + mq.utf8("k") + mq.utf8("v" * 200)  # a two-byte property length
+    stream = bytearray(publish_packet("devices/dev-1/telemetry", b"{}", 513, props, dup=True)
+                       + publish_packet("devices/dev-2/telemetry", b"[]", 514, long_props)
+                       + mq.packet(mq.PUBLISH, 0, mq.utf8("devices/dev-3/telemetry") + b"\x00" + b"q0")
+                       + mq.packet(mq.PINGRESP, 0, b""))
+    packets, used = mq.split(stream)
+    assert used == len(stream)
+    assert packets[:3] == [("devices/dev-1/telemetry", b"{}", 1, 513), ("devices/dev-2/telemetry", b"[]", 1, 514),
+                           ("devices/dev-3/telemetry", b"q0", 0, 0)]  # (topic, payload, QoS, packet id)
+    assert packets[3] == mq.Packet(mq.PINGRESP, 0, b"")
     assert mq.properties(props_body := mq.varint(len(props)) + props, 0)[0x0B] == 300 and props_body
 
 
 def test_a_qos_2_publish_is_a_protocol_error() -> None:
     body = mq.utf8("devices/a/telemetry") + b"\x00\x01\x00{}"
     with pytest.raises(mq.ProtocolError):
-        mq.parse_publish(mq.split(bytearray(mq.packet(mq.PUBLISH, 0x04, body)))[0][0])
+        mq.split(bytearray(mq.packet(mq.PUBLISH, 0x04, body)))
+
+
+def test_a_publish_whose_fields_overrun_it_is_a_protocol_error_not_the_next_packets_bytes() -> None:
+    good = publish_packet("devices/a/telemetry", b"{}", 1)
+    topic = mq.utf8("devices/a/telemetry")
+    for body in (b"", b"\x00", b"\x00\x05ab", topic, topic + b"\x00", topic + b"\x00\x01",
+                 topic + b"\x00\x01\x05ab", topic + b"\x00\x01\x80", topic + b"\x00\x01\x80\x80\x80\x80\x01"):
+        with pytest.raises(mq.ProtocolError):
+            mq.split(bytearray(mq.packet(mq.PUBLISH, 0x02, body) + good))
 
 
 def test_pubacks_for_a_batch_are_one_buffer_of_four_byte_packets() -> None:

@@ -152,18 +152,18 @@ class Consumer:
                 metrics.CONNECTED.set(0)
             await session.close()
 
-    def _handle(self, packets: list[mq.Packet]) -> None:
+    def _handle(self, packets: list[mq.Packet | mq.Publish]) -> None:
         """Take the packets of one read: PUBLISHes into the batch, the rest checked."""
         now = time.time()
         now_text = timestamp_text(now)
         received = 0
+        will_prefix = self._will_prefix
         for p in packets:
-            if p.kind == mq.PUBLISH:
-                msg = mq.parse_publish(p)
-                if msg.topic.startswith(self._will_prefix):
-                    self._announced(msg)
+            if isinstance(p, tuple):
+                if p[0].startswith(will_prefix):
+                    self._announced(p)
                     continue
-                self._receive(msg, now, now_text)
+                self._receive(p, now, now_text)
                 received += 1
             elif p.kind == mq.SUBACK:
                 pid, codes = mq.acked_codes(p)
@@ -198,36 +198,44 @@ class Consumer:
     def _announced(self, msg: mq.Publish) -> None:
         """A replica's will: its connection died; hand its client id over for adoption (an empty one: a
         connection with that id emptied it)."""
-        if msg.qos and self.session is not None:
-            self.session.send(mq.pubacks([msg.packet_id]))
-        if self.on_will is not None and msg.payload and not self.stopping:  # a stopping replica adopts nothing
-            self.on_will(msg.payload)
+        _topic, payload, qos, packet_id = msg
+        if qos and self.session is not None:
+            self.session.send(mq.pubacks([packet_id]))
+        if self.on_will is not None and payload and not self.stopping:  # a stopping replica adopts nothing
+            self.on_will(payload)
 
     def _receive(self, msg: mq.Publish, now: float, now_text: str) -> None:
-        line, device = None, None
+        """Add a telemetry message to the batch: its row, or a dead letter."""
+        topic, payload, qos, packet_id = msg
         batch = self.batch
         try:
-            device = device_of(msg.topic)
-            line, ts = row_line(device, msg.payload, now_text)
+            line, ts = row_line(device_of(topic), payload, now_text)
         except Rejected as exc:
-            metrics.REJECTED.labels(exc.reason).inc()
-            batch.dead.append(DeadLetter(device, msg.topic.replace("\x00", "")[:256], msg.payload[:1024],
-                                         f"{exc.reason}: {exc}", now))
-            self._rejected_logged += 1
-            if self._rejected_logged <= 5 or self._rejected_logged % 1000 == 0:
-                log.info("rejected a message on %s: %s (%d so far)", msg.topic[:80], exc, self._rejected_logged)
+            line, ts = None, 0.0
+            self._rejected(batch, msg, exc, now)
         if not batch.count:
             batch.first_at = time.monotonic()
             self._has_messages.set()
         batch.count += 1
-        if msg.qos:
-            batch.acks.append(msg.packet_id)
+        if qos:
+            batch.acks.append(packet_id)
         if line is not None:
             batch.lines.append(line)
             batch.ts.append(ts)
-            batch.payloads.append(msg.payload)
+            batch.payloads.append(payload)
         if batch.count >= self.s.batch_max_rows:
             self._full.set()
+
+    def _rejected(self, batch: Batch, msg: mq.Publish, exc: Rejected, now: float) -> None:
+        """Count a message that is not a valid reading, and keep it as a dead letter of the batch."""
+        topic, payload, _qos, _packet_id = msg
+        metrics.REJECTED.labels(exc.reason).inc()
+        device = None if exc.reason == "topic" else device_of(topic)
+        batch.dead.append(DeadLetter(device, topic.replace("\x00", "")[:256], payload[:1024], f"{exc.reason}: {exc}",
+                                     now))
+        self._rejected_logged += 1
+        if self._rejected_logged <= 5 or self._rejected_logged % 1000 == 0:
+            log.info("rejected a message on %s: %s (%d so far)", topic[:80], exc, self._rejected_logged)
 
     async def _take_batch(self) -> Batch:
         """Wait until a batch is due and take it: full, or its first message BATCH_MAX_MS old and none of this
@@ -310,8 +318,7 @@ class Consumer:
         metrics.BATCH_ROWS.observe(batch.count)
         metrics.STORED.inc(inserted)
         metrics.DUPLICATES.inc(len(batch.lines) - inserted - refused)
-        for ts in batch.ts:
-            metrics.LATENCY.observe(committed - ts)
+        metrics.observe_all(metrics.LATENCY, [committed - ts for ts in batch.ts])
 
     @staticmethod
     def _refused_row(batch: Batch, index: int, reason: str) -> DeadLetter:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from bisect import bisect_right
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -38,6 +39,22 @@ for reason in ("json", "schema", "range", "topic", "too_large"):
     REJECTED.labels(reason)
     DEAD_LETTERS.labels(reason)
 DEAD_LETTERS.labels("database")
+
+
+def observe_all(histogram: Histogram, amounts: list[float]) -> None:
+    """histogram.observe() each of many finite amounts, with one increment per bucket touched and one of the sum
+    (each takes a lock) instead of two per amount; the exposition is the same (its sum up to float rounding)."""
+    if not amounts:
+        return
+    # observe()'s own parts: prometheus_client has no public call for many observations
+    histogram._raise_if_not_observable()
+    ordered, done = sorted(amounts), 0
+    for bound, bucket in zip(histogram._upper_bounds, histogram._buckets, strict=True):
+        upto = bisect_right(ordered, bound, done)  # how many are <= bound: observe() counts each in its first such
+        if upto > done:
+            bucket.inc(upto - done)
+            done = upto
+    histogram._sum.inc(sum(ordered))
 
 
 def serve(port: int, health: Callable[[], tuple[bool, dict[str, object]]]) -> ThreadingHTTPServer:

@@ -73,7 +73,7 @@ def unsubscribe(packet_id: int, topic_filter: str) -> bytes:
 
 def pubacks(packet_ids: list[int]) -> bytes:
     """PUBACKs (success, no properties) for many packet ids, in one buffer."""
-    return b"".join(struct.pack("!BBH", 0x40, 2, pid) for pid in packet_ids)
+    return struct.pack(f"!{len(packet_ids)}I", *[0x4002_0000 | pid for pid in packet_ids])  # 0x40, 2, the id
 
 
 def disconnect(session_expiry: int | None = None, *, with_will: bool = False) -> bytes:
@@ -86,23 +86,17 @@ def disconnect(session_expiry: int | None = None, *, with_will: bool = False) ->
     return packet(DISCONNECT, 0, bytes([reason]) + varint(len(props)) + props)
 
 
-@dataclass
+@dataclass(slots=True)
 class Packet:
-    """One received control packet: type, the fixed header's flags and the rest."""
+    """One received control packet other than PUBLISH: type, the fixed header's flags and the rest."""
 
     kind: int
     flags: int
     body: bytes
 
 
-@dataclass
-class Publish:
-    """A received PUBLISH."""
-
-    topic: str
-    payload: bytes
-    qos: int
-    packet_id: int
+Publish = tuple[str, bytes, int, int]
+"""A received PUBLISH: topic, payload, QoS, packet id (0 for QoS 0); a plain tuple, the cheapest to make."""
 
 
 def read_varint(data: bytes | bytearray, pos: int) -> tuple[int, int] | None:
@@ -119,42 +113,57 @@ def read_varint(data: bytes | bytearray, pos: int) -> tuple[int, int] | None:
     raise ProtocolError("malformed remaining length")
 
 
-def split(buffer: bytearray) -> tuple[list[Packet], int]:
-    """Cut every complete packet off the front of buffer; return them and the bytes consumed."""
-    out: list[Packet] = []
-    pos, end = 0, len(buffer)
+def split(buffer: bytes | bytearray) -> tuple[list[Packet | Publish], int]:
+    """Cut every complete packet off the front of buffer, PUBLISHes decoded; return them and the bytes consumed."""
+    out: list[Packet | Publish] = []
+    data = bytes(buffer)  # one copy; slices of it are then copied once each
+    pos, end = 0, len(data)
     while end - pos >= 2:
-        header = read_varint(buffer, pos + 1)
-        if header is None:
+        length, start = data[pos + 1], pos + 2
+        if length & 0x80:
+            header = read_varint(data, pos + 1)
+            if header is None:
+                break
+            length, start = header
+            if length > MAX_PACKET:
+                raise ProtocolError(f"packet of {length} bytes")
+        stop = start + length
+        if stop > end:
             break
-        length, start = header
-        if length > MAX_PACKET:
-            raise ProtocolError(f"packet of {length} bytes")
-        if start + length > end:
-            break
-        first = buffer[pos]
-        out.append(Packet(first >> 4, first & 0x0F, bytes(buffer[start:start + length])))
-        pos = start + length
+        first = data[pos]
+        if first >> 4 == PUBLISH:
+            out.append(_publish(data, first, start, stop))
+        else:
+            out.append(Packet(first >> 4, first & 0x0F, data[start:stop]))
+        pos = stop
     return out, pos
 
 
-def parse_publish(p: Packet) -> Publish:
-    """Decode a PUBLISH body (topic aliases are never granted, so the topic is always present)."""
-    body, qos = p.body, (p.flags >> 1) & 3
+def _publish(data: bytes, first: int, start: int, stop: int) -> Publish:
+    """Decode the PUBLISH in data[start:stop] (topic aliases are never granted, so the topic is always present);
+    raise ProtocolError if its fields overrun it."""
+    qos = (first >> 1) & 3
     if qos > 1:  # the subscription grants QoS 1: a QoS 2 PUBLISH would need PUBREC, not PUBACK
         raise ProtocolError(f"PUBLISH with QoS {qos}")
-    tlen = body[0] << 8 | body[1]
-    topic = body[2:2 + tlen].decode("utf-8", "replace")
-    pos = 2 + tlen
-    packet_id = 0
-    if qos:
-        packet_id = body[pos] << 8 | body[pos + 1]
-        pos += 2
-    header = read_varint(body, pos)
-    if header is None:
+    if stop - start < 3:
+        raise ProtocolError("truncated PUBLISH")
+    topic_end = start + 2 + (data[start] << 8 | data[start + 1])
+    pos = topic_end + 2 if qos else topic_end
+    if pos >= stop:
+        raise ProtocolError("truncated PUBLISH")
+    plen = data[pos]
+    if plen & 0x80:
+        header = read_varint(data[pos:stop], 0)
+        if header is None:
+            raise ProtocolError("truncated PUBLISH properties")
+        plen, used = header
+        pos += used + plen
+    else:
+        pos += 1 + plen
+    if pos > stop:
         raise ProtocolError("truncated PUBLISH properties")
-    plen, pos = header
-    return Publish(topic, body[pos + plen:], qos, packet_id)
+    return (data[start + 2:topic_end].decode("utf-8", "replace"), data[pos:stop], qos,
+            data[topic_end] << 8 | data[topic_end + 1] if qos else 0)
 
 
 def properties(body: bytes, pos: int) -> dict[int, int | bytes]:

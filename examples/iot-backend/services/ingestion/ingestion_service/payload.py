@@ -27,6 +27,19 @@ ALLOWED = frozenset({"seq", "ts", "temperature", "humidity", "battery"})
 TOPIC_DEVICE = re.compile(r"\Adevices/([a-z0-9][a-z0-9-]{0,62})/telemetry\Z")
 FLOAT4 = struct.Struct("f")
 FLOAT4_MIN_NORMAL = 1.1754943508222875e-38  # below it float4 is subnormal, and may round to zero
+TEMPERATURE_MIN, TEMPERATURE_MAX, PERCENT_MAX = -100.0, 200.0, 100.0
+SEQ_LIMIT = 2**63
+# JSON's number grammar exactly (possessive: what follows a number is never part of one)
+_NUMBER = rb"(-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?+(?:[eE][-+]?[0-9]++)?+)"
+# The form devices send (json.dumps of the documented keys in the documented order, spaces optional): its values
+# are read without a JSON decoder. No duplicate keys, escapes, nesting or literals can match it.
+CANONICAL = re.compile(
+    rb'\{"seq": ?(0|[1-9][0-9]*+), ?"ts": ?' + _NUMBER + rb', ?"temperature": ?' + _NUMBER
+    + rb'(?:, ?"humidity": ?' + _NUMBER + rb')?(?:, ?"battery": ?' + _NUMBER + rb")?\}"
+)
+_MEASURES: dict[bytes, tuple[float, str]] = {}  # a measurement's text -> its value and repr (values recur)
+MEASURES_CACHED = 4096
+_ABSENT = (1.0, "")  # an optional measurement not sent: passes every check, written as ''
 
 
 class Rejected(ValueError):
@@ -58,10 +71,19 @@ def _real(body: dict[str, object], key: str, low: float, high: float, required: 
 
 def device_of(topic: str) -> str:
     """Return the device id in `devices/<id>/telemetry`, or raise Rejected."""
-    match = TOPIC_DEVICE.match(topic)
-    if match is None:
-        raise Rejected("topic", "topic is not devices/<id>/telemetry")
-    return match.group(1)
+    device = _DEVICES.get(topic)
+    if device is None:
+        match = TOPIC_DEVICE.match(topic)
+        if match is None:
+            raise Rejected("topic", "topic is not devices/<id>/telemetry")
+        if len(_DEVICES) >= DEVICES_CACHED:
+            _DEVICES.clear()
+        device = _DEVICES[topic] = match.group(1)
+    return device
+
+
+_DEVICES: dict[str, str] = {}  # topic -> device id, for the topics seen last (a device sends many readings)
+DEVICES_CACHED = 16384
 
 
 def timestamp_text(seconds: float) -> str:
@@ -72,7 +94,7 @@ def timestamp_text(seconds: float) -> str:
     micro = round((seconds - whole) * 1e6)
     if micro >= 1_000_000:
         whole, micro = whole + 1, micro - 1_000_000
-    return f"{_second_text(whole)}.{micro:06d}+00:00"
+    return "%s.%06d+00:00" % (_second_text(whole), micro)  # noqa: UP031 (cheaper than the f-string here)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -86,9 +108,44 @@ def row_line(device_id: str, payload: bytes, received_at: float | str) -> tuple[
     timestamps as timestamp_text), and its ts. `received_at` may be given already as timestamp_text."""
     if len(payload) > MAX_BYTES:
         raise Rejected("too_large", f"payload over {MAX_BYTES} bytes")
+    received = received_at if isinstance(received_at, str) else timestamp_text(received_at)
+    match = CANONICAL.fullmatch(payload)
+    row = None if match is None else canonical_row(device_id, match, received)
+    return row if row is not None else decoded_row(device_id, payload, received)
+
+
+def canonical_row(device_id: str, match: re.Match[bytes], received: str) -> tuple[str, float] | None:
+    """row_line for a payload in the CANONICAL form, without a JSON decoder; None (decode it) unless every value
+    is clearly valid: zeros and values near float4's underflow are left to the decoder (JSON's -0 is the integer 0,
+    and underflow needs a closer look)."""
+    seq, ts_text, temperature_text, humidity_text, battery_text = match.groups()
+    ts, measures = float(ts_text), _MEASURES
+    temperature, temperature_repr = measures.get(temperature_text) or _measure(temperature_text)
+    humidity, humidity_repr = _ABSENT if humidity_text is None else measures.get(humidity_text) or _measure(
+        humidity_text)
+    battery, battery_repr = _ABSENT if battery_text is None else measures.get(battery_text) or _measure(battery_text)
+    if ((len(seq) < 19 or int(seq) < SEQ_LIMIT) and TS_MIN <= ts <= TS_MAX  # 18 digits are always < 2**63
+            and TEMPERATURE_MIN <= temperature <= TEMPERATURE_MAX and abs(temperature) >= FLOAT4_MIN_NORMAL
+            and FLOAT4_MIN_NORMAL <= humidity <= PERCENT_MAX and FLOAT4_MIN_NORMAL <= battery <= PERCENT_MAX):
+        return (f"{device_id}\t{seq.decode()}\t{timestamp_text(ts)}\t{temperature_repr}\t{humidity_repr}\t"
+                f"{battery_repr}\t{received}\n"), ts
+    return None
+
+
+def _measure(text: bytes) -> tuple[float, str]:
+    """A measurement's value and repr, remembered (the cache is emptied when full)."""
+    value = float(text)
+    if len(_MEASURES) >= MEASURES_CACHED:
+        _MEASURES.clear()
+    found = _MEASURES[text] = value, repr(value)
+    return found
+
+
+def decoded_row(device_id: str, payload: bytes, received: str) -> tuple[str, float]:
+    """row_line through the JSON decoder: any payload, every rejection reason."""
     try:
         body = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: ~1,000 nested arrays fit in MAX_BYTES
         raise Rejected("json", "payload is not JSON") from exc
     if not isinstance(body, dict):
         raise Rejected("schema", "payload is not a JSON object")
@@ -96,13 +153,12 @@ def row_line(device_id: str, payload: bytes, received_at: float | str) -> tuple[
     if extra:
         raise Rejected("schema", f"unknown keys: {', '.join(sorted(extra))[:100]}")
     seq = body.get("seq")
-    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**63:
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < SEQ_LIMIT:
         raise Rejected("schema", "seq must be an integer in [0, 2**63)")
     ts = _number(body, "ts", TS_MIN, TS_MAX, True) or 0.0
-    temperature = _real(body, "temperature", -100.0, 200.0, True)
-    humidity = _real(body, "humidity", 0.0, 100.0, False)
-    battery = _real(body, "battery", 0.0, 100.0, False)
-    received = received_at if isinstance(received_at, str) else timestamp_text(received_at)
+    temperature = _real(body, "temperature", TEMPERATURE_MIN, TEMPERATURE_MAX, True)
+    humidity = _real(body, "humidity", 0.0, PERCENT_MAX, False)
+    battery = _real(body, "battery", 0.0, PERCENT_MAX, False)
     fields = (device_id, str(seq), timestamp_text(ts), repr(temperature), _opt(humidity), _opt(battery), received)
     return "\t".join(fields) + "\n", ts
 

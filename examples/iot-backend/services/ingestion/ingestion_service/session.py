@@ -86,7 +86,7 @@ class Session:
         if not self.closed:
             self.stream.write(data)
 
-    async def packets(self) -> list[mq.Packet]:
+    async def packets(self) -> list[mq.Packet | mq.Publish]:
         """The next complete packets (never empty); raise when the link ends or the watchdog closed it."""
         while True:
             packets, used = mq.split(self.buffer)
