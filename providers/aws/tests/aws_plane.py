@@ -7,7 +7,7 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -116,3 +116,68 @@ def until(check: Any, timeout: float = 60) -> Any:
         if found or time.monotonic() > deadline:
             return found
         time.sleep(0.3)
+
+
+LIFECYCLE = ("PROVISIONING", "PENDING", "RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED")
+"""The lastStatus a service task behind a load balancer passes through, in order (ECS's task lifecycle)."""
+
+
+@dataclass
+class Stops:
+    """What DescribeTasks and DescribeTargetHealth showed of tasks on their way to STOPPED."""
+
+    statuses: dict[str, list[str]]
+    """Task ARN -> each lastStatus seen, in order (a repeat kept once)."""
+    deactivating: dict[str, dict[str, Any]]
+    """Task ARN -> its first description while DEACTIVATING."""
+    targets: dict[str, set[str]]
+    """Task ARN -> the states DescribeTargetHealth gave its address while it was DEACTIVATING."""
+    reasons: set[tuple[str, str]]
+    """(State, Reason) of every draining target seen."""
+    last: list[dict[str, Any]]
+    """The tasks as last described."""
+    during: Any = None
+    """What `during` returned, called once while every task was DEACTIVATING."""
+
+
+def watch_stops(ecs: Any, elb: Any, cluster: str, arns: list[str], group: str, *,
+                during: Callable[[], Any] | None = None, timeout: float = 120) -> Stops:
+    """Describe the tasks and their target group's health every 0.1 s until every task is STOPPED (or the
+    deadline); call `during` once when all of them are DEACTIVATING."""
+    seen = Stops({arn: [] for arn in arns}, {}, {arn: set() for arn in arns}, set(), [])
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        seen.last = ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"]
+        health = elb.describe_target_health(TargetGroupArn=group)["TargetHealthDescriptions"]
+        states = {h["Target"]["Id"]: h["TargetHealth"] for h in health}
+        seen.reasons |= {(h["State"], h.get("Reason", "")) for h in states.values() if h["State"] == "draining"}
+        for task in seen.last:
+            history = seen.statuses[task["taskArn"]]
+            if not history or history[-1] != task["lastStatus"]:
+                history.append(task["lastStatus"])
+            if task["lastStatus"] == "DEACTIVATING":
+                seen.deactivating.setdefault(task["taskArn"], task)
+                seen.targets[task["taskArn"]].add(states.get(task_address(task), {}).get("State", "absent"))
+        if during is not None and seen.during is None and all(h[-1:] == ["DEACTIVATING"]
+                                                              for h in seen.statuses.values()):
+            seen.during = during()
+        if all(h and h[-1] == "STOPPED" for h in seen.statuses.values()):
+            break
+    return seen
+
+
+def assert_stopped_as_ecs(seen: Stops, code: str, reason: str) -> None:
+    """Each task went RUNNING -> DEACTIVATING (its target draining, desiredStatus STOPPED with its reason
+    and code already) -> ... -> STOPPED in lifecycle order, its stop times in order, its target gone."""
+    for arn, history in seen.statuses.items():
+        assert history[-1] == "STOPPED" and "DEACTIVATING" in history, (arn, history)
+        assert [LIFECYCLE.index(s) for s in history] == sorted({LIFECYCLE.index(s) for s in history}), history
+        draining = seen.deactivating[arn]
+        assert (draining["desiredStatus"], draining["stopCode"]) == ("STOPPED", code), draining
+        assert draining["stoppedReason"].startswith(reason) and "stoppedAt" not in draining, draining
+        assert "draining" in seen.targets[arn], seen.targets[arn]  # (the pass deregisters it just after)
+    assert seen.reasons == {("draining", "Target.DeregistrationInProgress")}, seen.reasons
+    for task in seen.last:
+        assert task["desiredStatus"] == "STOPPED" and {c["lastStatus"] for c in task["containers"]} == {"STOPPED"}
+        assert task["stoppingAt"] <= task["executionStoppedAt"] <= task["stoppedAt"], task

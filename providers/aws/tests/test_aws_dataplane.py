@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ from multicloud.testing.emulate import emulate
 from providers.aws.tests.aws_plane import (
     COMMAND,
     Running,
+    Stops,
+    assert_stopped_as_ecs,
     docker_cli,
     hit,
     listener,
@@ -38,6 +41,7 @@ from providers.aws.tests.aws_plane import (
     service_tasks,
     task_address,
     until,
+    watch_stops,
 )
 
 pytestmark = pytest.mark.docker
@@ -68,6 +72,28 @@ def deployed(running: Running, spec: dict[str, Any]) -> Iterator[tuple[Deploymen
         yield deployment, ecs, spec["name"]
     finally:
         deployment.destroy()
+
+
+def target_group(running: Running, ecs: Any, app: str) -> tuple[Any, str]:
+    """An elbv2 client and the ARN of the service's target group."""
+    service = ecs.describe_services(cluster=app, services=["web"])["services"][0]
+    return client_factory(running.endpoint)("elbv2"), str(service["loadBalancers"][0]["targetGroupArn"])
+
+
+@contextmanager
+def drain_of(elb: Any, group: str, seconds: int) -> Iterator[None]:
+    """The target group's deregistration delay set to `seconds` for a while, then back to the provider's."""
+    from multicloud_aws.desired import DEREGISTRATION_DELAY
+
+    def delay(value: int) -> None:
+        elb.modify_target_group_attributes(TargetGroupArn=group, Attributes=[
+            {"Key": "deregistration_delay.timeout_seconds", "Value": str(value)}])
+
+    delay(seconds)
+    try:
+        yield
+    finally:
+        delay(DEREGISTRATION_DELAY)
 
 
 def test_tasks_run_from_the_task_definition(running: Running, deployed: tuple[Deployment, Any, str]) -> None:
@@ -130,43 +156,84 @@ def test_a_killed_task_is_replaced_and_traffic_resumes(running: Running, deploye
 
 def test_a_new_revision_rolls_out_without_a_gap(running: Running, deployed: tuple[Deployment, Any, str],
                                                 spec: dict[str, Any]) -> None:
+    """The old tasks leave the NLB before they stop, seen as ECS shows it: DEACTIVATING (desiredStatus
+    STOPPED, counted in no runningCount, listed as STOPPED) while their targets drain, then on to STOPPED."""
     deployment, ecs, app = deployed
     address = listener(deployment)
-    before = {t["taskArn"] for t in service_tasks(ecs, app)}
+    before = sorted(t["taskArn"] for t in service_tasks(ecs, app))
     changed = {**spec, "services": {"web": {**spec["services"]["web"],
                                             "env": {**spec["services"]["web"]["env"], "GREETING": "again"}}}}
     rolled = Deployment(spec_from_dict(changed), "aws", environ={"TOKEN": SECRET}, health_timeout=120)
     answers: list[str] = []
     done = threading.Event()
+    elb, group = target_group(running, ecs, app)
 
     def probe() -> None:
         while not done.is_set():
             answers.append(hit(address))
             time.sleep(0.2)
 
+    def counts() -> tuple[dict[str, Any], set[str], set[str]]:
+        service = ecs.describe_services(cluster=app, services=["web"])["services"][0]
+        listed = {s: set(ecs.list_tasks(cluster=app, serviceName="web", desiredStatus=s)["taskArns"])
+                  for s in ("RUNNING", "STOPPED")}
+        return service, listed["RUNNING"], listed["STOPPED"]
+
     watcher = threading.Thread(target=probe)
-    watcher.start()
-    try:
-        rolled.apply()  # returns once the new revision's deployment completed
-    finally:
-        done.set()
-        watcher.join()
+    stops: list[Stops] = []
+    drains = threading.Thread(target=lambda: stops.append(watch_stops(ecs, elb, app, before, group, during=counts)))
+    with drain_of(elb, group, 150):  # 5 s in the emulator (a thirtieth): the window the watch looks into
+        watcher.start()
+        drains.start()
+        try:
+            rolled.apply()  # returns once the new revision's deployment completed
+        finally:
+            done.set()
+            watcher.join()
+            drains.join()
     service = ecs.describe_services(cluster=app, services=["web"])["services"][0]
     assert [d["status"] for d in service["deployments"]] == ["PRIMARY"]
     assert service["deployments"][0]["rolloutState"] == "COMPLETED" and service["runningCount"] == 2
     tasks = service_tasks(ecs, app)
-    assert not before & {t["taskArn"] for t in tasks} and len(tasks) == 2
+    assert not set(before) & {t["taskArn"] for t in tasks} and len(tasks) == 2
     assert {t["taskDefinitionArn"] for t in tasks} == {service["taskDefinition"]}
     # the NLB never lost its targets: the old tasks leave it before they stop (no refused or reset connection,
     # none sent to a stopped task's address, none cut without its line)
     assert answers and not [a for a in answers if not a.startswith("task ")], answers
+    assert_stopped_as_ecs(stops[0], "ServiceSchedulerInitiated", "Scaling activity initiated by (deployment ecs-svc/")
+    assert stops[0].during is not None, stops[0].statuses
+    draining, listed_running, listed_stopped = stops[0].during
+    assert draining["runningCount"] == 2 and set(before) <= listed_stopped and not set(before) & listed_running
+    assert [d["runningCount"] for d in draining["deployments"] if d["status"] == "ACTIVE"] in ([0], [])
+    messages = [e["message"] for e in service["events"]]
+    assert "(service web) has begun draining connections on 1 tasks." in messages, messages
     assert not rolled.plan().has_changes
 
 
 def test_stop_task_is_replaced(running: Running, deployed: tuple[Deployment, Any, str]) -> None:
-    _, ecs, app = deployed
+    """StopTask answers at once with desiredStatus STOPPED (lastStatus still RUNNING); the task then drains
+    and stops as ECS stops it, and the service starts a replacement."""
+    from multicloud_aws.services import service_health
+
+    from multicloud.contract import HealthState
+
+    deployment, ecs, app = deployed
+    elb, group = target_group(running, ecs, app)
     victim = service_tasks(ecs, app)[0]["taskArn"]
-    ecs.stop_task(cluster=app, task=victim, reason="operator")
+
+    def provider_view() -> tuple[Any, Any]:  # what status and the readiness check make of it meanwhile
+        web = next(s for s in deployment.status() if s.service == "web")
+        return web, service_health(deployment.provider.ctx, app, "web")  # type: ignore[attr-defined]
+
+    with drain_of(elb, group, 90):  # 3 s
+        answer = ecs.stop_task(cluster=app, task=victim, reason="operator")["task"]
+        stops = watch_stops(ecs, elb, app, [victim], group, during=provider_view)
+    assert (answer["desiredStatus"], answer["lastStatus"], answer["stopCode"]) == ("STOPPED", "RUNNING",
+                                                                                  "UserInitiated"), answer
+    assert_stopped_as_ecs(stops, "UserInitiated", "operator")
+    assert stops.during is not None, stops.statuses
+    web, health = stops.during  # the draining task is no running replica, and no failure
+    assert web.running <= 2 and web.state in ("deploying", "running") and health.state != HealthState.UNHEALTHY
     assert until(lambda: victim not in {t["taskArn"] for t in service_tasks(ecs, app)} and len(
         [t for t in service_tasks(ecs, app) if t["lastStatus"] == "RUNNING"]) == 2)
     gone = ecs.describe_tasks(cluster=app, tasks=[victim])["tasks"][0]

@@ -44,7 +44,7 @@ class EcsDataPlane:
         self.port = port
         self.balancers: Balancers = Balancers(str(port))
         self.scheduler: Scheduler = Scheduler(plane, self.balancers).start()
-        patches.report_health(self.balancers.state)
+        patches.report_health(self.balancers)
         servers.attach_runner(port, self.scheduler)
         self._stopping = threading.Event()
         self._chores = threading.Thread(target=self._loop, name="ecs-chores", daemon=True)

@@ -15,6 +15,9 @@ from multicloud_aws import rollbacks
 if TYPE_CHECKING:
     from multicloud_aws.dataplane.tasks import EmulatedTask
 
+PENDING = ("PROVISIONING", "PENDING", "ACTIVATING")
+"""The lastStatus of a task that pendingCount counts: started, not yet RUNNING."""
+
 
 def roll_out(backend: Any, service: Any) -> None:
     """CreateService or UpdateService took effect: a new revision starts a new PRIMARY deployment
@@ -80,16 +83,17 @@ def _trip(backend: Any, service: Any, deployment: dict[str, Any]) -> bool:
 
 
 def count(service: Any, primary: dict[str, Any], tasks: list[EmulatedTask], ready: int, desired: int) -> None:
-    """runningCount and pendingCount of the service and its deployments; completion."""
+    """runningCount (tasks RUNNING: not those on their way out) and pendingCount (not yet RUNNING) of the
+    service and its deployments; completion, once no task of an older revision is left (STOPPED)."""
     from moto.core.utils import utcnow
 
     live = [t for t in tasks if t.last_status != "STOPPED"]
     service.running_count = sum(t.last_status == "RUNNING" for t in live)
-    service.pending_count = len(live) - service.running_count
+    service.pending_count = sum(t.last_status in PENDING for t in live)
     for deployment in service.deployments:
         mine = [t for t in live if t.started_by == deployment.get("id")]
         deployment.update(runningCount=sum(t.last_status == "RUNNING" for t in mine),
-                          pendingCount=sum(t.last_status != "RUNNING" for t in mine))
+                          pendingCount=sum(t.last_status in PENDING for t in mine))
     older = [t for t in live if t.task_definition_arn != service.task_definition]
     if primary.get("rolloutState") == "IN_PROGRESS" and ready >= desired and not older:
         primary.update(rolloutState="COMPLETED", updatedAt=utcnow(),

@@ -7,7 +7,8 @@ port and the DNS name, so two live emulators never share one for an app of the s
 Targets are health-checked as an NLB does (a TCP connect to the traffic port every interval;
 healthy after HealthyThresholdCount successes, unhealthy after UnhealthyThresholdCount
 failures); with no healthy target the listener fails open to every registered one, as AWS does.
-DescribeTargetHealth reports these states. TLS listeners pass bytes through (the emulator holds
+DescribeTargetHealth reports these states, and `draining` for a deregistered target until the ECS
+scheduler's drain of its task is over. TLS listeners pass bytes through (the emulator holds
 no ACM certificates); UDP listeners are not served.
 """
 
@@ -102,6 +103,7 @@ class Balancers:
         self._listeners: dict[tuple[str, int], Listener] = {}
         self._health: dict[tuple[str, str, int], TargetHealth] = {}
         self._registered: dict[str, frozenset[tuple[str, int]]] = {}
+        self._draining: dict[str, frozenset[tuple[str, int]]] = {}
         self._lock = threading.Lock()
         self.errors: dict[tuple[str, int], str] = {}
         """Listeners that could not listen (address, port) -> why."""
@@ -176,15 +178,23 @@ class Balancers:
             found = self._health.get((group, target, port))
             return found.state if found is not None else None
 
-    def registered(self, group: str, targets: set[tuple[str, int]]) -> None:
+    def registered(self, group: str, targets: set[tuple[str, int]],
+                   draining: set[tuple[str, int]] | None = None) -> None:
         """The ECS scheduler (de)registered a service's targets: from now on a target left out gets no
         new connection, as an NLB stops routing to a target once its deregistration begins (the health
         checks would drop it only on their next round); its health is forgotten, so a task that later
-        gets its address starts from `initial`."""
+        gets its address starts from `initial`. `draining` are the deregistered ones whose
+        deregistration delay is not over (DescribeTargetHealth shows them draining)."""
         with self._lock:
             self._registered[group] = frozenset(targets)
+            self._draining[group] = frozenset(draining or ())
             for key in [k for k in self._health if k[0] == group and (k[1], k[2]) not in targets]:
                 del self._health[key]
+
+    def draining(self, group: str) -> frozenset[tuple[str, int]]:
+        """The targets of a group whose deregistration is in progress: (address, port)."""
+        with self._lock:
+            return self._draining.get(group, frozenset())
 
     def targets(self, group: str) -> list[tuple[str, int]]:
         """Where to forward a connection: the healthy targets (shuffled), else every registered one."""

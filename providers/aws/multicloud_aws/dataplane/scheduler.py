@@ -8,6 +8,10 @@ starts tasks until the PRIMARY deployment's revision runs desiredCount of them; 
 (and pass their health check) the older revision's tasks stop and the deployment completes. Too
 many tasks failing to start trip the deployment circuit breaker, which rolls back to the previous
 revision. Running tasks' addresses are what the service's target groups and Cloud Map service hold.
+
+A task stops as on ECS: desiredStatus STOPPED (with stoppedReason and stopCode) at once, lastStatus
+DEACTIVATING while it drains out of its target groups (DescribeTargetHealth: draining), STOPPING
+while its containers stop, DEPROVISIONING once they have (executionStoppedAt), then STOPPED.
 """
 
 from __future__ import annotations
@@ -40,10 +44,12 @@ if TYPE_CHECKING:
     from multicloud_aws.dataplane.nlb import Balancers
 
 PERIOD = 0.5
-DRAIN = 1.0
-"""Seconds a task behind a load balancer stays running once deregistered, before it stops: ECS waits
-the target group's deregistration delay (30 s as the provider sets it), so that connections in flight
-end and no new one is sent to a task that is going; shortened here."""
+DRAIN_SCALE = 1 / 30
+"""The share of its target groups' deregistration delay a task drains for, DEACTIVATING, before it
+stops: ECS waits the whole delay, so that connections in flight end and no new one reaches a task
+that is going; the emulator a thirtieth of it (the provider's 30 s: 1 s; AWS's default 300 s: 10 s)."""
+ACTIVE = (*deployments.PENDING, "RUNNING")
+"""The lastStatus of a task that has not begun to stop."""
 SCALED = "Scaling activity initiated by (deployment {})"
 HEALTH = {"healthy": "HEALTHY", "unhealthy": "UNHEALTHY"}
 
@@ -59,11 +65,14 @@ class Scheduler:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._tasks: dict[str, list[EmulatedTask]] = {}
-        self._registered: dict[str, tuple[str, ...]] = {}
+        self._registered: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        """Service ARN -> the addresses in its target groups and the draining ones."""
         self._containers: dict[str, str] = {}
         self._retry_at: dict[str, tuple[float, float]] = {}
-        self._draining: dict[str, tuple[float, str, str]] = {}
-        """Tasks deregistered on their way to stopping: task ARN -> (since, stop reason, stop code)."""
+        self._draining: dict[str, tuple[float, Any]] = {}
+        """DEACTIVATING tasks: task ARN -> (when their drain is over (time.monotonic), their service)."""
+        self._leaving: list[EmulatedTask] = []
+        """Tasks of deleted services on their way to STOPPED."""
         self._thread = threading.Thread(target=self._loop, name="ecs-scheduler", daemon=True)
 
     def start(self) -> Scheduler:
@@ -115,10 +124,13 @@ class Scheduler:
                 live.add(service.arn)
                 self._reconcile(backend, service, self._tasks.setdefault(service.arn, []))
             for arn in [a for a in self._tasks if a not in live]:
-                for task in self._tasks[arn]:
-                    self._stop(task, SCALED.format(task.started_by), "ServiceSchedulerInitiated")
-                self._tasks.pop(arn)
+                for task in self._tasks.pop(arn):
+                    self._retire(None, task, SCALED.format(task.started_by))
+                    self._leaving.append(task)
                 self._registered.pop(arn, None)
+            for task in self._leaving:
+                self._settle(task)
+            self._leaving = [t for t in self._leaving if t.last_status != "STOPPED"]
 
     def _services(self) -> Iterator[tuple[Any, Any]]:
         """(backend, service) of every ACTIVE or DRAINING service created through our server."""
@@ -135,18 +147,15 @@ class Scheduler:
         primary: dict[str, Any] = next((d for d in service.deployments if d.get("status") == "PRIMARY"), {})
         grace = grace_seconds(service)
         for task in tasks:
-            self._observe(task, grace)
-        live = [t for t in tasks if t.last_status != "STOPPED"]
+            self._observe(service, task, grace)
         revision = service.task_definition
         desired = int(service.desired_count or 0) if service.status == "ACTIVE" else 0
-        for task in live:
+        for task in [t for t in tasks if t.desired_status == "RUNNING"]:
             failing = [g for g in self._groups(service) if self._target(g, task) == "unhealthy"]
             if failing and _past(task, grace):
-                self._stop(task, f"Task failed ELB health checks in (target-group {failing[0][0]})",
-                           "TaskFailedToStart")
-        live = [t for t in live if not t.removed]
-        draining = [t for t in live if t.task_arn in self._draining]
-        serving = [t for t in live if t.task_arn not in self._draining]
+                self._retire(service, task, f"Task failed ELB health checks in (target-group {failing[0][0]})",
+                             "TaskFailedToStart")
+        serving = [t for t in tasks if t.desired_status == "RUNNING"]
         current = [t for t in serving if t.task_definition_arn == revision]
         older = [t for t in serving if t.task_definition_arn != revision]
         ready = [t for t in current if self._ready(t, service)]
@@ -161,29 +170,37 @@ class Scheduler:
         if len(ready) >= desired:
             for task in older:
                 self._retire(service, task, SCALED.format(primary.get("id", "")))
-        for task in draining:
-            self._retire(service, task, "")
+        for task in tasks:
+            self._settle(task)
         deployments.count(service, primary, tasks, len(ready), desired)
-        addresses = tuple(sorted(t.address for t in tasks if t.last_status == "RUNNING" and t.address
-                                 and t.task_arn not in self._draining))
-        if self._registered.get(service.arn) != addresses:
-            gaps.register_addresses(backend, service, list(addresses))
-            self._registered[service.arn] = addresses
-            for group, port in self._groups(service):
-                assert self.balancers is not None
-                self.balancers.registered(group, {(a, port) for a in addresses})
-        stopped = [t for t in tasks if t.removed]
+        self._register(backend, service, tasks)
+        stopped = [t for t in tasks if t.last_status == "STOPPED"]
         for task in stopped[:-STOPPED_KEPT]:
             backend.tasks.get(task.cluster_name, {}).pop(task.task_arn, None)
-        tasks[:] = [t for t in tasks if not t.removed] + stopped[-STOPPED_KEPT:]
+        tasks[:] = [t for t in tasks if t.last_status != "STOPPED"] + stopped[-STOPPED_KEPT:]
 
-    def _observe(self, task: EmulatedTask, grace: float) -> None:
-        """Move a task's state to what its containers do; stop it when an essential one has ended, or
-        has failed its health check once the service's grace period is over."""
-        if task.removed:
+    def _register(self, backend: Any, service: Any, tasks: list[EmulatedTask]) -> None:
+        """Point the service's target groups and Cloud Map service at its RUNNING tasks; its NLBs
+        send nothing new to the DEACTIVATING ones, which DescribeTargetHealth shows draining."""
+        serving = tuple(sorted(t.address for t in tasks if t.address and t.last_status == "RUNNING"
+                               and t.desired_status == "RUNNING"))
+        draining = tuple(sorted(t.address for t in tasks if t.address and t.last_status == "DEACTIVATING"))
+        known = self._registered.get(service.arn)
+        if known == (serving, draining):
             return
-        if task.desired_status == "STOPPED":  # StopTask
-            self._stop(task, "Task stopped by user", "UserInitiated")
+        if known is None or known[0] != serving:
+            gaps.register_addresses(backend, service, list(serving))
+        self._registered[service.arn] = (serving, draining)
+        for group, port in self._groups(service):
+            assert self.balancers is not None
+            self.balancers.registered(group, {(a, port) for a in serving}, {(a, port) for a in draining})
+
+    def _observe(self, service: Any, task: EmulatedTask, grace: float) -> None:
+        """Move a task's state to what its containers do; stop it when StopTask asked, when an essential
+        container has ended, or has failed its health check once the service's grace period is over."""
+        if task.desired_status == "STOPPED":
+            if task.last_status in ACTIVE:  # StopTask: it stops as the scheduler stops a task
+                self._retire(service, task, "Task stopped by user", "UserInitiated")
             return
         state: UnitState = self.plane.state(task.key)
         members = {name: state.members.get(name) for name in task.container_names}
@@ -191,7 +208,7 @@ class Scheduler:
             started = task.started_at is not None
             reason = f"Essential container in task exited: {state.error}" if started else \
                 f"CannotPullContainerError: {state.error}"
-            self._stop(task, reason, "EssentialContainerExited" if started else "TaskFailedToStart")
+            self._retire(service, task, reason, "EssentialContainerExited" if started else "TaskFailedToStart")
             return
         exits = {n: int(m.exit_code or 0) for n, m in members.items() if m is not None and m.state == "terminated"}
         replaced = [n for n, m in members.items() if m is not None and task.started_at is not None and
@@ -206,9 +223,9 @@ class Scheduler:
             task.show("PENDING" if state.address else "PROVISIONING", "UNKNOWN", state.address)
         task.exited(exits)
         if any(n in exits or n in replaced for n in task.essential):
-            self._stop(task, "Essential container in task exited", "EssentialContainerExited")
+            self._retire(service, task, "Essential container in task exited", "EssentialContainerExited")
         elif health == "UNHEALTHY" and _past(task, grace):
-            self._stop(task, "Task failed container health checks", "TaskFailedToStart")
+            self._retire(service, task, "Task failed container health checks", "TaskFailedToStart")
 
     def _launch(self, backend: Any, service: Any, revision: str, primary: dict[str, Any],
                 tasks: list[EmulatedTask]) -> EmulatedTask | None:
@@ -228,7 +245,7 @@ class Scheduler:
                              secret_value=secret_reader(task.account_id, task.region_name),
                              pull_auth=ecr_credentials(task.account_id))
         except TaskStartError as exc:
-            self._stop(task, str(exc), "TaskFailedToStart")
+            self._retire(service, task, str(exc), "TaskFailedToStart")
             return None
         self.plane.apply(unit)
         deployments.event(service, f"(service {service.name}) has started 1 tasks: (task {task.id}).")
@@ -252,30 +269,63 @@ class Scheduler:
             return None
         return self.balancers.state(group[0], task.address, group[1])
 
-    def _retire(self, service: Any, task: EmulatedTask, reason: str) -> None:
-        """Stop a task the service no longer wants as ECS does: behind a load balancer, deregister it
-        first (this pass leaves it out of its target groups, and the NLB sends it nothing new) and stop
-        it once DRAIN has passed; without one, at once. `reason` is kept from the first call."""
-        since, why, code = self._draining.setdefault(task.task_arn,
-                                                     (time.monotonic(), reason, "ServiceSchedulerInitiated"))
-        if not self._groups(service) or not task.address or time.monotonic() - since >= DRAIN:
-            self._stop(task, why, code)
-
-    def _stop(self, task: EmulatedTask, reason: str, code: str) -> None:
-        """Stop a task: remove its containers; a task that never ran counts against its deployment."""
-        self._draining.pop(task.task_arn, None)
-        if task.removed:
+    def _retire(self, service: Any | None, task: EmulatedTask, reason: str,
+                code: str = "ServiceSchedulerInitiated") -> None:
+        """Begin to stop a task as ECS does: desiredStatus STOPPED at once, with the first reason and code
+        it is given; one in its service's target groups leaves them (the NLB sends it nothing new) and
+        stays DEACTIVATING for its drain, any other goes STOPPING at once. A failed one counts against
+        its deployment."""
+        if task.last_status not in ACTIVE:
             return
-        task.removed = True
         never_ran = task.started_at is None and code != "UserInitiated" and not reason.startswith("Scaling")
-        task.stop(reason, code)
+        task.request_stop(reason, code)
+        drain = self._drain(service) if service is not None and \
+            task.address in self._registered.get(service.arn, ((), ()))[0] else 0.0
+        if service is not None and drain > 0:
+            task.deactivate()
+            self._draining[task.task_arn] = (time.monotonic() + drain, service)
+            deployments.event(service, f"(service {service.name}) has begun draining connections on 1 tasks.")
+            for group, _ in self._groups(service):
+                deployments.event(service, f"(service {service.name}) deregistered 1 targets in (target-group {group})")
+        else:
+            self._halt(task, service)
+        if never_ran or task.stop_code == "EssentialContainerExited" or task.stopped_reason.startswith("Task failed"):
+            self._failed(task)
+
+    def _drain(self, service: Any) -> float:
+        """Seconds a task of the service drains: DRAIN_SCALE of its target groups' longest deregistration delay."""
+        from moto.elbv2.models import elbv2_backends
+
+        groups = elbv2_backends[str(service._account_id)][service.region_name].target_groups
+        delays = [float(str(groups[arn].attributes.get("deregistration_delay.timeout_seconds", 300)))
+                  for arn, _ in self._groups(service) if arn in groups]
+        return max(delays, default=0.0) * DRAIN_SCALE
+
+    def _halt(self, task: EmulatedTask, service: Any | None) -> None:
+        """STOPPING: ship the task's last log lines, then have its containers removed."""
+        self._draining.pop(task.task_arn, None)
+        if service is not None and task.stop_code == "ServiceSchedulerInitiated":
+            deployments.event(service, f"(service {service.name}) has stopped 1 running tasks: (task {task.id}).")
+        task.halt()
+        task.removed = True
         self.shipper.ship(task)  # the last lines, before the containers go
         self.shipper.forget(task)
         self.plane.remove(task.key)
         for name in task.container_names:
             self._containers.pop(f"{task.key}/{name}", None)
-        if never_ran or code == "EssentialContainerExited" or reason.startswith("Task failed"):
-            self._failed(task)
+
+    def _settle(self, task: EmulatedTask) -> None:
+        """Move a stopping task on: DEACTIVATING to STOPPING once drained, STOPPING to DEPROVISIONING
+        once its containers are gone, DEPROVISIONING to STOPPED on the pass after."""
+        over, service = self._draining.get(task.task_arn, (0.0, None))
+        if task.last_status == "DEACTIVATING" and time.monotonic() >= over:
+            self._halt(task, service)
+        elif task.last_status == "STOPPING":
+            state = self.plane.state(task.key)
+            if state.converged and not state.members:
+                task.deprovision()
+        elif task.last_status == "DEPROVISIONING":
+            task.finish()
 
     def _failed(self, task: EmulatedTask) -> None:
         """Count a failed task on its deployment, back off new starts, trip the circuit breaker."""

@@ -55,6 +55,7 @@ class EmulatedTask:
         self.created_at = datetime.now(UTC)
         self.started_at: datetime | None = None
         self.stopping_at: datetime | None = None
+        self.execution_stopped_at: datetime | None = None
         self.stopped_at: datetime | None = None
         self.availability_zone = f"{self.region_name}a"
         self.connectivity = "CONNECTED"
@@ -71,7 +72,7 @@ class EmulatedTask:
         self.log_streams: dict[str, tuple[str, str, str]] = {}
         """Container -> (region, log group, stream) of its awslogs driver."""
         self.removed = False
-        """Whether the scheduler removed the task's containers (it has stopped)."""
+        """Whether the scheduler is removing, or has removed, the task's containers (STOPPING or later)."""
         self.has_check = any(c.get("healthCheck") for c in definition.container_definitions)
         self.container_names = [str(c.get("name") or "main") for c in definition.container_definitions]
         self.essential = [str(c.get("name") or "main") for c in definition.container_definitions
@@ -87,7 +88,7 @@ class EmulatedTask:
 
     def show(self, last_status: str, health: str, address: str) -> None:
         """Reflect what the task's containers do: status, health, address (the ENI's)."""
-        if self.last_status == "STOPPED":
+        if self.desired_status == "STOPPED":  # on its way out: the stop's own states follow
             return
         if last_status == "RUNNING" and self.started_at is None:
             self.started_at = datetime.now(UTC)
@@ -108,17 +109,36 @@ class EmulatedTask:
             if container["name"] in codes:
                 container.update(exitCode=codes[container["name"]], lastStatus="STOPPED")
 
-    def stop(self, reason: str, code: str) -> None:
-        """The task is stopped (by the scheduler, or StopTask, which moto marks STOPPED already)."""
-        now = datetime.now(UTC)
+    def request_stop(self, reason: str, code: str) -> None:
+        """The task is to stop (desiredStatus STOPPED, with why): StopTask, or the scheduler's own
+        decision; the first reason and code are kept. Its lastStatus moves as the scheduler stops it."""
+        self.desired_status = "STOPPED"
         self.stopped_reason = self.stopped_reason or reason
         self.stop_code = self.stop_code or code
-        self.desired_status, self.last_status = "STOPPED", "STOPPED"
-        self.stopping_at = self.stopping_at or now
-        self.stopped_at = self.stopped_at or now
+
+    def deactivate(self) -> None:
+        """DEACTIVATING: deregistered from its target groups, connections draining; still running."""
+        self.stopping_at = self.stopping_at or datetime.now(UTC)
+        self.last_status = "DEACTIVATING"
+
+    def halt(self) -> None:
+        """STOPPING: its containers are being stopped."""
+        self.stopping_at = self.stopping_at or datetime.now(UTC)
+        self.last_status = "STOPPING"
+
+    def deprovision(self) -> None:
+        """DEPROVISIONING: its containers have stopped (executionStoppedAt); its network interface goes."""
+        self.execution_stopped_at = self.execution_stopped_at or datetime.now(UTC)
+        self.last_status = "DEPROVISIONING"
+        self.attachments = [{**a, "status": "DETACHING"} for a in self.attachments]
         for container in self.containers:
             container["lastStatus"] = "STOPPED"
 
+    def finish(self) -> None:
+        """STOPPED (stoppedAt): nothing of the task is left."""
+        self.stopped_at = self.stopped_at or datetime.now(UTC)
+        self.last_status = "STOPPED"
+        self.attachments = [{**a, "status": "DELETED"} for a in self.attachments]
 
 def task_unit(task: EmulatedTask, definition: Any, *, network: str, aliases: tuple[str, ...],
               secret_value: Callable[[str], str], pull_auth: Mapping[str, str] | None = None) -> Unit:
