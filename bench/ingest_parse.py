@@ -95,7 +95,7 @@ def measure(code: Path, repeat: int) -> list[tuple[str, float]]:
     ]
     if hasattr(payload, "decoded_row"):
         stages.append(("  (its JSON decoder path alone)", lambda: [payload.decoded_row(d, b, now) for d, b in pairs]))
-    stages.append(("all three, as _handle runs them", pipeline))
+    stages.append(("the three in one pass", pipeline))
     stages += histogram_stages(code)
     return best(repeat, stages)
 
@@ -144,7 +144,7 @@ def in_image(args: argparse.Namespace, code: Path) -> None:
     script = "/bench/ingest_parse.py"
     print(docker("run", "--rm", "--user", "0", "-v", f"{code}:/code:ro", "-v", f"{Path(__file__)}:{script}:ro",
                  "--entrypoint", "python3", image, script, "--code", "/code", "--label", label,
-                 "--repeat", str(args.repeat), timeout=600), end="")
+                 "--repeat", str(args.repeat), timeout=600))
 
 
 def main() -> None:
