@@ -19,6 +19,7 @@ from functools import partial
 from multicloud.addressing import PLAIN_BEHIND_FRONT, TLS_PROTOCOLS
 from multicloud.capabilities import RAW_TCP
 from multicloud.contract import Capabilities
+from multicloud.spec.certificate import SERVER_PARTS
 from multicloud.spec.models import HealthCheck, Port, Service, TlsPart
 from multicloud.spec.placeholders import (
     PortRef,
@@ -30,9 +31,6 @@ from multicloud.spec.placeholders import (
     service_secrets,
 )
 from multicloud.spec.targets import TargetSpec
-
-PAIR = ("cert", "key")
-"""The parts of a generated TLS secret only a service serving TLS itself needs."""
 
 
 def as_served(spec: TargetSpec, caps: Capabilities) -> TargetSpec:
@@ -101,7 +99,8 @@ def without_idle_certificates(written: TargetSpec, served: TargetSpec) -> Target
     """`served` without the generated certificates and keys (NAME_cert, NAME_key) of each service that has TLS
     ports as `written` but serves none over TLS as `served` (each plain behind the platform's TLS, or left for
     its fallback): its references to them resolve to nothing and no file of them is handed to it. Pure."""
-    pairs = [name for name, secret in served.secrets.items() if isinstance(secret, TlsPart) and secret.part in PAIR]
+    pairs = [name for name, secret in served.secrets.items()
+             if isinstance(secret, TlsPart) and secret.part in SERVER_PARTS]
     services, notes = dict(served.services), dict(served.notes)
     for name, service in served.services.items():
         if not _serves_tls(written.services[name]) or _serves_tls(service):

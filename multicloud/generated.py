@@ -19,7 +19,7 @@ from multicloud import inputs
 from multicloud.errors import UserError
 from multicloud.lock import state_dir
 from multicloud.resources import Resource
-from multicloud.spec.certificate import host_name, part_name, part_names
+from multicloud.spec.certificate import CA_PARTS, SERVER_PARTS, host_name, part_name, part_names
 from multicloud.spec.models import TlsPart
 
 if TYPE_CHECKING:
@@ -160,9 +160,9 @@ def stored_after_their_ca(resources: Sequence[Resource], spec: TargetSpec, kind:
 
     def after_ca(resource: Resource) -> Resource:
         part = spec.secrets.get(resource.name) if resource.kind == kind else None
-        if not isinstance(part, TlsPart) or part.part not in ("cert", "key"):
+        if not isinstance(part, TlsPart) or part.part not in SERVER_PARTS:
             return resource
-        cas = [key for ca in ("ca", "ca_key") if (key := f"{kind}/{part_name(part.of, ca)}") in keys]
+        cas = [key for ca in CA_PARTS if (key := f"{kind}/{part_name(part.of, ca)}") in keys]
         return dataclasses.replace(resource, depends_on=tuple(dict.fromkeys([*resource.depends_on, *cas])))
 
     return [after_ca(r) for r in resources]

@@ -14,7 +14,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-PARTS = ("cert", "key", "ca", "ca_key")
+SERVER_PARTS = ("cert", "key")
+"""The parts only a service serving TLS itself needs: its certificate and key."""
+CA_PARTS = ("ca", "ca_key")
+"""The parts of the CA that issued the certificate."""
+PARTS = (*SERVER_PARTS, *CA_PARTS)
 """The parts of a generated TLS secret, each kept as the secret NAME_PART."""
 PRIVATE_PARTS = ("ca_key",)
 """Parts no service may refer to."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from multicloud.errors import TargetError
 from multicloud.spec.backing import Address, Postgres, password_secret, url_secret
-from multicloud.spec.certificate import PARTS, TlsGenerate, part_name, tls_parts
+from multicloud.spec.certificate import CA_PARTS, PARTS, TlsGenerate, part_name, tls_parts
 from multicloud.spec.files import MAX_SECRET_BYTES, UnreadableFileError, decode, read_limited
 from multicloud.spec.models import DerivedSecret, Secret, Service, Spec, TlsPart, Volume
 
@@ -79,6 +79,10 @@ class TargetSpec:
         """Keys (`postgres/NAME`) of the resources a service refers to: its resource depends on them."""
         return tuple(f"{self.resources[name].type}/{name}" for name in self.uses.get(service, ()))
 
+    def has_public_port(self) -> bool:
+        """Whether some service on this target exposes a port publicly."""
+        return any(p.expose == "public" for s in self.services.values() for p in s.ports)
+
     def used_secrets(self) -> list[str]:
         """Names of the secrets some service on this target uses, each resource's password, and every part
         of a generated TLS secret one of whose parts a service uses (its store keeps them all), in spec order."""
@@ -107,7 +111,7 @@ class TargetSpec:
         from multicloud.spec.placeholders import service_secrets
 
         read = {name for service in self.services.values() for name in service_secrets(service)}
-        return [part_name(name, part) for name in self.tls_secrets() for part in ("ca", "ca_key")
+        return [part_name(name, part) for name in self.tls_secrets() for part in CA_PARTS
                 if part_name(name, part) not in read]
 
 

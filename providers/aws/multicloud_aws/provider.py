@@ -82,8 +82,7 @@ class AwsEcsProvider:
         """The NLB's DNS name as `*.elb.REGION.amazonaws.com` when a port is public: AWS makes the name up only
         when it creates the NLB, and the wildcard names it before, so one apply issues the certificate for
         good. Reads nothing."""
-        public = any(p.expose == "public" for s in spec.services.values() for p in s.ports)
-        return [load_balancer_dns(self.ctx.region)] if public else []
+        return [load_balancer_dns(self.ctx.region)] if spec.has_public_port() else []
 
     def postgres_address(self, spec: TargetSpec, name: str) -> Address:
         """A database is reached at its Cloud Map alias NAME.NAMESPACE (a CNAME to the RDS endpoint)."""

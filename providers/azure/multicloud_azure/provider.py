@@ -112,9 +112,8 @@ class AzureAciProvider:
     def public_names(self, spec: TargetSpec) -> list[str]:
         """The group's FQDN (LABEL.LOCATION.azurecontainer.io), known from the settings before it exists;
         none when the group has no public port or no DNS label. Reads nothing."""
-        public = any(p.expose == "public" for s in spec.services.values() for p in s.ports)
         label = desired.dns_label(self.settings, spec.app, self.settings.group_name(spec.app))
-        return [f"{label}.{self.settings.location}.azurecontainer.io"] if public and label else []
+        return [f"{label}.{self.settings.location}.azurecontainer.io"] if spec.has_public_port() and label else []
 
     def postgres_address(self, spec: TargetSpec, name: str) -> Address:
         """A database is reached at its server's fqdn on 5432, with TLS required."""
