@@ -51,7 +51,9 @@ class DeploymentSecrets:
         environ = inputs.environ() if self._environ is None else self._environ
         values = read_secrets(self.target_spec, environ)
         store = self._secret_store()
-        generated, fresh = generated_values(store, self.app, self.target_spec.generated_secrets())
+        generated, fresh = generated_values(
+            store, self.app, self.target_spec.generated_secrets(), self.target_spec.password_logins()
+        )
         # a fresh value already planned (or handed out by secret()) stays the one apply keeps
         planned = self._fresh_secrets
         self._fresh_secrets = {name: planned.get(name, value) for name, value in fresh.items()}

@@ -105,23 +105,25 @@ class LocalSecretStore:
             raise UserError(f"cannot remove the generated secrets in {self.directory}: {exc.strerror}") from exc
 
 
-def new_secret() -> str:
+def new_secret(avoid: str = "") -> str:
     """A fresh random secret value (32 URL-safe characters) holding an upper-case letter, a lower-case
-    letter and a digit, so that password rules asking for three kinds of character take it (an Azure
-    Database for PostgreSQL administrator's, which refused about 1 in 650 plain draws)."""
+    letter and a digit, and not `avoid` in any case, so that password rules asking for three kinds of
+    character and no login name take it (an Azure Database for PostgreSQL administrator's, which refused
+    about 1 in 650 plain draws for the kinds, and 1 in 25 for a login such as `db`)."""
     while True:
         value = secrets.token_urlsafe(GENERATED_BYTES)
-        if any(c.isupper() for c in value) and any(c.islower() for c in value) and any(c.isdigit() for c in value):
+        if (any(c.isupper() for c in value) and any(c.islower() for c in value) and any(c.isdigit() for c in value)
+                and not (avoid and avoid.lower() in value.lower())):
             return value
 
 
 def generated_values(
-    store: SupportsSecretStore, app: str, names: Sequence[str]
+    store: SupportsSecretStore, app: str, names: Sequence[str], avoid: Mapping[str, str] | None = None
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """The value of each generated secret: the stored one, else a fresh one; returned as
-    (all values, the fresh ones still to be kept)."""
+    """The value of each generated secret: the stored one, else a fresh one not holding `avoid[name]`;
+    returned as (all values, the fresh ones still to be kept)."""
     stored = store.stored_secrets(app, names) if names else {}
-    fresh = {name: new_secret() for name in names if name not in stored}
+    fresh = {name: new_secret((avoid or {}).get(name, "")) for name in names if name not in stored}
     return {**stored, **fresh}, fresh
 
 

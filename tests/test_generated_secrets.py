@@ -123,3 +123,22 @@ def test_a_tls_pair_kept_as_resources_is_stored_after_its_ca() -> None:
     ca = ("secret/tls_ca", "secret/tls_ca_key")
     assert after == {"secret/token": (), "secret/tls_cert": ca, "secret/tls_key": ca, "secret/tls_ca": (),
                      "secret/tls_ca_key": (), "service/tls_cert": ()}
+
+
+def test_a_generated_password_never_holds_its_login(monkeypatch: pytest.MonkeyPatch) -> None:
+    from multicloud import generated
+    from multicloud.spec.targets import target_spec
+
+    spec = target_spec(loads(
+        "name: s\nservices:\n  web: {image: x}\nresources:\n  db: {type: postgres}\ntargets:\n  t: {provider: p}\n"
+    ), "t")
+    assert spec.password_logins() == {"resources_db_password": "db"}
+    draws = iter(["abcDbfgh-ijklmnopqrstuvwxyzABCD3", "abcdefgh-ijklmnopqrstuvwxyzABCD3"])
+    monkeypatch.setattr(generated.secrets, "token_urlsafe", lambda _n: next(draws))
+
+    class Empty:
+        def stored_secrets(self, app: str, names: object) -> dict[str, str]:
+            return {}
+
+    values, fresh = generated.generated_values(Empty(), "s", spec.generated_secrets(), spec.password_logins())
+    assert values == fresh == {"resources_db_password": "abcdefgh-ijklmnopqrstuvwxyzABCD3"}  # the first held 'Db'

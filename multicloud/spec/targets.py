@@ -99,6 +99,11 @@ class TargetSpec:
         """Names of the used secrets whose values are random (`generate: true`)."""
         return [name for name in self.used_secrets() if self.secrets[name].generate is True]
 
+    def password_logins(self) -> dict[str, str]:
+        """Each resource's generated password secret -> the login it belongs to (which the password must
+        not contain: Azure's flexible server refuses it)."""
+        return {password_secret(name): resource.user_name(name) for name, resource in self.resources.items()}
+
     def tls_secrets(self) -> dict[str, TlsGenerate]:
         """The generated TLS secrets whose parts this target uses, by name."""
         used = set(self.used_secrets())
