@@ -211,3 +211,31 @@ def test_websocket_stream_upgrades_answers_pings_and_carries_bytes() -> None:
 
     assert asyncio.run(scenario()) == bytes(range(200))
     assert received == [bytes(range(200))]
+
+
+def test_a_coalescing_stream_takes_what_arrived_while_it_rested_in_one_read() -> None:
+    """200 small writes, one a millisecond: with 50 ms rests after each small read the client wakes a
+    handful of times, not once per write, and every byte arrives once, in order, then the end."""
+    chunks = [bytes([i]) * 50 for i in range(200)]
+
+    async def handle(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for chunk in chunks:
+            writer.write(chunk)
+            await writer.drain()
+            await asyncio.sleep(0.001)
+        writer.close()
+
+    async def scenario() -> list[bytes]:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            stream = await open_stream(BrokerUrl.parse(f"mqtt://127.0.0.1:{port}"), None, coalesce=0.05)
+            reads = []
+            while data := await asyncio.wait_for(stream.read(), 5):
+                reads.append(data)
+            stream.close()
+            return reads
+
+    reads = asyncio.run(scenario())
+    assert b"".join(reads) == b"".join(chunks)
+    assert len(reads) <= 20, len(reads)

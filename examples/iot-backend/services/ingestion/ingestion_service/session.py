@@ -39,7 +39,7 @@ class Session:
     async def open(url: BrokerUrl, s: Settings, keepalive: int = 30) -> Session:
         """Connect and complete CONNECT/CONNACK, then (with adoption on) empty this client id's retained will:
         its session is in hand again; raise Refused or ConnectionError."""
-        stream = await open_stream(url, s.ca_file)
+        stream = await open_stream(url, s.ca_file, coalesce=s.read_coalesce_seconds)
         try:
             will = (s.will_topic, s.client_id.encode()) if s.adopt_sessions else None
             stream.write(mq.connect(s.client_id, s.mqtt_username, s.mqtt_password, keepalive=keepalive,

@@ -37,6 +37,7 @@ class Settings:
     dead_letter_max_rows: int = 1_000_000
     adopt_sessions: bool = True
     adopt_seconds: float = 60.0
+    read_coalesce_seconds: float = 0.003
 
     @property
     def subscription(self) -> str:
@@ -88,4 +89,5 @@ class Settings:
             dead_letter_max_rows=max(1, int(number("DEAD_LETTER_MAX_ROWS", 1_000_000))),
             adopt_sessions=os.environ.get("ADOPT_SESSIONS", "1").lower() not in ("0", "false", "no", "off"),
             adopt_seconds=number("ADOPT_SECONDS", 60),
+            read_coalesce_seconds=max(0.0, number("MQTT_READ_COALESCE_MS", 3)) / 1000,
         )

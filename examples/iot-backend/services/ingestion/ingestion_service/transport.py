@@ -9,22 +9,32 @@ import os
 import socket
 import ssl
 import struct
+from typing import cast
 
 from iot_common.mqtt_url import BrokerUrl
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 READ_SIZE = 256 * 1024
+COALESCE_BELOW = 64 * 1024  # a read that found less than this rests the socket (see Stream.read)
 
 
 class Stream:
     """A connected byte stream: read() returns what arrived (b"" at the end), write() queues bytes."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, coalesce: float = 0.0) -> None:
+        self.reader, self.writer, self.coalesce = reader, writer, coalesce
 
     async def read(self) -> bytes:
-        """Whatever bytes have arrived (waiting for at least one); b"" when the connection ended."""
-        return await self.reader.read(READ_SIZE)
+        """Whatever bytes have arrived (waiting for at least one); b"" when the connection ended. With
+        `coalesce` seconds, a read that found less than COALESCE_BELOW bytes leaves the socket unread that
+        long, so that the next read takes what arrived meanwhile at once: one wake-up of the reader, one
+        recv and one parse for many messages instead of one for every few (at most `coalesce` later)."""
+        data = await self.reader.read(READ_SIZE)
+        if self.coalesce and 0 < len(data) < COALESCE_BELOW:
+            transport = cast(asyncio.Transport, self.writer.transport)
+            transport.pause_reading()
+            asyncio.get_running_loop().call_later(self.coalesce, _resume_reading, transport)
+        return data
 
     def write(self, data: bytes) -> None:
         """Queue bytes for sending (asyncio flushes them as the socket allows)."""
@@ -93,6 +103,11 @@ class WebSocketStream(Stream):
         self.writer.write(head + masked(data, os.urandom(4)))
 
 
+def _resume_reading(transport: asyncio.Transport) -> None:
+    if not transport.is_closing():
+        transport.resume_reading()
+
+
 def masked(data: bytes, key: bytes) -> bytes:
     """The 4-byte key, then data XORed with it repeated (WebSocket client frames are masked)."""
     n = len(data)
@@ -107,8 +122,9 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=ca_file)
 
 
-async def open_stream(url: BrokerUrl, ca_file: str | None, timeout: float = 10.0) -> Stream:
-    """Connect to the broker; for ws:// and wss:// perform the WebSocket upgrade first."""
+async def open_stream(url: BrokerUrl, ca_file: str | None, timeout: float = 10.0, coalesce: float = 0.0) -> Stream:
+    """Connect to the broker; for ws:// and wss:// perform the WebSocket upgrade first (`coalesce`: see
+    Stream.read; TCP and TLS streams only)."""
     context = tls_context(ca_file) if url.tls else None
     reader, writer = await asyncio.wait_for(
         asyncio.open_connection(url.host, url.port, ssl=context, limit=READ_SIZE), timeout)
@@ -116,7 +132,7 @@ async def open_stream(url: BrokerUrl, ca_file: str | None, timeout: float = 10.0
     if sock is not None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if url.transport != "websockets":
-        return Stream(reader, writer)
+        return Stream(reader, writer, coalesce)
     try:
         await asyncio.wait_for(upgrade(reader, writer, url), timeout)
     except BaseException:
