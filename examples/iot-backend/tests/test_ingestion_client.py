@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import ssl
 import struct
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from iotsim.devca import ensure
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "ingestion"))
 
@@ -213,10 +215,17 @@ def test_websocket_stream_upgrades_answers_pings_and_carries_bytes() -> None:
     assert received == [bytes(range(200))]
 
 
-def test_a_coalescing_stream_takes_what_arrived_while_it_rested_in_one_read() -> None:
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+def test_a_coalescing_stream_takes_what_arrived_while_it_rested_in_one_read(tls: bool, tmp_path: Path) -> None:
     """200 small writes, one a millisecond: with 50 ms rests after each small read the client wakes a
     handful of times, not once per write, and every byte arrives once, in order, then the end."""
     chunks = [bytes([i]) * 50 for i in range(200)]
+    server_tls, ca_file = None, None
+    if tls:
+        ca = ensure(tmp_path)
+        server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server_tls.load_cert_chain(ca.server_cert, ca.server_key)
+        ca_file = str(ca.ca_cert)
 
     async def handle(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         for chunk in chunks:
@@ -226,10 +235,11 @@ def test_a_coalescing_stream_takes_what_arrived_while_it_rested_in_one_read() ->
         writer.close()
 
     async def scenario() -> list[bytes]:
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_tls)
         port = server.sockets[0].getsockname()[1]
         async with server:
-            stream = await open_stream(BrokerUrl.parse(f"mqtt://127.0.0.1:{port}"), None, coalesce=0.05)
+            url = BrokerUrl.parse(f"{'mqtts' if tls else 'mqtt'}://localhost:{port}")
+            stream = await open_stream(url, ca_file, coalesce=0.05)
             reads = []
             while data := await asyncio.wait_for(stream.read(), 5):
                 reads.append(data)
