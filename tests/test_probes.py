@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -47,7 +48,13 @@ def ports() -> Iterator[dict[str, int]]:
     threading.Thread(target=http.serve_forever, daemon=True).start()
     silent = socket.create_server(("127.0.0.1", 0))
     held: list[socket.socket] = []
-    threading.Thread(target=lambda: held.extend(iter(lambda: silent.accept()[0], None)), daemon=True).start()
+
+    def hold() -> None:
+        with contextlib.suppress(OSError):  # the fixture's teardown closes the listener under accept()
+            while True:
+                held.append(silent.accept()[0])
+
+    threading.Thread(target=hold, daemon=True).start()
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
     yield {"http": http.server_address[1], "silent": silent.getsockname()[1], "closed": closed.getsockname()[1]}
