@@ -29,4 +29,6 @@ else
 fi
 say "syncing .venv from uv.lock ($("$python" --version))"
 "$uv" sync --frozen --all-packages --compile-bytecode --python "$python" -q
+# the IoT services' libraries, at their image's versions, for mypy alone (examples/iot-backend/typecheck)
+"$uv" sync --frozen --project examples/iot-backend/typecheck --python "$python" -q
 say "ready: .venv/bin/multicloud $(.venv/bin/multicloud --version | cut -d' ' -f2)"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 
@@ -136,8 +135,6 @@ def error_text(exc: BaseException, limit: int = 200) -> str:
     return f"database: {state or ''} {text}".replace("\x00", "")[:limit]
 
 
-
-
 class BatchWriter:
     """One connection that stores each batch of row lines in one statement (and so one transaction)."""
 
@@ -172,8 +169,7 @@ class BatchWriter:
         A failure leaves nothing of the batch stored; the connection is kept when the rows were refused
         (the statement failed, the link is fine) and dropped otherwise (the next write reconnects).
         """
-        async with self._connection() as conn:
-            return (await conn.execute(WRITE, ("".join(lines),))).rowcount
+        return await self._execute(WRITE, ("".join(lines),))
 
     async def write_dead(self, letters: list[DeadLetter], keep: int) -> None:
         """Store dead letters in one statement and drop the oldest beyond `keep`; nothing is stored on failure."""
@@ -213,10 +209,11 @@ class BatchWriter:
                 await self.close()
             raise
 
-    async def _execute(self, sql: str, params: tuple[object, ...]) -> tuple[Any, ...] | None:
+    async def _execute(self, sql: str, params: tuple[object, ...]) -> int:
+        """Run one statement on the connection, committed when this returns; return the rows it affected (a
+        failure drops the connection unless the rows were refused, as _connection does)."""
         async with self._connection() as conn:
-            cur = await conn.execute(sql, params)
-            return await cur.fetchone() if cur.description else None
+            return (await conn.execute(sql, params)).rowcount
 
     async def close(self) -> None:
         """Drop the connection (the next write reconnects)."""
