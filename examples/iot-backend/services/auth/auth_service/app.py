@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from iot_common.web import database_health, open_database
+from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
 from auth_service import feed
@@ -29,7 +30,7 @@ class State:
     """Process-wide objects, created at start-up."""
 
     settings: Settings
-    pool: Any
+    pool: AsyncConnectionPool
     notifier: feed.Notifier
     writer: feed.CredentialWriter
 

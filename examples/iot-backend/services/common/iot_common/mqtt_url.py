@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import urllib.parse
 from dataclasses import dataclass
+from typing import Literal
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883, "ws": 80, "wss": 443}
 
@@ -14,7 +15,7 @@ class BrokerUrl:
 
     host: str
     port: int
-    transport: str  # "tcp" or "websockets"
+    transport: Literal["tcp", "websockets"]
     tls: bool
     path: str
 

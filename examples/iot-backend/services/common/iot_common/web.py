@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 import uvicorn
 from fastapi import HTTPException
+from psycopg_pool import AsyncConnectionPool
 
 from iot_common.schema import migrate
 
 
-async def open_database(url: str, component: str, migrations: list[str], pool: Any) -> None:
+async def open_database(url: str, component: str, migrations: list[str], pool: AsyncConnectionPool) -> None:
     """Set up logging, migrate the component's tables and open its (unopened) pool; a failure leaves
     the migrations before the failing one applied and the pool closed."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -20,7 +20,7 @@ async def open_database(url: str, component: str, migrations: list[str], pool: A
     await pool.open()
 
 
-async def database_health(pool: Any) -> dict[str, str]:
+async def database_health(pool: AsyncConnectionPool) -> dict[str, str]:
     """{"status": "ok"} when the database answers within 2 s; otherwise HTTPException 503 naming the error's type."""
     try:
         async with pool.connection(timeout=2.0) as conn:

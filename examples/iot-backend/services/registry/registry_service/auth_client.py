@@ -55,7 +55,7 @@ class AuthClient:
         hit = self._valid.get(key)
         if hit and hit[0] > now:
             return hit[1]
-        principal = await self._call("POST", "/v1/tokens/verify", token, idempotent=True)
+        principal: dict[str, Any] = await self._call("POST", "/v1/tokens/verify", token, idempotent=True)
         if len(self._valid) > 10_000:
             self._valid.clear()
         self._valid[key] = (now + self.cache_seconds, principal)
@@ -63,7 +63,8 @@ class AuthClient:
 
     async def issue(self, device_id: str, token: str) -> dict[str, Any]:
         """Create a device's credentials (the password comes back once)."""
-        return await self._call("POST", f"/v1/devices/{device_id}/credentials", token)
+        credentials: dict[str, Any] = await self._call("POST", f"/v1/devices/{device_id}/credentials", token)
+        return credentials
 
     async def issue_many(self, device_ids: list[str], token: str) -> list[dict[str, Any]]:
         """Create credentials for many devices at once (all or none)."""
@@ -72,9 +73,12 @@ class AuthClient:
 
     async def revoke(self, device_id: str, token: str) -> dict[str, Any]:
         """Revoke a device's credentials."""
-        return await self._call("DELETE", f"/v1/devices/{device_id}/credentials", token)
+        revoked: dict[str, Any] = await self._call("DELETE", f"/v1/devices/{device_id}/credentials", token)
+        return revoked
 
     async def broker_status(self, token: str, min_applied: int = 0, wait: float = 0.0) -> dict[str, Any]:
         """Return the latest credential version and the broker's loaded one, waiting if asked."""
         params = {"min_applied": min_applied, "wait": wait}
-        return await self._call("GET", "/v1/broker/status", token, idempotent=True, params=params, timeout=wait + 10.0)
+        status: dict[str, Any] = await self._call("GET", "/v1/broker/status", token, idempotent=True, params=params,
+                                                  timeout=wait + 10.0)
+        return status

@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
+from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger("registry.dashboard")
 UI = Path(__file__).with_name("ui")
@@ -66,7 +67,7 @@ def reading(row: tuple[Any, ...]) -> dict[str, Any]:
 class ReadingStreams:
     """Polls the readings table for each open stream; at most MAX_STREAMS at once (503 beyond)."""
 
-    def __init__(self, pool: Callable[[], Any]) -> None:
+    def __init__(self, pool: Callable[[], AsyncConnectionPool]) -> None:
         self.pool = pool
         self.open = 0
 
@@ -110,7 +111,7 @@ class ReadingStreams:
             self.open -= 1
 
 
-def dashboard_routes(pool: Callable[[], Any], operator: Callable[..., Any],
+def dashboard_routes(pool: Callable[[], AsyncConnectionPool], operator: Callable[..., Any],
                      device_path: Callable[..., str]) -> APIRouter:
     """The dashboard's pages and the readings stream (guarded by `operator`, the id checked by `device_path`)."""
     router = APIRouter()

@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 from fastapi import APIRouter, Depends, Query
+from psycopg_pool import AsyncConnectionPool
 
 from registry_service.inputs import DEVICE_ID_RULE, check_device_id
 
@@ -26,7 +27,7 @@ def dead_letter(row: tuple[Any, ...]) -> dict[str, Any]:
     return item
 
 
-def dead_letter_routes(pool: Callable[[], Any], operator: Callable[..., Any]) -> APIRouter:
+def dead_letter_routes(pool: Callable[[], AsyncConnectionPool], operator: Callable[..., Any]) -> APIRouter:
     """The dead-letter routes, reading through `pool()` and guarded by the `operator` dependency."""
     router = APIRouter(tags=["ops"])
 
@@ -39,7 +40,8 @@ def dead_letter_routes(pool: Callable[[], Any], operator: Callable[..., Any]) ->
         _: Any = Depends(operator),
     ) -> dict[str, Any]:
         """Dead letters (device, topic, first 1 KiB of the payload, reason, time), newest first, a page at a time."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[object] = []
         if device_id is not None:
             where.append("device_id = %s")
             params.append(check_device_id(device_id))

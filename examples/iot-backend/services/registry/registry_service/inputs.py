@@ -7,11 +7,14 @@ import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+
+if TYPE_CHECKING:
+    from pydantic.error_wrappers import ErrorDict  # pydantic 1 defines it for type checkers only
 
 DEVICE_ID_RULE = "^[a-z0-9][a-z0-9-]{0,62}$"
 DEVICE_ID = re.compile(r"\A[a-z0-9][a-z0-9-]{0,62}\Z")  # \Z: "$" would also accept a trailing newline
@@ -109,7 +112,7 @@ def instant(name: str, value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def short_error(error: dict[str, Any]) -> dict[str, Any]:
+def short_error(error: ErrorDict) -> dict[str, Any]:
     """One validation error without the caller's input (pydantic's context can hold the whole body)."""
     return {
         "loc": [part if isinstance(part, int) else str(part)[:EXCERPT] for part in list(error.get("loc", ()))[:8]],
