@@ -40,6 +40,7 @@ from typing import Any
 
 from multicloud_aws import draining, exec_gaps, local_registry, refusals, rollbacks
 from multicloud_aws.dataplane import patches, rds, servers
+from multicloud_aws.dataplane.deployments import event
 from multicloud_aws.fargate import allowed_pairs, is_valid
 
 _lock = threading.RLock()
@@ -221,11 +222,14 @@ def _deployed(backend: Any, service: Any) -> None:
                        "rolloutState": "COMPLETED", "taskDefinition": service.task_definition, "updatedAt": now,
                        "rolloutStateReason": f"ECS deployment {deployment['id']} completed."})
     service.deployments = [deployment]
-    service.events.insert(0, {"id": f"{time.time_ns()}", "createdAt": now,
-                              "message": f"(service {service.name}) has reached a steady state."})
-    del service.events[20:]
+    service.multicloud_completed = deployment["id"]  # what a failed deployment after it rolls back to
     addresses = [str(ipaddress.IPv4Address("10.0.0.0") + next(_addresses)) for _ in range(desired)]
     register_addresses(backend, service, addresses)
+    for balancer in service.load_balancers or [] if addresses else []:
+        event(service, f"(service {service.name}) registered {len(addresses)} targets in "
+                       f"(target-group {balancer.get('targetGroupArn')})")
+    event(service, f"(service {service.name}) (deployment {deployment['id']}) deployment completed.")
+    event(service, f"(service {service.name}) has reached a steady state.")
     _log_start(backend, service, addresses)
 
 

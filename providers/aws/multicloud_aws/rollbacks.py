@@ -7,11 +7,12 @@ failure is only in the events. A first deployment has nothing to go back to: it 
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable
 from typing import Any
 
 _failing: set[str] = set()
+FAILED_REASON = "ECS deployment circuit breaker: tasks failed to start."
+"""The rolloutStateReason of a deployment the circuit breaker failed."""
 
 
 def fail_image(image: str | None) -> None:
@@ -56,19 +57,29 @@ def failed(backend: Any, service: Any) -> bool:
     from moto.core.utils import utcnow
 
     deployment = service.deployments[0] if service.deployments else {"id": "ecs-svc/0", "createdAt": utcnow()}
-    reason = f"ECS deployment {deployment['id']} failed: tasks failed to start."
-    previous = getattr(service, "multicloud_previous", None)
-    previous = previous if previous != service.task_definition else None
-    messages = [f"(service {service.name}) deployment {deployment['id']} deployment failed: tasks failed to start."]
-    if previous:
-        messages.insert(0, f"(service {service.name}) rolling back to {previous}.")
-        service.task_definition, service.multicloud_previous = previous, None
-    for message in reversed(messages):
-        service.events.insert(0, {"id": f"{time.time_ns()}", "createdAt": utcnow(), "message": message})
-    if previous:
+    if trip(service, deployment):
         return False
     service.running_count = 0
-    deployment.update({"status": "PRIMARY", "runningCount": 0, "rolloutState": "FAILED",
-                       "rolloutStateReason": reason, "taskDefinition": service.task_definition})
+    deployment.update({"status": "PRIMARY", "runningCount": 0, "taskDefinition": service.task_definition})
     service.deployments = [deployment]
     return True
+
+
+def trip(service: Any, deployment: dict[str, Any]) -> str | None:
+    """Fail `deployment` as the circuit breaker does (rolloutState, reason, service event) and, when the
+    service ran another revision before, point the service back at it, the event naming the deployment
+    that last ran it (a new deployment of it is the caller's); that revision, or None."""
+    from multicloud_aws.dataplane.deployments import event
+
+    deployment.update(rolloutState="FAILED", rolloutStateReason=FAILED_REASON)
+    event(service, f"(service {service.name}) (deployment {deployment['id']}) deployment failed: "
+                   "tasks failed to start.")
+    previous = getattr(service, "multicloud_previous", None)
+    if not previous or previous == service.task_definition:
+        return None
+    back_to = next((d["id"] for d in service.deployments
+                    if d is not deployment and d.get("taskDefinition") == previous),
+                   getattr(service, "multicloud_completed", None))
+    service.task_definition, service.multicloud_previous = previous, None
+    event(service, f"(service {service.name}) rolling back to deployment {back_to or deployment['id']}.")
+    return str(previous)

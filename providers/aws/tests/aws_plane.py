@@ -4,8 +4,10 @@ plane, and how they read tasks, their containers and the NLB listener."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -118,8 +120,48 @@ def until(check: Any, timeout: float = 60) -> Any:
         time.sleep(0.3)
 
 
-LIFECYCLE = ("PROVISIONING", "PENDING", "RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED")
+LIFECYCLE = ("PROVISIONING", "PENDING", "ACTIVATING", "RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING",
+             "STOPPED")
 """The lastStatus a service task behind a load balancer passes through, in order (ECS's task lifecycle)."""
+
+
+def watch_starts(ecs: Any, cluster: str, known: set[str], done: threading.Event) -> dict[str, list[dict[str, Any]]]:
+    """Describe the service's tasks not in `known` every 0.1 s until `done` is set: task ARN -> its
+    description each time its lastStatus changed, in order."""
+    seen: dict[str, list[dict[str, Any]]] = {}
+    while not done.is_set():
+        for task in service_tasks(ecs, cluster):
+            if task["taskArn"] not in known:
+                history = seen.setdefault(task["taskArn"], [])
+                if not history or history[-1]["lastStatus"] != task["lastStatus"]:
+                    history.append(task)
+        time.sleep(0.1)
+    return seen
+
+
+def assert_started_as_ecs(seen: dict[str, list[dict[str, Any]]]) -> None:
+    """Each task went through the lifecycle in order to RUNNING, its containers running from ACTIVATING on,
+    with the times ECS sets in order; one at least was seen ACTIVATING (a pass long: registering)."""
+    statuses_of = {arn: [t["lastStatus"] for t in history] for arn, history in seen.items()}
+    assert any("ACTIVATING" in statuses for statuses in statuses_of.values()), statuses_of
+    for arn, history in seen.items():
+        statuses = statuses_of[arn]
+        assert statuses[-1] == "RUNNING" and [LIFECYCLE.index(s) for s in statuses] == sorted(
+            {LIFECYCLE.index(s) for s in statuses}), statuses
+        for task in history:
+            running = task["lastStatus"] in ("ACTIVATING", "RUNNING")
+            assert {c["lastStatus"] for c in task["containers"]} == {"RUNNING" if running else "PENDING"}, task
+            assert ("startedAt" in task) == (task["lastStatus"] == "RUNNING"), task
+            assert ("pullStoppedAt" in task) >= running and ("connectivityAt" in task) >= running, task
+        last = history[-1]
+        assert last["connectivity"] == "CONNECTED", last
+        assert last["createdAt"] <= last["connectivityAt"] <= last["pullStartedAt"] <= last["pullStoppedAt"] <= \
+            last["startedAt"], last
+
+
+def events_of(messages: list[str], text: str) -> list[tuple[str, list[str]]]:
+    """The messages that hold `text`, each with the task IDs it lists as `(task ID)`."""
+    return [(m, re.findall(r"\(task ([0-9a-f]+)\)", m)) for m in messages if text in m]
 
 
 @dataclass

@@ -33,14 +33,17 @@ from providers.aws.tests.aws_plane import (
     COMMAND,
     Running,
     Stops,
+    assert_started_as_ecs,
     assert_stopped_as_ecs,
     docker_cli,
+    events_of,
     hit,
     listener,
     member_container,
     service_tasks,
     task_address,
     until,
+    watch_starts,
     watch_stops,
 )
 
@@ -148,6 +151,10 @@ def test_a_killed_task_is_replaced_and_traffic_resumes(running: Running, deploye
     assert replaced, service_tasks(ecs, app)
     assert victim["taskArn"] not in {t["taskArn"] for t in service_tasks(ecs, app)}
     assert until(lambda: ecs.describe_services(cluster=app, services=["web"])["services"][0]["runningCount"] == 2)
+    messages = [e["message"] for e in ecs.describe_services(cluster=app, services=["web"])["services"][0]["events"]]
+    started = {i for _, listed in events_of(messages, "has started") for i in listed}
+    assert {t["taskArn"].rsplit("/", 1)[-1] for t in service_tasks(ecs, app)} <= started, messages
+    assert not any(victim["taskArn"].endswith(i) for _, listed in events_of(messages, "has stopped") for i in listed)
     new = {hit(address) for _ in range(12)}
     assert not any(a.startswith("ERR") for a in new), new  # the NLB skips the dead target at once
     assert until(lambda: len({hit(address) for _ in range(12)}) == 2, 40), "the replacement never took traffic"
@@ -157,10 +164,12 @@ def test_a_killed_task_is_replaced_and_traffic_resumes(running: Running, deploye
 def test_a_new_revision_rolls_out_without_a_gap(running: Running, deployed: tuple[Deployment, Any, str],
                                                 spec: dict[str, Any]) -> None:
     """The old tasks leave the NLB before they stop, seen as ECS shows it: DEACTIVATING (desiredStatus
-    STOPPED, counted in no runningCount, listed as STOPPED) while their targets drain, then on to STOPPED."""
+    STOPPED, counted in no runningCount, listed as STOPPED) while their targets drain, then on to STOPPED;
+    the new ones join it ACTIVATING, then run; the service's events say so in ECS's words."""
     deployment, ecs, app = deployed
     address = listener(deployment)
     before = sorted(t["taskArn"] for t in service_tasks(ecs, app))
+    earlier = {e["id"] for e in ecs.describe_services(cluster=app, services=["web"])["services"][0]["events"]}
     changed = {**spec, "services": {"web": {**spec["services"]["web"],
                                             "env": {**spec["services"]["web"]["env"], "GREETING": "again"}}}}
     rolled = Deployment(spec_from_dict(changed), "aws", environ={"TOKEN": SECRET}, health_timeout=120)
@@ -182,15 +191,19 @@ def test_a_new_revision_rolls_out_without_a_gap(running: Running, deployed: tupl
     watcher = threading.Thread(target=probe)
     stops: list[Stops] = []
     drains = threading.Thread(target=lambda: stops.append(watch_stops(ecs, elb, app, before, group, during=counts)))
+    starts: list[dict[str, list[dict[str, Any]]]] = []
+    joins = threading.Thread(target=lambda: starts.append(watch_starts(ecs, app, set(before), done)))
     with drain_of(elb, group, 150):  # 5 s in the emulator (a thirtieth): the window the watch looks into
         watcher.start()
         drains.start()
+        joins.start()
         try:
             rolled.apply()  # returns once the new revision's deployment completed
         finally:
             done.set()
             watcher.join()
             drains.join()
+            joins.join()
     service = ecs.describe_services(cluster=app, services=["web"])["services"][0]
     assert [d["status"] for d in service["deployments"]] == ["PRIMARY"]
     assert service["deployments"][0]["rolloutState"] == "COMPLETED" and service["runningCount"] == 2
@@ -205,8 +218,24 @@ def test_a_new_revision_rolls_out_without_a_gap(running: Running, deployed: tupl
     draining, listed_running, listed_stopped = stops[0].during
     assert draining["runningCount"] == 2 and set(before) <= listed_stopped and not set(before) & listed_running
     assert [d["runningCount"] for d in draining["deployments"] if d["status"] == "ACTIVE"] in ([0], [])
-    messages = [e["message"] for e in service["events"]]
-    assert "(service web) has begun draining connections on 1 tasks." in messages, messages
+    assert_started_as_ecs(starts[0])
+    assert {t["taskArn"] for t in tasks} <= set(starts[0])
+    messages = [e["message"] for e in service["events"] if e["id"] not in earlier]  # newest first
+    old_ids, new_ids = {a.rsplit("/", 1)[-1] for a in before}, {t["taskArn"].rsplit("/", 1)[-1] for t in tasks}
+    for text, ids in [("has started", new_ids), ("has stopped", old_ids)]:  # one event per pass, each task once
+        found = events_of(messages, text)
+        assert found and sorted(i for _, listed in found for i in listed) == sorted(ids), (text, messages)
+        assert all(m == f"(service web) {text} {len(listed)}{' running' * (text == 'has stopped')} tasks: "
+                   + " ".join(f"(task {i})" for i in listed) + "." for m, listed in found), found
+    for verb, count in (("registered", 2), ("deregistered", 2)):
+        found = [int(m.split()[3]) for m in messages if m.startswith(f"(service web) {verb} ")]
+        assert sum(found) == count and all(m.endswith(f" targets in (target-group {group})") for m in messages
+                                           if m.startswith(f"(service web) {verb} ")), messages
+    drained = f"(service web, taskSet {stops[0].last[0]['startedBy']}) has begun draining connections on 2 tasks."
+    assert messages.index(drained) < messages.index(f"(service web) deregistered 2 targets in (target-group {group})"
+                                                     ) < messages.index(events_of(messages, "has stopped")[-1][0])
+    assert messages[:2] == ["(service web) has reached a steady state.",
+                            f"(service web) (deployment {service['deployments'][0]['id']}) deployment completed."]
     assert not rolled.plan().has_changes
 
 

@@ -16,7 +16,7 @@ from multicloud_aws.dataplane import balancer_address
 from multicloud_aws.emulator import client_factory
 
 from multicloud.testing.psql import psql
-from providers.aws.tests.aws_plane import COMMAND, Running, docker_cli, until
+from providers.aws.tests.aws_plane import COMMAND, Running, docker_cli, events_of, until
 
 pytestmark = pytest.mark.docker
 
@@ -66,6 +66,15 @@ def test_an_image_missing_from_ecr_fails_the_deployment(running: Running) -> Non
         assert stopped[0]["stoppedReason"].startswith("CannotPullContainerError:") and image in stopped[0][
             "stoppedReason"]
         assert not ecs.list_tasks(cluster=cluster, serviceName="app")["taskArns"]
+        service = ecs.describe_services(cluster=cluster, services=["app"])["services"][0]
+        deployment = service["deployments"][0]
+        assert deployment["rolloutStateReason"] == "ECS deployment circuit breaker: tasks failed to start."
+        messages = [e["message"] for e in service["events"]]  # newest first; nothing to roll back to
+        assert messages[0] == f"(service app) (deployment {deployment['id']}) deployment failed: tasks failed to start."
+        unplaced = [m for m in messages if m.startswith("(service app) was unable to place a task. Reason: ")]
+        assert len(unplaced) == 3 and all("CannotPullContainerError: " in m and m.endswith(".") for m in unplaced)
+        assert len(events_of(messages, "(service app) has started 1 tasks: ")) == 3, messages
+        assert not events_of(messages, "has stopped"), messages  # none ran: the scheduler stopped no running task
     finally:
         ecs.delete_service(cluster=cluster, service="app", force=True)
         ecs.delete_cluster(cluster=cluster)
@@ -137,7 +146,13 @@ def test_the_health_check_grace_period_is_kept_and_honoured(running: Running) ->
                          20)
         assert set(stopped) & set(first), (stopped, first)
         reason = ecs.describe_tasks(cluster=name, tasks=stopped[:1])["tasks"][0]["stoppedReason"]
-        assert reason.startswith("Task failed ELB health checks"), reason
+        assert reason == f"Task failed ELB health checks in (target-group {target['TargetGroupArn']})", reason
+        ident = next(iter(set(stopped) & set(first))).rsplit("/", 1)[-1]
+        service = ecs.describe_services(cluster=name, services=["app"])["services"][0]
+        messages = [e["message"] for e in service["events"]]
+        assert f"(service app) (task {ident}) (port 7001) is unhealthy in (target-group {target['TargetGroupArn']}) " \
+               "due to (reason Health checks failed)." in messages, messages
+        assert f"(service app) has stopped 1 running tasks: (task {ident})." in messages, messages
     finally:
         ecs.delete_service(cluster=name, service="app", force=True)
         ecs.delete_cluster(cluster=name)

@@ -47,15 +47,14 @@ def roll_out(backend: Any, service: Any) -> None:
 
 
 def record_failure(task: EmulatedTask, rolled_back: Callable[[], None]) -> None:
-    """Count a task that failed on its deployment (with a service event); trip the circuit breaker
-    at ECS's threshold, calling `rolled_back` when that rolled the service back."""
+    """Count a task that failed on its deployment; trip the circuit breaker at ECS's threshold, calling
+    `rolled_back` when that rolled the service back."""
     from moto.ecs.models import ecs_backends
 
     backend = ecs_backends[task.account_id][task.region_name]
     service = backend.services.get(f"{task.cluster_name}:{task.service_name}")
     if service is None:
         return
-    event(service, f"(service {service.name}) has stopped 1 running tasks: (task {task.id}). {task.stopped_reason}")
     deployment: dict[str, Any] | None = next((d for d in service.deployments if d.get("id") == task.started_by),
                                              None)
     if deployment is None or deployment.get("rolloutState") != "IN_PROGRESS":
@@ -69,15 +68,8 @@ def record_failure(task: EmulatedTask, rolled_back: Callable[[], None]) -> None:
 def _trip(backend: Any, service: Any, deployment: dict[str, Any]) -> bool:
     """The circuit breaker fails the deployment and rolls back to the previous revision, if any
     (whether it did)."""
-    reason = f"ECS deployment {deployment['id']} failed: tasks failed to start."
-    deployment.update(rolloutState="FAILED", rolloutStateReason=reason)
-    event(service, f"(service {service.name}) deployment {deployment['id']} deployment failed: "
-                   "tasks failed to start.")
-    previous = getattr(service, "multicloud_previous", None)
-    if not previous or previous == service.task_definition:
+    if rollbacks.trip(service, deployment) is None:
         return False
-    service.task_definition, service.multicloud_previous = previous, None
-    event(service, f"(service {service.name}) rolling back to {previous}.")
     roll_out(backend, service)
     return True
 
@@ -99,6 +91,7 @@ def count(service: Any, primary: dict[str, Any], tasks: list[EmulatedTask], read
         primary.update(rolloutState="COMPLETED", updatedAt=utcnow(),
                        rolloutStateReason=f"ECS deployment {primary.get('id')} completed.")
         service.deployments = [primary]
+        service.multicloud_completed = primary.get("id")
         event(service, f"(service {service.name}) (deployment {primary.get('id')}) deployment completed.")
         event(service, f"(service {service.name}) has reached a steady state.")
 

@@ -9,6 +9,10 @@ starts tasks until the PRIMARY deployment's revision runs desiredCount of them; 
 many tasks failing to start trip the deployment circuit breaker, which rolls back to the previous
 revision. Running tasks' addresses are what the service's target groups and Cloud Map service hold.
 
+A task starts as on ECS: PROVISIONING until its network interface is attached, PENDING while its images
+are pulled and its containers created, ACTIVATING once they run, while the pass registers it with the
+service's target groups and Cloud Map service, and RUNNING (startedAt) on the pass after.
+
 A task stops as on ECS: desiredStatus STOPPED (with stoppedReason and stopCode) at once, lastStatus
 DEACTIVATING while it drains out of its target groups (DescribeTargetHealth: draining), STOPPING
 while its containers stop, DEPROVISIONING once they have (executionStoppedAt), then STOPPED.
@@ -27,6 +31,7 @@ from multicloud_aws import gaps
 from multicloud_aws.dataplane import deployments, servers
 from multicloud_aws.dataplane.awslogs import LogShipper, log_streams, missing_group
 from multicloud_aws.dataplane.tasks import (
+    STARTED,
     STOPPED_KEPT,
     EmulatedTask,
     TaskStartError,
@@ -69,10 +74,12 @@ class Scheduler:
         """Service ARN -> the addresses in its target groups and the draining ones."""
         self._containers: dict[str, str] = {}
         self._retry_at: dict[str, tuple[float, float]] = {}
-        self._draining: dict[str, tuple[float, Any]] = {}
-        """DEACTIVATING tasks: task ARN -> (when their drain is over (time.monotonic), their service)."""
+        self._draining: dict[str, float] = {}
+        """DEACTIVATING tasks: task ARN -> when their drain is over (time.monotonic)."""
         self._leaving: list[EmulatedTask] = []
         """Tasks of deleted services on their way to STOPPED."""
+        self._stopped: list[EmulatedTask] = []
+        """Tasks the scheduler stopped in this pass of a service, not yet in its events."""
         self._thread = threading.Thread(target=self._loop, name="ecs-scheduler", daemon=True)
 
     def start(self) -> Scheduler:
@@ -146,6 +153,7 @@ class Scheduler:
         """Observe, replace, roll out, count and register the tasks of one service."""
         primary: dict[str, Any] = next((d for d in service.deployments if d.get("status") == "PRIMARY"), {})
         grace = grace_seconds(service)
+        self._stopped = []
         for task in tasks:
             self._observe(service, task, grace)
         revision = service.task_definition
@@ -153,7 +161,10 @@ class Scheduler:
         for task in [t for t in tasks if t.desired_status == "RUNNING"]:
             failing = [g for g in self._groups(service) if self._target(g, task) == "unhealthy"]
             if failing and _past(task, grace):
-                self._retire(service, task, f"Task failed ELB health checks in (target-group {failing[0][0]})",
+                group, port = failing[0]
+                deployments.event(service, f"(service {service.name}) (task {task.id}) (port {port}) is unhealthy "
+                                           f"in (target-group {group}) due to (reason Health checks failed).")
+                self._retire(service, task, f"Task failed ELB health checks in (target-group {group})",
                              "TaskFailedToStart")
         serving = [t for t in tasks if t.desired_status == "RUNNING"]
         current = [t for t in serving if t.task_definition_arn == revision]
@@ -162,14 +173,21 @@ class Scheduler:
         failed = primary.get("rolloutState") == "FAILED"
         for task in sorted(current, key=lambda t: self._ready(t, service))[: max(0, len(current) - desired)]:
             self._retire(service, task, SCALED.format(primary.get("id", "")))
+        self._report_stops(service)
+        started: list[EmulatedTask] = []
         if not failed and len(current) < desired and time.monotonic() >= self._retry_at.get(service.arn, (0, 0))[0]:
             for _ in range(desired - len(current)):
-                started = self._launch(backend, service, revision, primary, tasks)
-                if started is None:
+                launched = self._launch(backend, service, revision, primary, tasks)
+                if launched is None:
                     break
+                started.append(launched)
+        if started:
+            deployments.event(service, f"(service {service.name}) has started {len(started)} tasks: "
+                                       f"{_listed(started)}.")
         if len(ready) >= desired:
             for task in older:
                 self._retire(service, task, SCALED.format(primary.get("id", "")))
+        self._report_stops(service)
         for task in tasks:
             self._settle(task)
         deployments.count(service, primary, tasks, len(ready), desired)
@@ -180,20 +198,36 @@ class Scheduler:
         tasks[:] = [t for t in tasks if t.last_status != "STOPPED"] + stopped[-STOPPED_KEPT:]
 
     def _register(self, backend: Any, service: Any, tasks: list[EmulatedTask]) -> None:
-        """Point the service's target groups and Cloud Map service at its RUNNING tasks; its NLBs
-        send nothing new to the DEACTIVATING ones, which DescribeTargetHealth shows draining."""
-        serving = tuple(sorted(t.address for t in tasks if t.address and t.last_status == "RUNNING"
+        """Point the service's target groups and Cloud Map service at its ACTIVATING and RUNNING tasks; its
+        NLBs send nothing new to the DEACTIVATING ones, which DescribeTargetHealth shows draining. The
+        service's events say what changed in each target group, and which tasks began to drain."""
+        serving = tuple(sorted(t.address for t in tasks if t.address and t.last_status in STARTED
                                and t.desired_status == "RUNNING"))
         draining = tuple(sorted(t.address for t in tasks if t.address and t.last_status == "DEACTIVATING"))
         known = self._registered.get(service.arn)
         if known == (serving, draining):
             return
-        if known is None or known[0] != serving:
+        before, drained = known if known is not None else ((), ())
+        if known is None or before != serving:
             gaps.register_addresses(backend, service, list(serving))
         self._registered[service.arn] = (serving, draining)
+        left, joined = set(before) - set(serving), set(serving) - set(before)
         for group, port in self._groups(service):
             assert self.balancers is not None
             self.balancers.registered(group, {(a, port) for a in serving}, {(a, port) for a in draining})
+            if left:
+                deployments.event(service, f"(service {service.name}) deregistered {len(left)} targets in "
+                                           f"(target-group {group})")
+        begun: dict[str, int] = {}
+        for task in tasks:
+            if task.last_status == "DEACTIVATING" and task.address in set(draining) - set(drained):
+                begun[task.started_by] = begun.get(task.started_by, 0) + 1
+        for deployment, count in begun.items():
+            deployments.event(service, f"(service {service.name}, taskSet {deployment}) has begun draining "
+                                       f"connections on {count} tasks.")
+        for group, _ in self._groups(service) if joined else ():
+            deployments.event(service, f"(service {service.name}) registered {len(joined)} targets in "
+                                       f"(target-group {group})")
 
     def _observe(self, service: Any, task: EmulatedTask, grace: float) -> None:
         """Move a task's state to what its containers do; stop it when StopTask asked, when an essential
@@ -215,16 +249,20 @@ class Scheduler:
                     self._containers.setdefault(f"{task.key}/{n}", m.container) != m.container]
         health = _health([members[n] for n in task.essential])
         if all((m := members[n]) is not None and m.state == "running" for n in task.essential):
-            task.show("RUNNING", health, state.address)
+            registered = task.last_status == "RUNNING" or (
+                task.last_status == "ACTIVATING" and task.address in self._registered.get(service.arn, ((), ()))[0])
+            task.show("RUNNING" if registered else "ACTIVATING", health, state.address, pulled=True)
             for name, member in members.items():
                 if member is not None:
                     self._containers.setdefault(f"{task.key}/{name}", member.container)
         else:
-            task.show("PENDING" if state.address else "PROVISIONING", "UNKNOWN", state.address)
+            task.show("PENDING" if state.address else "PROVISIONING", "UNKNOWN", state.address,
+                      pulled=all(m is not None for m in members.values()))
         task.exited(exits)
         if any(n in exits or n in replaced for n in task.essential):
             self._retire(service, task, "Essential container in task exited", "EssentialContainerExited")
         elif health == "UNHEALTHY" and _past(task, grace):
+            deployments.event(service, f"(service {service.name}) (task {task.id}) failed container health checks.")
             self._retire(service, task, "Task failed container health checks", "TaskFailedToStart")
 
     def _launch(self, backend: Any, service: Any, revision: str, primary: dict[str, Any],
@@ -248,7 +286,6 @@ class Scheduler:
             self._retire(service, task, str(exc), "TaskFailedToStart")
             return None
         self.plane.apply(unit)
-        deployments.event(service, f"(service {service.name}) has started 1 tasks: (task {task.id}).")
         return task
 
     def _ready(self, task: EmulatedTask, service: Any) -> bool:
@@ -279,16 +316,18 @@ class Scheduler:
             return
         never_ran = task.started_at is None and code != "UserInitiated" and not reason.startswith("Scaling")
         task.request_stop(reason, code)
+        if service is not None and never_ran and code == "TaskFailedToStart":
+            deployments.event(service, f"(service {service.name}) was unable to place a task. Reason: "
+                                       f"{reason.rstrip('.')}.")
+        elif service is not None and (code == "ServiceSchedulerInitiated" or reason.startswith("Task failed")):
+            self._stopped.append(task)
         drain = self._drain(service) if service is not None and \
             task.address in self._registered.get(service.arn, ((), ()))[0] else 0.0
         if service is not None and drain > 0:
             task.deactivate()
-            self._draining[task.task_arn] = (time.monotonic() + drain, service)
-            deployments.event(service, f"(service {service.name}) has begun draining connections on 1 tasks.")
-            for group, _ in self._groups(service):
-                deployments.event(service, f"(service {service.name}) deregistered 1 targets in (target-group {group})")
+            self._draining[task.task_arn] = time.monotonic() + drain
         else:
-            self._halt(task, service)
+            self._halt(task)
         if never_ran or task.stop_code == "EssentialContainerExited" or task.stopped_reason.startswith("Task failed"):
             self._failed(task)
 
@@ -301,11 +340,9 @@ class Scheduler:
                   for arn, _ in self._groups(service) if arn in groups]
         return max(delays, default=0.0) * DRAIN_SCALE
 
-    def _halt(self, task: EmulatedTask, service: Any | None) -> None:
+    def _halt(self, task: EmulatedTask) -> None:
         """STOPPING: ship the task's last log lines, then have its containers removed."""
         self._draining.pop(task.task_arn, None)
-        if service is not None and task.stop_code == "ServiceSchedulerInitiated":
-            deployments.event(service, f"(service {service.name}) has stopped 1 running tasks: (task {task.id}).")
         task.halt()
         task.removed = True
         self.shipper.ship(task)  # the last lines, before the containers go
@@ -317,15 +354,21 @@ class Scheduler:
     def _settle(self, task: EmulatedTask) -> None:
         """Move a stopping task on: DEACTIVATING to STOPPING once drained, STOPPING to DEPROVISIONING
         once its containers are gone, DEPROVISIONING to STOPPED on the pass after."""
-        over, service = self._draining.get(task.task_arn, (0.0, None))
-        if task.last_status == "DEACTIVATING" and time.monotonic() >= over:
-            self._halt(task, service)
+        if task.last_status == "DEACTIVATING" and time.monotonic() >= self._draining.get(task.task_arn, 0.0):
+            self._halt(task)
         elif task.last_status == "STOPPING":
             state = self.plane.state(task.key)
             if state.converged and not state.members:
                 task.deprovision()
         elif task.last_status == "DEPROVISIONING":
             task.finish()
+
+    def _report_stops(self, service: Any) -> None:
+        """The service event for the tasks the scheduler stopped since the last one, if any."""
+        if self._stopped:
+            deployments.event(service, f"(service {service.name}) has stopped {len(self._stopped)} running tasks: "
+                                       f"{_listed(self._stopped)}.")
+        self._stopped = []
 
     def _failed(self, task: EmulatedTask) -> None:
         """Count a failed task on its deployment, back off new starts, trip the circuit breaker."""
@@ -338,6 +381,11 @@ class Scheduler:
 def _past(task: EmulatedTask, grace: float) -> bool:
     """Whether the task started more than `grace` seconds ago (ECS ignores failed health checks until then)."""
     return task.started_at is not None and (datetime.now(UTC) - task.started_at).total_seconds() >= grace
+
+
+def _listed(tasks: list[EmulatedTask]) -> str:
+    """Tasks as ECS lists them in a service event: `(task ID) (task ID)`."""
+    return " ".join(f"(task {t.id})" for t in tasks)
 
 
 def _health(members: list[MemberState | None]) -> str:

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from multicloud_docker.dataplane import Member, Probe, Unit
 
 MIB = 1024 * 1024
+STARTED = ("ACTIVATING", "RUNNING")
+"""The lastStatus of a task whose containers run: ACTIVATING while ECS registers it with its target groups
+and Cloud Map service, then RUNNING."""
 STOPPED_KEPT = 20
 """Stopped tasks a service keeps for DescribeTasks (ECS keeps them about an hour)."""
 
@@ -53,12 +56,15 @@ class EmulatedTask:
         self.stopped_reason = ""
         self.stop_code: str | None = None
         self.created_at = datetime.now(UTC)
+        self.pull_started_at: datetime | None = None
+        self.pull_stopped_at: datetime | None = None
         self.started_at: datetime | None = None
         self.stopping_at: datetime | None = None
         self.execution_stopped_at: datetime | None = None
         self.stopped_at: datetime | None = None
         self.availability_zone = f"{self.region_name}a"
-        self.connectivity = "CONNECTED"
+        self.connectivity: str | None = None
+        self.connectivity_at: datetime | None = None
         self.tags: list[dict[str, str]] = []
         self.overrides: dict[str, Any] = {}
         self.network = dict(network)
@@ -86,20 +92,28 @@ class EmulatedTask:
     def advance(self) -> None:
         """moto calls this on every DescribeTasks; the scheduler moves the task's state instead."""
 
-    def show(self, last_status: str, health: str, address: str) -> None:
-        """Reflect what the task's containers do: status, health, address (the ENI's)."""
+    def show(self, last_status: str, health: str, address: str, *, pulled: bool = False) -> None:
+        """Reflect what the task's containers do: status, health, address (the ENI's), and the times ECS
+        sets on the way (connectivityAt and pullStartedAt once attached: PENDING; pullStoppedAt once its
+        containers exist; startedAt once RUNNING)."""
         if self.desired_status == "STOPPED":  # on its way out: the stop's own states follow
             return
+        now = datetime.now(UTC)
+        if last_status != "PROVISIONING" and self.connectivity_at is None:
+            self.connectivity, self.connectivity_at = "CONNECTED", now
+            self.pull_started_at = self.pull_started_at or now
+        if (pulled or last_status in STARTED) and self.pull_started_at and self.pull_stopped_at is None:
+            self.pull_stopped_at = now
         if last_status == "RUNNING" and self.started_at is None:
-            self.started_at = datetime.now(UTC)
+            self.started_at = now
         self.last_status, self.health_status = last_status, health
         if address and address != self.address:
             self.address = address
             self.attachments = [{"id": self.id, "type": "ElasticNetworkInterface", "status": "ATTACHED", "details": [
                 {"name": "subnetId", "value": str((self.network.get("subnets") or [""])[0])},
                 {"name": "privateIPv4Address", "value": address}]}]
-        for container in self.containers:
-            container.update(lastStatus=last_status, healthStatus=health)
+        for container in self.containers:  # a container is PENDING, RUNNING or STOPPED
+            container.update(lastStatus="RUNNING" if last_status in STARTED else "PENDING", healthStatus=health)
             if address:
                 container["networkInterfaces"] = [{"attachmentId": self.id, "privateIpv4Address": address}]
 
