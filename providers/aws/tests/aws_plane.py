@@ -126,8 +126,9 @@ LIFECYCLE = ("PROVISIONING", "PENDING", "ACTIVATING", "RUNNING", "DEACTIVATING",
 
 
 def watch_starts(ecs: Any, cluster: str, known: set[str], done: threading.Event) -> dict[str, list[dict[str, Any]]]:
-    """Describe the service's tasks not in `known` every 0.1 s until `done` is set: task ARN -> its
-    description each time its lastStatus changed, in order."""
+    """Describe the service's tasks not in `known` every 0.02 s until `done` is set: task ARN -> its
+    description each time its lastStatus changed, in order (ACTIVATING lasts a scheduler pass, 0.5 s:
+    polled this often, a busy machine's stall would have to last most of that for both tasks to miss it)."""
     seen: dict[str, list[dict[str, Any]]] = {}
     while not done.is_set():
         for task in service_tasks(ecs, cluster):
@@ -135,7 +136,7 @@ def watch_starts(ecs: Any, cluster: str, known: set[str], done: threading.Event)
                 history = seen.setdefault(task["taskArn"], [])
                 if not history or history[-1]["lastStatus"] != task["lastStatus"]:
                     history.append(task)
-        time.sleep(0.1)
+        time.sleep(0.02)
     return seen
 
 
