@@ -11,7 +11,8 @@ in a scaled-down run, so the figures of record are --scale 1.
 
 The chain: each step of the plan costs what the cloud makes it wait at the least (ECS: a call,
 and the steady state for a service; ARM: an operation for the container group, which a PUT
-creates long-running; Cloud Run: an operation for a service), and the longest path through the
+creates long-running, and three for a flexible server, one after another: the server, its database,
+its firewall rule; Cloud Run: an operation for a service), and the longest path through the
 steps' requirements is summed. An apply whose independent steps overlap and which waits for
 nothing else comes in just over it. The example's images are given (built and pushed beforehand),
 so the apply is the control plane's alone.
@@ -40,6 +41,10 @@ GOAL = 1.2
 ECS_CALL, ECS_STEADY, ARM_OPERATION, RUN_OPERATION = 0.1, 30.0, 20.0, 10.0
 SECRETS = ("IOT_DB_PASSWORD", "IOT_ADMIN_TOKEN", "IOT_BROKER_FEED_TOKEN", "IOT_INGESTION_MQTT_PASSWORD",
            "IOT_REGISTRY_MQTT_PASSWORD", "IOT_DATABASE_URL")
+AZURE_OPERATIONS = {"group": 1, "postgres": 3}
+"""ARM operations a step waits for, one after another: a container group's PUT; a flexible server's create,
+then its database, then its firewall rule for Azure services (a flexible server runs one operation at a
+time: another is refused 409 ServerBusy, so Terraform's azurerm locks them per server too)."""
 Cost = Callable[[str], float]
 """What one step (by resource kind) costs at the least on a cloud."""
 
@@ -90,7 +95,7 @@ def azure(scale: float) -> Iterator[tuple[Any, Cost]]:
                 "location": "westeurope", "arm_endpoint": handle.endpoint, "ca_bundle": handle.ca_bundle,
                 "poll_interval": 0.05}
     try:
-        yield AzureAciProvider(settings), lambda kind: ARM_OPERATION * scale if kind == "group" else 0.0
+        yield AzureAciProvider(settings), lambda kind: ARM_OPERATION * scale * AZURE_OPERATIONS.get(kind, 0)
     finally:
         handle.stop()
 
