@@ -20,11 +20,13 @@ from multicloud_azure import acr
 from multicloud_azure.api import AciApi, Json
 from multicloud_azure.settings import TOKEN_ENV, AzureSettings
 
-# 409s that pass: the group is mid-operation (ContainerGroupTransitioning) or the region has no
-# capacity for the request right now (ServiceUnavailable, "not available in the location ... at this moment")
+# 409s that pass: the group is mid-operation (ContainerGroupTransitioning), a flexible server runs
+# another operation (ServerBusy: one at a time per server, its databases and firewall rules included)
+# or the region has no capacity for the request right now (ServiceUnavailable, "not available in the
+# location ... at this moment")
 RETRYABLE_CONFLICTS = {
     "Conflict", "AnotherOperationInProgress", "OperationNotAllowed", "ResourceBusy",
-    "ContainerGroupTransitioning", "ServiceUnavailable",
+    "ContainerGroupTransitioning", "ServerBusy", "ServiceUnavailable",
 }
 
 

@@ -16,7 +16,10 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.postgresqlflexibleservers import PostgreSQLManagementClient
 from multicloud_azure.client import StaticTokenCredential
 from multicloud_azure.emulator import AzureEmulator, EmulatorHandle
+from multicloud_azure.flexclient import FlexibleServers
+from multicloud_azure.settings import TOKEN_ENV, parse_settings
 
+from multicloud.errors import RetryableError
 from multicloud.testing.psql import psql
 
 SUBSCRIPTION = "00000000-0000-0000-0000-0000000f1e70"
@@ -129,6 +132,39 @@ def test_names_are_global_storage_only_grows_and_a_busy_server_refuses(arm: Emul
     finally:
         arm.backend.postgres.op_seconds = 0.02  # type: ignore[union-attr]
         arm.backend.postgres.servers[(SUBSCRIPTION, "rg-a", name)].operation.done_at = 0  # type: ignore[union-attr]
+
+
+def test_a_server_runs_one_operation_at_a_time_children_included(
+    arm: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, name, servers = sdk(arm), unique(), arm.backend.postgres
+    assert servers is not None
+    servers.op_seconds = 1.0  # the server's create runs a second; the writes after it are quick
+    try:
+        creating = client.servers.begin_create_or_update("rg-a", name, server_body())
+    finally:
+        servers.op_seconds = 0.02
+    with pytest.raises(HttpResponseError) as caught:
+        client.databases.begin_create("rg-a", name, "iot", {"properties": {"charset": "UTF8"}})
+    assert caught.value.status_code == 409 and caught.value.error.code == "ServerBusy"
+    assert caught.value.error.message == f"Server '{name}' is busy with another operation. Please try again later."
+    rule = {"properties": {"startIpAddress": "0.0.0.0", "endIpAddress": "0.0.0.0"}}
+    with pytest.raises(HttpResponseError, match="ServerBusy"):
+        client.firewall_rules.begin_create_or_update("rg-a", name, "AllowAzure", rule)
+    assert "postgres" in {d.name for d in client.databases.list_by_server("rg-a", name)}  # reads pass
+
+    monkeypatch.setenv(TOKEN_ENV, arm.token)
+    provider = FlexibleServers(parse_settings({
+        "subscription_id": SUBSCRIPTION, "resource_group": "rg-a", "location": "West Europe",
+        "arm_endpoint": arm.endpoint, "ca_bundle": arm.ca_bundle, "poll_interval": 0.05,
+    }))
+    with pytest.raises(RetryableError, match=f"creating database 'iot' on '{name}': 409 ServerBusy: Server"):
+        provider.ensure_database(name, "iot")
+
+    assert creating.result().state == "Ready"
+    client.databases.begin_create("rg-a", name, "iot", {"properties": {"charset": "UTF8"}}).result()
+    client.firewall_rules.begin_create_or_update("rg-a", name, "AllowAzure", rule).result()
+    assert "iot" in {d.name for d in client.databases.list_by_server("rg-a", name)}
 
 
 # --- the data plane ---------------------------------------------------------------------------

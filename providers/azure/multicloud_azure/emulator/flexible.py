@@ -195,6 +195,7 @@ class FlexibleServers:
         but does not enforce them."""
         with self.lock:
             server = self._live(sub, rg, name)
+            self._check_idle(server)
             server.firewall[rule] = flexrules.validate_rule(rule, body)
             return self._start(server, server.state, None)
 
@@ -202,6 +203,7 @@ class FlexibleServers:
         """Remove a firewall rule; None when there is none (204)."""
         with self.lock:
             server = self._live(sub, rg, name)
+            self._check_idle(server)
             if server.firewall.pop(rule, None) is None:
                 return None
             return self._start(server, server.state, None)
@@ -330,12 +332,13 @@ class FlexibleServers:
         return server
 
     def _check_idle(self, server: FlexServer) -> None:
-        """Refuse a write while another operation runs on the server (as the service does)."""
+        """Refuse a write to a server or its children while another operation runs on it: a
+        flexible server runs one at a time (409 ServerBusy); reads pass."""
         if server.state == "Dropping":
             raise ArmError(409, "ServerDropping", "Operations on a server group in dropping state are not allowed.")
         if server.operation is not None:
             raise ArmError(409, "ServerBusy",
-                           f"Server '{server.name}' is busy with another operation. Please try your operation later.")
+                           f"Server '{server.name}' is busy with another operation. Please try again later.")
 
     def _check_global_name(self, name: str) -> None:
         """Server names are global: the fqdn is <name>.postgres.database.azure.com."""
