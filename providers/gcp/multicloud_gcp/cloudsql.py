@@ -8,6 +8,11 @@ region and target. The owning role is a Cloud SQL user with the generated passwo
 made with the databases API. A kept database (deletion: keep) has Cloud SQL's deletion protection on,
 which `destroy --volumes` turns off first. What the API does not return (the password's digest, the
 deletion setting, the database and user) is in the instance's user labels.
+
+Those labels are written at create, before the database and the user are made, so what exists is read
+too: observe lists each instance's databases and users (two calls per instance) and reports `setup`,
+"done" as desired, or what is missing ("missing database 'iot', user 'iot'"), or "pending" while the
+instance is not RUNNABLE; the plan then updates it in place and apply makes what is missing.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from multicloud.contract import Health, HealthState
-from multicloud.errors import UserError
+from multicloud.errors import RetryableError, UserError
 from multicloud.naming import placed_name
 from multicloud.planner import Action, Change
 from multicloud.resources import Resource, Sensitive
@@ -39,6 +44,12 @@ DATABASE_LABEL, USER_LABEL = "multicloud-database", "multicloud-user"
 PASSWORD_LABELS = ("multicloud-password-1", "multicloud-password-2")
 """The password's digest (64 hex digits) in two labels: a label value holds at most 63 characters."""
 REPLACE_ON = frozenset({"instance"})
+PASSING_STATES = frozenset({"PENDING_CREATE", "MAINTENANCE", "ONLINE_MAINTENANCE", "REPAIRING"})
+"""States an instance leaves by itself (being made, maintained or repaired)."""
+SETUP_DONE = "done"
+"""`setup` of an instance whose database and user exist (what apply makes after the create)."""
+NOT_READY = ("not in an appropriate state", "already in progress")
+"""What Cloud SQL says when an instance's databases or users cannot be listed yet."""
 MIN_DISK_GB = 10
 
 
@@ -77,6 +88,7 @@ def resources(spec: TargetSpec, settings: GcpSettings, secrets: Mapping[str, str
             "user": db.user_name(name),
             "deletion": db.deletion,
             "password": Sensitive.of(secrets.get(password_secret(name), ""), app=spec.app),
+            "setup": SETUP_DONE,
         }
         found.append(Resource(KIND, name, props, replace_on=REPLACE_ON, persistent=db.persistent,
                               update_effect="the instance restarts when its tier or version changes"))
@@ -92,10 +104,34 @@ def _labels(resource: Resource, app: str, target: str) -> dict[str, str]:
             PASSWORD_LABELS[0]: digest[:32], PASSWORD_LABELS[1]: digest[32:]}
 
 
-def observed(instance: Mapping[str, Any]) -> Resource | None:
-    """The resource an instance labelled by multicloud stands for (None for another instance)."""
+def _user_labels(instance: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An instance's user labels ({} when it has none)."""
+    return dict((instance.get("settings") or {}).get("userLabels") or {})
+
+
+def setup_state(sql: SqlAdmin, instance: Mapping[str, Any]) -> str:
+    """What the instance has of what apply makes in it after the create: SETUP_DONE, "missing ..." naming
+    the database and user its labels name that do not exist, or "pending" while it is not RUNNABLE (its
+    children may not be listable yet). Reads only: two list calls on a RUNNABLE instance."""
+    state, name, labels = instance.get("state"), str(instance["name"]), _user_labels(instance)
+    if state != "RUNNABLE":
+        return f"pending: the instance is {state}"
+    database, user = str(labels.get(DATABASE_LABEL, "")), str(labels.get(USER_LABEL, ""))
+    try:
+        missing = [f"database {database!r}"] if database not in sql.list_databases(name) else []
+        missing += [f"user {user!r}"] if user not in sql.list_users(name) else []
+    except (UserError, RetryableError) as exc:
+        if any(text in exc.message for text in NOT_READY):
+            return f"pending: {exc.message}"
+        raise
+    return f"missing {', '.join(missing)}" if missing else SETUP_DONE
+
+
+def observed(instance: Mapping[str, Any], setup: str) -> Resource | None:
+    """The resource an instance labelled by multicloud stands for, with its `setup` (see `setup_state`); None for
+    another instance."""
     settings = instance.get("settings") or {}
-    labels = settings.get("userLabels") or {}
+    labels = _user_labels(instance)
     name = labels.get(RESOURCE_LABEL)
     if not name or instance.get("state") == "PENDING_DELETE":
         return None
@@ -108,10 +144,16 @@ def observed(instance: Mapping[str, Any]) -> Resource | None:
         "database": labels.get(DATABASE_LABEL, ""),
         "user": labels.get(USER_LABEL, ""),
         "deletion": deletion,
-        "password": Sensitive(digest="".join(str(labels.get(k, "")) for k in PASSWORD_LABELS)),
+        "password": Sensitive(digest=_password_digest(labels)),
+        "setup": setup,
     }
     return Resource(KIND, str(name), props, replace_on=REPLACE_ON, persistent=deletion == "keep",
                     target=str(labels.get(TARGET_LABEL, "")), healthy=instance.get("state") == "RUNNABLE")
+
+
+def _password_digest(labels: Mapping[str, Any]) -> str:
+    """The password's digest the labels carry ("" when they carry none)."""
+    return "".join(str(labels.get(k, "")) for k in PASSWORD_LABELS)
 
 
 def health(instance: Mapping[str, Any] | None) -> Health:
@@ -121,19 +163,34 @@ def health(instance: Mapping[str, Any] | None) -> Health:
     state = str(instance.get("state"))
     if state == "RUNNABLE":
         return Health(HealthState.HEALTHY)
-    if state in ("PENDING_CREATE", "MAINTENANCE", "ONLINE_MAINTENANCE", "REPAIRING"):
+    if state in PASSING_STATES:
         return Health(HealthState.STARTING, f"instance {instance['name']} is {state}")
     return Health(HealthState.UNHEALTHY, f"instance {instance['name']} is {state}")
 
 
+def _settings(resource: Resource, app: str, target: str) -> dict[str, Any]:
+    """The instance settings apply keeps as the resource says."""
+    props = resource.properties
+    return {"tier": props["tier"], "dataDiskSizeGb": str(props["disk_gb"]),
+            "userLabels": _labels(resource, app, target), "deletionProtectionEnabled": props["deletion"] == "keep"}
+
+
+def instance_body(resource: Resource, app: str, target: str, region: str) -> dict[str, Any]:
+    """The instances.insert body of a `postgres/NAME` resource."""
+    props = resource.properties
+    return {"name": props["instance"], "region": region, "databaseVersion": f"POSTGRES_{props['version']}",
+            "settings": {**_settings(resource, app, target), "ipConfiguration": {"ipv4Enabled": True}}}
+
+
 def apply(sql: SqlAdmin, app: str, target: str, change: Change, say: Callable[[str], None]) -> None:
-    """Create, update or delete the instance of one `postgres/NAME`, then make sure its database
-    and user (with the password) exist. Re-reads the instance first; a failure leaves what Cloud
-    SQL made (labelled: the next plan sees it and the next apply finishes it)."""
+    """Create, update or delete the instance of one `postgres/NAME`, and make sure its database and user
+    (with the password) exist: on an existing instance once it is idle (waiting out a killed apply's create),
+    before patching it (only what differs). Re-reads the instance first; a failure leaves what Cloud SQL made
+    (labelled: the next plan sees what is missing and the next apply finishes it)."""
     resource = change.resource
     name = str((change.before or resource).properties["instance"])
     current = sql.get_instance(name)
-    if current is not None and ((current.get("settings") or {}).get("userLabels") or {}).get(APP_LABEL) != app:
+    if current is not None and _user_labels(current).get(APP_LABEL) != app:
         raise UserError(f"Cloud SQL instance {name!r} exists and is not app {app!r}'s; multicloud will not touch it")
     if change.action is Action.DELETE:
         if current is not None:
@@ -144,31 +201,33 @@ def apply(sql: SqlAdmin, app: str, target: str, change: Change, say: Callable[[s
             sql.delete_instance(name)
         return
     props = resource.properties
-    wanted = {
-        "tier": props["tier"],
-        "dataDiskSizeGb": str(props["disk_gb"]),
-        "userLabels": _labels(resource, app, target),
-        "deletionProtectionEnabled": props["deletion"] == "keep",
-    }
-    version = f"POSTGRES_{props['version']}"
+    wanted, version = _settings(resource, app, target), f"POSTGRES_{props['version']}"
     if current is None:
         say(f"creating Cloud SQL instance {name} ({props['tier']}, {version})")
-        body = {"name": name, "region": sql.settings.region, "databaseVersion": version,
-                "settings": {**wanted, "ipConfiguration": {"ipv4Enabled": True}}}
-        sql.insert_instance(body)
-        current = {"settings": {}}
-    else:
-        changed = {k: v for k, v in wanted.items() if (current.get("settings") or {}).get(k) != v}
-        patch: dict[str, Any] = {"settings": changed} if changed else {}
-        if current.get("databaseVersion") != version:
-            patch["databaseVersion"] = version
-        if patch:
-            say(f"updating Cloud SQL instance {name} in place")
-            sql.patch_instance(name, patch)
-    if props["database"] not in sql.list_databases(name):
-        sql.insert_database(name, str(props["database"]))
-    before = observed(current) if current.get("name") else None
-    stale = before is None or before.properties["password"] != props["password"]
-    if stale or props["user"] not in sql.list_users(name):
-        say(f"setting the password of user {props['user']}")
-        sql.set_user(name, str(props["user"]), props["password"].reveal())
+        sql.insert_instance(instance_body(resource, app, target, sql.settings.region))
+        _make_children(sql, name, props, stale=True, say=say)
+        return
+    current = sql.wait_idle(name, say)
+    # the children first, the labels (the password's digest) after: a kill in between leaves a plan to finish it
+    stale = _password_digest(_user_labels(current)) != props["password"].digest
+    _make_children(sql, name, props, stale=stale, say=say)
+    changed = {k: v for k, v in wanted.items() if (current.get("settings") or {}).get(k) != v}
+    patch: dict[str, Any] = {"settings": changed} if changed else {}
+    if current.get("databaseVersion") != version:
+        patch["databaseVersion"] = version
+    if patch:
+        say(f"updating Cloud SQL instance {name} in place")
+        sql.patch_instance(name, patch)
+
+
+def _make_children(sql: SqlAdmin, name: str, props: Mapping[str, Any], *, stale: bool,
+                   say: Callable[[str], None]) -> None:
+    """Make the instance's database when it is missing, and its user with the password when it is missing or
+    the password is `stale`. A failure leaves what was made; the next plan names what is missing."""
+    database, user = str(props["database"]), str(props["user"])
+    if database not in sql.list_databases(name):
+        say(f"creating database {database} in {name}")
+        sql.insert_database(name, database)
+    if stale or user not in sql.list_users(name):
+        say(f"setting the password of user {user}")
+        sql.set_user(name, user, props["password"].reveal())

@@ -112,9 +112,10 @@ class CloudRunProvider:
         """A database is reached at its instance's Cloud SQL connector socket under /cloudsql."""
         return cloudsql.address(self.settings, spec, name)
 
-    def _databases(self, app: str) -> list[Resource]:
-        """The app's Cloud SQL instances (none where the Cloud SQL Admin API is off in the project:
-        then the app has none; nor at an emulator reached over gRPC without sql_endpoint)."""
+    def _databases(self, app: str, name: str | None = None) -> list[Resource]:
+        """The app's Cloud SQL instances (only resource `name`'s when given), each with what it has of its
+        database and user (two list calls per instance); none where the Cloud SQL Admin API is off in the
+        project (then the app has none), nor at an emulator reached over gRPC without sql_endpoint."""
         from multicloud_gcp.sqladmin import sql_endpoint
 
         if sql_endpoint(self.settings) is None:
@@ -125,8 +126,12 @@ class CloudRunProvider:
             if "has not been used" in exc.message or "SERVICE_DISABLED" in exc.message:
                 return []
             raise
-        found = [cloudsql.observed(i) for i in instances
-                 if ((i.get("settings") or {}).get("userLabels") or {}).get(APP_LABEL) == app]
+        found = []
+        for instance in instances:
+            labels = (instance.get("settings") or {}).get("userLabels") or {}
+            if labels.get(APP_LABEL) != app or name not in (None, labels.get(cloudsql.RESOURCE_LABEL)):
+                continue
+            found.append(cloudsql.observed(instance, cloudsql.setup_state(self.sql, instance)))
         return [r for r in found if r is not None]
 
     def _secret_name(self, secret_id: str) -> str:
@@ -179,7 +184,7 @@ class CloudRunProvider:
         if kind == "secret":
             return [r for r in self._owned_secrets(app) if r.name == name]
         if kind == cloudsql.KIND:
-            return [r for r in self._databases(app) if r.name == name]
+            return self._databases(app, name)
         if kind != "service":
             return []
         body = self.client.get_service(self._name(app, name))

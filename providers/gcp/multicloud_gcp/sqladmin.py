@@ -7,12 +7,14 @@ multicloud's (`client.translate`), once, here. Imported only when a postgres res
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from multicloud.errors import ProviderError, RetryableError, UserError
+from multicloud.errors import NotFoundError, ProviderError, RetryableError, UserError
 from multicloud.retry import RetryPolicy, call_with_retries, wait_for
 from multicloud_gcp.client import credentials_for, translate
+from multicloud_gcp.cloudsql import PASSING_STATES
 from multicloud_gcp.settings import GcpSettings
 
 Json = dict[str, Any]
@@ -87,21 +89,21 @@ class SqlAdmin:
                 found = self._call("GET", f"/operations/{name}", what)
                 return found if found.get("status") == "DONE" else None
 
-            interval = self.settings.poll_interval
-            operation = wait_for(
-                done, RetryPolicy.within(self.settings.operation_timeout, base_delay=interval,
-                                         max_delay=max(interval, 5.0)),
-                timed_out=lambda: RetryableError(f"{what}: Cloud SQL operation {name} is still running"))
+            operation = wait_for(done, self._polling(), timed_out=lambda: RetryableError(
+                f"{what}: Cloud SQL operation {name} is still running"))
         errors = (operation.get("error") or {}).get("errors") or []
         if errors:
             detail = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
             raise ProviderError(f"{what}: Cloud SQL operation {operation['operationType']} failed: {detail}")
         return operation
 
+    def _polling(self) -> RetryPolicy:
+        """How to poll for something Cloud SQL does: from poll_interval, for at most operation_timeout."""
+        interval = self.settings.poll_interval
+        return RetryPolicy.within(self.settings.operation_timeout, base_delay=interval, max_delay=max(interval, 5.0))
+
     def get_instance(self, name: str) -> Json | None:
         """An instance, or None when there is none."""
-        from multicloud.errors import NotFoundError
-
         try:
             return self._call("GET", f"/instances/{name}", f"read Cloud SQL instance {name}")
         except NotFoundError:
@@ -122,6 +124,37 @@ class SqlAdmin:
     def delete_instance(self, name: str) -> Json:
         """Delete an instance with its data, and wait."""
         return self._write("DELETE", f"/instances/{name}", f"delete Cloud SQL instance {name}")
+
+    def running_operations(self, instance: str) -> list[Json]:
+        """The operations on an instance that are not DONE yet (operations.list, newest first)."""
+        found = self._call("GET", "/operations", f"list operations of {instance}", instance=instance)
+        return [o for o in found.get("items") or [] if o.get("status") != "DONE"]
+
+    def wait_idle(self, name: str, say: Callable[[str], None]) -> Json:
+        """The instance once it is RUNNABLE with no operation running on it (e.g. the create or update of an
+        apply that was killed), polled every poll_interval and at most operation_timeout. Raises NotFoundError
+        when it is gone, ProviderError in a state it does not leave by itself (FAILED, SUSPENDED), and
+        RetryableError when the wait runs out; nothing is changed."""
+        said: list[str] = []
+
+        def idle() -> Json | None:
+            instance = self.get_instance(name)
+            if instance is None:
+                raise NotFoundError(f"Cloud SQL instance {name} does not exist")
+            state = str(instance.get("state"))
+            if state not in PASSING_STATES and state != "RUNNABLE":
+                raise ProviderError(f"Cloud SQL instance {name} is {state}: multicloud cannot set it up")
+            running = [] if state != "RUNNABLE" else self.running_operations(name)
+            if state == "RUNNABLE" and not running:
+                return instance
+            why = f"it is {state}" if state != "RUNNABLE" else f"{running[0].get('operationType')} runs on it"
+            if why not in said:
+                said.append(why)
+                say(f"waiting for Cloud SQL instance {name}: {why}")
+            return None
+
+        return wait_for(idle, self._polling(), timed_out=lambda: RetryableError(
+            f"Cloud SQL instance {name} is still busy after {self.settings.operation_timeout:.0f}s"))
 
     def list_databases(self, instance: str) -> list[str]:
         """The names of an instance's databases."""

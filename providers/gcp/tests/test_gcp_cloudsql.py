@@ -1,7 +1,7 @@
 """Cloud SQL for PostgreSQL in the gcp emulator (Admin API v1 over REST), through the provider's
 client (multicloud_gcp.sqladmin on google-auth's AuthorizedSession): sql#operations, states,
-connectionName and addresses, Cloud SQL's refusals. (With a data plane an instance is a real PostgreSQL:
-test_gcp_postgres.py logs in to one from a Cloud Run revision.)"""
+connectionName and addresses, Cloud SQL's refusals, waiting for a busy instance. (With a data plane an
+instance is a real PostgreSQL: test_gcp_postgres.py logs in to one from a Cloud Run revision.)"""
 
 from __future__ import annotations
 
@@ -84,8 +84,23 @@ def test_cloud_sql_refuses_what_it_refuses(quick_cloudrun: RunningCloudRun) -> N
         assert started["status"] == "RUNNING"
         with pytest.raises(RetryableError, match="already in progress"):
             sql._call("POST", f"/instances/{name}/databases", "insert", {"name": "x"})
+        said: list[str] = []
+
+        def say(text: str) -> None:  # the operation ends once the wait has begun
+            said.append(text)
+            _finish_operations(quick_cloudrun)
+
+        idle = sql.wait_idle(name, say)
+        assert said == [f"waiting for Cloud SQL instance {name}: UPDATE runs on it"]
+        assert idle["state"] == "RUNNABLE" and idle["settings"]["tier"] == "db-custom-2-7680"
     finally:
-        quick_cloudrun.cloudsql.op_seconds = 0.02
-        quick_cloudrun.cloudsql._due = {k: (0, w, f) for k, (_, w, f) in quick_cloudrun.cloudsql._due.items()}
+        _finish_operations(quick_cloudrun)
     with pytest.raises(NotFoundError):
         sql._call("GET", "/instances/none-such", "get")
+
+
+def _finish_operations(running: RunningCloudRun) -> None:
+    """Make every running Cloud SQL operation due now, and new ones quick again."""
+    assert running.cloudsql is not None
+    running.cloudsql.op_seconds = 0.02
+    running.cloudsql._due = {k: (0, w, f) for k, (_, w, f) in running.cloudsql._due.items()}

@@ -1,8 +1,10 @@
 """`postgres` resources on gcp-cloudrun: a Cloud SQL instance (database, user with the generated
 password, deletion protection while kept) made before the service that uses it, which gets
 `${resources.db.url}` through Secret Manager and a cloud_sql_instance volume at /cloudsql; planned
-again as nothing, a tier change an update, kept by destroy and deleted by destroy --volumes; with the
-data plane, the revision logs in through the connector's socket for real."""
+again as nothing, a tier change an update, kept by destroy and deleted by destroy --volumes; an instance a
+killed apply left (no database, no user; or still PENDING_CREATE) planned as an update naming what is missing
+and finished by the next apply; with the data plane, the revision logs in through the connector's socket for
+real."""
 
 from __future__ import annotations
 
@@ -11,9 +13,11 @@ import uuid
 from typing import Any
 
 import pytest
+from multicloud_gcp import cloudsql
 from multicloud_gcp.emulator import CloudRunEmulator, RunningCloudRun
 
 from multicloud.api import Deployment
+from multicloud.contract import Event
 from multicloud.planner import Action
 from multicloud.render import plan_json, plan_text
 from multicloud.retry import RetryPolicy
@@ -35,9 +39,10 @@ def spec(running: RunningCloudRun, app: str, *, tier: str = "small", image: str 
     }
 
 
-def deployment(data: dict[str, Any]) -> Deployment:
+def deployment(data: dict[str, Any], on_event: Any = None) -> Deployment:
     """A Deployment of the spec's gcp target."""
-    return Deployment(spec_from_dict(data), "gcp", retry=RetryPolicy(attempts=3, base_delay=0.1), health_timeout=120)
+    return Deployment(spec_from_dict(data), "gcp", retry=RetryPolicy(attempts=3, base_delay=0.1), health_timeout=120,
+                      on_event=on_event)
 
 
 def test_a_database_on_gcp_is_a_cloud_sql_instance_kept_by_destroy(quick_cloudrun: RunningCloudRun) -> None:
@@ -118,3 +123,40 @@ def _logs(running: RunningCloudRun, app: str) -> str:
     found = api.containers(all=True, filters=members)
     mine = [c for c in found if f"/services/{app}-web/" in c["Labels"]["multicloud.dataplane.unit"]]
     return "".join(bytes(api.logs(c["Id"])).decode() for c in mine)
+
+
+@pytest.mark.parametrize(("state", "lacking"), [("RUNNABLE", "missing database 'orders', user 'orders'"),
+                                               ("PENDING_CREATE", "pending: the instance is PENDING_CREATE")])
+def test_an_instance_a_killed_apply_left_is_finished_by_the_next_apply(
+    quick_cloudrun: RunningCloudRun, state: str, lacking: str
+) -> None:
+    sql, app, lines = quick_cloudrun.cloudsql, f"pg{uuid.uuid4().hex[:6]}", []
+    assert sql is not None
+
+    def on_event(event: Event) -> None:
+        lines.append(event.message)
+        if event.message.startswith("waiting for Cloud SQL instance"):  # the killed apply's create is done now
+            sql._due = {k: (0, w, f) for k, (_, w, f) in sql._due.items()}
+
+    deploy = deployment(spec(quick_cloudrun, app), on_event)
+    wanted = {c.key: c for c in deploy.plan().changes}["postgres/db"].resource
+    body = cloudsql.instance_body(wanted, app, "gcp", "europe-west1")  # the killed apply's create, as it sent it
+    admin = deploy.provider.sql  # type: ignore[attr-defined]
+    if state == "RUNNABLE":
+        admin.insert_instance(body)
+    else:  # killed while Cloud SQL still makes it: it stays PENDING_CREATE until the apply waits for it
+        sql.op_seconds = 3600.0
+        try:
+            admin._call("POST", "/instances", f"create {body['name']}", body)
+        finally:
+            sql.op_seconds = 0.02
+    planned = deploy.plan()
+    step = {c.key: c for c in planned.changes}["postgres/db"]
+    assert step.action is Action.UPDATE and [f.path for f in step.fields] == ["setup"]
+    assert f'~ setup: "{lacking}" -> "done"' in plan_text(planned)
+    assert deploy.apply(planned).ok
+    assert (f"waiting for Cloud SQL instance {body['name']}: it is PENDING_CREATE" in lines) is (state != "RUNNABLE")
+    assert not any("updating Cloud SQL instance" in line for line in lines)  # no needless PATCH
+    key = ("demo-project", body["name"])
+    assert "orders" in sql.databases[key] and "orders" in sql.users[key]
+    assert not deployment(spec(quick_cloudrun, app)).plan().has_changes
