@@ -6,12 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from multicloud.errors import UserError
+from multicloud.errors import RetryableError, UserError
 from multicloud.planner import Action, Change
+from multicloud.retry import RetryPolicy, wait_for
 from multicloud_azure import postgres, tags
 from multicloud_azure.api import Json
 from multicloud_azure.client import _translated, credential, sdk_options
 from multicloud_azure.settings import AzureSettings
+
+BUSY_WAIT_S = 1800.0
+"""How long an apply waits for a server still provisioning or updating (a create takes 5 to 15
+minutes on Azure) before giving up with a RetryableError."""
 
 
 class FlexibleServers:
@@ -66,6 +71,38 @@ class FlexibleServers:
             except ResourceNotFoundError:
                 return
 
+    def setup(self, server: Json) -> str:
+        """What the server lacks of its database and firewall rule (postgres.setup): two list calls, none
+        while the server is busy (its children may not be listable then). Raises on a failed read."""
+        name = str(server["name"])
+        if postgres.busy(server):
+            return postgres.setup(server, None, None)
+        with _translated(f"reading the databases and firewall rules of {name!r}", self.settings):
+            databases = {str(d.name) for d in self._client.databases.list_by_server(self._rg, name)}
+            rules = {str(r.name) for r in self._client.firewall_rules.list_by_server(self._rg, name)}
+        return postgres.setup(server, databases, rules)
+
+    def until_idle(self, server: Json, say: Callable[[str], None]) -> Json:
+        """The server once it is neither provisioning nor updating, re-read every poll interval; raises
+        RetryableError after BUSY_WAIT_S or when the server disappears meanwhile."""
+        if not postgres.busy(server):
+            return server
+        name = str(server["name"])
+        say(f"waiting for flexible server {name} ({postgres.state(server).lower()}) before its database and "
+            "firewall rule")
+        interval = self.settings.poll_interval
+        policy = RetryPolicy.within(BUSY_WAIT_S, base_delay=interval, max_delay=interval)
+
+        def idle() -> Json | None:
+            found = self.get(name)
+            return found if found is None or not postgres.busy(found) else None
+
+        found = wait_for(idle, policy, timed_out=lambda: RetryableError(
+            f"flexible server {name!r} was still {postgres.state(server).lower()} after {BUSY_WAIT_S:.0f}s"))
+        if found is None:
+            raise RetryableError(f"flexible server {name!r} disappeared while it was being waited for")
+        return found
+
     def ensure_database(self, server: str, database: str) -> None:
         """Create a database unless the server has it."""
         with _translated(f"creating database {database!r} on {server!r}", self.settings):
@@ -87,8 +124,9 @@ class FlexibleServers:
 
 def apply(servers: FlexibleServers, app: str, target: str, change: Change, say: Callable[[str], None]) -> None:
     """Create, update or delete the server of one `postgres/NAME`, then make sure its database
-    and firewall rule exist. Re-reads the server first; a failure leaves what ARM made (tagged:
-    the next plan sees it and the next apply finishes it)."""
+    and firewall rule exist. Re-reads the server first and waits while it is busy (ARM refuses a
+    busy server's writes); PATCHes it only when a server-level field differs. A failure leaves
+    what ARM made (tagged: the next plan sees what is missing and the next apply finishes it)."""
     resource = change.resource
     name = str((change.before or resource).properties["server"])
     current = servers.get(name)
@@ -105,8 +143,13 @@ def apply(servers: FlexibleServers, app: str, target: str, change: Change, say: 
         say(f"creating flexible server {name} ({props['sku']}, PostgreSQL {props['version']})")
         servers.put(name, body)
     else:
-        say(f"updating flexible server {name} in place")
-        servers.patch(name, postgres.patch_body(body, current))
+        current = servers.until_idle(current, say)
+        patch = postgres.patch_body(body, current)
+        if patch is None:
+            say(f"flexible server {name} already as desired; no PATCH")
+        else:
+            say(f"updating flexible server {name} in place")
+            servers.patch(name, patch)
     servers.ensure_database(name, str(resource.properties["database"]))
     servers.ensure_azure_access(name)
 

@@ -7,12 +7,15 @@ The owning role is the server's administrator (the generated password); the data
 ARM's databases API; the firewall rule `AllowAllAzureServicesAndResourcesWithinAzureIps` (0.0.0.0)
 lets the container groups in. Services get `sslmode=require` (the service enforces TLS). What ARM
 does not return (the password's digest, the deletion setting, the database's name) is in tags.
+The database and the firewall rule are made after the server, so observing reads them too: the
+`setup` property is "done" when both exist, else says what is missing (an apply killed after the
+server's create), which the plan shows as an in-place update that makes them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from multicloud.contract import Health, HealthState
@@ -41,6 +44,10 @@ REPLACE_ON = frozenset({"server", "user"})
 """A server's name and administrator cannot change: anything else is a PATCH (storage grows,
 version goes up in place, sku and password change)."""
 READY, STARTING = "Ready", ("Provisioning", "Updating", "Starting", "Restarting")
+BUSY = (*STARTING, "Stopping")
+"""States in which ARM refuses a write to the server or its children (409 ServerBusy)."""
+SETUP_DONE = "done"
+"""The `setup` a server has once its database and firewall rule exist (see `setup`)."""
 
 
 def server_name(settings: AzureSettings, spec: TargetSpec, name: str) -> str:
@@ -77,6 +84,7 @@ def resources(spec: TargetSpec, settings: AzureSettings, secrets: Mapping[str, s
             "user": db.user_name(name),
             "deletion": db.deletion,
             "password": Sensitive.of(password, app=spec.app),
+            "setup": SETUP_DONE,
         }
         found.append(Resource(KIND, name, props, replace_on=REPLACE_ON, persistent=db.persistent,
                               update_effect="the server restarts when its sku or version changes"))
@@ -110,24 +118,54 @@ def server_body(resource: Resource, settings: AzureSettings, app: str, target: s
     }
 
 
-def patch_body(body: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
+def patch_body(body: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any] | None:
     """The PATCH of an existing server toward a PUT body: what may change in place (the password
-    only when its digest differs from the server's tag)."""
+    only when its digest differs from the server's tag); None when nothing of the server differs
+    (a PATCH is an operation of 20 s or more on Azure, so none is sent then)."""
     props = dict(body["properties"])
+    now = current.get("properties") or {}
+    current_tags = current.get("tags") or {}
+    if (current.get("sku") == body["sku"] and str(now.get("version")) == str(props["version"])
+            and (now.get("storage") or {}).get("storageSizeGB") == props["storage"]["storageSizeGB"]
+            and all(current_tags.get(key) == value for key, value in body["tags"].items())):
+        return None
     patch: dict[str, Any] = {"sku": body["sku"], "tags": body["tags"], "properties": {
         "storage": props["storage"], "version": props["version"],
     }}
-    if (current.get("tags") or {}).get(PASSWORD_TAG) != body["tags"][PASSWORD_TAG]:
+    if current_tags.get(PASSWORD_TAG) != body["tags"][PASSWORD_TAG]:
         patch["properties"]["administratorLoginPassword"] = props["administratorLoginPassword"]
     return patch
 
 
-def observed(server: Mapping[str, Any]) -> Resource | None:
-    """The resource a server tagged by multicloud stands for (None for another server)."""
+def state(server: Mapping[str, Any]) -> str:
+    """The server's state as ARM reports it (Ready, Provisioning, Updating, Stopped, ...)."""
+    return str((server.get("properties") or {}).get("state"))
+
+
+def busy(server: Mapping[str, Any]) -> bool:
+    """True while the server is provisioning or changing: ARM refuses its children's writes then."""
+    return state(server) in BUSY
+
+
+def setup(server: Mapping[str, Any], databases: Collection[str] | None, rules: Collection[str] | None) -> str:
+    """SETUP_DONE when the server has the database its tag names and the Azure-services firewall rule,
+    else what it lacks; without the lists (a busy server's children are not read), that it is pending."""
+    if databases is None or rules is None:
+        return f"pending: server is {state(server).lower()}; its database and firewall rule are not checked yet"
+    database = str((server.get("tags") or {}).get(DATABASE_TAG, ""))
+    missing = [f"database {database!r}"] if database not in databases else []
+    missing += [f"firewall rule {FIREWALL_RULE}"] if FIREWALL_RULE not in rules else []
+    return f"missing {', '.join(missing)}" if missing else SETUP_DONE
+
+
+def stands(server: Mapping[str, Any]) -> bool:
+    """True when the server stands for a `postgres` resource: tagged by multicloud and not being dropped."""
+    return bool((server.get("tags") or {}).get(RESOURCE_TAG)) and state(server) != "Dropping"
+
+
+def observed(server: Mapping[str, Any], setup_now: str) -> Resource:
+    """The resource a server that `stands` for one is, with its `setup` as observed."""
     server_tags = server.get("tags") or {}
-    name = server_tags.get(RESOURCE_TAG)
-    if not name or str((server.get("properties") or {}).get("state")) == "Dropping":
-        return None
     props = server["properties"]
     deletion = str(server_tags.get(DELETION_TAG, "keep"))
     values: dict[str, Any] = {
@@ -140,18 +178,19 @@ def observed(server: Mapping[str, Any]) -> Resource | None:
         "user": str(props.get("administratorLogin")),
         "deletion": deletion,
         "password": tags.decode_digest(str(server_tags.get(PASSWORD_TAG, ""))),
+        "setup": setup_now,
     }
-    return Resource(KIND, str(name), values, replace_on=REPLACE_ON, persistent=deletion == "keep",
-                    target=str(server_tags.get(tags.TARGET, "")), healthy=str(props.get("state")) == READY)
+    return Resource(KIND, str(server_tags[RESOURCE_TAG]), values, replace_on=REPLACE_ON, persistent=deletion == "keep",
+                    target=str(server_tags.get(tags.TARGET, "")), healthy=state(server) == READY)
 
 
 def health(server: Mapping[str, Any] | None) -> Health:
     """Healthy once the server is Ready; starting while it provisions or changes."""
     if server is None:
         return Health(HealthState.STARTING, "the server does not exist (yet)")
-    state = str((server.get("properties") or {}).get("state"))
-    if state == READY:
+    now = state(server)
+    if now == READY:
         return Health(HealthState.HEALTHY)
-    if state in STARTING:
-        return Health(HealthState.STARTING, f"server {server['name']} is {state.lower()}")
-    return Health(HealthState.UNHEALTHY, f"server {server['name']} is {state}: az postgres flexible-server start")
+    if now in STARTING:
+        return Health(HealthState.STARTING, f"server {server['name']} is {now.lower()}")
+    return Health(HealthState.UNHEALTHY, f"server {server['name']} is {now}: az postgres flexible-server start")

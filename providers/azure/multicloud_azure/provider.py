@@ -131,12 +131,13 @@ class AzureAciProvider:
         return found + self._databases(app)
 
     def _databases(self, app: str) -> list[Resource]:
-        """The app's flexible servers (listed only when the API is there: a spec without databases
-        never loads its SDK, but its servers are still found once one was made)."""
+        """The app's flexible servers, each with what it lacks of its database and firewall rule (two
+        list calls per idle server; listed only when the API is there: a spec without databases never
+        loads its SDK, but its servers are still found once one was made)."""
         if not _has_flexible_sdk():
             return []
-        found = [postgres.observed(s) for s in self.servers.list() if (s.get("tags") or {}).get(tags.APP) == app]
-        return [r for r in found if r is not None]
+        mine = [s for s in self.servers.list() if (s.get("tags") or {}).get(tags.APP) == app and postgres.stands(s)]
+        return [postgres.observed(s, self.servers.setup(s)) for s in mine]
 
     def read(self, app: str, key: str) -> list[Resource]:
         """One resource as it is now ([] when absent): a group by name, or a container of the app's group."""

@@ -1,8 +1,9 @@
 """`postgres` resources on azure-aci: a flexible server (with its database and the Azure-services
 firewall rule) made before the group that uses it, `${resources.db.url}` reaching the container as
 a secureValue (fqdn, sslmode=require), planned again as nothing, a tier change an in-place update,
-kept by destroy and deleted by destroy --volumes; with the data plane, the group's container logs
-in at that URL for real."""
+kept by destroy and deleted by destroy --volumes; a server an apply left without its database and
+firewall rule (or still busy) planned as an in-place update that makes them; with the data plane, the
+group's container logs in at that URL for real."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import uuid
 from typing import Any
 
 import pytest
-from multicloud_azure import views
+from multicloud_azure import postgres, views
 from multicloud_azure.emulator import EmulatorHandle
+from multicloud_azure.emulator.arm import Fault
 from multicloud_azure.provider import AzureAciProvider
 
 from multicloud.api import Deployment
 from multicloud.contract import HealthState
+from multicloud.errors import ApplyFailedError
 from multicloud.planner import Action
 from multicloud.render import plan_json, plan_text
 from multicloud.retry import RetryPolicy
@@ -94,6 +97,56 @@ def test_a_database_on_azure_is_a_flexible_server_kept_by_destroy(
     while deploy.provider.observe("shop"):
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_a_server_left_without_its_database_and_rule_is_updated_into_shape(
+    arm: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rg = f"rg-{uuid.uuid4().hex[:8]}"
+    deploy = deployment(spec(arm, rg), arm, monkeypatch)
+    # the apply stops right after the server's create, as a SIGKILL there leaves it
+    arm.backend.inject(Fault(status=400, code="InvalidParameterValue", method="PUT", path_contains="/databases/"))
+    with pytest.raises(ApplyFailedError):
+        deploy.apply()
+    servers = arm.backend.postgres
+    assert servers is not None
+    (server,) = [s for s in servers.servers.values() if s.resource_group == rg]
+    assert server.state == "Ready" and "orders" not in server.databases and not server.firewall
+
+    missing = deployment(spec(arm, rg), arm, monkeypatch).plan()
+    change = {c.key: c for c in missing.changes}["postgres/db"]
+    assert change.action is Action.UPDATE and [f.path for f in change.fields] == ["setup"]
+    assert (f"~ setup: \"missing database 'orders', firewall rule {postgres.FIREWALL_RULE}\" -> \"done\""
+            in plan_text(missing))
+
+    servers.op_seconds = 600.0  # a restart keeps it busy until the apply below has seen it so
+    try:
+        deploy.provider.servers._client.servers.begin_restart(rg, server.name)  # type: ignore[attr-defined]
+    finally:
+        servers.op_seconds = 0.02
+    again = deployment(spec(arm, rg), arm, monkeypatch)
+    pending = {c.key: c for c in again.plan().changes}["postgres/db"]
+    assert pending.action is Action.UPDATE and str(pending.fields[0].before).startswith("pending: server is restarting")
+
+    def restarted(method: str, path: str, status: int) -> None:
+        if method == "GET" and path.partition("?")[0].endswith(f"/flexibleServers/{server.name}") and server.operation:
+            server.operation.done_at = 0  # the apply's first read found it restarting: the restart ends
+
+    patches = arm.backend.count("PATCH", server.name)
+    progress: list[str] = []
+    arm.backend.watchers.append(restarted)
+    try:
+        again.provider.apply("shop", pending, lambda event: progress.append(event.message))
+    finally:
+        arm.backend.watchers.remove(restarted)
+    assert arm.backend.count("PATCH", server.name) == patches, "a PATCH was sent though the server was as desired"
+    assert progress[0].startswith(f"waiting for flexible server {server.name} (restarting)")
+    assert f"flexible server {server.name} already as desired; no PATCH" in progress
+    assert "orders" in server.databases and postgres.FIREWALL_RULE in server.firewall
+
+    assert deployment(spec(arm, rg), arm, monkeypatch).apply().ok
+    assert not deployment(spec(arm, rg), arm, monkeypatch).plan().has_changes
+    assert deployment(spec(arm, rg), arm, monkeypatch).destroy(volumes=True).ok
 
 
 @pytest.mark.docker
