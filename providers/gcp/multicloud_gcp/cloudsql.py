@@ -111,11 +111,12 @@ def _user_labels(instance: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def setup_state(sql: SqlAdmin, instance: Mapping[str, Any]) -> str:
     """What the instance has of what apply makes in it after the create: SETUP_DONE, "missing ..." naming
-    the database and user its labels name that do not exist, or "pending" while it is not RUNNABLE (its
-    children may not be listable yet). Reads only: two list calls on a RUNNABLE instance."""
+    the database and user its labels name that do not exist, or "pending" ("unknown" in a state it does not
+    leave by itself) while it is not RUNNABLE: its children may not be listable. Reads only: two list calls
+    on a RUNNABLE instance."""
     state, name, labels = instance.get("state"), str(instance["name"]), _user_labels(instance)
     if state != "RUNNABLE":
-        return f"pending: the instance is {state}"
+        return f"{'pending' if state in PASSING_STATES else 'unknown'}: the instance is {state}"
     database, user = str(labels.get(DATABASE_LABEL, "")), str(labels.get(USER_LABEL, ""))
     try:
         missing = [f"database {database!r}"] if database not in sql.list_databases(name) else []

@@ -1,8 +1,11 @@
 """Kill trials on gcp-cloudrun: `multicloud apply` (a real subprocess against the emulator,
 operations slowed so services stay reconciling) is killed with SIGKILL at a random moment
 after a chosen CreateService, UpdateService or DeleteService took effect, while the app is
-created, changed (a new revision) or shrunk. The next apply must return only once every
-service is ready and converge (`plan --detailed-exitcode` = 0), with one service per spec service.
+created, changed (a new revision) or shrunk; or, while the app is created, after its Cloud SQL
+instance's insert took effect (Cloud SQL operations slowed: the kill lands while the instance is made,
+or between its database and its user). The next apply must return only once every service is ready and
+converge (`plan --detailed-exitcode` = 0), with one service per spec service (and the database and user
+in the instance).
 MULTICLOUD_KILL_TRIALS sets how many trials run (5 by default; 20 for the report's figures)."""
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ from multicloud.spec import Spec, spec_from_dict
 from multicloud.testing.kill import kill, run_trial, trial_count
 
 SEED = int(os.environ.get("MULTICLOUD_KILL_SEED", "10"))
-SCENARIOS = {"create": "CreateService", "update": "UpdateService", "shrink": "DeleteService"}
+SCENARIOS = {"create": "CreateService", "update": "UpdateService", "shrink": "DeleteService",
+             "database": "POST /instances"}
+SQL_OPERATION_SECONDS = 0.8
+"""How long each Cloud SQL operation takes in the database scenario (create, database, user: one after another)."""
 
 
 def _changed(spec: Spec, scenario: str) -> Spec:
@@ -55,26 +61,40 @@ def test_kill_9_then_apply_converges(
     rng = random.Random(SEED + trial)
     scenario = list(SCENARIOS)[trial % len(SCENARIOS)]
     settings = iot_settings("rest")
-    if scenario != "create":
+    if scenario in ("update", "shrink"):
         deploy(iot_spec, CloudRunProvider(settings)).apply()
     target = _changed(iot_spec, scenario)
     spec_file = write_spec(target, settings, tmp_path / "multicloud.yaml")
     env = {**os.environ, **iot_env, "MULTICLOUD_STATE_DIR": str(tmp_path / "state")}
-    method, nth, delay = SCENARIOS[scenario], rng.randint(1, 1 if scenario == "shrink" else 4), rng.uniform(0, 1.2)
+    method, nth = SCENARIOS[scenario], rng.randint(1, 4 if scenario in ("create", "update") else 1)
+    delay = rng.uniform(0, 3 * SQL_OPERATION_SECONDS if scenario == "database" else 1.2)
     point = f"{scenario}: {delay:.2f}s after {method} #{nth}"
     pid: list[int] = []
     seen = [0]
+    sql = cloudrun.cloudsql
+    assert sql is not None
+    quick = sql.op_seconds
+
+    def disarm() -> None:
+        cloudrun.model.watchers.clear()
+        sql.watchers.clear()
+        sql.op_seconds = quick
 
     def watcher(called: str, resource: str) -> None:
         if called == method and pid:
             seen[0] += 1
             if seen[0] == nth:
                 cloudrun.model.watchers.clear()
+                sql.watchers.clear()
                 threading.Timer(delay, kill, (pid[0],)).start()
 
     cloudrun.model.faults.slow_operations(1.0)
-    cloudrun.model.watchers.append(watcher)
-    outcome = run_trial(spec_file, "gcp", env, point=point, arm=pid.append, disarm=cloudrun.model.watchers.clear)
+    if scenario == "database":
+        sql.op_seconds = SQL_OPERATION_SECONDS
+        sql.watchers.append(lambda verb, path: watcher(f"{verb} /{path.rsplit('/', 1)[-1]}", path))
+    else:
+        cloudrun.model.watchers.append(watcher)
+    outcome = run_trial(spec_file, "gcp", env, point=point, arm=pid.append, disarm=disarm)
     print(f"gcp kill trial {trial}: {outcome}")
     assert outcome.converged, outcome.output
     deployment = deploy(target, CloudRunProvider(settings))
@@ -83,3 +103,6 @@ def test_kill_9_then_apply_converges(
         "the re-apply returned before every service was ready"
     )
     assert len(cloudrun.model.services) == len(wanted)
+    ((key, instance),) = sql.instances.items()
+    database, user = (instance["settings"]["userLabels"][f"multicloud-{k}"] for k in ("database", "user"))
+    assert database in sql.databases[key] and user in sql.users[key]

@@ -49,6 +49,8 @@ class CloudSql:
         self.plane: PostgresServers | None = None
         self.network = ""
         """The data-plane network Cloud Run instances are on (where PRIVATE addresses answer)."""
+        self.watchers: list[Callable[[str, str], None]] = []
+        """Called with (verb, path) once a request is answered (kill trials pick their moment with one)."""
         self._due: dict[str, tuple[float, Check | None, Finish]] = {}
         self._passwords: dict[tuple[str, str], str] = {}
 

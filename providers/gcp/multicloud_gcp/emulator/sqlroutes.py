@@ -50,7 +50,10 @@ def route(sql: CloudSql | None, verb: str, path: str, query: str, body: Any) -> 
     for route_verb, pattern, handler in ROUTES:
         match = pattern.match(path)
         if match and route_verb == verb:
-            return handler(sql, match.groupdict(), params, body if isinstance(body, dict) else {})
+            answer = handler(sql, match.groupdict(), params, body if isinstance(body, dict) else {})
+            for watcher in list(sql.watchers):
+                watcher(verb, path)
+            return answer
     raise ApiError("NOT_FOUND", f"The requested URL {path} was not found on this server ({verb}).")
 
 
