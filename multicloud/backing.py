@@ -30,6 +30,11 @@ The interface, for provider authors:
   destroy removes everything that is not. A service's resource depends on
   `spec.resource_keys(service)`, the databases it refers to, so they are made (and healthy) first and
   deleted last.
+- Where apply makes things inside a database server after creating it (a database, a role, a firewall
+  rule: separate API calls), an apply killed in between leaves a server that looks complete by its own
+  fields. So the resource carries `setup`: `SETUP_DONE` desired, and observed `setup_state(missing)`
+  from what observe really finds inside it (or "pending: ..." while the server is too busy to be read):
+  the plan is an in-place update naming what is missing, never a replace.
 - Deleting `postgres/N`: `keep` reaches the provider only under `destroy --volumes` (delete with the
   data, no snapshot); `snapshot` deletes after a final snapshot where the platform takes one (locally
   the volume stays); `delete` deletes with the data.
@@ -37,7 +42,7 @@ The interface, for provider authors:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Protocol, runtime_checkable
 from urllib.parse import quote, urlencode
@@ -46,7 +51,15 @@ from multicloud.spec.backing import Address, Postgres, password_secret, url_secr
 from multicloud.spec.placeholders import ResourceRef, bind_resources, rewrite_service
 from multicloud.spec.targets import TargetSpec
 
-__all__ = ["Address", "SupportsPostgres", "bind", "connection_url", "connection_urls"]
+__all__ = ["SETUP_DONE", "Address", "SupportsPostgres", "bind", "connection_url", "connection_urls", "setup_state"]
+
+SETUP_DONE = "done"
+"""A database resource's `setup` when everything apply makes inside its server exists."""
+
+
+def setup_state(missing: Sequence[str]) -> str:
+    """A database resource's observed `setup`: SETUP_DONE, else "missing A, B" naming what is not there."""
+    return f"missing {', '.join(missing)}" if missing else SETUP_DONE
 
 
 @runtime_checkable

@@ -18,6 +18,7 @@ import math
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from multicloud.backing import SETUP_DONE, setup_state
 from multicloud.contract import Health, HealthState
 from multicloud.naming import placed_name
 from multicloud.resources import Resource, Sensitive
@@ -46,7 +47,6 @@ version goes up in place, sku and password change)."""
 READY, STARTING = "Ready", ("Provisioning", "Updating", "Starting", "Restarting")
 BUSY = (*STARTING, "Stopping")
 """States in which ARM refuses a write to the server or its children (409 ServerBusy)."""
-SETUP_DONE = "done"
 """The `setup` a server has once its database and firewall rule exist (see `setup`)."""
 
 
@@ -155,7 +155,7 @@ def setup(server: Mapping[str, Any], databases: Collection[str] | None, rules: C
     database = str((server.get("tags") or {}).get(DATABASE_TAG, ""))
     missing = [f"database {database!r}"] if database not in databases else []
     missing += [f"firewall rule {FIREWALL_RULE}"] if FIREWALL_RULE not in rules else []
-    return f"missing {', '.join(missing)}" if missing else SETUP_DONE
+    return setup_state(missing)
 
 
 def stands(server: Mapping[str, Any]) -> bool:

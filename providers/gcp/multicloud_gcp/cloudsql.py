@@ -21,6 +21,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from multicloud import backing
 from multicloud.contract import Health, HealthState
 from multicloud.errors import RetryableError, UserError
 from multicloud.naming import placed_name
@@ -46,7 +47,6 @@ PASSWORD_LABELS = ("multicloud-password-1", "multicloud-password-2")
 REPLACE_ON = frozenset({"instance"})
 PASSING_STATES = frozenset({"PENDING_CREATE", "MAINTENANCE", "ONLINE_MAINTENANCE", "REPAIRING"})
 """States an instance leaves by itself (being made, maintained or repaired)."""
-SETUP_DONE = "done"
 """`setup` of an instance whose database and user exist (what apply makes after the create)."""
 NOT_READY = ("not in an appropriate state", "already in progress")
 """What Cloud SQL says when an instance's databases or users cannot be listed yet."""
@@ -88,7 +88,7 @@ def resources(spec: TargetSpec, settings: GcpSettings, secrets: Mapping[str, str
             "user": db.user_name(name),
             "deletion": db.deletion,
             "password": Sensitive.of(secrets.get(password_secret(name), ""), app=spec.app),
-            "setup": SETUP_DONE,
+            "setup": backing.SETUP_DONE,
         }
         found.append(Resource(KIND, name, props, replace_on=REPLACE_ON, persistent=db.persistent,
                               update_effect="the instance restarts when its tier or version changes"))
@@ -125,7 +125,7 @@ def setup_state(sql: SqlAdmin, instance: Mapping[str, Any]) -> str:
         if any(text in exc.message for text in NOT_READY):
             return f"pending: {exc.message}"
         raise
-    return f"missing {', '.join(missing)}" if missing else SETUP_DONE
+    return backing.setup_state(missing)
 
 
 def observed(instance: Mapping[str, Any], setup: str) -> Resource | None:
