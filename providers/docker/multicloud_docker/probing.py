@@ -62,8 +62,10 @@ def retrying(script: str, window: float) -> str:
     """A sh script that runs `script` (in a subshell) until it exits 0, PROBE_BACKOFF apart (a second
     apart where `sleep` takes whole seconds only), for about `window` seconds: at most the runs that fit
     in it, and none begun once `date +%s` says it has passed, so runs that hang to their timeout do not
-    go on long after the caller gave up (without `date`, the count alone bounds it); exits 0 or 1."""
-    runs, seconds = max(1, math.ceil(window / PROBE_BACKOFF)), max(1, math.ceil(window))
+    go on long after the caller gave up (without `date`, the count alone bounds it); exits 0 or 1. The
+    clock counts whole seconds, so its cutoff is a second later than the window rounded up: never before
+    the window is over (a cutoff at the next tick cut a 0.2 s window short when it began late in a second)."""
+    runs, seconds = max(1, math.ceil(window / PROBE_BACKOFF)), max(1, math.ceil(window)) + 1
     return (  # names of its own (_mc_*): the check runs in a subshell that sees them
         '_mc_now() { _mc_s=$(date +%s 2>/dev/null); case "$_mc_s" in ""|*[!0-9]*) echo 0;; *) echo "$_mc_s";; esac; }; '
         f"_mc_end=$(($(_mc_now) + {seconds})); _mc_n=0; while :; do ( {script}\n) >/dev/null 2>&1 && exit 0; "
