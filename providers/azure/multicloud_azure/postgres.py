@@ -47,7 +47,6 @@ version goes up in place, sku and password change)."""
 READY, STARTING = "Ready", ("Provisioning", "Updating", "Starting", "Restarting")
 BUSY = (*STARTING, "Stopping")
 """States in which ARM refuses a write to the server or its children (409 ServerBusy)."""
-"""The `setup` a server has once its database and firewall rule exist (see `setup`)."""
 
 
 def server_name(settings: AzureSettings, spec: TargetSpec, name: str) -> str:

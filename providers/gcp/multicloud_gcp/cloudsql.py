@@ -47,7 +47,6 @@ PASSWORD_LABELS = ("multicloud-password-1", "multicloud-password-2")
 REPLACE_ON = frozenset({"instance"})
 PASSING_STATES = frozenset({"PENDING_CREATE", "MAINTENANCE", "ONLINE_MAINTENANCE", "REPAIRING"})
 """States an instance leaves by itself (being made, maintained or repaired)."""
-"""`setup` of an instance whose database and user exist (what apply makes after the create)."""
 NOT_READY = ("not in an appropriate state", "already in progress")
 """What Cloud SQL says when an instance's databases or users cannot be listed yet."""
 MIN_DISK_GB = 10
