@@ -103,7 +103,7 @@ def _labels(resource: Resource, app: str, target: str) -> dict[str, str]:
             PASSWORD_LABELS[0]: digest[:32], PASSWORD_LABELS[1]: digest[32:]}
 
 
-def _user_labels(instance: Mapping[str, Any]) -> Mapping[str, Any]:
+def user_labels(instance: Mapping[str, Any]) -> Mapping[str, Any]:
     """An instance's user labels ({} when it has none)."""
     return dict((instance.get("settings") or {}).get("userLabels") or {})
 
@@ -113,7 +113,7 @@ def setup_state(sql: SqlAdmin, instance: Mapping[str, Any]) -> str:
     the database and user its labels name that do not exist, or "pending" ("unknown" in a state it does not
     leave by itself) while it is not RUNNABLE: its children may not be listable. Reads only: two list calls
     on a RUNNABLE instance."""
-    state, name, labels = instance.get("state"), str(instance["name"]), _user_labels(instance)
+    state, name, labels = instance.get("state"), str(instance["name"]), user_labels(instance)
     if state != "RUNNABLE":
         return f"{'pending' if state in PASSING_STATES else 'unknown'}: the instance is {state}"
     database, user = str(labels.get(DATABASE_LABEL, "")), str(labels.get(USER_LABEL, ""))
@@ -131,7 +131,7 @@ def observed(instance: Mapping[str, Any], setup: str) -> Resource | None:
     """The resource an instance labelled by multicloud stands for, with its `setup` (see `setup_state`); None for
     another instance."""
     settings = instance.get("settings") or {}
-    labels = _user_labels(instance)
+    labels = user_labels(instance)
     name = labels.get(RESOURCE_LABEL)
     if not name or instance.get("state") == "PENDING_DELETE":
         return None
@@ -190,7 +190,7 @@ def apply(sql: SqlAdmin, app: str, target: str, change: Change, say: Callable[[s
     resource = change.resource
     name = str((change.before or resource).properties["instance"])
     current = sql.get_instance(name)
-    if current is not None and _user_labels(current).get(APP_LABEL) != app:
+    if current is not None and user_labels(current).get(APP_LABEL) != app:
         raise UserError(f"Cloud SQL instance {name!r} exists and is not app {app!r}'s; multicloud will not touch it")
     if change.action is Action.DELETE:
         if current is not None:
@@ -209,7 +209,7 @@ def apply(sql: SqlAdmin, app: str, target: str, change: Change, say: Callable[[s
         return
     current = sql.wait_idle(name, say)
     # the children first, the labels (the password's digest) after: a kill in between leaves a plan to finish it
-    stale = _password_digest(_user_labels(current)) != props["password"].digest
+    stale = _password_digest(user_labels(current)) != props["password"].digest
     _make_children(sql, name, props, stale=stale, say=say)
     changed = {k: v for k, v in wanted.items() if (current.get("settings") or {}).get(k) != v}
     patch: dict[str, Any] = {"settings": changed} if changed else {}

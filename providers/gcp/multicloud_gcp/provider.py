@@ -128,7 +128,7 @@ class CloudRunProvider:
             raise
         found = []
         for instance in instances:
-            labels = (instance.get("settings") or {}).get("userLabels") or {}
+            labels = cloudsql.user_labels(instance)
             if labels.get(APP_LABEL) != app or name not in (None, labels.get(cloudsql.RESOURCE_LABEL)):
                 continue
             found.append(cloudsql.observed(instance, cloudsql.setup_state(self.sql, instance)))
